@@ -1,0 +1,1 @@
+"""Reward and policy primitives shared by the papers (device-agnostic)."""

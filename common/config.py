@@ -1,0 +1,103 @@
+"""Config/CLI helper: tyro dataclasses with three presets (smoke / quick / full) and validation.
+
+A paper declares `@dataclass class Config(RunConfig)` with a docstring on every field (tyro turns
+them into `--help`), a `validate()` that calls `ensure(...)`, and `PRESETS = {"smoke": ..., "quick": ...,
+"full": ...}`. `parse(Config, PRESETS, argv)` picks the preset's values as defaults, lets any flag
+override them, validates, and exits with a message that names the field on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import tyro
+
+PresetName = Literal["smoke", "quick", "full"]
+PRESET_NAMES: tuple[str, ...] = ("smoke", "quick", "full")
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message starts with the offending flag."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"--{field.replace('_', '-')}: {message}")
+
+
+def ensure(condition: bool, field: str, message: str) -> None:
+    """Raise `ConfigError(field, message)` unless `condition` holds."""
+    if not condition:
+        raise ConfigError(field, message)
+
+
+@dataclass
+class RunConfig:
+    """Options every paper run shares."""
+
+    preset: PresetName = "quick"
+    """Preset: smoke (seconds, for tests), quick (<= 15 min on 2 CPU cores, committed), full (paper scale)."""
+    seeds: int = 3
+    """Number of seeds; seeds 0 .. seeds-1 are run."""
+    out: Path | None = None
+    """Output folder (default: results/<paper>/<preset>/)."""
+    strict: bool = False
+    """Exit with status 1 if any claim FAILs."""
+
+    def validate(self) -> None:
+        """Check every field; paper configs extend this and call `super().validate()`."""
+        ensure(self.preset in PRESET_NAMES, "preset", f"must be one of {PRESET_NAMES}, got {self.preset!r}")
+        ensure(self.seeds >= 1, "seeds", f"must be >= 1, got {self.seeds}")
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds))
+
+
+def check_positive(cfg: object, *names: str) -> None:
+    """`ensure(value > 0)` for every named field (numbers or sequences of numbers)."""
+    for name in names:
+        value = getattr(cfg, name)
+        values = value if isinstance(value, list | tuple) else [value]
+        ensure(len(values) > 0, name, "must not be empty")
+        ensure(all(v > 0 for v in values), name, f"must be > 0, got {value}")
+
+
+def check_fraction(cfg: object, *names: str, upper_open: bool = True) -> None:
+    """`ensure(0 <= value < 1)` (or `<= 1` with upper_open=False) for every named field."""
+    for name in names:
+        value = getattr(cfg, name)
+        values = value if isinstance(value, list | tuple) else [value]
+        ok = all(0 <= v < 1 if upper_open else 0 <= v <= 1 for v in values)
+        ensure(ok, name, f"must lie in [0, 1{')' if upper_open else ']'}, got {value}")
+
+
+C = TypeVar("C", bound=RunConfig)
+
+
+def _requested_preset(argv: Sequence[str]) -> str:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", default="quick")
+    known, _ = pre.parse_known_args(list(argv))
+    return known.preset
+
+
+def parse(config_cls: type[C], presets: Mapping[str, C], argv: Sequence[str] | None = None, *, prog: str = "") -> C:
+    """Parse `argv` into `config_cls`, starting from the requested preset; exit(2) with a clear message on error."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name = _requested_preset(argv)
+    if name not in presets:
+        print(f"error: --preset: unknown preset {name!r}; choose one of {sorted(presets)}", file=sys.stderr)
+        raise SystemExit(2)
+    default = dataclasses.replace(presets[name], preset=name)
+    cfg = tyro.cli(config_cls, default=default, args=argv, prog=prog or None, description=config_cls.__doc__)
+    try:
+        cfg.validate()
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return cfg

@@ -1,0 +1,289 @@
+"""Run records, aggregates over seeds, environment capture, claims, and atomic output files.
+
+A run writes to its output folder:
+  records.jsonl  one row per (method, seed, [setting / step], metric)
+  summary.json   paper, preset, seeds, config, env, wall_time_s, methods (aggregates), claims
+  table.md       aggregates (mean ± 95% CI over seeds) and the claims table
+  figure.png     the paper's headline plot (drawn by the paper)
+
+Rows are plain dicts with keys `method`, `seed`, `metric`, `value` and any number of setting keys
+(e.g. `alpha`, `rank`). Rows that carry a `step` key are curves (kept in records.jsonl, drawn in the
+figure); rows without one are final values and are aggregated into summary.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESERVED = ("method", "seed", "metric", "value")
+PACKAGES = (
+    "numpy",
+    "scipy",
+    "torch",
+    "jax",
+    "jaxlib",
+    "flax",
+    "optax",
+    "transformers",
+    "triton",
+    "gymnasium",
+    "mujoco",
+    "scikit-learn",
+    "tyro",
+)
+
+
+# ----------------------------------------------------------------------------- records
+
+
+def record(method: str, seed: int, metric: str, value: float, **setting: Any) -> dict[str, Any]:
+    """One row; `value` is stored as a float (NaN and inf are kept and written as JSON null)."""
+    for key in setting:
+        if key in RESERVED:
+            raise ValueError(f"setting key {key!r} clashes with a reserved record key")
+    return {"method": method, "seed": int(seed), "metric": metric, "value": float(value), **setting}
+
+
+def select(rows: Iterable[dict], **match: Any) -> list[dict]:
+    """Rows whose keys equal every `key=value` given (a missing key never matches)."""
+    return [r for r in rows if all(k in r and r[k] == v for k, v in match.items())]
+
+
+def values(rows: Iterable[dict], **match: Any) -> np.ndarray:
+    """The `value`s of the matching rows, ordered by seed."""
+    return np.array([r["value"] for r in sorted(select(rows, **match), key=lambda r: r["seed"])], dtype=float)
+
+
+def mean_ci95(x: Sequence[float]) -> tuple[float, float]:
+    """Mean and the half-width of a two-sided 95% Student-t confidence interval over seeds (0 for one seed)."""
+    arr = np.asarray(x, dtype=float)
+    if arr.size == 0:
+        raise ValueError("mean_ci95 of an empty sample")
+    mean = float(np.mean(arr))
+    if arr.size < 2:
+        return mean, 0.0
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.975, arr.size - 1) * np.std(arr, ddof=1) / math.sqrt(arr.size))
+    return mean, half
+
+
+def _setting_label(row: dict) -> str:
+    extra = {k: v for k, v in row.items() if k not in RESERVED}
+    if not extra:
+        return row["metric"]
+    return row["metric"] + "[" + ",".join(f"{k}={v}" for k, v in sorted(extra.items())) + "]"
+
+
+def aggregate(rows: Iterable[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """{method: {metric[setting]: {mean, ci95, n}}} over seeds, for rows without a `step` key."""
+    groups: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in rows:
+        if "step" in r:
+            continue
+        groups[(r["method"], _setting_label(r))].append(r["value"])
+    out: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+    for (method, label), vals in sorted(groups.items()):
+        mean, half = mean_ci95(vals)
+        out[method][label] = {"mean": mean, "ci95": half, "n": len(vals)}
+    return dict(out)
+
+
+# ----------------------------------------------------------------------------- claims
+
+
+@dataclass
+class Claim:
+    """A headline statement checked over the records: `passed` is decided by the data."""
+
+    id: str
+    statement: str
+    observed: dict[str, Any]
+    passed: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "statement": self.statement,
+            "observed": _jsonable(self.observed),
+            "passed": bool(self.passed),
+        }
+
+
+def print_claims(claims: Sequence[Claim], title: str = "Claims") -> None:
+    """Print the claims as a table (rich) — the last thing a run prints."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=True)
+    table.add_column("id")
+    table.add_column("statement")
+    table.add_column("observed")
+    table.add_column("result")
+    for c in claims:
+        obs = ", ".join(f"{k}={_fmt(v)}" for k, v in c.observed.items())
+        table.add_row(c.id, c.statement, obs, "[green]PASS[/]" if c.passed else "[red]FAIL[/]")
+    Console(width=160).print(table)
+
+
+# ----------------------------------------------------------------------------- environment
+
+
+def git_commit() -> str:
+    """HEAD's commit (with "-dirty" if tracked files changed), or "unknown" outside a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("-dirty" if dirty else "")
+
+
+def environment() -> dict[str, Any]:
+    """Python, platform, installed package versions, git commit and device."""
+    from common.device import describe
+
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "packages": versions,
+        "commit": git_commit(),
+        "device": describe(),
+    }
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return str(v)
+
+
+def _jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda p: p.write_text(text))
+
+
+def markdown_table(methods: dict[str, dict[str, dict[str, float]]], claims: Sequence[Claim]) -> str:
+    """table.md: one row per (method, metric[setting]) with mean ± 95% CI, then the claims."""
+    lines = ["| method | metric | mean ± 95% CI | n |", "|---|---|---|---|"]
+    for method, metrics in methods.items():
+        for label, agg in metrics.items():
+            lines.append(f"| {method} | {label} | {agg['mean']:.4g} ± {agg['ci95']:.2g} | {agg['n']} |")
+    lines += ["", "| claim | statement | observed | result |", "|---|---|---|---|"]
+    for c in claims:
+        obs = ", ".join(f"{k}={_fmt(v)}" for k, v in c.observed.items())
+        lines.append(f"| {c.id} | {c.statement} | {obs} | {'PASS' if c.passed else 'FAIL'} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_run(
+    out: Path,
+    *,
+    paper: str,
+    preset: str,
+    seeds: Sequence[int],
+    config: Any,
+    rows: Sequence[dict],
+    claims: Sequence[Claim],
+    wall_time_s: float,
+    figure: Callable[[Path], None] | None = None,
+    extra_table: str = "",
+) -> dict[str, Any]:
+    """Write records.jsonl, summary.json, table.md and figure.png atomically; return the summary."""
+    methods = aggregate(rows)
+    summary = {
+        "paper": paper,
+        "preset": preset,
+        "seeds": list(seeds),
+        "config": _jsonable(config),
+        "env": environment(),
+        "wall_time_s": round(float(wall_time_s), 1),
+        "methods": _jsonable(methods),
+        "claims": [c.as_dict() for c in claims],
+    }
+    atomic_write_text(out / "records.jsonl", "".join(json.dumps(_jsonable(r), sort_keys=True) + "\n" for r in rows))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, sort_keys=False) + "\n")
+    atomic_write_text(out / "table.md", (extra_table + "\n" if extra_table else "") + markdown_table(methods, claims))
+    if figure is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        atomic_write(out / "figure.png", figure)
+    return summary
+
+
+def load_summary(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def exit_code(claims: Sequence[Claim], strict: bool) -> int:
+    """1 when `strict` and any claim failed, else 0."""
+    return int(strict and not all(c.passed for c in claims))
+
+
+def stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)

@@ -1,0 +1,1 @@
+"""Fused log-prob / entropy / KL without materialising logits."""

@@ -1,0 +1,1 @@
+"""One package per reproduced paper; see `papers.registry` for the list."""
