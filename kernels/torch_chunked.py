@@ -1,0 +1,183 @@
+"""`torch` backend: a chunked `torch.autograd.Function` that never holds more than a (tokens × vocab) chunk of logits.
+
+Forward, per token chunk, streams over vocabulary chunks with an online softmax (running max m, running sum
+l = Σ e^{s−m}, running a = Σ e^{s−m}(s − m); shifting by m keeps |z| ~ 1e4 exact in fp32):
+    lse = m + log l,   H = log l − a / l   (= lse − Σ p s),   log p(t) = s_t − lse
+and, with reference states, the same stats for s' plus b = Σ e^{s−m}(s' − m') to get
+    KL = Σ p (log p − log q) = (a − b) / l − log l + log l'.
+Only lse, H (and lse', KL) per token are saved: O(N) memory besides the inputs.
+
+Backward recomputes each logits chunk (8NDV FLOPs instead of 6NDV; gradient-in-forward is impossible here
+because the upstream per-token gradients g are only known at backward time) and applies
+    ∂ log p(t)/∂s_v = 1[v = t] − p_v
+    ∂ H/∂s_v        = −p_v (log p_v + H)
+    ∂ KL/∂s_v       = p_v (log p_v − log q_v − KL),     ∂ KL/∂s'_v = q_v − p_v
+then dz = ds / τ, grad H = dz W, grad W = dzᵀ H — grad W accumulated in fp32 across token chunks.
+"""
+
+from __future__ import annotations
+
+import torch
+
+TOKEN_CHUNK = 256
+"""Default tokens per chunk."""
+CHUNK_ELEMENTS = 1 << 22
+"""Default budget of logits elements per (token × vocab) chunk (16 MB in fp32)."""
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _chunks(n: int, size: int):
+    for start in range(0, n, size):
+        yield start, min(start + size, n)
+
+
+def _online_stats(hs, w, hrs, wr, tgt, vocab_chunk):
+    """Stream one token chunk over the vocabulary. hs = h/τ, hrs = h_ref/τ (or None). Returns per-token stats."""
+    m = l = a = mr = lr = b = None
+    st = torch.empty(hs.shape[0], dtype=hs.dtype, device=hs.device)
+    for v0, v1 in _chunks(w.shape[0], vocab_chunk):
+        s = hs @ w[v0:v1].to(hs.dtype).T  # s = z / τ for this chunk
+        in_chunk = (tgt >= v0) & (tgt < v1)
+        st = torch.where(in_chunk, s.gather(1, (tgt - v0).clamp(0, v1 - v0 - 1).unsqueeze(1)).squeeze(1), st)
+        cm = s.amax(1)
+        m_new = cm if m is None else torch.maximum(m, cm)
+        s.sub_(m_new.unsqueeze(1))  # s − m
+        e = s.exp()
+        l_prev = l
+        if m is None:
+            l, a = e.sum(1), (e * s).sum(1)
+        else:
+            scale = (m - m_new).exp()
+            # a is relative to the old max: Σ e^{s−m_new}(s − m_new) = scale (a + (m − m_new) l)
+            a = scale * (a + (m - m_new) * l) + (e * s).sum(1)
+            l = scale * l + e.sum(1)
+        if hrs is not None:
+            sr = hrs @ wr[v0:v1].to(hrs.dtype).T
+            cmr = sr.amax(1)
+            mr_new = cmr if mr is None else torch.maximum(mr, cmr)
+            sr.sub_(mr_new.unsqueeze(1))  # s' − m'
+            if mr is None:
+                lr, b = sr.exp().sum(1), (e * sr).sum(1)
+            else:
+                # b = Σ e^{s−m}(s' − m') shifted to the new maxima of both s and s'
+                b = scale * (b + (mr - mr_new) * l_prev) + (e * sr).sum(1)
+                lr = (mr - mr_new).exp() * lr + sr.exp().sum(1)
+            mr = mr_new
+        m = m_new
+    lse = m + l.log()
+    ent = l.log() - a / l
+    logp = st - lse
+    if hrs is None:
+        return logp, ent, lse, None, None
+    lse_r = mr + lr.log()
+    kl = (a - b) / l - l.log() + lr.log()
+    return logp, ent, lse, lse_r, kl
+
+
+class _FusedLogprob(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, ref_hidden, ref_weight, temperature, token_chunk, vocab_chunk):
+        ctx.set_materialize_grads(False)
+        dt = _compute_dtype(hidden)
+        n = hidden.shape[0]
+        has_ref = ref_hidden is not None
+        logp = torch.empty(n, dtype=dt, device=hidden.device)
+        ent, lse = torch.empty_like(logp), torch.empty_like(logp)
+        lse_r = torch.empty_like(logp) if has_ref else None
+        kl = torch.empty_like(logp) if has_ref else None
+        inv_t = 1.0 / temperature
+        for n0, n1 in _chunks(n, token_chunk):
+            hs = hidden[n0:n1].to(dt) * inv_t
+            hrs = ref_hidden[n0:n1].to(dt) * inv_t if has_ref else None
+            out = _online_stats(hs, weight, hrs, ref_weight, targets[n0:n1], vocab_chunk)
+            logp[n0:n1], ent[n0:n1], lse[n0:n1] = out[0], out[1], out[2]
+            if has_ref:
+                lse_r[n0:n1], kl[n0:n1] = out[3], out[4]
+        ctx.save_for_backward(hidden, weight, targets, ref_hidden, ref_weight, lse, ent, lse_r, kl)
+        ctx.cfg = (temperature, token_chunk, vocab_chunk)
+        return (logp, ent, kl) if has_ref else (logp, ent)
+
+    @staticmethod
+    def backward(ctx, g_lp, g_ent, g_kl=None):
+        hidden, weight, targets, ref_hidden, ref_weight, lse, ent, lse_r, kl = ctx.saved_tensors
+        temperature, token_chunk, vocab_chunk = ctx.cfg
+        has_ref = ref_hidden is not None and g_kl is not None
+        need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        need_hr = has_ref and ctx.needs_input_grad[3]
+        need_wr = has_ref and ctx.needs_input_grad[4]
+        dt = _compute_dtype(hidden)
+        inv_t = 1.0 / temperature
+        gh = torch.zeros(hidden.shape, dtype=dt, device=hidden.device) if need_h else None
+        gw = torch.zeros(weight.shape, dtype=dt, device=weight.device) if need_w else None  # fp32 accumulator
+        ghr = torch.zeros(ref_hidden.shape, dtype=dt, device=hidden.device) if need_hr else None
+        gwr = torch.zeros(ref_weight.shape, dtype=dt, device=hidden.device) if need_wr else None
+        if g_lp is None and g_ent is None and not has_ref:
+            return None, None, None, None, None, None, None, None
+        for n0, n1 in _chunks(hidden.shape[0], token_chunk):
+            hs = hidden[n0:n1].to(dt) * inv_t
+            tgt = targets[n0:n1]
+            c_lse, c_ent = lse[n0:n1].unsqueeze(1), ent[n0:n1].unsqueeze(1)
+            hrs = ref_hidden[n0:n1].to(dt) * inv_t if has_ref else None
+            for v0, v1 in _chunks(weight.shape[0], vocab_chunk):
+                w = weight[v0:v1].to(dt)
+                logp_v = (hs @ w.T).sub_(c_lse)  # log p_v = s_v − lse
+                p = logp_v.exp()
+                ds = torch.zeros_like(p)
+                if g_ent is not None:  # ∂H/∂s_v = −p_v (log p_v + H)
+                    ds.sub_((logp_v + c_ent).mul_(p).mul_(g_ent[n0:n1].unsqueeze(1)))
+                if has_ref:  # ∂KL/∂s_v = p_v (log p_v − log q_v − KL)
+                    wr = ref_weight[v0:v1].to(dt)
+                    logq_v = (hrs @ wr.T).sub_(lse_r[n0:n1].unsqueeze(1))
+                    gk = g_kl[n0:n1].unsqueeze(1)
+                    ds.add_((logp_v - logq_v).sub_(kl[n0:n1].unsqueeze(1)).mul_(p).mul_(gk))
+                    if need_hr or need_wr:
+                        dsr = (logq_v.exp_() - p).mul_(gk)  # ∂KL/∂s'_v = q_v − p_v
+                        if need_hr:
+                            ghr[n0:n1] += dsr @ wr
+                        if need_wr:
+                            gwr[v0:v1] += dsr.T @ hrs
+                if g_lp is not None:  # ∂ log p(t)/∂s_v = 1[v = t] − p_v
+                    g = g_lp[n0:n1].unsqueeze(1)
+                    ds.sub_(p * g)
+                    in_chunk = (tgt >= v0) & (tgt < v1)
+                    rows = in_chunk.nonzero().squeeze(1)
+                    ds[rows, tgt[rows] - v0] += g_lp[n0:n1][rows]
+                if need_h:
+                    gh[n0:n1] += ds @ w
+                if need_w:
+                    gw[v0:v1] += ds.T @ hs  # hs = h/τ carries the 1/τ of dz = ds/τ
+        # grad H still misses the 1/τ of dz = ds/τ (grad W got it through hs)
+        out_h = (gh * inv_t).to(hidden.dtype) if need_h else None
+        out_w = gw.to(weight.dtype) if need_w else None
+        out_hr = (ghr * inv_t).to(ref_hidden.dtype) if need_hr else None
+        out_wr = gwr.to(ref_weight.dtype) if need_wr else None
+        return out_h, out_w, None, out_hr, out_wr, None, None, None
+
+
+def default_chunks(n: int, v: int) -> tuple[int, int]:
+    """Token chunk and vocab chunk so that one logits chunk holds about CHUNK_ELEMENTS values."""
+    token_chunk = max(1, min(n, TOKEN_CHUNK))
+    vocab_chunk = max(1, min(v, CHUNK_ELEMENTS // token_chunk))
+    return token_chunk, vocab_chunk
+
+
+def fused_logprob_torch(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    temperature: float = 1.0,
+    ref_hidden: torch.Tensor | None = None,
+    ref_weight: torch.Tensor | None = None,
+    *,
+    token_chunk: int | None = None,
+    vocab_chunk: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(log p(t), entropy, exact KL or None) per token, chunked; hidden (N, D), weight (V, D), targets (N,)."""
+    tc, vc = default_chunks(hidden.shape[0], weight.shape[0])
+    out = _FusedLogprob.apply(
+        hidden, weight, targets, ref_hidden, ref_weight, float(temperature), token_chunk or tc, vocab_chunk or vc
+    )
+    return (out[0], out[1], out[2]) if ref_hidden is not None else (out[0], out[1], None)
