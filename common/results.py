@@ -53,9 +53,6 @@ PACKAGES = (
 
 def record(method: str, seed: int, metric: str, value: float, **setting: Any) -> dict[str, Any]:
     """One row; `value` is stored as a float (NaN and inf are kept and written as JSON null)."""
-    for key in setting:
-        if key in RESERVED:
-            raise ValueError(f"setting key {key!r} clashes with a reserved record key")
     return {"method": method, "seed": int(seed), "metric": metric, "value": float(value), **setting}
 
 
@@ -191,6 +188,8 @@ def _fmt(v: Any) -> str:
         return f"{v:.4g}"
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_fmt(k)}: {_fmt(x)}" for k, x in v.items()) + "}"
     return str(v)
 
 

@@ -1,0 +1,77 @@
+"""Generate the README tables from the registry and `results/` (never typed by hand).
+
+`python -m common.readme` rewrites, in place:
+- README.md between `<!-- papers:start -->` and `<!-- papers:end -->`: one row per paper (status, claims, time);
+- each papers/<slug>/README.md between `<!-- results:start -->` and `<!-- results:end -->`:
+  results/<slug>/quick/table.md.
+`python -m common.readme --check` exits 1 if any file is out of date (the tests run this).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+from papers.registry import PAPERS, ROOT
+
+PAPERS_MARK = ("<!-- papers:start -->", "<!-- papers:end -->")
+RESULTS_MARK = ("<!-- results:start -->", "<!-- results:end -->")
+
+
+def paper_table() -> str:
+    lines = [
+        "| paper | slug | framework | status | claims (quick preset) | quick wall time | run |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for p in PAPERS:
+        summary_path = p.results_dir / "summary.json"
+        status, claims, wall = ("implemented" if p.implemented else "planned"), "—", "—"
+        if summary_path.exists():
+            summary = json.loads(summary_path.read_text())
+            verdicts = [f"{c['id']} {'PASS' if c['passed'] else 'FAIL'}" for c in summary["claims"]]
+            n_pass = sum(c["passed"] for c in summary["claims"])
+            claims = f"{n_pass}/{len(verdicts)} PASS: " + "; ".join(verdicts)
+            wall = f"{summary['wall_time_s'] / 60:.1f} min"
+        run = f"`nox -s {p.session}`" if p.implemented else "—"
+        lines.append(f"| {p.title} | `{p.slug}` | {p.framework} | {status} | {claims} | {wall} | {run} |")
+    return "\n".join(lines)
+
+
+def splice(text: str, marks: tuple[str, str], body: str) -> str:
+    start, end = marks
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), flags=re.S)
+    if not pattern.search(text):
+        raise ValueError(f"markers {start} … {end} not found")
+    return pattern.sub(lambda _: f"{start}\n{body.rstrip()}\n{end}", text)
+
+
+def targets() -> dict[Path, str]:
+    """Every generated file → its expected contents."""
+    out = {}
+    readme = ROOT / "README.md"
+    out[readme] = splice(readme.read_text(), PAPERS_MARK, paper_table())
+    for p in PAPERS:
+        paper_readme = ROOT / "papers" / p.slug / "README.md"
+        table = p.results_dir / "table.md"
+        if paper_readme.exists() and table.exists() and RESULTS_MARK[0] in paper_readme.read_text():
+            body = f"From `results/{p.slug}/quick/` (regenerate: `nox -s {p.session}` then `nox -s readme`).\n\n"
+            out[paper_readme] = splice(paper_readme.read_text(), RESULTS_MARK, body + table.read_text())
+    return out
+
+
+def main(argv: list[str]) -> int:
+    stale = [path for path, text in targets().items() if path.read_text() != text]
+    if "--check" in argv:
+        for path in stale:
+            print(f"out of date: {path.relative_to(ROOT)} (run `nox -s readme`)", file=sys.stderr)
+        return int(bool(stale))
+    for path in stale:
+        path.write_text(targets()[path])
+        print(f"updated {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,91 @@
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from common.results import (
+    Claim,
+    aggregate,
+    atomic_write_text,
+    exit_code,
+    mean_ci95,
+    record,
+    select,
+    values,
+    write_run,
+)
+
+
+def test_mean_ci95_matches_t_interval():
+    x = [1.0, 2.0, 4.0, 7.0]
+    mean, half = mean_ci95(x)
+    lo, hi = stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=stats.sem(x))
+    assert mean == pytest.approx(3.5)
+    assert half == pytest.approx((hi - lo) / 2)
+    assert mean_ci95([5.0]) == (5.0, 0.0)
+    with pytest.raises(ValueError):
+        mean_ci95([])
+
+
+def test_record_select_values_and_aggregate():
+    rows = [record("a", s, "acc", v, p=0.1) for s, v in enumerate([0.5, 0.7, 0.6])]
+    rows += [record("a", 0, "acc", 9.0, p=0.1, step=3)]  # a curve point: not aggregated
+    rows += [record("b", 0, "acc", 0.2)]
+    assert len(select(rows, method="a", p=0.1)) == 4
+    assert list(values(rows, method="a", p=0.1, metric="acc")) == [0.5, 9.0, 0.7, 0.6]  # ordered by seed
+    agg = aggregate(rows)
+    assert agg["a"]["acc[p=0.1]"]["mean"] == pytest.approx(0.6)
+    assert agg["a"]["acc[p=0.1]"]["n"] == 3
+    assert agg["b"]["acc"] == {"mean": 0.2, "ci95": 0.0, "n": 1}
+
+
+def test_write_run_files_and_fixed_summary_keys(tmp_path):
+    rows = [record("m", s, "err", 1.0 / (s + 1), rank=2) for s in range(3)] + [record("m", 0, "err", math.inf)]
+    claims = [Claim("c1", "err small", {"err": 0.5}, True), Claim("c2", "other", {"x": [1, 2]}, False)]
+
+    def fig(path):
+        import matplotlib.pyplot as plt
+
+        plt.plot([0, 1])
+        plt.savefig(path, format="png")
+        plt.close()
+
+    summary = write_run(
+        tmp_path,
+        paper="toy",
+        preset="smoke",
+        seeds=[0, 1, 2],
+        config={"a": 1},
+        rows=rows,
+        claims=claims,
+        wall_time_s=1.23,
+        figure=fig,
+    )
+    assert list(summary) == ["paper", "preset", "seeds", "config", "env", "wall_time_s", "methods", "claims"]
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["claims"][1] == {"id": "c2", "statement": "other", "observed": {"x": [1, 2]}, "passed": False}
+    assert {"commit", "device", "packages", "python"} <= set(on_disk["env"])
+    lines = (tmp_path / "records.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and json.loads(lines[-1])["value"] is None  # inf is written as null
+    assert "| m | err[rank=2] |" in (tmp_path / "table.md").read_text()
+    assert (tmp_path / "figure.png").read_bytes()[:4] == b"\x89PNG"
+    assert exit_code(claims, strict=True) == 1 and exit_code(claims, strict=False) == 0
+    assert exit_code(claims[:1], strict=True) == 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left behind
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    path = tmp_path / "f.txt"
+    atomic_write_text(path, "old")
+
+    def boom(_):
+        raise RuntimeError("disk full")
+
+    from common.results import atomic_write
+
+    with pytest.raises(RuntimeError):
+        atomic_write(path, boom)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]

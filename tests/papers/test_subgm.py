@@ -1,0 +1,131 @@
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from papers.subgm import reference
+from papers.subgm.baselines import l2_gradient
+from papers.subgm.experiment import PRESETS, Config, make_instances
+from papers.subgm.method import l1_loss, measure, relative_error, subgm, subgradient
+
+jax.config.update("jax_enable_x64", True)
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.default_rng(0)
+    d, r, rp, m = 5, 2, 4, 30
+    U_star = rng.standard_normal((d, r))
+    X_star = U_star @ U_star.T
+    A = rng.standard_normal((m, d, d))  # not symmetric: exercises the (A_i + A_iᵀ) term
+    y = np.einsum("mij,ij->m", A, X_star) + (rng.random(m) < 0.2) * rng.normal(0, 10, m)
+    U = 0.3 * rng.standard_normal((d, rp))
+    return U, A, y, X_star
+
+
+def test_subgradient_matches_float64_numpy_sum_and_autodiff(problem):
+    U, A, y, _ = problem
+    D = np.asarray(subgradient(jnp.asarray(U), jnp.asarray(A), jnp.asarray(y)))
+    np.testing.assert_allclose(D, reference.subgradient(U, A, y), rtol=1e-12, atol=1e-12)
+    # away from kinks the ℓ1 loss is differentiable and the subgradient is its gradient
+    g = jax.grad(l1_loss)(jnp.asarray(U), jnp.asarray(A), jnp.asarray(y))
+    np.testing.assert_allclose(D, np.asarray(g), rtol=1e-10, atol=1e-12)
+
+
+def test_one_subgm_step_equals_hand_update(problem):
+    U, A, y, X_star = problem
+    eta0, rho = 0.1, 0.9
+    U1, _ = subgm(
+        jnp.asarray(U), jnp.asarray(A), jnp.asarray(y), jnp.asarray(X_star), eta0=eta0, rho=rho, iters=1, every=1
+    )
+    signs = np.sign(np.einsum("mij,ij->m", A, U @ U.T) - y)
+    D = sum(s * (Ai + Ai.T) @ U for s, Ai in zip(signs, A, strict=True)) / len(y)
+    np.testing.assert_allclose(np.asarray(U1), U - eta0 * D, rtol=1e-12, atol=1e-14)
+
+
+def test_l2_gradient_matches_finite_differences(problem):
+    U, A, y, _ = problem
+
+    def f(U):
+        return 0.5 * np.mean((np.einsum("mij,ij->m", A, U @ U.T) - y) ** 2)
+
+    G = np.asarray(l2_gradient(jnp.asarray(U), jnp.asarray(A), jnp.asarray(y)))
+    eps, fd = 1e-6, np.zeros_like(U)
+    for idx in np.ndindex(U.shape):
+        E = np.zeros_like(U)
+        E[idx] = eps
+        fd[idx] = (f(U + E) - f(U - E)) / (2 * eps)
+    np.testing.assert_allclose(G, fd, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(G, reference.l2_gradient(U, A, y), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["l1", "l2"])
+def test_jax_iteration_matches_numpy_reference(problem, loss):
+    from papers.subgm.baselines import l2_gd
+
+    U, A, y, X_star = problem
+    fn = subgm if loss == "l1" else l2_gd
+    U_T, errs = fn(
+        jnp.asarray(U), jnp.asarray(A), jnp.asarray(y), jnp.asarray(X_star), eta0=0.02, rho=0.98, iters=60, every=1
+    )
+    U_ref, errs_ref = reference.descend(U, A, y, X_star, loss=loss, eta0=0.02, rho=0.98, iters=60)
+    np.testing.assert_allclose(np.asarray(U_T), U_ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(errs), errs_ref, rtol=1e-9)
+
+
+def test_instances_are_normalised_and_seeded():
+    cfg = PRESETS["smoke"]
+    a, b = make_instances(cfg, [0, 1]), make_instances(cfg, [0])
+    np.testing.assert_array_equal(a[0].A, b[0].A)
+    assert not np.allclose(a[0].X_star, a[1].X_star)
+    assert np.linalg.norm(a[0].X_star) == pytest.approx(1.0)
+    assert np.linalg.matrix_rank(a[0].X_star) == cfg.r
+    np.testing.assert_allclose(a[0].A, a[0].A.transpose(0, 2, 1))
+    np.testing.assert_allclose(a[0].y_clean, np.asarray(measure(a[0].A, a[0].X_star)))
+    assert float(relative_error(jnp.zeros((cfg.d, 1)), jnp.asarray(a[0].X_star))) == pytest.approx(1.0)
+
+
+def test_cli_smoke_writes_results_and_is_deterministic(run_cli, tmp_path):
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"run{k}"
+        proc = run_cli("papers.subgm", "--preset", "smoke", "--iters", "150", "--out", str(out))
+        assert "claims" in proc.stdout.splitlines()[-1] or "└" in proc.stdout  # claims table printed last
+        assert {p.name for p in out.iterdir()} == {"records.jsonl", "summary.json", "table.md", "figure.png"}
+        summary = json.loads((out / "summary.json").read_text())
+        for key in ("wall_time_s", "env"):  # env holds the commit, which other edits of the tree may dirty
+            summary.pop(key)
+        summary["config"].pop("out")
+        outs.append(summary)
+    assert outs[0] == outs[1]
+    assert outs[0]["config"]["iters"] == 150 and len(outs[0]["claims"]) == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--preset", "nope"], "--preset"),
+        (["--seeds", "0"], "--seeds"),
+        (["--ranks", "1"], "--ranks"),
+        (["--rho", "1.5"], "--rho"),
+    ],
+)
+def test_cli_rejects_bad_values(run_cli, args, needle):
+    proc = run_cli("papers.subgm", *args, expect_rc=2, timeout=120)
+    assert needle in proc.stderr
+
+
+def test_config_validation_names_field():
+    from common.config import ConfigError
+
+    with pytest.raises(ConfigError, match="--every"):
+        Config(iters=100, every=30).validate()
+
+
+@pytest.mark.slow
+def test_quick_preset_claims_hold(run_cli, tmp_path):
+    run_cli("papers.subgm", "--preset", "quick", "--out", str(tmp_path), "--strict")
+    claims = json.loads((tmp_path / "summary.json").read_text())["claims"]
+    assert all(c["passed"] for c in claims), claims
