@@ -77,6 +77,21 @@ def _online_stats(hs, w, hrs, wr, tgt, vocab_chunk):
     return logp, ent, lse, lse_r, kl
 
 
+def _coefficients(g_lp, g_ent, g_kl, n0, n1, ent, kl):
+    """Per-row α, β with ∂L/∂s_v = p_v (α log p_v + β) + (terms in 1[v = t] and log p_v − log q_v), from
+    ∂ log p(t)/∂s_v = 1[v = t] − p_v,  ∂H/∂s_v = −p_v (log p_v + H),  ∂KL/∂s_v = p_v (log p_v − log q_v − KL)."""
+    alpha = torch.zeros_like(ent[n0:n1])
+    beta = torch.zeros_like(alpha)
+    if g_lp is not None:
+        beta -= g_lp[n0:n1]
+    if g_ent is not None:
+        alpha -= g_ent[n0:n1]
+        beta -= g_ent[n0:n1] * ent[n0:n1]
+    if g_kl is not None:
+        beta -= g_kl[n0:n1] * kl[n0:n1]
+    return alpha.unsqueeze(1), beta.unsqueeze(1)
+
+
 class _FusedLogprob(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, targets, ref_hidden, ref_weight, temperature, token_chunk, vocab_chunk):
@@ -119,36 +134,35 @@ class _FusedLogprob(torch.autograd.Function):
         for n0, n1 in _chunks(hidden.shape[0], token_chunk):
             hs = hidden[n0:n1].to(dt) * inv_t
             tgt = targets[n0:n1]
-            c_lse, c_ent = lse[n0:n1].unsqueeze(1), ent[n0:n1].unsqueeze(1)
+            c_lse = lse[n0:n1].unsqueeze(1)
             hrs = ref_hidden[n0:n1].to(dt) * inv_t if has_ref else None
+            alpha, beta = _coefficients(g_lp, g_ent, g_kl if has_ref else None, n0, n1, ent, kl)
             for v0, v1 in _chunks(weight.shape[0], vocab_chunk):
                 w = weight[v0:v1].to(dt)
                 logp_v = (hs @ w.T).sub_(c_lse)  # log p_v = s_v − lse
                 p = logp_v.exp()
-                ds = torch.zeros_like(p)
-                if g_ent is not None:  # ∂H/∂s_v = −p_v (log p_v + H)
-                    ds.sub_((logp_v + c_ent).mul_(p).mul_(g_ent[n0:n1].unsqueeze(1)))
-                if has_ref:  # ∂KL/∂s_v = p_v (log p_v − log q_v − KL)
+                if has_ref:
                     wr = ref_weight[v0:v1].to(dt)
-                    logq_v = (hrs @ wr.T).sub_(lse_r[n0:n1].unsqueeze(1))
+                    logq_v = (hrs @ wr.T).sub_(lse_r[n0:n1].unsqueeze(1))  # log q_v = s'_v − lse'
                     gk = g_kl[n0:n1].unsqueeze(1)
-                    ds.add_((logp_v - logq_v).sub_(kl[n0:n1].unsqueeze(1)).mul_(p).mul_(gk))
                     if need_hr or need_wr:
-                        dsr = (logq_v.exp_() - p).mul_(gk)  # ∂KL/∂s'_v = q_v − p_v
+                        dsr = (logq_v.exp() - p).mul_(gk)  # ∂KL/∂s'_v = q_v − p_v
                         if need_hr:
-                            ghr[n0:n1] += dsr @ wr
+                            ghr[n0:n1].addmm_(dsr, wr)
                         if need_wr:
-                            gwr[v0:v1] += dsr.T @ hrs
-                if g_lp is not None:  # ∂ log p(t)/∂s_v = 1[v = t] − p_v
-                    g = g_lp[n0:n1].unsqueeze(1)
-                    ds.sub_(p * g)
-                    in_chunk = (tgt >= v0) & (tgt < v1)
-                    rows = in_chunk.nonzero().squeeze(1)
+                            gwr[v0:v1].addmm_(dsr.T, hrs)
+                    kl_term = logq_v.neg_().add_(logp_v).mul_(p).mul_(gk)  # g_KL p (log p_v − log q_v)
+                # ds = p (α log p_v + β) [+ g_KL p (log p_v − log q_v)] [+ g_lp 1[v = t]]
+                ds = logp_v.mul_(alpha).add_(beta).mul_(p)
+                if has_ref:
+                    ds.add_(kl_term)
+                if g_lp is not None:  # the 1[v = t] part of ∂ log p(t)/∂s_v
+                    rows = ((tgt >= v0) & (tgt < v1)).nonzero().squeeze(1)
                     ds[rows, tgt[rows] - v0] += g_lp[n0:n1][rows]
                 if need_h:
-                    gh[n0:n1] += ds @ w
+                    gh[n0:n1].addmm_(ds, w)
                 if need_w:
-                    gw[v0:v1] += ds.T @ hs  # hs = h/τ carries the 1/τ of dz = ds/τ
+                    gw[v0:v1].addmm_(ds.T, hs)  # hs = h/τ carries the 1/τ of dz = ds/τ
         # grad H still misses the 1/τ of dz = ds/τ (grad W got it through hs)
         out_h = (gh * inv_t).to(hidden.dtype) if need_h else None
         out_w = gw.to(weight.dtype) if need_w else None
