@@ -183,8 +183,8 @@ class PPOTrainer:
                     list(self.policy.parameters()) + list(self.value_head.parameters()), cfg.max_grad_norm
                 )
                 self.opt.step()
-                pl.append(float(p_loss))
-                vl.append(float(v_loss))
+                pl.append(p_loss.item())
+                vl.append(v_loss.item())
                 cf.append(float(st["clipfrac"]))
         self.policy.eval()
         kl = float(batch["kl"].mean())

@@ -198,7 +198,7 @@ def train_bradley_terry(
         torch.nn.utils.clip_grad_norm_(rm.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     rm.eval()
     return losses
 

@@ -1,0 +1,487 @@
+"""The preference world: a tiny-LM RLHF setting whose proxy reward models can be over-optimised.
+
+Tokens: content ids 0..V−1 (the first `n_features` are "feature" tokens), EOS = V, SEP = V + 1.
+- Prompts x: `prompt_len` uniform content tokens followed by SEP.
+- SFT corpus: responses from a hidden generator (a random bigram chain that also copies prompt tokens; each
+  position is a feature token with probability `feature_prob`; EOS with probability `eos_prob` once the response
+  has `min_response_len` tokens). The base policy π_SFT, a tiny Llama, is SFT-trained on it.
+- Gold reward (plays the human): R*(x, y) = T(x, y) + b(c(y)), with T a frozen random transformer much larger than
+  the proxies (standardised to mean 0, std 1 under π_SFT), c(y) the number of feature tokens and
+  b(c) = g · min(c, c₀) − p · max(c − c₀, 0)²: a few feature tokens help, many hurt. In base-policy data "more
+  features" usually wins, so proxies learn a monotone feature preference; the gold penalty lives in the tail
+  that optimisation reaches (see shared/papers/preference_world.md).
+- Proxy reward models: small transformers trained with Bradley–Terry on gold-labelled pairs of base-policy
+  samples, with optional label flips; random init, or a backbone LM-pre-trained on the corpus with its own seed
+  ("pretrain-seed" ensembles) and a separate fine-tune seed.
+- Best-of-n evaluator: `bon_curve` (unbiased estimator, KL_BoN = log n − (n − 1)/n).
+
+World artefacts (SFT policy, gold teacher and its normalisation, pre-trained backbones, proxies) are cached under
+`.cache/preference_world/<config hash>/`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from common.lm import generate, sft, tiny_lm
+from common.reward import RewardModel, best_of_n, kl_bon, score, train_bradley_terry
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cache_root() -> Path:
+    """`$REPROZOO_CACHE` or `<repo>/.cache`."""
+    return Path(os.environ.get("REPROZOO_CACHE", ROOT / ".cache"))
+
+
+def config_hash(obj) -> str:
+    """Short stable hash of a dataclass's fields (the cache key)."""
+    text = json.dumps(dataclasses.asdict(obj), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Everything that defines a preference world (its hash keys the cache)."""
+
+    vocab: int = 32
+    """Number of content tokens (EOS and SEP are added)."""
+    n_features: int = 3
+    """How many content tokens are "feature" tokens."""
+    prompt_len: int = 6
+    """Content tokens per prompt (a SEP token follows)."""
+    max_response_len: int = 12
+    """Response length limit (tokens, EOS included)."""
+    min_response_len: int = 3
+    """The hidden generator emits no EOS before this many tokens."""
+    eos_prob: float = 0.15
+    """Per-position EOS probability of the hidden generator (after the minimum length)."""
+    feature_prob: float = 0.14
+    """Per-position feature-token probability of the hidden generator."""
+    copy_prob: float = 0.3
+    """Probability that the generator copies a prompt token instead of following its bigram chain."""
+    corpus_size: int = 16384
+    """SFT corpus size (sequences)."""
+    policy_d: int = 64
+    """Base-policy width."""
+    policy_layers: int = 2
+    """Base-policy depth."""
+    sft_steps: int = 500
+    """SFT steps."""
+    sft_batch: int = 128
+    """SFT batch size."""
+    sft_lr: float = 3e-3
+    """SFT learning rate."""
+    gold_d: int = 128
+    """Gold teacher width (much larger than the proxies)."""
+    gold_layers: int = 4
+    """Gold teacher depth."""
+    gold_init_std: float = 0.06
+    """Initialiser std of the random gold teacher (larger = a less smooth function of the tokens)."""
+    feature_gain: float = 0.7
+    """g in b(c) = g·min(c, c₀) − p·max(c − c₀, 0)²."""
+    feature_cap: int = 2
+    """c₀ in b(c)."""
+    feature_penalty: float = 1.0
+    """p in b(c)."""
+    seed: int = 0
+    """World seed (generator, policy init, gold teacher)."""
+
+    def __post_init__(self):
+        for name in (
+            "vocab",
+            "prompt_len",
+            "max_response_len",
+            "corpus_size",
+            "policy_d",
+            "policy_layers",
+            "sft_steps",
+            "sft_batch",
+            "gold_d",
+            "gold_layers",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"WorldConfig.{name} must be > 0, got {getattr(self, name)}")
+        if not 0 < self.n_features < self.vocab:
+            raise ValueError(f"WorldConfig.n_features must lie in (0, vocab), got {self.n_features}")
+        for name in ("eos_prob", "feature_prob", "copy_prob"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"WorldConfig.{name} must lie in [0, 1), got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """One proxy reward model: size, data, label noise and seeds."""
+
+    d_model: int = 32
+    """Proxy width."""
+    n_layers: int = 2
+    """Proxy depth."""
+    n_pairs: int = 1536
+    """Gold-labelled comparison pairs it is trained on."""
+    label_noise: float = 0.0
+    """Fraction of labels flipped."""
+    data_seed: int = 0
+    """Seed of the comparison data (prompts, samples, flips)."""
+    seed: int = 0
+    """Fine-tuning seed (head init, minibatch order); also the init seed without pre-training."""
+    pretrain_seed: int | None = None
+    """If set, the backbone is first LM-pre-trained on the SFT corpus with this seed ("pretrain-seed" ensembles)."""
+    pretrain_steps: int = 300
+    """LM pre-training steps of the backbone."""
+    steps: int = 150
+    """Bradley–Terry training steps (≈ 12 epochs of 1.5k pairs; longer runs over-fit)."""
+    batch_size: int = 128
+    """Pairs per step."""
+    lr: float = 1e-3
+    """Learning rate."""
+    eta: float = 0.0
+    """Centring coefficient η of η·(r⁺ + r⁻)²."""
+    label_smoothing: float = 0.0
+    """Label smoothing ε of the Bradley–Terry loss."""
+
+
+@dataclass
+class Pairs:
+    """Comparison data: sequences a/b (prompt ⊕ response) with attention masks, gold preference P(a ≻ b)."""
+
+    ids_a: torch.Tensor
+    mask_a: torch.Tensor
+    ids_b: torch.Tensor
+    mask_b: torch.Tensor
+    labels: torch.Tensor  # after flips
+    gold_labels: torch.Tensor  # before flips
+    feat_a: torch.Tensor
+    feat_b: torch.Tensor
+
+
+# --- the hidden generator (SFT corpus) ---
+
+
+def _generator_tables(cfg: WorldConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(cfg.seed + 1000)
+    plain = cfg.vocab - cfg.n_features
+    bigram = torch.softmax(2.0 * torch.randn(plain + 1, plain, generator=g), -1)  # row `plain` = start state
+    return bigram, g.get_state()
+
+
+def sample_corpus_responses(cfg: WorldConfig, prompts: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Responses (B, max_response_len) of the hidden generator (EOS-padded)."""
+    bigram, _ = _generator_tables(cfg)
+    B, L, F = prompts.shape[0], cfg.max_response_len, cfg.n_features
+    eos = cfg.vocab
+    content = prompts[:, : cfg.prompt_len]
+    out = torch.full((B, L), eos, dtype=torch.long)
+    prev = torch.full((B,), bigram.shape[0] - 1, dtype=torch.long)  # start state
+    done = torch.zeros(B, dtype=torch.bool)
+    for t in range(L):
+        u = torch.rand(B, 3, generator=gen)
+        nxt = torch.multinomial(bigram[prev], 1, generator=gen).squeeze(1) + F
+        pick = torch.randint(0, cfg.prompt_len, (B,), generator=gen)
+        copied = content[torch.arange(B), pick]
+        copied = torch.where(copied < F, nxt, copied)  # copies never produce feature tokens
+        tok = torch.where(u[:, 0] < cfg.copy_prob, copied, nxt)
+        feat = torch.randint(0, F, (B,), generator=gen)
+        tok = torch.where(u[:, 1] < cfg.feature_prob, feat, tok)
+        stop = (u[:, 2] < cfg.eos_prob) & (t >= cfg.min_response_len)
+        if t == L - 1:
+            stop = torch.ones_like(stop)
+        tok = torch.where(stop | done, torch.full_like(tok, eos), tok)
+        out[:, t] = tok
+        prev = torch.where((tok >= F) & (tok < eos), tok - F, prev)
+        done = done | stop
+    return out
+
+
+# --- the world ---
+
+
+class GoldReward(nn.Module):
+    """R*(x, y) = (T(x ⊕ y) − μ)/σ + b(c(y)), T a frozen random transformer, b the feature bonus/penalty."""
+
+    def __init__(self, cfg: WorldConfig):
+        super().__init__()
+        self.cfg = cfg
+        vocab = cfg.vocab + 2
+        self.teacher = RewardModel.tiny(
+            vocab,
+            d_model=cfg.gold_d,
+            n_layers=cfg.gold_layers,
+            n_heads=4,
+            max_len=cfg.prompt_len + 1 + cfg.max_response_len,
+            seed=cfg.seed + 7,
+        )
+        torch.manual_seed(cfg.seed + 8)
+        for name, p in self.teacher.named_parameters():
+            if p.dim() >= 2:
+                nn.init.normal_(p, std=cfg.gold_init_std if "head" not in name else 1.0 / cfg.gold_d**0.5)
+        self.register_buffer("mu", torch.zeros(()))
+        self.register_buffer("sigma", torch.ones(()))
+        self.requires_grad_(False)
+
+    def bonus(self, c: torch.Tensor) -> torch.Tensor:
+        """b(c) = g · min(c, c₀) − p · max(c − c₀, 0)²."""
+        cfg = self.cfg
+        c = c.float()
+        return (
+            cfg.feature_gain * c.clamp_max(cfg.feature_cap)
+            - cfg.feature_penalty * (c - cfg.feature_cap).clamp_min(0) ** 2
+        )
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        return (self.teacher(ids, mask) - self.mu) / self.sigma + self.bonus(features)
+
+
+class PreferenceWorld:
+    """A built world: base policy `policy` (SFT), `gold` reward, and helpers to sample, label and evaluate."""
+
+    def __init__(self, cfg: WorldConfig, policy: nn.Module, gold: GoldReward, cache_dir: Path):
+        self.cfg, self.policy, self.gold, self.cache_dir = cfg, policy.eval(), gold.eval(), cache_dir
+        self.eos_id, self.sep_id, self.vocab_size = cfg.vocab, cfg.vocab + 1, cfg.vocab + 2
+        self.prompt_width = cfg.prompt_len + 1
+        self.max_len = cfg.prompt_len + 1 + cfg.max_response_len
+
+    # prompts / sampling
+    def sample_prompts(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """x = (x_1..x_P, SEP), x_i uniform over content tokens."""
+        x = torch.randint(0, self.cfg.vocab, (n, self.cfg.prompt_len), generator=gen)
+        return torch.cat([x, torch.full((n, 1), self.sep_id)], 1)
+
+    def sample(
+        self,
+        prompts: torch.Tensor,
+        gen: torch.Generator,
+        policy: nn.Module | None = None,
+        temperature: float = 1.0,
+        batch_size: int = 2048,
+    ):
+        """Responses of `policy` (default: the base policy) to `prompts` → `common.lm.Generation`."""
+        return generate(
+            self.policy if policy is None else policy,
+            prompts,
+            max_new_tokens=self.cfg.max_response_len,
+            temperature=temperature,
+            eos_id=self.eos_id,
+            generator=gen,
+            batch_size=batch_size,
+        )
+
+    def sequences(self, prompts: torch.Tensor, responses: torch.Tensor, mask: torch.Tensor):
+        """RM inputs: ids = x ⊕ y, attention mask 1 on the prompt and on the response up to its EOS."""
+        ids = torch.cat([prompts, responses], 1)
+        am = torch.cat([torch.ones_like(prompts), mask.long()], 1)
+        return ids, am
+
+    def feature_count(self, responses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """c(y): feature tokens in the response."""
+        return ((responses < self.cfg.n_features).long() * mask.long()).sum(-1)
+
+    @torch.no_grad()
+    def gold_reward(self, prompts: torch.Tensor, responses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        ids, am = self.sequences(prompts, responses, mask)
+        feats = self.feature_count(responses, mask)
+        return torch.cat(
+            [self.gold(ids[i : i + 4096], am[i : i + 4096], feats[i : i + 4096]) for i in range(0, ids.shape[0], 4096)]
+        )
+
+    def proxy_reward(
+        self, rm: nn.Module, prompts: torch.Tensor, responses: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        ids, am = self.sequences(prompts, responses, mask)
+        return score(rm, ids, am)
+
+    # comparison data
+    def comparisons(self, n_pairs: int, *, label_noise: float = 0.0, seed: int = 0) -> Pairs:
+        """Pairs of base-policy samples for the same prompt, labelled by the gold reward (ties → coin flip),
+        then a `label_noise` fraction of labels flipped."""
+        gen = torch.Generator().manual_seed(10_000 + seed)
+        prompts = self.sample_prompts(n_pairs, gen).repeat_interleave(2, 0)
+        g = self.sample(prompts, gen)
+        ids, am = self.sequences(prompts, g.tokens, g.mask)
+        feats = self.feature_count(g.tokens, g.mask)
+        gold = self.gold(ids, am, feats).view(n_pairs, 2)
+        tie = torch.rand(n_pairs, generator=gen) < 0.5
+        gold_label = torch.where(gold[:, 0] == gold[:, 1], tie, gold[:, 0] > gold[:, 1]).float()
+        flip = torch.rand(n_pairs, generator=gen) < label_noise
+        labels = torch.where(flip, 1 - gold_label, gold_label)
+        return Pairs(ids[0::2], am[0::2], ids[1::2], am[1::2], labels, gold_label, feats[0::2], feats[1::2])
+
+    # proxies
+    def pretrained_backbone(self, d_model: int, n_layers: int, seed: int, steps: int) -> nn.Module:
+        """A tiny LM pre-trained on the SFT corpus with `seed` (cached)."""
+        path = self.cache_dir / f"backbone-d{d_model}-l{n_layers}-s{seed}-t{steps}.pt"
+        lm = tiny_lm(self.vocab_size, d_model=d_model, n_layers=n_layers, max_len=self.max_len, seed=seed)
+        if path.exists():
+            lm.load_state_dict(torch.load(path, weights_only=True))
+            return lm
+        ids, loss_mask = build_corpus(self.cfg, seed=seed + 1)
+        sft(lm, ids, loss_mask, steps=steps, batch_size=128, lr=3e-3, seed=seed)
+        _save(lm.state_dict(), path)
+        return lm
+
+    def train_proxy(self, pc: ProxyConfig) -> RewardModel:
+        """Train (or load from the cache) the proxy RM described by `pc`."""
+        path = self.cache_dir / f"proxy-{config_hash(pc)}.pt"
+        if pc.pretrain_seed is None:
+            rm = RewardModel.tiny(
+                self.vocab_size, d_model=pc.d_model, n_layers=pc.n_layers, max_len=self.max_len, seed=pc.seed
+            )
+        else:
+            lm = self.pretrained_backbone(pc.d_model, pc.n_layers, pc.pretrain_seed, pc.pretrain_steps)
+            rm = RewardModel.from_lm(lm, seed=pc.seed)
+        if path.exists():
+            rm.load_state_dict(torch.load(path, weights_only=True))
+            return rm.eval()
+        data = self.comparisons(pc.n_pairs, label_noise=pc.label_noise, seed=pc.data_seed)
+        train_bradley_terry(
+            rm,
+            data.ids_a,
+            data.mask_a,
+            data.ids_b,
+            data.mask_b,
+            data.labels,
+            steps=pc.steps,
+            batch_size=pc.batch_size,
+            lr=pc.lr,
+            eta=pc.eta,
+            label_smoothing=pc.label_smoothing,
+            seed=pc.seed,
+        )
+        _save(rm.state_dict(), path)
+        return rm.eval()
+
+    @torch.no_grad()
+    def accuracy(self, rm: nn.Module, pairs: Pairs) -> float:
+        """Fraction of pairs where the proxy orders a/b as the (un-flipped) gold reward does."""
+        ra = score(rm, pairs.ids_a, pairs.mask_a)
+        rb = score(rm, pairs.ids_b, pairs.mask_b)
+        return float(((ra > rb).float() == pairs.gold_labels).float().mean())
+
+    # best-of-n
+    @torch.no_grad()
+    def bon_samples(self, n_prompts: int, n_samples: int, seed: int):
+        """(prompts, Generation) with `n_samples` base-policy responses per prompt, rows grouped by prompt."""
+        gen = torch.Generator().manual_seed(20_000 + seed)
+        prompts = self.sample_prompts(n_prompts, gen).repeat_interleave(n_samples, 0)
+        return prompts, self.sample(prompts, gen)
+
+
+def bon_curve(proxy: torch.Tensor, gold: torch.Tensor, ns: list[int]) -> list[dict[str, float]]:
+    """Best-of-n by `proxy` for each n: mean over prompts of the unbiased estimates of gold and proxy reward.
+
+    proxy, gold: (prompts, N). Returns [{n, kl_bon, gold, proxy}].
+    """
+    return [
+        {
+            "n": n,
+            "kl_bon": kl_bon(n),
+            "gold": float(best_of_n(proxy, gold, n).mean()),
+            "proxy": float(best_of_n(proxy, proxy, n).mean()),
+        }
+        for n in ns
+    ]
+
+
+# --- building and caching ---
+
+
+def build_corpus(cfg: WorldConfig, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """SFT corpus: ids (N, P + 1 + L) and a loss mask on the response tokens up to and including the first EOS."""
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000 + seed)
+    x = torch.randint(0, cfg.vocab, (cfg.corpus_size, cfg.prompt_len), generator=gen)
+    prompts = torch.cat([x, torch.full((cfg.corpus_size, 1), cfg.vocab + 1)], 1)
+    y = sample_corpus_responses(cfg, prompts, gen)
+    is_eos = (y == cfg.vocab).long()
+    resp_mask = ((is_eos.cumsum(-1) - is_eos) == 0).long()
+    ids = torch.cat([prompts, y], 1)
+    return ids, torch.cat([torch.zeros_like(prompts), resp_mask], 1)
+
+
+def _save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+POLICY_FIELDS = (
+    "vocab",
+    "n_features",
+    "prompt_len",
+    "max_response_len",
+    "min_response_len",
+    "eos_prob",
+    "feature_prob",
+    "copy_prob",
+    "corpus_size",
+    "policy_d",
+    "policy_layers",
+    "sft_steps",
+    "sft_batch",
+    "sft_lr",
+    "seed",
+)
+
+
+def build_world(cfg: WorldConfig = WorldConfig(), *, cache: bool = True, verbose: bool = False) -> PreferenceWorld:
+    """Build the world (SFT the base policy, make the gold reward and standardise it) or load it from the cache.
+
+    The base policy is cached by the fields it depends on (`POLICY_FIELDS`), the rest by the whole config.
+    """
+    cache_dir = cache_root() / "preference_world" / config_hash(cfg)
+    policy_key = hashlib.sha256(json.dumps({k: getattr(cfg, k) for k in POLICY_FIELDS}).encode()).hexdigest()[:12]
+    policy_path = cache_root() / "preference_world" / f"policy-{policy_key}.pt"
+    vocab = cfg.vocab + 2
+    max_len = cfg.prompt_len + 1 + cfg.max_response_len
+    policy = tiny_lm(vocab, d_model=cfg.policy_d, n_layers=cfg.policy_layers, max_len=max_len, seed=cfg.seed)
+    gold = GoldReward(cfg)
+    path = cache_dir / "gold.pt"
+    if cache and policy_path.exists():
+        policy.load_state_dict(torch.load(policy_path, weights_only=True))
+    else:
+        ids, loss_mask = build_corpus(cfg)
+        losses = sft(
+            policy, ids, loss_mask, steps=cfg.sft_steps, batch_size=cfg.sft_batch, lr=cfg.sft_lr, seed=cfg.seed
+        )
+        if verbose:
+            print(f"[preference world] SFT loss {losses[0]:.3f} -> {sum(losses[-20:]) / 20:.3f}", flush=True)
+        if cache:
+            _save(policy.state_dict(), policy_path)
+    world = PreferenceWorld(cfg, policy, gold, cache_dir)
+    if cache and path.exists():
+        gold.load_state_dict(torch.load(path, weights_only=True))
+        return world
+    # standardise the teacher under the base policy
+    gen = torch.Generator().manual_seed(cfg.seed + 99)
+    prompts = world.sample_prompts(2048, gen)
+    g = world.sample(prompts, gen)
+    ids_s, am = world.sequences(prompts, g.tokens, g.mask)
+    t = score(gold.teacher, ids_s, am)
+    gold.mu.fill_(float(t.mean()))
+    gold.sigma.fill_(float(t.std()))
+    if cache:
+        _save(gold.state_dict(), path)
+        (cache_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    return world
+
+
+def copy_policy(world: PreferenceWorld) -> nn.Module:
+    """A trainable copy of the base policy (for RL / DPO)."""
+    return copy.deepcopy(world.policy).train()
+
+
+if __name__ == "__main__":  # python -m common.worlds.preference --preset smoke|quick
+    import sys
+
+    from common.worlds.preference_demo import main
+
+    sys.exit(main())
