@@ -42,13 +42,13 @@ class Config(RunConfig):
     """Transitions per dataset (D4RL: 1M)."""
     mixed_expert_fraction: float = 0.1
     """Share of expert transitions in the mixed (random + expert) dataset."""
-    steps: int = 3_000
+    steps: int = 4_000
     """Offline gradient steps per agent (paper: 1M)."""
-    eval_every: int = 500
+    eval_every: int = 1_000
     """Gradient steps between evaluations."""
     eval_episodes: int = 5
     """Evaluation episodes per agent and evaluation."""
-    batch: int = 256
+    batch: int = 128
     """Minibatch size (paper: 256)."""
     hidden: int = 64
     """Hidden width of actor / critic / value nets (paper: 256)."""
@@ -250,7 +250,7 @@ def train_method(name: str, cfg: Config, spec, world: dict, stacked: dict, names
     ref = world["ref"]
     rows, scores = [], []
     for i in range(cfg.steps // cfg.eval_every):
-        keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(keys)
+        keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, i)
         state, metrics = train(state, d_idx, keys)
         params = {"actor": state["actor"], "mu": stacked["mu"][d_idx], "sd": stacked["sd"][d_idx]}
         ret = evaluate(spec, cfg, params, n_agents, jax.random.key(10_000 + i), seed=10_000 + 97 * i)
@@ -298,7 +298,8 @@ def _vae_probe(cfg, nets, state, stacked, names, seeds, spec) -> list[dict]:
 
 def run(cfg: Config) -> list[dict]:
     """Generate (or load) the datasets of every env, train every method, return the records."""
-    log = print if cfg.log else (lambda *_: None)
+    log = (lambda msg: print(msg, flush=True)) if cfg.log else (lambda *_: None)
+    jax.config.update("jax_compilation_cache_dir", str(data.CACHE / "jax"))  # reruns skip XLA compiles
     rows: list[dict] = []
     for i, env in enumerate(cfg.envs):
         t0 = time.perf_counter()
