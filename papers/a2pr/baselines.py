@@ -138,8 +138,8 @@ def iql_update(hp: BaselineConfig, nets: Nets, state: dict, batch: Batch, key: j
     value, opt_value, lv = _step(
         opt, state["value"], state["opt_value"], lambda pv: expectile_loss(q_t - v_of(pv, s), hp.iql_tau)
     )
-    adv = q_t - v_of(state["value"], s)  # CORL computes the advantage with V before its update
-    y = r + hp.gamma * (1.0 - done) * v_of(value, s2)
+    adv = q_t - v_of(state["value"], s)  # CORL: advantage and V(s') both use V before its update
+    y = r + hp.gamma * (1.0 - done) * v_of(state["value"], s2)
 
     def critic_loss(pc):
         q1, q2 = nets.critic.apply(pc, s, a)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import jax
-
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -84,8 +83,9 @@ def test_vae_loss_terms_hand_values_and_gradient(x64):
 
 def test_value_target_is_min_of_targets():
     y = jnp.array([1.0, 5.0])
-    out = method.value_target(y, r=jnp.array([1.0, 1.0]), done=jnp.array([0.0, 1.0]), q_next=jnp.array([3.0, 9.0]),
-                              gamma=0.5)
+    out = method.value_target(
+        y, r=jnp.array([1.0, 1.0]), done=jnp.array([0.0, 1.0]), q_next=jnp.array([3.0, 9.0]), gamma=0.5
+    )
     np.testing.assert_allclose(out, [min(1.0, 1 + 1.5), min(5.0, 1.0)])
 
 
@@ -94,8 +94,13 @@ def test_a2pr_update_delays_actor_and_moves_critic():
     nets = method.make_nets(hp, 2)
     state = method.init(hp, nets, jax.random.key(0), 3, 2)
     k = jax.random.split(jax.random.key(1), 5)
-    batch = (jax.random.normal(k[0], (16, 3)), jnp.tanh(jax.random.normal(k[1], (16, 2))),
-             jax.random.normal(k[2], (16,)), jax.random.normal(k[3], (16, 3)), jnp.zeros(16))
+    batch = (
+        jax.random.normal(k[0], (16, 3)),
+        jnp.tanh(jax.random.normal(k[1], (16, 2))),
+        jax.random.normal(k[2], (16,)),
+        jax.random.normal(k[3], (16, 3)),
+        jnp.zeros(16),
+    )
     upd = jax.jit(lambda s, key: method.update(hp, nets, s, batch, key))
     s1, m1 = upd(state, k[4])
     same = jax.tree.map(lambda x, y: bool(jnp.all(x == y)), s1["actor"], state["actor"])
@@ -151,15 +156,19 @@ def test_claims_decide_on_the_numbers():
     rows = []
     for seed in range(3):
         for m, mixed, other in (("A2PR", 60.0, 80.0), ("TD3+BC", 40.0, 78.0)):
-            rows.append({"method": m, "seed": seed, "metric": "score_last", "value": mixed, "env": "e",
-                         "dataset": "mixed"})
-            rows.append({"method": m, "seed": seed, "metric": "score_last", "value": other, "env": "e",
-                         "dataset": "expert"})
-            rows.append({"method": m, "seed": seed, "metric": "score_best", "value": other, "env": "e",
-                         "dataset": "expert"})
+            rows.append(
+                {"method": m, "seed": seed, "metric": "score_last", "value": mixed, "env": "e", "dataset": "mixed"}
+            )
+            rows.append(
+                {"method": m, "seed": seed, "metric": "score_last", "value": other, "env": "e", "dataset": "expert"}
+            )
+            rows.append(
+                {"method": m, "seed": seed, "metric": "score_best", "value": other, "env": "e", "dataset": "expert"}
+            )
         for metric, val in (("vae_err_pos", 0.1 + 0.01 * seed), ("vae_err_neg", 0.3)):
-            rows.append({"method": "A2PR", "seed": seed, "metric": metric, "value": val, "env": "e",
-                         "dataset": "mixed"})
+            rows.append(
+                {"method": "A2PR", "seed": seed, "metric": metric, "value": val, "env": "e", "dataset": "mixed"}
+            )
     claims = {c.id: c for c in check(rows, None)}
     assert claims["avg-score"].passed and claims["mixed-margin"].passed and claims["vae-advantage"].passed
     assert claims["mixed-margin"].observed["diff"] == pytest.approx(20.0) and MIXED_MARGIN == 10.0
