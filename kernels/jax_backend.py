@@ -1,0 +1,183 @@
+"""`jax` backend: `lax.scan` over vocabulary chunks inside a `jax.custom_vjp`; `pallas`: same VJP, Pallas forward.
+
+Forward scans vocabulary chunks of C columns with the online-softmax stats of the torch backend (running max m,
+l = Σ e^{s−m}, a = Σ e^{s−m}(s − m), and for the exact KL m', l', b = Σ e^{s−m}(s' − m')):
+    lse = m + log l,   H = log l − a / l,   log p(t) = s_t − lse,   KL = (a − b) / l − log l + log l'.
+The VJP saves only the inputs and (lse, H, lse', KL) per token; backward scans the chunks again, recomputing
+s = h Wᵀ / τ, and applies ∂ log p(t)/∂s_v = 1[v = t] − p_v, ∂H/∂s_v = −p_v (log p_v + H),
+∂KL/∂s_v = p_v (log p_v − log q_v − KL), ∂KL/∂s'_v = q_v − p_v; grad W chunks are scan outputs.
+The vocabulary is padded to a multiple of C; padded columns are masked out of every sum.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+VOCAB_CHUNK = 4096
+"""Default vocabulary columns per scan step."""
+
+
+def _f32(x):
+    return x.astype(jnp.float64 if x.dtype == jnp.float64 else jnp.float32)
+
+
+def _pad_chunks(w, c):
+    """(V, D) → (V_pad / C, C, D) with zero rows appended, plus the (V_pad / C, C) validity mask."""
+    v = w.shape[0]
+    n_chunks = -(-v // c)
+    pad = n_chunks * c - v
+    wp = jnp.pad(w, ((0, pad), (0, 0))).reshape(n_chunks, c, w.shape[1])
+    valid = (jnp.arange(n_chunks * c) < v).reshape(n_chunks, c)
+    return wp, valid
+
+
+# --- method: forward statistics ---------------------------------------------------------------------------
+def online_update(carry, s, sr, valid, cols, t):
+    """Fold one vocabulary tile into the running stats (m, l, a, s_t, m', l', b); shared with the Pallas kernel.
+
+    s (and s') are (rows, C) scaled logits, valid (C,) masks padding, cols (C,) the tile's vocabulary ids."""
+    m, l, a, st, mr, lr, b = carry
+    s = jnp.where(valid, s, -jnp.inf)  # padded columns → −∞
+    st = st + jnp.sum(jnp.where(cols[None, :] == t[:, None], s, 0.0), axis=1)
+    m_new = jnp.maximum(m, s.max(1))
+    sh = jnp.where(valid, s - m_new[:, None], 0.0)  # s − m
+    e = jnp.where(valid, jnp.exp(sh), 0.0)
+    scale = jnp.exp(m - m_new)
+    # a is relative to the old max: Σ e^{s−m_new}(s − m_new) = scale (a + (m − m_new) l)
+    a_new = scale * (a + jnp.where(l > 0, (m - m_new) * l, 0.0)) + jnp.sum(e * sh, 1)
+    l_new = scale * l + e.sum(1)
+    if sr is not None:
+        sr = jnp.where(valid, sr, -jnp.inf)
+        mr_new = jnp.maximum(mr, sr.max(1))
+        shr = jnp.where(valid, sr - mr_new[:, None], 0.0)
+        b = scale * (b + jnp.where(l > 0, (mr - mr_new) * l, 0.0)) + jnp.sum(e * shr, 1)
+        lr = jnp.exp(mr - mr_new) * lr + jnp.where(valid, jnp.exp(shr), 0.0).sum(1)
+        mr = mr_new
+    return m_new, l_new, a_new, st, mr, lr, b
+
+
+def online_init(n, dtype):
+    zero = jnp.zeros(n, dtype)
+    return (jnp.full(n, -jnp.inf, dtype), zero, zero, zero, jnp.full(n, -jnp.inf, dtype), zero, zero)
+
+
+def online_finish(carry, has_ref):
+    """lse = m + log l, H = log l − a/l, log p(t) = s_t − lse, KL = (a − b)/l − log l + log l'."""
+    m, l, a, st, mr, lr, b = carry
+    lse, ent = m + jnp.log(l), jnp.log(l) - a / l
+    if not has_ref:
+        return st - lse, ent, lse, None, None
+    return st - lse, ent, lse, mr + jnp.log(lr), (a - b) / l - jnp.log(l) + jnp.log(lr)
+
+
+def _stats_scan(h, w, t, temperature, hr, wr, c):
+    """Per-token (log p(t), H, lse, lse', KL) by a scan over vocabulary chunks; lse', KL are None without ref."""
+    hs = _f32(h) / temperature
+    hrs = None if hr is None else _f32(hr) / temperature
+    wp, valid = _pad_chunks(w, c)
+    wrp = None if wr is None else _pad_chunks(wr, c)[0]
+
+    def step(carry, xs):
+        s = hs @ _f32(xs[0]).T  # s = z / τ
+        sr = None if hrs is None else hrs @ _f32(xs[3]).T
+        return online_update(carry, s, sr, xs[1], xs[2] * c + jnp.arange(c), t), None
+
+    xs = (wp, valid, jnp.arange(wp.shape[0])) + (() if wrp is None else (wrp,))
+    carry, _ = lax.scan(step, online_init(h.shape[0], hs.dtype), xs)
+    return online_finish(carry, hrs is not None)
+
+
+# --- method: backward by recompute ------------------------------------------------------------------------
+def _grads_scan(h, w, t, temperature, hr, wr, stats, cots, c):
+    """Cotangents of (h, W, h_ref, W_ref) from the saved per-token stats and the output cotangents."""
+    _, ent, lse, lse_r, kl = stats
+    g_lp, g_ent, g_kl = cots
+    hs = _f32(h) / temperature
+    hrs = None if hr is None else _f32(hr) / temperature
+    wp, valid = _pad_chunks(w, c)
+    wrp = None if wr is None else _pad_chunks(wr, c)[0]
+
+    def step(gh_carry, xs):
+        gh, ghr = gh_carry
+        wc, vc, k = xs[0], xs[1], xs[2]
+        wc32 = _f32(wc)
+        logp = hs @ wc32.T - lse[:, None]  # log p_v = s_v − lse
+        p = jnp.where(vc, jnp.exp(logp), 0.0)
+        cols = k * c + jnp.arange(c)
+        ds = g_lp[:, None] * ((cols[None, :] == t[:, None]) - p)  # ∂ log p(t)/∂s_v = 1[v = t] − p_v
+        ds = ds - g_ent[:, None] * p * (logp + ent[:, None])  # ∂H/∂s_v = −p_v (log p_v + H)
+        out = {"gw": ds.T @ hs}  # hs = h/τ carries the 1/τ of dz = ds/τ
+        if hrs is not None:
+            wrc = _f32(xs[3])
+            logq = hrs @ wrc.T - lse_r[:, None]
+            q = jnp.where(vc, jnp.exp(logq), 0.0)
+            ds = ds + g_kl[:, None] * p * (jnp.where(vc, logp - logq, 0.0) - kl[:, None])  # ∂KL/∂s_v
+            dsr = g_kl[:, None] * (q - p)  # ∂KL/∂s'_v = q_v − p_v
+            ghr = ghr + dsr @ wrc
+            out["gwr"] = dsr.T @ hrs
+        out["gw"] = ds.T @ hs
+        return (gh + ds @ wc32, ghr), out
+
+    xs = (wp, valid, jnp.arange(wp.shape[0])) + (() if wrp is None else (wrp,))
+    ghr0 = None if hr is None else jnp.zeros(hrs.shape, hrs.dtype)
+    (gh, ghr), outs = lax.scan(step, (jnp.zeros(hs.shape, hs.dtype), ghr0), xs)
+    v = w.shape[0]
+    gw = outs["gw"].reshape(-1, w.shape[1])[:v]
+    grads = [(gh / temperature).astype(h.dtype), gw.astype(w.dtype)]
+    if hr is not None:
+        grads += [(ghr / temperature).astype(hr.dtype), outs["gwr"].reshape(-1, wr.shape[1])[:v].astype(wr.dtype)]
+    return grads
+
+
+# --- plumbing: custom_vjp wiring --------------------------------------------------------------------------
+@partial(jax.custom_vjp, nondiff_argnums=(3, 6, 7))
+def _fused(h, w, t, temperature, hr, wr, c, pallas):
+    lp, ent, _, _, kl = _forward_stats(h, w, t, temperature, hr, wr, c, pallas)
+    return lp, ent, kl
+
+
+def _forward_stats(h, w, t, temperature, hr, wr, c, pallas):
+    if pallas:
+        from kernels.pallas_kernel import stats_pallas
+
+        return stats_pallas(h, w, t, temperature, hr, wr)
+    return _stats_scan(h, w, t, temperature, hr, wr, c)
+
+
+def _fused_fwd(h, w, t, temperature, hr, wr, c, pallas):
+    stats = _forward_stats(h, w, t, temperature, hr, wr, c, pallas)
+    return (stats[0], stats[1], stats[4]), (h, w, t, hr, wr, stats)
+
+
+def _fused_bwd(temperature, c, pallas, res, cots):
+    h, w, t, hr, wr, stats = res
+    g_lp, g_ent, g_kl = cots
+    g_kl = jnp.zeros_like(g_lp) if g_kl is None else g_kl
+    grads = _grads_scan(h, w, t, temperature, hr, wr, stats, (g_lp, g_ent, g_kl), c)
+    t_ct = jnp.zeros(t.shape, jax.dtypes.float0)
+    if hr is None:
+        return grads[0], grads[1], t_ct, None, None
+    return grads[0], grads[1], t_ct, grads[2], grads[3]
+
+
+_fused.defvjp(_fused_fwd, _fused_bwd)
+
+
+def fused_logprob_jax(
+    hidden,
+    weight,
+    targets,
+    temperature=1.0,
+    ref_hidden=None,
+    ref_weight=None,
+    *,
+    vocab_chunk: int | None = None,
+    pallas: bool = False,
+):
+    """(log p(t), entropy, exact KL or None) per token; hidden (N, D), weight (V, D), targets (N,) int."""
+    c = int(min(vocab_chunk or VOCAB_CHUNK, weight.shape[0]))
+    return _fused(hidden, weight, targets.astype(jnp.int32), float(temperature), ref_hidden, ref_weight, c, pallas)
