@@ -17,7 +17,17 @@ from pathlib import Path
 from papers.registry import PAPERS, ROOT
 
 PAPERS_MARK = ("<!-- papers:start -->", "<!-- papers:end -->")
+WORLDS_MARK = ("<!-- worlds:start -->", "<!-- worlds:end -->")
 RESULTS_MARK = ("<!-- results:start -->", "<!-- results:end -->")
+
+
+def _claims_and_wall(summary_path: Path) -> tuple[str, str]:
+    if not summary_path.exists():
+        return "—", "—"
+    summary = json.loads(summary_path.read_text())
+    verdicts = [f"{c['id']} {'PASS' if c['passed'] else 'FAIL'}" for c in summary["claims"]]
+    n_pass = sum(c["passed"] for c in summary["claims"])
+    return f"{n_pass}/{len(verdicts)} PASS: " + "; ".join(verdicts), f"{summary['wall_time_s'] / 60:.1f} min"
 
 
 def paper_table() -> str:
@@ -26,16 +36,20 @@ def paper_table() -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for p in PAPERS:
-        summary_path = p.results_dir / "summary.json"
-        status, claims, wall = ("implemented" if p.implemented else "planned"), "—", "—"
-        if summary_path.exists():
-            summary = json.loads(summary_path.read_text())
-            verdicts = [f"{c['id']} {'PASS' if c['passed'] else 'FAIL'}" for c in summary["claims"]]
-            n_pass = sum(c["passed"] for c in summary["claims"])
-            claims = f"{n_pass}/{len(verdicts)} PASS: " + "; ".join(verdicts)
-            wall = f"{summary['wall_time_s'] / 60:.1f} min"
+        status = "implemented" if p.implemented else "planned"
+        claims, wall = _claims_and_wall(p.results_dir / "summary.json")
         run = f"`nox -s {p.session}`" if p.implemented else "—"
         lines.append(f"| {p.title} | `{p.slug}` | {p.framework} | {status} | {claims} | {wall} | {run} |")
+    return "\n".join(lines)
+
+
+def world_table() -> str:
+    """One row per synthetic world demo found under results/<name>_world/quick/."""
+    lines = ["| world | properties checked (quick preset) | wall time | run |", "|---|---|---|---|"]
+    for summary_path in sorted((ROOT / "results").glob("*_world/quick/summary.json")):
+        name = summary_path.parent.parent.name.removesuffix("_world")
+        claims, wall = _claims_and_wall(summary_path)
+        lines.append(f"| `{name}` | {claims} | {wall} | `python -m common.worlds.{name} --preset quick` |")
     return "\n".join(lines)
 
 
@@ -51,7 +65,7 @@ def targets() -> dict[Path, str]:
     """Every generated file → its expected contents."""
     out = {}
     readme = ROOT / "README.md"
-    out[readme] = splice(readme.read_text(), PAPERS_MARK, paper_table())
+    out[readme] = splice(splice(readme.read_text(), PAPERS_MARK, paper_table()), WORLDS_MARK, world_table())
     for p in PAPERS:
         paper_readme = ROOT / "papers" / p.slug / "README.md"
         table = p.results_dir / "table.md"
