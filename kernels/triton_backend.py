@@ -1,0 +1,307 @@
+"""`triton` backend: a fused forward kernel (online softmax over vocabulary tiles) and a recompute backward.
+
+Forward (`_fwd_kernel`): one program per BLOCK_M tokens walks the vocabulary in BLOCK_V tiles; each logits tile
+s = h Wᵀ / τ is built from BLOCK_D slices with `tl.dot` (fp32 accumulate) and folded into running stats (max m,
+l = Σ e^{s−m}, a = Σ e^{s−m}(s − m), and for the exact KL m', l', b = Σ e^{s−m}(s' − m')), exactly as the torch
+and JAX backends do. Only lse, H (lse', KL) per token leave the kernel: no N × V buffer exists.
+
+Backward: recompute. The per-token output gradients are only known at backward time, so a gradient-in-forward
+scheme (Liger's 6NDV instead of 8NDV) would have to assume a fixed scalar loss; this API returns per-token
+log-probs, entropy and KL for arbitrary losses, so we recompute. Per token chunk, `_bwd_kernel` recomputes each
+logits tile from the saved lse and writes the fp32 dlogits ds (chunk × V, reused across chunks — the only
+vocabulary-sized buffer); grad H = ds W / τ and grad W += dsᵀ H / τ are then cuBLAS GEMMs with grad W accumulated
+in fp32 across chunks.
+
+On CPU the tests run these kernels under TRITON_INTERPRET=1 at tiny fp32 shapes (the interpreter mishandles
+bf16 `tl.dot`, so inputs are cast to fp32 inside the kernels).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+BLOCK_M, BLOCK_V, BLOCK_D = 16, 32, 16
+"""Tile sizes used in the CPU interpreter (and a safe default on GPU)."""
+GPU_BLOCKS = (64, 64, 64)
+"""Tile sizes on CUDA."""
+DS_ELEMENTS = 1 << 26
+"""Budget of elements of the backward dlogits buffer (chunk × V), 256 MB in fp32."""
+
+
+@triton.jit
+def _logits_tile(
+    h_ptr,
+    w_ptr,
+    rows,
+    cols,
+    n,
+    v,
+    d,
+    stride_h,
+    stride_w,
+    inv_t,
+    BLOCK_M: tl.constexpr,
+    BLOCK_V: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
+    """(BLOCK_M, BLOCK_V) tile of s = h Wᵀ / τ, summed over BLOCK_D slices in fp32."""
+    acc = tl.zeros((BLOCK_M, BLOCK_V), dtype=tl.float32)
+    for d0 in range(0, d, BLOCK_D):
+        ks = d0 + tl.arange(0, BLOCK_D)
+        h = tl.load(
+            h_ptr + rows[:, None] * stride_h + ks[None, :], mask=(rows[:, None] < n) & (ks[None, :] < d), other=0.0
+        ).to(tl.float32)
+        w = tl.load(
+            w_ptr + cols[:, None] * stride_w + ks[None, :], mask=(cols[:, None] < v) & (ks[None, :] < d), other=0.0
+        ).to(tl.float32)
+        acc += tl.dot(h, tl.trans(w))
+    return acc * inv_t
+
+
+@triton.jit
+def _fwd_kernel(
+    h_ptr,
+    w_ptr,
+    t_ptr,
+    hr_ptr,
+    wr_ptr,
+    logp_ptr,
+    ent_ptr,
+    lse_ptr,
+    lser_ptr,
+    kl_ptr,
+    n,
+    v,
+    d,
+    dr,
+    stride_h,
+    stride_w,
+    stride_hr,
+    stride_wr,
+    inv_t,
+    HAS_REF: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_V: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    tgt = tl.load(t_ptr + rows, mask=rows < n, other=0)
+    m = tl.full((BLOCK_M,), float("-inf"), tl.float32)
+    l = tl.zeros((BLOCK_M,), tl.float32)
+    a = tl.zeros((BLOCK_M,), tl.float32)
+    st = tl.zeros((BLOCK_M,), tl.float32)
+    mr = tl.full((BLOCK_M,), float("-inf"), tl.float32)
+    lr = tl.zeros((BLOCK_M,), tl.float32)
+    b = tl.zeros((BLOCK_M,), tl.float32)
+    for v0 in range(0, v, BLOCK_V):
+        cols = v0 + tl.arange(0, BLOCK_V)
+        valid = (cols < v)[None, :]
+        s = _logits_tile(h_ptr, w_ptr, rows, cols, n, v, d, stride_h, stride_w, inv_t, BLOCK_M, BLOCK_V, BLOCK_D)
+        s = tl.where(valid, s, float("-inf"))
+        st += tl.sum(tl.where(cols[None, :] == tgt[:, None], s, 0.0), axis=1)
+        m_new = tl.maximum(m, tl.max(s, axis=1))
+        sh = tl.where(valid, s - m_new[:, None], 0.0)  # s − m
+        e = tl.where(valid, tl.exp(sh), 0.0)
+        scale = tl.exp(m - m_new)
+        # a, b are relative to the old maxima: shift them by (m − m_new) l before rescaling
+        if HAS_REF:
+            sr = _logits_tile(
+                hr_ptr, wr_ptr, rows, cols, n, v, dr, stride_hr, stride_wr, inv_t, BLOCK_M, BLOCK_V, BLOCK_D
+            )
+            sr = tl.where(valid, sr, float("-inf"))
+            mr_new = tl.maximum(mr, tl.max(sr, axis=1))
+            shr = tl.where(valid, sr - mr_new[:, None], 0.0)
+            b = scale * (b + tl.where(l > 0, mr - mr_new, 0.0) * l) + tl.sum(e * shr, axis=1)
+            lr = tl.exp(mr - mr_new) * lr + tl.sum(tl.where(valid, tl.exp(shr), 0.0), axis=1)
+            mr = mr_new
+        a = scale * (a + tl.where(l > 0, m - m_new, 0.0) * l) + tl.sum(e * sh, axis=1)
+        l = scale * l + tl.sum(e, axis=1)
+        m = m_new
+    lse = m + tl.log(l)  # lse = m + log l
+    ent = tl.log(l) - a / l  # H = log l − a / l
+    ok = rows < n
+    tl.store(logp_ptr + rows, st - lse, mask=ok)  # log p(t) = s_t − lse ≤ 0
+    tl.store(ent_ptr + rows, ent, mask=ok)
+    tl.store(lse_ptr + rows, lse, mask=ok)
+    if HAS_REF:
+        tl.store(lser_ptr + rows, mr + tl.log(lr), mask=ok)
+        tl.store(kl_ptr + rows, (a - b) / l - tl.log(l) + tl.log(lr), mask=ok)  # KL = (a − b)/l − log l + log l'
+
+
+@triton.jit
+def _bwd_kernel(
+    h_ptr,
+    w_ptr,
+    t_ptr,
+    hr_ptr,
+    wr_ptr,
+    lse_ptr,
+    ent_ptr,
+    lser_ptr,
+    kl_ptr,
+    glp_ptr,
+    gent_ptr,
+    gkl_ptr,
+    ds_ptr,
+    dsr_ptr,
+    n,
+    v,
+    d,
+    dr,
+    stride_h,
+    stride_w,
+    stride_hr,
+    stride_wr,
+    stride_ds,
+    inv_t,
+    HAS_REF: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_V: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
+    """ds_v = g_lp (1[v = t] − p_v) − g_H p_v (log p_v + H) + g_KL p_v (log p_v − log q_v − KL);
+    dsr_v = g_KL (q_v − p_v)."""
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = tl.program_id(1) * BLOCK_V + tl.arange(0, BLOCK_V)
+    ok = rows < n
+    tgt = tl.load(t_ptr + rows, mask=ok, other=0)
+    lse = tl.load(lse_ptr + rows, mask=ok, other=0.0)
+    ent = tl.load(ent_ptr + rows, mask=ok, other=0.0)
+    g_lp = tl.load(glp_ptr + rows, mask=ok, other=0.0)
+    g_ent = tl.load(gent_ptr + rows, mask=ok, other=0.0)
+    s = _logits_tile(h_ptr, w_ptr, rows, cols, n, v, d, stride_h, stride_w, inv_t, BLOCK_M, BLOCK_V, BLOCK_D)
+    logp = s - lse[:, None]
+    p = tl.exp(logp)
+    onehot = tl.where(cols[None, :] == tgt[:, None], 1.0, 0.0)
+    ds = g_lp[:, None] * (onehot - p) - g_ent[:, None] * p * (logp + ent[:, None])
+    mask = ok[:, None] & (cols < v)[None, :]
+    if HAS_REF:
+        sr = _logits_tile(hr_ptr, wr_ptr, rows, cols, n, v, dr, stride_hr, stride_wr, inv_t, BLOCK_M, BLOCK_V, BLOCK_D)
+        logq = sr - tl.load(lser_ptr + rows, mask=ok, other=0.0)[:, None]
+        g_kl = tl.load(gkl_ptr + rows, mask=ok, other=0.0)[:, None]
+        kl = tl.load(kl_ptr + rows, mask=ok, other=0.0)[:, None]
+        ds += g_kl * p * (logp - logq - kl)
+        tl.store(dsr_ptr + rows[:, None] * stride_ds + cols[None, :], g_kl * (tl.exp(logq) - p), mask=mask)
+    tl.store(ds_ptr + rows[:, None] * stride_ds + cols[None, :], ds, mask=mask)
+
+
+def _blocks(device: torch.device) -> tuple[int, int, int]:
+    return GPU_BLOCKS if device.type == "cuda" else (BLOCK_M, BLOCK_V, BLOCK_D)
+
+
+class _TritonFusedLogprob(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, ref_hidden, ref_weight, temperature):
+        ctx.set_materialize_grads(False)
+        hidden, weight = hidden.contiguous(), weight.contiguous()
+        n, d = hidden.shape
+        v = weight.shape[0]
+        has_ref = ref_hidden is not None
+        if has_ref:
+            ref_hidden, ref_weight = ref_hidden.contiguous(), ref_weight.contiguous()
+        hr, wr = (ref_hidden, ref_weight) if has_ref else (hidden, weight)
+        bm, bv, bd = _blocks(hidden.device)
+        outs = [torch.empty(n, dtype=torch.float32, device=hidden.device) for _ in range(5)]
+        _fwd_kernel[(triton.cdiv(n, bm),)](
+            hidden,
+            weight,
+            targets,
+            hr,
+            wr,
+            *outs,
+            n,
+            v,
+            d,
+            hr.shape[1],
+            hidden.stride(0),
+            weight.stride(0),
+            hr.stride(0),
+            wr.stride(0),
+            1.0 / temperature,
+            HAS_REF=has_ref,
+            BLOCK_M=bm,
+            BLOCK_V=bv,
+            BLOCK_D=bd,
+        )
+        logp, ent, lse, lse_r, kl = outs
+        ctx.save_for_backward(hidden, weight, targets, ref_hidden, ref_weight, lse, ent, lse_r, kl)
+        ctx.temperature = temperature
+        return (logp, ent, kl) if has_ref else (logp, ent)
+
+    @staticmethod
+    def backward(ctx, g_lp, g_ent, g_kl=None):
+        hidden, weight, targets, ref_hidden, ref_weight, lse, ent, lse_r, kl = ctx.saved_tensors
+        n, d = hidden.shape
+        v = weight.shape[0]
+        has_ref = ref_hidden is not None
+        inv_t = 1.0 / ctx.temperature
+        zeros = torch.zeros(n, dtype=torch.float32, device=hidden.device)
+        g_lp = zeros if g_lp is None else g_lp.float().contiguous()
+        g_ent = zeros if g_ent is None else g_ent.float().contiguous()
+        g_kl = zeros if g_kl is None else g_kl.float().contiguous()
+        hr, wr = (ref_hidden, ref_weight) if has_ref else (hidden, weight)
+        bm, bv, bd = _blocks(hidden.device)
+        chunk = max(bm, min(n, DS_ELEMENTS // max(v, 1)) // bm * bm)
+        ds = torch.empty(min(chunk, n), v, dtype=torch.float32, device=hidden.device)
+        dsr = torch.empty_like(ds) if has_ref else ds
+        gh = torch.empty(n, d, dtype=torch.float32, device=hidden.device)
+        gw = torch.zeros(v, d, dtype=torch.float32, device=hidden.device)  # fp32 accumulator across chunks
+        ghr = torch.empty(n, hr.shape[1], dtype=torch.float32, device=hidden.device) if has_ref else None
+        gwr = torch.zeros(v, hr.shape[1], dtype=torch.float32, device=hidden.device) if has_ref else None
+        for n0 in range(0, n, chunk):
+            n1 = min(n, n0 + chunk)
+            c_ds, c_dsr = ds[: n1 - n0], dsr[: n1 - n0]
+            sl = slice(n0, n1)
+            _bwd_kernel[(triton.cdiv(n1 - n0, bm), triton.cdiv(v, bv))](
+                hidden[sl],
+                weight,
+                targets[sl],
+                hr[sl],
+                wr,
+                lse[sl],
+                ent[sl],
+                (lse_r if has_ref else lse)[sl],
+                (kl if has_ref else lse)[sl],
+                g_lp[sl],
+                g_ent[sl],
+                g_kl[sl],
+                c_ds,
+                c_dsr,
+                n1 - n0,
+                v,
+                d,
+                hr.shape[1],
+                hidden.stride(0),
+                weight.stride(0),
+                hr.stride(0),
+                wr.stride(0),
+                ds.stride(0),
+                inv_t,
+                HAS_REF=has_ref,
+                BLOCK_M=bm,
+                BLOCK_V=bv,
+                BLOCK_D=bd,
+            )
+            gh[sl] = (c_ds @ weight.float()) * inv_t  # grad H = ds W / τ
+            gw.addmm_(c_ds.T, hidden[sl].float(), alpha=inv_t)  # grad W += dsᵀ H / τ (fp32)
+            if has_ref:
+                ghr[sl] = (c_dsr @ wr.float()) * inv_t
+                gwr.addmm_(c_dsr.T, hr[sl].float(), alpha=inv_t)
+        out = [gh.to(hidden.dtype), gw.to(weight.dtype), None]
+        out += [ghr.to(hr.dtype), gwr.to(wr.dtype)] if has_ref else [None, None]
+        return (*out, None)
+
+
+def fused_logprob_triton(hidden, weight, targets, temperature=1.0, ref_hidden=None, ref_weight=None):
+    """(log p(t), entropy, exact KL or None) per token with Triton kernels (CUDA, or TRITON_INTERPRET=1 on CPU)."""
+    if hidden.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise RuntimeError(
+            "the triton backend needs CUDA tensors; on CPU set TRITON_INTERPRET=1 before importing triton "
+            "(slow: tests only) or use backend='torch'"
+        )
+    out = _TritonFusedLogprob.apply(hidden, weight, targets.contiguous(), ref_hidden, ref_weight, float(temperature))
+    return (out[0], out[1], out[2]) if ref_hidden is not None else (out[0], out[1], None)
