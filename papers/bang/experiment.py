@@ -90,7 +90,7 @@ class Config(RunConfig):
 
 PRESETS = {
     "smoke": Config(
-        preset="smoke", seeds=2, iters=60, ps=[0.7, 0.9], pretrain_iters=60, finetune_iters=30, alphas=[0.0, 0.5, 1.0]
+        preset="smoke", seeds=1, iters=60, ps=[0.7, 0.9], pretrain_iters=60, finetune_iters=30, alphas=[0.0, 0.5, 1.0]
     ),
     "quick": Config(preset="quick", seeds=5),
     # The official MultiColorMNIST run: `--n_restarts 20`, `n_iters = 5001`, batch 64, Adam lr 0.001, p = 0.7;
@@ -166,6 +166,8 @@ def part_a(cfg: Config, seed: int, device: torch.device) -> list[dict]:
                 rows.append(record(method, seed, metric, v, colors=n_colors, **setting))
             if p != "id":
                 rows.append(record("output_ensemble", seed, "ensemble_gain", ens - max(a1, a2), colors=n_colors, p=p))
+                fft = false_false_true(o1.argmax(-1), o2.argmax(-1), (o1 + o2).argmax(-1), yt)
+                rows.append(record("output_ensemble", seed, "false_false_true", fft, colors=n_colors, p=p))
     return rows
 
 
