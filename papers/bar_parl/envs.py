@@ -1,0 +1,184 @@
+"""Control-world environments in pure JAX (jit / vmap friendly), with the auxiliary heuristics of BARFI.
+
+Every environment is a set of pure functions over a small state pytree:
+  reset(key) -> state;  step(state, action, u, heuristic) -> (state', r_p, r_aux, done) with u ~ U(0, 1)²;
+  features(state) -> x  (the policy's and the reward's input features).
+`heuristic` is a traced integer: 0 = none, 1 = good, 2 = bad, so one compiled program serves all three.
+
+- `GridWorld`: a discrete N×N version of BARFI's gridworld (barfi-gw/src/environments/Maze_*.py): start at the
+  bottom-left cell, +100 and termination at the top-right cell, −0.1 per step, 10% random action, horizon 50.
+  Auxiliary rewards: good = −(normalised squared distance to the goal); bad = +50 for every step spent in the
+  central 2×2 region (a reward that can be farmed forever, so r_p + r_aux changes the optimal behaviour).
+- `CartPole`: gymnasium's CartPole-v1 dynamics (Euler, same constants; parity-tested against gymnasium).
+  Auxiliary reward (barfi-cp/src/environments/CartPole{Good,Bad}Aux.py): ±1 when the action equals the one a PD
+  controller on the pole angle would take (good: +1, bad: −1; 0 otherwise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+HEURISTICS: tuple[str, ...] = ("none", "good", "bad")
+
+# ----------------------------------------------------------------------------- gridworld
+
+
+@dataclass(frozen=True)
+class GridWorld:
+    """N×N grid; actions up / right / down / left; slip probability `slip` (the action is replaced at random)."""
+
+    size: int = 6
+    horizon: int = 50
+    slip: float = 0.1
+    goal_reward: float = 100.0
+    step_reward: float = -0.1
+    aux_bad: float = 50.0
+    n_actions: int = 4
+
+    @property
+    def n_features(self) -> int:
+        return self.size * self.size
+
+    def reset(self, key: jax.Array) -> dict[str, Any]:
+        del key
+        return {"pos": jnp.zeros(2, jnp.int32), "done": jnp.array(False)}
+
+    def constant_weights(self) -> jax.Array:
+        """w with x(s)ᵀ w = 1 for every s."""
+        return jnp.ones(self.n_features)
+
+    def features(self, state: dict[str, Any]) -> jax.Array:
+        """One-hot encoding of the cell (tabular features)."""
+        idx = state["pos"][0] * self.size + state["pos"][1]
+        return jax.nn.one_hot(idx, self.n_features)
+
+    def aux(self, pos: jax.Array, heuristic: jax.Array) -> jax.Array:
+        """r_aux at the cell reached: [none, good, bad][heuristic]."""
+        goal = self.size - 1
+        good = -jnp.sum(((pos - goal) / goal) ** 2)
+        lo, hi = self.size // 2 - 1, self.size // 2
+        inside = jnp.all((pos >= lo) & (pos <= hi))
+        bad = jnp.where(inside, self.aux_bad, 0.0)
+        return jnp.stack([0.0, good, bad])[heuristic]
+
+    def step(self, state, action, u, heuristic):
+        """`u`: two uniform(0, 1) numbers, for the slip and the random action."""
+        action = jnp.where(u[0] < self.slip, jnp.minimum((u[1] * 4).astype(jnp.int32), 3), action)
+        moves = jnp.array([[0, 1], [1, 0], [0, -1], [-1, 0]], jnp.int32)  # (x, y): up, right, down, left
+        pos = jnp.clip(state["pos"] + moves[action], 0, self.size - 1)
+        at_goal = jnp.all(pos == self.size - 1)
+        r_p = self.step_reward + jnp.where(at_goal, self.goal_reward, 0.0)
+        r_aux = jnp.where(at_goal, 0.0, self.aux(pos, heuristic))
+        return {"pos": pos, "done": at_goal}, r_p, r_aux, at_goal
+
+
+# ----------------------------------------------------------------------------- cartpole
+
+
+@dataclass(frozen=True)
+class CartPole:
+    """gymnasium CartPole-v1 physics (Euler integrator); reward +1 per step, the terminating step included."""
+
+    horizon: int = 500
+    gravity: float = 9.8
+    masscart: float = 1.0
+    masspole: float = 0.1
+    length: float = 0.5  # half the pole's length
+    force_mag: float = 10.0
+    tau: float = 0.02
+    theta_threshold: float = 12 * 2 * 3.141592653589793 / 360
+    x_threshold: float = 2.4
+    pd_p: float = 0.1
+    """PD controller gains of the auxiliary heuristic (barfi-cp: P, D = 0.1, 0.5, 'performance around 500')."""
+    pd_d: float = 0.5
+    n_actions: int = 2
+    n_features: int = 5
+
+    def reset(self, key: jax.Array) -> dict[str, Any]:
+        s = jax.random.uniform(key, (4,), minval=-0.05, maxval=0.05)
+        return {"s": s, "prev_theta": jnp.array(0.0), "done": jnp.array(False)}
+
+    def constant_weights(self) -> jax.Array:
+        """w with x(s)ᵀ w = 1 for every s (the bias feature)."""
+        return jnp.zeros(self.n_features).at[-1].set(1.0)
+
+    def features(self, state: dict[str, Any]) -> jax.Array:
+        """[x/2.4, ẋ/3, θ/0.21, θ̇/3, 1]: the state scaled to about [−1, 1], plus a bias."""
+        scale = jnp.array([2.4, 3.0, 0.2095, 3.0])
+        return jnp.concatenate([state["s"] / scale, jnp.ones(1)])
+
+    def dynamics(self, s: jax.Array, action: jax.Array) -> jax.Array:
+        """One Euler step of gymnasium's CartPoleEnv.step."""
+        x, x_dot, theta, theta_dot = s[0], s[1], s[2], s[3]
+        force = jnp.where(action == 1, self.force_mag, -self.force_mag)
+        total_mass = self.masspole + self.masscart
+        polemass_length = self.masspole * self.length
+        costheta, sintheta = jnp.cos(theta), jnp.sin(theta)
+        temp = (force + polemass_length * theta_dot**2 * sintheta) / total_mass
+        thetaacc = (self.gravity * sintheta - costheta * temp) / (
+            self.length * (4.0 / 3.0 - self.masspole * costheta**2 / total_mass)
+        )
+        xacc = temp - polemass_length * thetaacc * costheta / total_mass
+        x = x + self.tau * x_dot
+        x_dot = x_dot + self.tau * xacc
+        theta = theta + self.tau * theta_dot
+        theta_dot = theta_dot + self.tau * thetaacc
+        return jnp.stack([x, x_dot, theta, theta_dot])
+
+    def pd_action(self, theta: jax.Array, prev_theta: jax.Array) -> jax.Array:
+        """a_PD = 1 iff P·θ + D·(θ − θ_prev) > 0 (round(sigmoid(·)) in the official code; θ_prev = 0 at reset)."""
+        return (self.pd_p * theta + self.pd_d * (theta - prev_theta) > 0).astype(jnp.int32)
+
+    def step(self, state, action, u, heuristic):
+        del u  # deterministic dynamics
+        s = state["s"]
+        match = action == self.pd_action(s[2], state["prev_theta"])
+        s2 = self.dynamics(s, action)
+        done = (jnp.abs(s2[0]) > self.x_threshold) | (jnp.abs(s2[2]) > self.theta_threshold)
+        aux = jnp.stack([0.0, 1.0, -1.0])[heuristic] * match
+        r_aux = jnp.where(done, 0.0, aux)  # the official envs give no auxiliary reward on the terminating step
+        return {"s": s2, "prev_theta": s[2], "done": done}, jnp.array(1.0), r_aux, done
+
+
+# ----------------------------------------------------------------------------- rollouts
+
+
+def rollout(env, logits_fn, theta, key: jax.Array, heuristic: jax.Array, batch: int) -> dict[str, jax.Array]:
+    """`batch` episodes of at most `env.horizon` steps with π_θ(a|s) = softmax(logits_fn(θ, x(s))).
+
+    Returns arrays of shape (batch, horizon[, ...]): x (features of s_t), a, r_p, r_aux, mask (1 while the
+    episode is running at t, i.e. a_t was taken in a live state).
+    """
+
+    def one_episode(k):
+        k_reset, k_run = jax.random.split(k)
+        # all the randomness of the episode is drawn up front: PRNG calls inside the scan make XLA compile slowly
+        uniforms = jax.random.uniform(k_run, (env.horizon, 3))
+
+        def body(state, u):
+            x = env.features(state)
+            probs = jax.nn.softmax(logits_fn(theta, x))
+            a = jnp.minimum(jnp.sum(jnp.cumsum(probs) < u[0]), env.n_actions - 1)  # inverse-CDF sampling
+            nxt, r_p, r_aux, done = env.step(state, a, u[1:], heuristic)
+            alive = ~state["done"]
+            nxt = jax.tree.map(lambda new, old: jnp.where(alive, new, old), nxt, state)
+            nxt["done"] = state["done"] | done
+            m = alive.astype(jnp.float32)
+            return nxt, {"x": x, "a": a, "r_p": r_p * m, "r_aux": r_aux * m, "mask": m}
+
+        _, traj = jax.lax.scan(body, env.reset(k_reset), uniforms)
+        return traj
+
+    return jax.vmap(one_episode)(jax.random.split(key, batch))
+
+
+def linear_logits(theta: jax.Array, x: jax.Array) -> jax.Array:
+    """Linear-softmax policy: logits = xᵀ θ, θ of shape (n_features, n_actions) (tabular for one-hot x)."""
+    return x @ theta
+
+
+ENVS = {"gridworld": GridWorld, "cartpole": CartPole}

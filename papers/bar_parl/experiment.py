@@ -1,0 +1,367 @@
+"""Headline experiments: BARFI vs fixed-reward baselines under good / bad / no heuristics (gridworld, CartPole),
+and A-PARL vs a PEBBLE-style alternating learner on preference-based alignment (gridworld, scripted oracle).
+
+Seeds and heuristics are vmapped; each method is one jitted program per environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from common.config import RunConfig, check_positive, ensure
+from common.progress import track
+from common.results import record, select, values
+from papers.bar_parl import train
+from papers.bar_parl.envs import HEURISTICS, CartPole, GridWorld
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV_NAMES: tuple[str, ...] = ("gridworld", "cartpole")
+BARFI_METHODS: tuple[str, ...] = ("barfi", "barfi_fo", "rp", "naive", "potential")
+PARL_METHODS: tuple[str, ...] = ("aparl", "pebble")
+LABELS = {
+    "barfi": "BARFI (Neumann)",
+    "barfi_fo": "BARFI (first-order)",
+    "rp": "r_p only",
+    "naive": "r_p + r_aux",
+    "potential": "potential shaping",
+    "aparl": "A-PARL",
+    "pebble": "PEBBLE-style",
+    "oracle": "true reward",
+}
+
+
+@dataclass
+class Config(RunConfig):
+    """BARFI + PARL in the control world (JAX gridworld and CartPole)."""
+
+    envs: tuple[str, ...] = ENV_NAMES
+    """Environments for the BARFI experiment (gridworld, cartpole)."""
+    gw_iterations: int = 150
+    """Gridworld: outer iterations (each collects inner_steps × batch episodes)."""
+    cp_iterations: int = 100
+    """CartPole: outer iterations."""
+    cp_horizon: int = 200
+    """CartPole: episode cap (gymnasium CartPole-v1 uses 500, CartPole-v0 200)."""
+    inner_steps: int = 5
+    """Policy-gradient steps (one fresh batch each) per outer iteration (official: delta × inner_mul)."""
+    batch: int = 16
+    """Episodes per batch."""
+    gamma: float = 0.99
+    """True discount γ of J_p (official: 0.99)."""
+    gw_actor_lr: float = 0.05
+    """Gridworld: RMSprop learning rate of the tabular softmax policy."""
+    cp_actor_lr: float = 0.02
+    """CartPole: RMSprop learning rate of the linear softmax policy."""
+    entropy: float = 0.05
+    """Entropy bonus λ_H of the inner objective (official actor_reg)."""
+    phi_lr: float = 0.05
+    """RMSprop learning rate of φ_1, φ_2, ψ (official reward_lr = gamma_lr = 0.005)."""
+    phi_decay: float = 0.5
+    """Decoupled decay of φ towards its initial value (φ_1 = 0, φ_2 = 1), per unit of phi_lr."""
+    neumann_alpha: float = 5e-4
+    """Neumann-series step α (official Neumann_alpha ∈ {1e-3, 5e-4, 1e-4})."""
+    neumann_loops: int = 5
+    """Neumann-series terms K (official Neumann_loops = 5)."""
+    parl_iterations: int = 60
+    """PARL: outer iterations (one batch of preference queries each)."""
+    queries: int = 8
+    """PARL: preference queries (trajectory pairs) per outer iteration; needs 2 × queries <= batch."""
+    buffer: int = 400
+    """PARL: preference buffer size (pairs)."""
+    reward_steps: int = 20
+    """PARL: Adam steps on the reward model per outer iteration."""
+    reward_lr: float = 0.05
+    """PARL: Adam learning rate of the reward model ν."""
+    reward_l2: float = 1e-3
+    """PARL: L2 penalty on ν in the preference likelihood."""
+    curve_points: int = 30
+    """Points kept per learning curve in records.jsonl."""
+
+    def validate(self) -> None:
+        super().validate()
+        for name in self.envs:
+            ensure(name in ENV_NAMES, "envs", f"unknown environment {name!r}; choose from {ENV_NAMES}")
+        check_positive(
+            self,
+            "gw_iterations",
+            "cp_iterations",
+            "cp_horizon",
+            "inner_steps",
+            "batch",
+            "gw_actor_lr",
+            "cp_actor_lr",
+            "phi_lr",
+            "neumann_alpha",
+            "neumann_loops",
+            "parl_iterations",
+            "queries",
+            "buffer",
+            "reward_steps",
+            "reward_lr",
+            "curve_points",
+        )
+        ensure(0 < self.gamma <= 1, "gamma", f"must lie in (0, 1], got {self.gamma}")
+        ensure(self.entropy >= 0, "entropy", f"must be >= 0, got {self.entropy}")
+        ensure(self.phi_decay >= 0, "phi_decay", f"must be >= 0, got {self.phi_decay}")
+        ensure(self.reward_l2 >= 0, "reward_l2", f"must be >= 0, got {self.reward_l2}")
+        ensure(2 * self.queries <= self.batch, "queries", f"2 × queries must be <= batch={self.batch}")
+        ensure("gridworld" in self.envs, "envs", "must include gridworld (PARL's target return is defined from it)")
+
+
+PRESETS = {
+    "smoke": Config(
+        preset="smoke",
+        seeds=2,
+        envs=("gridworld", "cartpole"),
+        gw_iterations=4,
+        cp_iterations=3,
+        cp_horizon=30,
+        inner_steps=2,
+        batch=4,
+        parl_iterations=3,
+        queries=2,
+        buffer=16,
+        reward_steps=2,
+        curve_points=4,
+    ),
+    "quick": Config(preset="quick", seeds=5),
+    # Paper scale (barfi-gw/experiments/PaperPlots/*/barfineumann.json, barfi-cp): 40 seeds ("seed": [1..40]),
+    # "max_episodes": 2000, "batch_size": 1, "delta": 3 episodes between updates, "actor_lr": 0.005,
+    # "reward_lr": 0.005, "actor_reg": 0.25, "Neumann_alpha": 0.0005, "Neumann_loops": 5; CartPole-v1 cap 500.
+    "full": Config(
+        preset="full",
+        seeds=40,
+        gw_iterations=2000 // 3,
+        cp_iterations=2000 // 3,
+        cp_horizon=500,
+        inner_steps=3,
+        batch=1 * 3,
+        gw_actor_lr=0.005,
+        cp_actor_lr=0.005,
+        entropy=0.25,
+        phi_lr=0.005,
+        neumann_alpha=5e-4,
+        neumann_loops=5,
+        parl_iterations=300,
+        queries=1,
+        buffer=2000,
+    ),
+}
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def make_env(name: str, cfg: Config):
+    return GridWorld() if name == "gridworld" else CartPole(horizon=cfg.cp_horizon)
+
+
+def hyper(cfg: Config, env_name: str, iterations: int | None = None) -> train.Hyper:
+    lr = cfg.gw_actor_lr if env_name == "gridworld" else cfg.cp_actor_lr
+    it = iterations if iterations is not None else (cfg.gw_iterations if env_name == "gridworld" else cfg.cp_iterations)
+    return train.Hyper(
+        iterations=it,
+        inner_steps=cfg.inner_steps,
+        batch=cfg.batch,
+        gamma=cfg.gamma,
+        actor_lr=lr,
+        entropy=cfg.entropy,
+        phi_lr=cfg.phi_lr,
+        neumann_alpha=cfg.neumann_alpha,
+        neumann_loops=cfg.neumann_loops,
+        phi_decay=cfg.phi_decay,
+        queries=cfg.queries,
+        buffer=cfg.buffer,
+        reward_steps=cfg.reward_steps,
+        reward_lr=cfg.reward_lr,
+        reward_l2=0.0,
+    )
+
+
+def _seed_keys(cfg: Config, offset: int) -> jax.Array:
+    return jnp.stack([jax.random.fold_in(jax.random.key(s), offset) for s in cfg.seed_list()])
+
+
+def _barfi_logs(env_name: str, job: str, cfg: Config) -> dict[str, dict[str, np.ndarray]]:
+    """{method: logs of shape (seeds, heuristics, iterations)} on one environment.
+
+    job "barfi": BARFI with the Neumann and the first-order IHVP (a traced flag: one program);
+    job "baselines": r_p / naive / potential (a traced mode: one program).
+    """
+    env, hp = make_env(env_name, cfg), hyper(cfg, env_name)
+    keys, heur = _seed_keys(cfg, ENV_NAMES.index(env_name)), jnp.arange(len(HEURISTICS))
+    if job == "barfi":
+        names, flags = ("barfi", "barfi_fo"), jnp.array([True, False])
+        one = lambda k, h, f: train.train_barfi(env, hp, k, h, f)  # noqa: E731
+    else:
+        names, flags = train.baselines.BASELINES, jnp.arange(len(train.baselines.BASELINES))
+        one = lambda k, h, m: train.train_fixed(env, hp, k, h, m)  # noqa: E731
+    fn = jax.vmap(jax.vmap(jax.vmap(one, (None, 0, None)), (0, None, None)), (None, None, 0))
+    logs = jax.jit(fn)(keys, heur, flags)
+    return {name: {k: np.asarray(v[i]) for k, v in logs.items()} for i, name in enumerate(names)}
+
+
+def _parl_logs(cfg: Config) -> dict[str, np.ndarray]:
+    """{aparl, pebble: returns of shape (seeds, iterations)}: one program, the A-PARL term behind a traced flag."""
+    env = GridWorld()
+    hp = dataclasses.replace(hyper(cfg, "gridworld", cfg.parl_iterations), reward_l2=cfg.reward_l2)
+    fn = jax.vmap(jax.vmap(lambda k, a: train.train_preference(env, hp, k, a), (0, None)), (None, 0))
+    logs = jax.jit(fn)(_seed_keys(cfg, 100), jnp.array([True, False]))
+    return {"aparl": np.asarray(logs["return"][0]), "pebble": np.asarray(logs["return"][1])}
+
+
+def _curve_rows(method, seeds, values, episodes_per_iter, points, **setting) -> list[dict]:
+    n = values.shape[-1]
+    idx = np.unique(np.linspace(0, n - 1, min(points, n)).round().astype(int))
+    return [
+        record(
+            method, s, "return", float(values[i, t]), step=int(t), episodes=int((t + 1) * episodes_per_iter), **setting
+        )
+        for i, s in enumerate(seeds)
+        for t in idx
+    ]
+
+
+def _final(values: np.ndarray) -> np.ndarray:
+    """Mean return over the last 10% of iterations (per seed)."""
+    k = max(1, values.shape[-1] // 10)
+    return values[..., -k:].mean(-1)
+
+
+def episodes_to_target(curve: np.ndarray, target: float, episodes_per_iter: int) -> float:
+    """Environment episodes until the return first reaches `target` (the whole budget + 1 iteration if never)."""
+    hit = np.nonzero(curve >= target)[0]
+    t = hit[0] if hit.size else curve.shape[-1]
+    return float((t + 1) * episodes_per_iter)
+
+
+def _setup_jax(cfg: Config) -> None:
+    """Persistent compilation cache under .cache/jax; for `smoke`, XLA's cheapest optimisation level (the run is
+    dominated by compile time). Both only take effect if no JAX computation has run in this process yet."""
+    if cfg.preset == "smoke" and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+    jax.config.update("jax_compilation_cache_dir", str(ROOT / ".cache" / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def run(cfg: Config) -> list[dict]:
+    _setup_jax(cfg)
+    rows: list[dict] = []
+    seeds = cfg.seed_list()
+    jobs = [(e, m) for e in cfg.envs for m in ("barfi", "baselines")] + [("parl", "parl")]
+    for env_name, job in track(jobs, "bar_parl runs"):
+        if env_name != "parl":
+            for method, logs in _barfi_logs(env_name, job, cfg).items():
+                rows += _barfi_rows(method, logs, env_name, cfg)
+            continue
+        per_iter = (cfg.inner_steps + 1) * cfg.batch
+        curves = _parl_logs(cfg)
+        for method, ret in curves.items():
+            rows += _curve_rows(method, seeds, ret, per_iter, cfg.curve_points, env="parl")
+            for i, s in enumerate(seeds):
+                rows.append(record(method, s, "final_return", _final(ret[i]), env="parl"))
+                rows.append(record(method, s, "initial_return", ret[i, 0], env="parl"))
+        rows += _parl_target_rows(cfg, curves, rows)
+    return rows
+
+
+def _barfi_rows(method: str, logs: dict[str, np.ndarray], env_name: str, cfg: Config) -> list[dict]:
+    rows, seeds = [], cfg.seed_list()
+    per_iter = cfg.inner_steps * cfg.batch
+    for h, heuristic in enumerate(HEURISTICS):
+        ret = logs["return"][:, h]
+        rows += _curve_rows(method, seeds, ret, per_iter, cfg.curve_points, env=env_name, heuristic=heuristic)
+        for name in ("phi1", "phi2", "gamma_phi"):
+            if name in logs:
+                vals = logs[name][:, h]
+                idx = np.unique(
+                    np.linspace(0, vals.shape[-1] - 1, min(cfg.curve_points, vals.shape[-1])).round().astype(int)
+                )
+                rows += [
+                    record(method, s, name, float(vals[i, t]), step=int(t), env=env_name, heuristic=heuristic)
+                    for i, s in enumerate(seeds)
+                    for t in idx
+                ]
+        for i, s in enumerate(seeds):
+            rows.append(record(method, s, "final_return", _final(ret[i]), env=env_name, heuristic=heuristic))
+            rows.append(record(method, s, "mean_return", ret[i].mean(), env=env_name, heuristic=heuristic))
+            rows.append(record(method, s, "initial_return", ret[i, 0], env=env_name, heuristic=heuristic))
+    return rows
+
+
+def _parl_target_rows(cfg: Config, curves: dict[str, np.ndarray], rows: list[dict]) -> list[dict]:
+    """episodes_to_target per seed. Fixed before any data was seen: target = R_0 + 0.8 (R_oracle − R_0) with R_0
+    the PARL runs' mean initial return and R_oracle the final return of REINFORCE on the true reward r_p
+    (the gridworld `rp` baseline, no heuristic, same learner)."""
+    r0 = float(np.mean([c[:, 0].mean() for c in curves.values()]))
+    r_oracle = float(np.mean(values(rows, method="rp", env="gridworld", heuristic="none", metric="final_return")))
+    target = r0 + 0.8 * (r_oracle - r0)
+    per_iter = (cfg.inner_steps + 1) * cfg.batch
+    return [
+        record(
+            method,
+            s,
+            "episodes_to_target",
+            episodes_to_target(curves[method][i], target, per_iter),
+            env="parl",
+            target=round(target, 3),
+            r_oracle=round(r_oracle, 3),
+        )
+        for method in curves
+        for i, s in enumerate(cfg.seed_list())
+    ]
+
+
+# ----------------------------------------------------------------------------- figure and table
+
+
+def figure(rows: list[dict], cfg: Config, path: Path) -> None:
+    """Return vs environment episodes per method and heuristic; learned φ_2 and γ_φ; PARL curves."""
+    import matplotlib.pyplot as plt
+
+    envs = list(cfg.envs)
+    fig, axes = plt.subplots(len(envs) + 1, 3, figsize=(15, 3.6 * (len(envs) + 1)), squeeze=False)
+    for r_i, env_name in enumerate(envs):
+        for c_i, heuristic in enumerate(HEURISTICS):
+            ax = axes[r_i, c_i]
+            for method in BARFI_METHODS:
+                _plot_curve(
+                    ax, select(rows, method=method, env=env_name, heuristic=heuristic, metric="return"), LABELS[method]
+                )
+            ax.set_title(f"{env_name}, {heuristic} heuristic")
+            ax.set_xlabel("environment episodes")
+            ax.set_ylabel("return (r_p)")
+    axes[0, 0].legend(fontsize=7)
+    ax = axes[-1, 0]
+    for method in PARL_METHODS:
+        _plot_curve(ax, select(rows, method=method, env="parl", metric="return"), LABELS[method])
+    ax.set_title("PARL: preference-based alignment (gridworld)")
+    ax.set_xlabel("environment episodes")
+    ax.legend(fontsize=7)
+    for c_i, metric in enumerate(("phi2", "gamma_phi"), start=1):
+        ax = axes[-1, c_i]
+        for env_name in envs:
+            for heuristic in HEURISTICS:
+                sel = select(rows, method="barfi", env=env_name, heuristic=heuristic, metric=metric)
+                _plot_curve(ax, sel, f"{env_name}/{heuristic}", x="step")
+        ax.set_title(f"BARFI learned {'φ_2 (visit-weighted)' if metric == 'phi2' else 'γ_φ'}")
+        ax.set_xlabel("outer iteration")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90, format="png")
+    plt.close(fig)
+
+
+def _plot_curve(ax, rows: list[dict], label: str, x: str = "episodes") -> None:
+    if not rows:
+        return
+    xs = sorted({r[x] for r in rows})
+    mean = [np.mean([r["value"] for r in rows if r[x] == v]) for v in xs]
+    ax.plot(xs, mean, label=label)

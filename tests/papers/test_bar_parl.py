@@ -1,0 +1,311 @@
+"""BARFI + PARL: hypergradients vs finite differences (float64), Neumann IHVP vs the exact inverse, reward / shaping
+formulas, environment parity with gymnasium, and the CLI (smoke; quick claims marked slow)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+import jax.numpy as jnp  # noqa: E402
+
+from papers.bar_parl import baselines, method  # noqa: E402
+from papers.bar_parl.envs import CartPole, GridWorld, linear_logits, rollout  # noqa: E402
+
+
+def tiny_batch(rng: np.random.Generator, B=3, T=5, S=3, A=2) -> dict:
+    """A fixed batch of trajectories over S one-hot states; the last steps of episode 0 are past termination."""
+    states = rng.integers(0, S, size=(B, T))
+    mask = np.ones((B, T))
+    mask[0, 3:] = 0.0
+    return {
+        "x": jnp.asarray(np.eye(S)[states]),
+        "a": jnp.asarray(rng.integers(0, A, size=(B, T))),
+        "r_p": jnp.asarray(rng.normal(0, 0.3, (B, T)) * mask),
+        "r_aux": jnp.asarray(rng.normal(0, 0.3, (B, T)) * mask),
+        "mask": jnp.asarray(mask),
+    }
+
+
+def numpy_returns(r, mask, gamma):
+    g = np.zeros_like(r)
+    for b in range(r.shape[0]):
+        acc = 0.0
+        for t in reversed(range(r.shape[1])):
+            acc = (r[b, t] + gamma * acc) * mask[b, t]
+            g[b, t] = acc
+    return g
+
+
+# ----------------------------------------------------------------------------- formulas
+
+
+def test_discounted_returns_match_loop():
+    with jax.enable_x64(True):
+        batch = tiny_batch(np.random.default_rng(0))
+        got = method.discounted_returns(batch["r_p"], batch["mask"], 0.9)
+        want = numpy_returns(np.asarray(batch["r_p"]), np.asarray(batch["mask"]), 0.9)
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-12)
+
+
+def test_blended_reward_and_gamma():
+    batch = {
+        "x": jnp.array([[[1.0, 0.0], [0.0, 1.0]]]),
+        "r_p": jnp.array([[1.0, -0.1]]),
+        "r_aux": jnp.array([[50.0, 2.0]]),
+    }
+    phi = {"phi1": jnp.array([0.5, -1.0]), "phi2": jnp.array([0.0, 2.0]), "psi": jnp.array(0.0)}
+    # r_φ = φ_1(s) + r_p + φ_2(s) r_aux: [0.5 + 1 + 0·50, −1 − 0.1 + 2·2]
+    np.testing.assert_allclose(np.asarray(method.blended_reward(phi, batch)), [[1.5, 2.9]], rtol=1e-6)
+    assert float(method.gamma_phi(phi)) == pytest.approx(0.5)
+    assert float(method.gamma_phi(method.init_phi(jnp.ones(3)))) == pytest.approx(0.99, abs=1e-3)
+
+
+def test_potential_shaping_telescopes():
+    """Σ_k γ^k (r_p + γΦ_{t+k+1} − Φ_{t+k}) = G^p_t − Φ_t, also when the episode ends before the horizon."""
+    with jax.enable_x64(True):
+        batch = tiny_batch(np.random.default_rng(1))
+        gamma = 0.95
+        shaped = batch["r_p"] + baselines.shaping_rewards(batch["r_aux"], batch["mask"], gamma)
+        by_sum = method.discounted_returns(shaped, batch["mask"], gamma)
+        closed = baselines.baseline_returns(batch, gamma, jnp.array(2))
+        np.testing.assert_allclose(np.asarray(by_sum), np.asarray(closed), rtol=1e-10, atol=1e-12)
+        naive = baselines.baseline_returns(batch, gamma, jnp.array(1))
+        want = numpy_returns(np.asarray(batch["r_p"] + batch["r_aux"]), np.asarray(batch["mask"]), gamma)
+        np.testing.assert_allclose(np.asarray(naive), want, rtol=1e-10, atol=1e-12)
+
+
+def test_pg_objective_gradient_is_reinforce():
+    """∇_θ of the surrogate = mean_b (1/T) Σ_t mask G_t ∇ log π(a_t|s_t), computed by hand for a tabular softmax."""
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(2)
+        batch = tiny_batch(rng)
+        theta = jnp.asarray(rng.normal(size=(3, 2)))
+        g = method.discounted_returns(batch["r_p"], batch["mask"], 0.9)
+        got = jax.grad(lambda t: method.pg_objective(linear_logits, t, batch, g))(theta)
+        x, a, m = np.asarray(batch["x"]), np.asarray(batch["a"]), np.asarray(batch["mask"])
+        want = np.zeros((3, 2))
+        B, T = a.shape
+        for b in range(B):
+            for t in range(T):
+                s = int(np.argmax(x[b, t]))
+                p = np.exp(np.asarray(theta)[s]) / np.exp(np.asarray(theta)[s]).sum()
+                want[s] += m[b, t] * float(g[b, t]) * (np.eye(2)[a[b, t]] - p) / (B * T)
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-10, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- Neumann and hypergradients
+
+
+def test_neumann_ihvp_matches_truncated_series_and_exact_inverse():
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(3)
+        Q = np.linalg.qr(rng.normal(size=(6, 6)))[0]
+        H = -(Q * rng.uniform(0.5, 3.0, 6)) @ Q.T  # negative definite, as at a maximum of the inner objective
+        g = rng.normal(size=6)
+        alpha, K = 0.1, 5
+        series = sum(np.linalg.matrix_power(np.eye(6) + alpha * H, j) @ g for j in range(K + 1))
+        got = method.neumann_ihvp(lambda v: jnp.asarray(H) @ v, jnp.asarray(g), alpha, K)
+        np.testing.assert_allclose(np.asarray(got), -alpha * series, rtol=1e-10)
+        converged = method.neumann_ihvp(lambda v: jnp.asarray(H) @ v, jnp.asarray(g), 0.3, 400)
+        np.testing.assert_allclose(np.asarray(converged), np.linalg.solve(H, g), rtol=1e-8)
+        np.testing.assert_allclose(np.asarray(method.first_order_ihvp(jnp.asarray(g))), -g)
+
+
+def test_implicit_hypergradient_matches_finite_differences():
+    """dJ_p(θ*(φ))/dφ from the implicit function theorem (exact inverse and a converged Neumann series) equals
+    central finite differences through an exactly solved (Newton) inner problem, in float64."""
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(4)
+        batch = tiny_batch(rng)
+        kappa = 1.0
+
+        def inner(theta, phi):  # BARFI's inner surrogate made strongly concave by an L2 term
+            return method.inner_objective(linear_logits, theta, phi, batch, 0.1) - 0.5 * kappa * jnp.sum(theta**2)
+
+        def outer(theta):
+            return method.primary_objective(linear_logits, theta, batch, 0.99)
+
+        def solve(phi):
+            theta = jnp.zeros((3, 2))
+            for _ in range(30):
+                grad = jax.grad(inner)(theta, phi).ravel()
+                hess = jax.hessian(inner)(theta, phi).reshape(6, 6)
+                theta = theta - jnp.linalg.solve(hess, grad).reshape(3, 2)
+            return theta
+
+        phi = {
+            "phi1": jnp.asarray(rng.normal(0, 0.3, 3)),
+            "phi2": jnp.asarray(1 + rng.normal(0, 0.3, 3)),
+            "psi": jnp.array(1.5),
+        }
+        theta = solve(phi)
+        assert float(jnp.max(jnp.abs(jax.grad(inner)(theta, phi)))) < 1e-12
+        H = np.asarray(jax.hessian(inner)(theta, phi).reshape(6, 6))
+        assert np.all(np.linalg.eigvalsh(H) < 0)
+        g = np.asarray(jax.grad(outer)(theta)).ravel()
+        exact = method.implicit_hypergradient(inner, theta, phi, jnp.asarray(np.linalg.solve(H, g).reshape(3, 2)))
+        neumann_ihvp = method.neumann_ihvp(
+            lambda v: method.hvp(lambda t: inner(t, phi), theta, v), jnp.asarray(g.reshape(3, 2)), 0.5, 300
+        )
+        neumann = method.implicit_hypergradient(inner, theta, phi, neumann_ihvp)
+        eps = 1e-6
+        for name in ("phi1", "phi2", "psi"):
+            flat = np.atleast_1d(np.asarray(phi[name]))
+            for i in range(flat.size):
+
+                def shifted(d, name=name, i=i, flat=flat):
+                    v = flat.copy()
+                    v[i] += d
+                    return float(outer(solve({**phi, name: jnp.asarray(v.reshape(np.shape(phi[name])))})))
+
+                fd = (shifted(eps) - shifted(-eps)) / (2 * eps)
+                assert float(np.atleast_1d(np.asarray(exact[name]))[i]) == pytest.approx(fd, rel=1e-5, abs=1e-9)
+                assert float(np.atleast_1d(np.asarray(neumann[name]))[i]) == pytest.approx(fd, rel=1e-4, abs=1e-8)
+
+
+def test_barfi_hypergradient_first_order_and_regulariser():
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(5)
+        batch = tiny_batch(rng)
+        theta = jnp.asarray(rng.normal(size=(3, 2)))
+        phi = method.init_phi(jnp.ones(3))
+        phi = {**phi, "phi1": phi["phi1"] + 0.2}
+        kw = dict(gamma=0.99, entropy=0.0, alpha=1e-3, loops=5)
+        fo = method.barfi_hypergradient(linear_logits, theta, phi, batch, batch, neumann=False, **kw)
+        g = jax.grad(lambda t: method.primary_objective(linear_logits, t, batch, 0.99))(theta)
+        want = method.implicit_hypergradient(
+            lambda t, p: method.inner_objective(linear_logits, t, p, batch, 0.0), theta, phi, -g
+        )
+        for k in phi:
+            np.testing.assert_allclose(np.asarray(fo[k]), np.asarray(want[k]), rtol=1e-10, atol=1e-14)
+        phi0 = method.init_phi(jnp.ones(3))
+        reg = method.barfi_hypergradient(
+            linear_logits, theta, phi, batch, batch, neumann=False, phi0=phi0, reward_l2=0.5, **kw
+        )
+        np.testing.assert_allclose(np.asarray(fo["phi1"] - reg["phi1"]), 2 * 0.5 * 0.2 * np.ones(3), rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------- PARL pieces
+
+
+def test_preference_likelihood_and_oracle():
+    tau = lambda r, x: {"r_p": jnp.asarray(r), "x": jnp.asarray(x), "mask": jnp.ones(np.shape(r))}  # noqa: E731
+    x0 = np.eye(2)[[[0, 0, 1]]]
+    x1 = np.eye(2)[[[1, 1, 1]]]
+    t0, t1 = tau([[1.0, 1.0, 1.0]], x0), tau([[0.0, 0.0, 1.0]], x1)
+    assert float(baselines.oracle_labels(t0, t1)[0]) == 1.0
+    assert float(baselines.oracle_labels(t1, t0)[0]) == 0.0
+    assert float(baselines.oracle_labels(t0, t0)[0]) == 0.5
+    nu = jnp.array([0.3, -0.2])
+    d = (2 * 0.3 - 0.2) - (3 * -0.2)  # R_ν(τ0) − R_ν(τ1)
+    got = method.preference_loglik(nu, t0, t1, jnp.array([1.0]))
+    assert float(got[0]) == pytest.approx(float(jax.nn.log_sigmoid(d)), rel=1e-6)
+    diffs = jnp.sum(t0["x"], 1) - jnp.sum(t1["x"], 1)
+    grad = baselines.pebble_reward_gradient(nu, diffs, jnp.array([1.0]), jnp.array([1.0]), 0.0)
+    want = jax.grad(lambda n: method.preference_loglik(n, t0, t1, jnp.array([1.0]))[0])(nu)
+    np.testing.assert_allclose(np.asarray(grad), np.asarray(want), rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- environments
+
+
+def test_cartpole_matches_gymnasium():
+    gym = pytest.importorskip("gymnasium")
+    with jax.enable_x64(True):
+        env, rng = CartPole(), np.random.default_rng(6)
+        g = gym.make("CartPole-v1").unwrapped
+        steps = 0
+        for ep in range(4):
+            obs, _ = g.reset(seed=ep)
+            state = {
+                "s": jnp.asarray(np.asarray(g.state, dtype=np.float64)),
+                "prev_theta": jnp.array(0.0),
+                "done": jnp.array(False),
+            }
+            for _ in range(200):
+                a = int(rng.integers(2))
+                _, r, term, _, _ = g.step(a)
+                nxt, r_p, _, done = env.step(state, jnp.array(a), None, jnp.array(0))
+                np.testing.assert_allclose(
+                    np.asarray(nxt["s"]), np.asarray(g.state, dtype=np.float64), rtol=1e-12, atol=1e-12
+                )
+                assert bool(done) == term and float(r_p) == r
+                steps += 1
+                if term:
+                    break
+                state = nxt
+        assert steps > 40
+
+
+def test_cartpole_pd_heuristic_matches_official_formula():
+    env = CartPole()
+    rng = np.random.default_rng(7)
+    for theta, prev in rng.normal(0, 0.1, size=(50, 2)):
+        u = 0.1 * theta + 0.5 * (theta - prev)
+        official = int(np.round(1 / (1 + np.exp(-u))))  # barfi-cp PID_controller: round(sigmoid(P e + D Δe))
+        assert int(env.pd_action(jnp.array(theta), jnp.array(prev))) == official
+    state = {"s": jnp.array([0.0, 0.0, 0.05, 0.0]), "prev_theta": jnp.array(0.0), "done": jnp.array(False)}
+    for heuristic, want in ((0, 0.0), (1, 1.0), (2, -1.0)):
+        assert float(env.step(state, jnp.array(1), None, jnp.array(heuristic))[2]) == want  # PD says push right
+        assert float(env.step(state, jnp.array(0), None, jnp.array(heuristic))[2]) == 0.0
+
+
+def test_gridworld_rewards_and_heuristics():
+    env = GridWorld(slip=0.0)
+    no_slip = jnp.array([0.99, 0.0])
+    state = env.reset(jax.random.key(0))
+    total, aux_bad = 0.0, []
+    for a in [1] * 5 + [0] * 5:  # right ×5, up ×5: the shortest path to the goal
+        state, r_p, r_aux, done = env.step(state, jnp.array(a), no_slip, jnp.array(2))
+        total += float(r_p)
+        aux_bad.append(float(r_aux))
+    assert bool(done) and total == pytest.approx(100 - 0.1 * 10)
+    assert aux_bad == [0.0] * 10  # the border path never enters the central region
+    centre = {"pos": jnp.array([2, 3]), "done": jnp.array(False)}
+    assert float(env.step(centre, jnp.array(1), no_slip, jnp.array(2))[2]) == 50.0  # → (3, 3): still central
+    assert float(env.step(centre, jnp.array(1), no_slip, jnp.array(1))[2]) == pytest.approx(-(2 * (2 / 5) ** 2))
+    slipped = env.step(centre, jnp.array(1), jnp.array([0.0, 0.9]), jnp.array(0))[0]  # slip: random action 3 = left
+    assert np.asarray(slipped["pos"]).tolist() == [1, 3]
+
+
+def test_rollout_masks_after_termination():
+    env = GridWorld(horizon=30)
+    theta = jnp.zeros((env.n_features, 4)).at[:, 1].set(5.0).at[jnp.arange(5, 36, 6), 0].set(10.0)
+    batch = rollout(env, linear_logits, theta, jax.random.key(1), jnp.array(0), 8)
+    m = np.asarray(batch["mask"])
+    assert np.all(np.diff(m, axis=1) <= 0)  # once done, always done
+    returns = np.asarray(batch["r_p"]).sum(1)
+    reached = m.sum(1) < 30
+    np.testing.assert_allclose(returns[reached], 100 - 0.1 * m.sum(1)[reached], rtol=1e-5)
+    assert reached.mean() > 0.5
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_rejects_bad_config(run_cli):
+    proc = run_cli("papers.bar_parl", "--preset", "smoke", "--queries", "100", expect_rc=2)
+    assert "--queries" in proc.stderr
+
+
+def test_cli_smoke(run_cli, tmp_path):
+    out = tmp_path / "smoke"
+    proc = run_cli("papers.bar_parl", "--preset", "smoke", "--out", str(out))
+    assert "claims" in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["paper"] == "bar_parl" and summary["preset"] == "smoke"
+    assert {c["id"] for c in summary["claims"]} == {"1-gridworld", "2-gridworld", "3"}
+    for name in ("records.jsonl", "table.md", "figure.png"):
+        assert (out / name).stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_quick_claims(run_cli, tmp_path):
+    out = tmp_path / "quick"
+    run_cli("papers.bar_parl", "--preset", "quick", "--out", str(out), timeout=1800)
+    claims = {c["id"]: c for c in json.loads((out / "summary.json").read_text())["claims"]}
+    failed = [cid for cid, c in claims.items() if not c["passed"]]
+    assert not failed, {cid: claims[cid]["observed"] for cid in failed}
