@@ -21,8 +21,8 @@ import torch
 
 TOKEN_CHUNK = 256
 """Default tokens per chunk."""
-CHUNK_ELEMENTS = 1 << 22
-"""Default budget of logits elements per (token × vocab) chunk (16 MB in fp32)."""
+CHUNK_ELEMENTS = 1 << 23
+"""Default budget of logits elements per (token × vocab) chunk (32 MB in fp32)."""
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -75,6 +75,12 @@ def _online_stats(hs, w, hrs, wr, tgt, vocab_chunk):
     lse_r = mr + lr.log()
     kl = (a - b) / l - l.log() + lr.log()
     return logp, ent, lse, lse_r, kl
+
+
+def _add_target(ds, tgt, g, v0, v1):
+    """The g · 1[v = t] part of ∂ log p(t)/∂s_v for the targets inside vocabulary chunk [v0, v1)."""
+    rows = ((tgt >= v0) & (tgt < v1)).nonzero().squeeze(1)
+    ds[rows, tgt[rows] - v0] += g[rows]
 
 
 def _coefficients(g_lp, g_ent, g_kl, n0, n1, ent, kl):
@@ -140,6 +146,14 @@ class _FusedLogprob(torch.autograd.Function):
             for v0, v1 in _chunks(weight.shape[0], vocab_chunk):
                 w = weight[v0:v1].to(dt)
                 logp_v = (hs @ w.T).sub_(c_lse)  # log p_v = s_v − lse
+                if g_ent is None and not has_ref:  # log-prob only: ds = −g_lp p (+ g_lp 1[v = t]), in place
+                    ds = logp_v.exp_().mul_(beta)
+                    _add_target(ds, tgt, g_lp[n0:n1], v0, v1)
+                    if need_h:
+                        gh[n0:n1].addmm_(ds, w)
+                    if need_w:
+                        gw[v0:v1].addmm_(ds.T, hs)
+                    continue
                 p = logp_v.exp()
                 if has_ref:
                     wr = ref_weight[v0:v1].to(dt)
@@ -156,9 +170,8 @@ class _FusedLogprob(torch.autograd.Function):
                 ds = logp_v.mul_(alpha).add_(beta).mul_(p)
                 if has_ref:
                     ds.add_(kl_term)
-                if g_lp is not None:  # the 1[v = t] part of ∂ log p(t)/∂s_v
-                    rows = ((tgt >= v0) & (tgt < v1)).nonzero().squeeze(1)
-                    ds[rows, tgt[rows] - v0] += g_lp[n0:n1][rows]
+                if g_lp is not None:
+                    _add_target(ds, tgt, g_lp[n0:n1], v0, v1)
                 if need_h:
                     gh[n0:n1].addmm_(ds, w)
                 if need_w:
