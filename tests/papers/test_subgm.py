@@ -106,7 +106,6 @@ def test_cli_smoke_writes_results_and_is_deterministic(run_cli, tmp_path):
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--preset", "nope"], "--preset"),
         (["--seeds", "0"], "--seeds"),
         (["--ranks", "1"], "--ranks"),
         (["--rho", "1.5"], "--rho"),
