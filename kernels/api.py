@@ -143,6 +143,8 @@ def fused_logprob(
 
         if t1.dtype.is_floating_point or t1.dtype == torch.bool:
             raise TypeError(f"targets must be an integer tensor, got {t1.dtype}")
+        if not hidden.dtype.is_floating_point or hidden.dtype != weight.dtype:
+            raise TypeError(f"hidden and weight must share one floating dtype, got {hidden.dtype}, {weight.dtype}")
         if weight.device != hidden.device or t1.device != hidden.device:
             raise ValueError(f"hidden, weight and targets must share a device; got {hidden.device}, {weight.device}")
         _check_values(torch.isfinite, h2, t1, weight.shape[0], rh2)

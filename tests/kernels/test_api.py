@@ -31,6 +31,7 @@ def test_returns_named_tuple_with_leading_shape(inputs):
         (lambda x: x["hidden"].__setitem__((0, 0), float("nan")), "non-finite"),
         (lambda x: x["hidden"].__setitem__((1, 2), float("inf")), "non-finite"),
         (lambda x: x.update(targets=x["targets"].float()), "integer"),
+        (lambda x: x.update(weight=x["weight"].double()), "share one floating dtype"),
         (lambda x: x.update(temperature=0.0), "temperature"),
         (lambda x: x.update(temperature=float("nan")), "temperature"),
         (lambda x: x.update(backend="cuda"), "backend must be one of"),
