@@ -182,6 +182,15 @@ def _finetune_loss(cfg: Config, variant: str, gen: torch.Generator) -> Callable:
     return lambda m, xb, yb: bang_loss(m, xb, yb, n_classes=N_CLASSES, eps=eps, mixup_alpha=a, generator=gen)
 
 
+def _feature_probes(world: MultiColorDigits, device: torch.device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Diagnostics of what a model reads: test digits with label-free colours (sp = 0: the digit alone carries
+    the label) and test images in their label colours (sp = 1) with the digit blanked (colours alone)."""
+    colour_only = world.test(1.0)
+    colour_only.x = colour_only.x.copy()
+    colour_only.x[:, :, 8:16, 8:16] = 0.0
+    return {"digit_only_acc": _tensors(world.test(0.0), device), "colour_only_acc": _tensors(colour_only, device)}
+
+
 def part_bc(cfg: Config, seed: int, device: torch.device) -> list[dict]:
     rows = []
     world = MultiColorDigits(seed=seed, n_test=cfg.n_test)
@@ -199,6 +208,8 @@ def part_bc(cfg: Config, seed: int, device: torch.device) -> list[dict]:
     pre_out = {p: _out(pre, xt) for p, (xt, _) in tests.items()}
     for p in cfg.ps:
         rows.append(record("pre-trained", seed, "overconfidence", overconfidence(pre_out[p], tests[p][1]), p=p))
+    probes = _feature_probes(world, device)
+    rows += [record("pre-trained", seed, m, _acc(_out(pre, xp), yp)) for m, (xp, yp) in probes.items()]
     student = copy.deepcopy(pre)
     for variant in FINETUNES:
         ft = copy.deepcopy(pre)
@@ -211,6 +222,7 @@ def part_bc(cfg: Config, seed: int, device: torch.device) -> list[dict]:
             cfg,
             data_seed=seed + 30_000,
         )
+        rows += [record(variant, seed, m, _acc(_out(ft, xp), yp)) for m, (xp, yp) in probes.items()]
         for p in cfg.ps:
             rows.append(
                 record(variant, seed, "overconfidence", overconfidence(_out(ft, tests[p][0]), tests[p][1]), p=p)
