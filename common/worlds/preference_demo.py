@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -42,6 +43,8 @@ class Config(RunConfig):
     """Prompts of the best-of-n evaluation."""
     bon_samples: int = 512
     """Base-policy samples per prompt (N); n runs over powers of two up to N."""
+    ppo_proxy: Literal["clean", "noisy"] = "clean"
+    """Which proxy of each seed PPO optimises (clean: trained without label flips, as in Gao et al. / PAR)."""
     ppo_steps: int = 100
     """PPO iterations."""
     ppo_batch: int = 128
@@ -168,6 +171,7 @@ def ppo_rows(world: PreferenceWorld, rm, cfg: Config, seed: int) -> list[dict]:
                         step=step + 1 - cfg.log_every // 2,
                     )
                 )
+            _log(f"PPO seed {seed} step {step + 1}: " + ", ".join(f"{r['metric']}={r['value']:.3f}" for r in rows[-5:]))
     return rows
 
 
@@ -190,7 +194,7 @@ def run(cfg: Config) -> list[dict]:
     rows += bon_rows(world, proxies, cfg)
     _log("best-of-n: " + str(overoptimisation(rows, "bon_noisy")))
     for seed in cfg.seed_list():
-        rows += ppo_rows(world, proxies["noisy"][seed], cfg, seed)
+        rows += ppo_rows(world, proxies[cfg.ppo_proxy][seed], cfg, seed)
     rows += summary_rows(rows)
     return rows
 
@@ -263,7 +267,7 @@ def claims(rows: list[dict], cfg: Config) -> list[Claim]:
     ]
     for cid, name, res, fall in (
         ("bon_overoptimisation", f"best-of-n (n ≤ {cfg.bon_samples}, noisy proxy)", bon, BON_MIN_FALL),
-        ("ppo_overoptimisation", "PPO vs a single noisy proxy (tiny KL)", ppo, PPO_MIN_FALL),
+        ("ppo_overoptimisation", f"PPO vs a single {cfg.ppo_proxy} proxy (tiny KL)", ppo, PPO_MIN_FALL),
     ):
         gain = res["gold_peak"] - res["gold_start"]
         passed = (
@@ -291,7 +295,7 @@ def table(rows: list[dict], cfg: Config) -> str:
     for name, method, xm in (
         ("best-of-n, noisy proxy (x = n)", "bon_noisy", None),
         ("best-of-n, clean proxy (x = n)", "bon_clean", None),
-        ("PPO, noisy proxy (x = step)", "ppo_single", "kl"),
+        (f"PPO, {cfg.ppo_proxy} proxy (x = step)", "ppo_single", "kl"),
     ):
         o = overoptimisation(rows, method, xm)
         lines.append(
@@ -322,7 +326,7 @@ def figure(rows: list[dict], cfg: Config, path: Path) -> None:
     _, kl = mean_curve(rows, "ppo_single", "kl")
     ax[1].plot(x, gold, color="C2", lw=2, label="gold")
     ax[1].plot(x, proxy, color="C1", lw=2, label="proxy")
-    ax[1].set(xlabel="PPO iteration", ylabel="reward", title="PPO vs one noisy proxy (β tiny)")
+    ax[1].set(xlabel="PPO iteration", ylabel="reward", title=f"PPO vs one {cfg.ppo_proxy} proxy (β tiny)")
     ax[2].plot(kl, gold, "o-", color="C2", label="gold")
     ax[2].plot(kl, proxy, "o-", color="C1", label="proxy")
     ax[2].set(xlabel="KL(π ‖ π_SFT) (nats)", ylabel="reward", title="PPO: reward vs KL (mean over seeds)")

@@ -1,0 +1,121 @@
+"""The preference world: generator statistics, gold reward formula, labels, caching, and the demo CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from common.worlds import preference as W
+
+TINY = W.WorldConfig(corpus_size=256, policy_d=16, policy_layers=1, sft_steps=5, sft_batch=32, gold_d=16, gold_layers=1)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    import os
+
+    old = os.environ.get("REPROZOO_CACHE")
+    os.environ["REPROZOO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    torch.set_num_threads(1)
+    yield W.build_world(TINY)
+    if old is None:
+        os.environ.pop("REPROZOO_CACHE")
+    else:
+        os.environ["REPROZOO_CACHE"] = old
+
+
+def test_corpus_statistics():
+    cfg = W.WorldConfig(corpus_size=4000)
+    ids, loss_mask = W.build_corpus(cfg)
+    P = cfg.prompt_len + 1
+    assert (ids[:, cfg.prompt_len] == cfg.vocab + 1).all() and (loss_mask[:, :P] == 0).all()
+    y, m = ids[:, P:], loss_mask[:, P:]
+    lengths = m.sum(-1)
+    assert lengths.min() >= cfg.min_response_len + 1 and lengths.max() <= cfg.max_response_len
+    # every response ends with EOS, counted in the mask
+    assert (y.gather(1, (lengths - 1)[:, None]) == cfg.vocab).all()
+    feats = ((y < cfg.n_features) & (m == 1)).sum(-1).float()
+    assert 0.8 < feats.mean() < 1.3 and 0.05 < (feats >= 3).float().mean() < 0.15  # notes: mean ≈ 1.1, 10% ≥ 3
+
+
+def test_gold_bonus_formula(world):
+    b = world.gold.bonus(torch.arange(6))
+    assert torch.allclose(b, torch.tensor([0.0, 0.7, 1.4, 0.4, -2.6, -7.6]))
+
+
+def test_comparisons_labels_follow_gold_and_flip(world):
+    clean = world.comparisons(200, seed=1)
+    ga = world.gold(clean.ids_a, clean.mask_a, clean.feat_a)
+    gb = world.gold(clean.ids_b, clean.mask_b, clean.feat_b)
+    assert torch.equal(clean.labels, (ga > gb).float())
+    noisy = world.comparisons(200, label_noise=0.25, seed=1)
+    assert torch.equal(noisy.gold_labels, clean.gold_labels)
+    flipped = (noisy.labels != noisy.gold_labels).float().mean().item()
+    assert 0.15 < flipped < 0.35
+    # the responses are base-policy samples: prompt ⊕ response with masks
+    assert clean.ids_a.shape[1] == world.max_len and (clean.mask_a[:, : world.prompt_width] == 1).all()
+
+
+def test_gold_is_standardised_teacher_plus_bonus(world):
+    gen = torch.Generator().manual_seed(0)
+    prompts = world.sample_prompts(512, gen)
+    g = world.sample(prompts, gen)
+    ids, am = world.sequences(prompts, g.tokens, g.mask)
+    teacher = (world.gold.teacher(ids, am) - world.gold.mu) / world.gold.sigma
+    gold = world.gold_reward(prompts, g.tokens, g.mask)
+    assert torch.allclose(gold - teacher, world.gold.bonus(world.feature_count(g.tokens, g.mask)), atol=1e-5)
+    assert abs(teacher.mean().item()) < 0.25 and 0.7 < teacher.std().item() < 1.3
+
+
+def test_cache_round_trip(world):
+    again = W.build_world(TINY)
+    for a, b in zip(world.policy.parameters(), again.policy.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(world.gold.mu, again.gold.mu)
+    pc = W.ProxyConfig(d_model=8, n_layers=1, n_pairs=32, steps=3, batch_size=16)
+    rm1, rm2 = world.train_proxy(pc), world.train_proxy(pc)
+    for a, b in zip(rm1.parameters(), rm2.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert len(list(world.cache_dir.glob("proxy-*.pt"))) == 1
+    acc = world.accuracy(rm1, world.comparisons(32, seed=5))
+    assert 0.0 <= acc <= 1.0
+
+
+def test_bon_curve_endpoints():
+    proxy = torch.tensor([[0.1, 0.5, 0.3, 0.9]])
+    gold = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    curve = W.bon_curve(proxy, gold, [1, 4])
+    assert curve[0]["gold"] == pytest.approx(2.5) and curve[0]["kl_bon"] == 0.0
+    assert curve[1]["gold"] == pytest.approx(4.0) and curve[1]["proxy"] == pytest.approx(0.9)
+
+
+def test_world_config_validates():
+    with pytest.raises(ValueError, match="n_features"):
+        W.WorldConfig(n_features=0)
+    with pytest.raises(ValueError, match="eos_prob"):
+        W.WorldConfig(eos_prob=1.5)
+
+
+def test_demo_smoke_cli(run_cli, tmp_path):
+    out = tmp_path / "smoke"
+    proc = run_cli("common.worlds.preference", "--preset", "smoke", "--out", str(out))
+    assert "claims" in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["paper"] == "preference_world" and summary["preset"] == "smoke"
+    assert {c["id"] for c in summary["claims"]} == {"rm_accuracy", "bon_overoptimisation", "ppo_overoptimisation"}
+    assert (out / "figure.png").stat().st_size > 0 and (out / "records.jsonl").exists()
+
+
+def test_demo_rejects_bad_config(run_cli):
+    proc = run_cli("common.worlds.preference", "--preset", "smoke", "--label-noise", "1.5", expect_rc=2)
+    assert "--label-noise" in proc.stderr
+
+
+@pytest.mark.slow
+def test_quick_world_reward_hacks(run_cli, tmp_path):
+    out = tmp_path / "quick"
+    run_cli("common.worlds.preference", "--preset", "quick", "--out", str(out))
+    claims = {c["id"]: c for c in json.loads((out / "summary.json").read_text())["claims"]}
+    assert all(c["passed"] for c in claims.values()), claims
