@@ -90,6 +90,8 @@ def check(rows: list[dict], cfg) -> list[Claim]:
                 "aparl_episodes": aparl,
                 "pebble_episodes": pebble,
                 "target": target,
+                "aparl_norm_episodes": _mean(rows, method="aparl_norm", env="parl", metric="episodes_to_target"),
+                "aparl_norm_final": _mean(rows, method="aparl_norm", env="parl", metric="final_return"),
                 "aparl_final": _mean(rows, method="aparl", env="parl", metric="final_return"),
                 "pebble_final": _mean(rows, method="pebble", env="parl", metric="final_return"),
             },

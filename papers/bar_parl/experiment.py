@@ -24,7 +24,7 @@ from papers.bar_parl.envs import HEURISTICS, CartPole, GridWorld
 ROOT = Path(__file__).resolve().parents[2]
 ENV_NAMES: tuple[str, ...] = ("gridworld", "cartpole")
 BARFI_METHODS: tuple[str, ...] = ("barfi", "barfi_fo", "rp", "naive", "potential")
-PARL_METHODS: tuple[str, ...] = ("aparl", "pebble")
+PARL_METHODS: tuple[str, ...] = ("aparl", "aparl_norm", "pebble")
 LABELS = {
     "barfi": "BARFI (Neumann)",
     "barfi_fo": "BARFI (first-order)",
@@ -32,8 +32,8 @@ LABELS = {
     "naive": "r_p + r_aux",
     "potential": "potential shaping",
     "aparl": "A-PARL",
+    "aparl_norm": "A-PARL (rescaled term)",
     "pebble": "PEBBLE-style",
-    "oracle": "true reward",
 }
 
 
@@ -209,12 +209,12 @@ def _barfi_logs(env_name: str, job: str, cfg: Config) -> dict[str, dict[str, np.
 
 
 def _parl_logs(cfg: Config) -> dict[str, np.ndarray]:
-    """{aparl, pebble: returns of shape (seeds, iterations)}: one program, the A-PARL term behind a traced flag."""
+    """{method: returns of shape (seeds, iterations)} for PARL_METHODS: one program, the mode traced."""
     env = GridWorld()
     hp = dataclasses.replace(hyper(cfg, "gridworld", cfg.parl_iterations), reward_l2=cfg.reward_l2)
-    fn = jax.vmap(jax.vmap(lambda k, a: train.train_preference(env, hp, k, a), (0, None)), (None, 0))
-    logs = jax.jit(fn)(_seed_keys(cfg, 100), jnp.array([True, False]))
-    return {"aparl": np.asarray(logs["return"][0]), "pebble": np.asarray(logs["return"][1])}
+    fn = jax.vmap(jax.vmap(lambda k, m: train.train_preference(env, hp, k, m), (0, None)), (None, 0))
+    logs = jax.jit(fn)(_seed_keys(cfg, 100), jnp.array([1, 2, 0]))
+    return {name: np.asarray(logs["return"][i]) for i, name in enumerate(PARL_METHODS)}
 
 
 def _curve_rows(method, seeds, values, episodes_per_iter, points, **setting) -> list[dict]:

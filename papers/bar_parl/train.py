@@ -34,6 +34,7 @@ class Hyper:
     reward_l2: float = 0.0
     gamma_l2: float = 0.0
     phi_decay: float = 0.0
+    phi_optimizer: str = "rmsprop"
     queries: int = 0
     buffer: int = 0
     reward_steps: int = 0
@@ -79,7 +80,7 @@ def train_barfi(env, hp: Hyper, key, heuristic, neumann):
     theta = jnp.zeros((env.n_features, env.n_actions))
     phi0 = method.init_phi(env.constant_weights())
     phi = phi0
-    opt, opt_phi = optax.rmsprop(hp.actor_lr), optax.rmsprop(hp.phi_lr)
+    opt, opt_phi = optax.rmsprop(hp.actor_lr), getattr(optax, hp.phi_optimizer)(hp.phi_lr)
 
     def policy_update(theta, opt_state, phi, batch):
         phi_fixed = jax.lax.stop_gradient(phi)
@@ -135,9 +136,10 @@ def train_barfi(env, hp: Hyper, key, heuristic, neumann):
     return logs
 
 
-def train_preference(env, hp: Hyper, key, aparl):
-    """PEBBLE-style alternating learner, or A-PARL when `aparl` (adds the term through ρ(τ; θ*(ν))); `aparl` may
-    be a traced flag (then the indirect term is computed for both and multiplied by the flag)."""
+def train_preference(env, hp: Hyper, key, mode):
+    """Preference-based alignment: `mode` 0 = PEBBLE-style alternating learner, 1 = A-PARL (adds the term through
+    ρ(τ; θ*(ν)) as given by the Neumann IHVP), 2 = A-PARL with that term rescaled to the direct term's norm.
+    `mode` may be traced (the indirect term is then computed for every mode and masked)."""
     theta = jnp.zeros((env.n_features, env.n_actions))
     nu = jnp.zeros(env.n_features)
     opt, opt_nu = optax.rmsprop(hp.actor_lr), optax.adam(hp.reward_lr)
@@ -166,7 +168,7 @@ def train_preference(env, hp: Hyper, key, aparl):
             "y": buf["y"].at[idx].set(y),
             "valid": buf["valid"].at[idx].set(1.0),
         }
-        _, indirect = method.aparl_hypergradient(
+        direct, indirect = method.aparl_hypergradient(
             linear_logits,
             theta,
             nu,
@@ -179,7 +181,10 @@ def train_preference(env, hp: Hyper, key, aparl):
             alpha=hp.neumann_alpha,
             loops=hp.neumann_loops,
         )
-        indirect = jnp.where(aparl, indirect, 0.0)
+        # mode 2: the truncated Neumann series (small α) fixes the direction of (dθ*/dν)ᵀw, not its scale, so
+        # rescale the indirect term to the direct term's norm on the same fresh pairs (an assumption; see README)
+        scale = jnp.where(mode == 2, jnp.linalg.norm(direct) / (jnp.linalg.norm(indirect) + 1e-12), 1.0)
+        indirect = jnp.where(mode > 0, indirect * scale, 0.0)
 
         def fit(c, _):
             nu, nu_state = c
