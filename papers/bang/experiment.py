@@ -311,3 +311,24 @@ def figure(rows: list[dict], cfg: Config, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110)
     plt.close(fig)
+
+
+def table(rows: list[dict], cfg: Config) -> str:
+    """The α sweeps (mean over seeds) at p = p_wise: OOD accuracy in weight and output space, FalseFalseTrue."""
+    head = "| fine-tuning | quantity | " + " | ".join(f"α={a:g}" for a in cfg.alphas) + " |"
+    lines = [
+        f"WiSE-FT α sweeps, OOD at p = {cfg.p_wise} (α = 0: pre-trained, 1: fine-tuned), mean of {cfg.seeds} seeds:",
+        "",
+        head,
+        "|---|---|" + "---|" * len(cfg.alphas),
+    ]
+    for variant in FINETUNES:
+        for label, match in (
+            ("OOD acc, weight space", dict(metric="ood_acc", space="weight", p=cfg.p_wise)),
+            ("OOD acc, output space", dict(metric="ood_acc", space="output", p=cfg.p_wise)),
+            ("FalseFalseTrue, weight", dict(metric="false_false_true", space="weight", p=cfg.p_wise)),
+            ("ID acc, weight space", dict(metric="id_acc", space="weight")),
+        ):
+            _, v = curve(rows, method=variant, **match)
+            lines.append(f"| {variant} | {label} | " + " | ".join(f"{x:.3f}" for x in v) + " |")
+    return "\n".join(lines) + "\n"
