@@ -49,7 +49,8 @@ def test_comparisons_labels_follow_gold_and_flip(world):
     clean = world.comparisons(200, seed=1)
     ga = world.gold(clean.ids_a, clean.mask_a, clean.feat_a)
     gb = world.gold(clean.ids_b, clean.mask_b, clean.feat_b)
-    assert torch.equal(clean.labels, (ga > gb).float())
+    clear = (ga - gb).abs() > 1e-4  # batch-size-dependent float noise may flip near-ties
+    assert torch.equal(clean.labels[clear], (ga > gb).float()[clear]) and clear.float().mean() > 0.9
     noisy = world.comparisons(200, label_noise=0.25, seed=1)
     assert torch.equal(noisy.gold_labels, clean.gold_labels)
     flipped = (noisy.labels != noisy.gold_labels).float().mean().item()
