@@ -1,0 +1,165 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from common.worlds import reasoning as rw
+from papers.rebalance.baselines import controller_for
+from papers.rebalance.method import (
+    Control,
+    Controller,
+    SteeringHook,
+    choose_layer,
+    label_steps,
+    offline_confidence,
+    online_confidence,
+    prototypes,
+    steering_vector,
+    variance_proxy,
+)
+
+CTRL = Control(q25c=0.666017, q75c=0.927745, q25v=0.000488, q75v=0.009931)  # the official 7B values
+
+
+def test_confidences_and_variance_by_hand():
+    lp = torch.log(torch.tensor([0.5, 0.8, 0.2], dtype=torch.float64))
+    assert math.isclose(float(offline_confidence(lp)), (0.5 * 0.8 * 0.2) ** (1 / 3), rel_tol=1e-12)
+    assert math.isclose(float(online_confidence(torch.tensor([0.9, 0.6, 0.3]))), 0.6, rel_tol=1e-6)
+    assert math.isclose(float(variance_proxy(torch.tensor(0.9), torch.tensor(0.5))), 0.04, rel_tol=1e-6)
+
+
+def test_labels_prototypes_and_steering_vector():
+    conf = np.array([0.1, 0.9, 0.5, 0.95, 0.2, 0.6])
+    refl = np.array([False, False, False, True, False, False])
+    labels = label_steps(conf, refl, q25=0.3, q75=0.8)
+    assert labels.tolist() == [1, -1, 0, 1, 1, 0]  # reflection wins over high confidence; middle steps dropped
+    h = torch.arange(12.0, dtype=torch.float64).reshape(6, 2)
+    mu_pos, mu_neg = prototypes(h, labels)
+    assert torch.allclose(mu_pos, h[[0, 3, 4]].mean(0)) and torch.allclose(mu_neg, h[1])
+    assert torch.allclose(steering_vector(mu_pos, mu_neg), h[[0, 3, 4]].mean(0) - h[1])
+    with pytest.raises(ValueError):
+        prototypes(h, np.zeros(6, dtype=int))
+
+
+def test_ridge_layer_search_picks_the_predictive_layer():
+    rng = np.random.default_rng(0)
+    conf = rng.random(300)
+    informative = np.c_[conf[:, None] * rng.normal(size=(1, 8)) + 0.01 * rng.normal(size=(300, 8))]
+    layers = {1: rng.normal(size=(300, 8)), 2: informative, 3: rng.normal(size=(300, 8))}
+    best, r2 = choose_layer(layers, conf, n_components=4, alpha=1.0)
+    assert best == 2 and r2[2] > 0.95 and r2[1] < 0.2 and r2[3] < 0.2
+
+
+def test_f1_passes_through_its_anchor_points():
+    f1 = lambda c: float(CTRL.f1(torch.tensor(c, dtype=torch.float64)))  # noqa: E731
+    assert math.isclose(f1(CTRL.q25c), CTRL.low_val_1, abs_tol=1e-9)
+    assert math.isclose(f1(CTRL.q75c), 0.0, abs_tol=1e-9)
+    assert math.isclose(f1(1.0), 0.01, abs_tol=1e-6)
+
+
+def _lam_by_hand(c, v, ctl, use_low=True, use_high=True):
+    """λ = F(c, v) written out in float64 with math (independent of method.py's torch code)."""
+    m, delta = (ctl.q25c + ctl.q75c) / 2, (ctl.q75c - ctl.q25c) / 2
+    k = ctl.k
+    a, b = ctl.low_val_1 / 2, -ctl.low_val_1 / (2 * math.tanh(k * delta))
+    f1 = lambda x: a + b * math.tanh(k * (x - m))  # noqa: E731
+    sig = lambda x: 1 / (1 + math.exp(-x)) if x > -700 else 0.0  # noqa: E731
+    iqr_c, iqr_v = ctl.q75c - ctl.q25c, ctl.q75v - ctl.q25v
+    w_low = min(1.0, sig(1200 * (ctl.q25c - c) / iqr_c) * sig(1200 * (v - ctl.q75v) / iqr_v) / 0.25)
+    w_high = min(1.0, sig(1200 * (c - ctl.q75c) / iqr_c) * sig(1200 * (ctl.q25v - v) / iqr_v) / ctl.g_m)
+    lam = f1(c) + use_low * (ctl.low_val_2 - f1(ctl.q25c)) * w_low + use_high * (ctl.high_val_2 - f1(1.0)) * w_high
+    return min(max(lam, min(ctl.low_val_1, ctl.low_val_2)), max(0.01, ctl.high_val_2))
+
+
+@pytest.mark.parametrize(
+    "c,v",
+    [(0.5, 0.05), (0.5, 0.0), (0.66, 0.0099), (0.8, 0.003), (0.95, 0.0001), (0.95, 0.02), (0.93, 0.0005), (0.99, 0.0)],
+)
+def test_lambda_matches_hand_computation(c, v):
+    t = lambda x: torch.tensor([x], dtype=torch.float64)  # noqa: E731
+    assert math.isclose(float(CTRL(t(c), t(v))[0]), _lam_by_hand(c, v, CTRL), abs_tol=1e-9)
+    import dataclasses
+
+    no_low, no_high = dataclasses.replace(CTRL, use_low=False), dataclasses.replace(CTRL, use_high=False)
+    assert math.isclose(float(no_low(t(c), t(v))[0]), _lam_by_hand(c, v, CTRL, use_low=False), abs_tol=1e-9)
+    assert math.isclose(float(no_high(t(c), t(v))[0]), _lam_by_hand(c, v, CTRL, use_high=False), abs_tol=1e-9)
+
+
+def test_lambda_regimes():
+    t = lambda x: torch.tensor([x], dtype=torch.float64)  # noqa: E731
+    assert math.isclose(float(CTRL(t(0.3), t(0.05))[0]), CTRL.low_val_2, abs_tol=1e-6)  # low & unstable: prune
+    assert math.isclose(float(CTRL(t(0.99), t(0.0))[0]), CTRL.high_val_2, abs_tol=1e-3)  # high & stable: reflect
+    assert float(CTRL(t(0.3), t(0.0))[0]) > CTRL.low_val_2 + 0.5  # low but stable: only the baseline F1
+
+
+def _tiny():
+    cfg = rw.WorldConfig(d_model=16, n_layers=2, n_heads=2)
+    return cfg, rw.new_model(cfg)
+
+
+def test_hook_changes_hidden_states_only_at_step_boundaries():
+    cfg, model = _tiny()
+    v = cfg.vocab
+    seq = torch.tensor([[v.think, v.step, 3, v.sep, v.step, 5, v.sep, v.end, 5, v.eos]])
+    outs = []
+    # what layer 1 receives = layer 0's output after every hook on it (the steered hidden state)
+    rec = model.model.layers[1].register_forward_pre_hook(lambda m, args: outs.append(args[0].clone()))
+    model(input_ids=seq)
+    hook = SteeringHook(model.model.layers[0], torch.randn(16))
+    hook.lam = torch.where(seq == v.sep, -2.0, 0.0)
+    model(input_ids=seq)
+    hook.remove()
+    rec.remove()
+    diff = (outs[1] - outs[0]).abs().sum(-1)[0]
+    assert torch.allclose(outs[1] - outs[0], hook.lam[..., None] * hook.vector)
+    assert (diff[seq[0] == v.sep] > 0).all() and (diff[seq[0] != v.sep] == 0).all()
+
+
+def test_controller_steers_only_separators_inside_thinking():
+    cfg, model = _tiny()
+    v = cfg.vocab
+    hook = SteeringHook(model.model.layers[0], torch.ones(16))
+    ctrl = controller_for("static", hook, 2, sep_id=v.sep, end_id=v.end, control=CTRL, static_lambda=-1.5)
+    stream = [[v.step, v.step], [3, 4], [v.sep, v.sep], [v.end, v.step], [v.sep, 2], [7, v.sep]]
+    seen = []
+    for t, toks in enumerate(stream):
+        probs = torch.softmax(torch.randn(2, v.size), -1)
+        ctrl(t, torch.tensor(toks), probs)
+        seen.append(hook.lam.tolist())
+    hook.remove()
+    # row 0 ends thinking at t=3: its later SEP is not steered; row 1 keeps thinking
+    assert seen == [[0, 0], [0, 0], [-1.5, -1.5], [0, 0], [0, 0], [0, -1.5]]
+
+
+def test_dynamic_controller_uses_mean_max_probability_and_variance():
+    ctrl = Controller(None, 1, sep_id=9, end_id=8, mode="dynamic", control=CTRL)
+    p = lambda top: torch.tensor([[top, 1 - top]])  # noqa: E731
+    for t, (tok, top) in enumerate([(0, 0.9), (9, 0.7), (1, 0.5), (9, 0.5)]):
+        ctrl(t, torch.tensor([tok]), p(top))
+    (_, _, c1, v1, l1), (_, _, c2, v2, l2) = ctrl.trace
+    assert math.isclose(float(c1), 0.8, rel_tol=1e-6) and float(v1) == 0.0
+    assert math.isclose(float(c2), 0.5, rel_tol=1e-6) and math.isclose(float(v2), 0.3**2 / 4, rel_tol=1e-5)
+    assert math.isclose(float(l2), _lam_by_hand(0.5, 0.3**2 / 4, CTRL), abs_tol=1e-5)
+
+
+def test_cli_smoke(run_cli, tmp_path):
+    proc = run_cli("papers.rebalance", "--preset", "smoke", "--out", str(tmp_path))
+    assert "claims" in proc.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {"base", "static", "rebalance", "no_w_low", "no_w_high", "calibration"} <= set(summary["methods"])
+    assert len(summary["claims"]) == 3
+
+
+def test_bad_config_names_the_field(run_cli):
+    proc = run_cli("papers.rebalance", "--preset", "smoke", "--methods", "base", "magic", expect_rc=2, timeout=120)
+    assert "--methods" in proc.stderr
+
+
+@pytest.mark.slow
+def test_quick_claims(run_cli, tmp_path):
+    run_cli("papers.rebalance", "--preset", "quick", "--out", str(tmp_path))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    failed = [c["id"] for c in summary["claims"] if not c["passed"]]
+    assert not failed, f"claims failed: {failed}"
