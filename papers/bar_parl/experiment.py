@@ -119,7 +119,7 @@ PRESETS = {
     "smoke": Config(
         preset="smoke",
         seeds=2,
-        envs=("gridworld", "cartpole"),
+        envs=("gridworld",),
         gw_iterations=4,
         cp_iterations=3,
         cp_horizon=30,
