@@ -60,7 +60,9 @@ class Config(RunConfig):
     log_every: int = 5
     """PPO curve resolution: statistics are averaged over windows of this many iterations."""
     threads: int = 1
-    """torch CPU threads (≤ 2 on the 2-core CI machine)."""
+    """torch CPU threads per process (≤ 2 on the 2-core CI machine)."""
+    workers: int = 3
+    """Processes for proxy training and PPO seeds (1 = all in this process)."""
 
     def validate(self) -> None:
         super().validate()
@@ -76,6 +78,7 @@ class Config(RunConfig):
             "ppo_minibatch",
             "log_every",
             "threads",
+            "workers",
         )
         check_fraction(self, "label_noise")
         ensure(self.ppo_kl >= 0, "ppo_kl", f"must be >= 0, got {self.ppo_kl}")
@@ -88,6 +91,7 @@ PRESETS = {
     "smoke": Config(
         preset="smoke",
         seeds=1,
+        workers=1,
         world=SMOKE_WORLD,
         proxy=ProxyConfig(n_pairs=128, steps=10),
         test_pairs=64,
@@ -179,22 +183,53 @@ def _log(msg: str) -> None:
     print(f"[preference world] {msg}", flush=True)
 
 
+def _proxy_config(cfg: Config, name: str, seed: int) -> ProxyConfig:
+    noise = 0.0 if name == "clean" else cfg.label_noise
+    return dataclasses.replace(cfg.proxy, label_noise=noise, seed=seed, data_seed=seed)
+
+
+def _train_proxy_job(cfg: Config, name: str, seed: int) -> None:
+    """Worker: train one proxy into the cache."""
+    torch.set_num_threads(cfg.threads)
+    build_world(cfg.world).train_proxy(_proxy_config(cfg, name, seed))
+
+
+def _ppo_job(cfg: Config, seed: int) -> list[dict]:
+    """Worker: one PPO run (world and proxy come from the cache)."""
+    torch.set_num_threads(cfg.threads)
+    world = build_world(cfg.world)
+    return ppo_rows(world, world.train_proxy(_proxy_config(cfg, cfg.ppo_proxy, seed)), cfg, seed)
+
+
 def run(cfg: Config) -> list[dict]:
+    """Proxies and PPO seeds run in `workers` processes (spawned; artefacts shared through the cache)."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
     torch.set_num_threads(cfg.threads)
     world = build_world(cfg.world, verbose=True)
+    pool = cf.ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) if cfg.workers > 1 else None
+    jobs = [(name, seed) for seed in cfg.seed_list() for name in ("clean", "noisy")]
+    if pool is not None:
+        list(pool.map(_train_proxy_job, [cfg] * len(jobs), *zip(*jobs, strict=True)))
     test = world.comparisons(cfg.test_pairs, seed=10**6)
     rows: list[dict] = []
     proxies: dict[str, list] = {"clean": [], "noisy": []}
-    for seed in track(cfg.seed_list(), "proxies"):
-        for name, noise in (("clean", 0.0), ("noisy", cfg.label_noise)):
-            rm = world.train_proxy(dataclasses.replace(cfg.proxy, label_noise=noise, seed=seed, data_seed=seed))
-            proxies[name].append(rm)
-            rows.append(record(f"proxy_{name}", seed, "accuracy", world.accuracy(rm, test)))
-            _log(f"proxy {name} seed {seed}: accuracy {rows[-1]['value']:.3f}")
+    for name, seed in jobs:
+        rm = world.train_proxy(_proxy_config(cfg, name, seed))
+        proxies[name].append(rm)
+        rows.append(record(f"proxy_{name}", seed, "accuracy", world.accuracy(rm, test)))
+        _log(f"proxy {name} seed {seed}: accuracy {rows[-1]['value']:.3f}")
+    ppo = [pool.submit(_ppo_job, cfg, seed) for seed in cfg.seed_list()] if pool is not None else []
     rows += bon_rows(world, proxies, cfg)
     _log("best-of-n: " + str(overoptimisation(rows, "bon_noisy")))
-    for seed in cfg.seed_list():
-        rows += ppo_rows(world, proxies[cfg.ppo_proxy][seed], cfg, seed)
+    if pool is not None:
+        for fut in ppo:
+            rows += fut.result()
+        pool.shutdown()
+    else:
+        for seed in cfg.seed_list():
+            rows += ppo_rows(world, proxies[cfg.ppo_proxy][seed], cfg, seed)
     rows += summary_rows(rows)
     return rows
 
