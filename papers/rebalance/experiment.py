@@ -87,7 +87,7 @@ class Config(RunConfig):
 
 PRESETS = {
     "smoke": Config(
-        preset="smoke", seeds=1, world="smoke", ks=[1, 4, 8], n_per_k=12, n_calib=48, n_traces=2, lambda_sweep=[3.0]
+        preset="smoke", seeds=1, world="smoke", ks=[1, 4, 8], n_per_k=8, n_calib=32, n_traces=2, lambda_sweep=[]
     ),
     "quick": Config(preset="quick", seeds=3),
     # Paper scale: DeepSeek-R1-Distill-Qwen-{1.5B,7B}, Qwen3-14B, QwQ-32B on MATH-500 / AIME / GSM8K / ...;
