@@ -14,5 +14,6 @@ if __name__ == "__main__":
             run=experiment.run,
             claims=claims.check,
             figure=experiment.figure,
+            table=experiment.table,
         )
     )

@@ -166,6 +166,7 @@ def test_cli_smoke(run_cli, tmp_path):
         "4-overconfidence",
     ]
     assert (tmp_path / "figure.png").stat().st_size > 0
+    assert "WiSE-FT α sweeps" in (tmp_path / "table.md").read_text()
     rows = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
     assert {r["method"] for r in rows} >= {"mlp_1", "mlp_2", "output_ensemble", "pre-trained", "wise_ft", "bang"}
 
