@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -9,6 +10,13 @@ from typing import Any
 
 from common.config import C, parse
 from common.results import Claim, exit_code, print_claims, write_run
+
+
+def _prog(paper: str) -> str:
+    """`python -m <the module actually run>` (papers.<slug> or common.worlds.<name>), for --help and errors."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    name = spec.name.removesuffix(".__main__") if spec is not None else f"papers.{paper}"
+    return f"python -m {name}"
 
 
 def main(
@@ -23,7 +31,7 @@ def main(
     argv: Sequence[str] | None = None,
 ) -> int:
     """Run `paper` from the command line; returns the process exit status."""
-    cfg = parse(config_cls, presets, argv, prog=f"python -m papers.{paper}")
+    cfg = parse(config_cls, presets, argv, prog=_prog(paper))
     out = cfg.out if cfg.out is not None else Path("results") / paper / cfg.preset
     print(f"[{paper}] preset={cfg.preset} seeds={cfg.seed_list()} out={out}", flush=True)
     start = time.perf_counter()
