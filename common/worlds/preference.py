@@ -85,7 +85,7 @@ class WorldConfig:
     """Gold teacher width (much larger than the proxies)."""
     gold_layers: int = 4
     """Gold teacher depth."""
-    gold_init_std: float = 0.06
+    gold_init_std: float = 0.04
     """Initialiser std of the random gold teacher (larger = a less smooth function of the tokens)."""
     feature_gain: float = 0.7
     """g in b(c) = g·min(c, c₀) − p·max(c − c₀, 0)²."""
