@@ -16,8 +16,8 @@ SFT corpus (`trace`): a mixture of
 - concise traces (the steps above);
 - over-checked traces (k ≤ `easy_max`): after step k, 1–3 redundant re-verification segments
   "wait|check p_k ;" (the answer is already known) — over-thinking;
-- truncated traces (k ≥ `hard_min`): stop after step j ≤ k − 2 and answer the current partial p_j or a random
-  value — under-thinking (a jump to a guessed answer);
+- truncated traces (k ≥ `hard_min`): stop after step j = `cut_step` ≤ k − 2 and answer the current partial p_j or
+  a random value — under-thinking (a jump to a guessed answer);
 - recovered traces (k ≥ `hard_min`): at the same point emit "wait p_{j+1} ;" and finish the chain — the
   reflection that counters under-thinking.
 The SFT'd base model therefore over-thinks on easy problems and under-thinks on hard ones (`analyse` measures both:
@@ -30,12 +30,11 @@ The SFT'd model is cached under `.cache/reasoning_world/<config hash>/`.
 
 Demo: `python -m common.worlds.reasoning --preset smoke|quick` writes `results/reasoning_world/<preset>/`.
 
-Measured with the default config (2-layer d = 32 Llama with two width-16 heads, 1600 SFT steps, ~210 s of CPU;
-results/reasoning_world/quick/): the chain is solved exactly (accuracy ≈ 1.0 for every k ≤ 8), easy problems are
-over-checked (≈ 0.25 of responses on k ≤ 3 have redundant steps, 0 on k ≥ 4), but hard-problem under-thinking does
-not survive decoding (≈ 0 at T = 0.7, top-p 0.95): truncation points are spread over every step, so the per-boundary
-probability of a premature END (< 5%) falls outside the top-p nucleus. Concentrating truncation on one boundary
-(probability above 1 − top_p) is the fix to try next.
+Measured with the default config (2-layer d = 32 Llama with two width-16 heads, 1600 SFT steps, ~200 s of CPU;
+results/reasoning_world/quick/, T = 0.7, top-p 0.95): accuracy ≈ 1.0 on k ≤ 3 falling to ≈ 0.69 at k = 8;
+over-thinking (redundant steps) ≈ 0.25 on k ≤ 3 and ≈ 0 on k ≥ 4; under-thinking ≈ 0.25 on k ≥ 4 and ≈ 0 on k ≤ 3.
+Truncation is concentrated on one boundary (`cut_step`): spread over every step, a premature END (< 5% per step)
+fell outside the top-p nucleus and the sampled model never under-thought.
 """
 
 from __future__ import annotations
@@ -99,6 +98,9 @@ class WorldConfig:
     """Fraction of hard problems whose trace reflects ("WAIT") where a truncated one would stop, then finishes."""
     p_guess_partial: float = 0.5
     """A truncated trace answers the current partial result with this probability, else a random value."""
+    cut_step: int = 2
+    """Truncated / recovered traces cut after this step (one boundary, so that a premature END is likely enough to
+    survive top-p decoding); −1 spreads the cut uniformly over steps 0..k−2."""
     corpus_size: int = 40_000
     """Number of SFT sequences."""
     d_model: int = 32
@@ -247,7 +249,9 @@ def encode_prompts(problems: list[Problem], v: Vocab, k_max: int) -> tuple[torch
 TRACE_KINDS = ("concise", "overcheck", "truncate", "recover")
 
 
-def trace(p: Problem, v: Vocab, kind: str, rng: np.random.Generator, p_guess_partial: float = 0.5) -> list[int]:
+def trace(
+    p: Problem, v: Vocab, kind: str, rng: np.random.Generator, p_guess_partial: float = 0.5, cut_step: int = -1
+) -> list[int]:
     """Response tokens (thinking, END, answer, EOS) of one trace kind (see the module docstring)."""
     if kind not in TRACE_KINDS:
         raise ValueError(f"unknown trace kind {kind!r}; choose one of {TRACE_KINDS}")
@@ -256,7 +260,9 @@ def trace(p: Problem, v: Vocab, kind: str, rng: np.random.Generator, p_guess_par
     markers = [v.step] * (k + 1)
     if kind in ("truncate", "recover") and k < 2:
         kind = "concise"
-    j = int(rng.integers(0, k - 1)) if kind in ("truncate", "recover") else k  # last step before the cut
+    j = k  # last step before the cut
+    if kind in ("truncate", "recover"):
+        j = cut_step if 0 <= cut_step <= k - 2 else int(rng.integers(0, k - 1))
     if kind == "truncate":
         guess = ps[j] if rng.random() < p_guess_partial else int(rng.integers(0, v.modulus))
         return sum(([markers[i], ps[i], v.sep] for i in range(j + 1)), []) + [v.end, guess, v.eos]
@@ -290,7 +296,7 @@ def build_corpus(cfg: WorldConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     resp = torch.full((len(problems), R), v.pad, dtype=torch.long)
     rmask = torch.zeros_like(resp)
     for b, p in enumerate(problems):
-        t = trace(p, v, trace_kind(cfg, p.k, rng), rng, cfg.p_guess_partial)[:R]
+        t = trace(p, v, trace_kind(cfg, p.k, rng), rng, cfg.p_guess_partial, cfg.cut_step)[:R]
         resp[b, : len(t)] = torch.tensor(t)
         rmask[b, : len(t)] = 1
     ids = torch.cat([prompts, resp], 1)

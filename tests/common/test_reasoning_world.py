@@ -142,3 +142,11 @@ def test_world_smoke_builds_caches_and_exposes_states(tmp_path, monkeypatch):
 def test_demo_cli_smoke(run_cli, tmp_path):
     proc = run_cli("common.worlds.reasoning", "--preset", "smoke", "--out", str(tmp_path))
     assert "over-thinking" in proc.stdout and (tmp_path / "summary.json").exists()
+
+
+def test_cut_step_concentrates_truncation_on_one_boundary():
+    rng = np.random.default_rng(0)
+    for p in rw.sample_problems(30, [4, 6, 8], 10, rng):
+        assert analyse(p, trace(p, V, "truncate", rng, cut_step=2), V).n_steps == 3
+        rec = trace(p, V, "recover", rng, cut_step=2)
+        assert segments(rec, V)[0][3][0] == V.wait  # the reflection replaces the marker of step 3
