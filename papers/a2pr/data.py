@@ -24,8 +24,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import sys
-import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache, partial
@@ -93,11 +91,7 @@ def _pendulum_episodes(policy: Policy, params, n: int, key: jax.Array, horizon: 
 
 
 def _import_gym():
-    """gymnasium's MuJoCo package imports `imageio` for rendering, which we never do: stub it if absent."""
-    try:
-        import imageio  # noqa: F401
-    except ModuleNotFoundError:
-        sys.modules.setdefault("imageio", types.ModuleType("imageio"))
+    """gymnasium, imported lazily (the JAX-only envs do not need it)."""
     import gymnasium as gym
 
     return gym
