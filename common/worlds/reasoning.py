@@ -40,7 +40,6 @@ fell outside the top-p nucleus and the sampled model never under-thought.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import time
@@ -52,24 +51,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.cache import cache_root, config_hash
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.lm import Generation, generate, positions, sft, tiny_lm
 from common.policy import response_mask, sample_from_logits
 from common.results import Claim, record
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def cache_root() -> Path:
-    """`$REPROZOO_CACHE` or `<repo>/.cache`."""
-    return Path(os.environ.get("REPROZOO_CACHE", ROOT / ".cache"))
-
-
-def config_hash(obj) -> str:
-    """Short stable hash of a dataclass's fields (the cache key)."""
-    text = json.dumps(dataclasses.asdict(obj), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
 
 # --------------------------------------------------------------------------- world definition
 

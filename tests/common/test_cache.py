@@ -1,0 +1,22 @@
+from dataclasses import dataclass
+
+from common.cache import cache_root, config_hash
+
+
+@dataclass(frozen=True)
+class Cfg:
+    a: int = 1
+    b: tuple[str, ...] = ("x",)
+
+
+def test_config_hash_is_stable_and_sensitive():
+    assert config_hash(Cfg()) == config_hash(Cfg()) and len(config_hash(Cfg())) == 12
+    assert config_hash(Cfg(a=2)) != config_hash(Cfg())
+    assert config_hash(Cfg(b=("y",))) != config_hash(Cfg())
+
+
+def test_cache_root_honours_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("REPROZOO_CACHE", str(tmp_path))
+    assert cache_root() == tmp_path
+    monkeypatch.delenv("REPROZOO_CACHE")
+    assert cache_root().name == ".cache"
