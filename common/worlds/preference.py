@@ -32,21 +32,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from common.cache import cache_root, config_hash
 from common.lm import generate, sft, tiny_lm
 from common.reward import RewardModel, best_of_n, kl_bon, score, train_bradley_terry
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def cache_root() -> Path:
-    """`$REPROZOO_CACHE` or `<repo>/.cache`."""
-    return Path(os.environ.get("REPROZOO_CACHE", ROOT / ".cache"))
-
-
-def config_hash(obj) -> str:
-    """Short stable hash of a dataclass's fields (the cache key)."""
-    text = json.dumps(dataclasses.asdict(obj), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
