@@ -20,7 +20,6 @@ import math
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -275,14 +274,6 @@ def write_run(
     return summary
 
 
-def load_summary(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
-
-
 def exit_code(claims: Sequence[Claim], strict: bool) -> int:
     """1 when `strict` and any claim failed, else 0."""
     return int(strict and not all(c.passed for c in claims))
-
-
-def stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
