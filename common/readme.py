@@ -3,7 +3,8 @@
 `python -m common.readme` rewrites, in place:
 - README.md between `<!-- papers:start -->` and `<!-- papers:end -->`: one row per paper (status, claims, time);
 - each papers/<slug>/README.md between `<!-- results:start -->` and `<!-- results:end -->`:
-  results/<slug>/quick/table.md.
+  results/<slug>/quick/table.md;
+- each common/worlds/README_<name>.md between the same markers: results/<name>_world/quick/table.md.
 `python -m common.readme --check` exits 1 if any file is out of date (the tests run this).
 """
 
@@ -72,6 +73,12 @@ def targets() -> dict[Path, str]:
         if paper_readme.exists() and table.exists() and RESULTS_MARK[0] in paper_readme.read_text():
             body = f"From `results/{p.slug}/quick/` (regenerate: `nox -s {p.session}` then `nox -s readme`).\n\n"
             out[paper_readme] = splice(paper_readme.read_text(), RESULTS_MARK, body + table.read_text())
+    for table in sorted((ROOT / "results").glob("*_world/quick/table.md")):
+        name = table.parent.parent.name.removesuffix("_world")
+        world_readme = ROOT / "common" / "worlds" / f"README_{name}.md"
+        if world_readme.exists() and RESULTS_MARK[0] in world_readme.read_text():
+            body = f"From `results/{name}_world/quick/` (regenerate: `python -m common.worlds.{name} --preset quick`).\n\n"
+            out[world_readme] = splice(world_readme.read_text(), RESULTS_MARK, body + table.read_text())
     return out
 
 

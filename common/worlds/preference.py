@@ -53,7 +53,7 @@ class WorldConfig:
     """The hidden generator emits no EOS before this many tokens."""
     eos_prob: float = 0.15
     """Per-position EOS probability of the hidden generator (after the minimum length)."""
-    feature_prob: float = 0.14
+    feature_prob: float = 0.05
     """Per-position feature-token probability of the hidden generator."""
     copy_prob: float = 0.3
     """Probability that the generator copies a prompt token instead of following its bigram chain."""
