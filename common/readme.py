@@ -77,7 +77,8 @@ def targets() -> dict[Path, str]:
         name = table.parent.parent.name.removesuffix("_world")
         world_readme = ROOT / "common" / "worlds" / f"README_{name}.md"
         if world_readme.exists() and RESULTS_MARK[0] in world_readme.read_text():
-            body = f"From `results/{name}_world/quick/` (regenerate: `python -m common.worlds.{name} --preset quick`).\n\n"
+            rerun = f"python -m common.worlds.{name} --preset quick"
+            body = f"From `results/{name}_world/quick/` (regenerate: `{rerun}`).\n\n"
             out[world_readme] = splice(world_readme.read_text(), RESULTS_MARK, body + table.read_text())
     return out
 
