@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from common.policy import logprobs_from_hidden, response_mask, sample_from_logits
+from common.progress import track
 
 Arch = Literal["llama", "gpt2"]
 
@@ -109,10 +110,11 @@ def sft(
     attention_mask: torch.Tensor | None = None,
     seed: int = 0,
     weight_decay: float = 0.0,
+    description: str = "SFT",
 ) -> list[float]:
     """Minimise L = −Σ_t m_t log π(x_t | x_<t) / Σ_t m_t over random minibatches; returns the loss per step.
 
-    `loss_mask[:, t]` = 1 where token t is a target (e.g. the response part).
+    `loss_mask[:, t]` = 1 where token t is a target (e.g. the response part). Progress is shown as `description`.
     """
     n = tokens.shape[0]
     device = next(model.parameters()).device
@@ -122,7 +124,7 @@ def sft(
     gen = torch.Generator().manual_seed(seed)
     model.train()
     losses = []
-    for _ in range(steps):
+    for _ in track(range(steps), description):
         idx = torch.randint(0, n, (min(batch_size, n),), generator=gen)
         x, m, am = tokens[idx].to(device), loss_mask[idx].to(device), attention_mask[idx].to(device)
         logits = model(input_ids=x, attention_mask=am, position_ids=positions(am)).logits[:, :-1]

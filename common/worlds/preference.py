@@ -312,7 +312,16 @@ class PreferenceWorld:
             lm.load_state_dict(torch.load(path, weights_only=True))
             return lm
         ids, loss_mask = build_corpus(self.cfg, seed=seed + 1)
-        sft(lm, ids, loss_mask, steps=steps, batch_size=128, lr=3e-3, seed=seed)
+        sft(
+            lm,
+            ids,
+            loss_mask,
+            steps=steps,
+            batch_size=128,
+            lr=3e-3,
+            seed=seed,
+            description=f"pre-train backbone {seed}",
+        )
         _save(lm.state_dict(), path)
         return lm
 
