@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import torch
 
-TOKEN_CHUNK = 256
+TOKEN_CHUNK = 1024
 """Default tokens per chunk."""
-CHUNK_ELEMENTS = 1 << 23
-"""Default budget of logits elements per (token × vocab) chunk (32 MB in fp32)."""
+CHUNK_ELEMENTS = 1 << 20
+"""Default budget of logits elements per (token × vocab) chunk (4 MB in fp32: a chunk stays in cache between the
+elementwise passes; 32 MB chunks made the torch backend 1.47× naive at N=4096, V=32768 on 2 idle CPU cores, 4 MB 1.16×)."""
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -48,11 +49,11 @@ def _online_stats(hs, w, hrs, wr, tgt, vocab_chunk):
         e = s.exp()
         l_prev = l
         if m is None:
-            l, a = e.sum(1), (e * s).sum(1)
+            l, a = e.sum(1), torch.linalg.vecdot(e, s)
         else:
             scale = (m - m_new).exp()
             # a is relative to the old max: Σ e^{s−m_new}(s − m_new) = scale (a + (m − m_new) l)
-            a = scale * (a + (m - m_new) * l) + (e * s).sum(1)
+            a = scale * (a + (m - m_new) * l) + torch.linalg.vecdot(e, s)
             l = scale * l + e.sum(1)
         if hrs is not None:
             sr = hrs @ wr[v0:v1].to(hrs.dtype).T
@@ -60,10 +61,10 @@ def _online_stats(hs, w, hrs, wr, tgt, vocab_chunk):
             mr_new = cmr if mr is None else torch.maximum(mr, cmr)
             sr.sub_(mr_new.unsqueeze(1))  # s' − m'
             if mr is None:
-                lr, b = sr.exp().sum(1), (e * sr).sum(1)
+                lr, b = sr.exp().sum(1), torch.linalg.vecdot(e, sr)
             else:
                 # b = Σ e^{s−m}(s' − m') shifted to the new maxima of both s and s'
-                b = scale * (b + (mr - mr_new) * l_prev) + (e * sr).sum(1)
+                b = scale * (b + (mr - mr_new) * l_prev) + torch.linalg.vecdot(e, sr)
                 lr = (mr - mr_new).exp() * lr + sr.exp().sum(1)
             mr = mr_new
         m = m_new
@@ -145,7 +146,7 @@ class _FusedLogprob(torch.autograd.Function):
             alpha, beta = _coefficients(g_lp, g_ent, g_kl if has_ref else None, n0, n1, ent, kl)
             for v0, v1 in _chunks(weight.shape[0], vocab_chunk):
                 w = weight[v0:v1].to(dt)
-                logp_v = (hs @ w.T).sub_(c_lse)  # log p_v = s_v − lse
+                logp_v = torch.addmm(-c_lse, hs, w.T)  # log p_v = s_v − lse
                 if g_ent is None and not has_ref:  # log-prob only: ds = −g_lp p (+ g_lp 1[v = t]), in place
                     ds = logp_v.exp_().mul_(beta)
                     _add_target(ds, tgt, g_lp[n0:n1], v0, v1)
@@ -157,7 +158,7 @@ class _FusedLogprob(torch.autograd.Function):
                 p = logp_v.exp()
                 if has_ref:
                     wr = ref_weight[v0:v1].to(dt)
-                    logq_v = (hrs @ wr.T).sub_(lse_r[n0:n1].unsqueeze(1))  # log q_v = s'_v − lse'
+                    logq_v = torch.addmm(-lse_r[n0:n1].unsqueeze(1), hrs, wr.T)  # log q_v = s'_v − lse'
                     gk = g_kl[n0:n1].unsqueeze(1)
                     if need_hr or need_wr:
                         dsr = (logq_v.exp() - p).mul_(gk)  # ∂KL/∂s'_v = q_v − p_v
