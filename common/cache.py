@@ -20,3 +20,17 @@ def config_hash(obj) -> str:
     """Short stable hash of a dataclass's fields (the cache key): equal configs → equal keys."""
     text = json.dumps(dataclasses.asdict(obj), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def enable_jax_compilation_cache(min_compile_time_s: float = 1.0) -> Path:
+    """Persist XLA compilations under `cache_root()/jax` so that reruns of a JAX paper skip them.
+
+    Only compilations slower than `min_compile_time_s` are stored. Takes effect for the computations compiled after
+    the call (call it before the first jitted function runs). Returns the cache directory.
+    """
+    import jax
+
+    path = cache_root() / "jax"
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_time_s)
+    return path

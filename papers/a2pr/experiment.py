@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from common.cache import enable_jax_compilation_cache
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.results import mean_ci95, record, select
 from papers.a2pr import baselines, data, method
@@ -299,7 +300,7 @@ def _vae_probe(cfg, nets, state, stacked, names, seeds, spec) -> list[dict]:
 def run(cfg: Config) -> list[dict]:
     """Generate (or load) the datasets of every env, train every method, return the records."""
     log = (lambda msg: print(msg, flush=True)) if cfg.log else (lambda *_: None)
-    jax.config.update("jax_compilation_cache_dir", str(data.CACHE / "jax"))  # reruns skip XLA compiles
+    enable_jax_compilation_cache()  # reruns skip XLA compiles
     rows: list[dict] = []
     for i, env in enumerate(cfg.envs):
         t0 = time.perf_counter()

@@ -15,13 +15,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from common.cache import enable_jax_compilation_cache
 from common.config import RunConfig, check_positive, ensure
 from common.progress import track
 from common.results import record, select, values
 from papers.bar_parl import train
 from papers.bar_parl.envs import HEURISTICS, CartPole, GridWorld
 
-ROOT = Path(__file__).resolve().parents[2]
 ENV_NAMES: tuple[str, ...] = ("gridworld", "cartpole")
 BARFI_METHODS: tuple[str, ...] = ("barfi", "barfi_fo", "rp", "naive", "potential")
 PARL_METHODS: tuple[str, ...] = ("aparl", "aparl_norm", "pebble")
@@ -243,12 +243,11 @@ def episodes_to_target(curve: np.ndarray, target: float, episodes_per_iter: int)
 
 
 def _setup_jax(cfg: Config) -> None:
-    """Persistent compilation cache under .cache/jax; for `smoke`, XLA's cheapest optimisation level (the run is
+    """Persistent compilation cache (`common.cache`); for `smoke`, XLA's cheapest optimisation level (the run is
     dominated by compile time). Both only take effect if no JAX computation has run in this process yet."""
     if cfg.preset == "smoke" and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
-    jax.config.update("jax_compilation_cache_dir", str(ROOT / ".cache" / "jax"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    enable_jax_compilation_cache()
 
 
 def run(cfg: Config) -> list[dict]:

@@ -20,3 +20,19 @@ def test_cache_root_honours_env(monkeypatch, tmp_path):
     assert cache_root() == tmp_path
     monkeypatch.delenv("REPROZOO_CACHE")
     assert cache_root().name == ".cache"
+
+
+def test_jax_compilation_cache_goes_under_cache_root(monkeypatch, tmp_path):
+    import jax
+
+    from common.cache import enable_jax_compilation_cache
+
+    old = jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs
+    monkeypatch.setenv("REPROZOO_CACHE", str(tmp_path))
+    try:
+        assert enable_jax_compilation_cache(2.5) == tmp_path / "jax"
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "jax")
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == 2.5
+    finally:
+        jax.config.update("jax_compilation_cache_dir", old[0])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", old[1])
