@@ -140,15 +140,18 @@ def print_claims(claims: Sequence[Claim], title: str = "Claims") -> None:
 # ----------------------------------------------------------------------------- environment
 
 
-def git_commit() -> str:
-    """HEAD's commit (with "-dirty" if tracked files changed), or "unknown" outside a git checkout."""
-    root = Path(__file__).resolve().parent.parent
+def git_commit(root: Path | None = None) -> str:
+    """HEAD's commit, with "-dirty" if tracked code differs from it, or "unknown" outside a git checkout.
+
+    Changes under results/ and to markdown files do not count: a run regenerating its own committed outputs
+    would otherwise always call itself dirty."""
+    root = Path(__file__).resolve().parent.parent if root is None else root
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results", ":!*.md"],
             cwd=root,
             capture_output=True,
             text=True,

@@ -89,3 +89,27 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         atomic_write(path, boom)
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_git_commit_dirty_ignores_results_and_markdown(tmp_path):
+    import subprocess
+
+    from common.results import git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    for name in ("code.py", "README.md", "results/table.md"):
+        (tmp_path / name).write_text("a\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    sha = git_commit(tmp_path)
+    assert len(sha) == 40 and not sha.endswith("-dirty")
+    (tmp_path / "results/table.md").write_text("b\n")
+    (tmp_path / "README.md").write_text("b\n")
+    assert git_commit(tmp_path) == sha
+    (tmp_path / "code.py").write_text("b\n")
+    assert git_commit(tmp_path) == sha + "-dirty"
+    assert git_commit(tmp_path / "nowhere") == "unknown"
