@@ -3,7 +3,7 @@
 Measures the properties the papers rely on and writes results/preference_world/<preset>/:
   1. proxy RM held-out accuracy against gold labels (clean and with label flips);
   2. best-of-n (unbiased estimator, n up to N) of gold and proxy reward against KL_BoN for single proxies;
-  3. PPO against a single (noisy) proxy with a tiny KL penalty: proxy, gold, KL, length, feature count per step.
+  3. PPO against a single proxy (clean by default) with a tiny KL penalty: proxy, gold, KL, length, feature count.
 The claims are the world's properties: proxies are realistic (accuracy 65–80%), and optimising one proxy
 over-optimises (proxy keeps rising while gold peaks and falls) under both best-of-n and PPO.
 """
