@@ -62,35 +62,52 @@ def splice(text: str, marks: tuple[str, str], body: str) -> str:
     return pattern.sub(lambda _: f"{start}\n{body.rstrip()}\n{end}", text)
 
 
+def _results_section(readme: Path, table: Path, source: str, rerun: str) -> str | None:
+    """`readme` with `table` spliced between its results markers, or None if either file or the markers are missing."""
+    if not (readme.exists() and table.exists()):
+        return None
+    text = readme.read_text()
+    if RESULTS_MARK[0] not in text:
+        return None
+    return splice(text, RESULTS_MARK, f"From `{source}` (regenerate: {rerun}).\n\n" + table.read_text())
+
+
 def targets() -> dict[Path, str]:
     """Every generated file → its expected contents."""
     out = {}
     readme = ROOT / "README.md"
     out[readme] = splice(splice(readme.read_text(), PAPERS_MARK, paper_table()), WORLDS_MARK, world_table())
-    for p in PAPERS:
-        paper_readme = ROOT / "papers" / p.slug / "README.md"
-        table = p.results_dir / "table.md"
-        if paper_readme.exists() and table.exists() and RESULTS_MARK[0] in paper_readme.read_text():
-            body = f"From `results/{p.slug}/quick/` (regenerate: `nox -s {p.session}` then `nox -s readme`).\n\n"
-            out[paper_readme] = splice(paper_readme.read_text(), RESULTS_MARK, body + table.read_text())
+    sections = [
+        (
+            ROOT / "papers" / p.slug / "README.md",
+            p.results_dir / "table.md",
+            f"results/{p.slug}/quick/",
+            f"`nox -s {p.session}` then `nox -s readme`",
+        )
+        for p in PAPERS
+    ]
     for table in sorted((ROOT / "results").glob("*_world/quick/table.md")):
         name = table.parent.parent.name.removesuffix("_world")
-        world_readme = ROOT / "common" / "worlds" / f"README_{name}.md"
-        if world_readme.exists() and RESULTS_MARK[0] in world_readme.read_text():
-            rerun = f"python -m common.worlds.{name} --preset quick"
-            body = f"From `results/{name}_world/quick/` (regenerate: `{rerun}`).\n\n"
-            out[world_readme] = splice(world_readme.read_text(), RESULTS_MARK, body + table.read_text())
+        rerun = f"`python -m common.worlds.{name} --preset quick`"
+        sections.append(
+            (ROOT / "common" / "worlds" / f"README_{name}.md", table, f"results/{name}_world/quick/", rerun)
+        )
+    for path, table, source, rerun in sections:
+        text = _results_section(path, table, source, rerun)
+        if text is not None:
+            out[path] = text
     return out
 
 
 def main(argv: list[str]) -> int:
-    stale = [path for path, text in targets().items() if path.read_text() != text]
+    expected = targets()
+    stale = [path for path, text in expected.items() if path.read_text() != text]
     if "--check" in argv:
         for path in stale:
             print(f"out of date: {path.relative_to(ROOT)} (run `nox -s readme`)", file=sys.stderr)
         return int(bool(stale))
     for path in stale:
-        path.write_text(targets()[path])
+        path.write_text(expected[path])
         print(f"updated {path.relative_to(ROOT)}")
     return 0
 

@@ -142,12 +142,13 @@ class _FusedLogprob(torch.autograd.Function):
         for n0, n1 in _chunks(hidden.shape[0], token_chunk):
             hs = hidden[n0:n1].to(dt) * inv_t
             tgt = targets[n0:n1]
-            c_lse = lse[n0:n1].unsqueeze(1)
+            neg_lse = -lse[n0:n1].unsqueeze(1)
+            neg_lse_r = -lse_r[n0:n1].unsqueeze(1) if has_ref else None
             hrs = ref_hidden[n0:n1].to(dt) * inv_t if has_ref else None
             alpha, beta = _coefficients(g_lp, g_ent, g_kl if has_ref else None, n0, n1, ent, kl)
             for v0, v1 in _chunks(weight.shape[0], vocab_chunk):
                 w = weight[v0:v1].to(dt)
-                logp_v = torch.addmm(-c_lse, hs, w.T)  # log p_v = s_v − lse
+                logp_v = torch.addmm(neg_lse, hs, w.T)  # log p_v = s_v − lse
                 if g_ent is None and not has_ref:  # log-prob only: ds = −g_lp p (+ g_lp 1[v = t]), in place
                     ds = logp_v.exp_().mul_(beta)
                     _add_target(ds, tgt, g_lp[n0:n1], v0, v1)
@@ -159,7 +160,7 @@ class _FusedLogprob(torch.autograd.Function):
                 p = logp_v.exp()
                 if has_ref:
                     wr = ref_weight[v0:v1].to(dt)
-                    logq_v = torch.addmm(-lse_r[n0:n1].unsqueeze(1), hrs, wr.T)  # log q_v = s'_v − lse'
+                    logq_v = torch.addmm(neg_lse_r, hrs, wr.T)  # log q_v = s'_v − lse'
                     gk = g_kl[n0:n1].unsqueeze(1)
                     if need_hr or need_wr:
                         dsr = (logq_v.exp() - p).mul_(gk)  # ∂KL/∂s'_v = q_v − p_v
