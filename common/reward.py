@@ -131,19 +131,12 @@ def kl_bon(n: int | torch.Tensor) -> float | torch.Tensor:
 
 def bon_weights(N: int, n: int) -> torch.Tensor:
     """w_i = C(i − 1, n − 1)/C(N, n) for the i-th smallest of N scores (i = 1..N): P(it is the max of a random
-    n-subset). Computed in log space; sums to 1."""
+    n-subset). Exact integer binomials, divided once into float64 (correctly rounded), so the weights sum to 1
+    to float64 precision at any N."""
     if not 1 <= n <= N:
         raise ValueError(f"need 1 <= n <= N, got n={n}, N={N}")
-    i = torch.arange(1, N + 1, dtype=torch.float64)
-    valid = i >= n
-    iv = torch.where(valid, i, torch.full_like(i, float(n)))
-    logw = (
-        torch.lgamma(iv)
-        - torch.lgamma(torch.tensor(float(n)))
-        - torch.lgamma(iv - n + 1)
-        - (math.lgamma(N + 1) - math.lgamma(n + 1) - math.lgamma(N - n + 1))
-    )
-    return torch.where(valid, logw.exp(), torch.zeros_like(logw))
+    total = math.comb(N, n)
+    return torch.tensor([math.comb(i - 1, n - 1) / total for i in range(1, N + 1)], dtype=torch.float64)
 
 
 def best_of_n(proxy: torch.Tensor, target: torch.Tensor, n: int) -> torch.Tensor:

@@ -119,8 +119,11 @@ def grpo_advantages(
     """Group-relative advantages for rewards of shape (groups, G) (G responses per prompt):
 
     A_i = (r_i − c) / (std(r) + ε) with c = mean(r) or median(r); no division when `normalize` is False.
-    std is the unbiased group standard deviation (as in DeepSeekMath / TRL).
+    std is the unbiased group standard deviation (as in DeepSeekMath / TRL). A group of one response has no
+    relative signal: its advantage is 0 (the unbiased std of one sample is undefined).
     """
+    if rewards.shape[-1] == 1:
+        return torch.zeros_like(rewards)
     if center == "mean":
         c = rewards.mean(-1, keepdim=True)
     elif center == "median":

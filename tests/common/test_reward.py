@@ -67,6 +67,17 @@ def test_bon_estimator_equals_brute_force_subsets(N, n):
     assert w.sum().item() == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("N", [8, 512, 1024])
+def test_bon_weights_are_exact_binomial_ratios_summing_to_one(N):
+    """Every weight equals the exact ratio C(i − 1, n − 1)/C(N, n) (math.comb), and they sum to 1 within 1e-12."""
+    for n in sorted({1, 2, N // 2, N - 1, N}):
+        w = R.bon_weights(N, n)
+        assert w.dtype == torch.float64
+        assert abs(w.sum().item() - 1.0) < 1e-12
+        exact = [math.comb(i - 1, n - 1) / math.comb(N, n) for i in range(1, N + 1)]
+        assert np.allclose(w.numpy(), exact, rtol=1e-15, atol=0)
+
+
 def test_bon_estimator_vs_random_subsampling_large_n():
     g = torch.Generator().manual_seed(0)
     proxy, target = torch.randn(1, 300, generator=g), torch.randn(1, 300, generator=g)

@@ -96,6 +96,14 @@ def test_grpo_advantages():
         rl.grpo_advantages(r, center="mode")
 
 
+def test_grpo_advantages_group_of_one_is_zero_not_nan():
+    """One response per prompt carries no group-relative signal: advantage 0 (TRL), never NaN."""
+    r = torch.tensor([[0.3], [-2.0]])
+    for center in ("mean", "median"):
+        adv = rl.grpo_advantages(r, center=center)
+        assert torch.equal(adv, torch.zeros_like(r))
+
+
 def test_grpo_loss_hand_computed_and_gradient():
     logp = torch.tensor([[math.log(1.3), 0.0], [math.log(0.7), math.log(0.9)]], dtype=torch.float64, requires_grad=True)
     old = torch.zeros(2, 2, dtype=torch.float64)
