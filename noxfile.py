@@ -53,7 +53,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Kernel benchmarks: writes results/bench/."""
+    """Kernel benchmarks: writes runs/bench/ (`-- --publish`: the committed results/bench/)."""
     _install(session, "kernels")
     session.run("python", "-m", "kernels.bench", *session.posargs)
 
@@ -70,7 +70,7 @@ def _paper_session(slug: str, extra: str):
         _install(session, extra)
         session.run("python", "-m", f"papers.{slug}", *session.posargs)
 
-    run_paper.__doc__ = f"Run papers.{slug} (quick preset unless --preset is passed after --)."
+    run_paper.__doc__ = f"Run papers.{slug}: quick preset → runs/ (after --: --preset, --publish, --help …)."
     return run_paper
 
 

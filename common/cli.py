@@ -1,15 +1,32 @@
-"""The one entry point every paper's `__main__` calls: parse → run → claims → write → print claims last."""
+"""The one entry point every paper's `__main__` (and every world demo) calls:
+parse → check --out → run → claims → write → print claims, then the reproduction table, last.
+
+Where a run writes:
+- by default the git-ignored `runs/<paper>/<preset>/` (a user's run never touches tracked files);
+- `--out DIR` anywhere else; it is created and test-written before any computation (`error: --out: ...`, exit 2);
+- `--publish`: the committed reference `results/<paper>/<preset>/`, then the README tables are regenerated.
+When the reference exists, the run is compared with it (common/reproduce.py): printed after the claims and written
+as `comparison.json` beside the run. `--strict` exits 1 when a claim FAILs or its verdict differs from the
+reference's. Ctrl-C or SIGTERM during a run leaves `--out` as it was and says so in one line (exit 130 / 143).
+"""
 
 from __future__ import annotations
 
+import signal
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from common.config import C, parse
+from common.config import C, ConfigError, parse
+from common.reproduce import print_comparison
 from common.results import Claim, exit_code, print_claims, write_run
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
 
 
 def _prog(paper: str) -> str:
@@ -17,6 +34,31 @@ def _prog(paper: str) -> str:
     spec = getattr(sys.modules["__main__"], "__spec__", None)
     name = spec.name.removesuffix(".__main__") if spec is not None else f"papers.{paper}"
     return f"python -m {name}"
+
+
+def output_dir(cfg: Any, paper: str, results: Path) -> Path:
+    """The folder this run writes to, created and proven writable now, before any computation."""
+    if cfg.publish and cfg.out is not None:
+        raise ConfigError("publish", f"writes {results / paper / cfg.preset}; do not combine it with --out")
+    if cfg.publish:
+        out = results / paper / cfg.preset
+    else:
+        out = cfg.out if cfg.out is not None else Path("runs") / paper / cfg.preset
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise ConfigError("out", f"cannot create or write {out}: {err.strerror or err}") from None
+    return out
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised by the SIGTERM handler so that SIGTERM ends a run the way Ctrl-C does."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Interrupted
 
 
 def main(
@@ -29,32 +71,59 @@ def main(
     figure: Callable[[list[dict], C, Path], None] | None = None,
     table: Callable[[list[dict], C], str] | None = None,
     argv: Sequence[str] | None = None,
+    results: Path = RESULTS,
 ) -> int:
-    """Run `paper` from the command line; returns the process exit status."""
+    """Run `paper` from the command line; returns the process exit status.
+
+    `results` is the folder of committed references (`<results>/<paper>/<preset>/`); tests point it elsewhere."""
     cfg = parse(config_cls, presets, argv, prog=_prog(paper))
-    out = cfg.out if cfg.out is not None else Path("results") / paper / cfg.preset
+    try:
+        out = output_dir(cfg, paper, results)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    reference = results / paper / cfg.preset
     print(f"[{paper}] preset={cfg.preset} seeds={cfg.seed_list()} out={out}", flush=True)
-    start = time.perf_counter()
-    rows = run(cfg)
-    wall = time.perf_counter() - start
-    checked = claims(rows, cfg)
-    fig: Callable[[Path], Any] | None = (lambda p: figure(rows, cfg, p)) if figure is not None else None
-    write_run(
-        out,
-        paper=paper,
-        preset=cfg.preset,
-        seeds=cfg.seed_list(),
-        config=cfg,
-        rows=rows,
-        claims=checked,
-        wall_time_s=wall,
-        figure=fig,
-        extra_table=table(rows, cfg) if table else "",
-    )
-    print(
-        f"[{paper}] wrote {out}/ (records.jsonl, summary.json, table.md{', figure.png' if fig else ''}) "
-        f"in {wall:.1f} s",
-        flush=True,
-    )
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
+    try:
+        start = time.perf_counter()
+        rows = run(cfg)
+        wall = time.perf_counter() - start
+        checked = claims(rows, cfg)
+        fig: Callable[[Path], Any] | None = (lambda p: figure(rows, cfg, p)) if figure is not None else None
+        _, comparison = write_run(
+            out,
+            paper=paper,
+            preset=cfg.preset,
+            seeds=cfg.seed_list(),
+            config=cfg,
+            rows=rows,
+            claims=checked,
+            wall_time_s=wall,
+            figure=fig,
+            extra_table=table(rows, cfg) if table else "",
+            reference=reference,
+        )
+    except KeyboardInterrupt as err:
+        how = "SIGTERM" if isinstance(err, Interrupted) else "Ctrl-C"
+        print(f"\n[{paper}] interrupted ({how}): nothing was written to {out}/", file=sys.stderr, flush=True)
+        return 143 if isinstance(err, Interrupted) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    written = ["records.jsonl", "summary.json", "table.md"] + (["figure.png"] if fig else [])
+    if comparison is not None and out.resolve() != reference.resolve():
+        written.append("comparison.json")
+    print(f"[{paper}] wrote {out}/ ({', '.join(written)}) in {wall:.1f} s", flush=True)
+    if cfg.publish:
+        from common.readme import main as regenerate_readmes
+
+        regenerate_readmes([])
     print_claims(checked, title=f"{paper} ({cfg.preset}) claims")
-    return exit_code(checked, cfg.strict)
+    if comparison is not None:
+        print_comparison(comparison)
+    else:
+        print(f"(no committed reference at {reference}/ to compare with)")
+    differs = comparison is not None and not comparison["claims_same"]
+    return max(exit_code(checked, cfg.strict), int(cfg.strict and differs))

@@ -45,9 +45,12 @@ class RunConfig:
     seeds: int = 3
     """Number of seeds; seeds 0 .. seeds-1 are run."""
     out: Path | None = None
-    """Output folder (default: results/<paper>/<preset>/)."""
+    """Output folder (default: runs/<paper>/<preset>/, git-ignored). Created and test-written before the run."""
+    publish: bool = False
+    """Write the committed reference results/<paper>/<preset>/ instead, and regenerate the README tables
+    (maintainers, on purpose; not with --out)."""
     strict: bool = False
-    """Exit with status 1 if any claim FAILs."""
+    """Exit with status 1 if any claim FAILs or its verdict differs from the committed reference."""
 
     def validate(self) -> None:
         """Check every field; paper configs extend this and call `super().validate()`."""

@@ -5,6 +5,7 @@ A run writes to its output folder:
   summary.json   paper, preset, seeds, config, env, wall_time_s, methods (aggregates), claims
   table.md       aggregates (mean ± 95% CI over seeds) and the claims table
   figure.png     the paper's headline plot (drawn by the paper)
+  comparison.json  this run against the committed reference results/<paper>/<preset>/ (common/reproduce.py)
 
 Rows are plain dicts with keys `method`, `seed`, `metric`, `value` and any number of setting keys
 (e.g. `alpha`, `rank`). Rows that carry a `step` key are curves (kept in records.jsonl, drawn in the
@@ -19,8 +20,10 @@ import json
 import math
 import os
 import platform
+import signal
 import subprocess
 import tempfile
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -211,23 +214,6 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` on a temporary file beside `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda p: p.write_text(text))
-
-
 def markdown_table(methods: dict[str, dict[str, dict[str, float]]], claims: Sequence[Claim]) -> str:
     """table.md: one row per (method, metric[setting]) with mean ± 95% CI, then the claims."""
     lines = ["| method | metric | mean ± 95% CI | n |", "|---|---|---|---|"]
@@ -239,6 +225,21 @@ def markdown_table(methods: dict[str, dict[str, dict[str, float]]], claims: Sequ
         obs = ", ".join(f"{k}={_fmt(v)}" for k, v in c.observed.items())
         lines.append(f"| {c.id} | {c.statement} | {obs} | {'PASS' if c.passed else 'FAIL'} |")
     return "\n".join(lines) + "\n"
+
+
+def _commit_files(out: Path, staged: Path, names: Sequence[str]) -> None:
+    """Move the staged files over `out/<name>` with SIGINT/SIGTERM held back, so that an interrupt never leaves
+    a mix of old and new outputs (a held signal is delivered once every file is in place)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        for name in names:
+            os.replace(staged / name, out / name)
+    finally:
+        if main_thread:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 def write_run(
@@ -253,8 +254,16 @@ def write_run(
     wall_time_s: float,
     figure: Callable[[Path], None] | None = None,
     extra_table: str = "",
-) -> dict[str, Any]:
-    """Write records.jsonl, summary.json, table.md and figure.png atomically; return the summary."""
+    reference: Path | None = None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Write records.jsonl, summary.json, table.md, figure.png and, when `reference` holds a committed
+    summary.json, comparison.json (see common.reproduce); return (summary, comparison or None).
+
+    All files are made in a staging folder inside `out` first and moved into place together at the end, so an
+    error or an interrupt while they are made leaves `out` as it was. The reference is read before anything is
+    written, so `out` may be the reference folder itself (publishing); then no comparison.json is written there."""
+    from common.reproduce import compare
+
     methods = aggregate(rows)
     summary = {
         "paper": paper,
@@ -266,15 +275,30 @@ def write_run(
         "methods": _jsonable(methods),
         "claims": [c.as_dict() for c in claims],
     }
-    atomic_write_text(out / "records.jsonl", "".join(json.dumps(_jsonable(r), sort_keys=True) + "\n" for r in rows))
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, sort_keys=False) + "\n")
-    atomic_write_text(out / "table.md", (extra_table + "\n" if extra_table else "") + markdown_table(methods, claims))
-    if figure is not None:
-        import matplotlib
+    records = "".join(json.dumps(_jsonable(r), sort_keys=True) + "\n" for r in rows)
+    comparison = compare(json.loads(json.dumps(summary)), records, reference) if reference is not None else None
+    files = {
+        "records.jsonl": records,
+        "summary.json": json.dumps(summary, indent=2, sort_keys=False) + "\n",
+        "table.md": (extra_table + "\n" if extra_table else "") + markdown_table(methods, claims),
+    }
+    publishing = reference is not None and out.resolve() == reference.resolve()
+    if comparison is not None and not publishing:
+        files["comparison.json"] = json.dumps(comparison, indent=2) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".staging-") as tmp:
+        staged = Path(tmp)
+        for name, text in files.items():
+            (staged / name).write_text(text)
+        names = list(files)
+        if figure is not None:
+            import matplotlib
 
-        matplotlib.use("Agg")
-        atomic_write(out / "figure.png", figure)
-    return summary
+            matplotlib.use("Agg")
+            figure(staged / "figure.png")
+            names.append("figure.png")
+        _commit_files(out, staged, names)
+    return summary, comparison
 
 
 def exit_code(claims: Sequence[Claim], strict: bool) -> int:

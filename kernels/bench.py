@@ -1,4 +1,5 @@
-"""Kernel benchmark: `python -m kernels.bench [--quick] [--help]` (also `nox -s bench`) → results/bench/.
+"""Kernel benchmark: `python -m kernels.bench [--quick] [--help]` (also `nox -s bench`) → runs/bench/ (`--publish`: the
+committed results/bench/ and the kernels README table).
 
 For each backend, time and peak memory of the forward and forward+backward of per-token log p, against the naive
 full-logits version and torch's `linear_cross_entropy`, at the key shape (N = 4096, D = 256, V = 32768, fp32,
@@ -48,10 +49,10 @@ class BenchConfig:
     """Timed runs per sweep case (after the first run)."""
     threads: int = 2
     """torch.set_num_threads in every case."""
-    out: Path = Path("results/bench")
-    """Output folder."""
-    readme: bool = True
-    """Splice table.md into kernels/README.md between the results markers."""
+    out: Path = Path("runs/bench")
+    """Output folder (git-ignored by default; see --publish)."""
+    publish: bool = False
+    """Write the committed results/bench/ instead of --out and splice table.md into kernels/README.md."""
     timeout_s: float = 1800.0
     """Per-case limit in seconds."""
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -269,13 +270,14 @@ def main(argv: list[str] | None = None) -> None:
         "load_max": max(loads),
         "config": asdict(cfg),
     }
-    meta["config"]["out"] = str(cfg.out)
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    (cfg.out / "records.json").write_text(json.dumps({"meta": meta, "records": records}, indent=1, default=str))
+    out = ROOT / "results" / "bench" if cfg.publish else cfg.out
+    meta["config"]["out"] = str(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "records.json").write_text(json.dumps({"meta": meta, "records": records}, indent=1, default=str))
     text = table(records, meta)
-    (cfg.out / "table.md").write_text(text)
-    figure(records, cfg.out / "figure.png")
-    if cfg.readme:
+    (out / "table.md").write_text(text)
+    figure(records, out / "figure.png")
+    if cfg.publish:
         splice_readme(ROOT / "kernels" / "README.md", text)
     print(text)
 

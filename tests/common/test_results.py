@@ -8,7 +8,6 @@ from scipy import stats
 from common.results import (
     Claim,
     aggregate,
-    atomic_write_text,
     exit_code,
     mean_ci95,
     record,
@@ -52,7 +51,7 @@ def test_write_run_files_and_fixed_summary_keys(tmp_path):
         plt.savefig(path, format="png")
         plt.close()
 
-    summary = write_run(
+    summary, comparison = write_run(
         tmp_path,
         paper="toy",
         preset="smoke",
@@ -63,6 +62,7 @@ def test_write_run_files_and_fixed_summary_keys(tmp_path):
         wall_time_s=1.23,
         figure=fig,
     )
+    assert comparison is None  # no reference given
     assert list(summary) == ["paper", "preset", "seeds", "config", "env", "wall_time_s", "methods", "claims"]
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["claims"][1] == {"id": "c2", "statement": "other", "observed": {"x": [1, 2]}, "passed": False}
@@ -76,19 +76,19 @@ def test_write_run_files_and_fixed_summary_keys(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left behind
 
 
-def test_atomic_write_leaves_old_file_on_failure(tmp_path):
-    path = tmp_path / "f.txt"
-    atomic_write_text(path, "old")
+def test_write_run_failure_leaves_earlier_outputs(tmp_path):
+    """Files are staged and moved into place together: an error while making them changes nothing."""
+    kwargs = dict(paper="toy", preset="smoke", seeds=[0], config={}, claims=[], wall_time_s=0.0)
+    write_run(tmp_path, rows=[record("m", 0, "x", 1.0)], **kwargs)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
-    def boom(_):
+    def boom(path):
+        path.write_bytes(b"partial")
         raise RuntimeError("disk full")
 
-    from common.results import atomic_write
-
     with pytest.raises(RuntimeError):
-        atomic_write(path, boom)
-    assert path.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+        write_run(tmp_path, rows=[record("m", 0, "x", 2.0)], figure=boom, **kwargs)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_git_commit_dirty_ignores_results_and_markdown(tmp_path):

@@ -1,0 +1,156 @@
+"""The shared CLI: default output outside tracked files, --publish, the reproduction check against the committed
+reference, fail-fast --out, and interrupts that leave earlier outputs untouched."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import common.readme
+from common.cli import main
+from common.config import RunConfig
+from common.results import Claim, record
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class ToyConfig(RunConfig):
+    """A toy paper: value = level + 0.01·seed."""
+
+    level: float = 1.0
+    """The level every seed measures."""
+
+
+PRESETS = {name: ToyConfig() for name in ("smoke", "quick", "full")}
+
+
+def toy(argv, results, *, run=None, figure=None):
+    """Run the toy paper through the real CLI code; returns the exit status."""
+
+    def default_run(cfg):
+        return [record("toy", s, "value", cfg.level + 0.01 * s) for s in cfg.seed_list()]
+
+    def claims(rows, cfg):
+        mean = sum(r["value"] for r in rows) / len(rows)
+        return [Claim("level-high", "mean value >= 0.5", {"mean": mean}, mean >= 0.5)]
+
+    return main(
+        paper="toy",
+        config_cls=ToyConfig,
+        presets=PRESETS,
+        run=run or default_run,
+        claims=claims,
+        figure=figure,
+        argv=argv,
+        results=results,
+    )
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A scratch cwd (so the default runs/ lands in it) and a scratch committed-results root."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(common.readme, "main", lambda argv: 0)  # --publish must not rewrite the real READMEs
+    return tmp_path
+
+
+def test_default_out_is_runs_and_publish_writes_the_reference(workdir):
+    results = workdir / "results"
+    assert toy(["--preset", "smoke"], results) == 0
+    assert (workdir / "runs/toy/smoke/summary.json").is_file()
+    assert not results.exists()
+    assert toy(["--preset", "smoke", "--publish"], results) == 0
+    assert (results / "toy/smoke/records.jsonl").is_file()
+    assert not (results / "toy/smoke/comparison.json").exists()  # the reference does not compare with itself
+    assert toy(["--preset", "smoke", "--publish", "--out", "x"], results) == 2
+
+
+def test_run_is_compared_with_the_reference(workdir, capsys):
+    results = workdir / "results"
+    assert toy(["--preset", "smoke", "--publish"], results) == 0
+    assert toy(["--preset", "smoke"], results) == 0
+    comp = json.loads((workdir / "runs/toy/smoke/comparison.json").read_text())
+    assert comp["claims"] == [{"id": "level-high", "reference": True, "this_run": True, "same": True}]
+    assert comp["claims_same"] and comp["same_seeds_and_config"] and comp["records_identical"] is True
+    assert comp["aggregates_inside"] == comp["aggregates_total"] == 1
+    assert "byte-identical" in capsys.readouterr().out
+
+    # a different setting: the verdict flips, the mean leaves the CI, records are not compared
+    assert toy(["--preset", "smoke", "--level", "0.1"], results) == 0
+    comp = json.loads((workdir / "runs/toy/smoke/comparison.json").read_text())
+    assert comp["claims"][0] == {"id": "level-high", "reference": True, "this_run": False, "same": False}
+    assert not comp["claims_same"] and comp["records_identical"] is None and comp["aggregates_inside"] == 0
+    assert "DIFFERENT" in capsys.readouterr().out
+    assert toy(["--preset", "smoke", "--level", "0.1", "--strict"], results) == 1
+
+
+def test_strict_exits_1_when_only_the_verdict_differs_from_the_reference(workdir):
+    results = workdir / "results"
+    assert toy(["--preset", "smoke", "--publish"], results) == 0
+    ref = results / "toy/smoke/summary.json"
+    summary = json.loads(ref.read_text())
+    summary["claims"][0]["passed"] = False  # the reference says FAIL; this run PASSes
+    ref.write_text(json.dumps(summary))
+    assert toy(["--preset", "smoke"], results) == 0
+    assert toy(["--preset", "smoke", "--strict"], results) == 1
+
+
+@pytest.mark.parametrize("bad", ["/proc/nope/out", "a_file/sub"])
+def test_bad_out_fails_before_running(workdir, capsys, bad):
+    (workdir / "a_file").write_text("not a folder")
+    ran = []
+    assert toy(["--preset", "smoke", "--out", bad], workdir / "results", run=lambda cfg: ran.append(1) or []) == 2
+    assert not ran
+    assert capsys.readouterr().err.startswith("error: --out: cannot create or write")
+
+
+def _earlier_output(workdir):
+    out = workdir / "runs/toy/smoke"
+    assert toy(["--preset", "smoke"], workdir / "results") == 0
+    return out, {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+@pytest.mark.parametrize("where", ["run", "sigterm", "figure"])
+def test_interrupt_leaves_earlier_output_untouched(workdir, capsys, where):
+    out, before = _earlier_output(workdir)
+    handler = signal.getsignal(signal.SIGTERM)
+
+    def interrupted_run(cfg):
+        if where == "sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)
+        raise KeyboardInterrupt
+
+    def interrupted_figure(rows, cfg, path):
+        path.write_bytes(b"half a png")
+        raise KeyboardInterrupt
+
+    if where == "figure":
+        rc = toy(["--preset", "smoke", "--level", "3"], workdir / "results", figure=interrupted_figure)
+    else:
+        rc = toy(["--preset", "smoke", "--level", "3"], workdir / "results", run=interrupted_run)
+    assert rc == (143 if where == "sigterm" else 130)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no staging folder, no half-written file
+    assert "interrupted" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is handler  # the CLI's handler is put back
+
+
+def test_real_paper_smoke_with_default_out_leaves_checkout_clean_and_bad_out_exits_2(run_cli):
+    def status():
+        return subprocess.run(
+            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+
+    before = status()
+    proc = run_cli("papers.subgm", "--preset", "smoke")
+    assert "out=runs/subgm/smoke" in proc.stdout
+    assert (ROOT / "runs/subgm/smoke/summary.json").is_file()
+    assert status() == before
+    bad = run_cli("papers.subgm", "--preset", "smoke", "--out", "/proc/nope", expect_rc=2)
+    assert bad.stderr.startswith("error: --out:") and "[subgm]" not in bad.stdout
