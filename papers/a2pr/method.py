@@ -12,7 +12,8 @@ Per step, with a batch (s, a, r, s', d):
    L_VAE = mean(w_vae · 1[Q_1(s, a) > V(s)] · ‖â − a‖²) + ½ · KL(N(μ, σ²) ‖ N(0, 1)).
 4. Actor, every `policy_freq` steps: λ = α / mean|Q_1(s, π(s))| (no gradient); ã = VAE(s, π(s));
    A_π = Q_1(s, ã) − V(s), A_a = Q_1(s, a) − V(s); a* = ã if A_π ≥ A_a else a;
-   w = mask · (1[Q_1(s, ã) ≥ V(s)] + 1[Q_1(s, a) > V(s)]);
+   w = mask · (1[Q_1(s, ã) ≥ V(s)] ∨ 1[Q_1(s, a) > V(s)]) ∈ {0, mask} — the official code writes
+   `self.mask * (adv_pi + adv_action)` with two *bool* tensors, and torch's bool + bool is a logical OR;
    L_π = −λ · mean Q_1(s, π(s)) + mean(w · ‖π(s) − a*‖²).
 5. Soft target updates θ′ ← τθ + (1 − τ)θ′ (actor and critic, on actor steps, as in the official code).
 """
@@ -125,10 +126,13 @@ def vae_loss_terms(recon, a, mean, std, q_data, v, vae_weight: float) -> tuple[j
 
 def advantage_guided_target(recon_pi, a, q_recon_pi, q_data, v, mask: float) -> tuple[jax.Array, jax.Array]:
     """a* = ã where A_π = Q_1(s, ã) − V ≥ A_a = Q_1(s, a) − V, else the data action a;
-    w = mask · (1[Q_1(s, ã) ≥ V] + 1[Q_1(s, a) > V]) ∈ {0, mask, 2·mask} (weights carry no gradient)."""
+    w = mask · (1[Q_1(s, ã) ≥ V] ∨ 1[Q_1(s, a) > V]) ∈ {0, mask} (weights carry no gradient).
+
+    The official `adv = self.mask * (adv_pi + adv_action)` adds two bool tensors, which torch evaluates as a
+    logical OR (dtype bool), so a sample where both indicators hold gets `mask`, not 2·mask."""
     adv_pi, adv_a = q_recon_pi - v, q_data - v
     target = jnp.where((adv_pi >= adv_a)[:, None], recon_pi, a)
-    w = mask * ((q_recon_pi >= v).astype(a.dtype) + (q_data > v).astype(a.dtype))
+    w = mask * jnp.logical_or(q_recon_pi >= v, q_data > v).astype(a.dtype)
     return target, jax.lax.stop_gradient(w)
 
 

@@ -46,8 +46,18 @@ def test_advantage_guided_target_and_mask_weights():
     target, w = method.advantage_guided_target(recon_pi, a, q_recon, q_data, v, mask=0.4)
     # a* = ã where A_π >= A_a (ties go to ã, as `>=` in the official code)
     np.testing.assert_allclose(target[:, 0], [0.1, -0.2, 0.3, 0.4, -0.5])
-    # w = mask (1[Q(s, ã) >= V] + 1[Q(s, a) > V])
-    np.testing.assert_allclose(w, 0.4 * np.array([1 + 1, 0 + 0, 1 + 0, 1 + 1, 0 + 1]), rtol=1e-6)
+    # w = mask · (1[Q(s, ã) >= V] ∨ 1[Q(s, a) > V]): the official bool + bool is a logical OR, never 2·mask
+    np.testing.assert_allclose(w, 0.4 * np.array([1, 0, 1, 1, 1]), rtol=1e-6)
+
+
+def test_bc_weight_matches_torch_bool_addition():
+    """The official `self.mask * (adv_pi + adv_action)` on bool tensors, as torch evaluates it (hand-written
+    from torch 2.13: tensor([T, T, T, F]) + ... gives dtype bool, weights [0.5, 0.5, 0.5, 0.0])."""
+    v = jnp.zeros(4)
+    q_recon = jnp.array([1.0, 1.0, -1.0, -1.0])  # adv_pi = [T, T, F, F]
+    q_data = jnp.array([1.0, -1.0, 1.0, -1.0])  # adv_action = [T, F, T, F]
+    _, w = method.advantage_guided_target(jnp.zeros((4, 1)), jnp.zeros((4, 1)), q_recon, q_data, v, mask=0.5)
+    np.testing.assert_array_equal(np.asarray(w), [0.5, 0.5, 0.5, 0.0])
 
 
 def test_actor_objective_value_and_gradient(x64):
