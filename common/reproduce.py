@@ -8,12 +8,15 @@
                          95% CI half-width, and whether this mean lies inside that interval;
   same_seeds_and_config  the seeds and the config (ignoring where the output goes) equal the reference's;
   records_identical      records.jsonl is byte-identical to the reference's (None when seeds or config differ, since
-                         then nothing says they should be).
+                         then nothing says they should be);
+  records_max_rel_diff   when the same setup gives the same rows but other values (another CPU, BLAS or XLA build):
+                         the largest |value − reference| / max(|reference|, 1e-12), to tell round-off from a change.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +73,7 @@ def compare(summary: dict[str, Any], records: str, reference: Path) -> dict[str,
     same_setup = ref["seeds"] == summary["seeds"] and _setup(ref["config"]) == _setup(summary["config"])
     ref_records = reference / "records.jsonl"
     identical = (ref_records.is_file() and ref_records.read_text() == records) if same_setup else None
+    max_rel = _max_rel_diff(records, ref_records.read_text()) if identical is False else None
     return {
         "reference": str(reference),
         "reference_commit": ref.get("env", {}).get("commit", "unknown"),
@@ -80,7 +84,28 @@ def compare(summary: dict[str, Any], records: str, reference: Path) -> dict[str,
         "aggregates": aggregates,
         "same_seeds_and_config": same_setup,
         "records_identical": identical,
+        "records_max_rel_diff": max_rel,
     }
+
+
+def _max_rel_diff(records: str, ref_records: str) -> float | None:
+    """Largest relative difference of `value` between two records.jsonl texts whose rows match key for key, else
+    None (rows added, removed or relabelled: not a round-off question)."""
+    rows, ref_rows = records.splitlines(), ref_records.splitlines()
+    if len(rows) != len(ref_rows):
+        return None
+    worst = 0.0
+    for line, ref_line in zip(rows, ref_rows, strict=True):
+        row, ref = json.loads(line), json.loads(ref_line)
+        value, ref_value = row.pop("value"), ref.pop("value")
+        if row != ref:
+            return None
+        if value is None or ref_value is None:
+            if value is not ref_value:
+                return math.inf
+            continue
+        worst = max(worst, abs(value - ref_value) / max(abs(ref_value), 1e-12))
+    return worst
 
 
 def _verdict(passed: bool | None) -> str:
@@ -115,3 +140,5 @@ def print_comparison(comparison: dict[str, Any], max_outside: int = 10) -> None:
         console.print("records.jsonl: not compared (seeds or config differ from the reference)")
     else:
         console.print(f"records.jsonl: {'byte-identical to' if identical else 'DIFFERENT from'} the reference")
+    if comparison["records_max_rel_diff"] is not None:
+        console.print(f"  same rows; largest relative difference of a value: {comparison['records_max_rel_diff']:.3g}")

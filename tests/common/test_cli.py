@@ -102,6 +102,19 @@ def test_strict_exits_1_when_only_the_verdict_differs_from_the_reference(workdir
     assert toy(["--preset", "smoke", "--strict"], results) == 1
 
 
+def test_same_setup_with_round_off_reports_the_largest_relative_difference(workdir):
+    results = workdir / "results"
+    assert toy(["--preset", "smoke", "--publish"], results) == 0
+    ref = results / "toy/smoke/records.jsonl"
+    rows = [json.loads(line) for line in ref.read_text().splitlines()]
+    rows[-1]["value"] *= 1 + 1e-9  # another CPU's round-off
+    ref.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    assert toy(["--preset", "smoke"], results) == 0
+    comp = json.loads((workdir / "runs/toy/smoke/comparison.json").read_text())
+    assert comp["records_identical"] is False
+    assert comp["records_max_rel_diff"] == pytest.approx(1e-9, rel=1e-3)
+
+
 @pytest.mark.parametrize("bad", ["/proc/nope/out", "a_file/sub"])
 def test_bad_out_fails_before_running(workdir, capsys, bad):
     (workdir / "a_file").write_text("not a folder")
@@ -142,9 +155,13 @@ def test_interrupt_leaves_earlier_output_untouched(workdir, capsys, where):
 
 
 def test_real_paper_smoke_with_default_out_leaves_checkout_clean_and_bad_out_exits_2(run_cli):
-    def status():
+    def status():  # what the run could touch: its committed reference, and runs/ (must stay ignored)
         return subprocess.run(
-            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True
+            ["git", "status", "--porcelain", "--untracked-files=all", "--", "results/subgm", "runs"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
 
     before = status()
