@@ -18,12 +18,16 @@ import jax.numpy as jnp
 
 def measure(A: jax.Array, X: jax.Array) -> jax.Array:
     """A(X) = [⟨A_i, X⟩]_{i=1..m} for measurement matrices A of shape (m, d, d)."""
+    # BEGIN SOLUTION
     return jnp.einsum("mij,ij->m", A, X)
+    # END SOLUTION
 
 
 def l1_loss(U: jax.Array, A: jax.Array, y: jax.Array) -> jax.Array:
     """f_ℓ1(U) = (1/m) ‖y − A(U Uᵀ)‖₁."""
+    # BEGIN SOLUTION
     return jnp.mean(jnp.abs(y - measure(A, U @ U.T)))
+    # END SOLUTION
 
 
 def subgradient(U: jax.Array, A: jax.Array, y: jax.Array) -> jax.Array:
@@ -31,19 +35,25 @@ def subgradient(U: jax.Array, A: jax.Array, y: jax.Array) -> jax.Array:
 
     Computed as Q U with Q = (1/m) Σ_i sign_i (A_i + A_iᵀ), so one iteration costs O(m d² + d² r').
     """
+    # BEGIN SOLUTION
     signs = jnp.sign(measure(A, U @ U.T) - y)
     Q = jnp.einsum("m,mij->ij", signs, A) / y.shape[0]
     return (Q + Q.T) @ U
+    # END SOLUTION
 
 
 def step_size(t: jax.Array, eta0: float, rho: float) -> jax.Array:
     """Geometrically decaying step η_t = η_0 ρ^t."""
+    # BEGIN SOLUTION
     return eta0 * rho**t
+    # END SOLUTION
 
 
 def relative_error(U: jax.Array, X_star: jax.Array) -> jax.Array:
     """‖U Uᵀ − X*‖_F / ‖X*‖_F."""
+    # BEGIN SOLUTION
     return jnp.linalg.norm(U @ U.T - X_star) / jnp.linalg.norm(X_star)
+    # END SOLUTION
 
 
 def subgm(
@@ -53,7 +63,9 @@ def subgm(
 
     errors[k] is the relative error after k·`every` iterations (errors[0] is at U_0).
     """
+    # BEGIN SOLUTION
     return _descend(subgradient, U0, A, y, X_star, eta0=eta0, rho=rho, iters=iters, every=every)
+    # END SOLUTION
 
 
 # --- plumbing shared with the ℓ2 baseline ---

@@ -8,7 +8,7 @@ import pytest
 from papers.subgm import reference
 from papers.subgm.baselines import l2_gradient
 from papers.subgm.experiment import PRESETS, Config, make_instances
-from papers.subgm.method import l1_loss, measure, relative_error, subgm, subgradient
+from papers.subgm.method import l1_loss, measure, relative_error, step_size, subgm, subgradient
 
 jax.config.update("jax_enable_x64", True)
 
@@ -25,6 +25,32 @@ def problem():
     return U, A, y, X_star
 
 
+@pytest.mark.points(1)
+def test_measure_is_the_inner_product_with_each_A_i():
+    A = jnp.asarray(np.arange(2 * 2 * 2, dtype=float).reshape(2, 2, 2))
+    X = jnp.asarray([[1.0, -1.0], [2.0, 0.5]])
+    np.testing.assert_allclose(np.asarray(measure(A, X)), [0 - 1 + 4 + 1.5, 4 - 5 + 12 + 3.5])
+
+
+@pytest.mark.points(1)
+def test_step_size_decays_geometrically():
+    np.testing.assert_allclose(np.asarray(step_size(jnp.arange(4.0), 0.5, 0.9)), 0.5 * 0.9 ** np.arange(4))
+
+
+@pytest.mark.points(1)
+def test_relative_error_hand_computed():
+    U, X_star = jnp.asarray([[1.0], [0.0]]), jnp.asarray([[2.0, 0.0], [0.0, 0.0]])
+    assert float(relative_error(U, X_star)) == pytest.approx(0.5)  # ‖[[1,0],[0,0]] − [[2,0],[0,0]]‖ / 2
+
+
+@pytest.mark.points(1)
+def test_l1_loss_hand_computed(problem):
+    U, A, y, _ = problem
+    expected = np.mean(np.abs(y - np.einsum("mij,ij->m", A, U @ U.T)))
+    assert float(l1_loss(jnp.asarray(U), jnp.asarray(A), jnp.asarray(y))) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.points(2)
 def test_subgradient_matches_float64_numpy_sum_and_autodiff(problem):
     U, A, y, _ = problem
     D = np.asarray(subgradient(jnp.asarray(U), jnp.asarray(A), jnp.asarray(y)))
@@ -34,6 +60,19 @@ def test_subgradient_matches_float64_numpy_sum_and_autodiff(problem):
     np.testing.assert_allclose(D, np.asarray(g), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.points(2)
+@pytest.mark.hidden
+def test_subgradient_sign_of_zero_residual_is_zero():
+    """Hidden: at an exact fit every residual is 0, sign(0) = 0, so the subgradient is exactly 0."""
+    rng = np.random.default_rng(1)
+    U = rng.integers(-3, 4, (4, 2)).astype(float)  # integers: A(U Uᵀ) is exact in float64, so y − A(U Uᵀ) = 0
+    A = rng.integers(-3, 4, (12, 4, 4)).astype(float)
+    y = np.einsum("mij,ij->m", A, U @ U.T)
+    D = subgradient(jnp.asarray(U), jnp.asarray(A), jnp.asarray(y))
+    np.testing.assert_array_equal(np.asarray(D), 0.0)
+
+
+@pytest.mark.points(2)
 def test_one_subgm_step_equals_hand_update(problem):
     U, A, y, X_star = problem
     eta0, rho = 0.1, 0.9
