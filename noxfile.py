@@ -65,6 +65,20 @@ def readme(session: nox.Session) -> None:
     session.run("python", "-m", "common.readme")
 
 
+@nox.session
+def assignment(session: nox.Session) -> None:
+    """Write a paper's student copy: `nox -s assignment -- <slug> [--out DIR]` (see README, For instructors)."""
+    _install(session, "all", "test")
+    session.run("python", "-m", "common.assignments", "make", *session.posargs)
+
+
+@nox.session
+def grade(session: nox.Session) -> None:
+    """Grade student copies: `nox -s grade -- <slug> PATH... [--json FILE] [--csv FILE] [--timeout S]`."""
+    _install(session, "all", "test")
+    session.run("python", "-m", "common.assignments", "grade", *session.posargs)
+
+
 def _paper_session(slug: str, extra: str):
     def run_paper(session: nox.Session) -> None:
         _install(session, extra)

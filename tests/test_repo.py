@@ -27,7 +27,7 @@ def test_nox_registers_one_session_per_implemented_paper():
     spec.loader.exec_module(importlib.util.module_from_spec(spec))
     sessions = set(nox.registry.get())
     assert {p.session for p in implemented()} <= sessions
-    assert {"tests", "tests-slow", "lint", "bench"} <= sessions
+    assert {"tests", "tests-slow", "lint", "bench", "assignment", "grade"} <= sessions
 
 
 def test_readme_tables_are_generated_from_results():
