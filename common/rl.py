@@ -144,17 +144,20 @@ def grpo_loss(
     mask: torch.Tensor,
     *,
     clip: float = 0.2,
+    clip_high: float | None = None,
     beta: float = 0.04,
     aggregation: Literal["sequence", "token"] = "sequence",
 ) -> torch.Tensor:
-    """GRPO (Shao et al. 2024): per token ℓ_t = −min(ρ_t A, clip(ρ_t, 1 ± ε) A) + β k3(π_θ, π_ref),
+    """GRPO (Shao et al. 2024): per token ℓ_t = −min(ρ_t A, clip(ρ_t, 1 − ε_low, 1 + ε_high) A) + β k3(π_θ, π_ref),
 
+    with ε_low = `clip` and ε_high = `clip_high` (DAPO's clip-higher, e.g. 0.2 / 0.28; default ε_high = ε_low),
     averaged over each sequence's tokens then over sequences ("sequence", the paper), or over all tokens of
     the batch ("token", DAPO). `adv` is per sequence (B,).
     """
+    high = clip if clip_high is None else clip_high
     ratio = torch.exp(logp - old_logp)
     a = adv[:, None].to(logp.dtype)
-    per_token = -torch.minimum(ratio * a, ratio.clamp(1 - clip, 1 + clip) * a)
+    per_token = -torch.minimum(ratio * a, ratio.clamp(1 - clip, 1 + high) * a)
     if ref_logp is not None and beta:
         per_token = per_token + beta * kl_estimate(logp, ref_logp, "k3")
     if aggregation == "sequence":

@@ -119,3 +119,6 @@ def test_grpo_loss_hand_computed_and_gradient():
     assert tok.item() == pytest.approx((-1.2 + 0.1 * k3(1.3) - 1.0 + seq1) / 3)
     x = torch.tensor([[0.05, -0.1], [0.02, 0.1]], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda lp: rl.grpo_loss(lp, old, ref, adv, mask, beta=0.1), (x,))
+    # clip-higher (DAPO): ρ = 1.3 with A > 0 is clipped at 1.28, not 1.2; the lower side stays at 0.8
+    high = rl.grpo_loss(logp, old, None, adv, mask, clip=0.2, clip_high=0.28, beta=0.0)
+    assert high.item() == pytest.approx(((-1.28 - 1.0) / 2 + 0.8) / 2)
