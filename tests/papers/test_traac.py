@@ -1,0 +1,121 @@
+"""TRAAC: difficulty buckets, the entropy gate and eviction rule, L_norm and the reward against hand-computed values;
+the attention scorer on a model whose attention is set by hand."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from papers.traac import method as M
+
+
+@pytest.mark.points(1)
+def test_difficulty_buckets_at_the_official_boundaries():
+    assert [M.difficulty_bucket(p) for p in (1.0, 0.8, 0.79, 0.3, 0.29, 0.0)] == [
+        "easy",
+        "easy",
+        "medium",
+        "medium",
+        "hard",
+        "hard",
+    ]
+    with pytest.raises(ValueError):
+        M.difficulty_bucket(1.2)
+
+
+@pytest.mark.points(1)
+def test_uniformity_is_normalised_entropy():
+    assert M.uniformity(torch.tensor([1.0, 1.0, 1.0, 1.0])) == pytest.approx(1.0)
+    assert M.uniformity(torch.tensor([5.0])) == 1.0 and M.uniformity(torch.zeros(3)) == 1.0
+    p = np.array([0.5, 0.25, 0.25])
+    expected = -(p * np.log(p)).sum() / math.log(3)
+    assert M.uniformity(torch.tensor([2.0, 1.0, 1.0])) == pytest.approx(expected, rel=1e-9)
+    assert M.uniformity(torch.tensor([1.0, 0.0, 0.0, 0.0])) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.points(2)
+def test_entropy_gate_and_eviction_rule_hand_computed():
+    assert M.eviction_fraction(0.81, 0.6) == 0.0  # uniform enough: nothing evicted
+    assert M.eviction_fraction(0.8, 0.6) == pytest.approx(0.6 * 0.2)  # the gate is strict (U > 0.8)
+    assert M.eviction_fraction(0.5, 0.4) == pytest.approx(0.2)
+    assert M.eviction_fraction(0.0, 0.9) == pytest.approx(0.8)  # capped at 80%
+    imp = torch.tensor([0.30, 0.05, 0.20, 0.01, 0.05, 0.39])
+    # ⌊6 · 0.5⌋ = 3 least important: 0.01 (3), then the tie 0.05 at 1 and 4 → earlier first
+    assert M.steps_to_evict(imp, 0.5) == [1, 3, 4]
+    assert M.steps_to_evict(imp, 0.16) == []  # ⌊0.96⌋ = 0
+    peaked = torch.tensor([0.9, 0.02, 0.02, 0.02, 0.02, 0.02])
+    evicted, u, frac = M.compress(peaked, M.TARGET_REDUCTION["easy"])
+    assert u < 0.8 and frac == pytest.approx(0.6 * (1 - u)) and len(evicted) == int(6 * frac)
+    assert 0 not in evicted
+    flat = torch.full((6,), 0.1)
+    assert M.compress(flat, 0.6) == ([], pytest.approx(1.0), 0.0)
+    assert M.compress(flat, 0.6, gate=False)[2] == pytest.approx(0.6)  # confidence variant: U := 0
+
+
+@pytest.mark.points(1)
+def test_step_importance_is_the_mean_over_step_tokens():
+    scores = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.0])
+    imp = M.step_importance(scores, [[0, 1], [2], [3, 4], []])
+    assert imp.tolist() == pytest.approx([0.15, 0.3, 0.2, 0.0])
+
+
+@pytest.mark.points(2)
+def test_length_norm_and_reward_hand_computed():
+    hist = [10, 20, 30, 40]  # min 10, max 40, median 25
+    # L = 20: linear (40 − 20)/30 = 2/3; soft σ((25 − 20)/2.5) = σ(2) = 0.8808 → max = 0.8808
+    assert M.length_norm(20, hist) == pytest.approx(1 / (1 + math.exp(-2)))
+    # L = 35: linear 1/6; soft σ(−4) = 0.018 → 1/6
+    assert M.length_norm(35, hist) == pytest.approx(1 / 6)
+    assert M.length_norm(50, hist) == pytest.approx(1 / (1 + math.exp(10)))  # linear clipped at 0
+    assert M.length_norm(5, hist) == 1.0
+    assert M.length_norm(7, []) is None
+    assert M.traac_reward(True, True, True, 0.5, "medium") == pytest.approx(4 + 0.5 + 0.75 * 0.5)
+    assert M.traac_reward(False, True, False, 0.9, "easy") == pytest.approx(0.25)  # no length bonus when wrong
+    assert M.traac_reward(True, False, False, None, "hard") == 4.0  # empty history: no bonus
+    assert M.traac_reward(True, False, False, 0.5, None) == pytest.approx(4.5)  # no-difficulty ablation: s = 1
+
+
+def test_length_history_keeps_the_last_window_batches_per_bucket():
+    h = M.LengthHistory(window=2)
+    h.add_batch({"easy": [1, 2], "hard": []})
+    h.add_batch({"easy": [3]})
+    h.add_batch({"easy": [4, 5]})
+    assert h.lengths("easy") == [3, 4, 5] and h.lengths("hard") == [] and h.lengths("medium") == []
+
+
+def test_token_confidence_matches_official_definition():
+    flat = torch.zeros(1, 20)  # uniform over the top-20: confidence 0
+    sharp = torch.tensor([[0.0] + [-50.0] * 19])  # all mass on one token: confidence 1
+    assert M.token_confidence(flat).item() == pytest.approx(0.0, abs=1e-9)
+    assert M.token_confidence(sharp).item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_pool_keeps_n_of_the_shuffled_union_deterministically():
+    a = M.pool(["o1", "o2", "o3"], ["c1", "c2"], 3, np.random.default_rng(0))
+    assert len(a) == 3 and set(a) <= {"o1", "o2", "o3", "c1", "c2"}
+    assert a == M.pool(["o1", "o2", "o3"], ["c1", "c2"], 3, np.random.default_rng(0))
+
+
+@pytest.mark.points(2)
+def test_trigger_attention_on_a_model_with_hand_set_attention():
+    """With W_q = 0 every query scores every visible key equally: causal attention is uniform, so the last token's
+    row is 1/T everywhere. A hand-built per-layer tensor checks the head / first-half-layer averaging."""
+    from common.lm import tiny_lm
+
+    model = tiny_lm(11, d_model=16, n_layers=4, n_heads=2, max_len=16, attn_implementation="eager")
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.q_proj.weight.zero_()
+    ids = torch.randint(0, 11, (1, 7), generator=torch.Generator().manual_seed(0))
+    out = model(ids, output_attentions=True)
+    row = M.trigger_attention(out.attentions, query=6)
+    assert row.tolist() == pytest.approx([1 / 7] * 7, abs=1e-6)
+
+    T = 3
+    layers = [torch.zeros(1, 2, T, T) for _ in range(4)]
+    layers[0][0, 0, -1] = torch.tensor([1.0, 0.0, 0.0])
+    layers[0][0, 1, -1] = torch.tensor([0.0, 1.0, 0.0])
+    layers[1][0, :, -1] = torch.tensor([0.0, 0.0, 1.0])
+    layers[2][0, :, -1] = torch.tensor([1.0, 0.0, 0.0])  # second half: ignored
+    assert M.trigger_attention(layers, query=-1).tolist() == pytest.approx([0.25, 0.25, 0.5])
