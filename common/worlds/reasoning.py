@@ -1,4 +1,4 @@
-"""The reasoning world: chains of k modular operations solved by a tiny LM that over- and under-thinks.
+"""The reasoning world (v2): chains of k modular operations solved by a tiny LM that over- and under-thinks.
 
 Problem (difficulty knob k = number of operations): a_0 op_1 a_1 … op_k a_k with a_i ∈ {0..M−1} and
 op_i ∈ {+, −}; the answer is the left-to-right fold p_k, p_0 = a_0, p_i = (p_{i−1} op_i a_i) mod M.
@@ -6,35 +6,43 @@ op_i ∈ {+, −}; the answer is the left-to-right fold p_k, p_0 = a_0, p_i = (p
 Tokens (`Vocab`): values 0..M−1, "[" (first slot), "+", "−", "," (slot separator), "_" (empty slot), THINK,
 ">" (plain-step marker), SEP ";" (step separator), WAIT and CHECK (reflection words), END (end of thinking), EOS, PAD.
 - prompt   "[ a_0 ," then "op_i a_i ," for i = 1..k and "_ _ ," up to k_max, then THINK: every prompt has the same
-           length, so step i of the thinking sits at a fixed distance from slot i (a tiny model learns the lookup
-           with one positional attention head)
-- thinking one step per segment: "> p_i ;" for i = 0..k, closed by END
+           length, so step i of the thinking sits at a fixed distance from slot i
+- thinking one segment per step, closed by END: chain steps "> p_i ;" (i = 0..k), mid-chain reflections
+           "wait p_i ;" (re-check the partial just computed, then go on), and after the chain re-verification
+           loops "check v ;" / "wait v ;"
 - answer   one value token, then EOS.
 The exact verifier (`verify`) accepts a response iff, after END, it is exactly "p_k EOS".
 
-SFT corpus (`trace`): a mixture of
-- concise traces (the steps above);
-- over-checked traces (k ≤ `easy_max`): after step k, 1–3 redundant re-verification segments
-  "wait|check p_k ;" (the answer is already known) — over-thinking;
-- truncated traces (k ≥ `hard_min`): stop after step j = `cut_step` ≤ k − 2 and answer the current partial p_j or
-  a random value — under-thinking (a jump to a guessed answer);
-- recovered traces (k ≥ `hard_min`): at the same point emit "wait p_{j+1} ;" and finish the chain — the
-  reflection that counters under-thinking.
-The SFT'd base model therefore over-thinks on easy problems and under-thinks on hard ones (`analyse` measures both:
-over-thinking = at least one step after step k; under-thinking = END before step k).
+The SFT corpus (`sample_trace`) is a stochastic process whose every choice depends only on what the prefix shows,
+so the SFT'd model learns these conditional probabilities and its step confidence carries exactly the information
+the process puts there. The papers' premises (ReBalance, TRAAC) are built into it, each with a switch-off
+(`premise=False`, the **control world**):
+1. Persistent, costly over-thinking. After step k a loop of re-verification segments starts with probability
+   o(k) = p_loop · max(0, 1 − (k − 1)/loop_k_span) (easy and medium k, falling with k), capped at loop_cap segments.
+2. Genuine hesitation inside loops (premise). A loop segment writes a near-miss p_k ± 1 instead of p_k with
+   probability q (q_onset for the first segment, q_disagree after a near-miss, q_agree after an agreeing check);
+   after a disagreement in the last two segments the loop continues with r_disagree (worded "wait" or "check" at
+   random), otherwise with r_agree. So low / unstable confidence (spread values and wording) *precedes* more looping.
+   Control: no near-misses, the loop continues with a flat r_flat.
+3. Reflection decoupled from completion. Mid-chain reflections "wait p_i ;" re-check a partial and the chain goes on
+   (never right after another reflection); reflection and premature END compete at the same boundaries.
+4. Under-thinking tied to an over-confident streak (premise). After s plain steps in a row the next boundary
+   reflects with ρ(s) = reflect_first · reflect_decay^(s−1) and ends the thinking prematurely with
+   h(s) = min(hazard_max, hazard_slope · (s − 1)): the longer the confident streak, the less the model reflects and
+   the more it jumps to an answer (the current partial, or a random guess). Control: flat ρ = reflect_flat and
+   h = hazard_flat at every boundary.
+The SFT'd base model therefore over-thinks (loops after the answer) on easy and medium problems and under-thinks on
+long chains. `analyse` measures both: redundant steps = segments after the k + 1 chain steps, under-thinking = END
+before step k. Difficulties k_train = 1..8 are trained; prompts hold up to k_max = 12 (k > 8 unseen).
 
 Generation: `ReasoningWorld.sample` (common.lm.generate: KV cache, last hidden states / attentions on request),
-`rollout` (the same with a per-token callback, for step-level controllers such as steering hooks) and
-`ReasoningWorld.states` (teacher-forced hidden states of every layer and attentions of sampled sequences).
+`rollout` (the same with a per-token callback and the max-probabilities, for step-level controllers such as
+steering hooks) and `ReasoningWorld.states` (teacher-forced hidden states of every layer and attentions).
+`step_table` lists every thinking step of sampled responses with its role, confidence and what follows it.
 The SFT'd model is cached under `.cache/reasoning_world/<config hash>/`.
 
-Demo: `python -m common.worlds.reasoning --preset smoke|quick` writes `results/reasoning_world/<preset>/`.
-
-Measured with the default config (2-layer d = 32 Llama with two width-16 heads, 1600 SFT steps, ~200 s of CPU;
-results/reasoning_world/quick/, T = 0.7, top-p 0.95): accuracy ≈ 1.0 on k ≤ 3 falling to ≈ 0.69 at k = 8;
-over-thinking (redundant steps) ≈ 0.25 on k ≤ 3 and ≈ 0 on k ≥ 4; under-thinking ≈ 0.25 on k ≥ 4 and ≈ 0 on k ≤ 3.
-Truncation is concentrated on one boundary (`cut_step`): spread over every step, a premature END (< 5% per step)
-fell outside the top-p nucleus and the sampled model never under-thought.
+Demo (the world's properties, premise and control): `python -m common.worlds.reasoning --preset smoke|quick`
+writes `results/reasoning_world/<preset>/` (see `common/worlds/reasoning_demo.py`).
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +60,8 @@ import torch
 from torch import nn
 
 from common.cache import cache_root, config_hash
-from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.lm import Generation, generate, positions, sft, tiny_lm
 from common.policy import response_mask, sample_from_logits
-from common.results import Claim, record
 
 # --------------------------------------------------------------------------- world definition
 
@@ -64,38 +70,62 @@ from common.results import Claim, record
 class WorldConfig:
     """Everything that defines a reasoning world (its hash keys the cache)."""
 
+    premise: bool = True
+    """True: the papers' premises are in the data (hesitation in loops, streak-driven truncation); False: the
+    control world (no near-misses, flat loop continuation, flat reflection and truncation rates)."""
     modulus: int = 10
     """M: values and partial results live in {0..M−1}."""
     ops: tuple[str, ...] = ("+", "-")
     """Operations drawn for op_i."""
     k_train: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
     """Difficulties (numbers of operations) in the SFT corpus."""
-    k_max: int = 8
-    """Largest difficulty the vocabulary and prompts support (k > max(k_train) are unseen)."""
+    k_max: int = 12
+    """Largest difficulty the prompts support (k > max(k_train) are unseen)."""
     easy_max: int = 3
-    """Over-checked traces are made for k ≤ easy_max."""
+    """Reports call k ≤ easy_max easy."""
     hard_min: int = 4
-    """Truncated and recovered traces are made for k ≥ hard_min."""
-    p_overcheck: float = 0.4
-    """Fraction of easy problems whose trace is over-checked."""
-    p_truncate: float = 0.3
-    """Fraction of hard problems whose trace is truncated (jump to a guessed answer)."""
-    p_recover: float = 0.1
-    """Fraction of hard problems whose trace reflects ("WAIT") where a truncated one would stop, then finishes."""
+    """Reports call k ≥ hard_min hard."""
+    p_loop: float = 0.95
+    """Loop onset probability after the chain at k = 1."""
+    loop_k_span: float = 10.0
+    """o(k) = p_loop · max(0, 1 − (k − 1)/loop_k_span): onset falls linearly with k."""
+    loop_cap: int = 8
+    """At most this many re-verification segments per loop."""
+    q_onset: float = 0.5
+    """Premise: near-miss probability of a loop's first segment."""
+    q_agree: float = 0.1
+    """Premise: near-miss probability after an agreeing check."""
+    q_disagree: float = 0.7
+    """Premise: near-miss probability after a near-miss (hesitation persists)."""
+    r_agree: float = 0.25
+    """Premise: loop continuation probability when neither of the last two segments disagreed."""
+    r_disagree: float = 0.9
+    """Premise: loop continuation probability after a disagreement in the last two segments."""
+    r_flat: float = 0.66
+    """Control: loop continuation probability (matches the premise world's mean loop length)."""
+    reflect_first: float = 0.4
+    """Premise: ρ(1), mid-chain reflection probability after one plain step."""
+    reflect_decay: float = 0.5
+    """Premise: ρ(s) = reflect_first · reflect_decay^(s−1)."""
+    hazard_slope: float = 0.05
+    """Premise: premature-END hazard h(s) = min(hazard_max, hazard_slope · (s − 1)) after s plain steps in a row."""
+    hazard_max: float = 0.25
+    """Premise: cap of h(s)."""
+    reflect_flat: float = 0.2
+    """Control: mid-chain reflection probability at every boundary (after a plain step)."""
+    hazard_flat: float = 0.06
+    """Control: premature-END probability at every boundary (after a plain step)."""
     p_guess_partial: float = 0.5
-    """A truncated trace answers the current partial result with this probability, else a random value."""
-    cut_step: int = 2
-    """Truncated / recovered traces cut after this step (one boundary, so that a premature END is likely enough to
-    survive top-p decoding); −1 spreads the cut uniformly over steps 0..k−2."""
+    """A premature answer is the current partial result with this probability, else a random value."""
     corpus_size: int = 40_000
     """Number of SFT sequences."""
-    d_model: int = 32
+    d_model: int = 48
     """Width of the tiny Llama."""
-    n_layers: int = 2
-    """Layers of the tiny Llama."""
-    n_heads: int = 2
-    """Attention heads (head width 16: with width-8 heads the fixed-offset lookup was not learned in 800 steps)."""
-    sft_steps: int = 1600
+    n_layers: int = 3
+    """Layers of the tiny Llama (3: a steering layer can be interior)."""
+    n_heads: int = 3
+    """Attention heads (width 16: with width-8 heads the fixed-offset lookup was not learned)."""
+    sft_steps: int = 2000
     """SFT optimiser steps."""
     sft_batch: int = 64
     """SFT batch size."""
@@ -111,11 +141,15 @@ class WorldConfig:
             raise ValueError(f"modulus must lie in [2, 10], got {self.modulus}")
         if not self.k_train or min(self.k_train) < 1 or max(self.k_train) > self.k_max:
             raise ValueError(f"k_train must be non-empty within [1, k_max={self.k_max}], got {self.k_train}")
-        for name in ("p_overcheck", "p_truncate", "p_recover", "p_guess_partial"):
+        probs = ("p_loop", "q_onset", "q_agree", "q_disagree", "r_agree", "r_disagree", "r_flat", "reflect_first")
+        probs += ("reflect_decay", "hazard_max", "reflect_flat", "hazard_flat", "p_guess_partial")
+        for name in probs:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
-        if self.p_truncate + self.p_recover > 1:
-            raise ValueError("p_truncate + p_recover must be <= 1")
+        if self.reflect_first + self.hazard_max > 1 or self.reflect_flat + self.hazard_flat > 1:
+            raise ValueError("reflection + premature-END probabilities must be <= 1")
+        if self.loop_cap < 1 or self.loop_k_span <= 0 or self.hazard_slope < 0:
+            raise ValueError("loop_cap must be >= 1, loop_k_span > 0 and hazard_slope >= 0")
 
     @property
     def vocab(self) -> Vocab:
@@ -131,8 +165,29 @@ class WorldConfig:
 
     @property
     def max_new_tokens(self) -> int:
-        """Room for a full chain at k_max plus four extra steps, END, the answer and EOS."""
-        return 3 * (self.k_max + 1) + 12 + 3
+        """Room for a chain at max(k_train) with a reflection after every step and a full loop, END, answer, EOS."""
+        k = max(self.k_train)
+        return 3 * (k + 1) + 3 * k + 3 * self.loop_cap + 3
+
+    def onset(self, k: int) -> float:
+        """o(k): probability that a re-verification loop follows the completed chain."""
+        return self.p_loop * max(0.0, 1 - (k - 1) / self.loop_k_span)
+
+    def reflect(self, s: int) -> float:
+        """ρ(s): mid-chain reflection probability after s ≥ 1 plain steps in a row (0 right after a reflection)."""
+        if s < 1:
+            return 0.0
+        return self.reflect_first * self.reflect_decay ** (s - 1) if self.premise else self.reflect_flat
+
+    def hazard(self, s: int) -> float:
+        """h(s): premature-END probability after s ≥ 1 plain steps in a row (0 right after a reflection)."""
+        if s < 1:
+            return 0.0
+        return min(self.hazard_max, self.hazard_slope * (s - 1)) if self.premise else self.hazard_flat
+
+
+CONTROL = dict(premise=False)
+"""`dataclasses.replace(cfg, **CONTROL)`: the control world of a config."""
 
 
 @dataclass(frozen=True)
@@ -232,45 +287,59 @@ def encode_prompts(problems: list[Problem], v: Vocab, k_max: int) -> tuple[torch
     return ids, torch.ones_like(ids)
 
 
-TRACE_KINDS = ("concise", "overcheck", "truncate", "recover")
+# --------------------------------------------------------------------------- the trace process (SFT corpus)
 
 
-def trace(
-    p: Problem, v: Vocab, kind: str, rng: np.random.Generator, p_guess_partial: float = 0.5, cut_step: int = -1
-) -> list[int]:
-    """Response tokens (thinking, END, answer, EOS) of one trace kind (see the module docstring)."""
-    if kind not in TRACE_KINDS:
-        raise ValueError(f"unknown trace kind {kind!r}; choose one of {TRACE_KINDS}")
-    ps = p.partials()
-    k, answer = p.k, p.answer
-    markers = [v.step] * (k + 1)
-    if kind in ("truncate", "recover") and k < 2:
-        kind = "concise"
-    j = k  # last step before the cut
-    if kind in ("truncate", "recover"):
-        j = cut_step if 0 <= cut_step <= k - 2 else int(rng.integers(0, k - 1))
-    if kind == "truncate":
-        guess = ps[j] if rng.random() < p_guess_partial else int(rng.integers(0, v.modulus))
-        return sum(([markers[i], ps[i], v.sep] for i in range(j + 1)), []) + [v.end, guess, v.eos]
-    if kind == "recover":
-        markers[j + 1] = v.wait
-    toks = sum(([markers[i], ps[i], v.sep] for i in range(k + 1)), [])
-    if kind == "overcheck":
-        for _ in range(int(rng.integers(1, 4))):
-            toks += [v.wait if rng.random() < 0.5 else v.check, answer, v.sep]
-    return toks + [v.end, answer, v.eos]
+@dataclass
+class Trace:
+    """One sampled response: tokens (thinking, END, answer, EOS) and the role of each thinking segment
+    ("chain", "reflect" = mid-chain reflection, "loop" = post-answer re-verification)."""
+
+    tokens: list[int]
+    roles: list[str]
+    truncated: bool = False
 
 
-def trace_kind(cfg: WorldConfig, k: int, rng: np.random.Generator) -> str:
-    """The SFT mixture: over-checked on easy problems, truncated / recovered on hard ones, concise otherwise."""
-    u = rng.random()
-    if k <= cfg.easy_max and u < cfg.p_overcheck:
-        return "overcheck"
-    if k >= cfg.hard_min and u < cfg.p_truncate:
-        return "truncate"
-    if k >= cfg.hard_min and u < cfg.p_truncate + cfg.p_recover:
-        return "recover"
-    return "concise"
+def sample_trace(p: Problem, cfg: WorldConfig, rng: np.random.Generator) -> Trace:
+    """Sample a response from the world's process (module docstring, items 1–4)."""
+    v, ps, k = cfg.vocab, p.partials(), p.k
+    toks, roles = [v.step, ps[0], v.sep], ["chain"]
+    s = 1  # plain steps in a row
+    for i in range(1, k + 1):  # boundary after step i − 1: premature END, reflection or the next step
+        u = rng.random()
+        if u < cfg.hazard(s):
+            guess = ps[i - 1] if rng.random() < cfg.p_guess_partial else int(rng.integers(0, v.modulus))
+            return Trace(toks + [v.end, guess, v.eos], roles, truncated=True)
+        if u < cfg.hazard(s) + cfg.reflect(s):
+            toks += [v.wait, ps[i - 1], v.sep]
+            roles.append("reflect")
+        toks += [v.step, ps[i], v.sep]
+        roles.append("chain")
+        s = 1 if roles[-2] == "reflect" else s + 1
+    if rng.random() < cfg.onset(k):
+        toks += _loop(ps[-1], cfg, rng, roles)
+    return Trace(toks + [v.end, ps[-1], v.eos], roles)
+
+
+def _loop(answer: int, cfg: WorldConfig, rng: np.random.Generator, roles: list[str]) -> list[int]:
+    """Re-verification segments after the chain (premise: near-misses and hesitation; control: flat continuation)."""
+    v, toks = cfg.vocab, []
+    marker, q, prev_dis = v.check, cfg.q_onset, False
+    for n in range(1, cfg.loop_cap + 1):
+        dis = cfg.premise and rng.random() < q
+        value = (answer + (1 if rng.random() < 0.5 else -1)) % v.modulus if dis else answer
+        toks += [marker, value, v.sep]
+        roles.append("loop")
+        if cfg.premise:
+            r = cfg.r_disagree if dis or prev_dis else cfg.r_agree
+            q = cfg.q_disagree if dis else cfg.q_agree
+            marker = (v.wait if rng.random() < 0.5 else v.check) if dis else v.check
+        else:
+            r = cfg.r_flat
+        prev_dis = dis
+        if n == cfg.loop_cap or rng.random() >= r:
+            break
+    return toks
 
 
 def build_corpus(cfg: WorldConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -282,7 +351,7 @@ def build_corpus(cfg: WorldConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     resp = torch.full((len(problems), R), v.pad, dtype=torch.long)
     rmask = torch.zeros_like(resp)
     for b, p in enumerate(problems):
-        t = trace(p, v, trace_kind(cfg, p.k, rng), rng, cfg.p_guess_partial, cfg.cut_step)[:R]
+        t = sample_trace(p, cfg, rng).tokens
         resp[b, : len(t)] = torch.tensor(t)
         rmask[b, : len(t)] = 1
     ids = torch.cat([prompts, resp], 1)
@@ -317,56 +386,135 @@ def segments(response, v: Vocab) -> tuple[list[list[int]], bool]:
     return segs, closed
 
 
+def roles(segs: list[list[int]], k: int, v: Vocab) -> list[str]:
+    """Role of each segment of a response, read off the tokens: "chain" (a plain step while fewer than k + 1 were
+    written), "reflect" (a reflection word before the chain is complete) or "redundant" (anything after the k + 1
+    chain steps: the answer was already reached)."""
+    out, plain = [], 0
+    for s in segs:
+        if plain >= k + 1:
+            out.append("redundant")
+        elif s and s[0] == v.step:
+            out.append("chain")
+            plain += 1
+        else:
+            out.append("reflect")
+    return out
+
+
 @dataclass
 class TraceStats:
-    """One response: correctness, thinking tokens and steps, redundant steps after the chain, flags."""
+    """One response: correctness, thinking tokens and steps, redundant (post-answer) steps and tokens, flags."""
 
     correct: bool
     think_len: int
     n_steps: int
     redundant_steps: int
+    redundant_tokens: int
+    reflections: int
     overthink: bool
     underthink: bool
     closed: bool
-    reflections: int
 
 
 def analyse(p: Problem, response, v: Vocab) -> TraceStats:
-    """Step i of the thinking computes p_i, so the chain is complete after k + 1 steps. Over-thinking: at least one
-    step after that (the answer was already reached). Under-thinking: END before step k (a premature answer)."""
+    """Step i of the chain computes p_i, so the chain is complete after k + 1 plain steps. Over-thinking: at least
+    one step after that (the answer was already reached). Under-thinking: END before the chain is complete."""
     segs, closed = segments(response, v)
     r = [int(t) for t in response]
     think_len = r.index(v.end) if closed else sum(len(s) for s in segs)
-    redundant = max(0, len(segs) - (p.k + 1))
+    rl = roles(segs, p.k, v)
+    redundant = rl.count("redundant")
     return TraceStats(
         correct=verify(p, r, v),
         think_len=think_len,
         n_steps=len(segs),
         redundant_steps=redundant,
+        redundant_tokens=sum(len(s) for s, x in zip(segs, rl, strict=True) if x == "redundant"),
+        reflections=rl.count("reflect"),
         overthink=redundant > 0,
-        underthink=closed and len(segs) < p.k + 1,
+        underthink=closed and rl.count("chain") < p.k + 1,
         closed=closed,
-        reflections=sum(t in v.reflection for t in r[:think_len]),
     )
 
 
+SUMMARY_METRICS = (
+    "accuracy",
+    "think_len",
+    "n_steps",
+    "redundant_steps",
+    "redundant_tokens",
+    "reflections",
+    "overthink",
+    "underthink",
+    "unclosed",
+)
+
+
 def summarise(problems: list[Problem], responses: torch.Tensor, v: Vocab) -> dict[int, dict[str, float]]:
-    """Per difficulty k: accuracy, mean thinking tokens / steps, over- and under-thinking rates."""
+    """Per difficulty k: accuracy, mean thinking tokens / steps, redundant steps / tokens, mid-chain reflections,
+    over- and under-thinking rates, and the share of responses that never closed the thinking."""
     by_k: dict[int, list[TraceStats]] = {}
     for p, r in zip(problems, responses, strict=True):
         by_k.setdefault(p.k, []).append(analyse(p, r.tolist(), v))
     out = {}
     for k, st in sorted(by_k.items()):
-        out[k] = {
-            "accuracy": float(np.mean([s.correct for s in st])),
-            "think_len": float(np.mean([s.think_len for s in st])),
-            "n_steps": float(np.mean([s.n_steps for s in st])),
-            "redundant_steps": float(np.mean([s.redundant_steps for s in st])),
-            "overthink": float(np.mean([s.overthink for s in st])),
-            "underthink": float(np.mean([s.underthink for s in st])),
-            "unclosed": float(np.mean([not s.closed for s in st])),
-            "n": len(st),
-        }
+        row = {m: float(np.mean([getattr(s, m) for s in st])) for m in SUMMARY_METRICS if hasattr(st[0], m)}
+        row["accuracy"] = float(np.mean([s.correct for s in st]))
+        row["unclosed"] = float(np.mean([not s.closed for s in st]))
+        out[k] = row | {"n": len(st)}
+    return out
+
+
+def oracle_length(problems: list[Problem]) -> float:
+    """Mean thinking tokens of the concise traces (k + 1 plain steps of 3 tokens): the balanced policy's length."""
+    return float(np.mean([3 * (p.k + 1) for p in problems]))
+
+
+@dataclass
+class Step:
+    """One thinking step of a sampled response, as a step-level controller sees it.
+
+    `start` / `sep`: response indices of its first token and of its SEP; `c`: mean max-probability over its tokens
+    except the SEP (the official online confidence); `v` = (c − c_prev)² / 4 (0 at the first step); `role`: from
+    `roles`; `complete`: the chain is complete after it; `next`: what follows its SEP ("step", "reflect",
+    "redundant" or "end"; "none" if the response is unclosed)."""
+
+    row: int
+    index: int
+    start: int
+    sep: int
+    c: float
+    v: float
+    role: str
+    complete: bool
+    next: str
+
+    @property
+    def boundary(self) -> str:
+        """The decision its SEP opens: "mid" (chain incomplete), "chain_end" (the answer was just reached) or
+        "loop" (inside a post-answer loop)."""
+        return "loop" if self.role == "redundant" else ("chain_end" if self.complete else "mid")
+
+
+def step_table(problems: list[Problem], tokens: torch.Tensor, maxprob: torch.Tensor, v: Vocab) -> list[Step]:
+    """Every SEP-closed thinking step of every response (tokens, maxprob: (B, T) from `rollout`)."""
+    out = []
+    for b, p in enumerate(problems):
+        r = tokens[b].tolist()
+        segs, closed = segments(r, v)
+        segs = [s for s in segs if s[-1] == v.sep]
+        rl = roles(segs, p.k, v)
+        start, c_prev, plain = 0, None, 0
+        for j, s in enumerate(segs):
+            plain += rl[j] == "chain"
+            sep = start + len(s) - 1
+            c = float(maxprob[b, start:sep].mean()) if sep > start else float(maxprob[b, sep])
+            nxt = rl[j + 1] if j + 1 < len(segs) else ("end" if closed and sep + 1 == r.index(v.end) else "none")
+            nxt = {"chain": "step"}.get(nxt, nxt)
+            v_j = 0.0 if c_prev is None else (c - c_prev) ** 2 / 4
+            out.append(Step(b, j, start, sep, c, v_j, rl[j], plain >= p.k + 1, nxt))
+            start, c_prev = sep + 1, c
     return out
 
 
@@ -512,7 +660,7 @@ def new_model(cfg: WorldConfig) -> nn.Module:
 
 
 def build_world(cfg: WorldConfig = WorldConfig(), *, cache: bool = True, verbose: bool = False) -> ReasoningWorld:
-    """SFT the base model on the trace mixture, or load it from `.cache/reasoning_world/<config hash>/`."""
+    """SFT the base model on the trace process, or load it from `.cache/reasoning_world/<config hash>/`."""
     torch.set_num_threads(1)  # tiny models: a second OpenMP thread only spins on a shared 2-core machine
     cache_dir = cache_root() / "reasoning_world" / config_hash(cfg)
     path = cache_dir / "model.pt"
@@ -538,155 +686,21 @@ def build_world(cfg: WorldConfig = WorldConfig(), *, cache: bool = True, verbose
     return ReasoningWorld(cfg, model, cache_dir, losses)
 
 
-SMOKE_WORLD = WorldConfig(corpus_size=2000, d_model=32, n_layers=2, n_heads=2, sft_steps=40, sft_batch=32, k_max=8)
+SMOKE_WORLD = WorldConfig(corpus_size=2000, d_model=32, n_layers=2, n_heads=2, sft_steps=40, sft_batch=32)
 """A seconds-scale world for the smoke tier (it learns little; it proves the pipeline runs)."""
 
 
-# --------------------------------------------------------------------------- demo: the world's properties
+def world_config(name: str) -> WorldConfig:
+    """Named worlds: "premise" (WorldConfig()), "control" (the premise switched off), "smoke" (seconds)."""
+    worlds = {"premise": WorldConfig(), "control": WorldConfig(**CONTROL), "smoke": SMOKE_WORLD}
+    if name not in worlds:
+        raise ValueError(f"unknown world {name!r}; choose one of {sorted(worlds)}")
+    return worlds[name]
 
 
-@dataclass
-class DemoConfig(RunConfig):
-    """Reasoning world demo: accuracy, thinking length and over-/under-thinking rates of the SFT'd base model."""
-
-    world: str = "default"
-    """Which world: "default" (WorldConfig()) or "smoke" (SMOKE_WORLD)."""
-    ks: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8])
-    """Difficulties evaluated (k > max(k_train) would be unseen in SFT)."""
-    n_per_k: int = 200
-    """Problems per difficulty and seed."""
-    temperature: float = 0.7
-    """Sampling temperature (the ReBalance paper decodes at 0.7)."""
-    top_p: float = 0.95
-    """Nucleus mass."""
-
-    def validate(self) -> None:
-        super().validate()
-        ensure(self.world in ("default", "smoke"), "world", f"must be default or smoke, got {self.world!r}")
-        check_positive(self, "ks", "n_per_k", "temperature")
-        check_fraction(self, "top_p", upper_open=False)
-
-    def world_config(self) -> WorldConfig:
-        return SMOKE_WORLD if self.world == "smoke" else WorldConfig()
-
-
-DEMO_PRESETS = {
-    "smoke": DemoConfig(preset="smoke", seeds=1, world="smoke", ks=[1, 4, 8], n_per_k=16),
-    "quick": DemoConfig(preset="quick", seeds=3),
-    "full": DemoConfig(preset="full", seeds=5, n_per_k=1000),
-}
-
-METRICS = ("accuracy", "think_len", "n_steps", "overthink", "underthink", "unclosed")
-
-
-def demo_run(cfg: DemoConfig) -> list[dict]:
-    wc = cfg.world_config()
-    world = build_world(wc, verbose=True)
-    rows = [record("sft", 0, "loss", x, step=i) for i, x in enumerate(world.sft_losses) if i % 10 == 0]
-    if world.sft_losses:
-        rows.append(record("sft", 0, "final_loss", float(np.mean(world.sft_losses[-20:]))))
-    for seed in cfg.seed_list():
-        problems = [p for k in cfg.ks for p in world.problems(cfg.n_per_k, k, seed=1000 + 31 * seed + k)]
-        g = world.sample(problems, temperature=cfg.temperature, top_p=cfg.top_p, seed=seed)
-        for k, stats in world.evaluate(problems, g.tokens).items():
-            for m in METRICS:
-                rows.append(record("base", seed, m, stats[m], k=k))
-        if seed == 0:
-            for p, r in list(zip(problems, g.tokens, strict=True))[:: cfg.n_per_k][:6]:
-                print(f"  k={p.k}: {world.v.decode(prompt_tokens(p, world.v, wc.k_max))} → {world.v.decode(r)}")
-    return rows
-
-
-def _rate(rows, metric, ks) -> float:
-    from common.results import select
-
-    return float(np.mean([r["value"] for r in select(rows, method="base", metric=metric) if r["k"] in ks]))
-
-
-def demo_claims(rows: list[dict], cfg: DemoConfig) -> list[Claim]:
-    wc = cfg.world_config()
-    seen = [k for k in cfg.ks if k <= max(wc.k_train)]
-    easy = [k for k in seen if k <= wc.easy_max]
-    hard = [k for k in seen if k >= wc.hard_min]
-    table = {k: {m: _rate(rows, m, [k]) for m in ("accuracy", "think_len", "overthink", "underthink")} for k in cfg.ks}
-    print("  k | accuracy | thinking tokens | over-thinking | under-thinking")
-    for k, s in table.items():
-        print(f"  {k:2d} | {s['accuracy']:.3f} | {s['think_len']:.1f} | {s['overthink']:.3f} | {s['underthink']:.3f}")
-    o_e, o_h = _rate(rows, "overthink", easy), _rate(rows, "overthink", hard)
-    u_e, u_h = _rate(rows, "underthink", easy), _rate(rows, "underthink", hard)
-    a1, ak = _rate(rows, "accuracy", [min(seen)]), _rate(rows, "accuracy", [max(seen)])
-    lens = [table[k]["think_len"] for k in seen]
-    return [
-        Claim(
-            "1-overthinks-easy",
-            f"over-thinking rate (redundant steps after the answer) on easy k ≤ {wc.easy_max} is ≥ 0.2 and ≥ 2× "
-            f"that on hard k ≥ {wc.hard_min}",
-            {"easy": o_e, "hard": o_h},
-            o_e >= 0.2 and o_e >= 2 * o_h,
-        ),
-        Claim(
-            "2-underthinks-hard",
-            f"under-thinking rate (answer before step k) on hard k ≥ {wc.hard_min} is ≥ 0.15 and ≥ 2× that on easy",
-            {"hard": u_h, "easy": u_e},
-            u_h >= 0.15 and u_h >= 2 * u_e,
-        ),
-        Claim(
-            "3-difficulty-knob",
-            f"accuracy falls with difficulty: acc(k={min(seen)}) − acc(k={max(seen)}) ≥ 0.2; thinking length grows "
-            "with k (Spearman ρ ≥ 0.8 over seen k)",
-            {"acc_easiest": a1, "acc_hardest": ak, "spearman": _spearman(seen, lens)},
-            a1 - ak >= 0.2 and _spearman(seen, lens) >= 0.8,
-        ),
-        Claim(
-            "4-thinking-pays",
-            "the model solves problems when it completes the chain: accuracy on easy k ≤ 3 ≥ 0.7",
-            {"acc_easy": _rate(rows, "accuracy", easy)},
-            _rate(rows, "accuracy", easy) >= 0.7,
-        ),
-    ]
-
-
-def _spearman(x, y) -> float:
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(x, y).statistic) if len(x) > 1 else float("nan")
-
-
-def demo_figure(rows: list[dict], cfg: DemoConfig, path) -> None:
-    """Accuracy, thinking length and over-/under-thinking rates by difficulty k; SFT loss."""
-    import matplotlib.pyplot as plt
-
-    from common.results import select
-
-    fig, ax = plt.subplots(1, 4, figsize=(15, 3.6))
-    for a, metrics in zip(ax[:3], (("accuracy",), ("think_len",), ("overthink", "underthink")), strict=True):
-        for m in metrics:
-            a.plot(cfg.ks, [_rate(rows, m, [k]) for k in cfg.ks], "o-", label=m)
-        a.set(xlabel="difficulty k (operations)", title=" / ".join(metrics))
-        a.axvline(max(cfg.world_config().k_train) + 0.5, color="grey", ls=":", lw=1)
-        a.legend(fontsize=7)
-        a.grid(alpha=0.3)
-    loss = select(rows, method="sft", metric="loss")
-    ax[3].plot([r["step"] for r in loss], [r["value"] for r in loss])
-    ax[3].set(xlabel="SFT step", title="SFT loss")
-    ax[3].grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
-    plt.close(fig)
-
-
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m common.worlds.reasoning --preset smoke|quick
     import sys
 
-    from common.cli import main
+    from common.worlds.reasoning_demo import main
 
-    sys.exit(
-        main(
-            paper="reasoning_world",
-            config_cls=DemoConfig,
-            presets=DEMO_PRESETS,
-            run=demo_run,
-            claims=demo_claims,
-            figure=demo_figure,
-        )
-    )
+    sys.exit(main())

@@ -1,12 +1,15 @@
-"""The headline experiment on the reasoning world: base vs static steering vs ReBalance (and its two ablations).
+"""The headline experiment on the reasoning world: base vs static steering vs ReBalance (and its two ablations),
+in the premise world and in its control (the premise switched off).
 
-Per seed: a calibration set (problems of every difficulty) is sampled from the base model; its steps give the
-confidence quantiles, the labels, the layer (ridge R²), the prototypes and S. Then every method answers the same
-evaluation problems (same sampling seed) and is scored by the world's exact verifier and trace analysis.
+Per world and seed: a calibration set (problems of every difficulty) is decoded greedily by the base model (official
+protocol); its steps give the confidence quantiles, the labels, the layer (ridge R²), the prototypes and S. Then
+every method answers the same evaluation problems (same sampling stream) and is scored by the world's exact verifier
+and trace analysis.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,25 +19,28 @@ import torch
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.progress import track
 from common.results import record, select
-from common.worlds.reasoning import SMOKE_WORLD, ReasoningWorld, WorldConfig, build_world, rollout, summarise
+from common.worlds.reasoning import ReasoningWorld, build_world, rollout, step_table, summarise, world_config
 from papers.rebalance.baselines import METHODS, controller_for
 from papers.rebalance.method import (
     Control,
     SteeringHook,
     choose_layer,
     label_steps,
+    offline_confidence,
     prototypes,
     steering_vector,
     variance_proxy,
 )
+
+ROLES = ("mid", "chain_end", "loop")  # the decision a step boundary opens (common.worlds.reasoning.Step.boundary)
 
 
 @dataclass
 class Config(RunConfig):
     """ReBalance (Li et al. 2026) on the reasoning world: balanced thinking by confidence-steered hidden states."""
 
-    world: str = "default"
-    """Reasoning world: "default" (WorldConfig()) or "smoke" (a seconds-scale world)."""
+    worlds: list[str] = field(default_factory=lambda: ["premise", "control"])
+    """Reasoning worlds: premise (WorldConfig()), control (premise=False), smoke (a seconds-scale world)."""
     model: str = "world"
     """"world" (the reasoning world's SFT'd tiny LM) or a Hugging Face name loaded with from_pretrained (full)."""
     methods: list[str] = field(default_factory=lambda: list(METHODS))
@@ -44,7 +50,7 @@ class Config(RunConfig):
     n_per_k: int = 100
     """Evaluation problems per difficulty and seed."""
     n_calib: int = 400
-    """Calibration problems per seed (difficulties drawn uniformly from ks)."""
+    """Calibration problems per seed (difficulties drawn uniformly from ks), decoded greedily (official)."""
     temperature: float = 0.7
     """Decoding temperature (paper: 0.7)."""
     top_p: float = 0.95
@@ -61,8 +67,8 @@ class Config(RunConfig):
     """PCA dimensions before the ridge layer search (paper: 64)."""
     ridge_alpha: float = 1.0
     """Ridge penalty of the layer search (paper: 1)."""
-    lambda_sweep: list[float] = field(default_factory=lambda: [-3.0, 3.0])
-    """Extra constant λ values run on seed 0 (diagnostic: which way S moves thinking length in this world)."""
+    lambda_sweep: list[float] = field(default_factory=lambda: [-0.5, -2.0])
+    """Extra constant λ values run on seed 0 (diagnostic: how strong static steering should be; no claim uses it)."""
     n_traces: int = 6
     """λ traces recorded (seed 0, ReBalance) for the figure."""
     batch_size: int = 400
@@ -70,7 +76,8 @@ class Config(RunConfig):
 
     def validate(self) -> None:
         super().validate()
-        ensure(self.world in ("default", "smoke"), "world", f"must be default or smoke, got {self.world!r}")
+        bad = [w for w in self.worlds if w not in ("premise", "control", "smoke")]
+        ensure(self.worlds and not bad, "worlds", f"unknown {bad}; choose from premise, control, smoke")
         bad = [m for m in self.methods if m not in METHODS]
         ensure(not bad, "methods", f"unknown {bad}; choose from {METHODS}")
         ensure("base" in self.methods, "methods", "must include base (the claims compare against it)")
@@ -78,16 +85,14 @@ class Config(RunConfig):
         check_fraction(self, "top_p", upper_open=False)
         ensure(self.low_val_1 < 0 and self.low_val_2 < 0, "low_val_1", "low_val_1 and low_val_2 must be < 0")
         ensure(self.high_val_2 >= 0, "high_val_2", f"must be >= 0, got {self.high_val_2}")
-        wc = self.world_config()
-        ensure(max(self.ks) <= wc.k_max, "ks", f"must be <= the world's k_max={wc.k_max}")
-
-    def world_config(self) -> WorldConfig:
-        return SMOKE_WORLD if self.world == "smoke" else WorldConfig()
+        for w in self.worlds:
+            k_max = world_config(w).k_max
+            ensure(max(self.ks) <= k_max, "ks", f"must be <= the {w} world's k_max={k_max}")
 
 
 PRESETS = {
     "smoke": Config(
-        preset="smoke", seeds=1, world="smoke", ks=[1, 4, 8], n_per_k=8, n_calib=32, n_traces=2, lambda_sweep=[]
+        preset="smoke", seeds=1, worlds=["smoke"], ks=[1, 4, 8], n_per_k=8, n_calib=32, n_traces=2, lambda_sweep=[]
     ),
     "quick": Config(preset="quick", seeds=3),
     # Paper scale: DeepSeek-R1-Distill-Qwen-{1.5B,7B}, Qwen3-14B, QwQ-32B on MATH-500 / AIME / GSM8K / ...;
@@ -107,82 +112,42 @@ class Calibration:
     control: Control
     n_pos: int
     n_neg: int
-    q25_conf: float
-    q75_conf: float
-
-
-def decoder_layers(model) -> torch.nn.ModuleList:
-    return model.model.layers
-
-
-def step_table(world: ReasoningWorld, tokens: torch.Tensor, maxprob: torch.Tensor, logp: torch.Tensor):
-    """Every thinking step of every response: (row, response index of its SEP, online c, offline c, reflective)."""
-    v = world.v
-    out = []
-    for b in range(tokens.shape[0]):
-        r = tokens[b].tolist()
-        stop = r.index(v.end) if v.end in r else (r.index(v.eos) if v.eos in r else len(r))
-        start = 0
-        for t in range(stop):
-            if r[t] == v.sep:
-                span = slice(start, t + 1)
-                refl = any(x in v.reflection for x in r[span])
-                out.append((b, t, float(maxprob[b, span].mean()), float(logp[b, span].mean().exp()), refl))
-                start = t + 1
-    return out
-
-
-@torch.no_grad()
-def layer_outputs(world: ReasoningWorld, problems, tokens: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Teacher-forced outputs of every decoder layer ℓ = 1..n (what the steering hook modifies) and log π(y_t)."""
-    outs: list[torch.Tensor] = []
-    hooks = [
-        layer.register_forward_hook(lambda m, i, o: outs.append(o[0] if isinstance(o, tuple) else o))
-        for layer in decoder_layers(world.model)
-    ]
-    try:
-        _, _, logits = world.states(problems, tokens)
-    finally:
-        for h in hooks:
-            h.remove()
-    P = world.cfg.max_prompt_len
-    logp = torch.log_softmax(logits[:, P - 1 : -1].float(), -1).gather(-1, tokens[..., None]).squeeze(-1)
-    return [o[:, P:] for o in outs], logp
+    n_lexicon: int
+    n_steps: int
 
 
 def calibrate(world: ReasoningWorld, cfg: Config, seed: int) -> Calibration:
+    """Greedy decoding of the calibration problems (official `transformer_inference_dp.py`: do_sample=False); offline
+    step confidence c = exp(mean log π(y_t)) over the step's tokens except the separator; the vector of step j is the
+    hidden state at its first token, i.e. the token after the previous separator, labelled by step j itself
+    (official `expected_offset = 1`; step 0 has no vector); layers 0..n (0 = embeddings, n = final post-norm)."""
+    v, P = world.v, world.cfg.max_prompt_len
     problems = world.problems(cfg.n_calib, cfg.ks, seed=10_000 + seed)
     ids, mask = world.prompts(problems)
     gen, maxprob = rollout(
-        world.model,
-        ids,
-        mask,
-        max_new_tokens=world.cfg.max_new_tokens,
-        eos_id=world.v.eos,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        generator=torch.Generator().manual_seed(seed),
+        world.model, ids, mask, max_new_tokens=world.cfg.max_new_tokens, eos_id=v.eos, temperature=0.0
     )
-    layers, logp = layer_outputs(world, problems, gen.tokens)
-    steps = step_table(world, gen.tokens, maxprob, logp)
-    rows = np.array([s[0] for s in steps])
-    pos = np.array([s[1] for s in steps])
-    c_on = np.array([s[2] for s in steps])
-    c_off = np.array([s[3] for s in steps])
-    refl = np.array([s[4] for s in steps], dtype=bool)
-    # variance proxy between consecutive steps of the same response (online confidence)
+    hs, _, logits = world.states(problems, gen.tokens)
+    logp = torch.log_softmax(logits[:, P - 1 : -1].float(), -1).gather(-1, gen.tokens[..., None]).squeeze(-1)
+    steps = step_table(problems, gen.tokens, maxprob, v)
+    c_off = np.array([float(offline_confidence(logp[s.row, s.start : s.sep])) for s in steps])
+    lexicon = np.array([any(int(t) in v.reflection for t in gen.tokens[s.row, s.start : s.sep]) for s in steps])
+    first = np.array([s.index > 0 for s in steps])
+    rows = np.array([s.row for s in steps])
     same = rows[1:] == rows[:-1]
-    v = variance_proxy(c_on[1:], c_on[:-1])[same]
+    var = variance_proxy(c_off[1:], c_off[:-1])[same]
     q25, q75 = np.quantile(c_off, [0.25, 0.75])
-    labels = label_steps(c_off, refl, q25, q75)
-    h_by_layer = {ell + 1: h[rows, pos].double().numpy() for ell, h in enumerate(layers)}
-    layer, r2 = choose_layer(h_by_layer, c_off, n_components=cfg.pca_components, alpha=cfg.ridge_alpha, seed=seed)
+    labels = label_steps(c_off[first], lexicon[first], q25, q75)
+    rows_at, cols_at = vector_positions(steps, P)
+    h_by_layer = {ell: h[rows_at, cols_at].double().numpy() for ell, h in enumerate(hs)}
+    layer, r2 = choose_layer(
+        h_by_layer, c_off[first], n_components=cfg.pca_components, alpha=cfg.ridge_alpha, seed=seed
+    )
     mu_pos, mu_neg = prototypes(torch.as_tensor(h_by_layer[layer]), labels)
-    qc = np.quantile(c_on, [0.25, 0.75])
-    qv = np.quantile(v, [0.25, 0.75]) if v.size else np.array([0.0, 1e-6])
+    qv = np.quantile(var, [0.25, 0.75]) if var.size else np.array([0.0, 1e-6])
     control = Control(
-        q25c=float(qc[0]),
-        q75c=float(max(qc[1], qc[0] + 1e-4)),
+        q25c=float(q25),
+        q75c=float(max(q75, q25 + 1e-4)),
         q25v=float(qv[0]),
         q75v=float(max(qv[1], qv[0] + 1e-8)),
         low_val_1=cfg.low_val_1,
@@ -196,22 +161,29 @@ def calibrate(world: ReasoningWorld, cfg: Config, seed: int) -> Calibration:
         control=control,
         n_pos=int((labels == 1).sum()),
         n_neg=int((labels == -1).sum()),
-        q25_conf=float(q25),
-        q75_conf=float(q75),
+        n_lexicon=int(lexicon.sum()),
+        n_steps=len(steps),
     )
+
+
+def vector_positions(steps, prompt_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, sequence positions) of the steps' vectors: the token right after the previous step's separator, i.e.
+    the step's own first token (official `step_positions = i + 1`, `expected_offset = 1`); step 0 has none."""
+    at = [(s.row, prompt_len + s.start) for s in steps if s.index > 0]
+    return torch.tensor([b for b, _ in at], dtype=torch.long), torch.tensor([t for _, t in at], dtype=torch.long)
 
 
 # --------------------------------------------------------------------------- steered generation
 
 
 def steered_rollout(world: ReasoningWorld, problems, method: str, cal: Calibration, cfg: Config, seed: int):
-    """Sample every problem under `method`; returns the tokens and the controllers (with their λ traces)."""
+    """Sample every problem under `method`; returns the tokens, the max-probabilities and the controllers."""
     ids, mask = world.prompts(problems)
     gen = torch.Generator().manual_seed(50_000 + seed)  # the same sampling stream for every method
-    toks, ctrls = [], []
+    toks, maxps, ctrls = [], [], []
     for i in range(0, len(problems), cfg.batch_size):
         sl = slice(i, i + cfg.batch_size)
-        hook = None if method == "base" else SteeringHook(decoder_layers(world.model)[cal.layer - 1], cal.vector)
+        hook = None if method == "base" else SteeringHook(world.model, cal.layer, cal.vector)
         ctrl = controller_for(
             method,
             hook,
@@ -222,7 +194,7 @@ def steered_rollout(world: ReasoningWorld, problems, method: str, cal: Calibrati
             static_lambda=cfg.static_lambda,
         )
         try:
-            g, _ = rollout(
+            g, maxp = rollout(
                 world.model,
                 ids[sl],
                 mask[sl],
@@ -237,24 +209,44 @@ def steered_rollout(world: ReasoningWorld, problems, method: str, cal: Calibrati
             if hook is not None:
                 hook.remove()
         toks.append(g.tokens)
+        maxps.append(maxp)
         ctrls.append(ctrl)
-    return torch.cat(toks), ctrls
+    return torch.cat(toks), torch.cat(maxps), ctrls
 
 
-def lambda_traces(ctrl, rows: list[int]) -> dict[int, list[tuple[float, float, float]]]:
-    """(c, v, λ) at each step boundary of the given rows."""
-    out: dict[int, list[tuple[float, float, float]]] = {b: [] for b in rows}
-    for _, boundary, c, v, lam in ctrl.trace:
-        for b in rows:
-            if bool(boundary[b]):
-                out[b].append((float(c[b]), float(v[b]), float(lam[b])))
+def boundary_table(ctrls, batch_size: int) -> dict[tuple[int, int], tuple[float, float, float]]:
+    """(row, response index of the SEP) → (c, v, λ) at every step boundary the controllers saw."""
+    out = {}
+    for i, ctrl in enumerate(ctrls):
+        for t, boundary, c, v, lam in ctrl.trace:
+            for b in torch.nonzero(boundary).flatten().tolist():
+                out[(i * batch_size + b, t)] = (float(c[b]), float(v[b]), float(lam[b]))
+    return out
+
+
+def boundary_stats(world: ReasoningWorld, problems, tokens, maxprob, ctrls, cal: Calibration, cfg: Config):
+    """Mean λ per boundary (not per time step), and per boundary role the mean λ and how often w_low / w_high fire
+    (gate > 0.5)."""
+    table = boundary_table(ctrls, cfg.batch_size)
+    by_role: dict[str, list[tuple[float, float, float]]] = {r: [] for r in ROLES}
+    for s in step_table(problems, tokens, maxprob, world.v):
+        if (s.row, s.sep) in table:
+            by_role[s.boundary].append(table[(s.row, s.sep)])
+    out = {"mean_lambda": float(np.mean([x[2] for x in table.values()])) if table else 0.0}
+    for role, xs in by_role.items():
+        if not xs:
+            continue
+        c, v, lam = (torch.tensor(col, dtype=torch.float64) for col in zip(*xs, strict=True))
+        out[f"lambda_{role}"] = float(lam.mean())
+        out[f"w_low_fires_{role}"] = float((cal.control.w_low(c, v) > 0.5).double().mean())
+        out[f"w_high_fires_{role}"] = float((cal.control.w_high(c, v) > 0.5).double().mean())
     return out
 
 
 # --------------------------------------------------------------------------- the experiment
 
 
-def load_world(cfg: Config) -> ReasoningWorld:
+def load_world(cfg: Config, name: str) -> ReasoningWorld:
     if cfg.model != "world":
         from common.lm import from_pretrained
 
@@ -264,68 +256,82 @@ def load_world(cfg: Config) -> ReasoningWorld:
             "(blank lines), which are not available offline; use --model world"
         )
     torch.set_num_threads(1)  # tiny models: a second OpenMP thread only spins on a shared 2-core machine
-    return build_world(cfg.world_config(), verbose=True)
+    return build_world(world_config(name), verbose=True)
 
 
 def run(cfg: Config) -> list[dict]:
-    world = load_world(cfg)
-    wc = world.cfg
     rows: list[dict] = []
-    for seed in track(cfg.seed_list(), description="ReBalance seeds"):
-        cal = calibrate(world, cfg, seed)
-        rows.append(record("calibration", seed, "layer", cal.layer))
-        rows += [record("calibration", seed, "ridge_r2", r, layer=ell) for ell, r in cal.r2.items()]
-        for name in ("q25c", "q75c", "q25v", "q75v"):
-            rows.append(record("calibration", seed, name, getattr(cal.control, name)))
-        rows.append(record("calibration", seed, "n_pos", cal.n_pos))
-        rows.append(record("calibration", seed, "n_neg", cal.n_neg))
-        rows.append(record("calibration", seed, "steer_norm", float(cal.vector.norm())))
-        problems = [p for k in cfg.ks for p in world.problems(cfg.n_per_k, k, seed=20_000 + 97 * seed + k)]
-        for method in cfg.methods:
-            tokens, ctrls = steered_rollout(world, problems, method, cal, cfg, seed)
-            rows += score(method, seed, problems, tokens, world, wc)
-            lams = torch.cat([torch.stack([tr[4][tr[1]].mean() for tr in c.trace]) for c in ctrls if c.trace])
-            rows.append(record(method, seed, "mean_lambda", float(lams.mean()) if lams.numel() else 0.0))
-            if method == "rebalance" and seed == 0:
-                picks = [i * cfg.n_per_k for i in range(len(cfg.ks))][: cfg.n_traces]
-                traces = lambda_traces(ctrls[0], [b for b in picks if b < tokens.shape[0] and b < cfg.batch_size])
-                for b, tr in traces.items():
-                    for s, (c, _v, lam) in enumerate(tr):
-                        rows.append(record(method, seed, "lambda", lam, step=s, traj=b, k=problems[b].k))
-                        rows.append(record(method, seed, "confidence", c, step=s, traj=b, k=problems[b].k))
-        for lam in cfg.lambda_sweep if seed == 0 else []:
-            tokens, _ = steered_rollout(world, problems, "static", cal, _with(cfg, static_lambda=lam), seed)
-            rows += [
-                {**r, "lam": lam} for r in score("static_sweep", seed, problems, tokens, world, wc) if "k" not in r
-            ]
+    for name in cfg.worlds:
+        world = load_world(cfg, name)
+        rows += run_world(world, name, cfg)
     return rows
 
 
-def _with(cfg: Config, **kw) -> Config:
-    import dataclasses
+def run_world(world: ReasoningWorld, name: str, cfg: Config) -> list[dict]:
+    rows: list[dict] = []
+    w = {"world": name}
+    for seed in track(cfg.seed_list(), description=f"ReBalance seeds ({name} world)"):
+        cal = calibrate(world, cfg, seed)
+        rows.append(record("calibration", seed, "layer", cal.layer, **w))
+        rows += [record("calibration", seed, "ridge_r2", r, layer=ell, **w) for ell, r in cal.r2.items()]
+        for q in ("q25c", "q75c", "q25v", "q75v", "g_m"):
+            rows.append(record("calibration", seed, q, getattr(cal.control, q), **w))
+        for q in ("n_pos", "n_neg", "n_lexicon", "n_steps"):
+            rows.append(record("calibration", seed, q, getattr(cal, q), **w))
+        rows.append(record("calibration", seed, "steer_norm", float(cal.vector.norm()), **w))
+        problems = [p for k in cfg.ks for p in world.problems(cfg.n_per_k, k, seed=20_000 + 97 * seed + k)]
+        for method in cfg.methods:
+            tokens, maxprob, ctrls = steered_rollout(world, problems, method, cal, cfg, seed)
+            rows += score(method, seed, problems, tokens, world, w)
+            if method != "base":
+                stats = boundary_stats(world, problems, tokens, maxprob, ctrls, cal, cfg)
+                rows += [record(method, seed, m, x, **w) for m, x in stats.items()]
+            if method == "rebalance" and seed == 0:
+                rows += lambda_traces(ctrls[0], problems, cfg, w)
+        for lam in cfg.lambda_sweep if seed == 0 else []:
+            sweep = dataclasses.replace(cfg, static_lambda=lam)
+            tokens, _, _ = steered_rollout(world, problems, "static", cal, sweep, seed)
+            rows += [r | {"lam": lam} for r in score("static_sweep", seed, problems, tokens, world, w) if "k" not in r]
+    return rows
 
-    return dataclasses.replace(cfg, **kw)
+
+def lambda_traces(ctrl, problems, cfg: Config, w: dict) -> list[dict]:
+    """(c, λ) at each step boundary of a few rows of the first batch (one per difficulty), for the figure."""
+    picks = [i * cfg.n_per_k for i in range(len(cfg.ks))][: cfg.n_traces]
+    picks = [b for b in picks if b < min(len(problems), cfg.batch_size)]
+    rows, step = [], dict.fromkeys(picks, 0)
+    for _, boundary, c, _v, lam in ctrl.trace:
+        for b in picks:
+            if bool(boundary[b]):
+                kw = {"step": step[b], "traj": b, "k": problems[b].k, **w}
+                rows += [record("rebalance", 0, "lambda", float(lam[b]), **kw)]
+                rows += [record("rebalance", 0, "confidence", float(c[b]), **kw)]
+                step[b] += 1
+    return rows
 
 
-def score(method, seed, problems, tokens, world, wc: WorldConfig) -> list[dict]:
-    """Per-k and overall metrics; easy (k ≤ easy_max) and hard (k ≥ hard_min) groups."""
+def score(method, seed, problems, tokens, world: ReasoningWorld, w: dict) -> list[dict]:
+    """Per-k and overall metrics; easy (k ≤ easy_max) and hard (k ≥ hard_min) groups; the mean redundant-loop length
+    (redundant steps per response that has any)."""
     per_k = summarise(problems, tokens, world.v)
     out = []
-    metrics = ("accuracy", "think_len", "n_steps", "redundant_steps", "overthink", "underthink", "unclosed")
     for k, st in per_k.items():
-        out += [record(method, seed, m, st[m], k=k) for m in metrics]
+        out += [record(method, seed, m, x, k=k, **w) for m, x in st.items() if m != "n"]
     n = {k: st["n"] for k, st in per_k.items()}
 
     def avg(m, ks):
         ks = [k for k in ks if k in per_k]
         return float(np.average([per_k[k][m] for k in ks], weights=[n[k] for k in ks])) if ks else float("nan")
 
+    wc = world.cfg
     easy = [k for k in per_k if k <= wc.easy_max]
     hard = [k for k in per_k if k >= wc.hard_min]
-    for m in ("accuracy", "think_len", "overthink", "underthink", "redundant_steps"):
-        out.append(record(method, seed, m, avg(m, per_k)))
-        out.append(record(method, seed, f"{m}_easy", avg(m, easy)))
-        out.append(record(method, seed, f"{m}_hard", avg(m, hard)))
+    for m in ("accuracy", "think_len", "overthink", "underthink", "redundant_steps", "redundant_tokens"):
+        out.append(record(method, seed, m, avg(m, per_k), **w))
+        out.append(record(method, seed, f"{m}_easy", avg(m, easy), **w))
+        out.append(record(method, seed, f"{m}_hard", avg(m, hard), **w))
+    loops = avg("overthink", per_k)
+    out.append(record(method, seed, "loop_len", avg("redundant_steps", per_k) / loops if loops else 0.0, **w))
     return out
 
 
@@ -333,41 +339,42 @@ def score(method, seed, problems, tokens, world, wc: WorldConfig) -> list[dict]:
 
 
 def figure(rows: list[dict], cfg: Config, path: Path) -> None:
-    """(a) accuracy vs mean thinking length per method; (b) accuracy by k; (c) thinking length by k; (d) λ traces."""
+    """Per world: (a) accuracy vs thinking length per method; (b) thinking length by k; (c) λ traces."""
     import matplotlib.pyplot as plt
 
     from common.results import mean_ci95, values
 
     methods = [m for m in cfg.methods if select(rows, method=m, metric="accuracy")]
-    fig, ax = plt.subplots(1, 4, figsize=(18, 4))
-    for m in methods:
-        acc, acc_ci = mean_ci95(_overall(rows, m, "accuracy"))
-        ln, ln_ci = mean_ci95(_overall(rows, m, "think_len"))
-        ax[0].errorbar(ln, acc, xerr=ln_ci, yerr=acc_ci, fmt="o", capsize=3, label=m)
-        for a, metric in ((ax[1], "accuracy"), (ax[2], "think_len")):
-            a.plot(cfg.ks, [np.mean(values(rows, method=m, metric=metric, k=k)) for k in cfg.ks], "o-", label=m)
-    for lam in cfg.lambda_sweep:
-        acc = _overall(select(rows, lam=lam), "static_sweep", "accuracy")
-        ln = _overall(select(rows, lam=lam), "static_sweep", "think_len")
-        if acc.size:
-            ax[0].plot(ln.mean(), acc.mean(), "x", color="grey")
-            ax[0].annotate(f"static λ={lam:g}", (ln.mean(), acc.mean()), fontsize=7, color="grey")
-    ax[0].set(xlabel="mean thinking tokens", ylabel="accuracy", title="accuracy vs thinking length")
-    ax[1].set(xlabel="difficulty k", ylabel="accuracy", title="accuracy by difficulty")
-    ax[2].set(xlabel="difficulty k", ylabel="thinking tokens", title="thinking length by difficulty")
-    for tr in sorted({r["traj"] for r in select(rows, metric="lambda")}):
-        pts = sorted(select(rows, metric="lambda", traj=tr), key=lambda r: r["step"])
-        ax[3].plot([r["step"] for r in pts], [r["value"] for r in pts], "o-", ms=3, label=f"k={pts[0]['k']}")
-    ax[3].axhline(0, color="grey", lw=0.8)
-    ax[3].set(xlabel="step boundary", ylabel="λ", title="ReBalance λ = F(c, v) along trajectories (seed 0)")
-    for a in ax:
-        a.grid(alpha=0.3)
-        a.legend(fontsize=7)
+    fig, ax = plt.subplots(len(cfg.worlds), 3, figsize=(15, 4 * len(cfg.worlds)), squeeze=False)
+    for row, name in zip(ax, cfg.worlds, strict=True):
+        for m in methods:
+            acc, acc_ci = mean_ci95(overall(rows, m, "accuracy", name))
+            ln, ln_ci = mean_ci95(overall(rows, m, "think_len", name))
+            row[0].errorbar(ln, acc, xerr=ln_ci, yerr=acc_ci, fmt="o", capsize=3, label=m)
+            lens = [np.mean(values(rows, method=m, metric="think_len", k=k, world=name)) for k in cfg.ks]
+            row[1].plot(cfg.ks, lens, "o-", ms=3, label=m)
+        for lam in cfg.lambda_sweep:
+            acc = overall(select(rows, lam=lam), "static_sweep", "accuracy", name)
+            ln = overall(select(rows, lam=lam), "static_sweep", "think_len", name)
+            if acc.size:
+                row[0].plot(ln.mean(), acc.mean(), "x", color="grey")
+                row[0].annotate(f"static λ={lam:g}", (ln.mean(), acc.mean()), fontsize=7, color="grey")
+        row[1].plot(cfg.ks, [3 * (k + 1) for k in cfg.ks], "k:", label="oracle (concise)")
+        for tr in sorted({r["traj"] for r in select(rows, metric="lambda", world=name)}):
+            pts = sorted(select(rows, metric="lambda", traj=tr, world=name), key=lambda r: r["step"])
+            row[2].plot([r["step"] for r in pts], [r["value"] for r in pts], "o-", ms=3, label=f"k={pts[0]['k']}")
+        row[2].axhline(0, color="grey", lw=0.8)
+        row[0].set(xlabel="mean thinking tokens", ylabel="accuracy", title=f"{name} world: accuracy vs length")
+        row[1].set(xlabel="difficulty k", ylabel="thinking tokens", title="thinking length by difficulty")
+        row[2].set(xlabel="step boundary", ylabel="λ", title="ReBalance λ = F(c, v) along trajectories (seed 0)")
+        for a in row:
+            a.grid(alpha=0.3)
+            a.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
     plt.close(fig)
 
 
-def _overall(rows, method, metric) -> np.ndarray:
-    """Overall (all k) per-seed values: rows with no `k` key."""
-    return np.array([r["value"] for r in select(rows, method=method, metric=metric) if "k" not in r])
+def overall(rows, method, metric, world) -> np.ndarray:
+    """Overall (all k) per-seed values of one world: rows with no `k` key."""
+    return np.array([r["value"] for r in select(rows, method=method, metric=metric, world=world) if "k" not in r])

@@ -78,9 +78,12 @@ def ridge_r2(
 
 
 def choose_layer(h_by_layer: dict[int, np.ndarray], conf: np.ndarray, **kw) -> tuple[int, dict[int, float]]:
-    """L = argmax_ℓ R²_ℓ (held-out ridge R² of confidence from layer-ℓ hidden states)."""
-    r2 = {layer: ridge_r2(h, conf, **kw) for layer, h in h_by_layer.items()}
-    return max(r2, key=r2.get), r2
+    """L = argmax_ℓ R²_ℓ (held-out ridge R² of confidence from layer-ℓ hidden states; a layer whose states do not
+    vary, e.g. the embeddings of a token that is always the same, has no R² and is skipped)."""
+    r2 = {}
+    for layer, h in h_by_layer.items():
+        r2[layer] = ridge_r2(h, conf, **kw) if h.std(0).max() > 1e-12 else float("nan")
+    return max(r2, key=lambda ell: r2[ell] if np.isfinite(r2[ell]) else -np.inf), r2
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,6 @@ class Control:
     low_val_1: float = -1.19
     low_val_2: float = -2.34
     high_val_2: float = 0.1
-    g_m: float = 0.25
     sharpness: float = 1200.0
     use_low: bool = True
     use_high: bool = True
@@ -133,6 +135,12 @@ class Control:
         a, b = self.ab
         return a + b * torch.tanh(self.k * (c - self.m))
 
+    @property
+    def g_m(self) -> float:
+        """Normaliser of w_high (official): g_m = σ(12 (1 − q75c)/IQR_c) · σ(0), the arguments clamped to ±60."""
+        x = max(-60.0, min(60.0, 12.0 * (1 - self.q75c) / (self.q75c - self.q25c)))
+        return 0.5 / (1 + math.exp(-x))
+
     def w_low(self, c: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """w_low = min(1, σ(s (q25c − c)/IQR_c) · σ(s (v − q75v)/IQR_v) / 0.25)   (low, unstable confidence)."""
         iqr_c, iqr_v = self.q75c - self.q25c, self.q75v - self.q25v
@@ -160,25 +168,36 @@ class Control:
 
 
 class SteeringHook:
-    """Forward hook on decoder layer L: h ← h + λ_b S at the positions where `lam` is non-zero.
+    """h_L ← h_L + λ_b S at the positions where `lam` is non-zero (official: at the input of decoder layer L).
 
-    `lam` is (B,) for one-token (KV-cached) passes or (B, T) for a full sequence; the controller sets it to λ at
-    step-boundary tokens inside the thinking region and to 0 everywhere else.
+    L is a hidden-state index as in `output_hidden_states`: 0..n−1 is the input of decoder layer L (a forward
+    pre-hook; 0 = the embeddings), n the final post-norm state (a hook on the final norm). `lam` is (B,) for
+    one-token (KV-cached) passes or (B, T) for a full sequence; the controller sets it to λ at step-boundary tokens
+    inside the thinking region and to 0 everywhere else.
     """
 
-    def __init__(self, layer: nn.Module, vector: torch.Tensor):
+    def __init__(self, model: nn.Module, layer: int, vector: torch.Tensor):
         self.vector = vector
         self.lam: torch.Tensor | None = None
-        self.handle = layer.register_forward_hook(self._hook)
+        layers = model.model.layers
+        if not 0 <= layer <= len(layers):
+            raise ValueError(f"layer must lie in [0, {len(layers)}], got {layer}")
+        if layer < len(layers):
+            self.handle = layers[layer].register_forward_pre_hook(self._pre, with_kwargs=True)
+        else:
+            self.handle = model.model.norm.register_forward_hook(lambda m, i, o: self._add(o))
 
-    def _hook(self, module, inputs, output):
+    def _add(self, h: torch.Tensor) -> torch.Tensor:
         if self.lam is None:
-            return output
-        h = output[0] if isinstance(output, tuple) else output
+            return h
         lam = self.lam.to(h.dtype)
         lam = lam[:, None, None] if lam.dim() == 1 else lam[..., None]  # (B,) → every position of this pass
-        h = h + lam * self.vector.to(h.dtype)
-        return (h, *output[1:]) if isinstance(output, tuple) else h
+        return h + lam * self.vector.to(h.dtype)
+
+    def _pre(self, module, args, kwargs):
+        if args:
+            return (self._add(args[0]), *args[1:]), kwargs
+        return args, kwargs | {"hidden_states": self._add(kwargs["hidden_states"])}
 
     def remove(self) -> None:
         self.handle.remove()
@@ -188,8 +207,9 @@ class Controller:
     """Online per-row step tracking during generation (`on_token` of the world's rollout).
 
     mode "dynamic": λ = F(c, v) at every step boundary; "static": λ = constant (SEAL-like); "none": no steering.
-    c is the online confidence (mean max-probability over the step's tokens), v = (c − c_prev)²/4 (v = 0 at the
-    first step). Steering acts on the next forward pass, whose input is the separator token.
+    c is the online confidence: the mean max-probability over the step's tokens except the separator (official:
+    max-probs are accumulated for non-separator tokens only); v = (c − c_prev)²/4 (v = 0 at the first step).
+    Steering acts on the next forward pass, whose input is the separator token.
     """
 
     def __init__(
@@ -222,9 +242,10 @@ class Controller:
 
     def __call__(self, t: int, tokens: torch.Tensor, probs: torch.Tensor) -> None:
         tokens, maxp = tokens.cpu(), probs.max(-1).values.float().cpu()
-        self.sum += maxp * self.thinking
-        self.count += self.thinking.float()
         boundary = (tokens == self.sep_id) & self.thinking
+        inside = self.thinking & ~boundary
+        self.sum += maxp * inside
+        self.count += inside.float()
         c = self.sum / self.count.clamp_min(1)
         v = torch.where(torch.isnan(self.c_prev), torch.zeros_like(c), variance_proxy(c, self.c_prev))
         lam = torch.where(boundary, self.lam(c, v), torch.zeros_like(c))

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -5,19 +7,24 @@ import torch
 from common.lm import generate
 from common.worlds import reasoning as rw
 from common.worlds.reasoning import (
+    CONTROL,
     Problem,
     WorldConfig,
     analyse,
     build_corpus,
     encode_prompts,
     prompt_tokens,
+    roles,
     rollout,
+    sample_trace,
     segments,
-    trace,
+    step_table,
     verify,
 )
+from common.worlds.reasoning_demo import cross_fit_auc, steered
 
 CFG = WorldConfig(corpus_size=300, d_model=16, n_layers=2, n_heads=2, sft_steps=3, sft_batch=16)
+CONTROL_CFG = dataclasses.replace(CFG, **CONTROL)
 V = CFG.vocab
 
 
@@ -40,26 +47,58 @@ def test_verifier_is_exact():
     assert verify(p, [V.step, 1, V.sep, V.end, 8, V.eos], V)
 
 
-@pytest.mark.parametrize("k", [1, 2, 5, 8])
-def test_traces_have_one_step_per_segment(k):
-    rng = np.random.default_rng(k)
-    p = rw.sample_problems(1, k, 10, rng)[0]
-    concise = trace(p, V, "concise", rng)
-    segs, closed = segments(concise, V)
-    assert closed and len(segs) == k + 1
-    assert [s for s in segs] == [[V.step, x, V.sep] for x in p.partials()]
-    st = analyse(p, concise, V)
-    assert st.correct and not st.overthink and not st.underthink and st.think_len == 3 * (k + 1)
+def test_rates_by_hand():
+    c = WorldConfig()
+    assert c.onset(1) == pytest.approx(0.95) and c.onset(6) == pytest.approx(0.95 * 0.5) and c.onset(12) == 0
+    assert [c.hazard(s) for s in (0, 1, 2, 3, 9)] == pytest.approx([0, 0, 0.05, 0.10, 0.25])  # grows, capped
+    assert [c.reflect(s) for s in (0, 1, 2, 3)] == pytest.approx([0, 0.4, 0.2, 0.1])  # falls with the streak
+    f = WorldConfig(**CONTROL)
+    assert [f.hazard(s) for s in (0, 1, 5)] == [0, 0.06, 0.06] and [f.reflect(s) for s in (0, 1, 5)] == [0, 0.2, 0.2]
 
-    over = analyse(p, trace(p, V, "overcheck", rng), V)
-    assert over.correct and over.overthink and 1 <= over.redundant_steps <= 3 and over.reflections >= 1
-    if k >= 2:
-        trunc = trace(p, V, "truncate", rng)
-        st = analyse(p, trunc, V)
-        assert st.underthink and st.n_steps < k + 1 and st.closed
-        rec = trace(p, V, "recover", rng)
-        st = analyse(p, rec, V)
-        assert st.correct and st.reflections == 1 and st.n_steps == k + 1 and not st.underthink and not st.overthink
+
+@pytest.mark.parametrize("cfg", [CFG, CONTROL_CFG], ids=["premise", "control"])
+def test_traces_follow_the_grammar_and_roles_are_readable_from_tokens(cfg):
+    rng = np.random.default_rng(0)
+    for p in rw.sample_problems(300, [1, 2, 5, 8], 10, rng):
+        t = sample_trace(p, cfg, rng)
+        segs, closed = segments(t.tokens, V)
+        assert closed and all(s[-1] == V.sep and len(s) == 3 for s in segs)
+        read = roles(segs, p.k, V)
+        assert read == [{"loop": "redundant"}.get(r, r) for r in t.roles]  # the analysis recovers the generator's
+        chain = [s[1] for s, r in zip(segs, read, strict=True) if r == "chain"]
+        assert chain == p.partials()[: len(chain)]  # chain steps compute p_0, p_1, ... in order
+        for j, (s, r) in enumerate(zip(segs, read, strict=True)):
+            if r == "reflect":  # a mid-chain reflection re-checks the partial just computed, then the chain goes on
+                assert s[0] == V.wait and s[1] == segs[j - 1][1] and read[j - 1] == "chain" and read[j + 1] == "chain"
+            if r == "redundant":
+                assert s[0] in V.reflection and (s[1] - p.answer) % 10 in ((0, 1, 9) if cfg.premise else (0,))
+        st = analyse(p, t.tokens, V)
+        assert st.underthink == t.truncated and st.redundant_tokens == 3 * t.roles.count("loop")
+        assert st.correct or t.truncated
+        assert len(t.roles) <= cfg.max_new_tokens // 3 and t.roles.count("loop") <= cfg.loop_cap
+
+
+def test_corpus_has_the_premise_and_the_control_does_not():
+    def stats(cfg):
+        rng = np.random.default_rng(1)
+        near, loops, ends = [], [], {}
+        for p in rw.sample_problems(6000, [1, 4, 8], 10, rng):
+            t = sample_trace(p, cfg, rng)
+            segs = segments(t.tokens, V)[0]
+            red = [s for s, r in zip(segs, t.roles, strict=True) if r == "loop"]
+            near += [s[1] != p.answer for s in red]
+            if p.k == 1 and not t.truncated:
+                loops.append(bool(red))
+            if t.truncated:  # plain steps in a row when the thinking ended prematurely
+                streak = len(t.roles) - max((i + 1 for i, r in enumerate(t.roles) if r != "chain"), default=0)
+                ends[streak] = ends.get(streak, 0) + 1
+        return np.mean(near), np.mean(loops), ends
+
+    near, loop1, ends = stats(WorldConfig())
+    assert near > 0.2 and abs(loop1 - 0.95) < 0.02
+    assert 1 not in ends and ends[4] > ends[2]  # premature END only after a streak, more often after a long one
+    near, loop1, ends = stats(WorldConfig(**CONTROL))
+    assert near == 0 and abs(loop1 - 0.95) < 0.02 and ends[1] > ends[4]  # flat hazard: short streaks end too
 
 
 def test_prompts_are_aligned_with_steps():
@@ -69,24 +108,60 @@ def test_prompts_are_aligned_with_steps():
     assert ids.shape == (20, CFG.max_prompt_len) and bool(mask.all())
     P = CFG.max_prompt_len
     for p, row in zip(probs, ids, strict=True):
-        full = row.tolist() + trace(p, V, "concise", rng)
-        for i, a in enumerate(p.operands):  # a_i at 3i + 1, step i's value p_i at P + 3i + 1
-            assert full[3 * i + 1] == a and full[P + 3 * i + 1] == p.partials()[i]
+        for i, a in enumerate(p.operands):  # a_i at 3i + 1
+            assert row[3 * i + 1] == a
     with pytest.raises(ValueError, match="k_max"):
-        prompt_tokens(Problem(tuple(range(10)), (1,) * 9, 10), V, 8)
+        prompt_tokens(Problem(tuple(range(14)), (1,) * 13, 10), V, 12)
+    assert P == 3 * 12 + 4
 
 
-def test_corpus_mixture_and_loss_mask():
-    cfg = WorldConfig(corpus_size=4000)
-    ids, am, lm = build_corpus(cfg)
-    P = cfg.max_prompt_len
-    assert not lm[:, :P].any() and lm[:, P].all()  # loss on the response only
-    resp = ids[:, P:]
-    wait_or_check = ((resp == V.wait) | (resp == V.check)).any(1)
-    k = (ids[:, :P] == V.plus).sum(1) + (ids[:, :P] == V.minus).sum(1)
-    easy, hard = k <= cfg.easy_max, k >= cfg.hard_min
-    assert abs(float(wait_or_check[easy].float().mean()) - cfg.p_overcheck) < 0.05
-    assert abs(float(wait_or_check[hard].float().mean()) - cfg.p_recover) < 0.04
+def test_corpus_loss_mask():
+    ids, am, lm = build_corpus(CFG)
+    P = CFG.max_prompt_len
+    assert not lm[:, :P].any() and lm[:, P].all() and bool((am >= lm).all())  # loss on the response only
+    assert ids.shape == (CFG.corpus_size, P + CFG.max_new_tokens)
+
+
+def test_step_table_by_hand():
+    p = Problem((3, 4), (1,), 10)  # partials 3, 7
+    r = [V.step, 3, V.sep, V.step, 7, V.sep, V.check, 6, V.sep, V.check, 7, V.sep, V.end, 7, V.eos]
+    maxp = torch.tensor([[1.0, 0.8, 0.99, 0.6, 1.0, 0.99, 0.5, 0.4, 0.99, 0.9, 0.9, 0.99, 0.7, 1.0, 1.0]])
+    steps = step_table([p], torch.tensor([r]), maxp, V)
+    assert [s.c for s in steps] == pytest.approx([0.9, 0.8, 0.45, 0.9])  # the SEP's own max-prob is excluded
+    assert [s.v for s in steps] == pytest.approx([0, 0.0025, 0.030625, 0.050625])
+    assert [s.role for s in steps] == ["chain", "chain", "redundant", "redundant"]
+    assert [s.next for s in steps] == ["step", "redundant", "redundant", "end"]
+    assert [s.boundary for s in steps] == ["mid", "chain_end", "loop", "loop"]
+    assert [s.start for s in steps] == [0, 3, 6, 9] and [s.sep for s in steps] == [2, 5, 8, 11]
+
+
+def test_cross_fit_auc():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2000)
+    rows = np.arange(2000)
+    assert cross_fit_auc(np.c_[y + 0.1 * rng.normal(size=2000), rng.normal(size=2000)], y, rows) > 0.99
+    assert abs(cross_fit_auc(rng.normal(size=(2000, 2)), y, rows) - 0.5) < 0.05
+
+
+def test_steered_adds_the_vector_at_the_given_positions():
+    model = rw.new_model(CFG)
+    ids = torch.randint(0, V.size, (2, 7))
+    lam = torch.zeros(2, 7)
+    lam[0, 3], lam[1, 5] = 2.0, -1.0
+    S = torch.randn(CFG.d_model)
+    seen = []
+    # what decoder layer 1 receives: the input of its first norm
+    rec = model.model.layers[1].input_layernorm.register_forward_hook(lambda m, a, o: seen.append(a[0].clone()))
+    try:
+        base = model(input_ids=ids, output_hidden_states=True)
+        with steered(model, 1, S, lam):
+            model(input_ids=ids)
+        with steered(model, CFG.n_layers, S, lam):  # the final, post-norm state feeds the LM head
+            top = model(input_ids=ids).logits
+    finally:
+        rec.remove()
+    assert torch.allclose(seen[1] - seen[0], lam[..., None] * S, atol=1e-6)
+    assert torch.allclose(top, model.lm_head(base.hidden_states[-1] + lam[..., None] * S), atol=1e-5)
 
 
 def test_rollout_matches_common_generate_and_calls_back():
@@ -127,6 +202,7 @@ def test_world_smoke_builds_caches_and_exposes_states(tmp_path, monkeypatch):
     again = rw.build_world(CFG)  # loaded from the cache
     for a, b in zip(world.model.parameters(), again.model.parameters(), strict=True):
         assert torch.equal(a, b)
+    assert rw.build_world(CONTROL_CFG).cache_dir != world.cache_dir  # the control world is cached on its own
     probs = world.problems(5, [1, 3], seed=0)
     g = world.sample(probs, output_hidden_states=True, output_attentions=True)
     assert g.tokens.shape == (5, CFG.max_new_tokens) and g.hidden_states.shape[-1] == CFG.d_model
@@ -141,12 +217,13 @@ def test_world_smoke_builds_caches_and_exposes_states(tmp_path, monkeypatch):
 
 def test_demo_cli_smoke(run_cli, tmp_path):
     proc = run_cli("common.worlds.reasoning", "--preset", "smoke", "--out", str(tmp_path))
-    assert "over-thinking" in proc.stdout and (tmp_path / "summary.json").exists()
+    assert "loops-follow-low-confidence" in proc.stdout and (tmp_path / "summary.json").exists()
 
 
-def test_cut_step_concentrates_truncation_on_one_boundary():
-    rng = np.random.default_rng(0)
-    for p in rw.sample_problems(30, [4, 6, 8], 10, rng):
-        assert analyse(p, trace(p, V, "truncate", rng, cut_step=2), V).n_steps == 3
-        rec = trace(p, V, "recover", rng, cut_step=2)
-        assert segments(rec, V)[0][3][0] == V.wait  # the reflection replaces the marker of step 3
+def test_world_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="q_onset"):
+        WorldConfig(q_onset=1.5)
+    with pytest.raises(ValueError, match="k_train"):
+        WorldConfig(k_train=(1, 13))
+    with pytest.raises(ValueError, match="unknown world"):
+        rw.world_config("magic")

@@ -7,6 +7,7 @@ import torch
 
 from common.worlds import reasoning as rw
 from papers.rebalance.baselines import controller_for
+from papers.rebalance.experiment import PRESETS, calibrate, vector_positions
 from papers.rebalance.method import (
     Control,
     Controller,
@@ -68,7 +69,8 @@ def _lam_by_hand(c, v, ctl, use_low=True, use_high=True):
     sig = lambda x: 1 / (1 + math.exp(-x)) if x > -700 else 0.0  # noqa: E731
     iqr_c, iqr_v = ctl.q75c - ctl.q25c, ctl.q75v - ctl.q25v
     w_low = min(1.0, sig(1200 * (ctl.q25c - c) / iqr_c) * sig(1200 * (v - ctl.q75v) / iqr_v) / 0.25)
-    w_high = min(1.0, sig(1200 * (c - ctl.q75c) / iqr_c) * sig(1200 * (ctl.q25v - v) / iqr_v) / ctl.g_m)
+    g_m = 0.5 / (1 + math.exp(-12 * (1 - ctl.q75c) / iqr_c))  # official: σ(12 (1 − q75c)/IQR_c) · σ(0)
+    w_high = min(1.0, sig(1200 * (c - ctl.q75c) / iqr_c) * sig(1200 * (ctl.q25v - v) / iqr_v) / g_m)
     lam = f1(c) + use_low * (ctl.low_val_2 - f1(ctl.q25c)) * w_low + use_high * (ctl.high_val_2 - f1(1.0)) * w_high
     return min(max(lam, min(ctl.low_val_1, ctl.low_val_2)), max(0.01, ctl.high_val_2))
 
@@ -87,6 +89,12 @@ def test_lambda_matches_hand_computation(c, v):
     assert math.isclose(float(no_high(t(c), t(v))[0]), _lam_by_hand(c, v, CTRL, use_high=False), abs_tol=1e-9)
 
 
+def test_g_m_official_value():
+    # 7B quantiles: 12 (1 − 0.927745) / 0.261728 = 3.3127 → σ = 0.96487 → g_m = 0.48244 (audit: "≈ 0.48 for 7B")
+    assert math.isclose(CTRL.g_m, 0.48244, abs_tol=1e-4)
+    assert math.isclose(Control(q25c=0.0, q75c=1.0, q25v=0.0, q75v=1.0).g_m, 0.25, abs_tol=1e-12)  # q75c = 1: σ(0)/2
+
+
 def test_lambda_regimes():
     t = lambda x: torch.tensor([x], dtype=torch.float64)  # noqa: E731
     assert math.isclose(float(CTRL(t(0.3), t(0.05))[0]), CTRL.low_val_2, abs_tol=1e-6)  # low & unstable: prune
@@ -99,28 +107,34 @@ def _tiny():
     return cfg, rw.new_model(cfg)
 
 
-def test_hook_changes_hidden_states_only_at_step_boundaries():
+@pytest.mark.parametrize("layer", [0, 1, 2])
+def test_hook_adds_lambda_s_at_hidden_state_index_layer(layer):
     cfg, model = _tiny()
     v = cfg.vocab
     seq = torch.tensor([[v.think, v.step, 3, v.sep, v.step, 5, v.sep, v.end, 5, v.eos]])
-    outs = []
-    # what layer 1 receives = layer 0's output after every hook on it (the steered hidden state)
-    rec = model.model.layers[1].register_forward_pre_hook(lambda m, args: outs.append(args[0].clone()))
-    model(input_ids=seq)
-    hook = SteeringHook(model.model.layers[0], torch.randn(16))
+    base = model(input_ids=seq, output_hidden_states=True)
+    hook = SteeringHook(model, layer, torch.randn(16))
     hook.lam = torch.where(seq == v.sep, -2.0, 0.0)
-    model(input_ids=seq)
+    seen = []
+    if layer < cfg.n_layers:  # what decoder layer `layer` receives: the input of its first norm
+        norm = model.model.layers[layer].input_layernorm
+        rec = norm.register_forward_hook(lambda m, a, o: seen.append(a[0].clone()))
+    steered = model(input_ids=seq)
     hook.remove()
-    rec.remove()
-    diff = (outs[1] - outs[0]).abs().sum(-1)[0]
-    assert torch.allclose(outs[1] - outs[0], hook.lam[..., None] * hook.vector)
-    assert (diff[seq[0] == v.sep] > 0).all() and (diff[seq[0] != v.sep] == 0).all()
+    delta = hook.lam[..., None] * hook.vector
+    if layer < cfg.n_layers:
+        rec.remove()
+        assert torch.allclose(seen[0] - base.hidden_states[layer], delta, atol=1e-6)  # hidden_states[layer] + λS
+    else:  # the final, post-norm state
+        assert torch.allclose(steered.logits, model.lm_head(base.hidden_states[-1] + delta), atol=1e-5)
+    changed = (steered.logits - base.logits).abs().sum(-1)[0] > 1e-6
+    assert not changed[: int(torch.nonzero(seq[0] == v.sep)[0])].any()  # nothing before the first separator
 
 
 def test_controller_steers_only_separators_inside_thinking():
     cfg, model = _tiny()
     v = cfg.vocab
-    hook = SteeringHook(model.model.layers[0], torch.ones(16))
+    hook = SteeringHook(model, 1, torch.ones(16))
     ctrl = controller_for("static", hook, 2, sep_id=v.sep, end_id=v.end, control=CTRL, static_lambda=-1.5)
     stream = [[v.step, v.step], [3, 4], [v.sep, v.sep], [v.end, v.step], [v.sep, 2], [7, v.sep]]
     seen = []
@@ -133,15 +147,35 @@ def test_controller_steers_only_separators_inside_thinking():
     assert seen == [[0, 0], [0, 0], [-1.5, -1.5], [0, 0], [0, 0], [0, -1.5]]
 
 
-def test_dynamic_controller_uses_mean_max_probability_and_variance():
+def test_dynamic_controller_excludes_the_separator_from_confidence():
     ctrl = Controller(None, 1, sep_id=9, end_id=8, mode="dynamic", control=CTRL)
     p = lambda top: torch.tensor([[top, 1 - top]])  # noqa: E731
-    for t, (tok, top) in enumerate([(0, 0.9), (9, 0.7), (1, 0.5), (9, 0.5)]):
+    for t, (tok, top) in enumerate([(0, 0.9), (1, 0.7), (9, 0.2), (1, 0.5), (9, 0.99)]):
         ctrl(t, torch.tensor([tok]), p(top))
     (_, _, c1, v1, l1), (_, _, c2, v2, l2) = ctrl.trace
-    assert math.isclose(float(c1), 0.8, rel_tol=1e-6) and float(v1) == 0.0
+    assert math.isclose(float(c1), 0.8, rel_tol=1e-6) and float(v1) == 0.0  # (0.9 + 0.7) / 2: the SEP's 0.2 is out
     assert math.isclose(float(c2), 0.5, rel_tol=1e-6) and math.isclose(float(v2), 0.3**2 / 4, rel_tol=1e-5)
     assert math.isclose(float(l2), _lam_by_hand(0.5, 0.3**2 / 4, CTRL), abs_tol=1e-5)
+
+
+def test_vectors_are_read_at_the_token_after_the_previous_separator():
+    v = rw.WorldConfig().vocab
+    p = rw.Problem((3, 4), (1,), 10)
+    r = [v.step, 3, v.sep, v.wait, 3, v.sep, v.step, 7, v.sep, v.end, 7, v.eos]
+    steps = rw.step_table([p], torch.tensor([r]), torch.ones(1, len(r)), v)
+    rows, cols = vector_positions(steps, prompt_len=40)
+    assert rows.tolist() == [0, 0] and cols.tolist() == [40 + 3, 40 + 6]  # the tokens after SEPs at 2 and 5
+    assert [r[c - 40] for c in cols.tolist()] == [v.wait, v.step]  # labelled by that (upcoming) step
+
+
+def test_calibration_on_a_tiny_world(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPROZOO_CACHE", str(tmp_path))
+    world = rw.build_world(rw.SMOKE_WORLD)
+    cfg = PRESETS["smoke"]
+    cal = calibrate(world, cfg, seed=0)
+    assert 0 <= cal.layer <= world.cfg.n_layers and set(cal.r2) == set(range(world.cfg.n_layers + 1))
+    assert cal.vector.shape == (world.cfg.d_model,) and torch.isfinite(cal.vector).all()
+    assert cal.control.q25c <= cal.control.q75c and cal.n_pos + cal.n_neg <= cal.n_steps
 
 
 def test_cli_smoke(run_cli, tmp_path):
