@@ -119,3 +119,66 @@ def test_trigger_attention_on_a_model_with_hand_set_attention():
     layers[1][0, :, -1] = torch.tensor([0.0, 0.0, 1.0])
     layers[2][0, :, -1] = torch.tensor([1.0, 0.0, 0.0])  # second half: ignored
     assert M.trigger_attention(layers, query=-1).tolist() == pytest.approx([0.25, 0.25, 0.5])
+
+
+@pytest.fixture(scope="module")
+def smoke_world():
+    from common.worlds.reasoning import build_world, world_config
+
+    return build_world(world_config("smoke"))
+
+
+def _traces(world, n=6, k=4):
+    from common.worlds.reasoning import sample_trace
+
+    rng = np.random.default_rng(0)
+    problems = world.problems(n, k, seed=1)
+    rows = [sample_trace(p, world.cfg, rng).tokens for p in problems]
+    T = world.cfg.max_new_tokens
+    return problems, torch.tensor([r + [world.v.eos] * (T - len(r)) for r in rows])
+
+
+@pytest.mark.parametrize("kind", ["attention", "confidence"])
+def test_compression_drops_the_least_important_steps_and_regenerates_the_answer(smoke_world, kind):
+    from common.worlds.reasoning import segments
+    from papers.traac.compression import compress_rollouts, importances, regenerate_answers
+
+    world = smoke_world
+    problems, responses = _traces(world)
+    imps = importances(world, problems, responses, scorer=world.model, kind=kind)
+    if kind == "confidence":
+        assert all(((x >= 0) & (x <= 1)).all() for x in imps)
+    gate = kind == "attention"
+    out = compress_rollouts(world, problems, responses, [0.9] * len(problems), scorer=world.model, kind=kind)
+    assert {c.row for c in out} == {b for b, imp in enumerate(imps) if M.compress(imp, 0.9, gate=gate)[0]}
+    for c in out:
+        segs, _ = segments(responses[c.row].tolist(), world.v)
+        assert (c.evicted, c.uniformity, c.fraction) == M.compress(imps[c.row], 0.9, gate=gate)
+        assert c.n_steps == len(segs) and c.thinking == [t for j, s in enumerate(segs) if j not in c.evicted for t in s]
+    if kind == "confidence":  # no uniformity gate: every trace with >= 2 steps loses ⌊0.9 n⌋ of them
+        assert out
+        new = regenerate_answers(
+            world,
+            [problems[c.row] for c in out],
+            [c.thinking for c in out],
+            world.model,
+            temperature=1.0,
+            top_p=1.0,
+            generator=torch.Generator().manual_seed(0),
+        )
+        assert new.shape == responses[: len(out)].shape
+        for c, row in zip(out, new.tolist(), strict=True):
+            assert row[: len(c.thinking) + 1] == c.thinking + [world.v.end]
+
+
+def test_cli_smoke_and_bad_values(run_cli, tmp_path):
+    import json
+
+    proc = run_cli("papers.traac", "--preset", "smoke", "--out", str(tmp_path))
+    assert "claims" in proc.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {c["id"] for c in summary["claims"]} >= {"1-more-accurate-and-shorter", "3-adaptive-length"}
+    bad = run_cli("papers.traac", "--preset", "smoke", "--methods", "grpo", expect_rc=2)
+    assert "--methods" in bad.stderr
+    bad = run_cli("papers.traac", "--preset", "smoke", "--group-size", "1", expect_rc=2)
+    assert "--group-size" in bad.stderr
