@@ -1,11 +1,13 @@
 """`jax` backend: `lax.scan` over vocabulary chunks inside a `jax.custom_vjp`; `pallas`: same VJP, Pallas forward.
 
-Forward scans vocabulary chunks of C columns with the online-softmax stats of the torch backend (running max m,
-l = Σ e^{s−m}, a = Σ e^{s−m}(s − m), and for the exact KL m', l', b = Σ e^{s−m}(s' − m')):
+s = h Wᵀ / τ with τ one value per token (a number is broadcast). Forward scans vocabulary chunks of C columns with
+the online-softmax stats of the torch backend (running max m, l = Σ e^{s−m}, a = Σ e^{s−m}(s − m), and for the
+exact KL m', l', b = Σ e^{s−m}(s' − m')):
     lse = m + log l,   H = log l − a / l,   log p(t) = s_t − lse,   KL = (a − b) / l − log l + log l'.
-The VJP saves only the inputs and (lse, H, lse', KL) per token; backward scans the chunks again, recomputing
-s = h Wᵀ / τ, and applies ∂ log p(t)/∂s_v = 1[v = t] − p_v, ∂H/∂s_v = −p_v (log p_v + H),
-∂KL/∂s_v = p_v (log p_v − log q_v − KL), ∂KL/∂s'_v = q_v − p_v; grad W chunks are scan outputs.
+Without entropy and KL the running a is skipped. The VJP saves only the inputs and (lse, H, lse', KL) per token;
+backward scans the chunks again, recomputing s = h Wᵀ / τ, and applies ∂ log p(t)/∂s_v = 1[v = t] − p_v,
+∂lse/∂s_v = p_v, ∂H/∂s_v = −p_v (log p_v + H), ∂KL/∂s_v = p_v (log p_v − log q_v − KL), ∂KL/∂s'_v = q_v − p_v;
+grad W chunks are scan outputs.
 The vocabulary is padded to a multiple of C; padded columns are masked out of every sum.
 """
 
@@ -21,8 +23,13 @@ VOCAB_CHUNK = 4096
 """Default vocabulary columns per scan step."""
 
 
-def _f32(x):
-    return x.astype(jnp.float64 if x.dtype == jnp.float64 else jnp.float32)
+def compute_dtype(*xs):
+    """float64 if any input is float64, else float32 (bf16 / fp16 / mixed inputs compute in fp32)."""
+    return jnp.float64 if any(x.dtype == jnp.float64 for x in xs) else jnp.float32
+
+
+def _f32(x, dt=None):
+    return x.astype(dt or compute_dtype(x))
 
 
 def _pad_chunks(w, c):
@@ -36,10 +43,11 @@ def _pad_chunks(w, c):
 
 
 # --- method: forward statistics ---------------------------------------------------------------------------
-def online_update(carry, s, sr, valid, cols, t):
+def online_update(carry, s, sr, valid, cols, t, need_a=True):
     """Fold one vocabulary tile into the running stats (m, l, a, s_t, m', l', b); shared with the Pallas kernel.
 
-    s (and s') are (rows, C) scaled logits, valid (C,) masks padding, cols (C,) the tile's vocabulary ids."""
+    s (and s') are (rows, C) scaled logits, valid (C,) masks padding, cols (C,) the tile's vocabulary ids;
+    need_a=False skips a = Σ e^{s−m}(s − m) (no entropy, no KL)."""
     m, l, a, st, mr, lr, b = carry
     s = jnp.where(valid, s, -jnp.inf)  # padded columns → −∞
     st = st + jnp.sum(jnp.where(cols[None, :] == t[:, None], s, 0.0), axis=1)
@@ -48,7 +56,7 @@ def online_update(carry, s, sr, valid, cols, t):
     e = jnp.where(valid, jnp.exp(sh), 0.0)
     scale = jnp.exp(m - m_new)
     # a is relative to the old max: Σ e^{s−m_new}(s − m_new) = scale (a + (m − m_new) l)
-    a_new = scale * (a + jnp.where(l > 0, (m - m_new) * l, 0.0)) + jnp.sum(e * sh, 1)
+    a_new = scale * (a + jnp.where(l > 0, (m - m_new) * l, 0.0)) + jnp.sum(e * sh, 1) if need_a else a
     l_new = scale * l + e.sum(1)
     if sr is not None:
         sr = jnp.where(valid, sr, -jnp.inf)
@@ -65,54 +73,59 @@ def online_init(n, dtype):
     return (jnp.full(n, -jnp.inf, dtype), zero, zero, zero, jnp.full(n, -jnp.inf, dtype), zero, zero)
 
 
-def online_finish(carry, has_ref):
+def online_finish(carry, has_ref, need_a=True):
     """lse = m + log l, H = log l − a/l, log p(t) = s_t − lse, KL = (a − b)/l − log l + log l'."""
     m, l, a, st, mr, lr, b = carry
-    lse, ent = m + jnp.log(l), jnp.log(l) - a / l
+    lse, ent = m + jnp.log(l), jnp.log(l) - a / l if need_a else None
     if not has_ref:
         return st - lse, ent, lse, None, None
     return st - lse, ent, lse, mr + jnp.log(lr), (a - b) / l - jnp.log(l) + jnp.log(lr)
 
 
-def _stats_scan(h, w, t, temperature, hr, wr, c):
-    """Per-token (log p(t), H, lse, lse', KL) by a scan over vocabulary chunks; lse', KL are None without ref."""
-    hs = _f32(h) / temperature
-    hrs = None if hr is None else _f32(hr) / temperature
+def _stats_scan(h, w, t, inv_t, hr, wr, c, need_a):
+    """Per-token (log p(t), H, lse, lse', KL) by a scan over vocabulary chunks; H is None without need_a,
+    lse', KL are None without ref."""
+    dt = compute_dtype(h, w)
+    hs = _f32(h, dt) * inv_t[:, None].astype(dt)
+    hrs = None if hr is None else _f32(hr, compute_dtype(hr, wr)) * inv_t[:, None]
     wp, valid = _pad_chunks(w, c)
     wrp = None if wr is None else _pad_chunks(wr, c)[0]
 
     def step(carry, xs):
-        s = hs @ _f32(xs[0]).T  # s = z / τ
-        sr = None if hrs is None else hrs @ _f32(xs[3]).T
-        return online_update(carry, s, sr, xs[1], xs[2] * c + jnp.arange(c), t), None
+        s = hs @ _f32(xs[0], dt).T  # s = z / τ
+        sr = None if hrs is None else hrs @ _f32(xs[3], hrs.dtype).T
+        return online_update(carry, s, sr, xs[1], xs[2] * c + jnp.arange(c), t, need_a), None
 
     xs = (wp, valid, jnp.arange(wp.shape[0])) + (() if wrp is None else (wrp,))
     carry, _ = lax.scan(step, online_init(h.shape[0], hs.dtype), xs)
-    return online_finish(carry, hrs is not None)
+    return online_finish(carry, hrs is not None, need_a)
 
 
 # --- method: backward by recompute ------------------------------------------------------------------------
-def _grads_scan(h, w, t, temperature, hr, wr, stats, cots, c):
+def _grads_scan(h, w, t, inv_t, hr, wr, stats, cots, c):
     """Cotangents of (h, W, h_ref, W_ref) from the saved per-token stats and the output cotangents."""
     _, ent, lse, lse_r, kl = stats
-    g_lp, g_ent, g_kl = cots
-    hs = _f32(h) / temperature
-    hrs = None if hr is None else _f32(hr) / temperature
+    g_lp, g_ent, g_kl, g_lse = cots
+    dt = compute_dtype(h, w)
+    hs = _f32(h, dt) * inv_t[:, None].astype(dt)
+    hrs = None if hr is None else _f32(hr, compute_dtype(hr, wr)) * inv_t[:, None]
     wp, valid = _pad_chunks(w, c)
     wrp = None if wr is None else _pad_chunks(wr, c)[0]
 
     def step(gh_carry, xs):
         gh, ghr = gh_carry
         wc, vc, k = xs[0], xs[1], xs[2]
-        wc32 = _f32(wc)
+        wc32 = _f32(wc, dt)
         logp = hs @ wc32.T - lse[:, None]  # log p_v = s_v − lse
         p = jnp.where(vc, jnp.exp(logp), 0.0)
         cols = k * c + jnp.arange(c)
         ds = g_lp[:, None] * ((cols[None, :] == t[:, None]) - p)  # ∂ log p(t)/∂s_v = 1[v = t] − p_v
-        ds = ds - g_ent[:, None] * p * (logp + ent[:, None])  # ∂H/∂s_v = −p_v (log p_v + H)
-        out = {"gw": ds.T @ hs}  # hs = h/τ carries the 1/τ of dz = ds/τ
+        ds = ds + g_lse[:, None] * p  # ∂lse/∂s_v = p_v
+        if g_ent is not None:
+            ds = ds - g_ent[:, None] * p * (logp + ent[:, None])  # ∂H/∂s_v = −p_v (log p_v + H)
+        out = {}
         if hrs is not None:
-            wrc = _f32(xs[3])
+            wrc = _f32(xs[3], hrs.dtype)
             logq = hrs @ wrc.T - lse_r[:, None]
             q = jnp.where(vc, jnp.exp(logq), 0.0)
             ds = ds + g_kl[:, None] * p * (jnp.where(vc, logp - logq, 0.0) - kl[:, None])  # ∂KL/∂s_v
@@ -127,41 +140,41 @@ def _grads_scan(h, w, t, temperature, hr, wr, stats, cots, c):
     (gh, ghr), outs = lax.scan(step, (jnp.zeros(hs.shape, hs.dtype), ghr0), xs)
     v = w.shape[0]
     gw = outs["gw"].reshape(-1, w.shape[1])[:v]
-    grads = [(gh / temperature).astype(h.dtype), gw.astype(w.dtype)]
+    grads = [(gh * inv_t[:, None]).astype(h.dtype), gw.astype(w.dtype)]
     if hr is not None:
-        grads += [(ghr / temperature).astype(hr.dtype), outs["gwr"].reshape(-1, wr.shape[1])[:v].astype(wr.dtype)]
+        grads += [(ghr * inv_t[:, None]).astype(hr.dtype), outs["gwr"].reshape(-1, wr.shape[1])[:v].astype(wr.dtype)]
     return grads
 
 
 # --- plumbing: custom_vjp wiring --------------------------------------------------------------------------
-@partial(jax.custom_vjp, nondiff_argnums=(3, 6, 7))
-def _fused(h, w, t, temperature, hr, wr, c, pallas):
-    lp, ent, _, _, kl = _forward_stats(h, w, t, temperature, hr, wr, c, pallas)
-    return lp, ent, kl
+@partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8))
+def _fused(h, w, t, inv_t, hr, wr, c, pallas, want_ent):
+    lp, ent, lse, _, kl = _forward_stats(h, w, t, inv_t, hr, wr, c, pallas, want_ent or hr is not None)
+    return lp, ent if want_ent else None, kl, lse
 
 
-def _forward_stats(h, w, t, temperature, hr, wr, c, pallas):
+def _forward_stats(h, w, t, inv_t, hr, wr, c, pallas, need_a):
     if pallas:
         from kernels.pallas_kernel import stats_pallas
 
-        return stats_pallas(h, w, t, temperature, hr, wr)
-    return _stats_scan(h, w, t, temperature, hr, wr, c)
+        return stats_pallas(h, w, t, inv_t, hr, wr, need_a=need_a)
+    return _stats_scan(h, w, t, inv_t, hr, wr, c, need_a)
 
 
-def _fused_fwd(h, w, t, temperature, hr, wr, c, pallas):
-    stats = _forward_stats(h, w, t, temperature, hr, wr, c, pallas)
-    return (stats[0], stats[1], stats[4]), (h, w, t, hr, wr, stats)
+def _fused_fwd(h, w, t, inv_t, hr, wr, c, pallas, want_ent):
+    stats = _forward_stats(h, w, t, inv_t, hr, wr, c, pallas, want_ent or hr is not None)
+    return (stats[0], stats[1] if want_ent else None, stats[4], stats[2]), (h, w, t, inv_t, hr, wr, stats)
 
 
-def _fused_bwd(temperature, c, pallas, res, cots):
-    h, w, t, hr, wr, stats = res
-    g_lp, g_ent, g_kl = cots
+def _fused_bwd(c, pallas, want_ent, res, cots):
+    h, w, t, inv_t, hr, wr, stats = res
+    g_lp, g_ent, g_kl, g_lse = cots
     g_kl = jnp.zeros_like(g_lp) if g_kl is None else g_kl
-    grads = _grads_scan(h, w, t, temperature, hr, wr, stats, (g_lp, g_ent, g_kl), c)
+    grads = _grads_scan(h, w, t, inv_t, hr, wr, stats, (g_lp, g_ent, g_kl, g_lse), c)
     t_ct = jnp.zeros(t.shape, jax.dtypes.float0)
     if hr is None:
-        return grads[0], grads[1], t_ct, None, None
-    return grads[0], grads[1], t_ct, grads[2], grads[3]
+        return grads[0], grads[1], t_ct, jnp.zeros_like(inv_t), None, None
+    return grads[0], grads[1], t_ct, jnp.zeros_like(inv_t), grads[2], grads[3]
 
 
 _fused.defvjp(_fused_fwd, _fused_bwd)
@@ -175,9 +188,13 @@ def fused_logprob_jax(
     ref_hidden=None,
     ref_weight=None,
     *,
+    entropy: bool = True,
     vocab_chunk: int | None = None,
     pallas: bool = False,
 ):
-    """(log p(t), entropy, exact KL or None) per token; hidden (N, D), weight (V, D), targets (N,) int."""
+    """(log p(t), entropy or None, exact KL or None, lse) per token; hidden (N, D), weight (V, D), targets (N,)
+    int, temperature a number or (N,)."""
     c = int(min(vocab_chunk or VOCAB_CHUNK, weight.shape[0]))
-    return _fused(hidden, weight, targets.astype(jnp.int32), float(temperature), ref_hidden, ref_weight, c, pallas)
+    dt = compute_dtype(hidden, weight)
+    inv_t = jnp.broadcast_to(1.0 / jnp.asarray(temperature, dt), (hidden.shape[0],))
+    return _fused(hidden, weight, targets.astype(jnp.int32), inv_t, ref_hidden, ref_weight, c, pallas, bool(entropy))

@@ -48,7 +48,7 @@ def _logits_tile(
     BLOCK_V: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
-    """(BLOCK_M, BLOCK_V) tile of s = h Wᵀ / τ, summed over BLOCK_D slices in fp32."""
+    """(BLOCK_M, BLOCK_V) tile of s = h Wᵀ / τ, summed over BLOCK_D slices in fp32; inv_t (BLOCK_M,) = 1/τ."""
     acc = tl.zeros((BLOCK_M, BLOCK_V), dtype=tl.float32)
     for d0 in range(0, d, BLOCK_D):
         ks = d0 + tl.arange(0, BLOCK_D)
@@ -59,7 +59,7 @@ def _logits_tile(
             w_ptr + cols[:, None] * stride_w + ks[None, :], mask=(cols[:, None] < v) & (ks[None, :] < d), other=0.0
         ).to(tl.float32)
         acc += tl.dot(h, tl.trans(w))
-    return acc * inv_t
+    return acc * inv_t[:, None]
 
 
 @triton.jit
@@ -74,6 +74,7 @@ def _fwd_kernel(
     lse_ptr,
     lser_ptr,
     kl_ptr,
+    it_ptr,
     n,
     v,
     d,
@@ -82,14 +83,15 @@ def _fwd_kernel(
     stride_w,
     stride_hr,
     stride_wr,
-    inv_t,
     HAS_REF: tl.constexpr,
+    NEED_A: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_V: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     tgt = tl.load(t_ptr + rows, mask=rows < n, other=0)
+    inv_t = tl.load(it_ptr + rows, mask=rows < n, other=1.0)
     m = tl.full((BLOCK_M,), float("-inf"), tl.float32)
     l = tl.zeros((BLOCK_M,), tl.float32)
     a = tl.zeros((BLOCK_M,), tl.float32)
@@ -118,14 +120,16 @@ def _fwd_kernel(
             b = scale * (b + tl.where(l > 0, mr - mr_new, 0.0) * l) + tl.sum(e * shr, axis=1)
             lr = tl.exp(mr - mr_new) * lr + tl.sum(tl.where(valid, tl.exp(shr), 0.0), axis=1)
             mr = mr_new
-        a = scale * (a + tl.where(l > 0, m - m_new, 0.0) * l) + tl.sum(e * sh, axis=1)
+        if NEED_A:
+            a = scale * (a + tl.where(l > 0, m - m_new, 0.0) * l) + tl.sum(e * sh, axis=1)
         l = scale * l + tl.sum(e, axis=1)
         m = m_new
     lse = m + tl.log(l)  # lse = m + log l
     ent = tl.log(l) - a / l  # H = log l − a / l
     ok = rows < n
     tl.store(logp_ptr + rows, st - lse, mask=ok)  # log p(t) = s_t − lse ≤ 0
-    tl.store(ent_ptr + rows, ent, mask=ok)
+    if NEED_A:
+        tl.store(ent_ptr + rows, ent, mask=ok)
     tl.store(lse_ptr + rows, lse, mask=ok)
     if HAS_REF:
         tl.store(lser_ptr + rows, mr + tl.log(lr), mask=ok)
@@ -144,10 +148,12 @@ def _bwd_kernel(
     lser_ptr,
     kl_ptr,
     glp_ptr,
+    glse_ptr,
     gent_ptr,
     gkl_ptr,
     ds_ptr,
     dsr_ptr,
+    it_ptr,
     n,
     v,
     d,
@@ -157,13 +163,12 @@ def _bwd_kernel(
     stride_hr,
     stride_wr,
     stride_ds,
-    inv_t,
     HAS_REF: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_V: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
-    """ds_v = g_lp (1[v = t] − p_v) − g_H p_v (log p_v + H) + g_KL p_v (log p_v − log q_v − KL);
+    """ds_v = g_lp (1[v = t] − p_v) + g_lse p_v − g_H p_v (log p_v + H) + g_KL p_v (log p_v − log q_v − KL);
     dsr_v = g_KL (q_v − p_v)."""
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.program_id(1) * BLOCK_V + tl.arange(0, BLOCK_V)
@@ -173,11 +178,13 @@ def _bwd_kernel(
     ent = tl.load(ent_ptr + rows, mask=ok, other=0.0)
     g_lp = tl.load(glp_ptr + rows, mask=ok, other=0.0)
     g_ent = tl.load(gent_ptr + rows, mask=ok, other=0.0)
+    g_lse = tl.load(glse_ptr + rows, mask=ok, other=0.0)
+    inv_t = tl.load(it_ptr + rows, mask=ok, other=1.0)
     s = _logits_tile(h_ptr, w_ptr, rows, cols, n, v, d, stride_h, stride_w, inv_t, BLOCK_M, BLOCK_V, BLOCK_D)
     logp = s - lse[:, None]
     p = tl.exp(logp)
     onehot = tl.where(cols[None, :] == tgt[:, None], 1.0, 0.0)
-    ds = g_lp[:, None] * (onehot - p) - g_ent[:, None] * p * (logp + ent[:, None])
+    ds = g_lp[:, None] * (onehot - p) + g_lse[:, None] * p - g_ent[:, None] * p * (logp + ent[:, None])
     mask = ok[:, None] & (cols < v)[None, :]
     if HAS_REF:
         sr = _logits_tile(hr_ptr, wr_ptr, rows, cols, n, v, dr, stride_hr, stride_wr, inv_t, BLOCK_M, BLOCK_V, BLOCK_D)
@@ -194,8 +201,10 @@ def _blocks(device: torch.device) -> tuple[int, int, int]:
 
 
 class _TritonFusedLogprob(torch.autograd.Function):
+    """Outputs (log p, lse, [H], [KL]) like the torch backend; inv_t (N,) fp32 = 1/τ per token."""
+
     @staticmethod
-    def forward(ctx, hidden, weight, targets, ref_hidden, ref_weight, temperature):
+    def forward(ctx, hidden, weight, targets, ref_hidden, ref_weight, inv_t, want_ent):
         ctx.set_materialize_grads(False)
         hidden, weight = hidden.contiguous(), weight.contiguous()
         n, d = hidden.shape
@@ -205,7 +214,7 @@ class _TritonFusedLogprob(torch.autograd.Function):
             ref_hidden, ref_weight = ref_hidden.contiguous(), ref_weight.contiguous()
         hr, wr = (ref_hidden, ref_weight) if has_ref else (hidden, weight)
         bm, bv, bd = _blocks(hidden.device)
-        outs = [torch.empty(n, dtype=torch.float32, device=hidden.device) for _ in range(5)]
+        outs = [torch.zeros(n, dtype=torch.float32, device=hidden.device) for _ in range(5)]
         _fwd_kernel[(triton.cdiv(n, bm),)](
             hidden,
             weight,
@@ -213,6 +222,7 @@ class _TritonFusedLogprob(torch.autograd.Function):
             hr,
             wr,
             *outs,
+            inv_t,
             n,
             v,
             d,
@@ -221,28 +231,28 @@ class _TritonFusedLogprob(torch.autograd.Function):
             weight.stride(0),
             hr.stride(0),
             wr.stride(0),
-            1.0 / temperature,
             HAS_REF=has_ref,
+            NEED_A=want_ent or has_ref,
             BLOCK_M=bm,
             BLOCK_V=bv,
             BLOCK_D=bd,
         )
         logp, ent, lse, lse_r, kl = outs
-        ctx.save_for_backward(hidden, weight, targets, ref_hidden, ref_weight, lse, ent, lse_r, kl)
-        ctx.temperature = temperature
-        return (logp, ent, kl) if has_ref else (logp, ent)
+        ctx.save_for_backward(hidden, weight, targets, ref_hidden, ref_weight, lse, ent, lse_r, kl, inv_t)
+        ctx.want_ent = want_ent
+        return (logp, lse) + ((ent,) if want_ent else ()) + ((kl,) if has_ref else ())
 
     @staticmethod
-    def backward(ctx, g_lp, g_ent, g_kl=None):
-        hidden, weight, targets, ref_hidden, ref_weight, lse, ent, lse_r, kl = ctx.saved_tensors
+    def backward(ctx, g_lp, g_lse, *rest):
+        hidden, weight, targets, ref_hidden, ref_weight, lse, ent, lse_r, kl, inv_t = ctx.saved_tensors
+        rest = list(rest)
+        g_ent = rest.pop(0) if ctx.want_ent else None
+        g_kl = rest.pop(0) if ref_hidden is not None else None
         n, d = hidden.shape
         v = weight.shape[0]
         has_ref = ref_hidden is not None
-        inv_t = 1.0 / ctx.temperature
         zeros = torch.zeros(n, dtype=torch.float32, device=hidden.device)
-        g_lp = zeros if g_lp is None else g_lp.float().contiguous()
-        g_ent = zeros if g_ent is None else g_ent.float().contiguous()
-        g_kl = zeros if g_kl is None else g_kl.float().contiguous()
+        g_lp, g_lse, g_ent, g_kl = (zeros if g is None else g.float().contiguous() for g in (g_lp, g_lse, g_ent, g_kl))
         hr, wr = (ref_hidden, ref_weight) if has_ref else (hidden, weight)
         bm, bv, bd = _blocks(hidden.device)
         chunk = max(bm, min(n, DS_ELEMENTS // max(v, 1)) // bm * bm)
@@ -256,6 +266,7 @@ class _TritonFusedLogprob(torch.autograd.Function):
             n1 = min(n, n0 + chunk)
             c_ds, c_dsr = ds[: n1 - n0], dsr[: n1 - n0]
             sl = slice(n0, n1)
+            it = inv_t[sl].unsqueeze(1)
             _bwd_kernel[(triton.cdiv(n1 - n0, bm), triton.cdiv(v, bv))](
                 hidden[sl],
                 weight,
@@ -267,10 +278,12 @@ class _TritonFusedLogprob(torch.autograd.Function):
                 (lse_r if has_ref else lse)[sl],
                 (kl if has_ref else lse)[sl],
                 g_lp[sl],
+                g_lse[sl],
                 g_ent[sl],
                 g_kl[sl],
                 c_ds,
                 c_dsr,
+                inv_t[sl],
                 n1 - n0,
                 v,
                 d,
@@ -280,28 +293,35 @@ class _TritonFusedLogprob(torch.autograd.Function):
                 hr.stride(0),
                 wr.stride(0),
                 ds.stride(0),
-                inv_t,
                 HAS_REF=has_ref,
                 BLOCK_M=bm,
                 BLOCK_V=bv,
                 BLOCK_D=bd,
             )
-            gh[sl] = (c_ds @ weight.float()) * inv_t  # grad H = ds W / τ
-            gw.addmm_(c_ds.T, hidden[sl].float(), alpha=inv_t)  # grad W += dsᵀ H / τ (fp32)
+            gh[sl] = (c_ds @ weight.float()) * it  # grad H = ds W / τ
+            gw.addmm_(c_ds.T, hidden[sl].float() * it)  # grad W += dsᵀ H / τ (fp32)
             if has_ref:
-                ghr[sl] = (c_dsr @ wr.float()) * inv_t
-                gwr.addmm_(c_dsr.T, hr[sl].float(), alpha=inv_t)
+                ghr[sl] = (c_dsr @ wr.float()) * it
+                gwr.addmm_(c_dsr.T, hr[sl].float() * it)
         out = [gh.to(hidden.dtype), gw.to(weight.dtype), None]
         out += [ghr.to(hr.dtype), gwr.to(wr.dtype)] if has_ref else [None, None]
-        return (*out, None)
+        return (*out, None, None)
 
 
-def fused_logprob_triton(hidden, weight, targets, temperature=1.0, ref_hidden=None, ref_weight=None):
-    """(log p(t), entropy, exact KL or None) per token with Triton kernels (CUDA, or TRITON_INTERPRET=1 on CPU)."""
+def fused_logprob_triton(hidden, weight, targets, temperature=1.0, ref_hidden=None, ref_weight=None, *, entropy=True):
+    """(log p(t), entropy or None, exact KL or None, lse) per token with Triton kernels (CUDA, or
+    TRITON_INTERPRET=1 on CPU); temperature a number or (N,)."""
     if hidden.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         raise RuntimeError(
             "the triton backend needs CUDA tensors; on CPU set TRITON_INTERPRET=1 before importing triton "
             "(slow: tests only) or use backend='torch'"
         )
-    out = _TritonFusedLogprob.apply(hidden, weight, targets.contiguous(), ref_hidden, ref_weight, float(temperature))
-    return (out[0], out[1], out[2]) if ref_hidden is not None else (out[0], out[1], None)
+    tau = temperature if isinstance(temperature, torch.Tensor) else torch.tensor(float(temperature))
+    inv_t = (1.0 / tau.to(device=hidden.device, dtype=torch.float32)).expand(hidden.shape[0]).contiguous()
+    out = list(
+        _TritonFusedLogprob.apply(hidden, weight, targets.contiguous(), ref_hidden, ref_weight, inv_t, bool(entropy))
+    )
+    logp, lse = out.pop(0), out.pop(0)
+    ent = out.pop(0) if entropy else None
+    kl = out.pop(0) if ref_hidden is not None else None
+    return logp, ent, kl, lse

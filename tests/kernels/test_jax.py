@@ -69,7 +69,7 @@ def test_jax_matches_reference(inputs, pallas, shape, temperature, ref):
 def test_jax_large_logits(inputs, pallas):
     x = inputs(20, 16, 50, dtype=torch.float32, ref=True, scale=1e4)
     j = {k: jnp.asarray(v.numpy()) for k, v in x.items()}
-    lp, ent, kl = fused_logprob_jax(
+    lp, ent, kl, _ = fused_logprob_jax(
         j["hidden"], j["weight"], j["targets"], 1.0, j["ref_hidden"], j["ref_weight"], vocab_chunk=16, pallas=pallas
     )
     ref = _reference(x, 1.0)
