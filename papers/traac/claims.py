@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from common.results import Claim
+from common.results import Claim, values
 from papers.traac.experiment import Config, mean_over_seeds
 
 MIN_ACC_GAIN = 0.01  # claims 1, 2: "raises accuracy" — at least one point (paper: +8.4 / +7.9 points)
@@ -15,6 +15,8 @@ MIN_LENGTH_CUT = 0.15  # claim 1: thinking at least 15% shorter than the base mo
 EQUAL_LENGTH = 1.05  # claim 2: "equal or shorter length" — within 5% of the length-penalty baseline
 ABLATION_ACC_LOSS = 0.01  # claim 4: an ablation loses ≥ 1 point of accuracy …
 ABLATION_LENGTH_GAIN = 1.05  # … or thinks ≥ 5% longer than TRAAC
+PREMISE_AUC = 0.7  # claim 0: END's attention ranks redundant steps below chain steps with AUC ≥ 0.7 …
+PREMISE_GATE = 0.2  # … and the uniformity gate opens (U ≤ 0.8) on ≥ 20% of the base model's correct rollouts
 
 
 def length_slope(rows: list[dict], method: str, ks: list[int]) -> float:
@@ -30,7 +32,17 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
     def length(m):
         return mean_over_seeds(rows, m, "think_len", split="train")
 
-    claims = []
+    auc = float(np.nanmean(values(rows, method="premise", metric="redundant_auc")))
+    gate = float(np.nanmean(values(rows, method="premise", metric="gate_open_rate")))
+    claims = [
+        Claim(
+            "0-premise-attention",
+            f"premise (base model): END's attention ranks redundant steps below chain steps (AUC ≥ {PREMISE_AUC}) "
+            f"and the uniformity gate opens on ≥ {PREMISE_GATE:.0%} of correct rollouts",
+            {"redundant_auc": auc, "gate_open_rate": gate},
+            auc >= PREMISE_AUC and gate >= PREMISE_GATE,
+        )
+    ]
     gain, cut = acc("traac") - acc("base"), 1 - length("traac") / length("base")
     claims.append(
         Claim(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import mannwhitneyu
 
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.lm import response_logprobs
@@ -24,10 +25,19 @@ from common.policy import response_mask
 from common.progress import track
 from common.results import record, select
 from common.rl import grpo_advantages, grpo_loss
-from common.worlds.reasoning import Problem, ReasoningWorld, build_world, summarise, verify, world_config
+from common.worlds.reasoning import (
+    Problem,
+    ReasoningWorld,
+    build_world,
+    roles,
+    segments,
+    summarise,
+    verify,
+    world_config,
+)
 from papers.traac import method as M
 from papers.traac.baselines import METHODS, VARIANTS, Variant, correctness_reward, length_penalty_reward
-from papers.traac.compression import compress_rollouts, regenerate_answers
+from papers.traac.compression import compress_rollouts, importances, regenerate_answers
 
 
 @dataclass
@@ -254,6 +264,37 @@ def train(world: ReasoningWorld, variant: Variant, cfg: Config, seed: int, metho
     return policy.eval(), rows
 
 
+# --------------------------------------------------------------------------- premise
+
+
+def premise(world: ReasoningWorld, cfg: Config, seed: int) -> list[dict]:
+    """TRAAC's premise, measured on the base model's correct rollouts at the training decoding: END's attention
+    tells redundant (post-answer) steps from the chain's steps (AUC of −importance for "redundant"), and the
+    uniformity gate lets compression happen (share of rollouts with U ≤ 0.8). Without both, attentive compression
+    has nothing to act on."""
+    problems = world.problems(cfg.prompts_per_step * cfg.group_size, cfg.train_ks, seed=90_000 + seed)
+    gen = world.sample(problems, temperature=cfg.rollout_temperature, top_p=cfg.rollout_top_p, seed=91_000 + seed)
+    rows = gen.tokens.tolist()
+    keep = [i for i, r in enumerate(rows) if verify(problems[i], r, world.v) and all(format_flags(r, world))]
+    problems, responses = [problems[i] for i in keep], gen.tokens[keep]
+    imps = importances(world, problems, responses, scorer=world.model, kind="attention") if keep else []
+    redundant, chain, gate_open = [], [], []
+    for p, r, imp in zip(problems, responses.tolist(), imps, strict=True):
+        segs, _ = segments(r, world.v)
+        for role, x in zip(roles(segs, p.k, world.v), imp.tolist(), strict=True):
+            (redundant if role == "redundant" else chain).append(x)
+        gate_open.append(M.uniformity(imp) <= M.UNIFORMITY_GATE)
+    auc = float("nan")
+    if redundant and chain:
+        u = mannwhitneyu(-np.asarray(redundant), -np.asarray(chain), alternative="two-sided").statistic
+        auc = float(u / (len(redundant) * len(chain)))
+    return [
+        record("premise", seed, "redundant_auc", auc),
+        record("premise", seed, "gate_open_rate", float(np.mean(gate_open)) if gate_open else float("nan")),
+        record("premise", seed, "redundant_step_share", len(redundant) / max(1, len(redundant) + len(chain))),
+    ]
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -292,7 +333,7 @@ def run(cfg: Config) -> list[dict]:
     world = build_world(world_config(cfg.world), verbose=True)
     rows: list[dict] = []
     for seed in cfg.seed_list():
-        rows += evaluate(world, world.model, cfg, seed, "base")
+        rows += premise(world, cfg, seed) + evaluate(world, world.model, cfg, seed, "base")
         for method in cfg.methods:
             variant = VARIANTS[method]
             if variant is None:
