@@ -118,3 +118,55 @@ def test_jax_api_is_jittable_and_checks_input(inputs):
         fused_logprob(h, w, t + 9)
     with pytest.raises(TypeError, match="does not take"):
         fused_logprob(h, w, t, backend="torch")
+
+
+@pytest.mark.parametrize("backend", ["jax", "pallas"])
+def test_jax_ignore_index_under_jit(inputs, backend):
+    """Under jit: ignore_index rows are exactly 0 (outputs and gradients), other rows match the reference; an
+    out-of-range target gives NaN for its own row only (a host check is impossible on tracers)."""
+    x = inputs(10, 6, 20, dtype=torch.float32, scale=3.0)
+    t = x["targets"].clone()
+    t[[1, 7]] = -100
+    h, w = jnp.asarray(x["hidden"].numpy()), jnp.asarray(x["weight"].numpy())
+
+    def f(h, w, t):
+        o = fused_logprob(h, w, t, backend=backend)
+        return (o.logprobs + o.entropy + o.lse).sum(), o
+
+    (_, out), (gh, _) = jax.jit(jax.value_and_grad(f, argnums=(0, 1), has_aux=True))(h, w, jnp.asarray(t.numpy()))
+    for o in (out.logprobs, out.entropy, out.lse):
+        assert (np.asarray(o)[[1, 7]] == 0).all()
+    assert (np.asarray(gh)[[1, 7]] == 0).all()
+    keep = (t != -100).numpy()
+    ref = fused_logprob_reference(x["hidden"][keep].double(), x["weight"].double(), t[keep])
+    np.testing.assert_allclose(np.asarray(out.logprobs)[keep], ref[0].numpy(), atol=1e-5, rtol=1e-5)
+    bad = t.clone()
+    bad[4] = 20
+    o = jax.jit(lambda h, w, t: fused_logprob(h, w, t, backend=backend))(h, w, jnp.asarray(bad.numpy()))
+    lp = np.asarray(o.logprobs)
+    assert np.isnan(lp[4]) and np.isfinite(np.delete(lp, 4)).all() and lp[1] == 0
+    with pytest.raises(ValueError, match="targets must lie"):
+        fused_logprob(h, w, jnp.asarray(bad.numpy()), backend=backend)
+    with pytest.raises(ValueError, match="outside jax.jit"):
+        jax.jit(lambda h, w, t: fused_logprob(h, w, t, check_inputs=True))(h, w, jnp.asarray(t.numpy()))
+
+
+def test_jax_per_token_temperature_entropy_lse_match_torch(inputs):
+    x = inputs(12, 6, 40, dtype=torch.float32, scale=4.0)
+    tau = torch.linspace(0.05, 3.0, 12)
+    t_out = fused_logprob(x["hidden"], x["weight"], x["targets"], temperature=tau, backend="torch")
+    j_out = fused_logprob(
+        *(jnp.asarray(x[k].numpy()) for k in ("hidden", "weight", "targets")),
+        temperature=jnp.asarray(tau.numpy()),
+        entropy=False,
+    )
+    assert j_out.entropy is None
+    np.testing.assert_allclose(np.asarray(j_out.logprobs), t_out.logprobs.numpy(), atol=1e-4, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(j_out.lse), t_out.lse.numpy(), atol=1e-4, rtol=1e-5)
+    with pytest.raises(ValueError, match="hidden contains non-finite"):
+        fused_logprob(
+            jnp.asarray(x["hidden"].numpy()).at[0, 0].set(jnp.nan),
+            jnp.asarray(x["weight"].numpy()),
+            jnp.asarray(x["targets"].numpy()),
+            check_inputs=True,
+        )
