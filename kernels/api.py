@@ -217,7 +217,7 @@ def fused_logprob(
     bad = None if host_checked else keep & ((t1 < 0) | (t1 >= weight.shape[0]))
     tau = temperature if flat["temperature"] is None else flat["temperature"]
     args = (flat["hidden"], weight, t1, tau, flat["ref_hidden"], ref_weight, flat["ref_logprobs"])
-    if not jax_in and t1.device.type == "cpu":
+    if not jax_in and _on_host(t1):
         out = _compact(args, keep, kl, entropy, backend)
     else:
         out = _masked(xp, args, keep, bad, kl, entropy, backend)

@@ -251,3 +251,24 @@ def test_auto_picks_torch_on_cpu(inputs, monkeypatch):
     x = _x(inputs)
     fused_logprob(x["hidden"], x["weight"], x["targets"])
     assert seen == ["torch"]
+
+
+def test_device_path_masks_without_host_reads(inputs, monkeypatch):
+    """The no-sync path used for device data (here forced on CPU): ignored rows exactly 0 with zero gradients,
+    an out-of-range target NaN in its own row only, no ValueError."""
+    import kernels.api as api
+
+    monkeypatch.setattr(api, "_on_host", lambda x: False)
+    x = inputs(8, 5, 20, scale=3.0)
+    t = x["targets"].clone()
+    t[2], t[5] = -100, 25
+    h = x["hidden"].clone().requires_grad_(True)
+    out = fused_logprob(h, x["weight"], t, ref_logprobs=-torch.rand(8, dtype=torch.float64), kl="k3")
+    assert (out.logprobs[2] == 0) and (out.kl[2] == 0) and (out.entropy[2] == 0)
+    assert torch.isnan(out.logprobs[5]) and torch.isnan(out.kl[5])
+    ok = torch.tensor([i not in (2, 5) for i in range(8)])
+    assert torch.isfinite(out.logprobs[ok]).all()
+    out.logprobs[ok].sum().backward()
+    assert (h.grad[[2, 5]] == 0).all()
+    ref = fused_logprob_reference(x["hidden"], x["weight"], torch.where(ok, t, 0))[0]
+    torch.testing.assert_close(out.logprobs[ok], ref[ok])

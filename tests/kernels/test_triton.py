@@ -59,3 +59,25 @@ def test_triton_large_logits_and_api(inputs):
     assert (out.kl >= -1e-3).all()
     torch.testing.assert_close(out.logprobs.cpu().double(), ref[0], atol=0.05, rtol=1e-4)
     torch.testing.assert_close(out.kl.cpu().double(), ref[2], atol=0.05, rtol=1e-4)
+
+
+def test_triton_per_token_temperature_lse_and_options(inputs):
+    """Per-token τ, entropy=False, ignore_index, bf16/fp32 mixed inputs: values, gradients (with lse) vs reference."""
+    x = inputs(21, 12, 40, dtype=torch.float32, scale=4.0)
+    tau = torch.linspace(0.3, 2.5, 21)
+    got, expected = _run(fused_logprob_triton, x, tau), _run(fused_logprob_reference, x, tau)
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, atol=5e-5, rtol=5e-4)
+    t = x["targets"].clone()
+    t[3] = -100
+    h = x["hidden"].bfloat16().to(DEVICE).requires_grad_(True)
+    out = fused_logprob(
+        h, x["weight"].to(DEVICE), t.to(DEVICE), temperature=tau.to(DEVICE), entropy=False, backend="triton"
+    )
+    assert out.entropy is None and out.logprobs[3] == 0
+    (out.logprobs.sum() + out.lse.sum()).backward()
+    assert h.grad.dtype == torch.bfloat16 and (h.grad[3] == 0).all()
+    ref = fused_logprob_reference(h.detach().float().cpu(), x["weight"], torch.where(t < 0, 0, t), tau)
+    keep = t != -100
+    torch.testing.assert_close(out.logprobs.cpu()[keep], ref[0][keep], atol=5e-5, rtol=5e-4)
+    torch.testing.assert_close(out.lse.cpu()[keep], ref[3][keep], atol=5e-5, rtol=5e-4)
