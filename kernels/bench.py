@@ -1,11 +1,12 @@
 """Kernel benchmark: `python -m kernels.bench [--quick] [--help]` (also `nox -s bench`) → runs/bench/ (`--publish`: the
 committed results/bench/ and the kernels README table).
 
-For each backend, time and peak memory of the forward and forward+backward of per-token log p, against the naive
-full-logits version and torch's `linear_cross_entropy`, at the key shape (N = 4096, D = 256, V = 32768, fp32,
-CPU), plus a sweep over V (forward+backward). Each case runs in a fresh subprocess (`kernels.bench_worker`) so
-that the process's peak RSS is that case's own. On CUDA the triton backend, bf16 and Liger-Kernel (if installed)
-are added. Writes records.json, table.md and figure.png, and splices table.md into kernels/README.md.
+For each backend, time and peak memory of the forward and forward+backward of per-token log p (loss Σ g_i log p_i
+with fixed random g), against the naive full-logits version, torch's `linear_cross_entropy` and the bare GEMMs,
+at the key shape (N = 4096, D = 256, V = 32768, fp32, CPU), plus forward+backward at further (N, D, V) shapes.
+Each case runs in a fresh subprocess (`kernels.bench_worker`) so that the process's peak RSS is that case's own.
+On CUDA the triton backend, bf16 and Liger-Kernel (if installed) are added. Writes records.json, table.md and
+figure.png (and with --publish splices table.md into kernels/README.md).
 """
 
 from __future__ import annotations
@@ -30,23 +31,27 @@ class BenchConfig:
     """Options of `python -m kernels.bench`."""
 
     quick: bool = False
-    """Small shapes (N=1024, V=8192, sweep 4k..16k, one timed run): a minute, to check the pipeline."""
+    """Small shapes (N=1024, V=8192, two small extra shapes, one timed run): a minute, to check the pipeline."""
     n: int = 4096
     """Tokens N at the key shape."""
     d: int = 256
     """Hidden size D at the key shape."""
     v: int = 32768
     """Vocabulary size V at the key shape."""
-    sweep: tuple[int, ...] = (8192, 16384, 32768, 65536, 131072)
-    """Vocabulary sizes of the V sweep (forward+backward, N and D as above); empty to skip."""
-    sweep_max_v_naive: int = 65536
-    """Largest V for naive / linear_cross_entropy in the sweep (their N×V buffers: ~7 GB at 128k)."""
-    backends: tuple[str, ...] = ("naive", "linear_cross_entropy", "torch", "jax")
-    """Cases: naive, linear_cross_entropy, liger, reference, torch, triton, jax, pallas."""
+    shapes: tuple[tuple[int, int, int], ...] = ((4096, 1024, 32768), (4096, 256, 131072), (1024, 4096, 32768))
+    """Further (N, D, V) shapes, forward+backward only (N = 1024 at D = 4096 keeps one case under a minute on 2
+    cores); empty to skip."""
+    backends: tuple[str, ...] = ("naive", "linear_cross_entropy", "torch", "jax", "fused_loss", "gemm")
+    """Cases at the key shape: naive, linear_cross_entropy, liger, reference, torch, triton, jax, pallas,
+    fused_loss (kernels.fused_linear_loss, forward+backward only), gemm (the bare GEMMs: the floor)."""
+    shape_backends: tuple[str, ...] = ("naive", "linear_cross_entropy", "torch", "fused_loss", "gemm")
+    """Cases at the further shapes."""
+    max_naive_logits: int = 4096 * 65536
+    """Largest N×V for naive / linear_cross_entropy (their N×V buffers: ~7 GB at 4096 × 131072 in fp32)."""
     repeats: int = 2
-    """Timed runs per case after the first (peak-memory / warm-up) run; the minimum is reported."""
-    sweep_repeats: int = 1
-    """Timed runs per sweep case (after the first run)."""
+    """Timed runs per key-shape case after the first (peak-memory / warm-up) run; the minimum is reported."""
+    shape_repeats: int = 1
+    """Timed runs per further-shape case (after the first run)."""
     threads: int = 2
     """torch.set_num_threads in every case."""
     out: Path = Path("runs/bench")
@@ -59,13 +64,16 @@ class BenchConfig:
     """Environment added to every case process."""
 
     def validate(self) -> None:
-        for name in ("n", "d", "v", "repeats", "sweep_repeats", "threads"):
+        for name in ("n", "d", "v", "repeats", "shape_repeats", "threads"):
             if getattr(self, name) < 1:
                 raise SystemExit(f"--{name}: must be >= 1, got {getattr(self, name)}")
         known = {"naive", "linear_cross_entropy", "liger", "reference", "torch", "triton", "jax", "pallas"}
-        bad = set(self.backends) - known
+        known |= {"fused_loss", "gemm"}
+        bad = (set(self.backends) | set(self.shape_backends)) - known
         if bad:
             raise SystemExit(f"--backends: unknown {sorted(bad)}; choose from {sorted(known)}")
+        if any(len(s) != 3 or min(s) < 1 for s in self.shapes):
+            raise SystemExit(f"--shapes: each must be (N, D, V) >= 1, got {self.shapes}")
 
 
 def _run_case(case: dict, cfg: BenchConfig) -> dict:
@@ -92,19 +100,23 @@ def _run_case(case: dict, cfg: BenchConfig) -> dict:
 
 def _cases(cfg: BenchConfig, cuda: bool) -> list[dict]:
     dev = "cuda" if cuda else "cpu"
-    backends = [b for b in cfg.backends if b not in ("triton", "pallas") or cuda]
+    keep = lambda bs: [b for b in bs if b not in ("triton", "pallas") or cuda]  # noqa: E731
+    backends, shape_backends = keep(cfg.backends), keep(cfg.shape_backends)
     if cuda:
         backends += [b for b in ("triton", "liger") if b not in backends and _has(b)]
     base = {"n": cfg.n, "d": cfg.d, "device": dev, "dtype": "float32", "threads": cfg.threads, "repeats": cfg.repeats}
-    cases = [{**base, "v": cfg.v, "backend": b, "mode": m, "part": "key"} for b in backends for m in ("fwd", "fwd+bwd")]
-    for v in cfg.sweep:
-        for b in backends:
-            if b in ("naive", "linear_cross_entropy") and v > cfg.sweep_max_v_naive:
+    cases = [
+        {**base, "v": cfg.v, "backend": b, "mode": m, "part": "key"}
+        for b in backends
+        for m in ("fwd", "fwd+bwd")
+        if not (b == "fused_loss" and m == "fwd")
+    ]
+    for n, d, v in cfg.shapes:
+        for b in shape_backends:
+            if b in ("naive", "linear_cross_entropy") and n * v > cfg.max_naive_logits:
                 continue
-            if v != cfg.v:
-                cases.append(
-                    {**base, "v": v, "backend": b, "mode": "fwd+bwd", "part": "sweep", "repeats": cfg.sweep_repeats}
-                )
+            shape = {"n": n, "d": d, "v": v, "repeats": cfg.shape_repeats}
+            cases.append({**base, **shape, "backend": b, "mode": "fwd+bwd", "part": "shapes"})
     if cuda:  # the GPU shape from shared/kernels.md
         gpu = {**base, "n": 8192, "d": 4096, "v": 128256, "dtype": "bfloat16", "mode": "fwd+bwd", "part": "gpu"}
         cases += [{**gpu, "backend": b} for b in backends if b not in ("jax", "pallas")]
@@ -121,8 +133,15 @@ def _ratio(a, b) -> str:
     return "—" if a is None or b is None or b == 0 else f"{a / b:.2f}×"
 
 
+def _by(records, part):
+    return {
+        (r["n"], r["d"], r["v"], r["backend"], r["mode"]): r for r in records if r["part"] == part and "error" not in r
+    }
+
+
 def table(records: list[dict], meta: dict) -> str:
-    """Markdown tables: key shape (with ratios to naive and linear_cross_entropy) and the V sweep."""
+    """Markdown tables: key shape (ratios to naive, linear_cross_entropy and the bare GEMMs), the targets, and the
+    further shapes."""
     key = [r for r in records if r["part"] == "key"]
     by = {(r["backend"], r["mode"]): r for r in key if "error" not in r}
     k0 = key[0] if key else {}
@@ -131,57 +150,65 @@ def table(records: list[dict], meta: dict) -> str:
         f"{meta['threads']} threads; {meta['cpu']}; load average (1 min) during the run: "
         f"{meta['load_min']:.1f}–{meta['load_max']:.1f} on {meta['ncpu']} cores (shared machine: wall times are "
         "inflated, CPU times are steadier). Memory: peak RSS of a fresh process per case; extra = peak − RSS "
-        "after the inputs were made.",
+        "after the inputs were made. `fused_loss` = `kernels.fused_linear_loss` (gradient in the forward), "
+        "`gemm` = the bare GEMMs of forward+backward (the floor), `torch` / `jax` = `fused_logprob` (recompute).",
         "",
         "| backend | pass | wall s | CPU s | peak RSS GB | extra GB | wall / naive | CPU / naive | "
-        "peak / naive | extra / naive | wall / lce | CPU / lce |",
+        "peak / naive | extra / naive | CPU / lce | CPU / gemm |",
         "|" + "---|" * 12,
     ]
+    g = lambda x, k: None if x is None else x[k]  # noqa: E731
     for r in key:
         if "error" in r:
             lines.append(f"| {r['backend']} | {r['mode']} | error: {r['error']} |" + " |" * 9)
             continue
-        nv, lce = by.get(("naive", r["mode"])), by.get(("linear_cross_entropy", r["mode"]))
-        g = lambda x, k: None if x is None else x[k]  # noqa: E731
+        nv, lce, mm = (by.get((b, r["mode"])) for b in ("naive", "linear_cross_entropy", "gemm"))
         lines.append(
             f"| {r['backend']} | {r['mode']} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} | {r['peak_bytes'] / GB:.2f} | "
             f"{r['extra_bytes'] / GB:.3f} | {_ratio(r['wall_s'], g(nv, 'wall_s'))} | "
             f"{_ratio(r['cpu_s'], g(nv, 'cpu_s'))} | {_ratio(r['peak_bytes'], g(nv, 'peak_bytes'))} | "
-            f"{_ratio(r['extra_bytes'], g(nv, 'extra_bytes'))} | {_ratio(r['wall_s'], g(lce, 'wall_s'))} | "
-            f"{_ratio(r['cpu_s'], g(lce, 'cpu_s'))} |"
+            f"{_ratio(r['extra_bytes'], g(nv, 'extra_bytes'))} | {_ratio(r['cpu_s'], g(lce, 'cpu_s'))} | "
+            f"{_ratio(r['cpu_s'], g(mm, 'cpu_s'))} |"
         )
-    t, nv, lce = by.get(("torch", "fwd+bwd")), by.get(("naive", "fwd+bwd")), by.get(("linear_cross_entropy", "fwd+bwd"))
-    if t and nv and lce:
+    nv, lce = by.get(("naive", "fwd+bwd")), by.get(("linear_cross_entropy", "fwd+bwd"))
+    for name, lim_naive in (("fused_loss", 0.9), ("torch", 1.1)):
+        t = by.get((name, "fwd+bwd"))
+        if not (t and nv and lce):
+            continue
         checks = [
             ("peak RSS ≤ 0.25× naive", t["peak_bytes"] / nv["peak_bytes"], 0.25),
-            ("extra memory ≤ 0.25× naive", t["extra_bytes"] / nv["extra_bytes"], 0.25),
-            ("wall time ≤ 1.0× naive", t["wall_s"] / nv["wall_s"], 1.0),
-            ("CPU time ≤ 1.0× naive", t["cpu_s"] / nv["cpu_s"], 1.0),
-            ("wall time ≤ 1.1× linear_cross_entropy", t["wall_s"] / lce["wall_s"], 1.1),
-            ("CPU time ≤ 1.1× linear_cross_entropy", t["cpu_s"] / lce["cpu_s"], 1.1),
+            (f"wall time ≤ {lim_naive}× naive", t["wall_s"] / nv["wall_s"], lim_naive),
+            (f"CPU time ≤ {lim_naive}× naive", t["cpu_s"] / nv["cpu_s"], lim_naive),
         ]
-        lines += ["", "Targets for the torch backend, forward+backward (shared/kernels.md):", ""]
-        lines += [f"- {name}: {val:.2f}× → {'PASS' if val <= lim else 'FAIL'}" for name, val, lim in checks]
-    sweep = sorted(
-        (r for r in records if r["part"] in ("sweep", "key") and r["mode"] == "fwd+bwd"),
-        key=lambda r: (r["v"], r["backend"]),
-    )
-    if len({r["v"] for r in sweep}) > 1:
+        if name == "fused_loss":
+            checks += [
+                ("wall time < 1.0× linear_cross_entropy", t["wall_s"] / lce["wall_s"], 0.999),
+                ("CPU time < 1.0× linear_cross_entropy", t["cpu_s"] / lce["cpu_s"], 0.999),
+            ]
+        path = "fused-loss path" if name == "fused_loss" else "general (recompute) path"
+        lines += ["", f"Targets for the {path} `{name}`, forward+backward (issue 22):", ""]
+        lines += [f"- {c}: {val:.2f}× → {'PASS' if val <= lim else 'FAIL'}" for c, val, lim in checks]
+    shapes = [r for r in records if r["part"] == "shapes"]
+    if shapes:
+        sb = _by(records, "shapes")
         lines += [
             "",
-            "V sweep (forward+backward, same N and D):",
+            "Further shapes (forward+backward; naive and linear_cross_entropy only where N×V ≤ "
+            f"{meta.get('max_naive_logits', 0):,}):",
             "",
-            "| V | backend | wall s | CPU s | peak RSS GB | extra GB |",
-            "|---|---|---|---|---|---|",
+            "| N | D | V | backend | wall s | CPU s | peak RSS GB | extra GB | CPU / naive | CPU / gemm |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for r in sweep:
+        for r in shapes:
             if "error" in r:
-                lines.append(f"| {r['v']} | {r['backend']} | error: {r['error']} | | | |")
-            else:
-                lines.append(
-                    f"| {r['v']} | {r['backend']} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} | "
-                    f"{r['peak_bytes'] / GB:.2f} | {r['extra_bytes'] / GB:.3f} |"
-                )
+                lines.append(f"| {r['n']} | {r['d']} | {r['v']} | {r['backend']} | error: {r['error']} |" + " |" * 5)
+                continue
+            nv, mm = (sb.get((r["n"], r["d"], r["v"], b, "fwd+bwd")) for b in ("naive", "gemm"))
+            lines.append(
+                f"| {r['n']} | {r['d']} | {r['v']} | {r['backend']} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} | "
+                f"{r['peak_bytes'] / GB:.2f} | {r['extra_bytes'] / GB:.3f} | {_ratio(r['cpu_s'], g(nv, 'cpu_s'))} | "
+                f"{_ratio(r['cpu_s'], g(mm, 'cpu_s'))} |"
+            )
     gpu = [r for r in records if r["part"] == "gpu"]
     if gpu:
         lines += [
@@ -198,29 +225,39 @@ def table(records: list[dict], meta: dict) -> str:
 
 
 def figure(records: list[dict], path: Path) -> None:
-    """Wall time, CPU time and extra memory of forward+backward against V, one line per backend."""
+    """Forward+backward CPU time relative to the bare GEMMs, and extra memory, per shape and backend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in records if r["mode"] == "fwd+bwd" and r["part"] in ("key", "sweep") and "error" not in r]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for b in sorted({r["backend"] for r in rows}):
-        rs = sorted((r for r in rows if r["backend"] == b), key=lambda r: r["v"])
-        vs = [r["v"] for r in rs]
-        axes[0].plot(vs, [r["wall_s"] for r in rs], "o-", label=b)
-        axes[1].plot(vs, [r["cpu_s"] for r in rs], "o-", label=b)
-        axes[2].plot(vs, [r["extra_bytes"] / GB for r in rs], "o-", label=b)
-    for ax, title in zip(axes, ("wall time (s)", "process CPU time (s)", "peak RSS − baseline (GB)"), strict=True):
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("V")
+    rows = [r for r in records if r["mode"] == "fwd+bwd" and r["part"] in ("key", "shapes") and "error" not in r]
+    shapes = list(dict.fromkeys((r["n"], r["d"], r["v"]) for r in rows))
+    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    at = {(r["n"], r["d"], r["v"], r["backend"]): r for r in rows}
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+    width = 0.8 / max(1, len(backends))
+    for j, b in enumerate(backends):
+        xs, t_ratio, mem, xm = [], [], [], []
+        for i, sh in enumerate(shapes):
+            r, mm = at.get((*sh, b)), at.get((*sh, "gemm"))
+            if r and mm:
+                xs.append(i + j * width)
+                t_ratio.append(r["cpu_s"] / mm["cpu_s"])
+            if r:
+                xm.append(i + j * width)
+                mem.append(max(r["extra_bytes"], 1) / GB)
+        axes[0].bar(xs, t_ratio, width, label=b)
+        axes[1].bar(xm, mem, width, label=b)
+    labels = [f"N={n}\nD={d}\nV={v}" for n, d, v in shapes]
+    for ax, title in zip(axes, ("process CPU time / bare GEMMs", "peak RSS − baseline (GB)"), strict=True):
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(shapes))], labels)
         ax.set_title(title)
-        ax.grid(alpha=0.3)
-    axes[0].legend()
-    n, d = rows[0]["n"], rows[0]["d"]
-    fig.suptitle(f"fused log-prob forward+backward, N={n}, D={d}, fp32, CPU")
+        ax.grid(alpha=0.3, axis="y")
+    axes[1].set_yscale("log")
+    axes[0].axhline(1.0, color="k", lw=0.8)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("fused log-prob / fused loss, forward+backward, fp32, CPU")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -239,7 +276,8 @@ def splice_readme(readme: Path, text: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     cfg = tyro.cli(BenchConfig, args=argv, description=__doc__)
     if cfg.quick:
-        cfg.n, cfg.v, cfg.sweep, cfg.repeats, cfg.sweep_max_v_naive = 1024, 8192, (4096, 16384), 1, 16384
+        cfg.n, cfg.v, cfg.repeats = 1024, 8192, 1
+        cfg.shapes, cfg.max_naive_logits = ((512, 512, 8192), (1024, 128, 32768)), 1024 * 16384
     cfg.validate()
     import torch
 
@@ -258,7 +296,8 @@ def main(argv: list[str] | None = None) -> None:
             or f"wall {rec['wall_s']:.2f} s, CPU {rec['cpu_s']:.2f} s, peak {rec['peak_bytes'] / GB:.2f} GB"
         )
         print(
-            f"[{i}/{len(cases)}] {case['backend']:>22} {case['mode']:>7} V={case['v']:>6}: {desc} "
+            f"[{i}/{len(cases)}] {case['backend']:>20} {case['mode']:>7} "
+            f"N={case['n']} D={case['d']} V={case['v']}: {desc} "
             f"({time.perf_counter() - t0:.0f} s, load {loads[-1]:.1f})",
             flush=True,
         )
@@ -268,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
         "ncpu": os.cpu_count(),
         "load_min": min(loads),
         "load_max": max(loads),
+        "max_naive_logits": cfg.max_naive_logits,
         "config": asdict(cfg),
     }
     out = ROOT / "results" / "bench" if cfg.publish else cfg.out

@@ -4,7 +4,8 @@ A fresh process per case makes the peak resident set size (ru_maxrss, which also
 XLA's buffers, unlike tracemalloc) belong to that case alone. Protocol: build inputs, read the current RSS
 (`baseline`), run the case once (its high-water mark is `peak`; this run also warms up / compiles), then time
 `repeats` more runs (wall and process CPU time; the minimum is reported). On CUDA the memory is
-`torch.cuda.max_memory_allocated` instead.
+`torch.cuda.max_memory_allocated` instead. Backends: naive, linear_cross_entropy, liger, gemm (the bare GEMMs),
+fused_loss (`kernels.fused_linear_loss`), or a `kernels.fused_logprob` backend.
 """
 
 from __future__ import annotations
@@ -20,6 +21,20 @@ def _rss_bytes() -> int:
         import os
 
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _bare_gemms(h, w, backward, chunk=512):
+    """s = h Wᵀ per 512-token chunk (forward); with backward also s W and Σ sᵀ h (returned), no softmax."""
+    import torch
+
+    h, w = h.detach(), w.detach()
+    gw = torch.zeros_like(w) if backward else None
+    for n0 in range(0, h.shape[0], chunk):
+        s = h[n0 : n0 + chunk] @ w.T
+        if backward:
+            s @ w
+            gw.addmm_(s.T, h[n0 : n0 + chunk])
+    return gw
 
 
 def _torch_case(case):
@@ -45,6 +60,16 @@ def _torch_case(case):
                 lp = torch.log_softmax((h @ w.T).float(), -1).gather(1, t[:, None]).squeeze(1)
             elif name == "linear_cross_entropy":
                 lp = -torch.nn.functional.linear_cross_entropy(h, w, t, reduction="none")
+            elif name == "gemm":  # the GEMM floor: the three GEMMs of gradient-in-forward, nothing else
+                _bare_gemms(h, w, backward)
+                lp = None
+            elif name == "fused_loss":  # gradient in the forward; upstream gradient gl known up front
+                from kernels import fused_linear_loss
+
+                out = fused_linear_loss(h, w, t, coef=gl)
+                if backward:
+                    out.loss.backward()
+                lp = None
             elif name == "liger":
                 from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
 
@@ -53,7 +78,7 @@ def _torch_case(case):
                 from kernels import fused_logprob
 
                 lp = fused_logprob(h, w, t, backend=name).logprobs
-            if backward:
+            if backward and lp is not None:
                 (lp.float() * gl).sum().backward()
         if dev == "cuda":
             torch.cuda.synchronize()

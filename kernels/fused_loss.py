@@ -71,8 +71,9 @@ def _token_grads(loss_fn, logp, ent, rows):
     return ell.detach().sum(), g_lp.detach(), None if g_ent is None else g_ent.detach()
 
 
-def _chunk(hs, w, tgt, rows, loss_fn, want_ent, buf, gw, need_w):
-    """One token chunk: forward stats, per-token upstream gradients, ds in place, grad h rows, grad W update."""
+def _chunk(hs, w, tgt, rows, loss_fn, want_ent, buf, gw, need_h):
+    """One token chunk: forward stats, per-token upstream gradients, ds in place, grad h rows (None unless need_h),
+    grad W update (unless gw is None)."""
     s = torch.mm(hs, w.T, out=buf[: hs.shape[0]])  # s = (h/τ) Wᵀ
     st = s.gather(1, tgt.unsqueeze(1)).squeeze(1)
     m = s.amax(1, keepdim=True)
@@ -87,6 +88,8 @@ def _chunk(hs, w, tgt, rows, loss_fn, want_ent, buf, gw, need_w):
     lse = m.squeeze(1) + l.log()
     logp = st - lse  # log p(t) = s_t − lse ≤ 0
     ell, g_lp, g_ent = _token_grads(loss_fn, logp, ent, rows)
+    if not need_h and gw is None:
+        return ell, logp, ent, lse, None
     inv_l = (1.0 / l).unsqueeze(1)
     if want_ent:  # ds = p [β + α (s − m)], α = −g_H, β = −g_lp − g_H (H − log l);  log p_v = (s − m) − log l
         alpha = -g_ent.unsqueeze(1)
@@ -95,8 +98,8 @@ def _chunk(hs, w, tgt, rows, loss_fn, want_ent, buf, gw, need_w):
     else:  # ds = −g_lp p
         ds = e.mul_((-g_lp).unsqueeze(1) * inv_l)
     ds[torch.arange(ds.shape[0], device=ds.device), tgt] += g_lp  # + g_lp 1[v = t]
-    gh = ds @ w
-    if need_w:
+    gh = ds @ w if need_h else None
+    if gw is not None:
         gw.addmm_(ds.T, hs)  # hs = h/τ carries the 1/τ of dz = ds/τ
     return ell, logp, ent, lse, gh
 
@@ -108,7 +111,7 @@ class _FusedLinearLoss(torch.autograd.Function):
         n = hidden.shape[0]
         w = weight.to(dt)
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        gh = torch.zeros(hidden.shape, dtype=dt, device=hidden.device)
+        gh = torch.zeros(hidden.shape, dtype=dt, device=hidden.device) if need_h else None
         gw = torch.zeros(weight.shape, dtype=dt, device=weight.device) if need_w else None
         logp = torch.zeros(n, dtype=dt, device=hidden.device)
         lse, ent = torch.zeros_like(logp), torch.zeros_like(logp) if want_ent else None
@@ -118,13 +121,14 @@ class _FusedLinearLoss(torch.autograd.Function):
             n1 = min(n, n0 + token_chunk)
             it = inv_t if not isinstance(inv_t, torch.Tensor) else inv_t[n0:n1].unsqueeze(1)
             hs = hidden[n0:n1].to(dt) * it
-            ell, lp, en, ls, g = _chunk(hs, w, targets[n0:n1], rows[n0:n1], loss_fn, want_ent, buf, gw, need_w)
+            ell, lp, en, ls, g = _chunk(hs, w, targets[n0:n1], rows[n0:n1], loss_fn, want_ent, buf, gw, need_h)
             loss += ell
             logp[n0:n1], lse[n0:n1] = lp, ls
             if want_ent:
                 ent[n0:n1] = en
-            gh[n0:n1] = g * it  # grad h = ds W / τ
-        ctx.save_for_backward(gh if need_h else None, gw)
+            if need_h:
+                gh[n0:n1] = g * it  # grad h = ds W / τ
+        ctx.save_for_backward(gh, gw)
         ctx.dtypes = (hidden.dtype, weight.dtype)
         ctx.mark_non_differentiable(logp, lse, *(() if ent is None else (ent,)))
         return (loss, logp, lse) + ((ent,) if want_ent else ())
