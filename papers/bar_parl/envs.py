@@ -10,8 +10,9 @@ Every environment is a set of pure functions over a small state pytree:
   Auxiliary rewards: good = −(normalised squared distance to the goal); bad = +50 for every step spent in the
   central 2×2 region (a reward that can be farmed forever, so r_p + r_aux changes the optimal behaviour).
 - `CartPole`: gymnasium's CartPole-v1 dynamics (Euler, same constants; parity-tested against gymnasium).
-  Auxiliary reward (barfi-cp/src/environments/CartPole{Good,Bad}Aux.py): ±1 when the action equals the one a PD
-  controller on the pole angle would take (good: +1, bad: −1; 0 otherwise).
+  Auxiliary reward: the variants behind the paper's CartPole figures (barfi-cp/experiments/PaperPlots/{best2,bad}):
+  good = `CartPoleBestAux2` (+5 when the action equals the one a PD controller on the pole angle would take, −1
+  otherwise), bad = `CartPoleBadAuxDebug` (−5 when it matches, +1 otherwise); 0 on the terminating step.
 """
 
 from __future__ import annotations
@@ -95,6 +96,10 @@ class CartPole:
     pd_p: float = 0.1
     """PD controller gains of the auxiliary heuristic (barfi-cp: P, D = 0.1, 0.5, 'performance around 500')."""
     pd_d: float = 0.5
+    aux_good: tuple[float, float] = (5.0, -1.0)
+    """Good heuristic (CartPoleBestAux2.get_aux_reward): r_aux when the action matches the PD controller, else."""
+    aux_bad: tuple[float, float] = (-5.0, 1.0)
+    """Bad heuristic (CartPoleBadAuxDebug.get_aux_reward): −5 when matching, +1 otherwise."""
     n_actions: int = 2
     n_features: int = 5
 
@@ -139,7 +144,8 @@ class CartPole:
         match = action == self.pd_action(s[2], state["prev_theta"])
         s2 = self.dynamics(s, action)
         done = (jnp.abs(s2[0]) > self.x_threshold) | (jnp.abs(s2[2]) > self.theta_threshold)
-        aux = jnp.stack([0.0, 1.0, -1.0])[heuristic] * match
+        table = jnp.array([[0.0, 0.0], [*self.aux_good], [*self.aux_bad]])  # [heuristic, (match, mismatch)]
+        aux = jnp.where(match, table[heuristic, 0], table[heuristic, 1])
         r_aux = jnp.where(done, 0.0, aux)  # the official envs give no auxiliary reward on the terminating step
         return {"s": s2, "prev_theta": s[2], "done": done}, jnp.array(1.0), r_aux, done
 

@@ -23,16 +23,17 @@ from papers.bar_parl import train
 from papers.bar_parl.envs import HEURISTICS, CartPole, GridWorld
 
 ENV_NAMES: tuple[str, ...] = ("gridworld", "cartpole")
-BARFI_METHODS: tuple[str, ...] = ("barfi", "barfi_fo", "rp", "naive", "potential")
-PARL_METHODS: tuple[str, ...] = ("aparl", "aparl_norm", "pebble")
+BARFI_METHODS: tuple[str, ...] = ("barfi", "barfi_fo", "shrink", "rp", "naive", "potential")
+BARFI_VARIANT_NAMES: tuple[str, ...] = ("barfi", "barfi_fo", "shrink")  # train.VARIANTS, in order
+PARL_METHODS: tuple[str, ...] = ("pebble", "aparl")  # train_preference modes 0, 1
 LABELS = {
     "barfi": "BARFI (Neumann)",
     "barfi_fo": "BARFI (first-order)",
+    "shrink": "shrink φ, no hypergradient",
     "rp": "r_p only",
     "naive": "r_p + r_aux",
     "potential": "potential shaping",
     "aparl": "A-PARL",
-    "aparl_norm": "A-PARL (rescaled term)",
     "pebble": "PEBBLE-style",
 }
 
@@ -44,27 +45,34 @@ class Config(RunConfig):
     envs: tuple[str, ...] = ENV_NAMES
     """Environments for the BARFI experiment (gridworld, cartpole)."""
     gw_iterations: int = 150
-    """Gridworld: outer iterations (each collects inner_steps × batch episodes)."""
-    cp_iterations: int = 100
-    """CartPole: outer iterations."""
+    """Gridworld: outer iterations of the BARFI learner (each collects one fresh batch of `batch` episodes)."""
+    cp_iterations: int = 64
+    """CartPole: outer iterations (64 × 16 = 1024 episodes; the paper's CartPole runs: 1000)."""
     cp_horizon: int = 200
     """CartPole: episode cap (gymnasium CartPole-v1 uses 500, CartPole-v0 200)."""
-    inner_steps: int = 5
-    """Policy-gradient steps (one fresh batch each) per outer iteration (official: delta × inner_mul)."""
     batch: int = 16
-    """Episodes per batch."""
+    """Episodes per batch (fresh episodes per BARFI iteration; episodes per replayed policy step)."""
+    replay_steps: int = 15
+    """BARFI learner: policy steps per iteration, each on `batch` episodes replayed from the buffer (official
+    delta × inner_mul = 3 × 5)."""
+    replay_buffer: int = 1000
+    """BARFI learner: FIFO replay buffer, in episodes (official buffer_size: gridworld 1000, CartPole 10000)."""
+    hess_mul: int = 15
+    """BARFI: the curvature terms use hess_mul × batch older replayed episodes (official hess_mul = 15)."""
+    inner_steps: int = 5
+    """PARL: on-policy policy-gradient steps (one fresh batch each) per outer iteration."""
     gamma: float = 0.99
     """True discount γ of J_p (official: 0.99)."""
     gw_actor_lr: float = 0.05
     """Gridworld: RMSprop learning rate of the tabular softmax policy."""
     cp_actor_lr: float = 0.02
     """CartPole: RMSprop learning rate of the linear softmax policy."""
-    entropy: float = 0.05
-    """Entropy bonus λ_H of the inner objective (official actor_reg)."""
+    entropy: float = 0.25
+    """Entropy bonus λ_H of the inner objective (official actor_reg = 0.25 in every PaperPlots config)."""
     phi_lr: float = 0.05
     """RMSprop learning rate of φ_1, φ_2, ψ (official reward_lr = gamma_lr = 0.005)."""
     phi_decay: float = 0.5
-    """Decoupled decay of φ towards its initial value (φ_1 = 0, φ_2 = 1), per unit of phi_lr."""
+    """Decoupled decay of φ_1, φ_2 towards 0 (r_φ → r_p, the official reward_L2's target), per unit of phi_lr."""
     neumann_alpha: float = 5e-4
     """Neumann-series step α (official Neumann_alpha ∈ {1e-3, 5e-4, 1e-4})."""
     neumann_loops: int = 5
@@ -81,6 +89,9 @@ class Config(RunConfig):
     """PARL: Adam learning rate of the reward model ν."""
     reward_l2: float = 1e-3
     """PARL: L2 penalty on ν in the preference likelihood."""
+    parl_damping: float = 1.0
+    """PARL: μ in A-PARL's (∇²_θ V − μI)⁻¹ (the lower level made μ-strongly concave; the surrogate's largest
+    Hessian eigenvalue was measured at +0.19, so μ = 1 keeps the solve well conditioned)."""
     curve_points: int = 30
     """Points kept per learning curve in records.jsonl."""
 
@@ -95,6 +106,9 @@ class Config(RunConfig):
             "cp_horizon",
             "inner_steps",
             "batch",
+            "replay_steps",
+            "replay_buffer",
+            "hess_mul",
             "gw_actor_lr",
             "cp_actor_lr",
             "phi_lr",
@@ -105,6 +119,7 @@ class Config(RunConfig):
             "buffer",
             "reward_steps",
             "reward_lr",
+            "parl_damping",
             "curve_points",
         )
         ensure(0 < self.gamma <= 1, "gamma", f"must lie in (0, 1], got {self.gamma}")
@@ -112,6 +127,11 @@ class Config(RunConfig):
         ensure(self.phi_decay >= 0, "phi_decay", f"must be >= 0, got {self.phi_decay}")
         ensure(self.reward_l2 >= 0, "reward_l2", f"must be >= 0, got {self.reward_l2}")
         ensure(2 * self.queries <= self.batch, "queries", f"2 × queries must be <= batch={self.batch}")
+        ensure(
+            self.replay_buffer >= 2 * self.batch,
+            "replay_buffer",
+            f"must hold at least two batches (2 × {self.batch}), got {self.replay_buffer}",
+        )
         ensure("gridworld" in self.envs, "envs", "must include gridworld (PARL's target return is defined from it)")
 
 
@@ -125,13 +145,16 @@ PRESETS = {
         cp_horizon=30,
         inner_steps=2,
         batch=4,
+        replay_steps=2,
+        replay_buffer=16,
+        hess_mul=2,
         parl_iterations=3,
         queries=2,
         buffer=16,
         reward_steps=2,
         curve_points=4,
     ),
-    "quick": Config(preset="quick", seeds=5),
+    "quick": Config(preset="quick", seeds=10),
     # Paper scale (barfi-gw/experiments/PaperPlots/*/barfineumann.json, barfi-cp): 40 seeds ("seed": [1..40]),
     # "max_episodes": 2000, "batch_size": 1, "delta": 3 episodes between updates, "actor_lr": 0.005,
     # "reward_lr": 0.005, "actor_reg": 0.25, "Neumann_alpha": 0.0005, "Neumann_loops": 5; CartPole-v1 cap 500.
@@ -143,6 +166,7 @@ PRESETS = {
         cp_horizon=500,
         inner_steps=3,
         batch=1 * 3,
+        replay_buffer=1000,
         gw_actor_lr=0.005,
         cp_actor_lr=0.005,
         entropy=0.25,
@@ -170,6 +194,9 @@ def hyper(cfg: Config, env_name: str, iterations: int | None = None) -> train.Hy
         iterations=it,
         inner_steps=cfg.inner_steps,
         batch=cfg.batch,
+        replay_steps=cfg.replay_steps,
+        replay_buffer=cfg.replay_buffer,
+        hess_mul=cfg.hess_mul,
         gamma=cfg.gamma,
         actor_lr=lr,
         entropy=cfg.entropy,
@@ -192,13 +219,14 @@ def _seed_keys(cfg: Config, offset: int) -> jax.Array:
 def _barfi_logs(env_name: str, job: str, cfg: Config) -> dict[str, dict[str, np.ndarray]]:
     """{method: logs of shape (seeds, heuristics, iterations)} on one environment.
 
-    job "barfi": BARFI with the Neumann and the first-order IHVP (a traced flag: one program);
+    job "barfi": BARFI with the Neumann and the first-order IHVP and the shrinkage control (a traced index: one
+    program);
     job "baselines": r_p / naive / potential (a traced mode: one program).
     """
     env, hp = make_env(env_name, cfg), hyper(cfg, env_name)
     keys, heur = _seed_keys(cfg, ENV_NAMES.index(env_name)), jnp.arange(len(HEURISTICS))
     if job == "barfi":
-        names, flags = ("barfi", "barfi_fo"), jnp.array([True, False])
+        names, flags = BARFI_VARIANT_NAMES, jnp.arange(len(train.VARIANTS))
         one = lambda k, h, f: train.train_barfi(env, hp, k, h, f)  # noqa: E731
     else:
         names, flags = train.baselines.BASELINES, jnp.arange(len(train.baselines.BASELINES))
@@ -208,13 +236,19 @@ def _barfi_logs(env_name: str, job: str, cfg: Config) -> dict[str, dict[str, np.
     return {name: {k: np.asarray(v[i]) for k, v in logs.items()} for i, name in enumerate(names)}
 
 
-def _parl_logs(cfg: Config) -> dict[str, np.ndarray]:
-    """{method: returns of shape (seeds, iterations)} for PARL_METHODS: one program, the mode traced."""
+def _parl_logs(cfg: Config) -> dict[str, dict[str, np.ndarray]]:
+    """{method: {"return": (seeds, batches), "indirect_ratio": (seeds, iterations)}} for PARL_METHODS: one program,
+    the mode traced. Returns are per batch of `batch` episodes (the query batch, then the inner batches)."""
     env = GridWorld()
-    hp = dataclasses.replace(hyper(cfg, "gridworld", cfg.parl_iterations), reward_l2=cfg.reward_l2)
+    hp = dataclasses.replace(
+        hyper(cfg, "gridworld", cfg.parl_iterations), reward_l2=cfg.reward_l2, damping=cfg.parl_damping
+    )
     fn = jax.vmap(jax.vmap(lambda k, m: train.train_preference(env, hp, k, m), (0, None)), (None, 0))
-    logs = jax.jit(fn)(_seed_keys(cfg, 100), jnp.array([1, 2, 0]))
-    return {name: np.asarray(logs["return"][i]) for i, name in enumerate(PARL_METHODS)}
+    logs = jax.jit(fn)(_seed_keys(cfg, 100), jnp.arange(len(PARL_METHODS)))
+    ret = np.asarray(logs["return"])
+    ret = ret.reshape(*ret.shape[:2], -1)
+    ratio = np.asarray(logs["indirect_ratio"])
+    return {name: {"return": ret[i], "indirect_ratio": ratio[i]} for i, name in enumerate(PARL_METHODS)}
 
 
 def _curve_rows(method, seeds, values, episodes_per_iter, points, **setting) -> list[dict]:
@@ -260,24 +294,26 @@ def run(cfg: Config) -> list[dict]:
             for method, logs in _barfi_logs(env_name, job, cfg).items():
                 rows += _barfi_rows(method, logs, env_name, cfg)
             continue
-        per_iter = (cfg.inner_steps + 1) * cfg.batch
-        curves = _parl_logs(cfg)
+        logs = _parl_logs(cfg)
+        curves = {method: log["return"] for method, log in logs.items()}
         for method, ret in curves.items():
-            rows += _curve_rows(method, seeds, ret, per_iter, cfg.curve_points, env="parl")
+            rows += _curve_rows(method, seeds, ret, cfg.batch, cfg.curve_points, env="parl")
             for i, s in enumerate(seeds):
                 rows.append(record(method, s, "final_return", _final(ret[i]), env="parl"))
                 rows.append(record(method, s, "initial_return", ret[i, 0], env="parl"))
+                ratio = logs[method]["indirect_ratio"][i]
+                rows.append(record(method, s, "indirect_ratio", float(np.median(ratio)), env="parl"))
         rows += _parl_target_rows(cfg, curves, rows)
     return rows
 
 
 def _barfi_rows(method: str, logs: dict[str, np.ndarray], env_name: str, cfg: Config) -> list[dict]:
     rows, seeds = [], cfg.seed_list()
-    per_iter = cfg.inner_steps * cfg.batch
+    per_iter = cfg.batch
     for h, heuristic in enumerate(HEURISTICS):
         ret = logs["return"][:, h]
         rows += _curve_rows(method, seeds, ret, per_iter, cfg.curve_points, env=env_name, heuristic=heuristic)
-        for name in ("phi1", "phi2", "gamma_phi"):
+        for name in ("phi1", "phi2", "gamma_phi", "hyper_norm"):
             if name in logs:
                 vals = logs[name][:, h]
                 idx = np.unique(
@@ -302,13 +338,12 @@ def _parl_target_rows(cfg: Config, curves: dict[str, np.ndarray], rows: list[dic
     r0 = float(np.mean([c[:, 0].mean() for c in curves.values()]))
     r_oracle = float(np.mean(values(rows, method="rp", env="gridworld", heuristic="none", metric="final_return")))
     target = r0 + 0.8 * (r_oracle - r0)
-    per_iter = (cfg.inner_steps + 1) * cfg.batch
     return [
         record(
             method,
             s,
             "episodes_to_target",
-            episodes_to_target(curves[method][i], target, per_iter),
+            episodes_to_target(curves[method][i], target, cfg.batch),
             env="parl",
             target=round(target, 3),
             r_oracle=round(r_oracle, 3),

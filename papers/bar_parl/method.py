@@ -112,6 +112,18 @@ def implicit_hypergradient(inner_obj: Callable, theta, phi, ihvp):
     return jax.tree.map(jnp.negative, jax.grad(inner_dot)(phi))
 
 
+def reward_l2(phi: dict[str, jax.Array]) -> jax.Array:
+    """Σ ‖φ_i‖ over the reward parameters, a norm (not squared) centred on 0, so the pull is towards r_φ = r_p
+    (barfi-*/src/utils/utils.py `L2_reg`: Σ torch.norm(param)); safe at φ_i = 0, where its gradient is 0 as in torch."""
+
+    def norm(v):
+        sq = jnp.sum(v**2)
+        safe = jnp.where(sq > 0, sq, 1.0)
+        return jnp.where(sq > 0, jnp.sqrt(safe), 0.0)
+
+    return norm(phi["phi1"]) + norm(phi["phi2"])
+
+
 def barfi_hypergradient(
     logits_fn,
     theta,
@@ -121,18 +133,19 @@ def barfi_hypergradient(
     *,
     gamma: float,
     entropy: float,
-    neumann: bool,
+    neumann,
     alpha: float,
     loops: int,
-    phi0=None,
-    reward_l2: float = 0.0,
-    gamma_l2: float = 0.0,
+    reward_l2_weight: float = 0.0,
+    gamma_l2_weight: float = 0.0,
 ):
-    """dJ_p/dφ of BARFI, minus the regularisers' gradients (ascent direction).
+    """dJ_p/dφ of BARFI, minus the regularisers' gradients (ascent direction; barfi-cp BarfiNeumann.outer_Neumann).
 
-    g = ∇_θ J_p(θ) on on-policy data; ihvp = Neumann (or first-order) estimate of (∇²_θ J_φ)⁻¹ g on the inner
-    batch; dJ_p/dφ = −∇²_{φθ} J_φ ihvp − ∇_φ [λ_r (‖φ_1 − φ_1⁰‖² + ‖φ_2 − φ_2⁰‖²) + λ_γ γ_φ]
-    (official: reward_L2 pulls φ towards 0, gamma_L2 · γ_φ; here the L2 pulls towards the initial φ⁰).
+    g = ∇_θ J_p(θ) on the fresh on-policy episodes (`batch_outer`, official `sample_last(delta)`); ihvp = Neumann
+    (or first-order) estimate of (∇²_θ J_φ)⁻¹ g with ∇²_θ J_φ and ∇²_{φθ} J_φ on older replayed episodes
+    (`batch_inner`, official `sample_wo_last(hess_mul · batch_size, delta)`);
+    dJ_p/dφ = −∇²_{φθ} J_φ ihvp − ∇_φ [λ_r Σ_i ‖φ_i‖ + λ_γ γ_φ]   (official reward_L2, gamma_L2).
+    `neumann` may be a traced flag (one compiled program then serves both variants under vmap).
     """
     g = jax.grad(lambda t: primary_objective(logits_fn, t, batch_outer, gamma))(theta)
 
@@ -145,17 +158,11 @@ def barfi_hypergradient(
             if neumann
             else first_order_ihvp(g)
         )
-    else:  # a traced flag (one compiled program serves both variants under vmap)
+    else:
         ihvp_n = neumann_ihvp(lambda v: hvp(lambda t: inner(t, phi), theta, v), g, alpha, loops)
         ihvp = jax.tree.map(lambda a, b: jnp.where(neumann, a, b), ihvp_n, first_order_ihvp(g))
     hyper = implicit_hypergradient(inner, theta, phi, ihvp)
-    phi0 = phi if phi0 is None else phi0
-    reg = jax.grad(
-        lambda p: (
-            reward_l2 * (jnp.sum((p["phi1"] - phi0["phi1"]) ** 2) + jnp.sum((p["phi2"] - phi0["phi2"]) ** 2))
-            + gamma_l2 * gamma_phi(p)
-        )
-    )(phi)
+    reg = jax.grad(lambda p: reward_l2_weight * reward_l2(p) + gamma_l2_weight * gamma_phi(p))(phi)
     return jax.tree.map(jnp.subtract, hyper, reg)
 
 
@@ -194,16 +201,24 @@ def parl_lower_objective(logits_fn, theta, nu, batch, gamma: float, entropy: flo
     return pg_objective(logits_fn, theta, batch, discounted_returns(r, batch["mask"], gamma), entropy)
 
 
-def aparl_hypergradient(
-    logits_fn, theta, nu, tau0, tau1, y, batch_inner, *, gamma: float, entropy: float, alpha: float, loops: int
-):
+def damped_ihvp(f: Callable, theta: jax.Array, w: jax.Array, damping: float) -> jax.Array:
+    """(∇²_θ f(θ) − μ I)⁻¹ w, solved exactly (θ is small: 144 tabular parameters here).
+
+    μ > 0 makes the lower level μ-strongly concave, as the implicit-function theorem behind dθ*/dν requires (the
+    REINFORCE surrogate's own Hessian is not negative definite away from its maximum)."""
+    n = theta.size
+    hess = jax.hessian(f)(theta).reshape(n, n)
+    return jnp.linalg.solve(hess - damping * jnp.eye(n), w.ravel()).reshape(theta.shape)
+
+
+def aparl_hypergradient(logits_fn, theta, nu, tau0, tau1, y, batch_inner, *, gamma: float, entropy: float, damping):
     """A-PARL: ∇_ν G = E[∇_ν U_ν] + (dθ*/dν)ᵀ ∇_θ E_{ρ(θ*)}[U_ν],
-    with (dθ*/dν)ᵀ w = −∇²_{νθ} V · (∇²_θ V)⁻¹ w (Neumann series). Returns (direct, indirect)."""
+    with (dθ*/dν)ᵀ w = −∇²_{νθ} V · (∇²_θ V − μI)⁻¹ w solved exactly (`damped_ihvp`). Returns (direct, indirect)."""
     direct = jax.grad(lambda n: jnp.mean(preference_loglik(n, tau0, tau1, y)))(nu)
     w = parl_policy_term(logits_fn, theta, nu, tau0, tau1, y)
 
     def lower(t, n):
         return parl_lower_objective(logits_fn, t, n, batch_inner, gamma, entropy)
 
-    ihvp = neumann_ihvp(lambda v: hvp(lambda t: lower(t, nu), theta, v), w, alpha, loops)
+    ihvp = damped_ihvp(lambda t: lower(t, nu), theta, w, damping)
     return direct, implicit_hypergradient(lower, theta, nu, ihvp)

@@ -1,8 +1,11 @@
 """Jitted training loops (plumbing): REINFORCE baselines, BARFI, and the PARL / PEBBLE preference learners.
 
-Every loop is a `lax.scan` over outer iterations; one iteration collects `inner_steps` batches of `batch` episodes
-(the same number of environment samples for every method) and takes one policy step per batch. BARFI updates φ
-once per iteration, on the iteration's first batch, before the policy steps (as the official `optimize()` does).
+Every loop is a `lax.scan` over outer iterations. The reward-design loops (BARFI, its shrinkage control and the
+fixed-reward baselines) share the official BARFI learner (barfi-cp/src/algorithms/BarfiNeumann.py `optimize`): an
+iteration collects one fresh batch of `batch` episodes with π_θ into a FIFO replay buffer of episodes, BARFI then
+updates φ (g on the fresh batch, the curvature terms on `hess_mul × batch` *older* replayed episodes), and the
+policy takes `replay_steps` steps, each on `batch` episodes sampled from the buffer with r_φ recomputed under the
+current φ (no importance weights, as the official code). The PARL loops stay on-policy.
 `experiment.py` vmaps these over seeds and heuristics.
 """
 
@@ -17,6 +20,10 @@ import optax
 from papers.bar_parl import baselines, method
 from papers.bar_parl.envs import linear_logits, rollout
 
+VARIANTS: tuple[str, ...] = ("neumann", "first_order", "shrink")
+"""BARFI variants (a traced index): Neumann IHVP, first-order IHVP, and the control with the hypergradient × 0
+(only the decay of φ towards 0, i.e. "shrink the heuristic", is left)."""
+
 
 @dataclass(frozen=True)
 class Hyper:
@@ -28,18 +35,28 @@ class Hyper:
     gamma: float
     actor_lr: float
     entropy: float
+    replay_steps: int = 1
+    replay_buffer: int = 1
+    hess_mul: int = 15
     phi_lr: float = 0.0
     neumann_alpha: float = 5e-4
     neumann_loops: int = 5
     reward_l2: float = 0.0
     gamma_l2: float = 0.0
     phi_decay: float = 0.0
-    phi_optimizer: str = "rmsprop"
     queries: int = 0
     buffer: int = 0
     reward_steps: int = 0
     reward_lr: float = 0.0
     indirect_weight: float = 1.0
+    damping: float = 0.0
+
+
+def torch_rmsprop(lr: float) -> optax.GradientTransformation:
+    """torch.optim.RMSprop's defaults (the official optimiser, `optim: rmsprop`): v ← 0.99 v + 0.01 g²,
+    Δ = −lr · g / (√v + 1e-8) — eps outside the square root, so gradients far below 1e-4 are not damped
+    (optax's default puts eps inside the root, which shrinks BARFI's 1e-7 … 1e-4 hypergradients)."""
+    return optax.rmsprop(lr, decay=0.99, eps=1e-8, eps_in_sqrt=False)
 
 
 def _episode_return(batch) -> jax.Array:
@@ -52,97 +69,135 @@ def _policy_step(opt, theta, opt_state, grad):
     return optax.apply_updates(theta, updates), opt_state
 
 
-def train_fixed(env, hp: Hyper, key, heuristic, mode):
-    """REINFORCE on a fixed reward (baselines.baseline_returns `mode`); returns per-iteration mean return."""
-    theta = jnp.zeros((env.n_features, env.n_actions))
-    opt = optax.rmsprop(hp.actor_lr)
+# ----------------------------------------------------------------------------- replay buffer of episodes
 
-    def inner(carry, k):
-        theta, opt_state = carry
-        batch = rollout(env, linear_logits, theta, k, heuristic, hp.batch)
-        g = baselines.baseline_returns(batch, hp.gamma, mode)
-        grad = jax.grad(lambda t: method.pg_objective(linear_logits, t, batch, g, hp.entropy))(theta)
-        theta, opt_state = _policy_step(opt, theta, opt_state, grad)
-        return (theta, opt_state), _episode_return(batch)
+
+def buffer_init(batch, size: int) -> dict:
+    """A FIFO buffer of `size` episodes shaped like `batch` (arrays or shapes; official utils.TrajectoryBuffer)."""
+    data = jax.tree.map(lambda a: jnp.zeros((size, *a.shape[1:]), a.dtype), batch)
+    return {"data": data, "ptr": jnp.array(0, jnp.int32), "count": jnp.array(0, jnp.int32)}
+
+
+def buffer_push(buf: dict, batch) -> dict:
+    """Write the batch's episodes at the next positions, overwriting the oldest once full."""
+    size = jax.tree.leaves(buf["data"])[0].shape[0]
+    n = jax.tree.leaves(batch)[0].shape[0]
+    idx = (buf["ptr"] + jnp.arange(n)) % size
+    data = jax.tree.map(lambda d, b: d.at[idx].set(b), buf["data"], batch)
+    return {"data": data, "ptr": (buf["ptr"] + n) % size, "count": jnp.minimum(buf["count"] + n, size)}
+
+
+def buffer_sample(buf: dict, key, n: int, skip: int = 0):
+    """`n` episodes drawn uniformly with replacement among the stored ones, leaving out the `skip` newest
+    (official `sample(n)` for skip = 0 and `sample_wo_last(n, delta)` for skip = delta)."""
+    size = jax.tree.leaves(buf["data"])[0].shape[0]
+    k = jax.random.randint(key, (n,), 0, jnp.maximum(buf["count"] - skip, 1))
+    idx = (buf["ptr"] - 1 - skip - k) % size
+    return jax.tree.map(lambda d: d[idx], buf["data"])
+
+
+# ----------------------------------------------------------------------------- reward-design loops
+
+
+def _replay_loop(env, hp: Hyper, key, heuristic, returns_fn, design_fn, design_state):
+    """Shared skeleton: per iteration, a fresh batch into the buffer → `design_fn` (BARFI's φ update, or nothing)
+    → `replay_steps` policy steps on replayed batches with returns `returns_fn(design_state, batch)`."""
+    theta = jnp.zeros((env.n_features, env.n_actions))
+    opt = torch_rmsprop(hp.actor_lr)
+    shapes = jax.eval_shape(lambda: rollout(env, linear_logits, theta, jax.random.key(0), jnp.array(0), hp.batch))
+    buf = buffer_init(shapes, hp.replay_buffer)
 
     def outer(carry, k):
-        carry, rets = jax.lax.scan(inner, carry, jax.random.split(k, hp.inner_steps))
-        return carry, {"return": jnp.mean(rets)}
+        theta, opt_state, design, buf = carry
+        k_roll, k_design, k_replay = jax.random.split(k, 3)
+        batch = rollout(env, linear_logits, theta, k_roll, heuristic, hp.batch)
+        buf = buffer_push(buf, batch)
+        design, log = design_fn(design, theta, batch, buf, k_design)
 
-    _, logs = jax.lax.scan(outer, (theta, opt.init(theta)), jax.random.split(key, hp.iterations))
+        def policy_step(carry, k):
+            theta, opt_state = carry
+            replayed = buffer_sample(buf, k, hp.batch)
+            g = returns_fn(design, replayed)
+            grad = jax.grad(lambda t: method.pg_objective(linear_logits, t, replayed, g, hp.entropy))(theta)
+            return _policy_step(opt, theta, opt_state, grad), None
+
+        (theta, opt_state), _ = jax.lax.scan(
+            policy_step, (theta, opt_state), jax.random.split(k_replay, hp.replay_steps)
+        )
+        return (theta, opt_state, design, buf), {"return": _episode_return(batch), **log}
+
+    _, logs = jax.lax.scan(outer, (theta, opt.init(theta), design_state, buf), jax.random.split(key, hp.iterations))
     return logs
 
 
-def train_barfi(env, hp: Hyper, key, heuristic, neumann):
-    """BARFI: inner REINFORCE on r_φ, γ_φ (φ held fixed); outer RMSprop ascent on φ along dJ_p/dφ.
+def train_fixed(env, hp: Hyper, key, heuristic, mode):
+    """The BARFI learner on a fixed reward (baselines.baseline_returns `mode`); returns per-iteration logs."""
+    return _replay_loop(
+        env,
+        hp,
+        key,
+        heuristic,
+        lambda _, batch: baselines.baseline_returns(batch, hp.gamma, mode),
+        lambda design, theta, batch, buf, k: (design, {}),
+        jnp.zeros(()),
+    )
 
-    `neumann`: Neumann-series IHVP, else first-order (may be a traced flag)."""
-    theta = jnp.zeros((env.n_features, env.n_actions))
-    phi0 = method.init_phi(env.constant_weights())
-    phi = phi0
-    opt, opt_phi = optax.rmsprop(hp.actor_lr), getattr(optax, hp.phi_optimizer)(hp.phi_lr)
 
-    def policy_update(theta, opt_state, phi, batch):
-        phi_fixed = jax.lax.stop_gradient(phi)
-        grad = jax.grad(lambda t: method.inner_objective(linear_logits, t, phi_fixed, batch, hp.entropy))(theta)
-        return _policy_step(opt, theta, opt_state, grad)
+def train_barfi(env, hp: Hyper, key, heuristic, variant):
+    """BARFI: inner replayed REINFORCE on r_φ, γ_φ (φ held fixed); outer torch-RMSprop ascent on φ along dJ_p/dφ,
+    then the decoupled decay φ_i ← φ_i − phi_lr · phi_decay · φ_i (towards 0, i.e. r_φ → r_p, as the official
+    reward_L2). `variant` indexes VARIANTS (may be traced); "shrink" zeroes the hypergradient."""
+    phi = method.init_phi(env.constant_weights())
+    opt_phi = torch_rmsprop(hp.phi_lr)
 
-    def inner(carry, k):
-        theta, opt_state, phi = carry
-        batch = rollout(env, linear_logits, theta, k, heuristic, hp.batch)
-        theta, opt_state = policy_update(theta, opt_state, phi, batch)
-        return (theta, opt_state, phi), _episode_return(batch)
+    def returns_fn(design, batch):
+        phi = design[0]
+        return method.discounted_returns(method.blended_reward(phi, batch), batch["mask"], method.gamma_phi(phi))
 
-    def outer(carry, k):
-        theta, opt_state, phi, phi_state = carry
-        k0, k_rest = jax.random.split(k)
-        batch = rollout(env, linear_logits, theta, k0, heuristic, hp.batch)
+    def design_fn(design, theta, batch, buf, k):
+        phi, phi_state = design
+        older = buffer_sample(buf, k, hp.hess_mul * hp.batch, skip=hp.batch)
         hyper = method.barfi_hypergradient(
             linear_logits,
             theta,
             phi,
             batch,
-            batch,
+            older,
             gamma=hp.gamma,
             entropy=hp.entropy,
-            neumann=neumann,
+            neumann=variant == 0,
             alpha=hp.neumann_alpha,
             loops=hp.neumann_loops,
-            phi0=phi0,
-            reward_l2=hp.reward_l2,
-            gamma_l2=hp.gamma_l2,
+            reward_l2_weight=hp.reward_l2,
+            gamma_l2_weight=hp.gamma_l2,
         )
+        # no older episodes yet (first iteration: the official code skips the outer step), or the control
+        use = (buf["count"] > hp.batch) & (variant != 2)
+        hyper = jax.tree.map(lambda h: jnp.where(use, h, 0.0), hyper)
         updates, phi_state = opt_phi.update(jax.tree.map(jnp.negative, hyper), phi_state, phi)
         phi = optax.apply_updates(phi, updates)
-        # decoupled decay of φ_1, φ_2 towards φ⁰ (independent of the hypergradient's scale)
         for name in ("phi1", "phi2"):
-            phi[name] = phi[name] - hp.phi_lr * hp.phi_decay * (phi[name] - phi0[name])
-        theta, opt_state = policy_update(theta, opt_state, phi, batch)
-        (theta, opt_state, phi), rets = jax.lax.scan(
-            inner, (theta, opt_state, phi), jax.random.split(k_rest, hp.inner_steps - 1)
-        )
+            phi[name] = phi[name] * (1.0 - hp.phi_lr * hp.phi_decay)
         visits = jnp.sum(batch["mask"][..., None] * batch["x"], axis=(0, 1))
         w = visits / jnp.maximum(jnp.sum(visits), 1.0)
         log = {
-            "return": (_episode_return(batch) + jnp.sum(rets)) / hp.inner_steps,
             "phi1": jnp.sum(w * phi["phi1"]),
             "phi2": jnp.sum(w * phi["phi2"]),
             "gamma_phi": method.gamma_phi(phi),
+            "hyper_norm": jnp.sqrt(sum(jnp.sum(h**2) for h in jax.tree.leaves(hyper))),
         }
-        return (theta, opt_state, phi, phi_state), log
+        return (phi, phi_state), log
 
-    init = (theta, opt.init(theta), phi, opt_phi.init(phi))
-    _, logs = jax.lax.scan(outer, init, jax.random.split(key, hp.iterations))
-    return logs
+    return _replay_loop(env, hp, key, heuristic, returns_fn, design_fn, (phi, opt_phi.init(phi)))
 
 
 def train_preference(env, hp: Hyper, key, mode):
     """Preference-based alignment: `mode` 0 = PEBBLE-style alternating learner, 1 = A-PARL (adds the term through
-    ρ(τ; θ*(ν)) as given by the Neumann IHVP), 2 = A-PARL with that term rescaled to the direct term's norm.
-    `mode` may be traced (the indirect term is then computed for every mode and masked)."""
+    ρ(τ; θ*(ν)), with dθ*/dν from the exact damped solve). `mode` may be traced (the indirect term is then computed
+    for both modes and masked). Logs the return of every batch (the query batch first) and ‖indirect‖/‖direct‖."""
     theta = jnp.zeros((env.n_features, env.n_actions))
     nu = jnp.zeros(env.n_features)
-    opt, opt_nu = optax.rmsprop(hp.actor_lr), optax.adam(hp.reward_lr)
+    opt, opt_nu = torch_rmsprop(hp.actor_lr), optax.adam(hp.reward_lr)
     buf = {"d": jnp.zeros((hp.buffer, env.n_features)), "y": jnp.zeros(hp.buffer), "valid": jnp.zeros(hp.buffer)}
     zero = jnp.array(0, jnp.int32)
 
@@ -169,22 +224,10 @@ def train_preference(env, hp: Hyper, key, mode):
             "valid": buf["valid"].at[idx].set(1.0),
         }
         direct, indirect = method.aparl_hypergradient(
-            linear_logits,
-            theta,
-            nu,
-            tau0,
-            tau1,
-            y,
-            batch,
-            gamma=hp.gamma,
-            entropy=hp.entropy,
-            alpha=hp.neumann_alpha,
-            loops=hp.neumann_loops,
+            linear_logits, theta, nu, tau0, tau1, y, batch, gamma=hp.gamma, entropy=hp.entropy, damping=hp.damping
         )
-        # mode 2: the truncated Neumann series (small α) fixes the direction of (dθ*/dν)ᵀw, not its scale, so
-        # rescale the indirect term to the direct term's norm on the same fresh pairs (an assumption; see README)
-        scale = jnp.where(mode == 2, jnp.linalg.norm(direct) / (jnp.linalg.norm(indirect) + 1e-12), 1.0)
-        indirect = jnp.where(mode > 0, indirect * scale, 0.0)
+        ratio = jnp.linalg.norm(indirect) / (jnp.linalg.norm(direct) + 1e-12)
+        indirect = jnp.where(mode > 0, indirect, 0.0)
 
         def fit(c, _):
             nu, nu_state = c
@@ -197,7 +240,7 @@ def train_preference(env, hp: Hyper, key, mode):
         (theta, opt_state, nu), rets = jax.lax.scan(
             inner, (theta, opt_state, nu), jax.random.split(k_rest, hp.inner_steps)
         )
-        log = {"return": jnp.mean(rets), "queries": jnp.asarray(q, jnp.float32)}
+        log = {"return": jnp.concatenate([_episode_return(batch)[None], rets]), "indirect_ratio": ratio}
         return (theta, opt_state, nu, nu_state, buf, ptr + q), log
 
     init = (theta, opt.init(theta), nu, opt_nu.init(nu), buf, zero)

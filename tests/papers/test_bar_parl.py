@@ -12,7 +12,7 @@ import pytest
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
-from papers.bar_parl import baselines, method  # noqa: E402
+from papers.bar_parl import baselines, method, train  # noqa: E402
 from papers.bar_parl.envs import CartPole, GridWorld, linear_logits, rollout  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,6 +117,18 @@ def test_neumann_ihvp_matches_truncated_series_and_exact_inverse():
         np.testing.assert_allclose(np.asarray(method.first_order_ihvp(jnp.asarray(g))), -g)
 
 
+def test_damped_ihvp_is_the_exact_regularised_solve():
+    """A-PARL's (∇²_θ f − μI)⁻¹ w equals numpy's solve for a quadratic f with a known, indefinite Hessian."""
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(8)
+        A = rng.normal(size=(6, 6))
+        H = (A + A.T) / 4  # indefinite, like the REINFORCE surrogate's Hessian
+        w = rng.normal(size=(3, 2))
+        got = method.damped_ihvp(lambda t: 0.5 * t.ravel() @ jnp.asarray(H) @ t.ravel(), jnp.zeros((3, 2)), w, 2.5)
+        want = np.linalg.solve(H - 2.5 * np.eye(6), w.ravel()).reshape(3, 2)
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-10)
+
+
 def test_implicit_hypergradient_matches_finite_differences():
     """dJ_p(θ*(φ))/dφ from the implicit function theorem (exact inverse and a converged Neumann series) equals
     central finite differences through an exactly solved (Newton) inner problem, in float64."""
@@ -186,11 +198,56 @@ def test_barfi_hypergradient_first_order_and_regulariser():
         )
         for k in phi:
             np.testing.assert_allclose(np.asarray(fo[k]), np.asarray(want[k]), rtol=1e-10, atol=1e-14)
-        phi0 = method.init_phi(jnp.ones(3))
         reg = method.barfi_hypergradient(
-            linear_logits, theta, phi, batch, batch, neumann=False, phi0=phi0, reward_l2=0.5, **kw
+            linear_logits, theta, phi, batch, batch, neumann=False, reward_l2_weight=0.5, gamma_l2_weight=2.0, **kw
         )
-        np.testing.assert_allclose(np.asarray(fo["phi1"] - reg["phi1"]), 2 * 0.5 * 0.2 * np.ones(3), rtol=1e-10)
+        # official reward_L2 · Σ‖φ_i‖ (a norm centred on 0, towards r_φ = r_p): ∇ = λ φ_i / ‖φ_i‖
+        np.testing.assert_allclose(np.asarray(fo["phi1"] - reg["phi1"]), 0.5 / np.sqrt(3) * np.ones(3), rtol=1e-10)
+        np.testing.assert_allclose(np.asarray(fo["phi2"] - reg["phi2"]), 0.5 / np.sqrt(3) * np.ones(3), rtol=1e-10)
+        sig = float(method.gamma_phi(phi))
+        assert float(fo["psi"] - reg["psi"]) == pytest.approx(2.0 * sig * (1 - sig), rel=1e-10)  # gamma_L2 · γ_φ
+        at_zero = jax.grad(method.reward_l2)({**phi, "phi1": jnp.zeros(3)})["phi1"]
+        np.testing.assert_array_equal(np.asarray(at_zero), np.zeros(3))  # torch.norm's gradient at 0, not NaN
+
+
+def test_torch_rmsprop_does_not_damp_small_gradients():
+    """torch.optim.RMSprop (the official optimiser): the first step is lr · g / (√(0.01 g²) + 1e-8) ≈ 10 lr for
+    any |g| >> 1e-10, so a 1e-6 hypergradient moves φ (optax's default, eps inside the root, would barely move it)."""
+    opt = train.torch_rmsprop(0.05)
+    g = jnp.array([1e-6, -1e-5, 2.0])
+    updates, _ = opt.update(g, opt.init(g))
+    want = -0.05 * np.asarray(g) / (np.sqrt(0.01 * np.asarray(g) ** 2) + 1e-8)
+    np.testing.assert_allclose(np.asarray(updates), want, rtol=1e-5)
+    assert np.all(np.abs(np.asarray(updates)) > 0.4)
+
+
+def test_replay_buffer_is_fifo_and_skips_the_newest():
+    buf = train.buffer_init({"v": jnp.zeros((2, 3))}, 4)
+    for i in range(3):  # six episodes into four slots: episodes 2, 3, 4, 5 remain
+        buf = train.buffer_push(buf, {"v": jnp.full((2, 3), float(i * 2)) + jnp.arange(2.0)[:, None]})
+    assert int(buf["count"]) == 4
+    assert sorted(np.asarray(buf["data"]["v"][:, 0]).tolist()) == [2.0, 3.0, 4.0, 5.0]
+    older = train.buffer_sample(buf, jax.random.key(0), 200, skip=2)["v"][:, 0]
+    assert set(np.asarray(older).tolist()) == {2.0, 3.0}  # official sample_wo_last: never the newest batch
+    every = train.buffer_sample(buf, jax.random.key(1), 200)["v"][:, 0]
+    assert set(np.asarray(every).tolist()) == {2.0, 3.0, 4.0, 5.0}
+
+
+def test_shrink_control_decays_phi_towards_zero_without_hypergradient():
+    """The control zeroes the hypergradient: φ_2 follows (1 − phi_lr · phi_decay)^n exactly (towards 0 = r_p, the
+    official reward_L2 target, not towards the naive φ⁰) and ψ (γ_φ) never moves; BARFI's hypergradient is non-zero."""
+    env = GridWorld(horizon=12)
+    hp = train.Hyper(
+        iterations=4, inner_steps=1, batch=4, gamma=0.99, actor_lr=0.05, entropy=0.1, replay_steps=2,
+        replay_buffer=16, hess_mul=2, phi_lr=0.05, phi_decay=0.5,
+    )  # fmt: skip
+    logs = train.train_barfi(env, hp, jax.random.key(0), jnp.array(2), jnp.array(2))
+    np.testing.assert_allclose(np.asarray(logs["phi2"]), (1 - 0.025) ** np.arange(1, 5), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(logs["gamma_phi"]), float(jax.nn.sigmoid(4.6)), rtol=1e-6)
+    assert np.all(np.asarray(logs["hyper_norm"]) == 0)
+    barfi = train.train_barfi(env, hp, jax.random.key(0), jnp.array(2), jnp.array(0))
+    assert float(barfi["hyper_norm"][0]) == 0.0  # no older episodes at the first iteration: no outer step
+    assert np.all(np.asarray(barfi["hyper_norm"][1:]) > 0)
 
 
 # ----------------------------------------------------------------------------- PARL pieces
@@ -253,9 +310,14 @@ def test_cartpole_pd_heuristic_matches_official_formula():
         official = int(np.round(1 / (1 + np.exp(-u))))  # barfi-cp PID_controller: round(sigmoid(P e + D Δe))
         assert int(env.pd_action(jnp.array(theta), jnp.array(prev))) == official
     state = {"s": jnp.array([0.0, 0.0, 0.05, 0.0]), "prev_theta": jnp.array(0.0), "done": jnp.array(False)}
-    for heuristic, want in ((0, 0.0), (1, 1.0), (2, -1.0)):
-        assert float(env.step(state, jnp.array(1), None, jnp.array(heuristic))[2]) == want  # PD says push right
-        assert float(env.step(state, jnp.array(0), None, jnp.array(heuristic))[2]) == 0.0
+    # the paper's figures: good = CartPoleBestAux2 (+5 matching / −1 not), bad = CartPoleBadAuxDebug (−5 / +1)
+    for heuristic, match, miss in ((0, 0.0, 0.0), (1, 5.0, -1.0), (2, -5.0, 1.0)):
+        assert float(env.step(state, jnp.array(1), None, jnp.array(heuristic))[2]) == match  # PD says push right
+        assert float(env.step(state, jnp.array(0), None, jnp.array(heuristic))[2]) == miss
+    falling = {"s": jnp.array([0.0, 0.0, 0.2, 2.0]), "prev_theta": jnp.array(0.19), "done": jnp.array(False)}
+    for heuristic in (1, 2):  # no auxiliary reward on the terminating step
+        _, _, r_aux, done = env.step(falling, jnp.array(0), None, jnp.array(heuristic))
+        assert bool(done) and float(r_aux) == 0.0
 
 
 def test_gridworld_rewards_and_heuristics():
@@ -305,7 +367,7 @@ def test_cli_smoke(run_cli, tmp_path):
     assert "claims" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["paper"] == "bar_parl" and summary["preset"] == "smoke"
-    assert {c["id"] for c in summary["claims"]} == {"1-gridworld", "2-gridworld", "3"}
+    assert {c["id"] for c in summary["claims"]} == {"1-gridworld", "2-gridworld", "2-gridworld-premise", "3"}
     for name in ("records.jsonl", "table.md", "figure.png"):
         assert (out / name).stat().st_size > 0
 
