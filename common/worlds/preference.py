@@ -13,6 +13,11 @@ Tokens: content ids 0..V−1 (the first `n_features` are "feature" tokens), EOS 
 - Proxy reward models: small transformers trained with Bradley–Terry on gold-labelled pairs of base-policy
   samples, with optional label flips; random init, or a backbone LM-pre-trained on the corpus with its own seed
   ("pretrain-seed" ensembles) and a separate fine-tune seed.
+- Opt-in labeller quirks (`ProxyConfig.quirk_token`): the same pairs labelled by R* + γ · (count of one content
+  token), a token of the member's own. Giving each ensemble member its own quirk plants member-specific proxy
+  errors (members disagree where a member is wrong: the premise of Coste et al.'s conservative ensembles); without
+  quirks every member learns the same error from the same labels (the control: Eisenstein et al.'s herding).
+  `ensemble_disagreement` measures that premise.
 - Best-of-n evaluator: `bon_curve` (unbiased estimator, KL_BoN = log n − (n − 1)/n).
 
 World artefacts (SFT policy, gold teacher and its normalisation, pre-trained backbones, proxies) are cached under
@@ -136,6 +141,27 @@ class ProxyConfig:
     """Centring coefficient η of η·(r⁺ + r⁻)²."""
     label_smoothing: float = 0.0
     """Label smoothing ε of the Bradley–Terry loss."""
+    quirk_token: int | None = None
+    """Labeller quirk (opt-in): labels come from R* + quirk_gain · (count of this content token) instead of R*
+    (a member-specific error; None: the shared gold labeller)."""
+    quirk_gain: float = 0.5
+    """γ of the labeller quirk (used only with `quirk_token`)."""
+
+    def __post_init__(self):
+        if self.quirk_token is not None and self.quirk_token < 0:
+            raise ValueError(f"ProxyConfig.quirk_token must be a content token id >= 0, got {self.quirk_token}")
+
+
+QUIRK_FIELDS = ("quirk_token", "quirk_gain")
+
+
+def proxy_key(pc: ProxyConfig) -> str:
+    """Cache key of a proxy: `config_hash`, with the quirk fields left out when there is no quirk (so proxies cached
+    before the fields existed keep their keys)."""
+    if pc.quirk_token is not None:
+        return config_hash(pc)
+    fields = {k: v for k, v in dataclasses.asdict(pc).items() if k not in QUIRK_FIELDS}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -237,6 +263,7 @@ class PreferenceWorld:
         self.eos_id, self.sep_id, self.vocab_size = cfg.vocab, cfg.vocab + 1, cfg.vocab + 2
         self.prompt_width = cfg.prompt_len + 1
         self.max_len = cfg.prompt_len + 1 + cfg.max_response_len
+        self._pairs: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
 
     # prompts / sampling
     def sample_prompts(self, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -288,19 +315,50 @@ class PreferenceWorld:
         return score(rm, ids, am)
 
     # comparison data
-    def comparisons(self, n_pairs: int, *, label_noise: float = 0.0, seed: int = 0) -> Pairs:
+    @torch.no_grad()
+    def _pair_samples(self, n_pairs: int, seed: int) -> dict[str, torch.Tensor]:
+        """Pairs of base-policy samples with their gold rewards and the uniforms of the tie coins and flips
+        (memoised per (n_pairs, seed): every labeller of the same data sees the same pairs)."""
+        key = (n_pairs, seed)
+        if key not in self._pairs:
+            gen = torch.Generator().manual_seed(10_000 + seed)
+            prompts = self.sample_prompts(n_pairs, gen).repeat_interleave(2, 0)
+            g = self.sample(prompts, gen)
+            ids, am = self.sequences(prompts, g.tokens, g.mask)
+            feats = self.feature_count(g.tokens, g.mask)
+            gold = self.gold(ids, am, feats).view(n_pairs, 2)
+            tie_u = torch.rand(n_pairs, generator=gen)
+            flip_u = torch.rand(n_pairs, generator=gen)
+            self._pairs[key] = dict(
+                ids=ids, am=am, feats=feats, tokens=g.tokens, mask=g.mask, gold=gold, tie_u=tie_u, flip_u=flip_u
+            )
+        return self._pairs[key]
+
+    def comparisons(
+        self,
+        n_pairs: int,
+        *,
+        label_noise: float = 0.0,
+        seed: int = 0,
+        quirk_token: int | None = None,
+        quirk_gain: float = 0.0,
+    ) -> Pairs:
         """Pairs of base-policy samples for the same prompt, labelled by the gold reward (ties → coin flip),
-        then a `label_noise` fraction of labels flipped."""
-        gen = torch.Generator().manual_seed(10_000 + seed)
-        prompts = self.sample_prompts(n_pairs, gen).repeat_interleave(2, 0)
-        g = self.sample(prompts, gen)
-        ids, am = self.sequences(prompts, g.tokens, g.mask)
-        feats = self.feature_count(g.tokens, g.mask)
-        gold = self.gold(ids, am, feats).view(n_pairs, 2)
-        tie = torch.rand(n_pairs, generator=gen) < 0.5
+        then a `label_noise` fraction of labels flipped.
+
+        With a labeller quirk the labeller's utility is u(x, y) = R*(x, y) + γ · n_t(y), n_t the count of
+        `quirk_token` in the response; `gold_labels` always come from R* alone."""
+        d = self._pair_samples(n_pairs, seed)
+        gold, tie = d["gold"], d["tie_u"] < 0.5
         gold_label = torch.where(gold[:, 0] == gold[:, 1], tie, gold[:, 0] > gold[:, 1]).float()
-        flip = torch.rand(n_pairs, generator=gen) < label_noise
-        labels = torch.where(flip, 1 - gold_label, gold_label)
+        label = gold_label
+        if quirk_token is not None:
+            n_t = ((d["tokens"] == quirk_token) & d["mask"].bool()).sum(-1).view(n_pairs, 2)
+            u = gold + quirk_gain * n_t  # u = R* + γ · n_t(y)
+            label = torch.where(u[:, 0] == u[:, 1], tie, u[:, 0] > u[:, 1]).float()
+        flip = d["flip_u"] < label_noise
+        labels = torch.where(flip, 1 - label, label)
+        ids, am, feats = d["ids"], d["am"], d["feats"]
         return Pairs(ids[0::2], am[0::2], ids[1::2], am[1::2], labels, gold_label, feats[0::2], feats[1::2])
 
     # proxies
@@ -327,7 +385,7 @@ class PreferenceWorld:
 
     def train_proxy(self, pc: ProxyConfig) -> RewardModel:
         """Train (or load from the cache) the proxy RM described by `pc`."""
-        path = self.cache_dir / f"proxy-{config_hash(pc)}.pt"
+        path = self.cache_dir / f"proxy-{proxy_key(pc)}.pt"
         if pc.pretrain_seed is None:
             rm = RewardModel.tiny(
                 self.vocab_size, d_model=pc.d_model, n_layers=pc.n_layers, max_len=self.max_len, seed=pc.seed
@@ -338,7 +396,13 @@ class PreferenceWorld:
         if path.exists():
             rm.load_state_dict(torch.load(path, weights_only=True))
             return rm.eval()
-        data = self.comparisons(pc.n_pairs, label_noise=pc.label_noise, seed=pc.data_seed)
+        data = self.comparisons(
+            pc.n_pairs,
+            label_noise=pc.label_noise,
+            seed=pc.data_seed,
+            quirk_token=pc.quirk_token,
+            quirk_gain=pc.quirk_gain,
+        )
         train_bradley_terry(
             rm,
             data.ids_a,
@@ -386,6 +450,45 @@ def bon_curve(proxy: torch.Tensor, gold: torch.Tensor, ns: list[int]) -> list[di
         }
         for n in ns
     ]
+
+
+def standardise(scores: torch.Tensor) -> torch.Tensor:
+    """z = (s − mean)/std over every sample (last two dims: prompts × samples), per leading index (member)."""
+    flat = scores.flatten(-2)
+    mu, sd = flat.mean(-1), flat.std(-1)
+    return (scores - mu[..., None, None]) / sd[..., None, None]
+
+
+def _ranks(x: torch.Tensor) -> torch.Tensor:
+    return x.argsort().argsort().double()
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman rank correlation of two flat tensors (no ties expected: continuous scores)."""
+    ra, rb = _ranks(a.flatten()), _ranks(b.flatten())
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    return float((ra * rb).sum() / (ra.norm() * rb.norm()))
+
+
+@torch.no_grad()
+def ensemble_disagreement(members: torch.Tensor, gold: torch.Tensor) -> dict[str, float]:
+    """The ensembles premise, measured on a best-of-n pool: do members disagree where a member is wrong?
+
+    members: (k, prompts, N) member rewards, gold: (prompts, N), both standardised here over the pool (z-scores).
+    - `var_ratio`: ensemble variance Var_k(z_k) on the samples best-of-N selects (each member's argmax per prompt),
+      averaged over members and prompts, divided by its mean over all samples;
+    - `gap_corr`: Spearman correlation over all samples between Var_k(z_k) and the ensemble's over-estimate
+      (1/k) Σ_j z_j − z_gold (a single member's gap would be diluted by design: the variance is high wherever
+      any member is wrong).
+    """
+    z, zg = standardise(members.double()), standardise(gold.double()[None])[0]
+    var = z.var(0, correction=0)  # (prompts, N)
+    picked = z.argmax(-1)  # (k, prompts): best-of-N choice of each member
+    var_sel = var.gather(-1, picked.T).mean()  # (prompts, k) → mean
+    return {
+        "var_ratio": float(var_sel / var.mean()),
+        "gap_corr": spearman(var, z.mean(0) - zg),
+    }
 
 
 # --- building and caching ---

@@ -62,6 +62,52 @@ def test_comparisons_labels_follow_gold_and_flip(world):
     assert clean.ids_a.shape[1] == world.max_len and (clean.mask_a[:, : world.prompt_width] == 1).all()
 
 
+def test_quirk_labeller_relabels_the_same_pairs(world):
+    base = world.comparisons(300, label_noise=0.25, seed=2)
+    token = 5
+    quirky = world.comparisons(300, label_noise=0.25, seed=2, quirk_token=token, quirk_gain=100.0)
+    # same pairs and gold labels
+    assert torch.equal(quirky.ids_a, base.ids_a) and torch.equal(quirky.gold_labels, base.gold_labels)
+    n_a = ((quirky.ids_a[:, world.prompt_width :] == token) & (quirky.mask_a[:, world.prompt_width :] == 1)).sum(-1)
+    n_b = ((quirky.ids_b[:, world.prompt_width :] == token) & (quirky.mask_b[:, world.prompt_width :] == 1)).sum(-1)
+    differ = n_a != n_b
+    assert differ.any()
+    # with a huge γ the quirk decides every pair whose counts differ (before the flips)
+    unflipped = base.labels == base.gold_labels
+    sel = differ & unflipped
+    assert torch.equal(quirky.labels[sel], (n_a > n_b).float()[sel])
+    # where the counts agree the quirk labeller is the gold labeller
+    assert torch.equal(quirky.labels[~differ], base.labels[~differ])
+    # γ = 0 changes nothing
+    assert torch.equal(world.comparisons(300, label_noise=0.25, seed=2, quirk_token=token).labels, base.labels)
+
+
+def test_proxy_key_of_a_quirk_free_proxy_is_unchanged():
+    # the key cached proxies had before the quirk fields existed (config_hash of the old dataclass)
+    assert W.proxy_key(W.ProxyConfig()) == "59fe376c80cb"
+    assert W.proxy_key(W.ProxyConfig(quirk_gain=3.0)) == "59fe376c80cb"  # γ is unused without a token
+    assert W.proxy_key(W.ProxyConfig(quirk_token=4)) != W.proxy_key(W.ProxyConfig(quirk_token=5))
+    with pytest.raises(ValueError, match="quirk_token"):
+        W.ProxyConfig(quirk_token=-1)
+
+
+def test_ensemble_disagreement_detects_member_specific_errors():
+    g = torch.Generator().manual_seed(0)
+    gold = torch.randn(32, 64, generator=g)
+    shared = 0.5 * torch.randn(32, 64, generator=g)
+    noise = 0.05 * torch.randn(5, 32, 64, generator=g)
+    herd = gold + shared + noise  # every member makes the same error
+    h = W.ensemble_disagreement(herd, gold)
+    assert 0.5 < h["var_ratio"] < 2.0 and abs(h["gap_corr"]) < 0.2
+    own = torch.zeros(5, 32, 64)
+    for k in range(5):  # member k over-rates its own samples
+        own[k, :, k * 4 : k * 4 + 3] = 4.0
+    quirky = herd + own
+    q = W.ensemble_disagreement(quirky, gold)
+    assert q["var_ratio"] > 3 and q["gap_corr"] > 0.2
+    assert W.spearman(torch.arange(10.0), torch.arange(10.0) ** 3) == pytest.approx(1.0)
+
+
 def test_gold_is_standardised_teacher_plus_bonus(world):
     gen = torch.Generator().manual_seed(0)
     prompts = world.sample_prompts(512, gen)
