@@ -1,0 +1,616 @@
+"""The papers' headline experiments on the preference world (`common/worlds/preference.py`).
+
+Two settings of the same world:
+- `premise`: each ensemble member's labeller has its own quirk (`ProxyConfig.quirk_token`), so members make
+  member-specific errors on top of the shared one (more feature tokens look better): Coste et al.'s premise;
+- `control`: one shared gold labeller, members differ only by seed (Eisenstein et al.'s herding case).
+In each: k = 5 members per proxy size (d = 32, 64) and label-noise level (0, 25%); best-of-n curves (unbiased
+estimator, KL_BoN) of gold and proxy reward for a single member, mean, WCO, UWO, median and mean − std; PPO against
+a single member and the mean / WCO / UWO ensembles with a small and a larger KL coefficient; the pretrain-seed vs
+finetune-seed contrast (Eisenstein et al.); Gao et al.'s functional forms fitted to every curve.
+
+Seed s uses members s .. s + k − 1 of a pool of k + seeds − 1 members (rolling windows: adjacent seeds share
+k − 1 members; see the README's deviations); the single-member baseline of seed s is its members' mean curve for
+best-of-n and member s under PPO.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from common.config import RunConfig, check_fraction, check_positive, ensure
+from common.ppo import PPOConfig, PPOTrainer
+from common.progress import track
+from common.results import record, select
+from common.reward import best_of_n, kl_bon
+from common.worlds.preference import (
+    PreferenceWorld,
+    ProxyConfig,
+    WorldConfig,
+    build_world,
+    copy_policy,
+    ensemble_disagreement,
+)
+from papers.ensembles.gao import fit_gao
+from papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate
+
+SETTINGS = ("premise", "control")
+PPO_METHODS = ("single", "mean", "wco", "uwo")
+Kind = Literal["random", "pretrain", "finetune"]
+
+
+@dataclass
+class Config(RunConfig):
+    """Coste et al. 2023 + Eisenstein et al. 2023: reward-model ensembles against over-optimisation."""
+
+    world: WorldConfig = field(default_factory=WorldConfig)
+    """The preference world (cached under .cache/preference_world/ by its hash)."""
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    """Proxy RM template (size, seeds, noise and quirk are set per member)."""
+    members: int = 5
+    """Ensemble size k (Coste et al.: 5)."""
+    sizes: list[int] = field(default_factory=lambda: [32, 64])
+    """Proxy widths d (Coste et al.: 44M and 1.3B proxies)."""
+    label_noises: list[float] = field(default_factory=lambda: [0.0, 0.25])
+    """Label-flip rates of the proxies' training data (Coste et al.: 0 and 25%)."""
+    quirk_tokens: list[int] = field(default_factory=lambda: [3, 7, 8, 13, 14, 18, 23])
+    """Premise setting: member m's labeller quirk token (content tokens, not features); needs members + seeds − 1."""
+    quirk_gain: float = 1.5
+    """Premise setting: γ of the labeller quirk u = R* + γ · n_quirk(y)."""
+    bon_prompts: int = 64
+    """Prompts of the best-of-n evaluation."""
+    bon_samples: int = 512
+    """Base-policy samples per prompt (N); n runs over powers of two up to N."""
+    std_samples: int = 2048
+    """Base-policy samples that standardise each member (z = (R − μ)/σ) before aggregation."""
+    test_pairs: int = 1000
+    """Held-out gold-labelled pairs for proxy accuracy."""
+    eisenstein: bool = True
+    """Run the pretrain-seed vs finetune-seed contrast (control setting, d = sizes[0], 25% noise)."""
+    eisenstein_n: int = 64
+    """n at which the pretrain/finetune/single contrast is read (Eisenstein et al.: n = 64)."""
+    ppo_size: int = 32
+    """Proxy width of the PPO runs."""
+    ppo_label_noise: float = 0.0
+    """Label noise of the PPO proxies (0: the world demo's setting, where every seed over-optimises)."""
+    ppo_settings: list[str] = field(default_factory=lambda: ["premise", "control"])
+    """Settings with PPO runs at the small KL coefficient."""
+    ppo_large_kl_settings: list[str] = field(default_factory=lambda: ["premise"])
+    """Settings that also run PPO at the larger KL coefficient."""
+    ppo_methods: list[str] = field(default_factory=lambda: list(PPO_METHODS))
+    """Rewards PPO optimises: single (one member), mean, wco, uwo (λ = 0.1, unbiased variance)."""
+    ppo_kl_small: float = 0.01
+    """Small fixed KL coefficient β (Coste et al.'s KL study: 0.01; the world demo's)."""
+    ppo_kl_large: float = 0.1
+    """Larger fixed KL coefficient β."""
+    ppo_steps: int = 60
+    """PPO iterations."""
+    ppo_batch: int = 128
+    """Prompts (= rollouts) per PPO iteration."""
+    ppo_lr: float = 2e-4
+    """PPO learning rate."""
+    ppo_epochs: int = 2
+    """PPO epochs per batch."""
+    ppo_minibatch: int = 64
+    """PPO minibatch size."""
+    log_every: int = 5
+    """PPO curve resolution: statistics are averaged over windows of this many iterations."""
+    threads: int = 1
+    """torch CPU threads per process."""
+    workers: int = 2
+    """Processes for proxy training and PPO runs (1 = all in this process)."""
+
+    def validate(self) -> None:
+        super().validate()
+        check_positive(
+            self,
+            "sizes",
+            "bon_prompts",
+            "std_samples",
+            "test_pairs",
+            "eisenstein_n",
+            "ppo_size",
+            "ppo_steps",
+            "ppo_batch",
+            "ppo_lr",
+            "ppo_epochs",
+            "ppo_minibatch",
+            "log_every",
+            "threads",
+            "workers",
+            "quirk_gain",
+        )
+        check_fraction(self, "label_noises", "ppo_label_noise")
+        ensure(self.members >= 2, "members", f"must be >= 2, got {self.members}")
+        ensure(self.bon_samples >= 2, "bon_samples", f"must be >= 2, got {self.bon_samples}")
+        ensure(self.eisenstein_n <= self.bon_samples, "eisenstein_n", "must be <= bon_samples")
+        pool = self.members + self.seeds - 1
+        ensure(len(self.quirk_tokens) >= pool, "quirk_tokens", f"needs members + seeds − 1 = {pool} tokens")
+        ensure(len(set(self.quirk_tokens)) == len(self.quirk_tokens), "quirk_tokens", "must be distinct")
+        ensure(
+            all(self.world.n_features <= t < self.world.vocab for t in self.quirk_tokens),
+            "quirk_tokens",
+            f"must be non-feature content tokens in [{self.world.n_features}, {self.world.vocab})",
+        )
+        for name in ("ppo_settings", "ppo_large_kl_settings"):
+            bad = [s for s in getattr(self, name) if s not in SETTINGS]
+            ensure(not bad, name, f"unknown settings {bad}; choose from {SETTINGS}")
+        bad = [m for m in self.ppo_methods if m not in PPO_METHODS]
+        ensure(not bad, "ppo_methods", f"unknown methods {bad}; choose from {PPO_METHODS}")
+        ensure(0.25 in self.label_noises, "label_noises", "must include 0.25 (the claims read the 25% proxies)")
+        ensure(self.ppo_size in self.sizes, "ppo_size", f"must be one of sizes={self.sizes}")
+        ensure(self.ppo_label_noise in self.label_noises, "ppo_label_noise", "must be one of label_noises")
+        ensure(self.ppo_steps % self.log_every == 0, "log_every", "must divide ppo_steps")
+
+
+SMOKE_WORLD = WorldConfig(corpus_size=512, policy_d=32, sft_steps=20, sft_batch=64, gold_d=32, gold_layers=2)
+PRESETS = {
+    "smoke": Config(
+        preset="smoke",
+        seeds=1,
+        workers=1,
+        world=SMOKE_WORLD,
+        proxy=ProxyConfig(n_pairs=128, steps=10, pretrain_steps=5),
+        members=3,
+        sizes=[16],
+        label_noises=[0.25],
+        std_samples=64,
+        test_pairs=64,
+        bon_prompts=4,
+        bon_samples=16,
+        eisenstein_n=4,
+        ppo_size=16,
+        ppo_label_noise=0.25,
+        ppo_methods=["single", "wco"],
+        ppo_steps=4,
+        ppo_batch=16,
+        ppo_minibatch=8,
+        log_every=2,
+    ),
+    "quick": Config(preset="quick", seeds=3),
+    "full": Config(
+        preset="full",
+        seeds=5,
+        quirk_tokens=[3, 7, 8, 13, 14, 18, 23, 27, 9],
+        bon_prompts=256,
+        bon_samples=1024,
+        ppo_steps=300,
+        ppo_batch=256,
+        ppo_large_kl_settings=["premise", "control"],
+    ),
+}
+
+
+# --- members ---
+
+
+def member_config(cfg: Config, setting: str, d: int, noise: float, m: int, kind: Kind = "random") -> ProxyConfig:
+    """Member m of a pool: same comparison data (data_seed 0) for every member, as in Coste et al.; its own
+    fine-tune seed; in the premise setting its own labeller quirk; pretrain-seed members get their own backbone."""
+    quirk = cfg.quirk_tokens[m] if setting == "premise" else None
+    pretrain = {"random": None, "pretrain": m, "finetune": 0}[kind]
+    return dataclasses.replace(
+        cfg.proxy,
+        d_model=d,
+        label_noise=noise,
+        data_seed=0,
+        seed=m,
+        quirk_token=quirk,
+        quirk_gain=cfg.quirk_gain,
+        pretrain_seed=pretrain,
+    )
+
+
+def window(cfg: Config, seed: int) -> list[int]:
+    """Members of seed `seed`'s ensemble."""
+    return list(range(seed, seed + cfg.members))
+
+
+def all_member_configs(cfg: Config) -> list[ProxyConfig]:
+    pool = range(cfg.members + cfg.seeds - 1)
+    out = [
+        member_config(cfg, s, d, noise, m)
+        for s in SETTINGS
+        for d in cfg.sizes
+        for noise in cfg.label_noises
+        for m in pool
+    ]
+    if cfg.eisenstein:
+        out += [member_config(cfg, "control", cfg.sizes[0], 0.25, m, k) for k in ("pretrain", "finetune") for m in pool]
+    return list(dict.fromkeys(out))
+
+
+_STD_CACHE: dict[int, tuple] = {}
+
+
+def standardiser(world: PreferenceWorld, rms: list, cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
+    """(μ_i, σ_i) of each member's reward under the base policy (`std_samples` fresh samples, fixed seed)."""
+    if cfg.std_samples not in _STD_CACHE:
+        _STD_CACHE[cfg.std_samples] = world.bon_samples(cfg.std_samples, 1, seed=1)
+    prompts, g = _STD_CACHE[cfg.std_samples]
+    r = torch.stack([world.proxy_reward(rm, prompts, g.tokens, g.mask) for rm in rms])
+    return r.mean(1), r.std(1)
+
+
+def _log(msg: str) -> None:
+    print(f"[ensembles] {msg}", flush=True)
+
+
+# --- best-of-n ---
+
+
+def bon_pool(world: PreferenceWorld, cfg: Config) -> dict[str, torch.Tensor]:
+    """The shared best-of-n pool: `bon_prompts` × `bon_samples` base-policy responses, gold and feature counts
+    (cached beside the world)."""
+    P, N = cfg.bon_prompts, cfg.bon_samples
+    path = world.cache_dir / f"bon-pool-P{P}-N{N}.pt"
+    if path.exists():
+        return torch.load(path, weights_only=True)
+    prompts, g = world.bon_samples(P, N, seed=0)
+    pool = {
+        "prompts": prompts,
+        "tokens": g.tokens,
+        "mask": g.mask,
+        "gold": world.gold_reward(prompts, g.tokens, g.mask).view(P, N),
+        "features": world.feature_count(g.tokens, g.mask).float().view(P, N),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(pool, tmp)
+    tmp.replace(path)
+    return pool
+
+
+def curve_rows(method: str, seed: int, score: torch.Tensor, pool: dict, ns: list[int], **setting) -> list[dict]:
+    """Best-of-n curve by `score` (prompts, N): unbiased gold, proxy and feature-count estimates for each n."""
+    rows = []
+    for n in ns:
+        kw = {**setting, "n": n, "kl": kl_bon(n), "step": n}
+        rows += [
+            record(method, seed, "gold", float(best_of_n(score, pool["gold"], n).mean()), **kw),
+            record(method, seed, "proxy", float(best_of_n(score, score, n).mean()), **kw),
+            record(method, seed, "features", float(best_of_n(score, pool["features"], n).mean()), **kw),
+        ]
+    return rows
+
+
+def single_rows(seed: int, z: torch.Tensor, pool: dict, ns: list[int], **setting) -> list[dict]:
+    """The single-RM baseline: the mean over members of each member's own best-of-n curve."""
+    per_member = [curve_rows("bon_single", seed, z[i], pool, ns, **setting) for i in range(z.shape[0])]
+    return [dict(rows[0], value=float(np.mean([r["value"] for r in rows]))) for rows in zip(*per_member, strict=True)]
+
+
+def bon_rows(world: PreferenceWorld, cfg: Config, members: dict) -> list[dict]:
+    """Best-of-n curves of every aggregation, the premise measurement, and the Eisenstein contrast."""
+    pool = bon_pool(world, cfg)
+    P, N = cfg.bon_prompts, cfg.bon_samples
+    ns = [2**k for k in range(int(np.log2(N)) + 1)]
+    test = world.comparisons(cfg.test_pairs, seed=10**6)
+    scored: dict[ProxyConfig, torch.Tensor] = {}
+
+    def z_scores(pcs: list[ProxyConfig]) -> torch.Tensor:
+        rms = [members[pc] for pc in pcs]
+        for pc, rm in zip(pcs, rms, strict=True):
+            if pc not in scored:
+                scored[pc] = world.proxy_reward(rm, pool["prompts"], pool["tokens"], pool["mask"]).view(P, N)
+        mu, sd = standardiser(world, rms, cfg)
+        return (torch.stack([scored[pc] for pc in pcs]) - mu[:, None, None]) / sd[:, None, None]
+
+    rows = []
+    for setting in SETTINGS:
+        for d in cfg.sizes:
+            for noise in cfg.label_noises:
+                tag = {"setting": setting, "d": d, "noise": noise}
+                for seed in cfg.seed_list():
+                    pcs = [member_config(cfg, setting, d, noise, m) for m in window(cfg, seed)]
+                    z = z_scores(pcs)
+                    acc = np.mean([world.accuracy(members[pc], test) for pc in pcs])
+                    rows.append(record("proxy", seed, "accuracy", acc, **tag))
+                    prem = ensemble_disagreement(z, pool["gold"])
+                    rows += [record("premise", seed, k, v, **tag) for k, v in prem.items()]
+                    rows += single_rows(seed, z, pool, ns, **tag)
+                    for agg in AGGREGATIONS:
+                        rows += curve_rows(f"bon_{agg}", seed, aggregate(z, agg, stage="bon"), pool, ns, **tag)
+                _log(f"best-of-n {tag}: premise {prem}, accuracy {acc:.3f}")
+    if cfg.eisenstein:
+        tag = {"setting": "control", "d": cfg.sizes[0], "noise": 0.25}
+        for seed in cfg.seed_list():
+            for kind in ("pretrain", "finetune"):
+                pcs = [member_config(cfg, "control", tag["d"], 0.25, m, kind) for m in window(cfg, seed)]
+                z = z_scores(pcs)
+                rows += curve_rows(f"eis_{kind}_mean", seed, aggregate(z, "mean"), pool, ns, **tag)
+                if kind == "pretrain":
+                    rows += [dict(r, method="eis_single") for r in single_rows(seed, z, pool, ns, **tag)]
+    return rows
+
+
+# --- PPO ---
+
+
+def ppo_rows(world: PreferenceWorld, ens: Ensemble, cfg: Config, method: str, beta: float, seed: int, setting: str):
+    """PPO from π_SFT against `method` (single member 0 of `ens`, or an aggregation with the PPO settings);
+    per-window means of the optimised reward, gold, KL, length and feature count."""
+    torch.manual_seed(seed)
+    pcfg = PPOConfig(
+        lr=cfg.ppo_lr,
+        epochs=cfg.ppo_epochs,
+        minibatch_size=cfg.ppo_minibatch,
+        kl_coef=beta,
+        max_new_tokens=world.cfg.max_response_len,
+    )
+    trainer = PPOTrainer(copy_policy(world), world.policy, pcfg, eos_id=world.eos_id)
+    gen = torch.Generator().manual_seed(30_000 + seed)
+    logged: dict[str, list[float]] = {}
+
+    @torch.no_grad()
+    def reward_fn(x, y, mask):
+        ids, am = world.sequences(x, y, mask)
+        z = ens.member_rewards(ids, am)
+        r = z[0] if method == "single" else aggregate(z, method, stage="ppo")
+        logged.setdefault("gold", []).append(float(world.gold_reward(x, y, mask).mean()))
+        logged.setdefault("features", []).append(float(world.feature_count(y, mask).float().mean()))
+        logged.setdefault("member_std", []).append(float(z.std(0).mean()))
+        return r
+
+    rows = []
+    name = f"ppo_{method}"
+    for step in track(range(cfg.ppo_steps), f"PPO {setting} {method} β={beta} seed {seed}"):
+        stats = trainer.step(world.sample_prompts(cfg.ppo_batch, gen), reward_fn, generator=gen)
+        for k in ("score", "kl", "length"):
+            logged.setdefault(k, []).append(stats[k])
+        if (step + 1) % cfg.log_every == 0:
+            mid = step + 1 - cfg.log_every // 2
+            for metric, key in (
+                ("proxy", "score"),
+                ("gold", "gold"),
+                ("kl", "kl"),
+                ("length", "length"),
+                ("features", "features"),
+                ("member_std", "member_std"),
+            ):
+                value = float(np.mean(logged[key][-cfg.log_every :]))
+                rows.append(record(name, seed, metric, value, setting=setting, beta=beta, step=mid))
+    _log(
+        f"PPO {setting} {method} β={beta} seed {seed}: "
+        + ", ".join(f"{r['metric']}={r['value']:.2f}" for r in rows[-6:])
+    )
+    return rows
+
+
+def _ppo_job(cfg: Config, setting: str, method: str, beta: float, seed: int) -> list[dict]:
+    """Worker: one PPO run (world and members come from the cache)."""
+    torch.set_num_threads(cfg.threads)
+    world = build_world(cfg.world)
+    pcs = [member_config(cfg, setting, cfg.ppo_size, cfg.ppo_label_noise, m) for m in window(cfg, seed)]
+    rms = [world.train_proxy(pc) for pc in pcs]
+    mu, sd = standardiser(world, rms, cfg)
+    return ppo_rows(world, Ensemble(rms, mu, sd).eval(), cfg, method, beta, seed, setting)
+
+
+def _train_job(cfg: Config, pc: ProxyConfig) -> None:
+    """Worker: train one proxy (or its pre-trained backbone) into the cache."""
+    torch.set_num_threads(cfg.threads)
+    build_world(cfg.world).train_proxy(pc)
+
+
+def ppo_jobs(cfg: Config) -> list[tuple[str, str, float, int]]:
+    jobs = []
+    for setting in cfg.ppo_settings:
+        betas = [cfg.ppo_kl_small] + ([cfg.ppo_kl_large] if setting in cfg.ppo_large_kl_settings else [])
+        jobs += [(setting, m, b, s) for b in betas for m in cfg.ppo_methods for s in cfg.seed_list()]
+    return jobs
+
+
+def run(cfg: Config) -> list[dict]:
+    """Members train in `workers` spawned processes (artefacts shared through the cache); PPO runs go to the
+    workers while this process scores the best-of-n pool."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    torch.set_num_threads(cfg.threads)
+    world = build_world(cfg.world, verbose=True)
+    pcs = all_member_configs(cfg)
+    backbones = sorted(
+        {(pc.d_model, pc.n_layers, pc.pretrain_seed, pc.pretrain_steps) for pc in pcs if pc.pretrain_seed is not None}
+    )
+    pool = cf.ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) if cfg.workers > 1 else None
+    if pool is not None:
+        list(pool.map(_backbone_job, [cfg] * len(backbones), backbones))
+        list(pool.map(_train_job, [cfg] * len(pcs), pcs))
+    members = {pc: world.train_proxy(pc) for pc in track(pcs, "members")}
+    jobs = ppo_jobs(cfg)
+    futures = [pool.submit(_ppo_job, cfg, *job) for job in jobs] if pool is not None else []
+    rows = bon_rows(world, cfg, members)
+    if pool is not None:
+        for fut in futures:
+            rows += fut.result()
+        pool.shutdown()
+    else:
+        for job in jobs:
+            rows += _ppo_job(cfg, *job)
+    rows += summary_rows(rows, cfg, float(bon_pool(world, cfg)["gold"].mean()))
+    return rows
+
+
+def _backbone_job(cfg: Config, key: tuple[int, int, int, int]) -> None:
+    """Worker: pre-train one backbone into the cache."""
+    torch.set_num_threads(cfg.threads)
+    build_world(cfg.world).pretrained_backbone(*key)
+
+
+# --- summaries ---
+
+
+def mean_curve(rows: list[dict], method: str, metric: str, **match) -> tuple[np.ndarray, np.ndarray]:
+    """(step, mean over seeds of `metric`) of a curve."""
+    sel = [r for r in select(rows, method=method, metric=metric, **match) if "step" in r]
+    xs = sorted({r["step"] for r in sel})
+    return np.array(xs, float), np.array([np.mean([r["value"] for r in sel if r["step"] == x]) for x in xs])
+
+
+def peak_final(x: np.ndarray, gold: np.ndarray) -> dict[str, float]:
+    """Start, peak (and where) and final of a gold curve."""
+    i = int(np.argmax(gold))
+    return {
+        "gold_start": float(gold[0]),
+        "gold_peak": float(gold[i]),
+        "peak_at": float(x[i]),
+        "gold_final": float(gold[-1]),
+    }
+
+
+def summary_rows(rows: list[dict], cfg: Config, gold_sft: float) -> list[dict]:
+    """Per-seed scalars (rows without `step`, so summary.json aggregates them): best-of-n at the largest n and at
+    `eisenstein_n`, PPO peak / final, and Gao et al.'s fits (gold centred at π_SFT: R(0) = 0)."""
+    out = []
+    curves = {
+        (r["method"], r["seed"], r.get("setting"), r.get("d"), r.get("noise"), r.get("beta"))
+        for r in rows
+        if "step" in r
+    }
+    for method, seed, setting, d, noise, beta in sorted(curves, key=str):
+        match = {k: v for k, v in (("setting", setting), ("d", d), ("noise", noise), ("beta", beta)) if v is not None}
+        one = [r for r in rows if r["seed"] == seed]
+        x, gold = mean_curve(one, method, "gold", **match)
+        _, feats = mean_curve(one, method, "features", **match)
+        _, proxy = mean_curve(one, method, "proxy", **match)
+        stats = peak_final(x, gold)
+        stats |= {
+            "features_start": feats[0],
+            "features_final": feats[-1],
+            "proxy_start": proxy[0],
+            "proxy_final": proxy[-1],
+        }
+        if method.startswith("ppo_"):
+            kl = mean_curve(one, method, "kl", **match)[1]
+            stats |= {"kl_final": kl[-1], "kl_at_peak": kl[int(np.argmax(gold))]}
+            fit = fit_gao(np.concatenate([[0.0], kl]), np.concatenate([[0.0], gold - gold_sft]), "rl")
+        else:
+            n_eis = cfg.eisenstein_n
+            stats["gold_at_eis_n"] = float(gold[list(x).index(n_eis)])
+            fit = fit_gao(np.array([kl_bon(int(n)) for n in x]), gold - gold[0], "bon")
+        stats |= {f"gao_{k}": v for k, v in fit.items()}
+        out += [record(method, seed, k, float(v), **match) for k, v in stats.items()]
+    return out
+
+
+# --- table, figure ---
+
+
+def table(rows: list[dict], cfg: Config) -> str:
+    lines = [
+        "Best-of-n gold reward (mean over seeds) at n = 1, the peak, and n = N; feature count at n = N.",
+        "",
+        "| setting | d | noise | method | gold n=1 | gold peak (n) | gold n=N | features n=N | Gao α, β (R²) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    methods = ["bon_single"] + [f"bon_{a}" for a in AGGREGATIONS]
+    for setting in SETTINGS:
+        for d in cfg.sizes:
+            for noise in cfg.label_noises:
+                for m in methods:
+                    lines.append(
+                        _row(rows, m, f"| {setting} | {d} | {noise} | {m[4:]} ", setting=setting, d=d, noise=noise)
+                    )
+    lines += [
+        "",
+        "PPO (mean over seeds): gold at π_SFT is the best-of-n n = 1 value; peak and final of the windowed curve.",
+        "",
+        "| setting | β | method | gold start | gold peak (step) | gold final | features final | KL final "
+        "| Gao RL α, β (R²) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for job in sorted({(s, b) for s, _, b, _ in ppo_jobs(cfg)}):
+        for m in cfg.ppo_methods:
+            lines.append(_row(rows, f"ppo_{m}", f"| {job[0]} | {job[1]} | {m} ", setting=job[0], beta=job[1]))
+    if cfg.eisenstein:
+        lines += [
+            "",
+            f"Eisenstein contrast (control, d = {cfg.sizes[0]}, 25% noise): gold at n = {cfg.eisenstein_n}.",
+            "",
+        ]
+        lines += ["| ensemble | gold |", "|---|---|"]
+        for m in ("eis_pretrain_mean", "eis_finetune_mean", "eis_single"):
+            v = [r["value"] for r in select(rows, method=m, metric="gold_at_eis_n")]
+            lines.append(f"| {m} | {np.mean(v):.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _row(rows: list[dict], method: str, head: str, **match) -> str:
+    def v(metric):
+        vals = [r["value"] for r in select(rows, method=method, metric=metric, **match)]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    ppo = method.startswith("ppo_")
+    cells = [
+        f"{v('gold_start'):.3f}",
+        f"{v('gold_peak'):.3f} ({v('peak_at'):.0f})",
+        f"{v('gold_final'):.3f}",
+        f"{v('features_final'):.2f}",
+    ]
+    if ppo:
+        cells.append(f"{v('kl_final'):.1f}")
+    cells.append(f"{v('gao_alpha'):.2f}, {v('gao_beta'):.2f} ({v('gao_r2'):.2f})")
+    return head + "| " + " | ".join(cells) + " |"
+
+
+def figure(rows: list[dict], cfg: Config, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(2, 3, figsize=(16, 8.5))
+    noise = 0.25
+    d = cfg.sizes[0]
+    colors = {"single": "C3", "mean": "C0", "wco": "C2", "uwo": "C1", "median": "C4", "mean_minus_std": "C5"}
+    for j, setting in enumerate(SETTINGS):
+        a = ax[0, j]
+        for name, c in colors.items():
+            n, gold = mean_curve(rows, f"bon_{name}", "gold", setting=setting, d=d, noise=noise)
+            if not len(n):
+                continue
+            kl = [kl_bon(int(v)) for v in n]
+            a.plot(kl, gold, "o-", color=c, label=f"{name} gold", ms=3)
+            a.plot(
+                kl,
+                mean_curve(rows, f"bon_{name}", "proxy", setting=setting, d=d, noise=noise)[1],
+                "--",
+                color=c,
+                alpha=0.4,
+            )
+        a.set(
+            xlabel="KL_BoN",
+            ylabel="gold (solid) / proxy z (dashed)",
+            title=f"best-of-n, {setting} (d={d}, {noise:.0%} noise)",
+        )
+    a = ax[0, 2]
+    if cfg.eisenstein:
+        names = ("eis_pretrain_mean", "eis_finetune_mean", "eis_single")
+        vals = [[r["value"] for r in select(rows, method=m, metric="gold_at_eis_n")] for m in names]
+        a.bar(
+            ["pretrain-seed\nensemble", "finetune-seed\nensemble", "single RM"],
+            [np.mean(v) for v in vals],
+            color=["C0", "C9", "C3"],
+        )
+        for i, v in enumerate(vals):
+            a.plot([i] * len(v), v, "k.", alpha=0.6)
+        a.set(ylabel=f"gold at n = {cfg.eisenstein_n}", title="Eisenstein contrast (control, mean aggregation)")
+    panels = [(s, b) for s, b in sorted({(s, b) for s, _, b, _ in ppo_jobs(cfg)})][:3]
+    for j, (setting, beta) in enumerate(panels):
+        a = ax[1, j]
+        for m in cfg.ppo_methods:
+            _, gold = mean_curve(rows, f"ppo_{m}", "gold", setting=setting, beta=beta)
+            _, kl = mean_curve(rows, f"ppo_{m}", "kl", setting=setting, beta=beta)
+            a.plot(kl, gold, "o-", color=colors[m], label=f"{m} gold", ms=3)
+        a.set(xlabel="KL(π ‖ π_SFT) (nats)", ylabel="gold reward", title=f"PPO, {setting}, β = {beta}")
+    for a in ax.flat:
+        a.grid(alpha=0.3)
+        if a.lines:
+            a.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)

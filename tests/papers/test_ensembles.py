@@ -1,0 +1,163 @@
+"""papers.ensembles: aggregations against hand-computed values, gradient flow through the ensemble reward (and
+PPO on it), Gao et al.'s functional-form fits on synthetic curves, config validation, and the quick claims."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from common.config import ConfigError
+from common.lm import tiny_lm
+from common.ppo import PPOConfig, PPOTrainer
+from common.reward import RewardModel
+from common.reward import aggregate as common_aggregate
+from papers.ensembles.experiment import PRESETS
+from papers.ensembles.gao import fit_gao, gao_form
+from papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate, mean, mean_minus_std, median, uwo, wco
+
+# k = 3 members (rows) × 2 samples (columns)
+R = torch.tensor([[1.0, 2.0], [3.0, 6.0], [5.0, 1.0]], dtype=torch.float64)
+# column 0: 1, 3, 5 → mean 3, Σ(R − R̄)² = 8;  column 1: 2, 6, 1 → mean 3, Σ(R − R̄)² = 14
+POP_VAR = torch.tensor([8 / 3, 14 / 3], dtype=torch.float64)
+UNBIASED_VAR = torch.tensor([4.0, 7.0], dtype=torch.float64)
+
+
+def test_aggregations_hand_computed():
+    torch.testing.assert_close(mean(R), torch.tensor([3.0, 3.0], dtype=torch.float64))
+    torch.testing.assert_close(wco(R), torch.tensor([1.0, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(median(R), torch.tensor([3.0, 2.0], dtype=torch.float64))
+    even = torch.tensor([[1.0], [3.0], [5.0], [7.0]], dtype=torch.float64)
+    torch.testing.assert_close(median(even), torch.tensor([4.0], dtype=torch.float64))
+    # UWO, best-of-n (official): λ = 0.5, population variance → 3 − 4/3, 3 − 7/3
+    torch.testing.assert_close(aggregate(R, "uwo", stage="bon"), torch.tensor([5 / 3, 2 / 3], dtype=torch.float64))
+    # UWO, PPO (official): λ = 0.1, unbiased variance → 3 − 0.4, 3 − 0.7
+    torch.testing.assert_close(aggregate(R, "uwo", stage="ppo"), torch.tensor([2.6, 2.3], dtype=torch.float64))
+    torch.testing.assert_close(uwo(R, 1.0, unbiased=False), 3 - POP_VAR)
+    torch.testing.assert_close(uwo(R, 1.0, unbiased=True), 3 - UNBIASED_VAR)
+    torch.testing.assert_close(mean_minus_std(R), 3 - POP_VAR.sqrt())
+    torch.testing.assert_close(mean_minus_std(R, unbiased=True), 3 - UNBIASED_VAR.sqrt())
+    with pytest.raises(ValueError, match="unknown aggregation"):
+        aggregate(R, "max")
+
+
+def test_aggregations_match_common_reward():
+    x = torch.randn(5, 7, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for name in AGGREGATIONS:
+        for stage, lam, unbiased in (("bon", 0.5, False), ("ppo", 0.1, True)):
+            lam = 1.0 if name == "mean_minus_std" else lam
+            ref = common_aggregate(x, name, lam=lam, unbiased=unbiased)
+            torch.testing.assert_close(aggregate(x, name, stage=stage), ref)
+
+
+def test_gradients_through_the_aggregation():
+    r = R[:, 0].clone().requires_grad_(True)  # 1, 3, 5
+    aggregate(r, "uwo", stage="ppo").backward()
+    # ∂/∂R_i [R̄ − λ Σ(R_j − R̄)²/(k − 1)] = 1/k − 2λ (R_i − R̄)/(k − 1)
+    expected = torch.tensor([1 / 3 - 0.1 * (1 - 3), 1 / 3, 1 / 3 - 0.1 * (5 - 3)], dtype=torch.float64)
+    torch.testing.assert_close(r.grad, expected)
+    r.grad = None
+    wco(r).backward()
+    torch.testing.assert_close(r.grad, torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
+
+
+def _members(k=3, vocab=12, seed=0):
+    return [RewardModel.tiny(vocab, d_model=8, n_layers=1, n_heads=2, max_len=16, seed=seed + i) for i in range(k)]
+
+
+def test_ensemble_standardises_members_and_gradient_reaches_only_the_worst_member():
+    members = _members()
+    ids = torch.randint(0, 12, (6, 10), generator=torch.Generator().manual_seed(1))
+    am = torch.ones_like(ids)
+    raw = torch.stack([m(ids, am) for m in members]).detach()
+    mu, sd = torch.tensor([0.5, -1.0, 2.0]), torch.tensor([2.0, 0.5, 1.0])
+    ens = Ensemble(members, mu, sd)
+    z = ens.member_rewards(ids, am)
+    torch.testing.assert_close(z, (raw - mu[:, None]) / sd[:, None])
+    torch.testing.assert_close(ens(ids[:1], am[:1], "wco"), z[:, :1].min(0).values)
+    # the WCO reward of one sequence is differentiable and its gradient reaches the argmin member only
+    ens(ids[:1], am[:1], "wco").sum().backward()
+    worst = int(z[:, 0].argmin())
+    for i, m in enumerate(members):
+        g = m.head.weight.grad
+        assert (g is not None and g.abs().sum() > 0) == (i == worst)
+
+
+def test_ppo_step_on_the_ensemble_reward_updates_the_policy():
+    torch.manual_seed(0)
+    vocab, eos = 12, 11
+    policy = tiny_lm(vocab, d_model=16, n_layers=1, n_heads=2, max_len=16, seed=0)
+    ref = tiny_lm(vocab, d_model=16, n_layers=1, n_heads=2, max_len=16, seed=0)
+    ens = Ensemble(_members(vocab=vocab), torch.zeros(3), torch.ones(3)).eval()
+    trainer = PPOTrainer(policy, ref, PPOConfig(lr=1e-2, epochs=1, minibatch_size=8, max_new_tokens=5), eos_id=eos)
+    before = [p.detach().clone() for p in policy.parameters()]
+
+    @torch.no_grad()
+    def reward_fn(x, y, mask):
+        ids = torch.cat([x, y], 1)
+        am = torch.cat([torch.ones_like(x), mask.long()], 1)
+        return ens(ids, am, "uwo", stage="ppo")
+
+    prompts = torch.randint(0, 10, (8, 4), generator=torch.Generator().manual_seed(2))
+    stats = trainer.step(prompts, reward_fn, generator=torch.Generator().manual_seed(3))
+    assert all(math.isfinite(v) for v in stats.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("kind", ["bon", "rl"])
+def test_gao_fit_recovers_known_parameters(kind):
+    kl = np.linspace(0.0, 12.0, 25)
+    d = np.sqrt(kl)
+    alpha, beta = 1.3, 0.4
+    exact = gao_form(d, alpha, beta, kind)
+    fit = fit_gao(kl, exact, kind)
+    assert fit["alpha"] == pytest.approx(alpha, abs=1e-9) and fit["beta"] == pytest.approx(beta, abs=1e-9)
+    assert fit["r2"] == pytest.approx(1.0)
+    noisy = exact + np.random.default_rng(0).normal(0, 0.02, size=exact.shape)
+    fit = fit_gao(kl, noisy, kind)
+    assert abs(fit["alpha"] - alpha) < 0.1 and abs(fit["beta"] - beta) < 0.1 and fit["r2"] > 0.9
+    # the other form fits worse
+    other = fit_gao(kl, exact, "rl" if kind == "bon" else "bon")
+    assert other["r2"] < fit["r2"]
+
+
+def test_gao_forms_by_hand():
+    assert gao_form(np.array([2.0]), 1.0, 0.25, "bon")[0] == pytest.approx(2 * (1 - 0.5))
+    assert gao_form(np.array([math.e]), 1.0, 0.5, "rl")[0] == pytest.approx(math.e * 0.5)
+    assert gao_form(np.array([0.0]), 1.0, 0.5, "rl")[0] == 0.0
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("members", 1),
+        ("quirk_tokens", [3, 4]),  # quick needs members + seeds − 1 = 7
+        ("quirk_tokens", [0, 4, 5]),  # 0 is a feature token
+        ("ppo_methods", ["median"]),
+        ("ppo_settings", ["nope"]),
+        ("label_noises", [0.0]),
+    ],
+)
+def test_config_validates(field, value):
+    preset = "quick" if field == "quirk_tokens" and len(value) == 2 else "smoke"
+    with pytest.raises(ConfigError, match=f"--{field.replace('_', '-')}"):
+        dataclasses.replace(PRESETS[preset], **{field: value}).validate()
+    PRESETS[preset].validate()
+
+
+def test_bad_flag_exits_naming_it(run_cli):
+    proc = run_cli("papers.ensembles", "--preset", "smoke", "--quirk-gain", "-1", expect_rc=2, timeout=120)
+    assert "--quirk-gain" in proc.stderr
+
+
+@pytest.mark.slow
+def test_quick_claims(run_cli, tmp_path):
+    out = tmp_path / "quick"
+    run_cli("papers.ensembles", "--preset", "quick", "--out", str(out))
+    claims = {c["id"]: c for c in json.loads((out / "summary.json").read_text())["claims"]}
+    assert claims["0-premise"]["passed"] and claims["0-control"]["passed"], claims
+    assert claims["1-single-overoptimises-control"]["passed"], claims
