@@ -7,9 +7,9 @@ Tokens (`Vocab`): values 0..M−1, "[" (first slot), "+", "−", "," (slot separ
 ">" (plain-step marker), SEP ";" (step separator), WAIT and CHECK (reflection words), END (end of thinking), EOS, PAD.
 - prompt   "[ a_0 ," then "op_i a_i ," for i = 1..k and "_ _ ," up to k_max, then THINK: every prompt has the same
            length, so step i of the thinking sits at a fixed distance from slot i
-- thinking one segment per step, closed by END: chain steps "> p_i ;" (i = 0..k), mid-chain reflections
-           "wait p_i ;" (re-check the partial just computed, then go on), and after the chain re-verification
-           loops "check v ;" / "wait v ;"
+- thinking one segment per step, closed by END: chain steps "> p_i ;" or reflective steps "wait p_i ;" (i = 0..k,
+           the same computation under a reflection word), then post-answer re-verification loops "check v ;" or
+           "wait v ;"
 - answer   one value token, then EOS.
 The exact verifier (`verify`) accepts a response iff, after END, it is exactly "p_k EOS".
 
@@ -19,13 +19,13 @@ the process puts there. The papers' premises (ReBalance, TRAAC) are built into i
 (`premise=False`, the **control world**):
 1. Persistent, costly over-thinking. After step k a loop of re-verification segments starts with probability
    o(k) = p_loop · max(0, 1 − (k − 1)/loop_k_span) (easy and medium k, falling with k), capped at loop_cap segments.
-2. Genuine hesitation inside loops (premise). A loop segment writes a near-miss p_k ± 1 instead of p_k with
-   probability q (q_onset for the first segment, q_disagree after a near-miss, q_agree after an agreeing check);
-   after a disagreement in the last two segments the loop continues with r_disagree (worded "wait" or "check" at
-   random), otherwise with r_agree. So low / unstable confidence (spread values and wording) *precedes* more looping.
-   Control: no near-misses, the loop continues with a flat r_flat.
-3. Reflection decoupled from completion. Mid-chain reflections "wait p_i ;" re-check a partial and the chain goes on
-   (never right after another reflection); reflection and premature END compete at the same boundaries.
+2. Genuine hesitation inside loops (premise). A loop is hesitant with probability p_hesitant: "wait v ;" segments
+   whose value is a near-miss p_k ± 1 with probability q_hesitant (corrected by a later segment), going on with
+   probability r_hesitant; otherwise brisk: "check p_k ;" going on with r_brisk. So low confidence (spread values)
+   marks the loops that go on. Control: "check p_k ;" segments going on with a flat r_flat.
+3. Reflection decoupled from completion. Mid-chain reflective steps "wait p_i ;" compute the next partial under a
+   reflection word and the chain goes on; reflection and premature END compete at the same boundaries, and neither
+   happens right after a reflection.
 4. Under-thinking tied to an over-confident streak (premise). After s plain steps in a row the next boundary
    reflects with ρ(s) = reflect_first · reflect_decay^(s−1) and ends the thinking prematurely with
    h(s) = min(hazard_max, hazard_slope · (s − 1)): the longer the confident streak, the less the model reflects and
@@ -33,7 +33,9 @@ the process puts there. The papers' premises (ReBalance, TRAAC) are built into i
    h = hazard_flat at every boundary.
 The SFT'd base model therefore over-thinks (loops after the answer) on easy and medium problems and under-thinks on
 long chains. `analyse` measures both: redundant steps = segments after the k + 1 chain steps, under-thinking = END
-before step k. Difficulties k_train = 1..8 are trained; prompts hold up to k_max = 12 (k > 8 unseen).
+before step k. Reflective steps keep every chain step at a fixed distance from its prompt slot, so a tiny model learns
+the arithmetic by a positional lookup (inserting extra re-check segments mid-chain broke that: accuracy 0.78 at k = 3).
+Difficulties k_train = 1..8 are trained; prompts hold up to k_max = 12 (k > 8 unseen).
 
 Generation: `ReasoningWorld.sample` (common.lm.generate: KV cache, last hidden states / attentions on request),
 `rollout` (the same with a per-token callback and the max-probabilities, for step-level controllers such as
@@ -85,35 +87,33 @@ class WorldConfig:
     """Reports call k ≤ easy_max easy."""
     hard_min: int = 4
     """Reports call k ≥ hard_min hard."""
-    p_loop: float = 0.95
+    p_loop: float = 1.0
     """Loop onset probability after the chain at k = 1."""
-    loop_k_span: float = 10.0
+    loop_k_span: float = 14.0
     """o(k) = p_loop · max(0, 1 − (k − 1)/loop_k_span): onset falls linearly with k."""
-    loop_cap: int = 8
+    loop_cap: int = 10
     """At most this many re-verification segments per loop."""
-    q_onset: float = 0.5
-    """Premise: near-miss probability of a loop's first segment."""
-    q_agree: float = 0.1
-    """Premise: near-miss probability after an agreeing check."""
-    q_disagree: float = 0.7
-    """Premise: near-miss probability after a near-miss (hesitation persists)."""
-    r_agree: float = 0.25
-    """Premise: loop continuation probability when neither of the last two segments disagreed."""
-    r_disagree: float = 0.9
-    """Premise: loop continuation probability after a disagreement in the last two segments."""
+    p_hesitant: float = 0.4
+    """Premise: share of loops that hesitate ("wait" segments with near-miss values that go on and on)."""
+    q_hesitant: float = 0.6
+    """Premise: near-miss probability of each segment of a hesitant loop."""
+    r_hesitant: float = 0.92
+    """Premise: continuation probability of a hesitant loop."""
+    r_brisk: float = 0.1
+    """Premise: continuation probability of a brisk loop ("check" segments restating the answer)."""
     r_flat: float = 0.66
-    """Control: loop continuation probability (matches the premise world's mean loop length)."""
+    """Control: continuation probability of every loop (matches the premise world's mean loop length)."""
     reflect_first: float = 0.4
     """Premise: ρ(1), mid-chain reflection probability after one plain step."""
     reflect_decay: float = 0.5
     """Premise: ρ(s) = reflect_first · reflect_decay^(s−1)."""
-    hazard_slope: float = 0.05
+    hazard_slope: float = 0.08
     """Premise: premature-END hazard h(s) = min(hazard_max, hazard_slope · (s − 1)) after s plain steps in a row."""
-    hazard_max: float = 0.25
+    hazard_max: float = 0.3
     """Premise: cap of h(s)."""
     reflect_flat: float = 0.2
     """Control: mid-chain reflection probability at every boundary (after a plain step)."""
-    hazard_flat: float = 0.06
+    hazard_flat: float = 0.1
     """Control: premature-END probability at every boundary (after a plain step)."""
     p_guess_partial: float = 0.5
     """A premature answer is the current partial result with this probability, else a random value."""
@@ -141,7 +141,7 @@ class WorldConfig:
             raise ValueError(f"modulus must lie in [2, 10], got {self.modulus}")
         if not self.k_train or min(self.k_train) < 1 or max(self.k_train) > self.k_max:
             raise ValueError(f"k_train must be non-empty within [1, k_max={self.k_max}], got {self.k_train}")
-        probs = ("p_loop", "q_onset", "q_agree", "q_disagree", "r_agree", "r_disagree", "r_flat", "reflect_first")
+        probs = ("p_loop", "p_hesitant", "q_hesitant", "r_hesitant", "r_brisk", "r_flat", "reflect_first")
         probs += ("reflect_decay", "hazard_max", "reflect_flat", "hazard_flat", "p_guess_partial")
         for name in probs:
             if not 0 <= getattr(self, name) <= 1:
@@ -165,9 +165,8 @@ class WorldConfig:
 
     @property
     def max_new_tokens(self) -> int:
-        """Room for a chain at max(k_train) with a reflection after every step and a full loop, END, answer, EOS."""
-        k = max(self.k_train)
-        return 3 * (k + 1) + 3 * k + 3 * self.loop_cap + 3
+        """Room for a chain at k_max and a full loop, END, answer and EOS."""
+        return 3 * (self.k_max + 1) + 3 * self.loop_cap + 3
 
     def onset(self, k: int) -> float:
         """o(k): probability that a re-verification loop follows the completed chain."""
@@ -304,39 +303,32 @@ def sample_trace(p: Problem, cfg: WorldConfig, rng: np.random.Generator) -> Trac
     """Sample a response from the world's process (module docstring, items 1–4)."""
     v, ps, k = cfg.vocab, p.partials(), p.k
     toks, roles = [v.step, ps[0], v.sep], ["chain"]
-    s = 1  # plain steps in a row
-    for i in range(1, k + 1):  # boundary after step i − 1: premature END, reflection or the next step
+    s = 1  # plain steps since the last reflection
+    for i in range(1, k + 1):  # boundary after step i − 1: premature END, a reflective step or a plain step
         u = rng.random()
         if u < cfg.hazard(s):
             guess = ps[i - 1] if rng.random() < cfg.p_guess_partial else int(rng.integers(0, v.modulus))
             return Trace(toks + [v.end, guess, v.eos], roles, truncated=True)
-        if u < cfg.hazard(s) + cfg.reflect(s):
-            toks += [v.wait, ps[i - 1], v.sep]
-            roles.append("reflect")
-        toks += [v.step, ps[i], v.sep]
-        roles.append("chain")
-        s = 1 if roles[-2] == "reflect" else s + 1
+        reflect = u < cfg.hazard(s) + cfg.reflect(s)
+        toks += [v.wait if reflect else v.step, ps[i], v.sep]
+        roles.append("reflect" if reflect else "chain")
+        s = 0 if reflect else s + 1
     if rng.random() < cfg.onset(k):
         toks += _loop(ps[-1], cfg, rng, roles)
     return Trace(toks + [v.end, ps[-1], v.eos], roles)
 
 
 def _loop(answer: int, cfg: WorldConfig, rng: np.random.Generator, roles: list[str]) -> list[int]:
-    """Re-verification segments after the chain (premise: near-misses and hesitation; control: flat continuation)."""
+    """Re-verification segments after the chain. Premise: a hesitant loop ("wait", near-miss values, long) or a
+    brisk one ("check" restating the answer, short); control: "check" segments with a flat continuation."""
     v, toks = cfg.vocab, []
-    marker, q, prev_dis = v.check, cfg.q_onset, False
+    hesitant = cfg.premise and rng.random() < cfg.p_hesitant
+    marker, q = (v.wait, cfg.q_hesitant) if hesitant else (v.check, 0.0)
+    r = cfg.r_hesitant if hesitant else (cfg.r_brisk if cfg.premise else cfg.r_flat)
     for n in range(1, cfg.loop_cap + 1):
-        dis = cfg.premise and rng.random() < q
-        value = (answer + (1 if rng.random() < 0.5 else -1)) % v.modulus if dis else answer
-        toks += [marker, value, v.sep]
+        near = rng.random() < q
+        toks += [marker, (answer + (1 if rng.random() < 0.5 else -1)) % v.modulus if near else answer, v.sep]
         roles.append("loop")
-        if cfg.premise:
-            r = cfg.r_disagree if dis or prev_dis else cfg.r_agree
-            q = cfg.q_disagree if dis else cfg.q_agree
-            marker = (v.wait if rng.random() < 0.5 else v.check) if dis else v.check
-        else:
-            r = cfg.r_flat
-        prev_dis = dis
         if n == cfg.loop_cap or rng.random() >= r:
             break
     return toks
@@ -387,19 +379,10 @@ def segments(response, v: Vocab) -> tuple[list[list[int]], bool]:
 
 
 def roles(segs: list[list[int]], k: int, v: Vocab) -> list[str]:
-    """Role of each segment of a response, read off the tokens: "chain" (a plain step while fewer than k + 1 were
-    written), "reflect" (a reflection word before the chain is complete) or "redundant" (anything after the k + 1
-    chain steps: the answer was already reached)."""
-    out, plain = [], 0
-    for s in segs:
-        if plain >= k + 1:
-            out.append("redundant")
-        elif s and s[0] == v.step:
-            out.append("chain")
-            plain += 1
-        else:
-            out.append("reflect")
-    return out
+    """Role of each segment of a response, read off the tokens: the first k + 1 segments compute p_0..p_k, "chain"
+    (plain marker) or "reflect" (a reflection word: a reflective step); anything after them is "redundant" (the
+    answer was already reached)."""
+    return ["redundant" if j > k else ("chain" if s and s[0] == v.step else "reflect") for j, s in enumerate(segs)]
 
 
 @dataclass
@@ -433,7 +416,7 @@ def analyse(p: Problem, response, v: Vocab) -> TraceStats:
         redundant_tokens=sum(len(s) for s, x in zip(segs, rl, strict=True) if x == "redundant"),
         reflections=rl.count("reflect"),
         overthink=redundant > 0,
-        underthink=closed and rl.count("chain") < p.k + 1,
+        underthink=closed and len(segs) < p.k + 1,
         closed=closed,
     )
 
@@ -505,15 +488,14 @@ def step_table(problems: list[Problem], tokens: torch.Tensor, maxprob: torch.Ten
         segs, closed = segments(r, v)
         segs = [s for s in segs if s[-1] == v.sep]
         rl = roles(segs, p.k, v)
-        start, c_prev, plain = 0, None, 0
+        start, c_prev = 0, None
         for j, s in enumerate(segs):
-            plain += rl[j] == "chain"
             sep = start + len(s) - 1
             c = float(maxprob[b, start:sep].mean()) if sep > start else float(maxprob[b, sep])
             nxt = rl[j + 1] if j + 1 < len(segs) else ("end" if closed and sep + 1 == r.index(v.end) else "none")
             nxt = {"chain": "step"}.get(nxt, nxt)
             v_j = 0.0 if c_prev is None else (c - c_prev) ** 2 / 4
-            out.append(Step(b, j, start, sep, c, v_j, rl[j], plain >= p.k + 1, nxt))
+            out.append(Step(b, j, start, sep, c, v_j, rl[j], j >= p.k, nxt))
             start, c_prev = sep + 1, c
     return out
 
