@@ -107,26 +107,28 @@ def check(rows: list[dict], cfg) -> list[Claim]:
                 passed=naive_auc >= rp_auc + PREMISE_MARGIN,
             )
         )
-    aparl = _mean(rows, method="aparl", env="parl", metric="episodes_to_target")
-    pebble = _mean(rows, method="pebble", env="parl", metric="episodes_to_target")
-    target = select(rows, method="aparl", metric="episodes_to_target")[0]["target"]
-    claims.append(
-        Claim(
-            id="3",
-            statement=(
-                "A-PARL (indirect term through the exact damped implicit gradient) reaches the target return (80% of "
-                "the way from the initial to the true-reward learner's final return) with fewer environment episodes "
-                "than the PEBBLE-style alternating learner"
-            ),
-            observed={
-                "aparl_episodes": aparl,
-                "pebble_episodes": pebble,
-                "target": target,
-                "aparl_final": _mean(rows, method="aparl", env="parl", metric="final_return"),
-                "pebble_final": _mean(rows, method="pebble", env="parl", metric="final_return"),
-                "indirect_over_direct": _mean(rows, method="aparl", env="parl", metric="indirect_ratio"),
-            },
-            passed=aparl < pebble,
+    for reward_model in cfg.parl_reward_models:
+        where = {"env": "parl", "reward_model": reward_model}
+        aparl = _mean(rows, method="aparl", metric="episodes_to_target", **where)
+        pebble = _mean(rows, method="pebble", metric="episodes_to_target", **where)
+        target = select(rows, method="aparl", metric="episodes_to_target", **where)[0]["target"]
+        claims.append(
+            Claim(
+                id="3" if reward_model == "tabular" else f"3-{reward_model}",
+                statement=(
+                    f"{reward_model} reward model: A-PARL (indirect term through the exact damped implicit gradient) "
+                    "reaches the target return (80% of the way from the initial to the true-reward learner's final "
+                    "return) with fewer environment episodes than the PEBBLE-style alternating learner"
+                ),
+                observed={
+                    "aparl_episodes": aparl,
+                    "pebble_episodes": pebble,
+                    "target": target,
+                    "aparl_final": _mean(rows, method="aparl", metric="final_return", **where),
+                    "pebble_final": _mean(rows, method="pebble", metric="final_return", **where),
+                    "indirect_over_direct": _mean(rows, method="aparl", metric="indirect_ratio", **where),
+                },
+                passed=aparl < pebble,
+            )
         )
-    )
     return claims

@@ -57,6 +57,16 @@ class GridWorld:
         idx = state["pos"][0] * self.size + state["pos"][1]
         return jax.nn.one_hot(idx, self.n_features)
 
+    def reward_basis(self, kind: str) -> jax.Array:
+        """P (cells × k) for a learned reward r_ν(s) = x(s)ᵀ P ν: "tabular" = I (realisable), "coarse" = per cell
+        [x/(N−1), y/(N−1), 1, 1(central 2×2 region)] (misspecified: cannot represent the goal's +100 exactly)."""
+        if kind == "tabular":
+            return jnp.eye(self.n_features)
+        ij = jnp.stack(jnp.meshgrid(jnp.arange(self.size), jnp.arange(self.size), indexing="ij"), -1).reshape(-1, 2)
+        lo, hi = self.size // 2 - 1, self.size // 2
+        centre = jnp.all((ij >= lo) & (ij <= hi), axis=-1)
+        return jnp.column_stack([ij / (self.size - 1), jnp.ones(len(ij)), centre]).astype(jnp.float32)
+
     def aux(self, pos: jax.Array, heuristic: jax.Array) -> jax.Array:
         """r_aux at the cell reached: [none, good, bad][heuristic]."""
         goal = self.size - 1

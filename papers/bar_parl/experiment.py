@@ -89,6 +89,9 @@ class Config(RunConfig):
     """PARL: Adam learning rate of the reward model ν."""
     reward_l2: float = 1e-3
     """PARL: L2 penalty on ν in the preference likelihood."""
+    parl_reward_models: tuple[str, ...] = ("tabular", "coarse")
+    """PARL: learned reward models (GridWorld.reward_basis): "tabular" (realisable) and "coarse" (x, y, 1, centre:
+    misspecified, so which trajectories the policy shows the teacher changes the fit — where the term can matter)."""
     parl_damping: float = 1.0
     """PARL: μ in A-PARL's (∇²_θ V − μI)⁻¹ (the lower level made μ-strongly concave; the surrogate's largest
     Hessian eigenvalue was measured at +0.19, so μ = 1 keeps the solve well conditioned)."""
@@ -133,6 +136,8 @@ class Config(RunConfig):
             f"must hold at least two batches (2 × {self.batch}), got {self.replay_buffer}",
         )
         ensure("gridworld" in self.envs, "envs", "must include gridworld (PARL's target return is defined from it)")
+        for name in self.parl_reward_models:
+            ensure(name in ("tabular", "coarse"), "parl_reward_models", f"unknown {name!r}; choose tabular, coarse")
 
 
 PRESETS = {
@@ -236,12 +241,15 @@ def _barfi_logs(env_name: str, job: str, cfg: Config) -> dict[str, dict[str, np.
     return {name: {k: np.asarray(v[i]) for k, v in logs.items()} for i, name in enumerate(names)}
 
 
-def _parl_logs(cfg: Config) -> dict[str, dict[str, np.ndarray]]:
+def _parl_logs(cfg: Config, reward_model: str) -> dict[str, dict[str, np.ndarray]]:
     """{method: {"return": (seeds, batches), "indirect_ratio": (seeds, iterations)}} for PARL_METHODS: one program,
     the mode traced. Returns are per batch of `batch` episodes (the query batch, then the inner batches)."""
     env = GridWorld()
     hp = dataclasses.replace(
-        hyper(cfg, "gridworld", cfg.parl_iterations), reward_l2=cfg.reward_l2, damping=cfg.parl_damping
+        hyper(cfg, "gridworld", cfg.parl_iterations),
+        reward_l2=cfg.reward_l2,
+        damping=cfg.parl_damping,
+        reward_basis=reward_model,
     )
     fn = jax.vmap(jax.vmap(lambda k, m: train.train_preference(env, hp, k, m), (0, None)), (None, 0))
     logs = jax.jit(fn)(_seed_keys(cfg, 100), jnp.arange(len(PARL_METHODS)))
@@ -288,22 +296,22 @@ def run(cfg: Config) -> list[dict]:
     _setup_jax(cfg)
     rows: list[dict] = []
     seeds = cfg.seed_list()
-    jobs = [(e, m) for e in cfg.envs for m in ("barfi", "baselines")] + [("parl", "parl")]
+    jobs = [(e, m) for e in cfg.envs for m in ("barfi", "baselines")] + [("parl", m) for m in cfg.parl_reward_models]
     for env_name, job in track(jobs, "bar_parl runs"):
         if env_name != "parl":
             for method, logs in _barfi_logs(env_name, job, cfg).items():
                 rows += _barfi_rows(method, logs, env_name, cfg)
             continue
-        logs = _parl_logs(cfg)
+        logs, where = _parl_logs(cfg, job), {"env": "parl", "reward_model": job}
         curves = {method: log["return"] for method, log in logs.items()}
         for method, ret in curves.items():
-            rows += _curve_rows(method, seeds, ret, cfg.batch, cfg.curve_points, env="parl")
+            rows += _curve_rows(method, seeds, ret, cfg.batch, cfg.curve_points, **where)
             for i, s in enumerate(seeds):
-                rows.append(record(method, s, "final_return", _final(ret[i]), env="parl"))
-                rows.append(record(method, s, "initial_return", ret[i, 0], env="parl"))
+                rows.append(record(method, s, "final_return", _final(ret[i]), **where))
+                rows.append(record(method, s, "initial_return", ret[i, 0], **where))
                 ratio = logs[method]["indirect_ratio"][i]
-                rows.append(record(method, s, "indirect_ratio", float(np.median(ratio)), env="parl"))
-        rows += _parl_target_rows(cfg, curves, rows)
+                rows.append(record(method, s, "indirect_ratio", float(np.median(ratio)), **where))
+        rows += _parl_target_rows(cfg, curves, rows, where)
     return rows
 
 
@@ -331,10 +339,10 @@ def _barfi_rows(method: str, logs: dict[str, np.ndarray], env_name: str, cfg: Co
     return rows
 
 
-def _parl_target_rows(cfg: Config, curves: dict[str, np.ndarray], rows: list[dict]) -> list[dict]:
+def _parl_target_rows(cfg: Config, curves: dict[str, np.ndarray], rows: list[dict], where: dict) -> list[dict]:
     """episodes_to_target per seed. Fixed before any data was seen: target = R_0 + 0.8 (R_oracle − R_0) with R_0
-    the PARL runs' mean initial return and R_oracle the final return of REINFORCE on the true reward r_p
-    (the gridworld `rp` baseline, no heuristic, same learner)."""
+    the PARL runs' mean initial return and R_oracle the final return of the gridworld `rp` baseline (no heuristic,
+    the BARFI learner on the true reward r_p). Measured per batch of `batch` episodes."""
     r0 = float(np.mean([c[:, 0].mean() for c in curves.values()]))
     r_oracle = float(np.mean(values(rows, method="rp", env="gridworld", heuristic="none", metric="final_return")))
     target = r0 + 0.8 * (r_oracle - r0)
@@ -344,7 +352,7 @@ def _parl_target_rows(cfg: Config, curves: dict[str, np.ndarray], rows: list[dic
             s,
             "episodes_to_target",
             episodes_to_target(curves[method][i], target, cfg.batch),
-            env="parl",
+            **where,
             target=round(target, 3),
             r_oracle=round(r_oracle, 3),
         )
@@ -374,8 +382,10 @@ def figure(rows: list[dict], cfg: Config, path: Path) -> None:
             ax.set_ylabel("return (r_p)")
     axes[0, 0].legend(fontsize=7)
     ax = axes[-1, 0]
-    for method in PARL_METHODS:
-        _plot_curve(ax, select(rows, method=method, env="parl", metric="return"), LABELS[method])
+    for reward_model in cfg.parl_reward_models:
+        for method in PARL_METHODS:
+            sel = select(rows, method=method, env="parl", reward_model=reward_model, metric="return")
+            _plot_curve(ax, sel, f"{LABELS[method]} ({reward_model} reward model)")
     ax.set_title("PARL: preference-based alignment (gridworld)")
     ax.set_xlabel("environment episodes")
     ax.legend(fontsize=7)

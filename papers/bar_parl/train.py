@@ -50,6 +50,7 @@ class Hyper:
     reward_lr: float = 0.0
     indirect_weight: float = 1.0
     damping: float = 0.0
+    reward_basis: str = "tabular"
 
 
 def torch_rmsprop(lr: float) -> optax.GradientTransformation:
@@ -194,17 +195,24 @@ def train_barfi(env, hp: Hyper, key, heuristic, variant):
 def train_preference(env, hp: Hyper, key, mode):
     """Preference-based alignment: `mode` 0 = PEBBLE-style alternating learner, 1 = A-PARL (adds the term through
     ρ(τ; θ*(ν)), with dθ*/dν from the exact damped solve). `mode` may be traced (the indirect term is then computed
-    for both modes and masked). Logs the return of every batch (the query batch first) and ‖indirect‖/‖direct‖."""
+    for both modes and masked). Logs the return of every batch (the query batch first) and ‖indirect‖/‖direct‖.
+
+    The reward is r_ν(s) = x(s)ᵀ P ν with P = env.reward_basis(hp.reward_basis); the method's functions take the
+    per-cell reward P ν, and the chain rule (every term is linear in it) maps their ν-gradients back by Pᵀ."""
     theta = jnp.zeros((env.n_features, env.n_actions))
-    nu = jnp.zeros(env.n_features)
+    basis = env.reward_basis(hp.reward_basis)
+    nu = jnp.zeros(basis.shape[1])
     opt, opt_nu = torch_rmsprop(hp.actor_lr), optax.adam(hp.reward_lr)
-    buf = {"d": jnp.zeros((hp.buffer, env.n_features)), "y": jnp.zeros(hp.buffer), "valid": jnp.zeros(hp.buffer)}
+    buf = {"d": jnp.zeros((hp.buffer, basis.shape[1])), "y": jnp.zeros(hp.buffer), "valid": jnp.zeros(hp.buffer)}
     zero = jnp.array(0, jnp.int32)
 
     def inner(carry, k):
         theta, opt_state, nu = carry
         batch = rollout(env, linear_logits, theta, k, zero, hp.batch)
-        grad = jax.grad(lambda t: method.parl_lower_objective(linear_logits, t, nu, batch, hp.gamma, hp.entropy))(theta)
+        cell_reward = basis @ nu
+        grad = jax.grad(
+            lambda t: method.parl_lower_objective(linear_logits, t, cell_reward, batch, hp.gamma, hp.entropy)
+        )(theta)
         theta, opt_state = _policy_step(opt, theta, opt_state, grad)
         return (theta, opt_state, nu), _episode_return(batch)
 
@@ -216,7 +224,7 @@ def train_preference(env, hp: Hyper, key, mode):
         tau0 = jax.tree.map(lambda a: a[:q], batch)
         tau1 = jax.tree.map(lambda a: a[q : 2 * q], batch)
         y = baselines.oracle_labels(tau0, tau1)
-        counts = jnp.sum(batch["mask"][..., None] * batch["x"], axis=1)
+        counts = jnp.sum(batch["mask"][..., None] * batch["x"], axis=1) @ basis
         idx = (ptr + jnp.arange(q)) % hp.buffer
         buf = {
             "d": buf["d"].at[idx].set(counts[:q] - counts[q : 2 * q]),
@@ -224,8 +232,18 @@ def train_preference(env, hp: Hyper, key, mode):
             "valid": buf["valid"].at[idx].set(1.0),
         }
         direct, indirect = method.aparl_hypergradient(
-            linear_logits, theta, nu, tau0, tau1, y, batch, gamma=hp.gamma, entropy=hp.entropy, damping=hp.damping
+            linear_logits,
+            theta,
+            basis @ nu,
+            tau0,
+            tau1,
+            y,
+            batch,
+            gamma=hp.gamma,
+            entropy=hp.entropy,
+            damping=hp.damping,
         )
+        direct, indirect = basis.T @ direct, basis.T @ indirect
         ratio = jnp.linalg.norm(indirect) / (jnp.linalg.norm(direct) + 1e-12)
         indirect = jnp.where(mode > 0, indirect, 0.0)
 

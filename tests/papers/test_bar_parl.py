@@ -367,7 +367,13 @@ def test_cli_smoke(run_cli, tmp_path):
     assert "claims" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["paper"] == "bar_parl" and summary["preset"] == "smoke"
-    assert {c["id"] for c in summary["claims"]} == {"1-gridworld", "2-gridworld", "2-gridworld-premise", "3"}
+    assert {c["id"] for c in summary["claims"]} == {
+        "1-gridworld",
+        "2-gridworld",
+        "2-gridworld-premise",
+        "3",
+        "3-coarse",
+    }
     for name in ("records.jsonl", "table.md", "figure.png"):
         assert (out / name).stat().st_size > 0
 
