@@ -1,0 +1,341 @@
+"""The paper's two studies, scaled: (a) Type I / Type II reward hacking on a tabular bandit over many dataset
+draws; (b) offline preference optimisation of the preference world's tiny LM with clean and 25%-flipped gold
+labels, gold win-rate against the SFT policy and gold reward vs KL through training.
+
+Seeds: each seed is one batch of `bandit_draws` bandit datasets and one world dataset / training run per method.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common.config import RunConfig, check_fraction, check_positive, ensure
+from common.progress import track
+from common.results import record, select, values
+from common.worlds.preference import WorldConfig, build_world
+from papers.power_dl.bandit import make_datasets, train_tabular
+from papers.power_dl.baselines import METHODS, Hyper
+from papers.power_dl.world import preference_data, train_method
+
+DATASETS = (("type1", "rare"), ("type1", "covered"), ("type2", "rare"), ("type2", "covered"))
+
+
+@dataclass
+class Config(RunConfig):
+    """POWER-DL (Rashidinejad & Tian 2025): tabular Type I / II study and the preference world."""
+
+    bandit_draws: int = 200
+    """Bandit datasets drawn per seed (and per dataset type)."""
+    common_rewards: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.0, -0.5])
+    """True rewards of the well-covered arms."""
+    rare_bad: float = -1.0
+    """True reward of the rare arm in Type I datasets (worse than every common arm)."""
+    rare_good: float = 2.0
+    """True reward of the rare arm in Type II datasets (better than every common arm)."""
+    bandit_pairs: int = 40
+    """Comparisons among the common arms per dataset."""
+    bandit_cover: int = 20
+    """Comparisons of the rare arm in the "covered" control datasets (the "rare" ones have exactly one)."""
+    bandit_steps: int = 500
+    """Full-batch optimisation steps per bandit policy."""
+    bandit_lr: float = 0.05
+    """Bandit learning rate."""
+    bandit_optimizer: str = "adam"
+    """Bandit optimiser: adam or sgd (full-batch gradient descent)."""
+    bandit_hp: Hyper = Hyper(power_beta=2.0, power_eta=2.0, dl_gamma=0.1)
+    """Method hyper-parameters on the bandit."""
+    world: WorldConfig = WorldConfig()
+    """The preference world (default: the committed one, cached after its first build)."""
+    methods: list[str] = field(default_factory=lambda: ["dpo", "ipo", "simpo", "rdpo", "chipo", "power", "power_dl"])
+    """Methods trained on the world (the bandit always runs all of them, cDPO included)."""
+    world_pairs: int = 2048
+    """Gold-labelled pairs of SFT samples in each world dataset."""
+    label_noises: list[float] = field(default_factory=lambda: [0.0, 0.25])
+    """Label-flip rates of the world datasets (0.25: Coste et al.)."""
+    world_steps: int = 400
+    """Adam steps per world run (batch `world_batch`)."""
+    world_batch: int = 64
+    """Pairs per step."""
+    world_lr: float = 1e-3
+    """Adam learning rate on the world."""
+    eval_every: int = 50
+    """Evaluate every this many steps."""
+    eval_prompts: int = 384
+    """Held-out prompts of each evaluation (one sample each, against one SFT sample each)."""
+    world_hp: Hyper = Hyper(power_beta=2.0, power_eta=20.0, dl_gamma=0.1)
+    """Method hyper-parameters on the world."""
+    threads: int = 1
+    """torch CPU threads per process."""
+    workers: int = 2
+    """Processes for the world runs (1 = all in this process)."""
+
+    def validate(self) -> None:
+        super().validate()
+        check_positive(
+            self,
+            "bandit_draws",
+            "bandit_pairs",
+            "bandit_cover",
+            "bandit_steps",
+            "bandit_lr",
+            "world_pairs",
+            "world_steps",
+            "world_batch",
+            "world_lr",
+            "eval_every",
+            "eval_prompts",
+            "threads",
+            "workers",
+        )
+        ensure(len(self.common_rewards) >= 2, "common_rewards", "needs at least two common arms")
+        ensure(self.rare_bad < min(self.common_rewards), "rare_bad", "must be below every common reward")
+        ensure(self.rare_good > max(self.common_rewards), "rare_good", "must be above every common reward")
+        ensure(
+            self.bandit_optimizer in ("adam", "sgd"), "bandit_optimizer", f"adam or sgd, got {self.bandit_optimizer!r}"
+        )
+        bad = [m for m in self.methods if m not in METHODS]
+        ensure(not bad, "methods", f"unknown {bad}; choose from {METHODS}")
+        ensure({"dpo", "power", "power_dl"} <= set(self.methods), "methods", "must include dpo, power and power_dl")
+        check_fraction(self, "label_noises")
+        ensure(self.world_steps % self.eval_every == 0, "eval_every", "must divide world_steps")
+        ensure(self.world_batch <= self.world_pairs, "world_batch", "must be <= world_pairs")
+        for name in ("bandit_hp", "world_hp"):
+            hp = getattr(self, name)
+            ensure(0 <= hp.dl_gamma <= 1, name, f"dl_gamma must lie in [0, 1], got {hp.dl_gamma}")
+            ensure(0 <= hp.eps < 0.5, name, f"eps must lie in [0, 0.5), got {hp.eps}")
+            ensure(min(hp.dpo_beta, hp.ipo_tau, hp.simpo_beta, hp.power_beta, hp.power_eta) > 0, name, "β, τ, η > 0")
+
+
+SMOKE_WORLD = WorldConfig(corpus_size=512, policy_d=32, sft_steps=20, sft_batch=64, gold_d=32, gold_layers=2)
+PRESETS = {
+    "smoke": Config(
+        preset="smoke",
+        seeds=1,
+        bandit_draws=8,
+        bandit_steps=20,
+        world=SMOKE_WORLD,
+        methods=["dpo", "power", "power_dl"],
+        world_pairs=64,
+        world_steps=4,
+        world_batch=16,
+        eval_every=2,
+        eval_prompts=16,
+        workers=1,
+    ),
+    "quick": Config(preset="quick", seeds=3),
+    "full": Config(
+        preset="full",
+        seeds=5,
+        bandit_draws=1000,
+        methods=list(METHODS),
+        world_pairs=8192,
+        world_steps=2000,
+        eval_every=100,
+        eval_prompts=1024,
+    ),
+}
+
+
+# --- (a) bandit ---
+
+
+def bandit_rows(cfg: Config, seed: int) -> list[dict]:
+    """True expected reward and rare-arm mass (means over the seed's draws) per method and dataset type."""
+    rows = []
+    for kind, coverage in DATASETS:
+        rare = cfg.rare_bad if kind == "type1" else cfg.rare_good
+        gen = torch.Generator().manual_seed(1000 * seed + len(rows))
+        wins = make_datasets(
+            kind, coverage, cfg.bandit_draws, cfg.common_rewards, rare, cfg.bandit_pairs, cfg.bandit_cover, gen
+        )
+        r_true = torch.tensor([*cfg.common_rewards, rare], dtype=torch.float64)
+        setting = dict(part="bandit", kind=kind, coverage=coverage)
+        for method in METHODS:
+            pi = train_tabular(
+                method, wins, cfg.bandit_hp, steps=cfg.bandit_steps, lr=cfg.bandit_lr, optimizer=cfg.bandit_optimizer
+            ).exp()
+            rows.append(record(method, seed, "true_reward", float((pi @ r_true).mean()), **setting))
+            rows.append(record(method, seed, "rare_mass", float(pi[:, -1].mean()), **setting))
+    return rows
+
+
+# --- (b) preference world ---
+
+
+def _world_job(cfg: Config, data: dict, eval_prompts: torch.Tensor, sft_gold, method: str, seed: int, noise: float):
+    torch.set_num_threads(cfg.threads)
+    world = build_world(cfg.world)
+    return train_method(
+        world,
+        data,
+        method,
+        cfg.world_hp,
+        steps=cfg.world_steps,
+        batch_size=cfg.world_batch,
+        lr=cfg.world_lr,
+        eval_every=cfg.eval_every,
+        eval_prompts=eval_prompts,
+        sft_gold=sft_gold,
+        seed=seed,
+        setting=dict(part="world", noise=noise),
+    )
+
+
+def curve_summary(rows: list[dict], method: str, seed: int, noise: float) -> list[dict]:
+    """Start / peak / final of the win-rate and gold curves of one run, and the KL at the end and at the peak."""
+    out = []
+    setting = dict(part="world_summary", noise=noise)
+    for metric in ("win_rate", "gold"):
+        pts = sorted(
+            select(rows, part="world", method=method, seed=seed, noise=noise, metric=metric), key=lambda r: r["step"]
+        )
+        v = np.array([r["value"] for r in pts])
+        kl = [
+            select(rows, part="world", method=method, seed=seed, noise=noise, metric="kl", step=r["step"])[0]["value"]
+            for r in pts
+        ]
+        i = int(np.argmax(v))
+        out += [
+            record(method, seed, f"{metric}_start", float(v[0]), **setting),
+            record(method, seed, f"{metric}_peak", float(v[i]), **setting),
+            record(method, seed, f"{metric}_final", float(v[-1]), **setting),
+            record(method, seed, f"{metric}_peak_step", float(pts[i]["step"]), **setting),
+            record(method, seed, f"kl_at_{metric}_peak", float(kl[i]), **setting),
+        ]
+    out.append(record(method, seed, "kl_final", float(kl[-1]), **setting))
+    return out
+
+
+def world_rows(cfg: Config) -> list[dict]:
+    world = build_world(cfg.world, verbose=True)
+    jobs = []
+    for seed in cfg.seed_list():
+        gen = torch.Generator().manual_seed(30_000 + seed)
+        prompts = world.sample_prompts(cfg.eval_prompts, gen)
+        g = world.sample(prompts, gen)
+        sft_gold = world.gold_reward(prompts, g.tokens, g.mask)
+        for noise in cfg.label_noises:
+            data = preference_data(world, cfg.world_pairs, noise, seed)
+            jobs += [(cfg, data, prompts, sft_gold, method, seed, noise) for method in cfg.methods]
+    rows: list[dict] = []
+    if cfg.workers > 1:
+        with cf.ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(_world_job, *job) for job in jobs]
+            for fut in track(futures, description="world runs"):
+                rows += fut.result()
+    else:
+        for job in track(jobs, description="world runs"):
+            rows += _world_job(*job)
+    for _, _, _, _, method, seed, noise in jobs:
+        rows += curve_summary(rows, method, seed, noise)
+    return rows
+
+
+def run(cfg: Config) -> list[dict]:
+    torch.set_num_threads(cfg.threads)
+    rows: list[dict] = []
+    for seed in track(cfg.seed_list(), description="bandit seeds"):
+        rows += bandit_rows(cfg, seed)
+    return rows + world_rows(cfg)
+
+
+# --- figure and table ---
+
+LABELS = {
+    "dpo": "DPO",
+    "ipo": "IPO",
+    "simpo": "SimPO",
+    "cdpo": "cDPO",
+    "rdpo": "rDPO",
+    "chipo": "χPO",
+    "power": "POWER",
+    "power_dl": "POWER-DL",
+}
+
+
+def _world_curve(rows: list[dict], method: str, noise: float, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    pts = select(rows, part="world", method=method, noise=noise, metric=metric)
+    steps = sorted({r["step"] for r in pts})
+    return np.array(steps), np.array([np.mean([r["value"] for r in pts if r["step"] == s]) for s in steps])
+
+
+def figure(rows: list[dict], cfg: Config, path: Path) -> None:
+    """Top: bandit true reward and rare-arm mass per method (Type I / II, rare vs covered); bottom: gold
+    win-rate over SFT vs KL through training, per method, for each label-flip rate."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(2, max(2, len(cfg.label_noises)), figsize=(13, 9))
+    x = np.arange(len(METHODS))
+    for j, (metric, title) in enumerate((("true_reward", "true expected reward"), ("rare_mass", "mass on rare arm"))):
+        for k, (kind, coverage) in enumerate(DATASETS):
+            v = [
+                np.mean(values(rows, part="bandit", method=m, metric=metric, kind=kind, coverage=coverage))
+                for m in METHODS
+            ]
+            ax[0, j].bar(x + 0.2 * (k - 1.5), v, 0.2, label=f"{kind} / {coverage}")
+        ax[0, j].set_xticks(x, [LABELS[m] for m in METHODS], rotation=30)
+        ax[0, j].set(title=f"bandit: {title} (mean over {cfg.seeds} × {cfg.bandit_draws} datasets)")
+        ax[0, j].legend(fontsize=7)
+        ax[0, j].grid(alpha=0.3, axis="y")
+    for j, noise in enumerate(cfg.label_noises):
+        for i, m in enumerate(cfg.methods):
+            _, kl = _world_curve(rows, m, noise, "kl")
+            _, win = _world_curve(rows, m, noise, "win_rate")
+            style = "-o" if m.startswith("power") else "--."
+            ax[1, j].plot(kl, win, style, color=f"C{i}", ms=4, label=LABELS[m])
+        ax[1, j].axhline(0.5, color="k", lw=0.5)
+        ax[1, j].set(
+            title=f"preference world, {noise:.0%} label flips: gold win-rate vs SFT through training",
+            xlabel="KL(π ‖ π_SFT) estimate (nats)",
+            ylabel="gold win-rate over SFT",
+        )
+        ax[1, j].legend(fontsize=7)
+        ax[1, j].grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)
+    plt.close(fig)
+
+
+def table(rows: list[dict], cfg: Config) -> str:
+    """Bandit: per method and dataset type; world: per method and flip rate, start / peak / final."""
+    lines = [
+        f"Bandit (mean over {cfg.seeds} seeds × {cfg.bandit_draws} datasets): true expected reward / mass on the "
+        "rare arm (Type I: lucky bad arm; Type II: unlucky good arm).",
+        "",
+        "| method | " + " | ".join(f"{k} {c}" for k, c in DATASETS) + " |",
+        "|---|" + "---|" * len(DATASETS),
+    ]
+    for m in METHODS:
+        cells = []
+        for kind, coverage in DATASETS:
+            s = dict(part="bandit", method=m, kind=kind, coverage=coverage)
+            r, p = np.mean(values(rows, metric="true_reward", **s)), np.mean(values(rows, metric="rare_mass", **s))
+            cells.append(f"{r:.3f} / {p:.3f}")
+        lines.append(f"| {LABELS[m]} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Preference world (mean over {cfg.seeds} seeds): gold win-rate over SFT at the start, at its peak (step) "
+        "and at the end of training; gold reward peak → final; KL at the end.",
+        "",
+        "| flips | method | win start | win peak (step) | win final | gold peak → final | KL final |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for noise in cfg.label_noises:
+        for m in cfg.methods:
+            s = dict(part="world_summary", method=m, noise=noise)
+
+            def v(metric: str, s=s) -> float:
+                return float(np.mean(values(rows, metric=metric, **s)))
+
+            lines.append(
+                f"| {noise:g} | {LABELS[m]} | {v('win_rate_start'):.3f} | {v('win_rate_peak'):.3f} "
+                f"({v('win_rate_peak_step'):.0f}) | {v('win_rate_final'):.3f} | {v('gold_peak'):.3f} → "
+                f"{v('gold_final'):.3f} | {v('kl_final'):.2f} |"
+            )
+    return "\n".join(lines)

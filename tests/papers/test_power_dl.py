@@ -1,0 +1,229 @@
+"""papers.power_dl: POWER's closed form against a direct max–min solver, the dynamic labels' fixed point and
+their gradient shrinkage on weakly supported pairs, finite-difference gradients of every loss, data, config, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+
+from common.config import parse
+from papers.power_dl.bandit import make_datasets, power_bandit_loss, solve_maxmin, train_tabular
+from papers.power_dl.baselines import METHODS, Hyper, chipo_loss, pair_loss
+from papers.power_dl.experiment import PRESETS, Config
+from papers.power_dl.method import power_loss, power_margin, power_reward, update_labels, weighted_entropy
+
+# a 4-arm dataset in which every arm wins and loses (so the inner min over rewards is finite)
+WINS = np.array([[0, 3, 4, 5], [1, 0, 3, 4], [1, 1, 0, 2], [1, 1, 2, 0]], dtype=float)
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def _minimise_closed_form(lengths: np.ndarray, beta: float, eta: float) -> np.ndarray:
+    wins, lens = torch.tensor(WINS), torch.tensor(lengths)
+
+    def fun(theta):
+        t = torch.tensor(theta, requires_grad=True)
+        loss = power_bandit_loss(t, wins, lens, beta, eta)
+        loss.backward()
+        return loss.item(), t.grad.numpy()
+
+    res = minimize(fun, np.zeros(4), jac=True, method="BFGS", options={"gtol": 1e-12})
+    pi = np.exp(res.x - res.x.max())
+    return pi / pi.sum(), res.fun
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize(
+    "lengths, beta, eta", [([1, 1, 1, 1], 1.0, 2.0), ([1, 2, 3, 1], 0.5, 2.0), ([1, 2, 3, 1], 2.0, 3.0)]
+)
+def test_closed_form_loss_reaches_the_direct_maxmin_policy(lengths, beta, eta):
+    """max_π min_r E_π r − E_π′ r + β H_w(π) + η L_BT(r), solved directly (inner min numerically, outer by BFGS),
+    and argmin of the closed-form POWER loss reach the same policy and the same value (float64)."""
+    lengths = np.array(lengths, float)
+    pi_direct, value = solve_maxmin(WINS, 1.0 / lengths, beta, eta)
+    pi_closed, loss = _minimise_closed_form(lengths, beta, eta)
+    np.testing.assert_allclose(pi_closed, pi_direct, atol=1e-6)
+    chosen = WINS.sum(1) / WINS.sum()
+    assert eta * loss - beta * chosen @ (1 / lengths) == pytest.approx(value, abs=1e-8)  # value: (P5) × η − const
+    assert not np.allclose(pi_direct, chosen, atol=1e-2)  # the answer is not trivially the chosen distribution
+
+
+def test_pair_loss_is_the_tabular_loss_up_to_a_constant_with_equal_lengths():
+    """With |y| = 1 for every arm, E_π[w] = 1: the per-pair loss of method.py is the exact closed form."""
+    theta = torch.randn(4, requires_grad=True)
+    logp = torch.log_softmax(theta, -1)
+    wins = torch.tensor(WINS)
+    a, b = torch.meshgrid(torch.arange(4), torch.arange(4), indexing="ij")
+    ones = torch.ones(4, 4)
+    per = power_loss(logp[a], logp[b], ones, ones, beta=1.5, eta=2.5)
+    mine = (wins * per).sum() / wins.sum()
+    exact = power_bandit_loss(theta, wins, torch.ones(4), 1.5, 2.5)
+    assert float((exact - mine).detach()) == pytest.approx(1.5 / 2.5)
+
+
+def test_power_reward_makes_pi_the_weighted_entropy_best_response():
+    """r = β w (log π + 1) ⇒ π = argmax_π E_π r + β H_w(π): every feasible direction on the simplex is flat."""
+    torch.manual_seed(0)
+    pi = torch.softmax(torch.randn(5), -1)
+    lengths = torch.tensor([1.0, 2.0, 3.0, 4.0, 2.0])
+    r = power_reward(pi.log(), lengths, beta=0.7)
+
+    def objective(p):
+        return p @ r + 0.7 * weighted_entropy(p, 1 / lengths)
+
+    grad = torch.func.grad(objective)(pi)
+    projected = grad - grad.mean()  # tangent to Σπ = 1
+    assert projected.abs().max() < 1e-12
+    for _ in range(20):  # and it is a maximum
+        d = torch.randn(5)
+        d -= d.mean()
+        assert objective(pi + 1e-3 * d) < objective(pi)
+
+
+def test_power_margin_and_weighted_entropy_by_hand():
+    d = power_margin(torch.tensor(-2.0), torch.tensor(-6.0), torch.tensor(2.0), torch.tensor(3.0), beta=3.0)
+    # β(−2/2 − (−6/3)) + β(1/2 − 1/3) = 3·1 + 3·(1/6)
+    assert float(d) == pytest.approx(3.5)
+    p = torch.tensor([0.5, 0.25, 0.25])
+    assert float(weighted_entropy(p, torch.ones(3))) == pytest.approx(1.5 * math.log(2))
+    assert float(weighted_entropy(p, torch.tensor([2.0, 0.0, 0.0]))) == pytest.approx(math.log(2))
+    loss = power_loss(torch.tensor(-2.0), torch.tensor(-6.0), torch.tensor(2.0), torch.tensor(3.0), beta=3.0, eta=6.0)
+    assert float(loss) == pytest.approx(math.log1p(math.exp(-3.5)) + 0.5 * 1.0)  # −log σ(Δ) − (β/η)(−2/2)
+
+
+def test_label_update_fixed_point():
+    """l_t − σ(Δ) = (1 − γ)^t (l_0 − σ(Δ)) for a fixed model; at l = σ(Δ) the Bradley–Terry gradient vanishes."""
+    delta = torch.tensor([-2.0, 0.0, 0.5, 3.0])
+    labels = torch.ones(4)
+    for _ in range(30):
+        labels = update_labels(labels, delta, 0.2)
+    torch.testing.assert_close(labels - torch.sigmoid(delta), 0.8**30 * (1 - torch.sigmoid(delta)))
+    stationary = torch.sigmoid(delta)
+    torch.testing.assert_close(update_labels(stationary, delta, 0.3), stationary)
+    torch.testing.assert_close(update_labels(labels, delta, 0.0), labels)  # γ = 0: POWER
+    # the pair's loss gradient w.r.t. the policy log-probs is zero at the stationary label
+    pol_w, pol_l = torch.tensor([-1.0, -2.0, -3.0, -1.5], requires_grad=True), torch.tensor([-2.0, -2.0, -1.0, -4.0])
+    ones = torch.ones(4)
+    d = power_margin(pol_w, pol_l, ones, ones, beta=1.0).detach()
+    bt = power_loss(pol_w, pol_l, ones, ones, beta=1.0, eta=1e12, labels=torch.sigmoid(d)).sum()
+    (g,) = torch.autograd.grad(bt, pol_w)
+    assert g.abs().max() < 1e-9
+    with pytest.raises(ValueError, match="gamma"):
+        update_labels(labels, delta, 1.5)
+
+
+def _pair_factor(method: str, wins: torch.Tensor, gamma: float, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train POWER(-DL) by gradient descent; return the final |l − σ(Δ)| (the Bradley–Terry gradient factor of
+    each observed oriented pair) and the final labels."""
+    K = wins.shape[-1]
+    theta = torch.zeros(1, K, requires_grad=True)
+    opt = torch.optim.SGD([theta], lr=1.0)
+    a, b = torch.meshgrid(torch.arange(K), torch.arange(K), indexing="ij")
+    ones = torch.ones(K, K)
+    labels = torch.ones_like(wins)
+    hp = Hyper(power_beta=1.0, power_eta=10.0, dl_gamma=gamma)
+    for _ in range(steps):
+        logp = torch.log_softmax(theta, -1)
+        per = pair_loss(method, logp[:, a], logp[:, b], logp[:, a], logp[:, b], ones, ones, hp, labels)
+        opt.zero_grad()
+        ((wins * per).sum() / wins.sum()).backward()
+        opt.step()
+        delta = power_margin(logp[:, a], logp[:, b], ones, ones, beta=1.0)
+        if method == "power_dl":
+            labels = update_labels(labels, delta, gamma)
+    return (labels - torch.sigmoid(delta)).abs()[0], labels[0]
+
+
+def test_dynamic_labels_shrink_gradients_on_weakly_supported_pairs():
+    """Arms 0 ≻ 1 seen 30 times (strong), 2 ≻ 3 seen once (weak). Without dynamic labels the weak pair keeps a
+    large gradient factor 1 − σ(Δ); with them its label is pulled to the model's own preference first, so its
+    factor and its label end far lower than the strong pair's (coverage-weighted stationary labels)."""
+    wins = torch.zeros(1, 4, 4)
+    wins[0, 0, 1], wins[0, 2, 3] = 30.0, 1.0
+    factor_p, _ = _pair_factor("power", wins, 0.0, 300)
+    factor_dl, labels = _pair_factor("power_dl", wins, 0.05, 300)
+    weak, strong = (2, 3), (0, 1)
+    assert factor_dl[weak] < 0.1 * factor_p[weak]
+    assert labels[weak] < labels[strong] - 0.2
+    assert labels[strong] > 0.9  # a well-covered pair keeps (almost) its data label
+    assert factor_dl[strong] < 0.05 and factor_dl[weak] < 0.05  # both at their stationary labels
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("with_labels", [False, True])
+def test_gradients_of_every_loss_match_finite_differences(method, with_labels):
+    torch.manual_seed(1)
+    pol_w, pol_l = (-5 * torch.rand(6)).requires_grad_(), (-5 * torch.rand(6)).requires_grad_()
+    ref_w, ref_l = -5 * torch.rand(6), -5 * torch.rand(6)
+    len_w, len_l = torch.randint(1, 6, (6,)).double(), torch.randint(1, 6, (6,)).double()
+    labels = torch.rand(6) if with_labels and method == "power_dl" else None
+    hp = Hyper()
+    assert torch.autograd.gradcheck(
+        lambda w, lo: pair_loss(method, w, lo, ref_w, ref_l, len_w, len_l, hp, labels), (pol_w, pol_l)
+    )
+
+
+def test_chipo_by_hand_and_unknown_method():
+    z = torch.zeros(1)
+    assert float(chipo_loss(z, z, z, z, beta=0.5)) == pytest.approx(math.log(2))
+    # z_w = e, z_l = 1: h = β(e + 1 − 1 − 0) = βe
+    assert float(chipo_loss(torch.ones(1), z, z, z, beta=0.5)) == pytest.approx(math.log1p(math.exp(-0.5 * math.e)))
+    assert float(chipo_loss(torch.full((1,), 5.0), z, z, z, beta=1.0, clip=2.0)) == pytest.approx(
+        math.log1p(math.exp(-2))
+    )
+    with pytest.raises(ValueError, match="unknown method"):
+        pair_loss("nope", z, z, z, z, z + 1, z + 1, Hyper())
+
+
+def test_datasets_condition_on_the_lucky_and_unlucky_comparison():
+    gen = torch.Generator().manual_seed(0)
+    common = [1.0, 0.5, 0.0]
+    t1 = make_datasets("type1", "rare", 50, common, -1.0, 12, 7, gen)
+    t2 = make_datasets("type2", "rare", 50, common, 2.0, 12, 7, gen)
+    cov = make_datasets("type1", "covered", 50, common, -1.0, 12, 7, gen)
+    assert (t1.sum((1, 2)) == 13).all() and (cov.sum((1, 2)) == 19).all()
+    assert (t1[:, 3].sum(-1) == 1).all() and (t1[:, :, 3].sum(-1) == 0).all()  # the bad rare arm won its one pair
+    assert (t2[:, 3].sum(-1) == 0).all() and (t2[:, :, 3].sum(-1) == 1).all()  # the good rare arm lost it
+    assert ((cov[:, 3].sum(-1) + cov[:, :, 3].sum(-1)) == 7).all()
+    assert (torch.diagonal(t1, dim1=1, dim2=2) == 0).all()
+
+
+def test_type1_hacking_of_dpo_and_not_power_on_a_small_batch():
+    gen = torch.Generator().manual_seed(3)
+    wins = make_datasets("type1", "rare", 16, [1.0, 0.5, 0.0, -0.5], -1.0, 40, 20, gen)
+    hp = Hyper(power_beta=2.0, power_eta=2.0)
+    dpo = train_tabular("dpo", wins, hp, steps=200, lr=0.05, optimizer="adam").exp()[:, -1].mean()
+    power = train_tabular("power", wins, hp, steps=200, lr=0.05, optimizer="adam").exp()[:, -1].mean()
+    assert dpo > 0.5 > 0.1 > power
+
+
+def test_config_validation_names_the_field(capsys):
+    with pytest.raises(SystemExit):
+        parse(Config, PRESETS, ["--preset", "smoke", "--methods", "dpo", "nope"])
+    assert "--methods" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse(Config, PRESETS, ["--preset", "smoke", "--eval-every", "3"])
+    assert "--eval-every" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse(Config, PRESETS, ["--preset", "smoke", "--rare-bad", "5"])
+    assert "--rare-bad" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quick_claims(run_cli, tmp_path):
+    run_cli("papers.power_dl", "--preset", "quick", "--out", str(tmp_path))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    reference = json.loads(open("results/power_dl/quick/summary.json").read())
+    verdicts = {c["id"]: c["passed"] for c in summary["claims"]}
+    assert verdicts == {c["id"]: c["passed"] for c in reference["claims"]}  # same verdicts as the committed run
