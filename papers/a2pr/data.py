@@ -8,9 +8,12 @@ For each environment this module
    measures R_expert as the expert's deterministic return (the D4RL normalisation reference);
 4. writes five datasets of transitions (s, a, r, s', done):
    random (uniform actions), medium / expert (the policy plus N(0, `data_noise`²) action noise),
-   medium-replay (the online replay buffer until the medium snapshot) and mixed, the "suboptimal mixed"
-   dataset: random episodes with a fraction `mixed_expert_fraction` of expert episodes.
-Everything is cached under `.cache/a2pr/` keyed by a hash of the `DataConfig`.
+   medium-replay (the online replay buffer until the medium snapshot) and the "suboptimal mixed" datasets
+   mixed-<p>: whole random episodes with a share p% of whole expert *episodes* (trajectory level), one per
+   fraction in `mixed_expert_fractions`.
+Datasets are stored in the Minari format (`minari.create_dataset_from_buffers`, HDF5) under
+`<cache>/a2pr/minari/a2pr/<env>-<hash>/<dataset>-v0`, keyed by a hash of the `DataConfig`, and read back with
+`from_minari`, which takes any `minari.MinariDataset` (a real D4RL/Minari dataset on a machine that has one).
 
 Environments (`ENVS`): `pendulum` = gymnasium's JAX-functional Pendulum (`phys2d/Pendulum-v0`, the same
 dynamics and reward as Pendulum-v1, 200 steps) whose rollouts are jitted whole; `invpendulum` = MuJoCo
@@ -24,6 +27,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import shutil
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache, partial
@@ -34,11 +40,20 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from common.cache import cache_root
 from papers.a2pr.nets import Actor, DoubleCritic
 
-ROOT = Path(__file__).resolve().parents[2]
-CACHE = ROOT / ".cache" / "a2pr"
-DATASETS = ("random", "medium", "medium-replay", "expert", "mixed")
+STANDARD = ("random", "medium", "medium-replay", "expert")
+
+
+def mixed_name(fraction: float) -> str:
+    """Name of the mixed dataset with `fraction` expert episodes: 0.05 -> "mixed-5"."""
+    return f"mixed-{100 * fraction:g}"
+
+
+def is_mixed(name: str) -> bool:
+    return name.startswith("mixed-")
+
 
 Policy = Callable[..., jax.Array]  # (params, obs [N, d], key) -> action [N, |A|] in [-1, 1]
 
@@ -187,8 +202,8 @@ class DataConfig:
     """The medium policy's normalised return target (fraction of the random→expert gap)."""
     data_noise: float = 0.1
     """Std of the Gaussian action noise of the medium / expert data-collection policies."""
-    mixed_expert_fraction: float = 0.1
-    """Share of expert episodes in the mixed (random + expert) dataset."""
+    mixed_expert_fractions: tuple[float, ...] = (0.01, 0.05, 0.1)
+    """Shares of expert *episodes* in the mixed (random + expert episodes) datasets, one dataset each."""
     hidden: int = 64
     lr: float = 1e-3
     batch: int = 256
@@ -256,13 +271,45 @@ def _td3_updates(actor, critic, opt, cfg: DataConfig, state, batches, key):
     return jax.lax.scan(update, state, (batches, keys))[0]
 
 
-FIELDS = ("obs", "act", "rew", "next_obs", "done")
+FIELDS = ("obs", "act", "rew", "next_obs", "done", "end")
+"""Flat transitions; `done` = terminal (used in TD targets), `end` = last transition of its episode
+(terminal, time limit or cut), which delimits the episodes."""
 
 
 def _flat(ep: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Valid steps of [n, T, ...] episodes as flat transitions (episode by episode)."""
-    keep = ep["valid"].reshape(-1) > 0
+    valid = ep["valid"] > 0
+    ep = {**ep, "end": (valid & ~np.concatenate([valid[:, 1:], np.zeros_like(valid[:, :1])], 1)).astype(np.float32)}
+    keep = valid.reshape(-1)
     return {k: ep[k].reshape(-1, *ep[k].shape[2:])[keep] for k in FIELDS}
+
+
+def _cut(d: dict[str, np.ndarray], start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
+    """Transitions [start, stop); the last kept transition ends its (possibly truncated) episode."""
+    out = {k: v[start:stop].copy() for k, v in d.items()}
+    if len(out["end"]):
+        out["end"][-1] = 1.0
+    return out
+
+
+def episode_bounds(d: dict[str, np.ndarray]) -> list[tuple[int, int]]:
+    """[(start, stop)] of the episodes of flat transitions, from the `end` flags."""
+    stops = np.flatnonzero(d["end"] > 0) + 1
+    return list(zip(np.r_[0, stops[:-1]].tolist(), stops.tolist(), strict=True))
+
+
+def mix_episodes(random: dict, expert: dict, fraction: float, transitions: int) -> dict[str, np.ndarray]:
+    """The suboptimal mixed dataset at trajectory level: n_e = max(1, round(fraction · N)) whole expert episodes
+    followed by whole random episodes, N chosen so that the total is `transitions` (the last random episode is cut).
+
+    N = transitions / (fraction · L_expert + (1 − fraction) · L_random) with the mean episode lengths L."""
+    exp_eps, rnd_eps = episode_bounds(expert), episode_bounds(random)
+    length = lambda eps: np.mean([b - a for a, b in eps])  # noqa: E731
+    n_total = transitions / (fraction * length(exp_eps) + (1 - fraction) * length(rnd_eps))
+    n_exp = min(max(1, round(fraction * n_total)), len(exp_eps))
+    exp_part = _cut(expert, 0, exp_eps[n_exp - 1][1])
+    rnd_part = _cut(random, 0, max(transitions - len(exp_part["rew"]), 0))
+    return {k: np.concatenate([exp_part[k], rnd_part[k]]) for k in FIELDS}
 
 
 def _mean_return(ep) -> float:
@@ -276,7 +323,7 @@ def _collect(spec, policy, params, transitions, key, seed, n: int = 16) -> dict[
         key, k = jax.random.split(key)
         parts.append(_flat(episodes(spec, policy, params, n, k, seed + len(parts))))
         total += len(parts[-1]["rew"])
-    return {k: np.concatenate([p[k] for p in parts])[:transitions] for k in FIELDS}
+    return _cut({k: np.concatenate([p[k] for p in parts]) for k in FIELDS}, 0, transitions)
 
 
 def generate(cfg: DataConfig, log: Callable[[str], None] = print) -> dict:
@@ -327,25 +374,25 @@ def generate(cfg: DataConfig, log: Callable[[str], None] = print) -> dict:
     r_expert = _mean_return(episodes(spec, actor_policy(hid, spec.act_dim), expert_params, cfg.ref_episodes, k, 30_000))
     target = r_random + cfg.medium_target * (r_expert - r_random)
     medium_step, medium_ret, medium_params = min(snapshots, key=lambda x: abs(x[1] - target))
-    replay = {k: np.concatenate([b[k] for b in buf])[:medium_step][-cfg.transitions :] for k in FIELDS}
+    replay = {k: np.concatenate([b[k] for b in buf]) for k in FIELDS}
+    replay = _cut(replay, max(medium_step - cfg.transitions, 0), medium_step)
     keys = jax.random.split(key, 4)
     noisy = actor_policy(hid, spec.act_dim, cfg.data_noise)
-    n_exp = int(round(cfg.mixed_expert_fraction * cfg.transitions))
     sets = {
         "random": _collect(spec, uniform_policy, zeros, cfg.transitions, keys[0], 40_000),
         "medium": _collect(spec, noisy, medium_params, cfg.transitions, keys[1], 50_000),
         "medium-replay": replay,
         "expert": _collect(spec, noisy, expert_params, cfg.transitions, keys[2], 60_000),
     }
-    sets["mixed"] = {
-        k: np.concatenate([sets["random"][k][: cfg.transitions - n_exp], sets["expert"][k][:n_exp]]) for k in FIELDS
-    }
+    for f in cfg.mixed_expert_fractions:
+        sets[mixed_name(f)] = mix_episodes(sets["random"], sets["expert"], f, cfg.transitions)
     ref = {
         "random": r_random,
         "expert": r_expert,
         "medium_policy_return": medium_ret,
         "medium_step": medium_step,
         "dataset_reward_per_step": {n: float(d["rew"].mean()) for n, d in sets.items()},
+        "dataset_episodes": {n: len(episode_bounds(d)) for n, d in sets.items()},
     }
     log(
         f"[a2pr data] {cfg.env}: R_random {r_random:.1f}, R_expert {r_expert:.1f}, medium {medium_ret:.1f} "
@@ -354,21 +401,98 @@ def generate(cfg: DataConfig, log: Callable[[str], None] = print) -> dict:
     return {"ref": ref, "datasets": sets}
 
 
+def minari_root() -> Path:
+    """Where the generated datasets live in the Minari format (`MINARI_DATASETS_PATH` while they are used)."""
+    return cache_root() / "a2pr" / "minari"
+
+
+def minari_id(cfg: DataConfig, name: str) -> str:
+    """Minari dataset id `namespace/env_name/dataset-v0` of one generated dataset."""
+    return f"a2pr/{cfg.key()}/{name}-v0"
+
+
+def _with_minari_root(fn):
+    """Run `fn()` with `MINARI_DATASETS_PATH` pointing at `minari_root()` (restored afterwards)."""
+    old = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(minari_root())
+    try:
+        return fn()
+    finally:
+        if old is None:
+            os.environ.pop("MINARI_DATASETS_PATH")
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = old
+
+
+def to_minari(d: dict[str, np.ndarray], dataset_id: str, spec: EnvSpec, description: str):
+    """Write flat transitions as a Minari dataset: one `EpisodeBuffer` per episode (observations T + 1 long,
+    terminations = `done`, truncations = episode ends that are not terminals)."""
+    import gymnasium as gym
+    import minari
+    from minari.data_collector import EpisodeBuffer
+
+    buffers = []
+    for i, (a, b) in enumerate(episode_bounds(d)):
+        term = d["done"][a:b] > 0
+        buffers.append(
+            EpisodeBuffer(
+                id=i,
+                observations=np.concatenate([d["obs"][a:b], d["next_obs"][b - 1 : b]]),
+                actions=d["act"][a:b],
+                rewards=d["rew"][a:b],
+                terminations=term,
+                truncations=~term & (np.arange(b - a) == b - a - 1),
+                infos={},
+            )
+        )
+    with warnings.catch_warnings():  # Minari asks for author / e-mail / permalink / env spec: none apply here
+        warnings.simplefilter("ignore", UserWarning)
+        return minari.create_dataset_from_buffers(
+            dataset_id,
+            buffers,
+            observation_space=gym.spaces.Box(-np.inf, np.inf, (spec.obs_dim,), np.float32),
+            action_space=gym.spaces.Box(-1.0, 1.0, (spec.act_dim,), np.float32),
+            algorithm_name="reprozoo papers.a2pr.data (online TD3 snapshots)",
+            description=description,
+        )
+
+
+def from_minari(dataset) -> dict[str, np.ndarray]:
+    """Flat transitions (s, a, r, s′, done, end) of a `minari.MinariDataset`, episode by episode."""
+    parts = []
+    for ep in dataset.iterate_episodes():
+        obs, n = np.asarray(ep.observations, np.float32), len(ep.rewards)
+        end = np.zeros(n, np.float32)
+        end[-1] = 1.0
+        parts.append(
+            {
+                "obs": obs[:-1],
+                "act": np.asarray(ep.actions, np.float32).reshape(n, -1),
+                "rew": np.asarray(ep.rewards, np.float32),
+                "next_obs": obs[1:],
+                "done": np.asarray(ep.terminations, np.float32),
+                "end": end,
+            }
+        )
+    return {k: np.concatenate([p[k] for p in parts]) for k in FIELDS}
+
+
 def load(cfg: DataConfig, log: Callable[[str], None] = print) -> dict:
-    """The datasets of `cfg`, generated once and cached as .cache/a2pr/<env>-<hash>.npz (+ .json refs)."""
-    path = CACHE / f"{cfg.key()}.npz"
-    meta = path.with_suffix(".json")
-    if path.exists() and meta.exists():
-        arrays = np.load(path)
-        sets = {n: {k: arrays[f"{n}/{k}"] for k in FIELDS} for n in DATASETS}
-        return {"ref": json.loads(meta.read_text()), "datasets": sets}
-    world = generate(cfg, log)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **{f"{n}/{k}": v for n, d in world["datasets"].items() for k, v in d.items()})
-    tmp.replace(path)
-    meta.write_text(json.dumps(world["ref"], indent=1))
-    return world
+    """The datasets of `cfg`: generated once, stored as Minari datasets (plus a JSON of reference returns) and
+    read back through Minari on every later call."""
+    import minari
+
+    names = (*STANDARD, *map(mixed_name, cfg.mixed_expert_fractions))
+    meta = minari_root() / "a2pr" / cfg.key() / "reference.json"
+    if not meta.exists():
+        shutil.rmtree(meta.parent, ignore_errors=True)  # a generation that stopped half-way
+        world = generate(cfg, log)
+        spec = ENVS[cfg.env]
+        for n in names:
+            _with_minari_root(lambda n=n: to_minari(world["datasets"][n], minari_id(cfg, n), spec, f"{cfg.env} {n}"))
+        meta.write_text(json.dumps(world["ref"], indent=1))
+    sets = {n: _with_minari_root(lambda n=n: from_minari(minari.load_dataset(minari_id(cfg, n)))) for n in names}
+    return {"ref": json.loads(meta.read_text()), "datasets": sets}
 
 
 def normalized_score(ret, r_random: float, r_expert: float):

@@ -1,15 +1,19 @@
 """Headline experiment: A2PR vs TD3+BC, IQL and BC on locally generated D4RL-style datasets.
 
-For every environment, the five datasets of `data.py` (random, medium, medium-replay, expert, mixed) are
-stacked and every method trains one agent per (dataset, seed) at once: the update is `jax.vmap`-ed over agents
-and `jax.lax.scan`-ned over `eval_every` gradient steps, then all agents are evaluated together. Scores are
-D4RL-normalised with the locally measured random / expert returns. For A2PR the VAE's reconstruction error
-of dataset actions is measured separately for positive and non-positive advantage Q_1(s, a) − V(s).
+For every environment, the chosen datasets of `data.py` (standard: random, medium, medium-replay, expert; and
+the trajectory-level mixed-<p> sets) are stacked and every method trains one agent per (dataset, seed) at once:
+the update is `jax.vmap`-ed over agents and `jax.lax.scan`-ned over `eval_every` gradient steps, then all agents
+are evaluated together. Scores are D4RL-normalised with the locally measured random / expert returns; the final
+score of a run is the mean over its last `final_evals` evaluations. At every evaluation each critic method's
+λ = α / mean|Q_1(s, π(s))| is measured on dataset states (the convergence gate of `claims.py`); for A2PR also
+the share of dataset actions that pass the advantage filter and, at the end, the VAE's reconstruction error
+split by the sign of Q_1(s, a) − V(s). Aggregates over datasets use rliable (IQM, stratified bootstrap CIs).
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
@@ -22,9 +26,12 @@ from common.cache import enable_jax_compilation_cache
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.results import mean_ci95, record, select
 from papers.a2pr import baselines, data, method
+from papers.a2pr.claims import paired
 from papers.a2pr.nets import Actor
 
 METHODS = ("A2PR", "TD3+BC", "IQL", "BC")
+CONVERGED_CHANGE = 0.05
+"""Convergence gate (pre-registered): a critic has converged when λ changed < 5% over the last 20% of training."""
 
 
 @dataclass
@@ -35,20 +42,22 @@ class Config(RunConfig):
     """Environments (keys of data.ENVS): pendulum = phys2d/Pendulum-v0 (JAX), invpendulum = InvertedPendulum-v5."""
     online_steps: tuple[int, ...] = (8_000, 12_000)
     """Online TD3 environment steps used to build each env's datasets (one per env)."""
-    datasets: tuple[str, ...] = data.DATASETS
-    """Datasets per env: random, medium, medium-replay, expert, mixed."""
+    datasets: tuple[str, ...] = data.STANDARD
+    """Standard datasets per env (any of random, medium, medium-replay, expert; may be empty)."""
+    mixed_fractions: tuple[float, ...] = (0.01, 0.05, 0.1)
+    """Expert-episode shares of the mixed (random + expert episodes) datasets, one dataset mixed-<p> each."""
     methods: tuple[str, ...] = METHODS
     """Methods to train: A2PR, TD3+BC, IQL, BC."""
     transitions: int = 20_000
     """Transitions per dataset (D4RL: 1M)."""
-    mixed_expert_fraction: float = 0.1
-    """Share of expert transitions in the mixed (random + expert) dataset."""
     steps: int = 4_000
     """Offline gradient steps per agent (paper: 1M)."""
     eval_every: int = 1_000
     """Gradient steps between evaluations."""
-    eval_episodes: int = 5
+    eval_episodes: int = 20
     """Evaluation episodes per agent and evaluation."""
+    final_evals: int = 3
+    """A run's final score is the mean over its last `final_evals` evaluations."""
     batch: int = 128
     """Minibatch size (paper: 256)."""
     hidden: int = 64
@@ -60,7 +69,9 @@ class Config(RunConfig):
     vae_lr: float = 1e-3
     """Adam learning rate of the VAE (paper code: torch default 1e-3)."""
     gamma: float = 0.99
-    """Discount (paper default 0.99)."""
+    """Discount of every method (paper default 0.99)."""
+    tau: float = 0.005
+    """Soft target-update rate of every method (paper default 0.005)."""
     alpha: float = 2.5
     """α of A2PR and TD3+BC (paper default 2.5)."""
     mask: float = 0.5
@@ -74,7 +85,9 @@ class Config(RunConfig):
     data_seed: int = 0
     """Seed of the dataset generation (datasets are cached per data config)."""
     vae_probe: int = 4_096
-    """Dataset transitions used to measure the VAE error by advantage sign."""
+    """Dataset transitions used to measure λ, the advantage filter and the VAE error by advantage sign."""
+    bootstrap_reps: int = 2_000
+    """Stratified bootstrap resamples of the rliable interval estimates."""
     log: bool = field(default=True)
     """Print progress lines."""
 
@@ -95,25 +108,37 @@ class Config(RunConfig):
             "iql_beta",
             "vae_probe",
             "online_steps",
+            "final_evals",
+            "bootstrap_reps",
         )
-        check_fraction(self, "gamma", "iql_tau", "mixed_expert_fraction")
+        check_fraction(self, "gamma", "iql_tau", "mixed_fractions")
+        ensure(0 < self.tau <= 1, "tau", f"must lie in (0, 1], got {self.tau}")
+        ensure(all(f > 0 for f in self.mixed_fractions), "mixed_fractions", "every fraction must be > 0")
         check_fraction(self, "mask", upper_open=False)
         ensure(self.vae_weight > 0, "vae_weight", f"must be > 0, got {self.vae_weight}")
         for e in self.envs:
             ensure(e in data.ENVS, "envs", f"unknown env {e!r}; choose from {sorted(data.ENVS)}")
         ensure(len(self.online_steps) == len(self.envs), "online_steps", "needs one value per env")
         for d in self.datasets:
-            ensure(d in data.DATASETS, "datasets", f"unknown dataset {d!r}; choose from {data.DATASETS}")
+            ensure(d in data.STANDARD, "datasets", f"unknown dataset {d!r}; choose from {data.STANDARD}")
+        ensure(len(self.cells()) > 0, "datasets", "no dataset: give --datasets or --mixed-fractions")
         for m in self.methods:
             ensure(m in METHODS, "methods", f"unknown method {m!r}; choose from {METHODS}")
         ensure(self.steps % self.eval_every == 0, "steps", "must be a multiple of --eval-every")
+        n_evals = self.steps // self.eval_every
+        ensure(n_evals >= 5, "eval_every", f"needs >= 5 evaluations for the convergence gate, got {n_evals}")
+        ensure(self.final_evals <= n_evals, "final_evals", f"must be <= the {n_evals} evaluations")
+
+    def cells(self) -> tuple[str, ...]:
+        """Dataset names trained per env: the standard ones, then mixed-<p> per expert fraction."""
+        return (*self.datasets, *map(data.mixed_name, self.mixed_fractions))
 
     def data_config(self, i: int) -> data.DataConfig:
         return data.DataConfig(
             env=self.envs[i],
             online_steps=self.online_steps[i],
             transitions=self.transitions,
-            mixed_expert_fraction=self.mixed_expert_fraction,
+            mixed_expert_fractions=self.mixed_fractions,
             seed=self.data_seed,
             eval_every=max(self.online_steps[i] // 12, 200),
             batch=128,
@@ -124,15 +149,20 @@ PRESETS = {
     "smoke": Config(
         preset="smoke",
         seeds=2,
-        online_steps=(1_200, 1_200),
+        envs=("pendulum",),
+        online_steps=(1_200,),
+        datasets=("random",),
+        mixed_fractions=(0.1,),
         transitions=1_000,
-        steps=40,
-        eval_every=20,
+        steps=50,
+        eval_every=10,
         eval_episodes=2,
+        final_evals=2,
         batch=32,
         hidden=16,
         vae_hidden=16,
         vae_probe=256,
+        bootstrap_reps=50,
         log=False,
     ),
     "quick": Config(preset="quick", seeds=3),
@@ -165,12 +195,19 @@ def _hyper(cfg: Config):
         lr=cfg.lr,
         vae_lr=cfg.vae_lr,
         gamma=cfg.gamma,
+        tau=cfg.tau,
         alpha=cfg.alpha,
         mask=cfg.mask,
         vae_weight=cfg.vae_weight,
     )
     base = baselines.BaselineConfig(
-        hidden=cfg.hidden, lr=cfg.lr, gamma=cfg.gamma, alpha=cfg.alpha, iql_tau=cfg.iql_tau, iql_beta=cfg.iql_beta
+        hidden=cfg.hidden,
+        lr=cfg.lr,
+        gamma=cfg.gamma,
+        tau=cfg.tau,
+        alpha=cfg.alpha,
+        iql_tau=cfg.iql_tau,
+        iql_beta=cfg.iql_beta,
     )
     return a2pr, base
 
@@ -228,8 +265,26 @@ def evaluate(spec, cfg: Config, params: dict, n_agents: int, key, seed: int) -> 
     return ret.reshape(n_agents, cfg.eval_episodes).mean(1)
 
 
+def _probe_fn(name: str, cfg: Config, nets, stacked: dict):
+    """(state, d, key) -> {"lambda": α / mean|Q_1(s, π(s))|, ["pos_fraction"]} on `vae_probe` dataset states of
+    dataset d; None for BC (no critic). pos_fraction = share of data actions with Q_1(s, a) > V(s) (A2PR's filter)."""
+    if name == "BC":
+        return None
+
+    def probe(state, d, key):
+        s, a, _, _, _ = _sample(stacked, d, key, cfg.vae_probe, 1.0)
+        q_pi = nets.critic.apply(state["critic"], s, nets.actor.apply(state["actor"], s))[0]
+        out = {"lambda": cfg.alpha / jnp.abs(q_pi).mean()}
+        if name == "A2PR":
+            adv = nets.critic.apply(state["critic"], s, a)[0] - nets.value.apply(state["value"], s)
+            out["pos_fraction"] = (adv > 0).mean()
+        return out
+
+    return jax.jit(jax.vmap(probe))
+
+
 def train_method(name: str, cfg: Config, spec, world: dict, stacked: dict, names: tuple[str, ...]) -> list[dict]:
-    """Train one agent per (dataset, seed) with a vmapped update; returns score curves and final rows."""
+    """Train one agent per (dataset, seed) with a vmapped update; returns curves and per-run final rows."""
     n_d, seeds = len(names), cfg.seed_list()
     n_agents = n_d * len(seeds)
     d_idx = jnp.repeat(jnp.arange(n_d), len(seeds))
@@ -242,35 +297,49 @@ def train_method(name: str, cfg: Config, spec, world: dict, stacked: dict, names
     def chunk(state, d, key):
         def step(state, k):
             kb, ku = jax.random.split(k)
-            return update(state, _sample(stacked, d, kb, cfg.batch, spec.reward_scale), ku)
+            return update(state, _sample(stacked, d, kb, cfg.batch, spec.reward_scale), ku)[0], None
 
-        state, metrics = jax.lax.scan(step, state, jax.random.split(key, cfg.eval_every))
-        return state, jax.tree.map(jnp.mean, metrics)
+        return jax.lax.scan(step, state, jax.random.split(key, cfg.eval_every))[0]
 
-    train = jax.jit(jax.vmap(chunk))
+    train, probe = jax.jit(jax.vmap(chunk)), _probe_fn(name, cfg, nets, stacked)
+    probe_keys = jax.random.split(jax.random.key(321), n_agents)  # the same probe states at every evaluation
     ref = world["ref"]
-    rows, scores = [], []
+    run = lambda j: {"env": spec.name, "dataset": names[j // len(seeds)], "seed": seeds[j % len(seeds)]}  # noqa: E731
+    rows, scores, lambdas = [], [], []
     for i in range(cfg.steps // cfg.eval_every):
         keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, i)
-        state, metrics = train(state, d_idx, keys)
+        state = train(state, d_idx, keys)
         params = {"actor": state["actor"], "mu": stacked["mu"][d_idx], "sd": stacked["sd"][d_idx]}
         ret = evaluate(spec, cfg, params, n_agents, jax.random.key(10_000 + i), seed=10_000 + 97 * i)
-        score = data.normalized_score(ret, ref["random"], ref["expert"])
-        scores.append(score)
+        scores.append(data.normalized_score(ret, ref["random"], ref["expert"]))
+        curves = {"score": scores[-1]}
+        if probe is not None:
+            curves |= {k: np.asarray(v) for k, v in probe(state, d_idx, probe_keys).items()}
+            lambdas.append(curves["lambda"])
         step = (i + 1) * cfg.eval_every
+        rows += [
+            record(name, metric=m, value=v[j], step=step, **run(j)) for m, v in curves.items() for j in range(n_agents)
+        ]
+    final = np.mean(scores[-cfg.final_evals :], axis=0)
+    rows += [record(name, metric="score_final", value=final[j], **run(j)) for j in range(n_agents)]
+    if lambdas:
+        change = lambda_change(np.stack(lambdas))
         for j in range(n_agents):
-            setting = {"env": spec.name, "dataset": names[j // len(seeds)]}
-            rows.append(record(name, seeds[j % len(seeds)], "score", score[j], step=step, **setting))
-            if "lambda" in metrics:
-                rows.append(record(name, seeds[j % len(seeds)], "lambda", metrics["lambda"][j], step=step, **setting))
-    scores = np.stack(scores)  # [evals, agents]
-    for j in range(n_agents):
-        setting = {"env": spec.name, "dataset": names[j // len(seeds)]}
-        rows.append(record(name, seeds[j % len(seeds)], "score_last", scores[-1, j], **setting))
-        rows.append(record(name, seeds[j % len(seeds)], "score_best", scores[:, j].max(), **setting))
+            rows.append(record(name, metric="lambda_change", value=change[j], **run(j)))
+            rows.append(record(name, metric="converged", value=float(change[j] < CONVERGED_CHANGE), **run(j)))
     if name == "A2PR":
         rows += _vae_probe(cfg, nets, state, stacked, names, seeds, spec)
     return rows
+
+
+def lambda_change(lambdas: np.ndarray) -> np.ndarray:
+    """Relative change of λ over the last 20% of training, |λ_end − λ_0.8| / λ_0.8, per run.
+
+    `lambdas` [evaluations, runs], the evaluations equally spaced; λ_0.8 is the evaluation at 80% of the steps
+    (rounded to the nearest evaluation)."""
+    n = lambdas.shape[0]
+    i80 = max(round(0.8 * n) - 1, 0)
+    return np.abs(lambdas[-1] - lambdas[i80]) / np.abs(lambdas[i80])
 
 
 def _vae_probe(cfg, nets, state, stacked, names, seeds, spec) -> list[dict]:
@@ -286,15 +355,43 @@ def _vae_probe(cfg, nets, state, stacked, names, seeds, spec) -> list[dict]:
     out = jax.jit(jax.vmap(probe))(
         state, jnp.repeat(jnp.arange(len(names)), len(seeds)), jax.random.split(jax.random.key(123), n_agents)
     )
-    rows = []
-    for j in range(n_agents):
-        for metric in ("vae_err_pos", "vae_err_neg", "pos_fraction"):
-            rows.append(
-                record(
-                    "A2PR", seeds[j % len(seeds)], metric, out[metric][j], env=spec.name, dataset=names[j // len(seeds)]
-                )
+    return [
+        record("A2PR", seeds[j % len(seeds)], metric, out[metric][j], env=spec.name, dataset=names[j // len(seeds)])
+        for j in range(n_agents)
+        for metric in ("vae_err_pos", "vae_err_neg")
+    ]
+
+
+def rliable_rows(rows: list[dict], cfg: Config) -> list[dict]:
+    """rliable aggregates of the final normalised scores per method: IQM with 95% stratified-bootstrap CIs over
+    (env, dataset) tasks × seeds (Agarwal et al. 2021, as CORL reports), over all datasets and over the mixed
+    ones; one row each for the point estimate and the two CI ends (seed 0)."""
+    from rliable import library, metrics
+
+    groups = {"all": cfg.cells(), "mixed": tuple(d for d in cfg.cells() if data.is_mixed(d))}
+    out = []
+    for group, cells in groups.items():
+        tasks = [(e, d) for e in cfg.envs for d in cells]
+        if not tasks:
+            continue
+        scores = {}
+        for m in cfg.methods:
+            table = {
+                (r["env"], r["dataset"], r["seed"]): r["value"] for r in select(rows, method=m, metric="score_final")
+            }
+            scores[m] = np.array([[table[(e, d, s)] for e, d in tasks] for s in cfg.seed_list()])
+        with warnings.catch_warnings():  # arch deprecates the RandomState that rliable passes on
+            warnings.simplefilter("ignore", FutureWarning)
+            point, ci = library.get_interval_estimates(
+                scores,
+                lambda x: np.array([metrics.aggregate_iqm(x)]),
+                reps=cfg.bootstrap_reps,
+                random_state=np.random.RandomState(0),
             )
-    return rows
+        for m in cfg.methods:
+            for metric, v in (("iqm", point[m][0]), ("iqm_low", ci[m][0, 0]), ("iqm_high", ci[m][1, 0])):
+                out.append(record(m, 0, metric, v, group=group))
+    return out
 
 
 def run(cfg: Config) -> list[dict]:
@@ -309,56 +406,91 @@ def run(cfg: Config) -> list[dict]:
             f"[a2pr] {env}: datasets ready in {time.perf_counter() - t0:.1f} s (ref {world['ref']['random']:.1f}"
             f" / {world['ref']['expert']:.1f})"
         )
-        stacked = _stack(world, cfg.datasets)
+        stacked = _stack(world, cfg.cells())
         spec = data.ENVS[env]
         for name in cfg.methods:
             t0 = time.perf_counter()
-            new = train_method(name, cfg, spec, world, stacked, cfg.datasets)
+            new = train_method(name, cfg, spec, world, stacked, cfg.cells())
             rows += new
-            last = [r["value"] for r in select(new, metric="score_last")]
-            log(f"[a2pr] {env} {name}: mean last score {np.mean(last):.1f} ({time.perf_counter() - t0:.1f} s)")
+            last = [r["value"] for r in select(new, metric="score_final")]
+            conv = [r["value"] for r in select(new, metric="converged")]
+            log(
+                f"[a2pr] {env} {name}: mean final score {np.mean(last):.1f}"
+                + (f", converged {np.mean(conv):.0%}" if conv else "")
+                + f" ({time.perf_counter() - t0:.1f} s)"
+            )
         for key in ("random", "expert"):
             rows.append(record("reference", 0, f"return_{key}", world["ref"][key], env=env))
-    return rows
+    return rows + rliable_rows(rows, cfg)
 
 
 # ----------------------------------------------------------------------------- figure
 
 
 def figure(rows: list[dict], cfg: Config, path: Path) -> None:
-    """Normalised score vs gradient steps per (env, dataset) and method; VAE error by advantage sign."""
+    """Per env: normalised score vs gradient steps per dataset and method; λ(t) / λ(end) (convergence);
+    paired differences A2PR − TD3+BC and IQL − BC (the premise) on the mixed datasets; VAE error by advantage."""
     import matplotlib.pyplot as plt
 
-    n_cols = len(cfg.datasets) + 1
-    fig, axes = plt.subplots(len(cfg.envs), n_cols, figsize=(3.2 * n_cols, 2.6 * len(cfg.envs)), squeeze=False)
+    cells = cfg.cells()
+    n_cols = len(cells) + 3
+    fig, axes = plt.subplots(len(cfg.envs), n_cols, figsize=(3.0 * n_cols, 2.6 * len(cfg.envs)), squeeze=False)
     colors = dict(zip(METHODS, ("C3", "C0", "C2", "C7"), strict=True))
+
+    def band(ax, x, samples, color, label):
+        stats = [mean_ci95(v) for v in samples]
+        mean, half = np.array([m for m, _ in stats]), np.array([h for _, h in stats])
+        ax.plot(x, mean, color=color, label=label)
+        ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.15)
+
     for r, env in enumerate(cfg.envs):
-        for c, ds in enumerate(cfg.datasets):
+        for c, ds in enumerate(cells):
             ax = axes[r, c]
             for m in cfg.methods:
                 sel = select(rows, method=m, metric="score", env=env, dataset=ds)
                 steps = sorted({x["step"] for x in sel})
-                stats = [mean_ci95([x["value"] for x in sel if x["step"] == s]) for s in steps]
-                mean = np.array([s[0] for s in stats])
-                half = np.array([s[1] for s in stats])
-                ax.plot(steps, mean, color=colors[m], label=m)
-                ax.fill_between(steps, mean - half, mean + half, color=colors[m], alpha=0.15)
+                band(ax, steps, [[x["value"] for x in sel if x["step"] == s] for s in steps], colors[m], m)
             ax.set_title(f"{env} {ds}", fontsize=9)
             ax.set_xlabel("gradient steps", fontsize=8)
             if c == 0:
                 ax.set_ylabel("normalised score", fontsize=8)
+        ax = axes[r, len(cells)]
+        for m in cfg.methods:
+            sel = select(rows, method=m, metric="lambda", env=env)
+            if not sel:
+                continue
+            end = {(x["dataset"], x["seed"]): x["value"] for x in sel if x["step"] == cfg.steps}
+            steps = sorted({x["step"] for x in sel})
+            rel = [[x["value"] / end[(x["dataset"], x["seed"])] for x in sel if x["step"] == s] for s in steps]
+            band(ax, steps, rel, colors[m], m)
+        ax.axvspan(0.8 * cfg.steps, cfg.steps, color="0.9")
+        ax.set_ylim(0.5, 2.0)
+        ax.set_title(f"{env}: λ(t) / λ(end)", fontsize=9)
+        ax = axes[r, len(cells) + 1]
+        mixed = [d for d in cells if data.is_mixed(d)]
+        x = np.arange(len(mixed))
+        for off, (a, b), color in ((-0.15, ("A2PR", "TD3+BC"), "C3"), (0.15, ("IQL", "BC"), "C2")):
+            diffs = [paired(rows, a, b, env=env, dataset=d) for d in mixed]
+            stats = [mean_ci95(v) if v else (np.nan, 0.0) for v in diffs]
+            ax.errorbar(
+                x + off, [m for m, _ in stats], yerr=[h for _, h in stats], fmt="o", color=color, label=f"{a} − {b}"
+            )
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xticks(x, mixed, fontsize=7)
+        ax.set_title(f"{env}: paired differences (95% CI)", fontsize=9)
+        ax.legend(fontsize=7)
         ax = axes[r, -1]
-        x = np.arange(len(cfg.datasets))
+        x = np.arange(len(cells))
         for off, metric, label in ((-0.2, "vae_err_pos", "A > 0"), (0.2, "vae_err_neg", "A ≤ 0")):
             vals = [
                 mean_ci95([v["value"] for v in select(rows, metric=metric, env=env, dataset=ds)] or [np.nan])
-                for ds in cfg.datasets
+                for ds in cells
             ]
             ax.bar(x + off, [v[0] for v in vals], 0.4, yerr=[v[1] for v in vals], label=label)
-        ax.set_xticks(x, cfg.datasets, rotation=30, fontsize=7)
+        ax.set_xticks(x, cells, rotation=30, fontsize=7)
         ax.set_title(f"{env}: A2PR VAE error ‖â−a‖²", fontsize=9)
         ax.legend(fontsize=7)
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
+    fig.savefig(path, dpi=100, format="png")
     plt.close(fig)

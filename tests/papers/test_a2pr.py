@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from papers.a2pr import baselines, data, method
+from papers.a2pr import baselines, data, experiment, method
 from papers.a2pr.claims import MIXED_MARGIN, check
 
 
@@ -160,30 +160,96 @@ def test_mujoco_rollout_masks_terminated_steps():
         assert ep["done"][i, n - 1] == 1 and ep["done"][i, : n - 1].sum() == 0 and ep["valid"][i, n:].sum() == 0
 
 
+def _episodes(lengths, obs0=0.0, terminal=False):
+    """Flat transitions of episodes with the given lengths; obs = obs0 + episode index + t / 100 (s′_t = s_t+1)."""
+    parts = []
+    for i, n in enumerate(lengths):
+        end = np.zeros(n, np.float32)
+        end[-1] = 1
+        parts.append(
+            {
+                "obs": np.repeat(obs0 + i + np.arange(n, dtype=np.float32)[:, None] / 100, 2, 1),
+                "act": np.zeros((n, 1), np.float32),
+                "rew": np.arange(n, dtype=np.float32),
+                "next_obs": np.repeat(obs0 + i + np.arange(1, n + 1, dtype=np.float32)[:, None] / 100, 2, 1),
+                "done": end.copy() if terminal else np.zeros(n, np.float32),
+                "end": end,
+            }
+        )
+    return {k: np.concatenate([p[k] for p in parts]) for k in data.FIELDS}
+
+
+def test_flat_marks_episode_ends_and_mix_is_trajectory_level():
+    ep = {k: np.zeros((2, 4, 1), np.float32) for k in ("obs", "act", "next_obs")}
+    ep |= {"rew": np.zeros((2, 4)), "done": np.zeros((2, 4)), "valid": np.array([[1, 1, 0, 0], [1, 1, 1, 1.0]])}
+    np.testing.assert_array_equal(data._flat(ep)["end"], [0, 1, 0, 0, 0, 1])
+    random, expert = _episodes([5] * 40, obs0=0.0, terminal=True), _episodes([20] * 10, obs0=100.0)
+    # N = 100 / (0.1·20 + 0.9·5) = 15.4 episodes -> n_e = round(1.54) = 2 whole expert episodes, then random ones
+    mixed = data.mix_episodes(random, expert, 0.1, 100)
+    assert len(mixed["rew"]) == 100
+    bounds = data.episode_bounds(mixed)
+    first = [mixed["obs"][a, 0] for a, _ in bounds]
+    assert first[:2] == [100.0, 101.0] and all(x < 100 for x in first[2:])
+    assert [b - a for a, b in bounds] == [20, 20] + [5] * 12
+    assert data.episode_bounds(data.mix_episodes(random, expert, 0.001, 100))[0] == (0, 20)  # at least one expert
+
+
+def test_minari_round_trip(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPROZOO_CACHE", str(tmp_path))
+    d = _episodes([3, 1, 4], terminal=True)
+    d["done"][3] = 0.0  # the 1-step episode is a time-out, not a terminal
+    spec = data.ENVS["invpendulum"]
+    d = {**d, "obs": np.repeat(d["obs"], 2, 1), "next_obs": np.repeat(d["next_obs"], 2, 1)}  # obs_dim 4
+    data._with_minari_root(lambda: data.to_minari(d, "a2pr/test-0/random-v0", spec, "test"))
+    import minari
+
+    back = data._with_minari_root(lambda: data.from_minari(minari.load_dataset("a2pr/test-0/random-v0")))
+    assert (tmp_path / "a2pr" / "minari" / "a2pr" / "test-0" / "random-v0").is_dir()
+    for k in data.FIELDS:
+        np.testing.assert_array_equal(back[k], d[k], err_msg=k)
+
+
+def test_lambda_change_over_last_fifth():
+    lam = np.array([[4.0, 1.0], [3.0, 1.0], [2.0, 1.0], [1.0, 1.0], [0.5, 1.02]])  # 5 evaluations, 2 runs
+    np.testing.assert_allclose(experiment.lambda_change(lam), [0.5, 0.02])
+
+
+def _row(method, seed, value, dataset, env="e", metric="score_final"):
+    return {"method": method, "seed": seed, "metric": metric, "value": value, "env": env, "dataset": dataset}
+
+
 def test_claims_decide_on_the_numbers():
     rows = []
-    for seed in range(3):
-        for m, mixed, other in (("A2PR", 60.0, 80.0), ("TD3+BC", 40.0, 78.0)):
-            rows.append(
-                {"method": m, "seed": seed, "metric": "score_last", "value": mixed, "env": "e", "dataset": "mixed"}
-            )
-            rows.append(
-                {"method": m, "seed": seed, "metric": "score_last", "value": other, "env": "e", "dataset": "expert"}
-            )
-            rows.append(
-                {"method": m, "seed": seed, "metric": "score_best", "value": other, "env": "e", "dataset": "expert"}
-            )
+    for seed in range(10):
+        eps = 0.5 * (-1) ** seed  # small seed noise
+        for d in ("mixed-5", "mixed-10"):
+            for m, v in (("A2PR", 60.0), ("TD3+BC", 40.0), ("IQL", 70.0), ("BC", 10.0)):
+                rows.append(_row(m, seed, v + eps * (m == "A2PR"), d))
+        rows.append(_row("A2PR", seed, 80.0, "expert"))
+        rows.append(_row("TD3+BC", seed, 79.0, "expert"))
+        for m in ("A2PR", "TD3+BC", "IQL"):
+            rows.append(_row(m, seed, 1.0, "expert", metric="converged"))
         for metric, val in (("vae_err_pos", 0.1 + 0.01 * seed), ("vae_err_neg", 0.3)):
-            rows.append(
-                {"method": "A2PR", "seed": seed, "metric": metric, "value": val, "env": "e", "dataset": "mixed"}
-            )
+            rows.append(_row("A2PR", seed, val, "mixed-5", metric=metric))
     claims = {c.id: c for c in check(rows, None)}
-    assert claims["avg-score"].passed and claims["mixed-margin"].passed and claims["vae-advantage"].passed
-    assert claims["mixed-margin"].observed["diff"] == pytest.approx(20.0) and MIXED_MARGIN == 10.0
+    assert claims["avg-score"].passed and claims["vae-advantage"].passed and claims["convergence-gate"].passed
+    margin = claims["mixed-margin-e"]
+    assert margin.passed and margin.observed["testable"] == 2 and margin.observed["diff"] == pytest.approx(20.0)
+    assert MIXED_MARGIN == 10.0
+    # premise unmet (BC >= IQL on every mixed set): the env cannot test the claim, whatever A2PR does
+    no_premise = [{**r, "value": 80.0} if r["method"] == "BC" else r for r in rows]
+    margin = {c.id: c for c in check(no_premise, None)}["mixed-margin-e"]
+    assert not margin.passed and margin.observed["testable"] == 0
+    # a margin below 10 points fails even with a CI above 0
+    small = [{**r, "value": 45.0} if r["method"] == "A2PR" and r["dataset"].startswith("mixed") else r for r in rows]
+    assert not {c.id: c for c in check(small, None)}["mixed-margin-e"].passed
     for r in rows:
         if r["metric"] == "vae_err_neg":
             r["value"] = 0.05
-    assert not {c.id: c for c in check(rows, None)}["vae-advantage"].passed
+        if r["metric"] == "converged" and r["seed"] < 2:
+            r["value"] = 0.0
+    claims = {c.id: c for c in check(rows, None)}
+    assert not claims["vae-advantage"].passed and not claims["convergence-gate"].passed  # 80% < 90% converged
 
 
 # ----------------------------------------------------------------------------- CLI
