@@ -37,6 +37,7 @@ from common.worlds.preference import (
     copy_policy,
     ensemble_disagreement,
 )
+from papers.ensembles.baselines import single_member
 from papers.ensembles.gao import fit_gao
 from papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate
 
@@ -59,6 +60,8 @@ class Config(RunConfig):
     """Proxy widths d (Coste et al.: 44M and 1.3B proxies)."""
     label_noises: list[float] = field(default_factory=lambda: [0.0, 0.25])
     """Label-flip rates of the proxies' training data (Coste et al.: 0 and 25%)."""
+    clean_sizes: list[int] = field(default_factory=lambda: [32])
+    """Sizes also trained at the noise levels other than 25% (25%-noise members come at every size)."""
     quirk_tokens: list[int] = field(default_factory=lambda: [3, 7, 8, 13, 14, 18, 23])
     """Premise setting: member m's labeller quirk token (content tokens, not features); needs members + seeds − 1."""
     quirk_gain: float = 1.5
@@ -89,8 +92,8 @@ class Config(RunConfig):
     """Small fixed KL coefficient β (Coste et al.'s KL study: 0.01; the world demo's)."""
     ppo_kl_large: float = 0.1
     """Larger fixed KL coefficient β."""
-    ppo_steps: int = 60
-    """PPO iterations."""
+    ppo_steps: int = 50
+    """PPO iterations (the world demo's single proxy peaks near iteration 23 and collapses by ≈ 45)."""
     ppo_batch: int = 128
     """Prompts (= rollouts) per PPO iteration."""
     ppo_lr: float = 2e-4
@@ -145,6 +148,12 @@ class Config(RunConfig):
         ensure(not bad, "ppo_methods", f"unknown methods {bad}; choose from {PPO_METHODS}")
         ensure(0.25 in self.label_noises, "label_noises", "must include 0.25 (the claims read the 25% proxies)")
         ensure(self.ppo_size in self.sizes, "ppo_size", f"must be one of sizes={self.sizes}")
+        ensure(set(self.clean_sizes) <= set(self.sizes), "clean_sizes", f"must be a subset of sizes={self.sizes}")
+        ensure(
+            self.ppo_label_noise == 0.25 or self.ppo_size in self.clean_sizes,
+            "ppo_size",
+            "PPO proxies with noise other than 25% need ppo_size in clean_sizes",
+        )
         ensure(self.ppo_label_noise in self.label_noises, "ppo_label_noise", "must be one of label_noises")
         ensure(self.ppo_steps % self.log_every == 0, "log_every", "must divide ppo_steps")
 
@@ -159,6 +168,7 @@ PRESETS = {
         proxy=ProxyConfig(n_pairs=128, steps=10, pretrain_steps=5),
         members=3,
         sizes=[16],
+        clean_sizes=[16],
         label_noises=[0.25],
         std_samples=64,
         test_pairs=64,
@@ -178,6 +188,7 @@ PRESETS = {
         preset="full",
         seeds=5,
         quirk_tokens=[3, 7, 8, 13, 14, 18, 23, 27, 9],
+        clean_sizes=[32, 64],
         bon_prompts=256,
         bon_samples=1024,
         ppo_steps=300,
@@ -207,6 +218,11 @@ def member_config(cfg: Config, setting: str, d: int, noise: float, m: int, kind:
     )
 
 
+def grid(cfg: Config) -> list[tuple[int, float]]:
+    """(size, label noise) of every member pool: 25% noise at every size, other levels at `clean_sizes`."""
+    return [(d, noise) for d in cfg.sizes for noise in cfg.label_noises if noise == 0.25 or d in cfg.clean_sizes]
+
+
 def window(cfg: Config, seed: int) -> list[int]:
     """Members of seed `seed`'s ensemble."""
     return list(range(seed, seed + cfg.members))
@@ -214,13 +230,7 @@ def window(cfg: Config, seed: int) -> list[int]:
 
 def all_member_configs(cfg: Config) -> list[ProxyConfig]:
     pool = range(cfg.members + cfg.seeds - 1)
-    out = [
-        member_config(cfg, s, d, noise, m)
-        for s in SETTINGS
-        for d in cfg.sizes
-        for noise in cfg.label_noises
-        for m in pool
-    ]
+    out = [member_config(cfg, s, d, noise, m) for s in SETTINGS for d, noise in grid(cfg) for m in pool]
     if cfg.eisenstein:
         out += [member_config(cfg, "control", cfg.sizes[0], 0.25, m, k) for k in ("pretrain", "finetune") for m in pool]
     return list(dict.fromkeys(out))
@@ -282,7 +292,7 @@ def curve_rows(method: str, seed: int, score: torch.Tensor, pool: dict, ns: list
 
 def single_rows(seed: int, z: torch.Tensor, pool: dict, ns: list[int], **setting) -> list[dict]:
     """The single-RM baseline: the mean over members of each member's own best-of-n curve."""
-    per_member = [curve_rows("bon_single", seed, z[i], pool, ns, **setting) for i in range(z.shape[0])]
+    per_member = [curve_rows("bon_single", seed, single_member(z, i), pool, ns, **setting) for i in range(z.shape[0])]
     return [dict(rows[0], value=float(np.mean([r["value"] for r in rows]))) for rows in zip(*per_member, strict=True)]
 
 
@@ -304,20 +314,19 @@ def bon_rows(world: PreferenceWorld, cfg: Config, members: dict) -> list[dict]:
 
     rows = []
     for setting in SETTINGS:
-        for d in cfg.sizes:
-            for noise in cfg.label_noises:
-                tag = {"setting": setting, "d": d, "noise": noise}
-                for seed in cfg.seed_list():
-                    pcs = [member_config(cfg, setting, d, noise, m) for m in window(cfg, seed)]
-                    z = z_scores(pcs)
-                    acc = np.mean([world.accuracy(members[pc], test) for pc in pcs])
-                    rows.append(record("proxy", seed, "accuracy", acc, **tag))
-                    prem = ensemble_disagreement(z, pool["gold"])
-                    rows += [record("premise", seed, k, v, **tag) for k, v in prem.items()]
-                    rows += single_rows(seed, z, pool, ns, **tag)
-                    for agg in AGGREGATIONS:
-                        rows += curve_rows(f"bon_{agg}", seed, aggregate(z, agg, stage="bon"), pool, ns, **tag)
-                _log(f"best-of-n {tag}: premise {prem}, accuracy {acc:.3f}")
+        for d, noise in grid(cfg):
+            tag = {"setting": setting, "d": d, "noise": noise}
+            for seed in cfg.seed_list():
+                pcs = [member_config(cfg, setting, d, noise, m) for m in window(cfg, seed)]
+                z = z_scores(pcs)
+                acc = np.mean([world.accuracy(members[pc], test) for pc in pcs])
+                rows.append(record("proxy", seed, "accuracy", acc, **tag))
+                prem = ensemble_disagreement(z, pool["gold"])
+                rows += [record("premise", seed, k, v, **tag) for k, v in prem.items()]
+                rows += single_rows(seed, z, pool, ns, **tag)
+                for agg in AGGREGATIONS:
+                    rows += curve_rows(f"bon_{agg}", seed, aggregate(z, agg, stage="bon"), pool, ns, **tag)
+            _log(f"best-of-n {tag}: premise {prem}, accuracy {acc:.3f}")
     if cfg.eisenstein:
         tag = {"setting": "control", "d": cfg.sizes[0], "noise": 0.25}
         for seed in cfg.seed_list():
@@ -352,7 +361,7 @@ def ppo_rows(world: PreferenceWorld, ens: Ensemble, cfg: Config, method: str, be
     def reward_fn(x, y, mask):
         ids, am = world.sequences(x, y, mask)
         z = ens.member_rewards(ids, am)
-        r = z[0] if method == "single" else aggregate(z, method, stage="ppo")
+        r = single_member(z, 0) if method == "single" else aggregate(z, method, stage="ppo")
         logged.setdefault("gold", []).append(float(world.gold_reward(x, y, mask).mean()))
         logged.setdefault("features", []).append(float(world.feature_count(y, mask).float().mean()))
         logged.setdefault("member_std", []).append(float(z.std(0).mean()))
@@ -512,12 +521,11 @@ def table(rows: list[dict], cfg: Config) -> str:
     ]
     methods = ["bon_single"] + [f"bon_{a}" for a in AGGREGATIONS]
     for setting in SETTINGS:
-        for d in cfg.sizes:
-            for noise in cfg.label_noises:
-                for m in methods:
-                    lines.append(
-                        _row(rows, m, f"| {setting} | {d} | {noise} | {m[4:]} ", setting=setting, d=d, noise=noise)
-                    )
+        for d, noise in grid(cfg):
+            for m in methods:
+                lines.append(
+                    _row(rows, m, f"| {setting} | {d} | {noise} | {m[4:]} ", setting=setting, d=d, noise=noise)
+                )
     lines += [
         "",
         "PPO (mean over seeds): gold at π_SFT is the best-of-n n = 1 value; peak and final of the windowed curve.",
