@@ -1,0 +1,270 @@
+"""papers.par: PAR and every shaping baseline against hand-computed values, PAR's properties, the RM baselines'
+losses and WARM's average, gradients, config validation and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from common.config import parse
+from common.reward import RewardModel, bradley_terry_loss
+from papers.par.baselines import (
+    NORMAL_Q85,
+    OdinRewardModel,
+    RewardShaper,
+    RunningStats,
+    length_penalty,
+    lsc_reward,
+    odin_loss,
+    pearson,
+    reg_loss,
+    train_pairwise,
+    warm_average,
+)
+from papers.par.experiment import PRESETS, Config
+from papers.par.method import par_reward, sigmoid_reward
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def sig(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+# --- PAR ---
+
+
+def test_par_hand_computed():
+    r = torch.tensor([0.0, 1.0, 2.0])
+    refs = torch.tensor([[0.0, 0.0], [0.0, 2.0], [1.0, 3.0]])
+    expected = [0.5, (sig(1) + sig(-1)) / 2, (sig(1) + sig(-1)) / 2]
+    torch.testing.assert_close(par_reward(r, refs), torch.tensor(expected))
+    assert float(par_reward(torch.tensor([2.0]), torch.tensor([[0.0]]), k=2.0)) == pytest.approx(sig(4.0))
+    assert float(par_reward(torch.tensor([0.5]), torch.tensor([[1.0, -1.0, 3.0]]), k=3.0)) == pytest.approx(
+        (sig(-1.5) + sig(4.5) + sig(-7.5)) / 3
+    )
+
+
+def test_par_bounded_monotone_and_centred_at_the_reference():
+    gen = torch.Generator().manual_seed(0)
+    refs = torch.randn(1, 10, generator=gen)
+    r = torch.linspace(-4, 4, 401)
+    for k in (1.0, 2.0, 3.0):
+        v = par_reward(r, refs.expand(401, 10), k)
+        assert bool(((v > 0) & (v < 1)).all())  # strictly inside (0, 1) while float64 can tell
+        assert bool((v.diff() > 0).all())  # strictly increasing in r
+    far = par_reward(torch.tensor([-1e6, 1e6]), refs.expand(2, 10))
+    assert 0 <= float(far[0]) and float(far[1]) <= 1  # and never outside [0, 1] (saturates, no overflow)
+    # centred: ½ where r equals every reference; symmetric about it
+    same = torch.full((4, 5), 1.7)
+    torch.testing.assert_close(par_reward(torch.full((4,), 1.7), same), torch.full((4,), 0.5))
+    d = torch.tensor([0.3, 2.0])
+    torch.testing.assert_close(par_reward(1.7 + d, same[:2]) + par_reward(1.7 - d, same[:2]), torch.ones(2))
+
+
+def test_design_principle_2_fast_then_slow():
+    """σ's slope is largest at the reference and vanishes far above it."""
+    r = torch.tensor([0.0, 2.0, 6.0], requires_grad=True)
+    par_reward(r, torch.zeros(3, 1)).sum().backward()
+    g = r.grad
+    assert g[0] == pytest.approx(0.25) and g[0] > g[1] > g[2] and g[2] < 0.01
+
+
+def test_uncentred_sigmoid_is_par_with_zero_references():
+    r = torch.tensor([-2.0, 0.0, 3.0])
+    torch.testing.assert_close(sigmoid_reward(r, 2.0), torch.tensor([sig(-4), 0.5, sig(6)]))
+    torch.testing.assert_close(sigmoid_reward(r, 2.0), par_reward(r, torch.zeros(3, 4), 2.0))
+    # centred and uncentred differ once the references move away from 0
+    assert not torch.allclose(par_reward(r, torch.full((3, 4), 2.0)), sigmoid_reward(r))
+
+
+def test_par_gradient_matches_analytic_and_finite_differences():
+    r = torch.tensor([0.3, -1.2], requires_grad=True)
+    refs = torch.tensor([[0.0, 1.0, -2.0], [0.5, 0.5, 4.0]])
+    torch.autograd.gradcheck(lambda x: par_reward(x, refs, 2.0), (r,))
+    par_reward(r, refs, 2.0).sum().backward()
+    s = torch.sigmoid(2.0 * (r.detach()[:, None] - refs))
+    torch.testing.assert_close(r.grad, (2.0 * s * (1 - s)).mean(-1))
+
+
+# --- shaping baselines ---
+
+
+def test_running_stats_match_numpy_over_all_rewards_seen():
+    st = RunningStats()
+    st.update(torch.tensor([1.0, 2.0, 3.0]))
+    assert st.mean == pytest.approx(2.0) and st.std == pytest.approx(math.sqrt(2 / 3))
+    st.update(torch.tensor([5.0]))
+    seen = np.array([1.0, 2.0, 3.0, 5.0])
+    assert (st.n, st.mean, st.std) == (4, pytest.approx(2.75), pytest.approx(seen.std()))
+    assert (st.min, st.max) == (1.0, 5.0)
+    gen = np.random.default_rng(0)
+    st2, all_ = RunningStats(), []
+    for b in (7, 1, 30, 2):
+        x = gen.normal(3, 2, size=b)
+        all_.append(x)
+        st2.update(torch.tensor(x))
+    cat = np.concatenate(all_)
+    assert st2.mean == pytest.approx(cat.mean()) and st2.std == pytest.approx(cat.std())
+
+
+def test_meanstd_clip_minmax_hand_computed():
+    st = RunningStats()
+    st.update(torch.tensor([1.0, 2.0, 3.0, 5.0]))
+    mu, sd = 2.75, math.sqrt(8.75 / 4)
+    torch.testing.assert_close(st.normalize(torch.tensor([2.75, 5.0])), torch.tensor([0.0, 2.25 / sd]))
+    torch.testing.assert_close(st.clip(torch.tensor([0.0, 3.0, 10.0])), torch.tensor([mu - sd, 3.0, mu + sd]))
+    torch.testing.assert_close(st.minmax(torch.tensor([1.0, 3.0, 5.0])), torch.tensor([0.0, 0.5, 1.0]))
+    one = RunningStats()
+    one.update(torch.tensor([4.0]))
+    assert one.std == 0.0 and float(one.normalize(torch.tensor([5.0]))) == 1.0  # σ = 0 → divide by 1
+
+
+def test_shaper_updates_statistics_with_the_current_batch_first():
+    """Official order: update with this batch, then normalise; two batches → statistics of both."""
+    sh = RewardShaper("meanstd", len_penalty=0.0)
+    torch.testing.assert_close(sh(torch.tensor([1.0, 3.0]), None, None), torch.tensor([-1.0, 1.0]))
+    out = sh(torch.tensor([5.0, 7.0]), None, None)
+    seen = np.array([1.0, 3.0, 5.0, 7.0])
+    torch.testing.assert_close(out, torch.tensor((np.array([5.0, 7.0]) - seen.mean()) / seen.std()))
+    mm = RewardShaper("minmax", len_penalty=0.0)
+    torch.testing.assert_close(mm(torch.tensor([2.0, 4.0, 3.0]), None, None), torch.tensor([0.0, 1.0, 0.5]))
+    torch.testing.assert_close(mm(torch.tensor([3.0]), None, None), torch.tensor([0.5]))  # min/max still 2, 4
+
+
+def test_lsc_is_log_sigmoid_of_the_85th_percentile_centred_reward():
+    assert NORMAL_Q85 == pytest.approx(1.0364333894937898)
+    from scipy.stats import norm
+
+    refs = torch.tensor([[0.0, 2.0], [1.0, 1.5]])
+    r = torch.tensor([3.0, 0.0])
+    ref85 = [
+        norm.ppf(0.85, loc=1.0, scale=math.sqrt(2) + 1e-5),
+        norm.ppf(0.85, loc=1.25, scale=math.sqrt(0.125) + 1e-5),
+    ]
+    expected = [math.log(sig(3.0 - ref85[0])), math.log(sig(0.0 - ref85[1]))]
+    torch.testing.assert_close(lsc_reward(r, refs), torch.tensor(expected))
+    assert ref85[0] == pytest.approx(1 + 1.036 * math.sqrt(2), abs=1e-3)  # μ + 1.036 σ
+
+
+def test_length_penalty_and_which_methods_pay_it():
+    torch.testing.assert_close(
+        length_penalty(torch.tensor([1.0, 1.0, 1.0]), torch.tensor([9, 10, 13]), 10, 0.01),
+        torch.tensor([1.0, 1.0, 0.97]),
+    )
+    sh = RewardShaper("vanilla", valid_len=10, len_penalty=0.5)
+    torch.testing.assert_close(sh(torch.tensor([1.0]), torch.tensor([12]), None), torch.tensor([0.0]))
+    torch.testing.assert_close(sh(torch.tensor([1.0]), None, None), torch.tensor([1.0]))  # ODIN: no length term
+    # PAR applies the penalty before the sigmoid (official order)
+    par = RewardShaper("par", valid_len=10, len_penalty=0.5)
+    torch.testing.assert_close(par(torch.tensor([1.0]), torch.tensor([12]), torch.zeros(1, 1)), torch.tensor([0.5]))
+    with pytest.raises(ValueError, match="unknown shaping"):
+        RewardShaper("nope")
+
+
+def test_reg_loss_hand_computed():
+    v = reg_loss(torch.tensor([1.0, 2.0]), torch.tensor([0.0, -1.0]), coef=0.005)
+    expected = np.mean([-math.log(sig(1)) + 0.005 * 1, -math.log(sig(3)) + 0.005 * 5])
+    assert float(v) == pytest.approx(expected)
+    assert float(reg_loss(torch.tensor([1.0]), torch.tensor([0.0]), coef=0.0)) == pytest.approx(-math.log(sig(1)))
+
+
+def test_odin_loss_terms():
+    q = torch.tensor([1.0, 2.0, 0.5, 3.0])
+    ell = torch.tensor([0.2, -0.1, 0.4, 0.0])
+    length = torch.tensor([3.0, 5.0, 4.0, 9.0])
+    wq, wl = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2.0]])
+    t = odin_loss(q, ell, length, wq, wl, half=2)
+    r = (q + ell).tolist()
+    assert float(t["vanilla"]) == pytest.approx(np.mean([-math.log(sig(r[0] - r[2])), -math.log(sig(r[1] - r[3]))]))
+    rho = lambda a, b: np.corrcoef(a.numpy(), b.numpy())[0, 1]  # noqa: E731
+    assert float(pearson(q, length)) == pytest.approx(rho(q, length))
+    assert float(t["length"]) == pytest.approx(abs(rho(q, length)) - rho(ell, length))
+    assert float(t["orthogonal"]) == pytest.approx(0.0)  # orthogonal heads
+    par = odin_loss(q, ell, length, wq, -3 * wq, half=2)["orthogonal"]
+    assert float(par) == pytest.approx(1.0, abs=1e-6)  # (anti-)parallel heads: |cos| = 1
+    assert float(t["total"]) == pytest.approx(float(t["vanilla"] + t["length"] + t["orthogonal"]))
+
+
+def test_odin_model_heads_and_gradients_reach_both():
+    torch.set_default_dtype(torch.float32)
+    base = RewardModel.tiny(10, d_model=16, n_layers=1, max_len=12, seed=0)
+    odin = OdinRewardModel(base)
+    ids = torch.randint(0, 10, (6, 8), generator=torch.Generator().manual_seed(0))
+    am = torch.ones_like(ids)
+    am[:3, 6:] = 0
+    q, ell = odin.both(ids, am)
+    torch.testing.assert_close(odin(ids, am), q)
+    torch.testing.assert_close(q, base(ids, am))  # the quality head is the base RM's head
+    t = odin_loss(q, ell, am.sum(-1), odin.head.weight, odin.length_head.weight, half=3)
+    t["total"].backward()
+    for p in (odin.head.weight, odin.length_head.weight, next(odin.body.parameters())):
+        assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+def test_warm_averages_every_parameter():
+    torch.set_default_dtype(torch.float32)
+    ms = [torch.nn.Linear(3, 2) for _ in range(3)]
+    avg = warm_average(ms)
+    torch.testing.assert_close(avg.weight, torch.stack([m.weight for m in ms]).mean(0))
+    torch.testing.assert_close(avg.bias, torch.stack([m.bias for m in ms]).mean(0))
+    assert avg is not ms[0] and not torch.equal(ms[0].weight, avg.weight)  # members untouched
+    x = torch.randn(4, 3)
+    with torch.no_grad():  # linear in θ: the weight average is the output average
+        torch.testing.assert_close(avg(x), torch.stack([m(x) for m in ms]).mean(0))
+
+
+def test_train_pairwise_with_bt_loss_learns_a_preference():
+    torch.set_default_dtype(torch.float32)
+    gen = torch.Generator().manual_seed(0)
+    n = 64
+    ids = torch.randint(1, 8, (2 * n, 6), generator=gen)
+    ids[:n, -1] = 0  # chosen sequences end in token 0
+    am = torch.ones_like(ids)
+    rm = RewardModel.tiny(8, d_model=16, n_layers=1, max_len=8, seed=0)
+
+    def loss(m, x, mask, half):
+        r = m(x, mask)
+        return bradley_terry_loss(r[:half], r[half:])
+
+    losses = train_pairwise(rm, (ids[:n], am[:n]), (ids[n:], am[n:]), loss, steps=60, batch_size=32, lr=3e-3, seed=0)
+    assert losses[-1] < 0.3 < losses[0]
+    with torch.no_grad():
+        assert float((rm(ids[:n], am[:n]) > rm(ids[n:], am[n:])).float().mean()) > 0.95
+
+
+# --- config and CLI ---
+
+
+def test_config_validation_names_the_field(capsys):
+    for argv, flag in (
+        (["--runs", "vanilla", "nope"], "--runs"),
+        (["--n-refs", "2"], "--n-refs"),  # ablation par_m3 needs M ≥ 3
+        (["--kl-coef", "-1"], "--kl-coef"),
+        (["--train-prompts", "100"], "--train-prompts"),
+    ):
+        with pytest.raises(SystemExit):
+            parse(Config, PRESETS, ["--preset", "quick", *argv])
+        assert flag in capsys.readouterr().err
+    cfg = parse(Config, PRESETS, ["--preset", "quick"])
+    assert cfg.iterations == cfg.prompt_epochs * cfg.train_prompts // cfg.ppo_batch
+
+
+def test_cli_smoke(run_cli, tmp_path):
+    proc = run_cli("papers.par", "--preset", "smoke", "--out", str(tmp_path))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["paper"] == "par" and len(summary["claims"]) == 5
+    assert "par" in summary["methods"] and "claims" in proc.stdout
+    rows = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    par_rl = [r["value"] for r in rows if r["method"] == "par" and r["metric"] == "rl_reward"]
+    assert par_rl and all(0 < v < 1 for v in par_rl)
