@@ -1,9 +1,11 @@
 """`triton` backend: a fused forward kernel (online softmax over vocabulary tiles) and a recompute backward.
 
-Forward (`_fwd_kernel`): one program per BLOCK_M tokens walks the vocabulary in BLOCK_V tiles; each logits tile
-s = h Wᵀ / τ is built from BLOCK_D slices with `tl.dot` (fp32 accumulate) and folded into running stats (max m,
-l = Σ e^{s−m}, a = Σ e^{s−m}(s − m), and for the exact KL m', l', b = Σ e^{s−m}(s' − m')), exactly as the torch
-and JAX backends do. Only lse, H (lse', KL) per token leave the kernel: no N × V buffer exists.
+Forward (`_fwd_kernel`): program (i, k) takes BLOCK_M tokens and the k-th of S vocabulary splits (S chosen so that
+about GPU_PROGRAMS programs run: the vocabulary is split across programs when N alone cannot fill the GPU) and
+walks its split in BLOCK_V tiles; each logits tile s = h Wᵀ / τ is built from BLOCK_D slices with `tl.dot` (fp32
+accumulate) and folded into running stats (max m, l = Σ e^{s−m}, a = Σ e^{s−m}(s − m), and for the exact KL
+m', l', b = Σ e^{s−m}(s' − m')), exactly as the torch and JAX backends do. The (7, S, N) partial stats are merged
+by `_combine` (a log-sum-exp of the splits). No N × V buffer exists.
 
 Backward: recompute. The per-token output gradients are only known at backward time, so a gradient-in-forward
 scheme (Liger's 6NDV instead of 8NDV) would have to assume a fixed scalar loss; this API returns per-token
@@ -28,6 +30,8 @@ BLOCK_M, BLOCK_V, BLOCK_D = 16, 32, 16
 """Tile sizes used in the CPU interpreter (and a safe default on GPU)."""
 GPU_BLOCKS = (64, 64, 64)
 """Tile sizes on CUDA."""
+GPU_PROGRAMS = 1024
+"""Forward programs to aim for on CUDA (token blocks × vocabulary splits; ~8 per SM on an H100)."""
 DS_ELEMENTS = 1 << 26
 """Budget of elements of the backward dlogits buffer (chunk × V), 256 MB in fp32."""
 
@@ -69,16 +73,13 @@ def _fwd_kernel(
     t_ptr,
     hr_ptr,
     wr_ptr,
-    logp_ptr,
-    ent_ptr,
-    lse_ptr,
-    lser_ptr,
-    kl_ptr,
+    part_ptr,
     it_ptr,
     n,
     v,
     d,
     dr,
+    v_per_split,
     stride_h,
     stride_w,
     stride_hr,
@@ -89,7 +90,12 @@ def _fwd_kernel(
     BLOCK_V: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
+    """Program (i, k): tokens block i, vocabulary split k = [k·v_per_split, (k+1)·v_per_split). Writes the split's
+    partial stats (m, l, a, s_t, m', l', b) to part[:, k, rows]; `_combine` merges the splits."""
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    split = tl.program_id(1)
+    lo = split * v_per_split
+    hi = tl.minimum(lo + v_per_split, v)
     tgt = tl.load(t_ptr + rows, mask=rows < n, other=0)
     inv_t = tl.load(it_ptr + rows, mask=rows < n, other=1.0)
     m = tl.full((BLOCK_M,), float("-inf"), tl.float32)
@@ -99,10 +105,10 @@ def _fwd_kernel(
     mr = tl.full((BLOCK_M,), float("-inf"), tl.float32)
     lr = tl.zeros((BLOCK_M,), tl.float32)
     b = tl.zeros((BLOCK_M,), tl.float32)
-    for v0 in range(0, v, BLOCK_V):
+    for v0 in range(lo, hi, BLOCK_V):
         cols = v0 + tl.arange(0, BLOCK_V)
-        valid = (cols < v)[None, :]
-        s = _logits_tile(h_ptr, w_ptr, rows, cols, n, v, d, stride_h, stride_w, inv_t, BLOCK_M, BLOCK_V, BLOCK_D)
+        valid = (cols < hi)[None, :]
+        s = _logits_tile(h_ptr, w_ptr, rows, cols, n, hi, d, stride_h, stride_w, inv_t, BLOCK_M, BLOCK_V, BLOCK_D)
         s = tl.where(valid, s, float("-inf"))
         st += tl.sum(tl.where(cols[None, :] == tgt[:, None], s, 0.0), axis=1)
         m_new = tl.maximum(m, tl.max(s, axis=1))
@@ -112,7 +118,7 @@ def _fwd_kernel(
         # a, b are relative to the old maxima: shift them by (m − m_new) l before rescaling
         if HAS_REF:
             sr = _logits_tile(
-                hr_ptr, wr_ptr, rows, cols, n, v, dr, stride_hr, stride_wr, inv_t, BLOCK_M, BLOCK_V, BLOCK_D
+                hr_ptr, wr_ptr, rows, cols, n, hi, dr, stride_hr, stride_wr, inv_t, BLOCK_M, BLOCK_V, BLOCK_D
             )
             sr = tl.where(valid, sr, float("-inf"))
             mr_new = tl.maximum(mr, tl.max(sr, axis=1))
@@ -124,16 +130,42 @@ def _fwd_kernel(
             a = scale * (a + tl.where(l > 0, m - m_new, 0.0) * l) + tl.sum(e * sh, axis=1)
         l = scale * l + tl.sum(e, axis=1)
         m = m_new
-    lse = m + tl.log(l)  # lse = m + log l
-    ent = tl.log(l) - a / l  # H = log l − a / l
     ok = rows < n
-    tl.store(logp_ptr + rows, st - lse, mask=ok)  # log p(t) = s_t − lse ≤ 0
-    if NEED_A:
-        tl.store(ent_ptr + rows, ent, mask=ok)
-    tl.store(lse_ptr + rows, lse, mask=ok)
-    if HAS_REF:
-        tl.store(lser_ptr + rows, mr + tl.log(lr), mask=ok)
-        tl.store(kl_ptr + rows, (a - b) / l - tl.log(l) + tl.log(lr), mask=ok)  # KL = (a − b)/l − log l + log l'
+    n_splits = tl.num_programs(1)
+    base = part_ptr + split * n + rows
+    stride_k = n_splits * n
+    tl.store(base, m, mask=ok)
+    tl.store(base + stride_k, l, mask=ok)
+    tl.store(base + 2 * stride_k, a, mask=ok)
+    tl.store(base + 3 * stride_k, st, mask=ok)
+    tl.store(base + 4 * stride_k, mr, mask=ok)
+    tl.store(base + 5 * stride_k, lr, mask=ok)
+    tl.store(base + 6 * stride_k, b, mask=ok)
+
+
+def _combine(part: torch.Tensor, has_ref: bool):
+    """Merge per-split stats (7, S, N): with M = max_k m_k and w_k = e^{m_k − M},
+    l = Σ w_k l_k,  a = Σ w_k (a_k + (m_k − M) l_k),  s_t = Σ s_t,k (one split holds the target),
+    l' = Σ e^{m'_k − M'} l'_k,  b = Σ w_k (b_k + (m'_k − M') l_k); then
+    lse = M + log l, H = log l − a/l, log p(t) = s_t − lse, KL = (a − b)/l − log l + log l'."""
+    m_k, l_k, a_k, st_k, mr_k, lr_k, b_k = part
+    m = m_k.amax(0)
+    w = (m_k - m).exp()
+    l = (w * l_k).sum(0)
+    a = (w * (a_k + (m_k - m) * l_k)).sum(0)
+    lse, ent = m + l.log(), l.log() - a / l
+    logp = st_k.sum(0) - lse
+    if not has_ref:
+        return logp, ent, lse, torch.zeros_like(lse), torch.zeros_like(lse)
+    mr = mr_k.amax(0)
+    lr = ((mr_k - mr).exp() * lr_k).sum(0)
+    b = (w * (b_k + (mr_k - mr) * l_k)).sum(0)
+    return logp, ent, lse, mr + lr.log(), (a - b) / l - l.log() + lr.log()
+
+
+def vocab_splits(n: int, v: int, block_m: int, block_v: int, programs: int) -> int:
+    """Vocabulary splits so that about `programs` programs run in the forward (at least one tile per split)."""
+    return max(1, min(triton.cdiv(v, block_v), triton.cdiv(programs, triton.cdiv(n, block_m))))
 
 
 @triton.jit
@@ -204,7 +236,7 @@ class _TritonFusedLogprob(torch.autograd.Function):
     """Outputs (log p, lse, [H], [KL]) like the torch backend; inv_t (N,) fp32 = 1/τ per token."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, ref_hidden, ref_weight, inv_t, want_ent):
+    def forward(ctx, hidden, weight, targets, ref_hidden, ref_weight, inv_t, want_ent, splits):
         ctx.set_materialize_grads(False)
         hidden, weight = hidden.contiguous(), weight.contiguous()
         n, d = hidden.shape
@@ -214,19 +246,23 @@ class _TritonFusedLogprob(torch.autograd.Function):
             ref_hidden, ref_weight = ref_hidden.contiguous(), ref_weight.contiguous()
         hr, wr = (ref_hidden, ref_weight) if has_ref else (hidden, weight)
         bm, bv, bd = _blocks(hidden.device)
-        outs = [torch.zeros(n, dtype=torch.float32, device=hidden.device) for _ in range(5)]
-        _fwd_kernel[(triton.cdiv(n, bm),)](
+        splits = splits or vocab_splits(n, v, bm, bv, GPU_PROGRAMS if hidden.device.type == "cuda" else 1)
+        per_split = triton.cdiv(triton.cdiv(v, splits), bv) * bv
+        splits = triton.cdiv(v, per_split)
+        part = torch.empty(7, splits, n, dtype=torch.float32, device=hidden.device)
+        _fwd_kernel[(triton.cdiv(n, bm), splits)](
             hidden,
             weight,
             targets,
             hr,
             wr,
-            *outs,
+            part,
             inv_t,
             n,
             v,
             d,
             hr.shape[1],
+            per_split,
             hidden.stride(0),
             weight.stride(0),
             hr.stride(0),
@@ -237,7 +273,7 @@ class _TritonFusedLogprob(torch.autograd.Function):
             BLOCK_V=bv,
             BLOCK_D=bd,
         )
-        logp, ent, lse, lse_r, kl = outs
+        logp, ent, lse, lse_r, kl = _combine(part, has_ref)
         ctx.save_for_backward(hidden, weight, targets, ref_hidden, ref_weight, lse, ent, lse_r, kl, inv_t)
         ctx.want_ent = want_ent
         return (logp, lse) + ((ent,) if want_ent else ()) + ((kl,) if has_ref else ())
@@ -305,12 +341,15 @@ class _TritonFusedLogprob(torch.autograd.Function):
                 gwr.addmm_(c_dsr.T, hr[sl].float() * it)
         out = [gh.to(hidden.dtype), gw.to(weight.dtype), None]
         out += [ghr.to(hr.dtype), gwr.to(wr.dtype)] if has_ref else [None, None]
-        return (*out, None, None)
+        return (*out, None, None, None)
 
 
-def fused_logprob_triton(hidden, weight, targets, temperature=1.0, ref_hidden=None, ref_weight=None, *, entropy=True):
+def fused_logprob_triton(
+    hidden, weight, targets, temperature=1.0, ref_hidden=None, ref_weight=None, *, entropy=True, splits=None
+):
     """(log p(t), entropy or None, exact KL or None, lse) per token with Triton kernels (CUDA, or
-    TRITON_INTERPRET=1 on CPU); temperature a number or (N,)."""
+    TRITON_INTERPRET=1 on CPU); temperature a number or (N,); `splits` vocabulary splits in the forward (default:
+    enough programs to fill the GPU, 1 in the interpreter)."""
     if hidden.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         raise RuntimeError(
             "the triton backend needs CUDA tensors; on CPU set TRITON_INTERPRET=1 before importing triton "
@@ -319,7 +358,9 @@ def fused_logprob_triton(hidden, weight, targets, temperature=1.0, ref_hidden=No
     tau = temperature if isinstance(temperature, torch.Tensor) else torch.tensor(float(temperature))
     inv_t = (1.0 / tau.to(device=hidden.device, dtype=torch.float32)).expand(hidden.shape[0]).contiguous()
     out = list(
-        _TritonFusedLogprob.apply(hidden, weight, targets.contiguous(), ref_hidden, ref_weight, inv_t, bool(entropy))
+        _TritonFusedLogprob.apply(
+            hidden, weight, targets.contiguous(), ref_hidden, ref_weight, inv_t, bool(entropy), splits
+        )
     )
     logp, lse = out.pop(0), out.pop(0)
     ent = out.pop(0) if entropy else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import pytest
@@ -36,10 +37,13 @@ def _run(fn, x, temperature):
     return [o.detach().cpu() for o in out] + [gr.cpu() for gr in grads]
 
 
+@pytest.mark.parametrize("splits", [None, 3])
 @pytest.mark.parametrize(("shape", "temperature", "ref"), [((47, 31, 123), 0.7, True), ((8, 16, 64), 1.0, False)])
-def test_triton_matches_reference(inputs, shape, temperature, ref):
+def test_triton_matches_reference(inputs, shape, temperature, ref, splits):
+    """Also with the vocabulary split across 3 programs per token block (the last split shorter)."""
     x = inputs(*shape, dtype=torch.float32, ref=ref, d_ref=shape[1] - 5, scale=4.0)
-    got, expected = _run(fused_logprob_triton, x, temperature), _run(fused_logprob_reference, x, temperature)
+    fn = functools.partial(fused_logprob_triton, splits=splits)
+    got, expected = _run(fn, x, temperature), _run(fused_logprob_reference, x, temperature)
     for a, b in zip(got, expected, strict=True):
         torch.testing.assert_close(a, b, atol=5e-5, rtol=5e-4)
 
@@ -59,6 +63,15 @@ def test_triton_large_logits_and_api(inputs):
     assert (out.kl >= -1e-3).all()
     torch.testing.assert_close(out.logprobs.cpu().double(), ref[0], atol=0.05, rtol=1e-4)
     torch.testing.assert_close(out.kl.cpu().double(), ref[2], atol=0.05, rtol=1e-4)
+    split = fused_logprob_triton(
+        *(x[k].to(DEVICE) for k in ("hidden", "weight", "targets")),
+        1.0,
+        x["ref_hidden"].to(DEVICE),
+        x["ref_weight"].to(DEVICE),
+        splits=2,
+    )
+    torch.testing.assert_close(split[0].detach().cpu().double(), ref[0], atol=0.05, rtol=1e-4)
+    torch.testing.assert_close(split[2].detach().cpu().double(), ref[2], atol=0.05, rtol=1e-4)
 
 
 def test_triton_per_token_temperature_lse_and_options(inputs):
