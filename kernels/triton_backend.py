@@ -9,13 +9,16 @@ by `_combine` (a log-sum-exp of the splits). No N × V buffer exists.
 
 Backward: recompute. The per-token output gradients are only known at backward time, so a gradient-in-forward
 scheme (Liger's 6NDV instead of 8NDV) would have to assume a fixed scalar loss; this API returns per-token
-log-probs, entropy and KL for arbitrary losses, so we recompute. Per token chunk, `_bwd_kernel` recomputes each
-logits tile from the saved lse and writes the fp32 dlogits ds (chunk × V, reused across chunks — the only
-vocabulary-sized buffer); grad H = ds W / τ and grad W += dsᵀ H / τ are then cuBLAS GEMMs with grad W accumulated
-in fp32 across chunks.
+log-probs, entropy and KL for arbitrary losses, so we recompute (`kernels.fused_loss` is the gradient-in-forward
+path, in torch). `_bwd_kernel` program (i, j) recomputes the logits tile of token block i × vocabulary tile j from
+the saved lse, forms the dlogits tile in registers and adds dz W into grad H and dzᵀ H into grad W with fp32
+atomic adds (`_accumulate`): no dlogits buffer and no fp32 copy of W exist; the accumulators are fp32 (N × D and
+V × D) and cast once at the end.
 
-On CPU the tests run these kernels under TRITON_INTERPRET=1 at tiny fp32 shapes (the interpreter mishandles
-bf16 `tl.dot`, so inputs are cast to fp32 inside the kernels).
+Products: on CUDA with bf16 / fp16 inputs (all one dtype) the `tl.dot` operands stay 16-bit with fp32
+accumulation; otherwise they are cast to fp32 in registers and multiplied in IEEE fp32 (no TF32). On CPU the tests
+run these kernels under TRITON_INTERPRET=1 at tiny shapes, always with fp32 products (the interpreter mishandles
+bf16 `tl.dot`), so the 16-bit path is untested until a GPU is lent.
 """
 
 from __future__ import annotations
@@ -32,8 +35,6 @@ GPU_BLOCKS = (64, 64, 64)
 """Tile sizes on CUDA."""
 GPU_PROGRAMS = 1024
 """Forward programs to aim for on CUDA (token blocks × vocabulary splits; ~8 per SM on an H100)."""
-DS_ELEMENTS = 1 << 26
-"""Budget of elements of the backward dlogits buffer (chunk × V), 256 MB in fp32."""
 
 
 @triton.jit
@@ -51,18 +52,23 @@ def _logits_tile(
     BLOCK_M: tl.constexpr,
     BLOCK_V: tl.constexpr,
     BLOCK_D: tl.constexpr,
+    DOT_F32: tl.constexpr,
 ):
-    """(BLOCK_M, BLOCK_V) tile of s = h Wᵀ / τ, summed over BLOCK_D slices in fp32; inv_t (BLOCK_M,) = 1/τ."""
+    """(BLOCK_M, BLOCK_V) tile of s = h Wᵀ / τ, summed over BLOCK_D slices with fp32 accumulation; inv_t (BLOCK_M,)
+    = 1/τ. DOT_F32: operands cast to fp32 (IEEE products); else they stay in their 16-bit dtype (tensor cores)."""
     acc = tl.zeros((BLOCK_M, BLOCK_V), dtype=tl.float32)
     for d0 in range(0, d, BLOCK_D):
         ks = d0 + tl.arange(0, BLOCK_D)
         h = tl.load(
             h_ptr + rows[:, None] * stride_h + ks[None, :], mask=(rows[:, None] < n) & (ks[None, :] < d), other=0.0
-        ).to(tl.float32)
+        )
         w = tl.load(
             w_ptr + cols[:, None] * stride_w + ks[None, :], mask=(cols[:, None] < v) & (ks[None, :] < d), other=0.0
-        ).to(tl.float32)
-        acc += tl.dot(h, tl.trans(w))
+        )
+        if DOT_F32:
+            acc += tl.dot(h.to(tl.float32), tl.trans(w.to(tl.float32)), input_precision="ieee")
+        else:
+            acc += tl.dot(h, tl.trans(w))
     return acc * inv_t[:, None]
 
 
@@ -86,6 +92,7 @@ def _fwd_kernel(
     stride_wr,
     HAS_REF: tl.constexpr,
     NEED_A: tl.constexpr,
+    DOT_F32: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_V: tl.constexpr,
     BLOCK_D: tl.constexpr,
@@ -108,7 +115,9 @@ def _fwd_kernel(
     for v0 in range(lo, hi, BLOCK_V):
         cols = v0 + tl.arange(0, BLOCK_V)
         valid = (cols < hi)[None, :]
-        s = _logits_tile(h_ptr, w_ptr, rows, cols, n, hi, d, stride_h, stride_w, inv_t, BLOCK_M, BLOCK_V, BLOCK_D)
+        s = _logits_tile(
+            h_ptr, w_ptr, rows, cols, n, hi, d, stride_h, stride_w, inv_t, BLOCK_M, BLOCK_V, BLOCK_D, DOT_F32
+        )
         s = tl.where(valid, s, float("-inf"))
         st += tl.sum(tl.where(cols[None, :] == tgt[:, None], s, 0.0), axis=1)
         m_new = tl.maximum(m, tl.max(s, axis=1))
@@ -118,7 +127,7 @@ def _fwd_kernel(
         # a, b are relative to the old maxima: shift them by (m − m_new) l before rescaling
         if HAS_REF:
             sr = _logits_tile(
-                hr_ptr, wr_ptr, rows, cols, n, hi, dr, stride_hr, stride_wr, inv_t, BLOCK_M, BLOCK_V, BLOCK_D
+                hr_ptr, wr_ptr, rows, cols, n, hi, dr, stride_hr, stride_wr, inv_t, BLOCK_M, BLOCK_V, BLOCK_D, DOT_F32
             )
             sr = tl.where(valid, sr, float("-inf"))
             mr_new = tl.maximum(mr, tl.max(sr, axis=1))
@@ -169,6 +178,43 @@ def vocab_splits(n: int, v: int, block_m: int, block_v: int, programs: int) -> i
 
 
 @triton.jit
+def _accumulate(
+    dz,
+    h_ptr,
+    w_ptr,
+    gh_ptr,
+    gw_ptr,
+    rows,
+    cols,
+    n,
+    v,
+    d,
+    stride_h,
+    stride_w,
+    BLOCK_D: tl.constexpr,
+    DOT_F32: tl.constexpr,
+):
+    """grad H[rows] += dz W[cols] and grad W[cols] += dzᵀ H[rows], BLOCK_D columns at a time, by fp32 atomic adds:
+    the (BLOCK_M, BLOCK_V) dlogits tile dz never leaves the program. Without DOT_F32, dz is rounded to the
+    inputs' 16-bit dtype for the tensor-core products (as Liger-Kernel does); the sums stay fp32."""
+    for d0 in range(0, d, BLOCK_D):
+        ks = d0 + tl.arange(0, BLOCK_D)
+        hm = (rows[:, None] < n) & (ks[None, :] < d)
+        wm = (cols[:, None] < v) & (ks[None, :] < d)
+        h = tl.load(h_ptr + rows[:, None] * stride_h + ks[None, :], mask=hm, other=0.0)
+        w = tl.load(w_ptr + cols[:, None] * stride_w + ks[None, :], mask=wm, other=0.0)
+        if DOT_F32:
+            h, w = h.to(tl.float32), w.to(tl.float32)
+            gh = tl.dot(dz, w, input_precision="ieee")
+            gw = tl.dot(tl.trans(dz), h, input_precision="ieee")
+        else:
+            dz16 = dz.to(h.dtype)
+            gh, gw = tl.dot(dz16, w), tl.dot(tl.trans(dz16), h)
+        tl.atomic_add(gh_ptr + rows[:, None] * d + ks[None, :], gh, mask=hm)
+        tl.atomic_add(gw_ptr + cols[:, None] * d + ks[None, :], gw, mask=wm)
+
+
+@triton.jit
 def _bwd_kernel(
     h_ptr,
     w_ptr,
@@ -183,8 +229,10 @@ def _bwd_kernel(
     glse_ptr,
     gent_ptr,
     gkl_ptr,
-    ds_ptr,
-    dsr_ptr,
+    gh_ptr,
+    gw_ptr,
+    ghr_ptr,
+    gwr_ptr,
     it_ptr,
     n,
     v,
@@ -194,17 +242,19 @@ def _bwd_kernel(
     stride_w,
     stride_hr,
     stride_wr,
-    stride_ds,
     HAS_REF: tl.constexpr,
+    DOT_F32: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_V: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
-    """ds_v = g_lp (1[v = t] − p_v) + g_lse p_v − g_H p_v (log p_v + H) + g_KL p_v (log p_v − log q_v − KL);
-    dsr_v = g_KL (q_v − p_v)."""
+    """Program (i, j): tokens block i × vocabulary tile j. Recomputes the logits tile, forms
+    ds_v = g_lp (1[v = t] − p_v) + g_lse p_v − g_H p_v (log p_v + H) + g_KL p_v (log p_v − log q_v − KL) and
+    dsr_v = g_KL (q_v − p_v), scales by 1/τ (dz = ds / τ) and accumulates grad H, grad W (grad H', grad W')."""
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.program_id(1) * BLOCK_V + tl.arange(0, BLOCK_V)
     ok = rows < n
+    mask = ok[:, None] & (cols < v)[None, :]
     tgt = tl.load(t_ptr + rows, mask=ok, other=0)
     lse = tl.load(lse_ptr + rows, mask=ok, other=0.0)
     ent = tl.load(ent_ptr + rows, mask=ok, other=0.0)
@@ -212,20 +262,30 @@ def _bwd_kernel(
     g_ent = tl.load(gent_ptr + rows, mask=ok, other=0.0)
     g_lse = tl.load(glse_ptr + rows, mask=ok, other=0.0)
     inv_t = tl.load(it_ptr + rows, mask=ok, other=1.0)
-    s = _logits_tile(h_ptr, w_ptr, rows, cols, n, v, d, stride_h, stride_w, inv_t, BLOCK_M, BLOCK_V, BLOCK_D)
+    s = _logits_tile(h_ptr, w_ptr, rows, cols, n, v, d, stride_h, stride_w, inv_t, BLOCK_M, BLOCK_V, BLOCK_D, DOT_F32)
     logp = s - lse[:, None]
-    p = tl.exp(logp)
+    p = tl.where(mask, tl.exp(logp), 0.0)
     onehot = tl.where(cols[None, :] == tgt[:, None], 1.0, 0.0)
     ds = g_lp[:, None] * (onehot - p) + g_lse[:, None] * p - g_ent[:, None] * p * (logp + ent[:, None])
-    mask = ok[:, None] & (cols < v)[None, :]
     if HAS_REF:
-        sr = _logits_tile(hr_ptr, wr_ptr, rows, cols, n, v, dr, stride_hr, stride_wr, inv_t, BLOCK_M, BLOCK_V, BLOCK_D)
+        sr = _logits_tile(
+            hr_ptr, wr_ptr, rows, cols, n, v, dr, stride_hr, stride_wr, inv_t, BLOCK_M, BLOCK_V, BLOCK_D, DOT_F32
+        )
         logq = sr - tl.load(lser_ptr + rows, mask=ok, other=0.0)[:, None]
         g_kl = tl.load(gkl_ptr + rows, mask=ok, other=0.0)[:, None]
         kl = tl.load(kl_ptr + rows, mask=ok, other=0.0)[:, None]
         ds += g_kl * p * (logp - logq - kl)
-        tl.store(dsr_ptr + rows[:, None] * stride_ds + cols[None, :], g_kl * (tl.exp(logq) - p), mask=mask)
-    tl.store(ds_ptr + rows[:, None] * stride_ds + cols[None, :], ds, mask=mask)
+        dzr = tl.where(mask, g_kl * (tl.exp(logq) - p) * inv_t[:, None], 0.0)
+        _accumulate(dzr, hr_ptr, wr_ptr, ghr_ptr, gwr_ptr, rows, cols, n, v, dr, stride_hr, stride_wr, BLOCK_D, DOT_F32)
+    dz = tl.where(mask, ds * inv_t[:, None], 0.0)  # dz = ds / τ
+    _accumulate(dz, h_ptr, w_ptr, gh_ptr, gw_ptr, rows, cols, n, v, d, stride_h, stride_w, BLOCK_D, DOT_F32)
+
+
+def _dot_f32(*xs) -> bool:
+    """fp32 products unless on CUDA with every input in one 16-bit dtype (the interpreter's bf16 `tl.dot` is wrong)."""
+    xs = [x for x in xs if x is not None]
+    half = len({x.dtype for x in xs}) == 1 and xs[0].dtype in (torch.bfloat16, torch.float16)
+    return not (half and xs[0].device.type == "cuda")
 
 
 def _blocks(device: torch.device) -> tuple[int, int, int]:
@@ -269,6 +329,7 @@ class _TritonFusedLogprob(torch.autograd.Function):
             wr.stride(0),
             HAS_REF=has_ref,
             NEED_A=want_ent or has_ref,
+            DOT_F32=_dot_f32(hidden, weight, ref_hidden, ref_weight),
             BLOCK_M=bm,
             BLOCK_V=bv,
             BLOCK_D=bd,
@@ -291,54 +352,43 @@ class _TritonFusedLogprob(torch.autograd.Function):
         g_lp, g_lse, g_ent, g_kl = (zeros if g is None else g.float().contiguous() for g in (g_lp, g_lse, g_ent, g_kl))
         hr, wr = (ref_hidden, ref_weight) if has_ref else (hidden, weight)
         bm, bv, bd = _blocks(hidden.device)
-        chunk = max(bm, min(n, DS_ELEMENTS // max(v, 1)) // bm * bm)
-        ds = torch.empty(min(chunk, n), v, dtype=torch.float32, device=hidden.device)
-        dsr = torch.empty_like(ds) if has_ref else ds
-        gh = torch.empty(n, d, dtype=torch.float32, device=hidden.device)
-        gw = torch.zeros(v, d, dtype=torch.float32, device=hidden.device)  # fp32 accumulator across chunks
-        ghr = torch.empty(n, hr.shape[1], dtype=torch.float32, device=hidden.device) if has_ref else None
-        gwr = torch.zeros(v, hr.shape[1], dtype=torch.float32, device=hidden.device) if has_ref else None
-        for n0 in range(0, n, chunk):
-            n1 = min(n, n0 + chunk)
-            c_ds, c_dsr = ds[: n1 - n0], dsr[: n1 - n0]
-            sl = slice(n0, n1)
-            it = inv_t[sl].unsqueeze(1)
-            _bwd_kernel[(triton.cdiv(n1 - n0, bm), triton.cdiv(v, bv))](
-                hidden[sl],
-                weight,
-                targets[sl],
-                hr[sl],
-                wr,
-                lse[sl],
-                ent[sl],
-                (lse_r if has_ref else lse)[sl],
-                (kl if has_ref else lse)[sl],
-                g_lp[sl],
-                g_lse[sl],
-                g_ent[sl],
-                g_kl[sl],
-                c_ds,
-                c_dsr,
-                inv_t[sl],
-                n1 - n0,
-                v,
-                d,
-                hr.shape[1],
-                hidden.stride(0),
-                weight.stride(0),
-                hr.stride(0),
-                wr.stride(0),
-                ds.stride(0),
-                HAS_REF=has_ref,
-                BLOCK_M=bm,
-                BLOCK_V=bv,
-                BLOCK_D=bd,
-            )
-            gh[sl] = (c_ds @ weight.float()) * it  # grad H = ds W / τ
-            gw.addmm_(c_ds.T, hidden[sl].float() * it)  # grad W += dsᵀ H / τ (fp32)
-            if has_ref:
-                ghr[sl] = (c_dsr @ wr.float()) * it
-                gwr.addmm_(c_dsr.T, hr[sl].float() * it)
+        f32 = {"dtype": torch.float32, "device": hidden.device}
+        gh, gw = torch.zeros(n, d, **f32), torch.zeros(v, d, **f32)  # fp32 accumulators
+        ghr = torch.zeros(n, hr.shape[1], **f32) if has_ref else gh
+        gwr = torch.zeros(v, hr.shape[1], **f32) if has_ref else gw
+        _bwd_kernel[(triton.cdiv(n, bm), triton.cdiv(v, bv))](
+            hidden,
+            weight,
+            targets,
+            hr,
+            wr,
+            lse,
+            ent,
+            lse_r if has_ref else lse,
+            kl if has_ref else lse,
+            g_lp,
+            g_lse,
+            g_ent,
+            g_kl,
+            gh,
+            gw,
+            ghr,
+            gwr,
+            inv_t,
+            n,
+            v,
+            d,
+            hr.shape[1],
+            hidden.stride(0),
+            weight.stride(0),
+            hr.stride(0),
+            wr.stride(0),
+            HAS_REF=has_ref,
+            DOT_F32=_dot_f32(hidden, weight, ref_hidden, ref_weight),
+            BLOCK_M=bm,
+            BLOCK_V=bv,
+            BLOCK_D=bd,
+        )
         out = [gh.to(hidden.dtype), gw.to(weight.dtype), None]
         out += [ghr.to(hr.dtype), gwr.to(wr.dtype)] if has_ref else [None, None]
         return (*out, None, None, None)
