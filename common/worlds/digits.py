@@ -11,7 +11,14 @@ It follows the official MultiColorMNIST construction (Lin et al. 2024, `submit_m
 - training data use sp = 1 (MultiColorMNIST's `--id_sp 1.0`); the shifted (OOD) test uses sp = 1 − p;
 - `n_colors=1` is the one-colour control: one draw per image through patch 0's map paints all 32 patches,
   so the 32 patches form a single spurious feature;
-- the "broad" split (sp = 0) carries no label information in its colours (used as the pre-training data).
+- the "broad" split (sp = 0) carries no label information in its colours;
+- the paper's premise for WiSE-FT / BANG — the pre-trained and the fine-tuned model hold *different* spurious
+  features — is built into the data: the 32 patches form two disjoint groups, A (even patches) and B (odd
+  patches), and the training digits are split into disjoint pre-training and fine-tuning digits. `pretrain(sp_a)`
+  colours the pre-training digits with group A correlated (sp_a) and B random; `finetune(sp_b)` colours the
+  fine-tuning digits with B correlated and A random; `pretrain(0)` is the colour-blind control (no spurious
+  feature at all), and `colour_only(group)` blanks the digit and shows one group in its label colours (a probe of
+  which group a model reads).
 
 Demo: `python -m common.worlds.digits --preset smoke|quick` measures these properties and writes
 `results/digits_world/<preset>/`.
@@ -62,6 +69,15 @@ def patch_corners() -> list[tuple[int, int]]:
 
 
 N_PATCHES = len(patch_corners())
+GROUPS = {"A": np.arange(0, N_PATCHES, 2), "B": np.arange(1, N_PATCHES, 2)}  # disjoint spurious-feature groups
+
+
+def group_sp(**sp: float) -> np.ndarray:
+    """(32,) per-patch correlation: `group_sp(A=0.8)` gives 0.8 on group A's patches, 0 (random colours) elsewhere."""
+    out = np.zeros(N_PATCHES)
+    for name, value in sp.items():
+        out[GROUPS[name]] = value
+    return out
 
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -85,16 +101,20 @@ def colour_maps(rng: np.random.Generator) -> np.ndarray:
 
 
 def colour_indices(
-    labels: np.ndarray, sp: float, maps: np.ndarray, n_colors: int, rng: np.random.Generator
+    labels: np.ndarray, sp: float | np.ndarray, maps: np.ndarray, n_colors: int, rng: np.random.Generator
 ) -> np.ndarray:
     """(n, 32) colour index per image and patch.
 
-    32 colours: c_ij = π_j(y_i) if u_ij < sp else uniform{0..9}, independently per patch.
-    1 colour:   c_i = π_0(y_i) if u_i < sp else uniform{0..9}, one draw copied to all 32 patches.
+    32 colours: c_ij = π_j(y_i) if u_ij < sp_j else uniform{0..9}, independently per patch (sp: one number for
+                every patch, or a (32,) vector of per-patch correlations).
+    1 colour:   c_i = π_0(y_i) if u_i < sp else uniform{0..9}, one draw copied to all 32 patches (sp a number).
     """
     if n_colors not in (1, N_PATCHES):
         raise ValueError(f"n_colors must be 1 or {N_PATCHES}, got {n_colors}")
-    if not 0.0 <= sp <= 1.0:
+    sp = np.asarray(sp, dtype=np.float64)
+    if sp.shape not in ((), (N_PATCHES,)) or (n_colors == 1 and sp.shape != ()):
+        raise ValueError(f"sp must be a number (or a ({N_PATCHES},) vector with 32 colours), got shape {sp.shape}")
+    if not np.all((sp >= 0.0) & (sp <= 1.0)):
         raise ValueError(f"sp must lie in [0, 1], got {sp}")
     n = len(labels)
     width = N_PATCHES if n_colors == N_PATCHES else 1
@@ -116,12 +136,13 @@ def paint(images: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Split:
-    """One coloured split: x (n, 3, 24, 24) float32, y (n,) int64, colour indices (n, 32), its sp."""
+    """One coloured split: x (n, 3, 24, 24) float32, y (n,) int64, colour indices (n, 32), its sp (a number, or
+    the (32,) per-patch correlations)."""
 
     x: np.ndarray
     y: np.ndarray
     colours: np.ndarray
-    sp: float
+    sp: float | np.ndarray
 
     def flat(self) -> np.ndarray:
         """x flattened to (n, 1728), the MLP input."""
@@ -133,7 +154,8 @@ class MultiColorDigits:
     """One seeded world: a stratified train/test split of the digits and the 32 colour maps.
 
     `train(sp)`, `test(sp)` colour the split on demand; the draw depends only on (seed, split, sp, n_colors),
-    so every model of a seed sees exactly the same images.
+    so every model of a seed sees exactly the same images. The training digits are further split (stratified)
+    into disjoint pre-training and fine-tuning digits for `pretrain` / `finetune`.
     """
 
     seed: int = 0
@@ -141,22 +163,41 @@ class MultiColorDigits:
     """32 (one spurious feature per patch) or 1 (the one-colour control)."""
     n_test: int = 497
     """Digits held out for the ID and OOD test splits (the rest, 1300 by default, are for training)."""
+    n_finetune: int = 500
+    """Training digits reserved for fine-tuning; the other 1797 − n_test − n_finetune are the pre-training digits."""
 
     def __post_init__(self) -> None:
         if self.n_colors not in (1, N_PATCHES):
             raise ValueError(f"n_colors must be 1 or {N_PATCHES}, got {self.n_colors}")
         if not 10 <= self.n_test <= 1797 - 10:
             raise ValueError(f"n_test must lie in [10, 1787], got {self.n_test}")
+        if not 10 <= self.n_finetune <= 1797 - self.n_test - 10:
+            raise ValueError(f"n_finetune must lie in [10, {1797 - self.n_test - 10}], got {self.n_finetune}")
 
     @cached_property
-    def _data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        images, labels = load_digits()
+    def _ids(self) -> dict[str, np.ndarray]:
+        """Indices into scikit-learn's digits of the train and test digits, and of the pre-training and fine-tuning
+        digits (a stratified split of train)."""
+        _, labels = load_digits()
         from sklearn.model_selection import train_test_split
 
         idx_tr, idx_te = train_test_split(
             np.arange(len(labels)), test_size=self.n_test, stratify=labels, random_state=self.seed
         )
-        return canvas(images[idx_tr]), labels[idx_tr], canvas(images[idx_te]), labels[idx_te]
+        idx_pre, idx_ft = train_test_split(
+            idx_tr, test_size=self.n_finetune, stratify=labels[idx_tr], random_state=self.seed
+        )
+        return {"train": idx_tr, "test": idx_te, "pretrain": idx_pre, "finetune": idx_ft}
+
+    def digit_ids(self, part: str) -> np.ndarray:
+        """Indices into scikit-learn's digits of `part`: train, test, pretrain or finetune."""
+        return self._ids[part]
+
+    @cached_property
+    def _data(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(images, labels) of the train, test, pre-training and fine-tuning digits."""
+        images, labels = load_digits()
+        return [(canvas(images[self._ids[k]]), labels[self._ids[k]]) for k in ("train", "test", "pretrain", "finetune")]
 
     @cached_property
     def maps(self) -> np.ndarray:
@@ -168,19 +209,43 @@ class MultiColorDigits:
         """(32, 10) map each patch actually follows: its own π_j (32 colours) or π_0 for all (1 colour)."""
         return self.maps if self.n_colors == N_PATCHES else np.repeat(self.maps[:1], N_PATCHES, axis=0)
 
-    def _split(self, which: int, sp: float) -> Split:
-        x, y = self._data[2 * which], self._data[2 * which + 1]
-        rng = np.random.default_rng([self.seed, which, round(sp * 1_000_000), self.n_colors])
-        idx = colour_indices(y, sp, self.maps, self.n_colors, rng)
+    def _split(self, which: int, sp: float | np.ndarray) -> Split:
+        x, y = self._data[which]
+        code = np.round(np.asarray(sp, dtype=np.float64) * 1_000_000).astype(np.int64)
+        key = [self.seed, which, int(code), self.n_colors] if code.ndim == 0 else [self.seed, which, 99, *code]
+        idx = colour_indices(y, sp, self.maps, self.n_colors, np.random.default_rng(key))
         return Split(paint(x, idx), y, idx, sp)
 
     def train(self, sp: float = 1.0) -> Split:
         """Training digits coloured with correlation sp (sp = 0: the broad, label-free colouring)."""
         return self._split(0, sp)
 
-    def test(self, sp: float) -> Split:
-        """Held-out digits coloured with correlation sp (ID: the training sp; OOD: 1 − p)."""
+    def test(self, sp: float | np.ndarray) -> Split:
+        """Held-out digits coloured with correlation sp (ID: the training sp; OOD: 1 − p; or per patch)."""
         return self._split(1, sp)
+
+    def pretrain(self, sp_a: float, label_noise: float = 0.0) -> Split:
+        """Pre-training digits, group A in its label colours with probability sp_a, group B random (sp_a = 0: the
+        colour-blind control, no spurious feature). With probability `label_noise` an image's recorded label is
+        replaced by a uniform draw (broad, web-like labels); digit and colours follow the true label."""
+        if not 0.0 <= label_noise <= 1.0:
+            raise ValueError(f"label_noise must lie in [0, 1], got {label_noise}")
+        s = self._split(2, group_sp(A=sp_a))
+        rng = np.random.default_rng([self.seed, 2, 77, round(label_noise * 1_000_000)])
+        noisy = rng.random(len(s.y)) < label_noise
+        s.y = np.where(noisy, rng.integers(0, N_CLASSES, len(s.y)), s.y)
+        return s
+
+    def finetune(self, sp_b: float) -> Split:
+        """Fine-tuning digits (disjoint from the pre-training ones), group B correlated with sp_b, group A random."""
+        return self._split(3, group_sp(B=sp_b))
+
+    def colour_only(self, group: str) -> Split:
+        """Probe of a spurious group: test images with the digit blanked, `group` in its label colours (sp = 1),
+        the other group random. A model that reads the group scores ≈ 1, one that does not ≈ 0.1 (chance)."""
+        s = self.test(group_sp(**{group: 1.0}))
+        s.x[:, :, BLOCK : 2 * BLOCK, BLOCK : 2 * BLOCK] = 0.0
+        return s
 
 
 def label_colour_rate(split: Split, maps: np.ndarray) -> float:
@@ -209,10 +274,17 @@ class DemoConfig(RunConfig):
     """Held-out digits per world."""
     ridge: float = 10.0
     """Ridge penalty λ of the linear probes."""
+    sp_pre: float = 0.8
+    """Correlation of group A in the pre-training split (papers/bang `--sp-pre`, same default)."""
+    sp_ft: float = 0.8
+    """Correlation of group B in the fine-tuning split (papers/bang `--sp-ft`, same default)."""
+    pre_label_noise: float = 0.0
+    """Share of pre-training labels redrawn uniformly (papers/bang `--pre-label-noise`, same default)."""
 
     def validate(self) -> None:
         super().validate()
         check_fraction(self, "ps", upper_open=False)
+        check_fraction(self, "sp_pre", "sp_ft", "pre_label_noise", upper_open=False)
         check_positive(self, "n_test", "ridge")
         ensure(10 <= self.n_test <= 1787, "n_test", f"must lie in [10, 1787], got {self.n_test}")
 
@@ -265,7 +337,34 @@ def demo_run(cfg: DemoConfig) -> list[dict]:
             for fit_on, train in (("broad", splits["broad"]), ("train", splits["train"])):
                 for name, acc in _probe(train, tests, cfg.ridge).items():
                     rows.append(record("ridge_probe", seed, "acc", acc, fit_on=fit_on, test=name, p=p_max))
+            rows += _premise_probes(w, cfg, seed)
     return rows
+
+
+def _premise_probes(w: MultiColorDigits, cfg: DemoConfig, seed: int) -> list[dict]:
+    """The WiSE-FT premise in the data: ridge probes fitted on the pre-training split (group A correlated), the
+    fine-tuning split (group B) and the colour-blind control pre-training split, read on colour-only-A/-B test
+    images (digit blanked) and on digit-only test images (colours random)."""
+    fits = {
+        "pretrain": w.pretrain(cfg.sp_pre, cfg.pre_label_noise),
+        "finetune": w.finetune(cfg.sp_ft),
+        "pretrain_control": w.pretrain(0.0, cfg.pre_label_noise),
+    }
+    tests = {"colour_A_only": w.colour_only("A"), "colour_B_only": w.colour_only("B"), "digit_only": w.test(0.0)}
+    overlap = len(np.intersect1d(w.digit_ids("pretrain"), w.digit_ids("finetune")))
+    rows = [record("premise", seed, "shared_digits", overlap)]
+    for fit_on, split in fits.items():
+        rows += [
+            record("premise", seed, "acc", a, fit_on=fit_on, test=t) for t, a in _probe(split, tests, cfg.ridge).items()
+        ]
+    return rows
+
+
+PREMISE_READS, PREMISE_BLIND, PREMISE_DIGIT = (
+    0.5,
+    0.25,
+    0.5,
+)  # claims 6-7 (ridge probes; chance 0.1), fixed before the build
 
 
 def demo_claims(rows: list[dict], cfg: DemoConfig) -> list[Claim]:
@@ -332,6 +431,46 @@ def demo_claims(rows: list[dict], cfg: DemoConfig) -> list[Claim]:
             f"fitted on the train split (sp = 1): ID accuracy >= 0.95 and OOD (p = {p}) accuracy at least 0.2 below it",
             {"id": float(np.mean(sp_id)), "ood": float(np.mean(sp_ood))},
             bool(np.mean(sp_id) >= 0.95 and np.mean(sp_ood) <= np.mean(sp_id) - 0.2),
+        )
+    )
+    premise = {
+        (fit, test): float(np.mean(values(rows, method="premise", metric="acc", fit_on=fit, test=test)))
+        for fit in ("pretrain", "finetune", "pretrain_control")
+        for test in ("colour_A_only", "colour_B_only", "digit_only")
+    }
+    shared = float(np.max(values(rows, method="premise", metric="shared_digits")))
+    claims.append(
+        Claim(
+            "6-premise-different-spurious-groups",
+            "WiSE-FT premise: pre-training and fine-tuning digits are disjoint; a ridge probe fitted on the "
+            f"pre-training split reads group A (colour-only-A acc >= {PREMISE_READS}) and not B (<= {PREMISE_BLIND}); "
+            "one fitted on the fine-tuning split reads B and not A; both also read the digit (digit-only acc >= "
+            f"{PREMISE_DIGIT})",
+            {
+                "shared_digits": shared,
+                **{f"{fit}:{test}": v for (fit, test), v in premise.items() if fit != "pretrain_control"},
+            },
+            bool(
+                shared == 0
+                and premise[("pretrain", "colour_A_only")] >= PREMISE_READS
+                and premise[("pretrain", "colour_B_only")] <= PREMISE_BLIND
+                and premise[("finetune", "colour_B_only")] >= PREMISE_READS
+                and premise[("finetune", "colour_A_only")] <= PREMISE_BLIND
+                and min(premise[("pretrain", "digit_only")], premise[("finetune", "digit_only")]) >= PREMISE_DIGIT
+            ),
+        )
+    )
+    claims.append(
+        Claim(
+            "7-control-colour-blind-pretraining",
+            f"control: a ridge probe fitted on the colour-blind pre-training split reads neither group (<= "
+            f"{PREMISE_BLIND}) and reads the digit (>= {PREMISE_DIGIT})",
+            {f"{test}": v for (fit, test), v in premise.items() if fit == "pretrain_control"},
+            bool(
+                max(premise[("pretrain_control", "colour_A_only")], premise[("pretrain_control", "colour_B_only")])
+                <= PREMISE_BLIND
+                and premise[("pretrain_control", "digit_only")] >= PREMISE_DIGIT
+            ),
         )
     )
     return claims

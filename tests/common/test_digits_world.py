@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from common.worlds.digits import (
+    GROUPS,
     N_PATCHES,
     PALETTE,
     MultiColorDigits,
@@ -15,7 +16,9 @@ from common.worlds.digits import (
     colour_indices,
     colour_maps,
     colour_vote,
+    group_sp,
     label_colour_rate,
+    load_digits,
     paint,
     patch_corners,
 )
@@ -86,6 +89,8 @@ def test_bad_arguments_raise():
         MultiColorDigits(n_colors=3)
     with pytest.raises(ValueError, match="n_test"):
         MultiColorDigits(n_test=5)
+    with pytest.raises(ValueError, match="n_finetune"):
+        MultiColorDigits(n_finetune=1295)
 
 
 def test_world_splits_are_deterministic_and_shaped():
@@ -107,6 +112,60 @@ def test_one_colour_world_follows_patch_zero_map():
     s = w.train(1.0)
     assert np.all(s.colours == w.maps[0, s.y][:, None])
     assert label_colour_rate(s, w.label_maps) == 1.0
+
+
+def test_groups_split_the_patches_in_two():
+    a, b = set(GROUPS["A"]), set(GROUPS["B"])
+    assert len(a) == len(b) == 16 and not a & b and a | b == set(range(N_PATCHES))
+    sp = group_sp(A=0.8)
+    assert np.all(sp[GROUPS["A"]] == 0.8) and np.all(sp[GROUPS["B"]] == 0.0)
+
+
+def test_per_patch_sp_colours_each_group_at_its_own_rate():
+    rng = np.random.default_rng(8)
+    maps = colour_maps(rng)
+    y = rng.integers(0, 10, 4000)
+    idx = colour_indices(y, group_sp(A=0.6, B=0.2), maps, 32, rng)
+    hit = idx == maps.T[y]
+    for group, sp in (("A", 0.6), ("B", 0.2)):
+        q, n = sp + (1 - sp) / 10, hit[:, GROUPS[group]].size
+        assert abs(hit[:, GROUPS[group]].mean() - q) < 4 * np.sqrt(q * (1 - q) / n)
+    with pytest.raises(ValueError, match="sp must be a number"):
+        colour_indices(y, group_sp(A=0.5), maps, 1, rng)  # one colour: one draw, one sp
+
+
+def test_pretrain_and_finetune_digits_are_disjoint_and_coloured_by_their_own_group():
+    w = MultiColorDigits(seed=2)
+    pre, ft = w.pretrain(1.0), w.finetune(1.0)
+    assert len(pre.y) == 800 and len(ft.y) == 500
+    all_x = {x.tobytes() for x in w.train(0.0).x[:, 0, 8:16, 8:16]}
+    pre_digits = {x.tobytes() for x in pre.x[:, 0, 8:16, 8:16]}
+    ft_digits = {x.tobytes() for x in ft.x[:, 0, 8:16, 8:16]}
+    assert pre_digits <= all_x and ft_digits <= all_x
+    assert len(pre_digits & ft_digits) <= 5  # disjoint draws; sklearn holds a few identical images
+    assert np.all(pre.colours[:, GROUPS["A"]] == w.maps[GROUPS["A"]][:, pre.y].T)  # A in its label colours
+    assert np.all(ft.colours[:, GROUPS["B"]] == w.maps[GROUPS["B"]][:, ft.y].T)
+    assert abs(np.mean(pre.colours[:, GROUPS["B"]] == w.maps[GROUPS["B"]][:, pre.y].T) - 0.1) < 0.02  # B random
+    np.testing.assert_array_equal(np.bincount(pre.y), np.bincount(w.pretrain(0.0).y))  # same digits, any sp
+
+
+def test_pretrain_label_noise_replaces_labels_at_its_rate():
+    w = MultiColorDigits(seed=3)
+    clean, noisy = w.pretrain(1.0), w.pretrain(1.0, label_noise=0.5)
+    np.testing.assert_array_equal(clean.x, noisy.x)  # images (digit and colours) follow the true label
+    changed = np.mean(clean.y != noisy.y)
+    assert abs(changed - 0.5 * 0.9) < 0.06  # a uniform redraw keeps the label with probability 1/10
+    with pytest.raises(ValueError, match="label_noise"):
+        w.pretrain(1.0, label_noise=1.5)
+
+
+def test_colour_only_blanks_the_digit_and_shows_one_group():
+    w = MultiColorDigits(seed=4)
+    s = w.colour_only("B")
+    assert not s.x[:, :, 8:16, 8:16].any()
+    assert np.all(s.colours[:, GROUPS["B"]] == w.maps[GROUPS["B"]][:, s.y].T)
+    _, labels = load_digits()
+    assert len(s.y) == 497 and set(s.y) == set(labels)
 
 
 def test_demo_cli_smoke(run_cli, tmp_path):
