@@ -361,7 +361,8 @@ def lambda_change(lambdas: np.ndarray) -> np.ndarray:
 
 
 def _vae_probe(cfg, nets, state, stacked, names, seeds, spec) -> list[dict]:
-    """Claim 3's measurement: VAE reconstruction error of dataset actions split by advantage sign."""
+    """Claim 3's measurement: VAE reconstruction error of dataset actions split by advantage sign, and the share
+    of dataset actions that pass the advantage filter (`pos_fraction`), after training."""
     n = cfg.vae_probe
 
     def probe(st, d, key):
@@ -376,7 +377,7 @@ def _vae_probe(cfg, nets, state, stacked, names, seeds, spec) -> list[dict]:
     return [
         record("A2PR", seeds[j % len(seeds)], metric, out[metric][j], env=spec.name, dataset=names[j // len(seeds)])
         for j in range(n_agents)
-        for metric in ("vae_err_pos", "vae_err_neg")
+        for metric in ("vae_err_pos", "vae_err_neg", "pos_fraction")
     ]
 
 
