@@ -340,6 +340,18 @@ def test_gridworld_rewards_and_heuristics():
     assert np.asarray(slipped["pos"]).tolist() == [1, 3]
 
 
+def test_gridworld_coarse_reward_basis():
+    env = GridWorld()
+    assert np.array_equal(np.asarray(env.reward_basis("tabular")), np.eye(36))
+    P = np.asarray(env.reward_basis("coarse"))
+    assert P.shape == (36, 4)
+    cell = lambda x, y: x * 6 + y  # noqa: E731  (GridWorld.features: index = pos[0] · size + pos[1])
+    np.testing.assert_allclose(P[cell(0, 0)], [0, 0, 1, 0])
+    np.testing.assert_allclose(P[cell(5, 5)], [1, 1, 1, 0])
+    np.testing.assert_allclose(P[cell(2, 3)], [0.4, 0.6, 1, 1])  # a central cell
+    assert P[:, 3].sum() == 4
+
+
 def test_rollout_masks_after_termination():
     env = GridWorld(horizon=30)
     # go right (action 1) until the right-hand column (cells x = 5, one-hot indices 30..35), then up (action 0)
