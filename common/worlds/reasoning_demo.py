@@ -24,7 +24,6 @@ import torch
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.results import Claim, record, select
 from common.worlds.reasoning import (
-    ReasoningWorld,
     Step,
     analyse,
     build_world,
@@ -142,16 +141,18 @@ def steered(model, layer: int, vector: torch.Tensor, lam: torch.Tensor):
 
 
 @torch.no_grad()
-def steering_effect(world: ReasoningWorld, problems, tokens, steps: list[Step], layer: int, lam: float):
-    """The reflection direction S at hidden-state index `layer` (official alignment: the state at the first token of
-    a step, reflective = starts with a reflection word, vs plain steps), and the next-token P(reflect) and P(END)
-    at decision separators (mid-chain; post-answer) with h ← h + λ S there, for λ ∈ {−lam, 0, +lam}."""
+def steering_effect(world, problems, tokens, steps: list[Step], layer: int, lam: float, readout: str = "next_token"):
+    """The reflection direction S at hidden-state index `layer` (official alignment, "next_token": the state at the
+    first token of a step; "separator": at the separator before it; reflective = the step starts with a reflection
+    word, vs plain steps), and the next-token P(reflect) and P(END) at decision separators (mid-chain; after the
+    answer) with h ← h + λ S there, for λ ∈ {−lam, 0, +lam}."""
     v, P = world.v, world.cfg.max_prompt_len
     hs, _, _ = world.states(problems, tokens)
     h = hs[layer][:, P:]
-    starts = [(s.row, s.start) for s in steps]
+    shift = {"next_token": 0, "separator": -1}[readout]
+    starts = [(s.row, s.start) for s in steps if s.index > 0]
     refl = torch.tensor([int(tokens[b, t]) in v.reflection for b, t in starts])
-    hb = torch.stack([h[b, t] for b, t in starts])
+    hb = torch.stack([h[b, t + shift] for b, t in starts])
     S = hb[refl].mean(0) - hb[~refl].mean(0)
     where = {
         "mid": [s for s in steps if not s.complete and s.next != "none"],
@@ -202,8 +203,9 @@ def demo_run(cfg: DemoConfig) -> list[dict]:
             rows.append(record(name, seed, "oracle_over_base", oracle_length(seen_p) / base))
             steps = step_table(seen_p, g.tokens[seen], maxprob[seen], world.v)
             rows += [record(name, seed, m, x) for m, x in premise_aucs(steps).items()]
-            effect = steering_effect(world, seen_p, g.tokens[seen], steps, layer, cfg.steer_lambda)
-            rows += [record(name, seed, m, x, layer=layer) for m, x in effect.items()]
+            for readout in ("next_token", "separator"):
+                effect = steering_effect(world, seen_p, g.tokens[seen], steps, layer, cfg.steer_lambda, readout)
+                rows += [record(name, seed, m, x, layer=layer, readout=readout) for m, x in effect.items()]
             if seed == 0:
                 for p, r in list(zip(problems, g.tokens, strict=True))[:: cfg.n_per_k][:6]:
                     prompt = world.v.decode(prompt_tokens(p, world.v, wc.k_max))
@@ -220,7 +222,9 @@ def _mean(rows, world, metric, ks=None) -> float:
 
 
 def _steer(rows, world, kind, where, sign) -> float:
-    return _mean(rows, world, f"p_{kind}_{where}[{sign:+g}]")
+    """The official readout's probe (the separator readout is recorded beside it, no claim)."""
+    vals = [r["value"] for r in select(rows, method=world, metric=f"p_{kind}_{where}[{sign:+g}]", readout="next_token")]
+    return float(np.mean(vals)) if vals else float("nan")
 
 
 def demo_claims(rows: list[dict], cfg: DemoConfig) -> list[Claim]:

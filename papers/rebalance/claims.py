@@ -14,7 +14,7 @@ from common.results import Claim, select
 from papers.rebalance.experiment import Config
 
 REDUNDANT_CUT = 0.30  # claim 1: ReBalance removes >= 30% of the base model's redundant (post-answer) thinking tokens
-ACC_TOL = 0.01  # claims 1: "no accuracy loss" allows 1 point of sampling noise (2400 problems per method and world)
+ACC_TOL = 0.01  # claim 1: "no accuracy loss" allows 1 point of sampling noise (2400 problems per method and world)
 SIMILAR_LEN = 1.10  # claim 2: "similar or shorter length": at most 10% longer than static steering
 
 
@@ -24,9 +24,9 @@ def mean(rows: list[dict], method: str, metric: str, world: str) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def paper_claims(rows: list[dict], cfg: Config, world: str) -> list[tuple[str, str, dict, bool]]:
-    """Claims 1–3 in one world: (id, statement, observed, passed)."""
-    m = lambda method, metric: mean(rows, method, metric, world)  # noqa: E731
+def paper_claims(rows: list[dict], cfg: Config, world: str, suffix: str = "") -> list[tuple[str, str, dict, bool]]:
+    """Claims 1–3 in one world: (id, statement, observed, passed); `suffix` picks a readout variant's methods."""
+    m = lambda method, metric: mean(rows, method if method == "base" else method + suffix, metric, world)  # noqa: E731
     acc_b, acc_r, acc_s = m("base", "accuracy"), m("rebalance", "accuracy"), m("static", "accuracy")
     red_b, red_r = m("base", "redundant_tokens"), m("rebalance", "redundant_tokens")
     len_b, len_r, len_s = m("base", "think_len"), m("rebalance", "think_len"), m("static", "think_len")
@@ -62,18 +62,25 @@ def paper_claims(rows: list[dict], cfg: Config, world: str) -> list[tuple[str, s
 
 
 def check(rows: list[dict], cfg: Config) -> list[Claim]:
+    """Claims 1–4 with the first readout (official: the token after the separator); the same four for every other
+    readout, with ids suffixed `@<readout>` (the deviation variant, reported beside the official one)."""
     main = "premise" if "premise" in cfg.worlds else cfg.worlds[0]
-    claims = [Claim(cid, f"{main} world: {text}", obs, ok) for cid, text, obs, ok in paper_claims(rows, cfg, main)]
-    if "control" in cfg.worlds:
-        ctrl = paper_claims(rows, cfg, "control")
-        _, _, obs2, beats = ctrl[1]
-        claims.append(
-            Claim(
-                "4-control-no-dynamic-advantage",
-                "control world (premise off): ReBalance does NOT beat static steering (claim 2 fails there); "
-                "claims 1 and 3 in the control world reported alongside",
-                obs2 | {"claim1_control": ctrl[0][3], "claim3_control": ctrl[2][3]} | {"claim1": ctrl[0][2]},
-                not beats,
+    claims = []
+    for i, readout in enumerate(cfg.readouts):
+        suffix = "" if i == 0 else f"@{readout}"
+        tag = f" [S read at the {readout.replace('_', ' ')}]" if i else ""
+        for cid, text, obs, ok in paper_claims(rows, cfg, main, suffix):
+            claims.append(Claim(cid + suffix, f"{main} world{tag}: {text}", obs, ok))
+        if "control" in cfg.worlds:
+            ctrl = paper_claims(rows, cfg, "control", suffix)
+            _, _, obs2, beats = ctrl[1]
+            claims.append(
+                Claim(
+                    "4-control-no-dynamic-advantage" + suffix,
+                    f"control world (premise off){tag}: ReBalance does NOT beat static steering (claim 2 fails "
+                    "there); claims 1 and 3 in the control world reported alongside",
+                    obs2 | {"claim1_control": ctrl[0][3], "claim3_control": ctrl[2][3]},
+                    not beats,
+                )
             )
-        )
     return claims

@@ -32,7 +32,8 @@ from papers.rebalance.method import (
     variance_proxy,
 )
 
-ROLES = ("mid", "chain_end", "loop")  # the decision a step boundary opens (common.worlds.reasoning.Step.boundary)
+ROLES = ("mid", "chain_end", "loop")
+READOUTS = ("next_token", "separator")  # the decision a step boundary opens (common.worlds.reasoning.Step.boundary)
 
 
 @dataclass
@@ -67,6 +68,10 @@ class Config(RunConfig):
     """PCA dimensions before the ridge layer search (paper: 64)."""
     ridge_alpha: float = 1.0
     """Ridge penalty of the layer search (paper: 1)."""
+    readouts: list[str] = field(default_factory=lambda: ["next_token", "separator"])
+    """Where a step's vector is read, labelled by that step: "next_token" (official: the token after the previous
+    separator, i.e. the step's first token) or "separator" (deviation: the previous separator itself, where the
+    decision is made and λS is added). The first decides claims 1–4; the others run as `<method>@<readout>`."""
     lambda_sweep: list[float] = field(default_factory=lambda: [-0.5, -2.0])
     """Extra constant λ values run on seed 0 (diagnostic: how strong static steering should be; no claim uses it)."""
     n_traces: int = 6
@@ -78,6 +83,8 @@ class Config(RunConfig):
         super().validate()
         bad = [w for w in self.worlds if w not in ("premise", "control", "smoke")]
         ensure(self.worlds and not bad, "worlds", f"unknown {bad}; choose from premise, control, smoke")
+        bad = [r for r in self.readouts if r not in READOUTS]
+        ensure(self.readouts and not bad, "readouts", f"unknown {bad}; choose from {READOUTS}")
         bad = [m for m in self.methods if m not in METHODS]
         ensure(not bad, "methods", f"unknown {bad}; choose from {METHODS}")
         ensure("base" in self.methods, "methods", "must include base (the claims compare against it)")
@@ -116,11 +123,12 @@ class Calibration:
     n_steps: int
 
 
-def calibrate(world: ReasoningWorld, cfg: Config, seed: int) -> Calibration:
+def calibrate(world: ReasoningWorld, cfg: Config, seed: int) -> dict[str, Calibration]:
     """Greedy decoding of the calibration problems (official `transformer_inference_dp.py`: do_sample=False); offline
     step confidence c = exp(mean log π(y_t)) over the step's tokens except the separator; the vector of step j is the
     hidden state at its first token, i.e. the token after the previous separator, labelled by step j itself
-    (official `expected_offset = 1`; step 0 has no vector); layers 0..n (0 = embeddings, n = final post-norm)."""
+    (official `expected_offset = 1`; step 0 has no vector), or at that separator (`readout="separator"`); layers
+    0..n (0 = embeddings, n = final post-norm). One `Calibration` per readout in `cfg.readouts`."""
     v, P = world.v, world.cfg.max_prompt_len
     problems = world.problems(cfg.n_calib, cfg.ks, seed=10_000 + seed)
     ids, mask = world.prompts(problems)
@@ -138,12 +146,6 @@ def calibrate(world: ReasoningWorld, cfg: Config, seed: int) -> Calibration:
     var = variance_proxy(c_off[1:], c_off[:-1])[same]
     q25, q75 = np.quantile(c_off, [0.25, 0.75])
     labels = label_steps(c_off[first], lexicon[first], q25, q75)
-    rows_at, cols_at = vector_positions(steps, P)
-    h_by_layer = {ell: h[rows_at, cols_at].double().numpy() for ell, h in enumerate(hs)}
-    layer, r2 = choose_layer(
-        h_by_layer, c_off[first], n_components=cfg.pca_components, alpha=cfg.ridge_alpha, seed=seed
-    )
-    mu_pos, mu_neg = prototypes(torch.as_tensor(h_by_layer[layer]), labels)
     qv = np.quantile(var, [0.25, 0.75]) if var.size else np.array([0.0, 1e-6])
     control = Control(
         q25c=float(q25),
@@ -154,22 +156,33 @@ def calibrate(world: ReasoningWorld, cfg: Config, seed: int) -> Calibration:
         low_val_2=cfg.low_val_2,
         high_val_2=cfg.high_val_2,
     )
-    return Calibration(
-        layer=layer,
-        r2=r2,
-        vector=steering_vector(mu_pos, mu_neg).float(),
-        control=control,
-        n_pos=int((labels == 1).sum()),
-        n_neg=int((labels == -1).sum()),
-        n_lexicon=int(lexicon.sum()),
-        n_steps=len(steps),
-    )
+    out = {}
+    for readout in cfg.readouts:
+        rows_at, cols_at = vector_positions(steps, P, readout)
+        h_by_layer = {ell: h[rows_at, cols_at].double().numpy() for ell, h in enumerate(hs)}
+        layer, r2 = choose_layer(
+            h_by_layer, c_off[first], n_components=cfg.pca_components, alpha=cfg.ridge_alpha, seed=seed
+        )
+        mu_pos, mu_neg = prototypes(torch.as_tensor(h_by_layer[layer]), labels)
+        out[readout] = Calibration(
+            layer=layer,
+            r2=r2,
+            vector=steering_vector(mu_pos, mu_neg).float(),
+            control=control,
+            n_pos=int((labels == 1).sum()),
+            n_neg=int((labels == -1).sum()),
+            n_lexicon=int(lexicon.sum()),
+            n_steps=len(steps),
+        )
+    return out
 
 
-def vector_positions(steps, prompt_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(rows, sequence positions) of the steps' vectors: the token right after the previous step's separator, i.e.
-    the step's own first token (official `step_positions = i + 1`, `expected_offset = 1`); step 0 has none."""
-    at = [(s.row, prompt_len + s.start) for s in steps if s.index > 0]
+def vector_positions(steps, prompt_len: int, readout: str = "next_token") -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, sequence positions) of the steps' vectors. "next_token": the token right after the previous step's
+    separator, i.e. the step's own first token (official `step_positions = i + 1`, `expected_offset = 1`);
+    "separator": that separator. Step 0 has none."""
+    shift = {"next_token": 0, "separator": -1}[readout]
+    at = [(s.row, prompt_len + s.start + shift) for s in steps if s.index > 0]
     return torch.tensor([b for b, _ in at], dtype=torch.long), torch.tensor([t for _, t in at], dtype=torch.long)
 
 
@@ -271,27 +284,33 @@ def run_world(world: ReasoningWorld, name: str, cfg: Config) -> list[dict]:
     rows: list[dict] = []
     w = {"world": name}
     for seed in track(cfg.seed_list(), description=f"ReBalance seeds ({name} world)"):
-        cal = calibrate(world, cfg, seed)
-        rows.append(record("calibration", seed, "layer", cal.layer, **w))
-        rows += [record("calibration", seed, "ridge_r2", r, layer=ell, **w) for ell, r in cal.r2.items()]
+        cals = calibrate(world, cfg, seed)
+        for readout, cal in cals.items():
+            r = {"readout": readout, **w}
+            rows.append(record("calibration", seed, "layer", cal.layer, **r))
+            rows += [record("calibration", seed, "ridge_r2", x, layer=ell, **r) for ell, x in cal.r2.items()]
+            rows.append(record("calibration", seed, "steer_norm", float(cal.vector.norm()), **r))
+        cal = cals[cfg.readouts[0]]
         for q in ("q25c", "q75c", "q25v", "q75v", "g_m"):
             rows.append(record("calibration", seed, q, getattr(cal.control, q), **w))
         for q in ("n_pos", "n_neg", "n_lexicon", "n_steps"):
             rows.append(record("calibration", seed, q, getattr(cal, q), **w))
-        rows.append(record("calibration", seed, "steer_norm", float(cal.vector.norm()), **w))
         problems = [p for k in cfg.ks for p in world.problems(cfg.n_per_k, k, seed=20_000 + 97 * seed + k)]
-        for method in cfg.methods:
-            tokens, maxprob, ctrls = steered_rollout(world, problems, method, cal, cfg, seed)
-            rows += score(method, seed, problems, tokens, world, w)
-            if method != "base":
-                stats = boundary_stats(world, problems, tokens, maxprob, ctrls, cal, cfg)
-                rows += [record(method, seed, m, x, **w) for m, x in stats.items()]
-            if method == "rebalance" and seed == 0:
-                rows += lambda_traces(ctrls[0], problems, cfg, w)
-        for lam in cfg.lambda_sweep if seed == 0 else []:
-            sweep = dataclasses.replace(cfg, static_lambda=lam)
-            tokens, _, _ = steered_rollout(world, problems, "static", cal, sweep, seed)
-            rows += [r | {"lam": lam} for r in score("static_sweep", seed, problems, tokens, world, w) if "k" not in r]
+        for i, (readout, cal) in enumerate(cals.items()):
+            suffix = "" if i == 0 else f"@{readout}"
+            for method in cfg.methods if i == 0 else [m for m in cfg.methods if m != "base"]:
+                tokens, maxprob, ctrls = steered_rollout(world, problems, method, cal, cfg, seed)
+                rows += score(method + suffix, seed, problems, tokens, world, w)
+                if method != "base":
+                    stats = boundary_stats(world, problems, tokens, maxprob, ctrls, cal, cfg)
+                    rows += [record(method + suffix, seed, m, x, **w) for m, x in stats.items()]
+                if method == "rebalance" and seed == 0:
+                    rows += lambda_traces(ctrls[0], problems, cfg, w | {"readout": readout})
+            for lam in cfg.lambda_sweep if seed == 0 else []:
+                sweep = dataclasses.replace(cfg, static_lambda=lam)
+                tokens, _, _ = steered_rollout(world, problems, "static", cal, sweep, seed)
+                scored = score("static_sweep" + suffix, seed, problems, tokens, world, w)
+                rows += [r | {"lam": lam} for r in scored if "k" not in r]
     return rows
 
 
@@ -344,7 +363,8 @@ def figure(rows: list[dict], cfg: Config, path: Path) -> None:
 
     from common.results import mean_ci95, values
 
-    methods = [m for m in cfg.methods if select(rows, method=m, metric="accuracy")]
+    methods = sorted({r["method"] for r in select(rows, metric="accuracy")} - {"static_sweep"})
+    methods = [m for m in methods if not m.startswith("static_sweep")]
     fig, ax = plt.subplots(len(cfg.worlds), 3, figsize=(15, 4 * len(cfg.worlds)), squeeze=False)
     for row, name in zip(ax, cfg.worlds, strict=True):
         for m in methods:
@@ -360,8 +380,9 @@ def figure(rows: list[dict], cfg: Config, path: Path) -> None:
                 row[0].plot(ln.mean(), acc.mean(), "x", color="grey")
                 row[0].annotate(f"static λ={lam:g}", (ln.mean(), acc.mean()), fontsize=7, color="grey")
         row[1].plot(cfg.ks, [3 * (k + 1) for k in cfg.ks], "k:", label="oracle (concise)")
-        for tr in sorted({r["traj"] for r in select(rows, metric="lambda", world=name)}):
-            pts = sorted(select(rows, metric="lambda", traj=tr, world=name), key=lambda r: r["step"])
+        first = cfg.readouts[0]
+        for tr in sorted({r["traj"] for r in select(rows, metric="lambda", world=name, readout=first)}):
+            pts = sorted(select(rows, metric="lambda", traj=tr, world=name, readout=first), key=lambda r: r["step"])
             row[2].plot([r["step"] for r in pts], [r["value"] for r in pts], "o-", ms=3, label=f"k={pts[0]['k']}")
         row[2].axhline(0, color="grey", lw=0.8)
         row[0].set(xlabel="mean thinking tokens", ylabel="accuracy", title=f"{name} world: accuracy vs length")

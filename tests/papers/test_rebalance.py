@@ -166,13 +166,18 @@ def test_vectors_are_read_at_the_token_after_the_previous_separator():
     rows, cols = vector_positions(steps, prompt_len=40)
     assert rows.tolist() == [0, 0] and cols.tolist() == [40 + 3, 40 + 6]  # the tokens after SEPs at 2 and 5
     assert [r[c - 40] for c in cols.tolist()] == [v.wait, v.step]  # labelled by that (upcoming) step
+    rows, cols = vector_positions(steps, prompt_len=40, readout="separator")  # the deviation: at the SEP itself
+    assert cols.tolist() == [40 + 2, 40 + 5] and all(r[c - 40] == v.sep for c in cols.tolist())
 
 
 def test_calibration_on_a_tiny_world(tmp_path, monkeypatch):
     monkeypatch.setenv("REPROZOO_CACHE", str(tmp_path))
     world = rw.build_world(rw.SMOKE_WORLD)
     cfg = PRESETS["smoke"]
-    cal = calibrate(world, cfg, seed=0)
+    cals = calibrate(world, cfg, seed=0)
+    assert set(cals) == {"next_token", "separator"} and cals["next_token"].control == cals["separator"].control
+    cal = cals["next_token"]
+    assert not torch.equal(cal.vector, cals["separator"].vector)
     assert 0 <= cal.layer <= world.cfg.n_layers and set(cal.r2) == set(range(world.cfg.n_layers + 1))
     assert cal.vector.shape == (world.cfg.d_model,) and torch.isfinite(cal.vector).all()
     assert cal.control.q25c <= cal.control.q75c and cal.n_pos + cal.n_neg <= cal.n_steps
@@ -183,7 +188,8 @@ def test_cli_smoke(run_cli, tmp_path):
     assert "claims" in proc.stdout
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert {"base", "static", "rebalance", "no_w_low", "no_w_high", "calibration"} <= set(summary["methods"])
-    assert len(summary["claims"]) == 3
+    assert {"rebalance@separator", "static@separator"} <= set(summary["methods"])
+    assert len(summary["claims"]) == 6  # claims 1-3 for each readout (the smoke preset has no control world)
 
 
 def test_bad_config_names_the_field(run_cli):
