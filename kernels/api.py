@@ -122,19 +122,29 @@ def _on_host(x) -> bool:
 
 
 def _check_values(xp, named: dict, targets, vocab: int, ignore_index: int, temperature, finite: bool) -> None:
-    """Value checks that read the data: target range and positive temperatures; with `finite`, every float input."""
+    """Value checks that read the data: target range and positive temperatures; with `finite`, every float input.
+    JAX arrays are read as NumPy arrays (inside a jit trace every jnp op is staged, even on constants)."""
+    if _is_jax(targets):
+        import numpy as xp
+
+        if finite:  # (check_inputs=True is refused earlier for traced inputs)
+            named = {k: None if x is None else xp.asarray(x) for k, x in named.items()}
+        targets = xp.asarray(targets)
+        temperature = None if temperature is None or _is_tracer(temperature) else xp.asarray(temperature)
     if finite:
         for name, x in named.items():
             if x is not None and not bool(xp.isfinite(x).all()):
                 raise ValueError(f"{name} contains non-finite values (nan or inf)")
     kept = targets[targets != ignore_index]
-    if kept.size if _is_jax(kept) else kept.numel():
+    if kept.size if not hasattr(kept, "numel") else kept.numel():
         lo, hi = int(kept.min()), int(kept.max())
         if lo < 0 or hi >= vocab:
             raise ValueError(
                 f"targets must lie in [0, V={vocab}) or equal ignore_index={ignore_index}; got values in [{lo}, {hi}]"
             )
-    if hasattr(temperature, "shape") and not bool((temperature > 0).all() & xp.isfinite(temperature).all()):
+    if temperature is None:
+        return
+    if not bool((temperature > 0).all() & xp.isfinite(temperature).all()):
         raise ValueError("temperature must be finite and > 0 for every token")
 
 

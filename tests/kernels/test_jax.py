@@ -163,6 +163,11 @@ def test_jax_per_token_temperature_entropy_lse_match_torch(inputs):
     assert j_out.entropy is None
     np.testing.assert_allclose(np.asarray(j_out.logprobs), t_out.logprobs.numpy(), atol=1e-4, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(j_out.lse), t_out.lse.numpy(), atol=1e-4, rtol=1e-5)
+    t_const = jnp.asarray(x["targets"].numpy())  # concrete targets (range-checked), traced temperature
+    lp = jax.jit(lambda h, w, tau: fused_logprob(h, w, t_const, temperature=tau).logprobs)(
+        *(jnp.asarray(x[k].numpy()) for k in ("hidden", "weight")), jnp.asarray(tau.numpy())
+    )
+    np.testing.assert_allclose(np.asarray(lp), t_out.logprobs.numpy(), atol=1e-4, rtol=1e-5)
     with pytest.raises(ValueError, match="hidden contains non-finite"):
         fused_logprob(
             jnp.asarray(x["hidden"].numpy()).at[0, 0].set(jnp.nan),
