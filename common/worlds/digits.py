@@ -224,17 +224,10 @@ class MultiColorDigits:
         """Held-out digits coloured with correlation sp (ID: the training sp; OOD: 1 − p; or per patch)."""
         return self._split(1, sp)
 
-    def pretrain(self, sp_a: float, label_noise: float = 0.0) -> Split:
+    def pretrain(self, sp_a: float) -> Split:
         """Pre-training digits, group A in its label colours with probability sp_a, group B random (sp_a = 0: the
-        colour-blind control, no spurious feature). With probability `label_noise` an image's recorded label is
-        replaced by a uniform draw (broad, web-like labels); digit and colours follow the true label."""
-        if not 0.0 <= label_noise <= 1.0:
-            raise ValueError(f"label_noise must lie in [0, 1], got {label_noise}")
-        s = self._split(2, group_sp(A=sp_a))
-        rng = np.random.default_rng([self.seed, 2, 77, round(label_noise * 1_000_000)])
-        noisy = rng.random(len(s.y)) < label_noise
-        s.y = np.where(noisy, rng.integers(0, N_CLASSES, len(s.y)), s.y)
-        return s
+        colour-blind control, no spurious feature)."""
+        return self._split(2, group_sp(A=sp_a))
 
     def finetune(self, sp_b: float) -> Split:
         """Fine-tuning digits (disjoint from the pre-training ones), group B correlated with sp_b, group A random."""
@@ -274,17 +267,15 @@ class DemoConfig(RunConfig):
     """Held-out digits per world."""
     ridge: float = 10.0
     """Ridge penalty λ of the linear probes."""
-    sp_pre: float = 0.8
+    sp_pre: float = 0.2
     """Correlation of group A in the pre-training split (papers/bang `--sp-pre`, same default)."""
-    sp_ft: float = 0.8
+    sp_ft: float = 1.0
     """Correlation of group B in the fine-tuning split (papers/bang `--sp-ft`, same default)."""
-    pre_label_noise: float = 0.0
-    """Share of pre-training labels redrawn uniformly (papers/bang `--pre-label-noise`, same default)."""
 
     def validate(self) -> None:
         super().validate()
         check_fraction(self, "ps", upper_open=False)
-        check_fraction(self, "sp_pre", "sp_ft", "pre_label_noise", upper_open=False)
+        check_fraction(self, "sp_pre", "sp_ft", upper_open=False)
         check_positive(self, "n_test", "ridge")
         ensure(10 <= self.n_test <= 1787, "n_test", f"must lie in [10, 1787], got {self.n_test}")
 
@@ -346,9 +337,9 @@ def _premise_probes(w: MultiColorDigits, cfg: DemoConfig, seed: int) -> list[dic
     fine-tuning split (group B) and the colour-blind control pre-training split, read on colour-only-A/-B test
     images (digit blanked) and on digit-only test images (colours random)."""
     fits = {
-        "pretrain": w.pretrain(cfg.sp_pre, cfg.pre_label_noise),
+        "pretrain": w.pretrain(cfg.sp_pre),
         "finetune": w.finetune(cfg.sp_ft),
-        "pretrain_control": w.pretrain(0.0, cfg.pre_label_noise),
+        "pretrain_control": w.pretrain(0.0),
     }
     tests = {"colour_A_only": w.colour_only("A"), "colour_B_only": w.colour_only("B"), "digit_only": w.test(0.0)}
     overlap = len(np.intersect1d(w.digit_ids("pretrain"), w.digit_ids("finetune")))
@@ -444,8 +435,8 @@ def demo_claims(rows: list[dict], cfg: DemoConfig) -> list[Claim]:
             "6-premise-different-spurious-groups",
             "WiSE-FT premise: pre-training and fine-tuning digits are disjoint; a ridge probe fitted on the "
             f"pre-training split reads group A (colour-only-A acc >= {PREMISE_READS}) and not B (<= {PREMISE_BLIND}); "
-            "one fitted on the fine-tuning split reads B and not A; both also read the digit (digit-only acc >= "
-            f"{PREMISE_DIGIT})",
+            "one fitted on the fine-tuning split reads B and not A; the pre-training split also teaches the digit "
+            f"(digit-only acc >= {PREMISE_DIGIT})",
             {
                 "shared_digits": shared,
                 **{f"{fit}:{test}": v for (fit, test), v in premise.items() if fit != "pretrain_control"},
@@ -456,7 +447,7 @@ def demo_claims(rows: list[dict], cfg: DemoConfig) -> list[Claim]:
                 and premise[("pretrain", "colour_B_only")] <= PREMISE_BLIND
                 and premise[("finetune", "colour_B_only")] >= PREMISE_READS
                 and premise[("finetune", "colour_A_only")] <= PREMISE_BLIND
-                and min(premise[("pretrain", "digit_only")], premise[("finetune", "digit_only")]) >= PREMISE_DIGIT
+                and premise[("pretrain", "digit_only")] >= PREMISE_DIGIT
             ),
         )
     )

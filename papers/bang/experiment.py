@@ -3,17 +3,25 @@
 (a) MultiColorMNIST (Table 1): two MLPs differing only in initialisation, trained with MSE to one-hot on the
     spuriously coloured training set (sp = 1), their OOD accuracies and their output ensemble's over a p sweep,
     for 32 colour features and for the one-colour control.
-(b) WiSE-FT: a "pre-trained" MLP (trained on the broad split, where colours carry no label information) and
-    its fine-tuned copy (plain cross-entropy on sp = 1), ensembled in weight and output space over α.
+(b) WiSE-FT, in two worlds that differ only in the pre-training data:
+    - `diverse` (the paper's premise): the "pre-trained" MLP learns the digit plus its OWN spurious features, patch
+      group A (pre-training digits with A correlated, B random), as zero-shot CLIP holds its own; fine-tuning uses
+      the other group B on disjoint digits (B correlated, A random), as ImageNet brings its own;
+    - `control` (no diversity): the pre-trained MLP is colour-blind (pre-training colours random), so the only
+      spurious features are the fine-tuned model's; there is nothing to diversify.
+    Fine-tuning is gentle, in the WiSE-FT manner (AdamW, small lr, warm-up + cosine, grad-clip 1, few epochs);
+    the endpoints are ensembled in weight and output space over α.
 (c) BANG: the same fine-tuning with Mixup + label smoothing (and each alone, as ablations), then WiSE-FT;
     the FalseFalseTrue fraction and the over-confidence (max-probability on wrong OOD predictions).
 
-Each seed is one world (train/test split and colour maps) and one set of initialisations.
+Each seed is one world (splits and colour maps) and one set of initialisations; both (b) worlds of a seed share
+the fine-tuning data, the test data and the initialisation.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +34,13 @@ from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.device import torch_device
 from common.progress import track
 from common.results import record, select
-from common.worlds.digits import N_CLASSES, N_PATCHES, MultiColorDigits, Split
+from common.worlds.digits import BLOCK, N_CLASSES, N_PATCHES, MultiColorDigits, Split, group_sp
 from papers.bang.baselines import cross_entropy, ensemble_accuracy, mlp, mse_to_one_hot
 from papers.bang.method import bang_loss, false_false_true, output_ensemble, overconfidence, wise_ft
 
 D_IN = 3 * 24 * 24
 FINETUNES = ("wise_ft", "wise_ft+ls", "wise_ft+mixup", "bang")  # fine-tuning variants, then WiSE-FT
+WORLDS = ("diverse", "control")  # (b, c): pre-trained endpoint with its own spurious group A / colour-blind
 
 
 @dataclass
@@ -40,26 +49,44 @@ class Config(RunConfig):
 
     n_test: int = 497
     """Digits held out for the ID / OOD test splits (the other 1797 − n_test train)."""
+    n_finetune: int = 500
+    """(b, c) training digits reserved for fine-tuning; the rest of the training digits pre-train (disjoint)."""
     hidden: int = 64
     """MLP hidden width (official: 64)."""
     lr: float = 1e-3
-    """Adam learning rate of every training run (official: 0.001)."""
+    """Adam learning rate of (a) and of pre-training (official MultiColorMNIST: 0.001)."""
     batch_size: int = 64
-    """Mini-batch size (official DataLoader: 64)."""
+    """Mini-batch size of every run (official DataLoader: 64)."""
     iters: int = 800
     """(a) training iterations of each of the two MLPs (official: 5001 on 50k MNIST digits)."""
     ps: list[float] = field(default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.9])
-    """Distribution shifts p swept; the OOD test colours have correlation 1 − p."""
+    """Distribution shifts p swept; the OOD test colours have correlation 1 − p on every patch."""
     p_headline: float = 0.7
     """(a) shift at which claim 1 is checked (the paper's Table 1: p = 0.7)."""
     pretrain_iters: int = 500
-    """(b, c) iterations of the "pre-trained" model on the broad split (colours carry no label)."""
-    finetune_iters: int = 200
-    """(b, c) fine-tuning iterations on the sp = 1 training split, for every fine-tuning variant."""
+    """(b, c) Adam iterations of the "pre-trained" model on the pre-training digits."""
+    sp_pre: float = 0.2
+    """(b, c) diverse world: correlation of patch group A in the pre-training data (group B random); weak, so
+    the pre-trained endpoint also reads the digit."""
+    pretrain_loss: str = "mse"
+    """(b, c) pre-training loss: mse (the official MultiColorMNIST MSE to one-hot: outputs on a one-hot scale,
+    a low-confidence endpoint like zero-shot CLIP) or ce (cross-entropy)."""
+    sp_ft: float = 1.0
+    """(b, c) correlation of patch group B in the fine-tuning data (group A random), both worlds."""
+    finetune_lr: float = 3e-4
+    """(b, c) AdamW peak learning rate of fine-tuning (0.3 x pre-training's; WiSE-FT: 3e-5 for CLIP)."""
+    finetune_epochs: int = 30
+    """(b, c) fine-tuning epochs over the 500 fine-tuning digits: 240 steps (WiSE-FT: 10 epochs of ImageNet)."""
+    weight_decay: float = 0.1
+    """(b, c) AdamW weight decay of fine-tuning (WiSE-FT `--wd` default 0.1)."""
+    warmup: int = 10
+    """(b, c) linear warm-up steps before the cosine decay of the fine-tuning lr (WiSE-FT: 500 of ≈ 25k)."""
+    clip: float = 1.0
+    """(b, c) gradient-norm clipping of fine-tuning (WiSE-FT: 1.0)."""
     alphas: list[float] = field(default_factory=lambda: [round(0.1 * k, 1) for k in range(11)])
-    """WiSE-FT mixing weights α (0 = pre-trained, 1 = fine-tuned); must include 0 and 1."""
-    p_wise: float = 0.9
-    """(b, c) shift at which claims 2-4 are checked."""
+    """WiSE-FT mixing weights α (0 = pre-trained, 1 = fine-tuned); must include 0, 0.5 and 1."""
+    p_wise: float = 0.8
+    """(b, c) shift at which claims 2-4 and the premise are checked (fixed before the quick run, see README)."""
     label_smoothing: float = 0.1
     """BANG's label smoothing ε."""
     mixup_alpha: float = 0.2
@@ -72,27 +99,58 @@ class Config(RunConfig):
     def validate(self) -> None:
         super().validate()
         check_positive(
-            self, "n_test", "hidden", "lr", "batch_size", "iters", "ps", "pretrain_iters", "finetune_iters", "threads"
+            self,
+            "n_test",
+            "n_finetune",
+            "hidden",
+            "lr",
+            "batch_size",
+            "iters",
+            "ps",
+            "pretrain_iters",
+            "finetune_lr",
+            "finetune_epochs",
+            "clip",
+            "threads",
         )
         ensure(10 <= self.n_test <= 1787, "n_test", f"must lie in [10, 1787], got {self.n_test}")
+        ensure(
+            10 <= self.n_finetune <= 1787 - self.n_test,
+            "n_finetune",
+            f"must lie in [10, {1787 - self.n_test}] (the pre-training digits need >= 10), got {self.n_finetune}",
+        )
         check_fraction(self, "ps", "label_smoothing")
+        check_fraction(self, "sp_pre", "sp_ft", upper_open=False)
+        ensure(self.pretrain_loss in ("ce", "mse"), "pretrain_loss", f"must be ce or mse, got {self.pretrain_loss!r}")
+        ensure(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+        ensure(self.warmup >= 0, "warmup", f"must be >= 0, got {self.warmup}")
         ensure(self.p_headline in self.ps, "p_headline", f"must be one of ps={self.ps}, got {self.p_headline}")
         ensure(self.p_wise in self.ps, "p_wise", f"must be one of ps={self.ps}, got {self.p_wise}")
         check_fraction(self, "alphas", upper_open=False)
         ensure(
-            0.0 in self.alphas and 1.0 in self.alphas and len(self.alphas) >= 3,
+            {0.0, 0.5, 1.0} <= set(self.alphas),
             "alphas",
-            f"must include 0, 1 and an interior value, got {self.alphas}",
+            f"must include 0, 0.5 and 1, got {self.alphas}",
         )
         ensure(self.mixup_alpha >= 0, "mixup_alpha", f"must be >= 0, got {self.mixup_alpha}")
         ensure(self.device in ("cpu", "cuda", "auto"), "device", f"must be cpu, cuda or auto, got {self.device!r}")
 
+    def finetune_iters(self) -> int:
+        """Fine-tuning steps: epochs × ⌈n_finetune / batch⌉."""
+        return self.finetune_epochs * math.ceil(self.n_finetune / self.batch_size)
+
 
 PRESETS = {
     "smoke": Config(
-        preset="smoke", seeds=1, iters=60, ps=[0.7, 0.9], pretrain_iters=60, finetune_iters=30, alphas=[0.0, 0.5, 1.0]
+        preset="smoke",
+        seeds=1,
+        iters=60,
+        ps=[0.7, 0.8],
+        pretrain_iters=60,
+        finetune_epochs=2,
+        alphas=[0.0, 0.5, 1.0],
     ),
-    "quick": Config(preset="quick", seeds=5),
+    "quick": Config(preset="quick", seeds=10),
     # The official MultiColorMNIST run: `--n_restarts 20`, `n_iters = 5001`, batch 64, Adam lr 0.001, p = 0.7;
     # the CLIP / ImageNet half of the paper needs data this repo cannot download (see README).
     "full": Config(
@@ -101,7 +159,6 @@ PRESETS = {
         iters=5001,
         ps=[0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9],
         pretrain_iters=5000,
-        finetune_iters=1000,
     ),
 }
 
@@ -118,23 +175,55 @@ def _model(cfg: Config, init_seed: int, device: torch.device) -> nn.Module:
     return mlp(D_IN, cfg.hidden, N_CLASSES).to(device)
 
 
+def cosine_lr(base_lr: float, warmup: int, steps: int) -> Callable[[int], float]:
+    """WiSE-FT's schedule (`src/models/utils.py: cosine_lr`): lr = base·(t + 1)/warmup for t < warmup, then
+    lr = ½(1 + cos(π (t − warmup)/(steps − warmup)))·base."""
+
+    def lr(t: int) -> float:
+        if t < warmup:
+            return base_lr * (t + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (t - warmup) / max(steps - warmup, 1))) * base_lr
+
+    return lr
+
+
 def train(
-    models: list[nn.Module], x: torch.Tensor, y: torch.Tensor, loss: Callable, iters: int, cfg: Config, data_seed: int
+    models: list[nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss: Callable,
+    iters: int,
+    *,
+    batch_size: int,
+    data_seed: int,
+    optimizer: Callable[[nn.Module], torch.optim.Optimizer],
+    schedule: Callable[[int], float] | None = None,
+    clip: float | None = None,
 ) -> None:
-    """Adam on `loss(model, xb, yb)`; every model sees the same mini-batches (epochs of a seeded permutation)."""
-    opts = [torch.optim.Adam(m.parameters(), lr=cfg.lr) for m in models]
+    """Minimise `loss(model, xb, yb)`; every model sees the same mini-batches (epochs of a seeded permutation);
+    `schedule(t)` sets the lr of step t, `clip` the max gradient norm."""
+    opts = [optimizer(m) for m in models]
     gen = torch.Generator().manual_seed(data_seed)
-    n, bs = len(x), min(cfg.batch_size, len(x))
+    n, bs = len(x), min(batch_size, len(x))
     perm, k = torch.randperm(n, generator=gen), 0
-    for _ in range(iters):
+    for t in range(iters):
         if k + bs > n:
             perm, k = torch.randperm(n, generator=gen), 0
         idx = perm[k : k + bs].to(x.device)
         k += bs
         for m, opt in zip(models, opts, strict=True):
+            if schedule is not None:
+                for group in opt.param_groups:
+                    group["lr"] = schedule(t)
             opt.zero_grad()
             loss(m, x[idx], y[idx]).backward()
+            if clip is not None:
+                nn.utils.clip_grad_norm_(m.parameters(), clip)
             opt.step()
+
+
+def _adam(lr: float) -> Callable[[nn.Module], torch.optim.Optimizer]:
+    return lambda m: torch.optim.Adam(m.parameters(), lr=lr)
 
 
 @torch.no_grad()
@@ -155,7 +244,16 @@ def part_a(cfg: Config, seed: int, device: torch.device) -> list[dict]:
         world = MultiColorDigits(seed=seed, n_colors=n_colors, n_test=cfg.n_test)
         x, y = _tensors(world.train(1.0), device)
         m1, m2 = _model(cfg, 1000 * seed + 1, device), _model(cfg, 1000 * seed + 2, device)
-        train([m1, m2], x, y, lambda m, xb, yb: mse_to_one_hot(m(xb), yb), cfg.iters, cfg, data_seed=seed)
+        train(
+            [m1, m2],
+            x,
+            y,
+            lambda m, xb, yb: mse_to_one_hot(m(xb), yb),
+            cfg.iters,
+            batch_size=cfg.batch_size,
+            data_seed=seed,
+            optimizer=_adam(cfg.lr),
+        )
         tests = {"id": world.test(1.0), **{p: world.test(1 - p) for p in cfg.ps}}
         for p, split in tests.items():
             xt, yt = _tensors(split, device)
@@ -183,45 +281,73 @@ def _finetune_loss(cfg: Config, variant: str, gen: torch.Generator) -> Callable:
 
 
 def _feature_probes(world: MultiColorDigits, device: torch.device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Diagnostics of what a model reads: test digits with label-free colours (sp = 0: the digit alone carries
-    the label) and test images in their label colours (sp = 1) with the digit blanked (colours alone)."""
-    colour_only = world.test(1.0)
-    colour_only.x = colour_only.x.copy()
-    colour_only.x[:, :, 8:16, 8:16] = 0.0
-    return {"digit_only_acc": _tensors(world.test(0.0), device), "colour_only_acc": _tensors(colour_only, device)}
+    """What a model reads: test digits with label-free colours (the digit alone carries the label), and the digit
+    blanked with only patch group A (or B) in its label colours, the other group random (one group alone)."""
+    blank = world.test(1.0)
+    blank.x = blank.x.copy()
+    blank.x[:, :, BLOCK : 2 * BLOCK, BLOCK : 2 * BLOCK] = 0.0
+    return {
+        "digit_only_acc": _tensors(world.test(0.0), device),
+        "colour_only_acc": _tensors(blank, device),
+        "colour_A_only_acc": _tensors(world.colour_only("A"), device),
+        "colour_B_only_acc": _tensors(world.colour_only("B"), device),
+    }
 
 
-def part_bc(cfg: Config, seed: int, device: torch.device) -> list[dict]:
-    rows = []
-    world = MultiColorDigits(seed=seed, n_test=cfg.n_test)
+def _pretrain(cfg: Config, world: MultiColorDigits, kind: str, seed: int, device: torch.device) -> nn.Module:
+    """The pre-trained endpoint: Adam on the pre-training digits, group A correlated with sp_pre (diverse) or all
+    colours random (control); same initialisation and batches in both worlds."""
     pre = _model(cfg, 1000 * seed + 3, device)
+    data = world.pretrain(cfg.sp_pre if kind == "diverse" else 0.0)
+    loss = mse_to_one_hot if cfg.pretrain_loss == "mse" else cross_entropy
     train(
         [pre],
-        *_tensors(world.train(0.0), device),
-        lambda m, xb, yb: cross_entropy(m(xb), yb),
+        *_tensors(data, device),
+        lambda m, xb, yb: loss(m(xb), yb),
         cfg.pretrain_iters,
-        cfg,
+        batch_size=cfg.batch_size,
         data_seed=seed + 10_000,
+        optimizer=_adam(cfg.lr),
     )
-    x, y = _tensors(world.train(1.0), device)
-    tests = {"id": _tensors(world.test(1.0), device), **{p: _tensors(world.test(1 - p), device) for p in cfg.ps}}
+    return pre
+
+
+def _finetune(cfg: Config, pre: nn.Module, variant: str, data: Split, seed: int, device: torch.device) -> nn.Module:
+    """A copy of `pre` fine-tuned in the WiSE-FT manner: AdamW(lr, wd), warm-up + cosine, grad-clip."""
+    ft = copy.deepcopy(pre)
+    steps = cfg.finetune_iters()
+    train(
+        [ft],
+        *_tensors(data, device),
+        _finetune_loss(cfg, variant, torch.Generator().manual_seed(seed + 20_000)),
+        steps,
+        batch_size=cfg.batch_size,
+        data_seed=seed + 30_000,
+        optimizer=lambda m: torch.optim.AdamW(m.parameters(), lr=cfg.finetune_lr, weight_decay=cfg.weight_decay),
+        schedule=cosine_lr(cfg.finetune_lr, cfg.warmup, steps),
+        clip=cfg.clip,
+    )
+    return ft
+
+
+def part_bc(cfg: Config, seed: int, kind: str, device: torch.device) -> list[dict]:
+    """One world (`diverse` or `control`) of one seed: pre-train, fine-tune every variant, sweep α."""
+    rows = []
+    world = MultiColorDigits(seed=seed, n_test=cfg.n_test, n_finetune=cfg.n_finetune)
+    pre = _pretrain(cfg, world, kind, seed, device)
+    tests = {
+        "id": _tensors(world.test(group_sp(B=cfg.sp_ft)), device),  # the fine-tuning distribution, test digits
+        **{p: _tensors(world.test(1 - p), device) for p in cfg.ps},
+    }
     pre_out = {p: _out(pre, xt) for p, (xt, _) in tests.items()}
     for p in cfg.ps:
         rows.append(record("pre-trained", seed, "overconfidence", overconfidence(pre_out[p], tests[p][1]), p=p))
     probes = _feature_probes(world, device)
     rows += [record("pre-trained", seed, m, _acc(_out(pre, xp), yp)) for m, (xp, yp) in probes.items()]
+    data = world.finetune(cfg.sp_ft)
     student = copy.deepcopy(pre)
     for variant in FINETUNES:
-        ft = copy.deepcopy(pre)
-        train(
-            [ft],
-            x,
-            y,
-            _finetune_loss(cfg, variant, torch.Generator().manual_seed(seed + 20_000)),
-            cfg.finetune_iters,
-            cfg,
-            data_seed=seed + 30_000,
-        )
+        ft = _finetune(cfg, pre, variant, data, seed, device)
         rows += [record(variant, seed, m, _acc(_out(ft, xp), yp)) for m, (xp, yp) in probes.items()]
         for p in cfg.ps:
             rows.append(
@@ -233,27 +359,14 @@ def part_bc(cfg: Config, seed: int, device: torch.device) -> list[dict]:
             for p, (xt, yt) in tests.items():
                 metric, setting = ("id_acc", {}) if p == "id" else ("ood_acc", {"p": p})
                 w_out = _out(student, xt)
-                rows.append(
-                    record(variant, seed, metric, _acc(w_out, yt), space="weight", alpha=alpha, step=step, **setting)
-                )
-                rows.append(
-                    record(
-                        variant,
-                        seed,
-                        metric,
-                        _acc(output_ensemble(pre_out[p], ft_out[p], alpha), yt),
-                        space="output",
-                        alpha=alpha,
-                        step=step,
-                        **setting,
-                    )
-                )
+                at = dict(alpha=alpha, step=step, **setting)
+                rows.append(record(variant, seed, metric, _acc(w_out, yt), space="weight", **at))
+                o_out = output_ensemble(pre_out[p], ft_out[p], alpha)
+                rows.append(record(variant, seed, metric, _acc(o_out, yt), space="output", **at))
                 if p != "id":
                     fft = false_false_true(pre_out[p].argmax(-1), ft_out[p].argmax(-1), w_out.argmax(-1), yt)
-                    rows.append(
-                        record(variant, seed, "false_false_true", fft, space="weight", alpha=alpha, step=step, p=p)
-                    )
-    return rows
+                    rows.append(record(variant, seed, "false_false_true", fft, space="weight", **at))
+    return [{**r, "world": kind} for r in rows]
 
 
 def run(cfg: Config) -> list[dict]:
@@ -262,7 +375,8 @@ def run(cfg: Config) -> list[dict]:
     rows: list[dict] = []
     for seed in track(cfg.seed_list(), description="bang seeds"):
         rows += part_a(cfg, seed, device)
-        rows += part_bc(cfg, seed, device)
+        for kind in WORLDS:
+            rows += part_bc(cfg, seed, kind, device)
     return rows
 
 
@@ -277,30 +391,33 @@ def curve(rows: list[dict], **match) -> tuple[list[float], np.ndarray]:
 
 
 def figure(rows: list[dict], cfg: Config, path: Path) -> None:
-    """Left: OOD accuracy vs α (WiSE-FT and BANG, weight and output space); right: ensemble gain vs p."""
+    """OOD accuracy vs α in the diverse and the control world; FalseFalseTrue vs α; (a) ensemble gain vs p."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4.5))
-    for variant, color in zip(FINETUNES, ("C0", "C2", "C4", "C3"), strict=True):
-        for space, style in (("weight", "-o"), ("output", "--")):
-            a, v = curve(rows, method=variant, metric="ood_acc", space=space, p=cfg.p_wise)
-            ax[0].plot(a, v, style, color=color, ms=3, label=f"{variant} ({space})")
-        a, v = curve(rows, method=variant, metric="id_acc", space="weight")
-        ax[1].plot(a, v, "-o", color=color, ms=3, label=variant)
-    ax[0].set(
-        title=f"OOD accuracy vs α (p = {cfg.p_wise})",
-        xlabel="α (0 = pre-trained, 1 = fine-tuned)",
-        ylabel="OOD accuracy",
-    )
-    ax[1].set(title="ID accuracy vs α (weight space)", xlabel="α", ylabel="ID accuracy")
+    fig, ax = plt.subplots(1, 4, figsize=(19, 4.5))
+    for k, kind in enumerate(WORLDS):
+        for variant, color in zip(FINETUNES, ("C0", "C2", "C4", "C3"), strict=True):
+            for space, style in (("weight", "-o"), ("output", "--")):
+                a, v = curve(rows, method=variant, metric="ood_acc", space=space, p=cfg.p_wise, world=kind)
+                ax[k].plot(a, v, style, color=color, ms=3, label=f"{variant} ({space})")
+        ax[k].set(
+            title=f"{kind} world: OOD accuracy vs α (p = {cfg.p_wise})",
+            xlabel="α (0 = pre-trained, 1 = fine-tuned)",
+            ylabel="OOD accuracy",
+        )
+    for kind, style in zip(WORLDS, ("-o", "--s"), strict=True):
+        for variant, color in (("wise_ft", "C0"), ("bang", "C3")):
+            a, v = curve(rows, method=variant, metric="false_false_true", space="weight", p=cfg.p_wise, world=kind)
+            ax[2].plot(a, v, style, color=color, ms=3, label=f"{variant}, {kind}")
+    ax[2].set(title=f"FalseFalseTrue vs α (weight space, p = {cfg.p_wise})", xlabel="α", ylabel="fraction")
     for n_colors in (N_PATCHES, 1):
         g = [select(rows, metric="ensemble_gain", colors=n_colors, p=p) for p in cfg.ps]
         mean = [np.mean([r["value"] for r in gp]) for gp in g]
         sd = [np.std([r["value"] for r in gp]) for gp in g]
-        ax[2].errorbar(cfg.ps, mean, yerr=sd, fmt="-o", capsize=3, label=f"{n_colors} colour feature(s)")
-    ax[2].axhline(0, color="k", lw=0.5)
-    ax[2].set(
-        title="output-ensemble gain over the better member (OOD)",
+        ax[3].errorbar(cfg.ps, mean, yerr=sd, fmt="-o", capsize=3, label=f"{n_colors} colour feature(s)")
+    ax[3].axhline(0, color="k", lw=0.5)
+    ax[3].set(
+        title="(a) output-ensemble gain over the better member (OOD)",
         xlabel="shift p (OOD sp = 1 − p)",
         ylabel="acc(ensemble) − max(acc(mlp_1), acc(mlp_2))",
     )
@@ -314,21 +431,28 @@ def figure(rows: list[dict], cfg: Config, path: Path) -> None:
 
 
 def table(rows: list[dict], cfg: Config) -> str:
-    """The α sweeps (mean over seeds) at p = p_wise: OOD accuracy in weight and output space, FalseFalseTrue."""
-    head = "| fine-tuning | quantity | " + " | ".join(f"α={a:g}" for a in cfg.alphas) + " |"
+    """The α sweeps (mean over seeds) at p = p_wise in both worlds: OOD accuracy, FalseFalseTrue, ID accuracy."""
+    head = "| world | fine-tuning | quantity | " + " | ".join(f"α={a:g}" for a in cfg.alphas) + " |"
     lines = [
         f"WiSE-FT α sweeps, OOD at p = {cfg.p_wise} (α = 0: pre-trained, 1: fine-tuned), mean of {cfg.seeds} seeds:",
         "",
         head,
-        "|---|---|" + "---|" * len(cfg.alphas),
+        "|---|---|---|" + "---|" * len(cfg.alphas),
     ]
-    for variant in FINETUNES:
-        for label, match in (
-            ("OOD acc, weight space", dict(metric="ood_acc", space="weight", p=cfg.p_wise)),
-            ("OOD acc, output space", dict(metric="ood_acc", space="output", p=cfg.p_wise)),
-            ("FalseFalseTrue, weight", dict(metric="false_false_true", space="weight", p=cfg.p_wise)),
-            ("ID acc, weight space", dict(metric="id_acc", space="weight")),
-        ):
-            _, v = curve(rows, method=variant, **match)
-            lines.append(f"| {variant} | {label} | " + " | ".join(f"{x:.3f}" for x in v) + " |")
+    quantities = {
+        "OOD acc, weight space": dict(metric="ood_acc", space="weight", p=cfg.p_wise),
+        "OOD acc, output space": dict(metric="ood_acc", space="output", p=cfg.p_wise),
+        "FalseFalseTrue, weight": dict(metric="false_false_true", space="weight", p=cfg.p_wise),
+        "ID acc, weight space": dict(metric="id_acc", space="weight"),
+    }
+    for kind in WORLDS:
+        for variant in FINETUNES:
+            shown = (
+                quantities
+                if variant in ("wise_ft", "bang")
+                else {"OOD acc, weight space": quantities["OOD acc, weight space"]}
+            )
+            for label, match in shown.items():
+                _, v = curve(rows, method=variant, world=kind, **match)
+                lines.append(f"| {kind} | {variant} | {label} | " + " | ".join(f"{x:.3f}" for x in v) + " |")
     return "\n".join(lines) + "\n"

@@ -149,16 +149,6 @@ def test_pretrain_and_finetune_digits_are_disjoint_and_coloured_by_their_own_gro
     np.testing.assert_array_equal(np.bincount(pre.y), np.bincount(w.pretrain(0.0).y))  # same digits, any sp
 
 
-def test_pretrain_label_noise_replaces_labels_at_its_rate():
-    w = MultiColorDigits(seed=3)
-    clean, noisy = w.pretrain(1.0), w.pretrain(1.0, label_noise=0.5)
-    np.testing.assert_array_equal(clean.x, noisy.x)  # images (digit and colours) follow the true label
-    changed = np.mean(clean.y != noisy.y)
-    assert abs(changed - 0.5 * 0.9) < 0.06  # a uniform redraw keeps the label with probability 1/10
-    with pytest.raises(ValueError, match="label_noise"):
-        w.pretrain(1.0, label_noise=1.5)
-
-
 def test_colour_only_blanks_the_digit_and_shows_one_group():
     w = MultiColorDigits(seed=4)
     s = w.colour_only("B")

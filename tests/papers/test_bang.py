@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from common.config import parse
+from common.results import record
 from papers.bang.baselines import ensemble_accuracy, mlp, mse_to_one_hot
-from papers.bang.experiment import PRESETS, Config
+from papers.bang.claims import best_alpha, wise_ft_gain
+from papers.bang.experiment import PRESETS, Config, cosine_lr
 from papers.bang.method import (
     bang_loss,
     beta_draw,
@@ -138,6 +140,32 @@ def test_baselines_by_hand():
     assert sum(p.numel() for p in net.parameters()) == 1728 * 64 + 64 + 64 * 64 + 64 + 64 * 10 + 10
 
 
+def test_cosine_lr_is_wise_ft_schedule():
+    lr = cosine_lr(1e-3, warmup=4, steps=14)  # base·(t+1)/warmup, then ½(1 + cos(π(t − 4)/10))·base
+    assert [lr(t) for t in range(4)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])
+    assert lr(4) == pytest.approx(1e-3) and lr(9) == pytest.approx(5e-4) and lr(14) == pytest.approx(0.0, abs=1e-12)
+
+
+def _sweep(world: str, accs: list[list[float]], ffts: list[list[float]], alphas=(0.0, 0.5, 1.0)) -> list[dict]:
+    rows = []
+    for seed, (acc, fft) in enumerate(zip(accs, ffts, strict=True)):
+        for a, v, f in zip(alphas, acc, fft, strict=True):
+            at = dict(space="weight", alpha=a, p=0.8, world=world)
+            rows += [record("wise_ft", seed, "ood_acc", v, **at), record("wise_ft", seed, "false_false_true", f, **at)]
+    return rows
+
+
+def test_claim_2_quantities_by_hand():
+    rows = _sweep("diverse", [[0.6, 0.70, 0.62], [0.5, 0.60, 0.58]], [[0, 0.04, 0], [0, 0.02, 0]])
+    g = wise_ft_gain(rows, Config(preset="smoke", alphas=[0.0, 0.5, 1.0]), "diverse")
+    assert g["best_alpha"] == 0.5 and g["acc_pre"] == pytest.approx(0.55) and g["acc_ft"] == pytest.approx(0.60)
+    assert g["gain"] == pytest.approx(0.05)  # paired: 0.70 − 0.62 and 0.60 − 0.58
+    assert g["fft_half"] == pytest.approx(0.03) and g["fft_best"] == pytest.approx(0.03)
+    acc = np.array([[0.6, 0.5, 0.9], [0.6, 0.5, 0.7]])
+    assert best_alpha([0.0, 0.5, 1.0], acc, interior=False) == 2  # one α for all seeds: highest seed mean
+    assert best_alpha([0.0, 0.5, 1.0], acc, interior=True) == 1
+
+
 @pytest.mark.parametrize(
     ("flag", "value"),
     [
@@ -146,6 +174,9 @@ def test_baselines_by_hand():
         ("--iters", "0"),
         ("--label-smoothing", "1.5"),
         ("--device", "tpu"),
+        ("--sp-pre", "1.5"),
+        ("--n-finetune", "1295"),
+        ("--alphas", "0 0.4 1"),
     ],
 )
 def test_bad_config_exits_naming_the_field(flag, value, capsys):
@@ -159,22 +190,27 @@ def test_cli_smoke(run_cli, tmp_path):
     run_cli("papers.bang", "--preset", "smoke", "--out", str(tmp_path))
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["paper"] == "bang" and summary["preset"] == "smoke"
-    assert [c["id"] for c in summary["claims"]] == [
-        "1-diversity-ensemble-gain",
-        "2-wise-ft-false-false-true",
-        "3-bang-beats-wise-ft",
-        "4-overconfidence",
-    ]
+    assert [c["id"] for c in summary["claims"]] == CLAIMS
     assert (tmp_path / "figure.png").stat().st_size > 0
     assert "WiSE-FT α sweeps" in (tmp_path / "table.md").read_text()
     rows = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
     assert {r["method"] for r in rows} >= {"mlp_1", "mlp_2", "output_ensemble", "pre-trained", "wise_ft", "bang"}
+    assert {r.get("world") for r in rows} == {None, "diverse", "control"}  # (a) has no world
 
 
-KNOWN_FAILS = {  # findings of the committed quick run (see papers/bang/README.md, "Findings")
-    "2-wise-ft-false-false-true": "interior-α gain holds, but the FalseFalseTrue share is ~0 in this world",
-    "3-bang-beats-wise-ft": "Mixup / label smoothing fine-tuning erodes the digit feature here",
-}
+CLAIMS = [
+    "0a-premise-different-spurious-features",
+    "0b-premise-balanced-endpoints",
+    "0c-premise-fine-tuned-over-confident",
+    "1-diversity-ensemble-gain",
+    "2-wise-ft-false-false-true",
+    "2b-false-false-true-needs-diversity",
+    "3-bang-beats-wise-ft",
+    "4-overconfidence",
+]
+
+
+KNOWN_FAILS: dict[str, str] = {}  # findings of the committed quick run (see papers/bang/README.md, "Findings")
 
 
 @pytest.fixture(scope="module")
@@ -196,9 +232,7 @@ def quick_summary(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "claim", ["1-diversity-ensemble-gain", "2-wise-ft-false-false-true", "3-bang-beats-wise-ft", "4-overconfidence"]
-)
+@pytest.mark.parametrize("claim", CLAIMS)
 def test_quick_claims(quick_summary, claim, request):
     if claim in KNOWN_FAILS:  # strict: the test turns red if the claim starts to pass (results must be updated)
         request.applymarker(pytest.mark.xfail(reason=KNOWN_FAILS[claim], strict=True))
