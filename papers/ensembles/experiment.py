@@ -613,11 +613,17 @@ def figure(rows: list[dict], cfg: Config, path: Path) -> None:
         for m in cfg.ppo_methods:
             _, gold = mean_curve(rows, f"ppo_{m}", "gold", setting=setting, beta=beta)
             _, kl = mean_curve(rows, f"ppo_{m}", "kl", setting=setting, beta=beta)
+            _, proxy = mean_curve(rows, f"ppo_{m}", "proxy", setting=setting, beta=beta)
             a.plot(kl, gold, "o-", color=colors[m], label=f"{m} gold", ms=3)
-        a.set(xlabel="KL(π ‖ π_SFT) (nats)", ylabel="gold reward", title=f"PPO, {setting}, β = {beta}")
+            a.plot(kl, proxy, "--", color=colors[m], alpha=0.4)
+        a.set(
+            xlabel="KL(π ‖ π_SFT) (nats)",
+            ylabel="gold (solid) / optimised reward z (dashed)",
+            title=f"PPO, {setting}, β = {beta}",
+        )
     for a in ax.flat:
         a.grid(alpha=0.3)
-        if a.lines:
+        if a.get_legend_handles_labels()[0]:
             a.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100, format="png")
