@@ -112,9 +112,10 @@ class WorldConfig:
     hazard_max: float = 0.3
     """Premise: cap of h(s)."""
     reflect_flat: float = 0.2
-    """Control: mid-chain reflection probability at every boundary (after a plain step)."""
+    """Control: mid-chain reflection probability at every boundary after a plain step (`CONTROL` sets 0.25)."""
     hazard_flat: float = 0.1
-    """Control: premature-END probability at every boundary (after a plain step)."""
+    """Control: premature-END probability at every boundary after a plain step (`CONTROL` sets 0.15: at 0.1 the
+    END token fell outside the top-p nucleus at T = 0.7 and the control model never under-thought)."""
     p_guess_partial: float = 0.5
     """A premature answer is the current partial result with this probability, else a random value."""
     corpus_size: int = 40_000
@@ -185,8 +186,9 @@ class WorldConfig:
         return min(self.hazard_max, self.hazard_slope * (s - 1)) if self.premise else self.hazard_flat
 
 
-CONTROL = dict(premise=False)
-"""`dataclasses.replace(cfg, **CONTROL)`: the control world of a config."""
+CONTROL = dict(premise=False, reflect_flat=0.25, hazard_flat=0.15)
+"""`dataclasses.replace(cfg, **CONTROL)`: the control world of a config (flat rates that survive top-p at T = 0.7;
+the defaults of the flat rates are kept so that the premise world's cache key does not change)."""
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ def test_rates_by_hand():
     assert [c.hazard(s) for s in (0, 1, 2, 3, 9)] == pytest.approx([0, 0, 0.08, 0.16, 0.3])  # grows, capped
     assert [c.reflect(s) for s in (0, 1, 2, 3)] == pytest.approx([0, 0.4, 0.2, 0.1])  # falls with the streak
     f = WorldConfig(**CONTROL)
-    assert [f.hazard(s) for s in (0, 1, 5)] == [0, 0.1, 0.1] and [f.reflect(s) for s in (0, 1, 5)] == [0, 0.2, 0.2]
+    assert [f.hazard(s) for s in (0, 1, 5)] == [0, 0.15, 0.15] and [f.reflect(s) for s in (0, 1, 5)] == [0, 0.25, 0.25]
 
 
 @pytest.mark.parametrize("cfg", [CFG, CONTROL_CFG], ids=["premise", "control"])
