@@ -33,6 +33,20 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
     def need(*names: str) -> bool:
         return set(names) <= runs
 
+    # 0. premise control: the same PPO on the gold reward itself does not collapse
+    if need("vanilla_gold"):
+        peak, final = per_seed(rows, "vanilla_gold", "winrate_peak"), per_seed(rows, "vanilla_gold", "winrate_final")
+        fall = float(np.mean(peak - final))
+        claims.append(
+            Claim(
+                "0-control-no-proxy-error",
+                f"premise control: Vanilla PPO on the gold reward itself ends within {HOLD_FALL} of its peak win-rate "
+                "(the collapse needs a proxy error)",
+                {"winrate_peak": float(peak.mean()), "winrate_final": float(final.mean()), "fall": fall},
+                bool(fall <= HOLD_FALL),
+            )
+        )
+
     # 1. Vanilla reward-hacks
     if need("vanilla"):
         peak, final = per_seed(rows, "vanilla", "winrate_peak"), per_seed(rows, "vanilla", "winrate_final")

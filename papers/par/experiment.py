@@ -35,7 +35,7 @@ PAPER = "par"
 class Variant:
     """One PPO run type: which reward model it optimises, how the reward is shaped, M and k."""
 
-    rm: str  # proxy | warm | reg | odin
+    rm: str  # proxy | warm | reg | odin | gold (the premise's control: no proxy error)
     shaping: str  # see baselines.SHAPINGS
     n_refs: int | None = None  # M (None: the config's n_refs)
     k: float = 1.0
@@ -57,9 +57,12 @@ VARIANTS: dict[str, Variant] = {
     "par_k2": Variant("proxy", "par", k=2.0),
     "par_k3": Variant("proxy", "par", k=3.0),
     "sigmoid": Variant("proxy", "sigmoid"),
+    # control: Vanilla PPO on the gold reward itself (the premise, a proxy error, switched off)
+    "vanilla_gold": Variant("gold", "vanilla"),
 }
 METHODS = ("vanilla", "warm", "odin", "reg", "meanstd", "clip", "minmax", "lsc", "par")
 ABLATIONS = ("par_m1", "par_m3", "par_k2", "par_k3", "sigmoid")
+CONTROLS = ("vanilla_gold",)
 
 
 @dataclass
@@ -70,7 +73,7 @@ class Config(RunConfig):
     """The world (cached under .cache/preference_world/ by its hash)."""
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     """Proxy RM template (seed and data seed are set per run seed; clean labels)."""
-    runs: list[str] = field(default_factory=lambda: list(METHODS + ABLATIONS))
+    runs: list[str] = field(default_factory=lambda: list(METHODS + ABLATIONS + CONTROLS))
     """PPO runs (methods and ablations) from VARIANTS."""
     n_refs: int = 10
     """M: SFT reference responses per training prompt (official `reward_maxref` = 10); LSC uses all of them."""
@@ -155,7 +158,7 @@ PRESETS = {
         workers=1,
         world=SMOKE_WORLD,
         proxy=ProxyConfig(n_pairs=128, steps=10),
-        runs=["vanilla", "warm", "odin", "reg", "minmax", "lsc", "par", "par_m1", "sigmoid"],
+        runs=["vanilla", "warm", "odin", "reg", "minmax", "lsc", "par", "par_m1", "sigmoid", "vanilla_gold"],
         n_refs=3,
         warm_k=2,
         train_prompts=16,
@@ -192,6 +195,8 @@ def reward_model(world: PreferenceWorld, cfg: Config, kind: str, seed: int) -> t
     pc = dataclasses.replace(cfg.proxy, seed=seed, data_seed=seed, label_noise=0.0)
     if kind == "proxy":
         return world.train_proxy(pc)
+    if kind == "gold":
+        return world.gold
     if kind == "warm":  # member 0 is the proxy itself; the others differ only in minibatch order
         return warm_average([world.train_proxy(pc)] + [_rm(world, cfg, pc, "bt", j) for j in range(1, cfg.warm_k)])
     return _rm(world, cfg, pc, kind, 0)
@@ -296,7 +301,7 @@ def ppo_run(world: PreferenceWorld, cfg: Config, name: str, seed: int) -> list[d
 
     def reward_fn(x, y, mask):
         length = mask.sum(-1)
-        r = world.proxy_reward(rm, x, y, mask)
+        r = world.gold_reward(x, y, mask) if v.rm == "gold" else world.proxy_reward(rm, x, y, mask)
         r_proxy = r if rm is proxy else world.proxy_reward(proxy, x, y, mask)
         refs = p.ref_rewards[idx]
         shaped = shaper(r, None if v.rm == "odin" else length, refs[:, :m] if v.shaping == "par" else refs)
@@ -346,7 +351,7 @@ def _prepare_job(cfg: Config, seed: int) -> None:
     """Worker: train the seed's reward models and sample/score its references into the cache."""
     torch.set_num_threads(cfg.threads)
     world = build_world(cfg.world)
-    for kind in sorted({VARIANTS[r].rm for r in cfg.runs}):
+    for kind in sorted({VARIANTS[r].rm for r in cfg.runs} - {"gold"}):
         reward_model(world, cfg, kind, seed)
     prompts(world, cfg, seed, reward_model(world, cfg, "proxy", seed))
 

@@ -263,7 +263,7 @@ def test_config_validation_names_the_field(capsys):
 def test_cli_smoke(run_cli, tmp_path):
     proc = run_cli("papers.par", "--preset", "smoke", "--out", str(tmp_path))
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["paper"] == "par" and len(summary["claims"]) == 5
+    assert summary["paper"] == "par" and len(summary["claims"]) == 6
     assert "par" in summary["methods"] and "claims" in proc.stdout
     rows = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
     par_rl = [r["value"] for r in rows if r["method"] == "par" and r["metric"] == "rl_reward"]
