@@ -23,13 +23,15 @@ from papers.bar_parl import train
 from papers.bar_parl.envs import HEURISTICS, CartPole, GridWorld
 
 ENV_NAMES: tuple[str, ...] = ("gridworld", "cartpole")
-BARFI_METHODS: tuple[str, ...] = ("barfi", "barfi_fo", "shrink", "rp", "naive", "potential")
-BARFI_VARIANT_NAMES: tuple[str, ...] = ("barfi", "barfi_fo", "shrink")  # train.VARIANTS, in order
+BARFI_VARIANT_NAMES: tuple[str, ...] = ("barfi", "barfi_fo", "shrink", "barfi_rand", "shrink_rand")  # train.VARIANTS
+BARFI_METHODS: tuple[str, ...] = (*BARFI_VARIANT_NAMES, "rp", "naive", "potential")
 PARL_METHODS: tuple[str, ...] = ("pebble", "aparl")  # train_preference modes 0, 1
 LABELS = {
     "barfi": "BARFI (Neumann)",
     "barfi_fo": "BARFI (first-order)",
     "shrink": "shrink φ, no hypergradient",
+    "barfi_rand": "BARFI (Neumann), random φ start",
+    "shrink_rand": "shrink φ, random φ start",
     "rp": "r_p only",
     "naive": "r_p + r_aux",
     "potential": "potential shaping",

@@ -24,6 +24,15 @@ def init_phi(const: jax.Array) -> dict[str, jax.Array]:
     return {"phi1": jnp.zeros_like(const), "phi2": jnp.asarray(const), "psi": jnp.array(4.6)}
 
 
+def init_phi_random(key: jax.Array, const: jax.Array) -> dict[str, jax.Array]:
+    """The official start: φ_1, φ_2 weights ~ U(−1/√n, 1/√n) (PyTorch's nn.Linear default, `Reward.py` leaves the
+    init lines commented out), so r_φ starts near r_p plus a small random blend of r_aux; ψ = 4.6."""
+    bound = 1.0 / jnp.sqrt(const.shape[0])
+    k1, k2 = jax.random.split(key)
+    draw = lambda k: jax.random.uniform(k, const.shape, minval=-bound, maxval=bound)  # noqa: E731
+    return {"phi1": draw(k1), "phi2": draw(k2), "psi": jnp.array(4.6)}
+
+
 def gamma_phi(phi: dict[str, jax.Array]) -> jax.Array:
     """γ_φ = sigmoid(ψ)  (barfi-gw/src/utils/Reward.py, Alignment_Gamma)."""
     return jax.nn.sigmoid(phi["psi"])

@@ -20,9 +20,10 @@ import optax
 from papers.bar_parl import baselines, method
 from papers.bar_parl.envs import linear_logits, rollout
 
-VARIANTS: tuple[str, ...] = ("neumann", "first_order", "shrink")
+VARIANTS: tuple[str, ...] = ("neumann", "first_order", "shrink", "neumann_random_init", "shrink_random_init")
 """BARFI variants (a traced index): Neumann IHVP, first-order IHVP, and the control with the hypergradient × 0
-(only the decay of φ towards 0, i.e. "shrink the heuristic", is left)."""
+(only the decay of φ towards 0, i.e. "shrink the heuristic", is left), all starting at the naive reward; then the
+Neumann variant and its control from the official random start (`method.init_phi_random`)."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,10 @@ def train_barfi(env, hp: Hyper, key, heuristic, variant):
     """BARFI: inner replayed REINFORCE on r_φ, γ_φ (φ held fixed); outer torch-RMSprop ascent on φ along dJ_p/dφ,
     then the decoupled decay φ_i ← φ_i − phi_lr · phi_decay · φ_i (towards 0, i.e. r_φ → r_p, as the official
     reward_L2). `variant` indexes VARIANTS (may be traced); "shrink" zeroes the hypergradient."""
-    phi = method.init_phi(env.constant_weights())
+    key, k_init = jax.random.split(key)
+    naive, rand = method.init_phi(env.constant_weights()), method.init_phi_random(k_init, env.constant_weights())
+    phi = jax.tree.map(lambda a, b: jnp.where(variant >= 3, b, a), naive, rand)
+    neumann, control = (variant == 0) | (variant == 3), (variant == 2) | (variant == 4)
     opt_phi = torch_rmsprop(hp.phi_lr)
 
     def returns_fn(design, batch):
@@ -166,14 +170,14 @@ def train_barfi(env, hp: Hyper, key, heuristic, variant):
             older,
             gamma=hp.gamma,
             entropy=hp.entropy,
-            neumann=variant == 0,
+            neumann=neumann,
             alpha=hp.neumann_alpha,
             loops=hp.neumann_loops,
             reward_l2_weight=hp.reward_l2,
             gamma_l2_weight=hp.gamma_l2,
         )
         # no older episodes yet (first iteration: the official code skips the outer step), or the control
-        use = (buf["count"] > hp.batch) & (variant != 2)
+        use = (buf["count"] > hp.batch) & ~control
         hyper = jax.tree.map(lambda h: jnp.where(use, h, 0.0), hyper)
         updates, phi_state = opt_phi.update(jax.tree.map(jnp.negative, hyper), phi_state, phi)
         phi = optax.apply_updates(phi, updates)

@@ -245,6 +245,11 @@ def test_shrink_control_decays_phi_towards_zero_without_hypergradient():
     np.testing.assert_allclose(np.asarray(logs["phi2"]), (1 - 0.025) ** np.arange(1, 5), rtol=1e-5)
     np.testing.assert_allclose(np.asarray(logs["gamma_phi"]), float(jax.nn.sigmoid(4.6)), rtol=1e-6)
     assert np.all(np.asarray(logs["hyper_norm"]) == 0)
+    rand = train.train_barfi(env, hp, jax.random.key(0), jnp.array(2), jnp.array(4))  # control, official start
+    assert abs(float(rand["phi2"][0])) < 1 / 6  # |φ_2| <= 1/√36 per cell, not the naive 1
+    phi = method.init_phi_random(jax.random.key(3), jnp.ones(36))
+    for name in ("phi1", "phi2"):
+        assert float(jnp.max(jnp.abs(phi[name]))) <= 1 / 6 and float(jnp.std(phi[name])) > 0.05
     barfi = train.train_barfi(env, hp, jax.random.key(0), jnp.array(2), jnp.array(0))
     assert float(barfi["hyper_norm"][0]) == 0.0  # no older episodes at the first iteration: no outer step
     assert np.all(np.asarray(barfi["hyper_norm"][1:]) > 0)
