@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 import torch
 
+from kernels import api
 from kernels.reference import compute_dtype
 from kernels.torch_chunked import inverse_temperature
 
@@ -50,6 +51,10 @@ class FusedLoss(NamedTuple):
     """Entropy per token, detached (None unless entropy=True); 0 at ignored tokens."""
     lse: torch.Tensor
     """logsumexp_v s_iv per token, detached; 0 at ignored tokens."""
+
+
+def _on_host(t: torch.Tensor) -> bool:
+    return api._on_host(t)
 
 
 def _pick_chunk(n: int, v: int) -> int:
@@ -184,7 +189,7 @@ def fused_linear_loss(
         c1 = coef.reshape(-1)
         loss_fn = lambda lp, _ent, rows: c1[rows].to(lp.dtype) * lp  # noqa: E731  ℓ_i = c_i log p_i
     keep = t1 != ignore_index
-    if t1.device.type == "cpu":
+    if _on_host(t1):
         bad = keep & ((t1 < 0) | (t1 >= v))
         if bool(bad.any()):
             raise ValueError(f"targets must lie in [0, V={v}) or equal ignore_index={ignore_index}")

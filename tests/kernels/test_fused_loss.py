@@ -146,3 +146,25 @@ def test_bad_arguments(inputs):
         fused_linear_loss(**x, coef=torch.ones(5), temperature=0.0)
     all_ignored = fused_linear_loss(x["hidden"], x["weight"], torch.full((5,), -100), coef=torch.ones(5))
     assert all_ignored.loss.item() == 0.0 and (all_ignored.logprobs == 0).all()
+
+
+def test_device_path_masks_ignored_tokens(inputs, monkeypatch):
+    """The no-sync path for device tensors (forced on CPU): same loss and gradients as dropping the tokens."""
+    import kernels.fused_loss as fl
+
+    x, adv, old_lp, mask = _case(inputs, n=20, d=6, v=30, seed=5)
+    t = x["targets"].clone()
+    t[[0, 9]] = -100
+    loss_fn = _ppo(adv, old_lp, mask)
+    tau = torch.linspace(0.5, 1.5, 20, dtype=torch.float64)
+    grads = []
+    for host in (True, False):
+        monkeypatch.setattr(fl, "_on_host", lambda _t, host=host: host)
+        h = x["hidden"].clone().requires_grad_(True)
+        w = x["weight"].clone().requires_grad_(True)
+        out = fused_linear_loss(h, w, t, loss_fn, temperature=tau, entropy=True, token_chunk=6)
+        out.loss.backward()
+        grads.append((out.loss.detach(), out.logprobs, out.entropy, h.grad, w.grad))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+    assert (grads[1][3][[0, 9]] == 0).all() and (grads[1][1][[0, 9]] == 0).all()
