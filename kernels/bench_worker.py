@@ -77,7 +77,7 @@ def _torch_case(case):
             else:
                 from kernels import fused_logprob
 
-                lp = fused_logprob(h, w, t, backend=name).logprobs
+                lp = fused_logprob(h, w, t, entropy=False, backend=name).logprobs  # log p only, like naive
             if backward and lp is not None:
                 (lp.float() * gl).sum().backward()
         if dev == "cuda":
@@ -100,12 +100,12 @@ def _jax_case(case):
     pallas = case["backend"] == "pallas"
 
     def loss(h, w):
-        return (fused_logprob_jax(h, w, t, pallas=pallas)[0] * gl).sum()
+        return (fused_logprob_jax(h, w, t, entropy=False, pallas=pallas)[0] * gl).sum()
 
     if case["mode"] == "fwd+bwd":
         f = jax.jit(jax.grad(loss, argnums=(0, 1)))
     else:
-        f = jax.jit(lambda h, w: fused_logprob_jax(h, w, t, pallas=pallas)[0])
+        f = jax.jit(lambda h, w: fused_logprob_jax(h, w, t, entropy=False, pallas=pallas)[0])
 
     def run():
         jax.block_until_ready(f(h, w))
