@@ -1,8 +1,9 @@
 """Tabular bandit: the direct max–min solver that checks POWER's closed form, and the Type I / Type II study.
 
-A bandit has K arms (responses) with true rewards r*, one prompt, a tabular policy π_θ = softmax(θ) and a
-reference policy π_ref = uniform (θ = 0). A preference dataset is a count matrix W with W[a, b] = number of
-pairs in which arm a was preferred to arm b (N = Σ W); a batch of D datasets is a (D, K, K) tensor.
+A bandit has K arms (responses) with true rewards r*, one prompt, a tabular policy π_θ = softmax(θ) started at
+the reference policy π_ref = π_0 (uniform for Type I, softmax(r*) for Type II: the paper's Fig. 1). A preference
+dataset is a count matrix W with W[a, b] = number of pairs in which arm a was preferred to arm b (N = Σ W); a
+batch of D datasets is a (D, K, K) tensor.
 """
 
 from __future__ import annotations
@@ -133,17 +134,20 @@ def train_tabular(
     lr: float,
     optimizer: str = "sgd",
     lengths: torch.Tensor | None = None,
+    init_logits: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Train tabular policies π = softmax(θ) from θ = 0 (π_ref uniform) on each dataset of the batch (D, K, K) by
+    """Train tabular policies π = softmax(θ) from θ = `init_logits` (default 0: uniform), which is also the
+    reference policy π_ref = π_0, on each dataset of the batch (D, K, K) by
     full-batch gradient descent ("sgd", the learning dynamics the paper analyses) or Adam on the count-weighted
     mean pair loss; POWER-DL's labels are updated after every step (every
     pair is visited once per step). Returns the final log π (D, K)."""
     D, K, _ = wins.shape
     lengths = torch.ones(K, dtype=wins.dtype) if lengths is None else lengths
-    theta = torch.zeros(D, K, dtype=wins.dtype, requires_grad=True)
+    init = torch.zeros(K, dtype=wins.dtype) if init_logits is None else init_logits.to(wins.dtype)
+    theta = init.expand(D, K).clone().requires_grad_(True)
     opt = torch.optim.SGD([theta], lr=lr) if optimizer == "sgd" else torch.optim.Adam([theta], lr=lr)
     a, b = torch.meshgrid(torch.arange(K), torch.arange(K), indexing="ij")
-    ref = torch.full((K,), -float(np.log(K)), dtype=wins.dtype)
+    ref = torch.log_softmax(init, -1)
     labels = torch.ones_like(wins) if method == "power_dl" else None
     n = wins.sum((1, 2))
     for _ in range(steps):

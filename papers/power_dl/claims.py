@@ -57,8 +57,8 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
     claims.append(
         Claim(
             "2-type2-dl",
-            f"Type II bandit: POWER-DL's mean mass on the unlucky good arm >= POWER's + {RECOVER}, and its true "
-            "expected reward >= POWER's",
+            f"Type II bandit (initial policy {'softmax(r*)' if cfg.aligned_init else 'uniform'}): POWER-DL's mean mass "
+            f"on the unlucky good arm >= POWER's + {RECOVER}, and its true expected reward >= POWER's",
             {"mass_power_dl": m_dl, "mass_power": m_p, "reward_power_dl": r_dl, "reward_power": r_p},
             m_dl >= m_p + RECOVER and r_dl >= r_p,
         )

@@ -48,6 +48,9 @@ class Config(RunConfig):
     """Bandit learning rate."""
     bandit_optimizer: str = "adam"
     """Bandit optimiser: adam or sgd (full-batch gradient descent)."""
+    aligned_init: bool = True
+    """Type II datasets start from (and use as π_ref) π_0 = softmax(r*), an initial model aligned with the true
+    rewards (the paper's Fig. 1b); Type I from the uniform policy (Fig. 1a). False: uniform for both."""
     bandit_hp: Hyper = Hyper(power_beta=2.0, power_eta=2.0, dl_gamma=0.1)
     """Method hyper-parameters on the bandit."""
     world: WorldConfig = WorldConfig()
@@ -156,9 +159,19 @@ def bandit_rows(cfg: Config, seed: int) -> list[dict]:
         )
         r_true = torch.tensor([*cfg.common_rewards, rare], dtype=torch.float64)
         setting = dict(part="bandit", kind=kind, coverage=coverage)
+        init = r_true if kind == "type2" and cfg.aligned_init else None
+        pi0 = torch.softmax(torch.zeros_like(r_true) if init is None else init, -1)
+        rows.append(record("initial", seed, "true_reward", float(pi0 @ r_true), **setting))
+        rows.append(record("initial", seed, "rare_mass", float(pi0[-1]), **setting))
         for method in METHODS:
             pi = train_tabular(
-                method, wins, cfg.bandit_hp, steps=cfg.bandit_steps, lr=cfg.bandit_lr, optimizer=cfg.bandit_optimizer
+                method,
+                wins,
+                cfg.bandit_hp,
+                steps=cfg.bandit_steps,
+                lr=cfg.bandit_lr,
+                optimizer=cfg.bandit_optimizer,
+                init_logits=init,
             ).exp()
             rows.append(record(method, seed, "true_reward", float((pi @ r_true).mean()), **setting))
             rows.append(record(method, seed, "rare_mass", float(pi[:, -1].mean()), **setting))
@@ -311,13 +324,13 @@ def table(rows: list[dict], cfg: Config) -> str:
         "| method | " + " | ".join(f"{k} {c}" for k, c in DATASETS) + " |",
         "|---|" + "---|" * len(DATASETS),
     ]
-    for m in METHODS:
+    for m in ("initial", *METHODS):
         cells = []
         for kind, coverage in DATASETS:
             s = dict(part="bandit", method=m, kind=kind, coverage=coverage)
             r, p = np.mean(values(rows, metric="true_reward", **s)), np.mean(values(rows, metric="rare_mass", **s))
             cells.append(f"{r:.3f} / {p:.3f}")
-        lines.append(f"| {LABELS[m]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {LABELS.get(m, 'initial π_0')} | " + " | ".join(cells) + " |")
     lines += [
         "",
         f"Preference world (mean over {cfg.seeds} seeds): gold win-rate over SFT at the start, at its peak (step) "

@@ -87,11 +87,11 @@ def train_method(
     for step in range(steps + 1):
         if step % eval_every == 0:
             stats = evaluate(world, policy, eval_prompts, sft_gold, seed=50_000 + seed)
-            if labels is not None:
-                stats["label_flipped"] = (
-                    float(labels[data["correct"] == 0].mean()) if (data["correct"] == 0).any() else 1.0
-                )
-                stats["label_clean"] = float(labels[data["correct"] == 1].mean())
+            if labels is not None:  # mean dynamic label of the flipped and of the correctly labelled pairs
+                flipped = data["correct"] == 0
+                if flipped.any():
+                    stats["label_flipped"] = float(labels[flipped].mean())
+                stats["label_clean"] = float(labels[~flipped].mean())
             rows += [
                 record(method, seed, k, v, step=step, epoch=step * batch_size / n, **setting) for k, v in stats.items()
             ]
