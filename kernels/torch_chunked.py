@@ -51,7 +51,7 @@ def _online_stats(hs, w, hrs, wr, tgt, vocab_chunk, need_a):
         cm = s.amax(1)
         m_new = cm if m is None else torch.maximum(m, cm)
         s.sub_(m_new.unsqueeze(1))  # s − m
-        e = s.exp()
+        e = s.exp() if need_a else s.exp_()  # s − m is still needed for a
         l_prev = l
         if m is None:
             l = e.sum(1)

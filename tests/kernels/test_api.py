@@ -198,13 +198,18 @@ def test_per_token_temperature_matches_scalar_runs(inputs, backend):
         torch.testing.assert_close(h.grad[rows], hs.grad, atol=1e-10, rtol=1e-10)
 
 
-def test_entropy_false_skips_it(inputs):
-    x = inputs(9, 6, 40)
-    a = fused_logprob(**x, entropy=False)
-    b = fused_logprob(**x)
+@pytest.mark.parametrize("backend", ["reference", "torch"])
+def test_entropy_false_skips_it(inputs, backend):
+    x = inputs(9, 6, 40, scale=3.0)
+    ws = [x["weight"].clone().requires_grad_(True) for _ in range(2)]
+    a = fused_logprob(x["hidden"], ws[0], x["targets"], entropy=False, backend=backend)
+    b = fused_logprob(x["hidden"], ws[1], x["targets"], backend=backend)
     assert a.entropy is None and b.entropy is not None
     torch.testing.assert_close(a.logprobs, b.logprobs)
     torch.testing.assert_close(a.lse, b.lse)
+    (a.logprobs.sum() + a.lse.sum()).backward()
+    (b.logprobs.sum() + b.lse.sum()).backward()
+    torch.testing.assert_close(ws[0].grad, ws[1].grad)
 
 
 def test_lse_matches_logsumexp_and_its_gradient(inputs):
