@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from common.results import Claim, values
+from common.results import Claim
 from papers.traac.experiment import Config, mean_over_seeds
 
 MIN_ACC_GAIN = 0.01  # claims 1, 2: "raises accuracy" — at least one point (paper: +8.4 / +7.9 points)
@@ -32,8 +32,9 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
     def length(m):
         return mean_over_seeds(rows, m, "think_len", split="train")
 
-    auc = float(np.nanmean(values(rows, method="premise", metric="redundant_auc")))
-    gate = float(np.nanmean(values(rows, method="premise", metric="gate_open_rate")))
+    official = [r for r in rows if r["method"] == "premise" and "layer" not in r]
+    auc = float(np.nanmean([r["value"] for r in official if r["metric"] == "redundant_auc"]))
+    gate = float(np.nanmean([r["value"] for r in official if r["metric"] == "gate_open_rate"]))
     claims = [
         Claim(
             "0-premise-attention",

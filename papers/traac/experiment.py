@@ -37,7 +37,7 @@ from common.worlds.reasoning import (
 )
 from papers.traac import method as M
 from papers.traac.baselines import METHODS, VARIANTS, Variant, correctness_reward, length_penalty_reward
-from papers.traac.compression import compress_rollouts, importances, regenerate_answers
+from papers.traac.compression import compress_rollouts, regenerate_answers, step_positions
 
 
 @dataclass
@@ -54,7 +54,7 @@ class Config(RunConfig):
     """Difficulties of the RL prompts (the world's training difficulties)."""
     unseen_ks: list[int] = field(default_factory=lambda: [9, 10, 11, 12])
     """Harder difficulties evaluated only (never trained on)."""
-    iterations: int = 40
+    iterations: int = 30
     """GRPO steps per run (official: 2 epochs of its prompt set)."""
     prompts_per_step: int = 16
     """Prompts per GRPO step (official: 8)."""
@@ -267,32 +267,47 @@ def train(world: ReasoningWorld, variant: Variant, cfg: Config, seed: int, metho
 # --------------------------------------------------------------------------- premise
 
 
+def _auc_low_for_redundant(redundant: list[float], chain: list[float]) -> float:
+    """P(a redundant step scores lower than a chain step) (Mann-Whitney AUC; 0.5 = no signal)."""
+    if not redundant or not chain:
+        return float("nan")
+    u = mannwhitneyu(-np.asarray(redundant), -np.asarray(chain), alternative="two-sided").statistic
+    return float(u / (len(redundant) * len(chain)))
+
+
 def premise(world: ReasoningWorld, cfg: Config, seed: int) -> list[dict]:
     """TRAAC's premise, measured on the base model's correct rollouts at the training decoding: END's attention
     tells redundant (post-answer) steps from the chain's steps (AUC of −importance for "redundant"), and the
     uniformity gate lets compression happen (share of rollouts with U ≤ 0.8). Without both, attentive compression
-    has nothing to act on."""
+    has nothing to act on. The official rule (first ⌊L/2⌋ layers) decides claim 0; every single layer is recorded
+    beside it as a diagnostic (`layer=`)."""
     problems = world.problems(cfg.prompts_per_step * cfg.group_size, cfg.train_ks, seed=90_000 + seed)
     gen = world.sample(problems, temperature=cfg.rollout_temperature, top_p=cfg.rollout_top_p, seed=91_000 + seed)
     rows = gen.tokens.tolist()
     keep = [i for i, r in enumerate(rows) if verify(problems[i], r, world.v) and all(format_flags(r, world))]
+    if not keep:
+        return [record("premise", seed, m, float("nan")) for m in ("redundant_auc", "gate_open_rate")]
     problems, responses = [problems[i] for i in keep], gen.tokens[keep]
-    imps = importances(world, problems, responses, scorer=world.model, kind="attention") if keep else []
-    redundant, chain, gate_open = [], [], []
-    for p, r, imp in zip(problems, responses.tolist(), imps, strict=True):
-        segs, _ = segments(r, world.v)
-        for role, x in zip(roles(segs, p.k, world.v), imp.tolist(), strict=True):
-            (redundant if role == "redundant" else chain).append(x)
-        gate_open.append(M.uniformity(imp) <= M.UNIFORMITY_GATE)
-    auc = float("nan")
-    if redundant and chain:
-        u = mannwhitneyu(-np.asarray(redundant), -np.asarray(chain), alternative="two-sided").statistic
-        auc = float(u / (len(redundant) * len(chain)))
-    return [
-        record("premise", seed, "redundant_auc", auc),
-        record("premise", seed, "gate_open_rate", float(np.mean(gate_open)) if gate_open else float("nan")),
-        record("premise", seed, "redundant_step_share", len(redundant) / max(1, len(redundant) + len(chain))),
-    ]
+    P = world.cfg.max_prompt_len
+    _, attentions, _ = world.states(problems, responses, attentions=True)
+    n_layers = len(attentions)
+    readouts = {"official": list(range(max(1, n_layers // 2)))} | {l: [l] for l in range(n_layers)}
+    out = []
+    for name, layers in readouts.items():
+        redundant, chain, gate_open = [], [], []
+        for b, (p, r) in enumerate(zip(problems, responses.tolist(), strict=True)):
+            row = M.trigger_attention([attentions[l][b] for l in layers], query=P + r.index(world.v.end))
+            imp = M.step_importance(row[P:], step_positions(r, world))
+            segs, _ = segments(r, world.v)
+            for role, x in zip(roles(segs, p.k, world.v), imp.tolist(), strict=True):
+                (redundant if role == "redundant" else chain).append(x)
+            gate_open.append(M.uniformity(imp) <= M.UNIFORMITY_GATE)
+        setting = {} if name == "official" else {"layer": name}
+        out += [
+            record("premise", seed, "redundant_auc", _auc_low_for_redundant(redundant, chain), **setting),
+            record("premise", seed, "gate_open_rate", float(np.mean(gate_open)), **setting),
+        ]
+    return out
 
 
 # --------------------------------------------------------------------------- evaluation
