@@ -12,9 +12,10 @@ once) can do everything, as Liger-Kernel's fused linear cross-entropy does:
     grad h = ds W / τ,  grad W += dsᵀ (h/τ)                                 (fp32 accumulation)
 
 Three GEMMs per chunk (6NDV FLOPs, like naive's forward + backward, against 8NDV for recompute) and one
-chunk-sized logits buffer reused in place; the gradients are held until `loss.backward()` multiplies them by
-the upstream scalar. Ignored tokens (target == ignore_index) are dropped before any work on CPU tensors and
-masked elsewhere; they contribute exactly 0. Returned log p / H / lse are detached (for logging).
+chunk-sized logits buffer reused in place; the gradients are held until `loss.backward()` scales them (in place)
+by the upstream scalar and hands them over (no copy; backward runs once). Ignored tokens (target == ignore_index)
+are dropped before any work on CPU tensors and masked elsewhere; they contribute exactly 0. Returned log p / H /
+lse are detached (for logging).
 """
 
 from __future__ import annotations
@@ -133,17 +134,22 @@ class _FusedLinearLoss(torch.autograd.Function):
                 ent[n0:n1] = en
             if need_h:
                 gh[n0:n1] = g * it  # grad h = ds W / τ
-        ctx.save_for_backward(gh, gw)
+        ctx.grads = (gh, gw)  # handed over (not copied) in backward
         ctx.dtypes = (hidden.dtype, weight.dtype)
         ctx.mark_non_differentiable(logp, lse, *(() if ent is None else (ent,)))
         return (loss, logp, lse) + ((ent,) if want_ent else ())
 
     @staticmethod
     def backward(ctx, g_loss, *_):
-        gh, gw = ctx.saved_tensors
+        if ctx.grads is None:
+            raise RuntimeError(
+                "fused_linear_loss: backward runs once (its gradients were computed in the forward and are handed "
+                "over, not copied); compute the loss again for another backward"
+            )
+        (gh, gw), ctx.grads = ctx.grads, None
         h_dt, w_dt = ctx.dtypes
-        out_h = None if gh is None else (gh * g_loss).to(h_dt)
-        out_w = None if gw is None else (gw * g_loss).to(w_dt)
+        out_h = None if gh is None else gh.mul_(g_loss).to(h_dt)  # in place: no second N × D / V × D buffer
+        out_w = None if gw is None else gw.mul_(g_loss).to(w_dt)
         return out_h, out_w, None, None, None, None, None, None
 
 
