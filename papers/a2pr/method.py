@@ -107,21 +107,27 @@ def optimizers(hp: A2PRConfig) -> dict[str, optax.GradientTransformation]:
 
 def lambda_scale(alpha: float, q_pi: jax.Array) -> jax.Array:
     """λ = α / mean|Q_1(s, π(s))|, held constant in the gradient (TD3+BC's normaliser)."""
+    # BEGIN SOLUTION
     return jax.lax.stop_gradient(alpha / jnp.abs(q_pi).mean())
+    # END SOLUTION
 
 
 def value_target(y: jax.Array, r: jax.Array, done: jax.Array, q_next: jax.Array, gamma: float) -> jax.Array:
     """y_V = min(y, r + γ(1−d) · min_i Q_i(s′, ã′)) — `q_next` is the updated critic's min over heads."""
+    # BEGIN SOLUTION
     return jnp.minimum(y, r + gamma * (1.0 - done) * q_next)
+    # END SOLUTION
 
 
 def vae_loss_terms(recon, a, mean, std, q_data, v, vae_weight: float) -> tuple[jax.Array, jax.Array]:
     """Advantage-filtered reconstruction mean(w_vae · 1[Q_1(s,a) > V(s)] · (â − a)²) and the Gaussian KL
     −½ mean(1 + log σ² − μ² − σ²) (means over batch × action / latent entries, as torch's `.mean()`)."""
+    # BEGIN SOLUTION
     keep = vae_weight * (q_data > v).astype(a.dtype)[:, None]
     recon_loss = (keep * jnp.square(recon - a)).mean()
     kl = -0.5 * (1.0 + jnp.log(jnp.square(std)) - jnp.square(mean) - jnp.square(std)).mean()
     return recon_loss, kl
+    # END SOLUTION
 
 
 def advantage_guided_target(recon_pi, a, q_recon_pi, q_data, v, mask: float) -> tuple[jax.Array, jax.Array]:
@@ -130,24 +136,31 @@ def advantage_guided_target(recon_pi, a, q_recon_pi, q_data, v, mask: float) -> 
 
     The official `adv = self.mask * (adv_pi + adv_action)` adds two bool tensors, which torch evaluates as a
     logical OR (dtype bool), so a sample where both indicators hold gets `mask`, not 2·mask."""
+    # BEGIN SOLUTION
     adv_pi, adv_a = q_recon_pi - v, q_data - v
     target = jnp.where((adv_pi >= adv_a)[:, None], recon_pi, a)
     w = mask * jnp.logical_or(q_recon_pi >= v, q_data > v).astype(a.dtype)
     return target, jax.lax.stop_gradient(w)
+    # END SOLUTION
 
 
 def actor_objective(q_pi, pi, target, w, lam) -> jax.Array:
     """L_π = −λ · mean Q_1(s, π(s)) + mean(w · (π(s) − a*)²)."""
+    # BEGIN SOLUTION
     return -lam * q_pi.mean() + (w[:, None] * jnp.square(pi - target)).mean()
+    # END SOLUTION
 
 
 def soft_update(target, online, tau: float):
     """θ′ ← τ θ + (1 − τ) θ′."""
+    # BEGIN SOLUTION
     return jax.tree.map(lambda t, p: (1.0 - tau) * t + tau * p, target, online)
+    # END SOLUTION
 
 
 def update(hp: A2PRConfig, nets: Nets, state: dict, batch: Batch, key: jax.Array) -> tuple[dict, dict]:
     """One A2PR training iteration (official `A2PR.train`); returns the new state and scalar metrics."""
+    # BEGIN SOLUTION
     s, a, r, s2, done = batch
     opt = optimizers(hp)
     k_noise, k_vae, k_pi = jax.random.split(key, 3)
@@ -225,10 +238,12 @@ def update(hp: A2PRConfig, nets: Nets, state: dict, batch: Batch, key: jax.Array
         "bc_weight": w_mean,
     }
     return new, metrics
+    # END SOLUTION
 
 
 def vae_error_by_advantage(nets: Nets, state: dict, s, a, key) -> dict[str, jax.Array]:
     """Mean per-sample reconstruction error ‖VAE(s, a) − a‖² of data actions with A = Q_1 − V > 0 and ≤ 0."""
+    # BEGIN SOLUTION
     recon, _, _ = nets.vae.apply(state["vae"], s, a, key)
     err = jnp.square(recon - a).sum(-1)
     pos = (nets.critic.apply(state["critic"], s, a)[0] > nets.value.apply(state["value"], s)).astype(err.dtype)
@@ -237,3 +252,4 @@ def vae_error_by_advantage(nets: Nets, state: dict, s, a, key) -> dict[str, jax.
         "vae_err_neg": (err * (1 - pos)).sum() / jnp.maximum((1 - pos).sum(), 1.0),
         "pos_fraction": pos.mean(),
     }
+    # END SOLUTION

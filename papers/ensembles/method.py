@@ -26,33 +26,44 @@ UWO_UNBIASED = {"bon": False, "ppo": True}
 
 def mean(rewards: torch.Tensor) -> torch.Tensor:
     """R_mean = (1/k) Σ_i R_i."""
+    # BEGIN SOLUTION
     return rewards.mean(0)
+    # END SOLUTION
 
 
 def wco(rewards: torch.Tensor) -> torch.Tensor:
     """Worst-case optimisation: R_WCO = min_i R_i."""
+    # BEGIN SOLUTION
     return rewards.min(0).values
+    # END SOLUTION
 
 
 def uwo(rewards: torch.Tensor, lam: float, *, unbiased: bool) -> torch.Tensor:
     """Uncertainty-weighted optimisation: R_UWO = (1/k) Σ_i R_i − λ · Var_i(R_i),
 
     Var = (1/k) Σ_i (R_i − R̄)² (population) or 1/(k − 1) Σ_i (R_i − R̄)² (unbiased)."""
+    # BEGIN SOLUTION
     return rewards.mean(0) - lam * rewards.var(0, correction=int(unbiased))
+    # END SOLUTION
 
 
 def median(rewards: torch.Tensor) -> torch.Tensor:
     """Eisenstein et al.: the median of R_1..R_k (mean of the two middle values for even k)."""
+    # BEGIN SOLUTION
     return rewards.quantile(0.5, dim=0) if rewards.shape[0] % 2 == 0 else rewards.median(0).values
+    # END SOLUTION
 
 
 def mean_minus_std(rewards: torch.Tensor, *, unbiased: bool = False) -> torch.Tensor:
     """Eisenstein et al.: R = (1/k) Σ_i R_i − Std_i(R_i)."""
+    # BEGIN SOLUTION
     return rewards.mean(0) - rewards.std(0, correction=int(unbiased))
+    # END SOLUTION
 
 
 def aggregate(rewards: torch.Tensor, name: Aggregation, *, stage: Literal["bon", "ppo"] = "bon") -> torch.Tensor:
     """One of `AGGREGATIONS` with the official settings of `stage` (UWO's λ and variance)."""
+    # BEGIN SOLUTION
     if name == "mean":
         return mean(rewards)
     if name == "wco":
@@ -64,6 +75,7 @@ def aggregate(rewards: torch.Tensor, name: Aggregation, *, stage: Literal["bon",
     if name == "mean_minus_std":
         return mean_minus_std(rewards, unbiased=UWO_UNBIASED[stage])
     raise ValueError(f"unknown aggregation {name!r}; choose one of {AGGREGATIONS}")
+    # END SOLUTION
 
 
 class Ensemble(nn.Module):
@@ -77,9 +89,13 @@ class Ensemble(nn.Module):
 
     def member_rewards(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(k, B) standardised member rewards."""
+        # BEGIN SOLUTION
         return (torch.stack([m(ids, mask) for m in self.members]) - self.mu) / self.sigma
+        # END SOLUTION
 
     def forward(
         self, ids: torch.Tensor, mask: torch.Tensor, name: Aggregation = "mean", stage: Literal["bon", "ppo"] = "ppo"
     ) -> torch.Tensor:
+        # BEGIN SOLUTION
         return aggregate(self.member_rewards(ids, mask), name, stage=stage)
+        # END SOLUTION

@@ -26,9 +26,13 @@ def par_reward(reward: torch.Tensor, ref_rewards: torch.Tensor, k: float = 1.0) 
 
     Equals 1/2 when r equals every reference reward (centred at the reference); strictly increasing in r.
     """
+    # BEGIN SOLUTION
     return torch.sigmoid(k * (reward[:, None] - ref_rewards)).mean(-1)
+    # END SOLUTION
 
 
 def sigmoid_reward(reward: torch.Tensor, k: float = 1.0) -> torch.Tensor:
     """Uncentred sigmoid σ(k r) (design principle 3's control: bounded and sigmoid-shaped, but not centred)."""
+    # BEGIN SOLUTION
     return torch.sigmoid(k * reward)
+    # END SOLUTION

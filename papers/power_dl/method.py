@@ -17,7 +17,9 @@ from torch.nn.functional import logsigmoid
 
 def weighted_entropy(probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Guiaşu's weighted entropy H_w(π) = −Σ_y w(y) π(y) log π(y) over the last axis   (P1)."""
+    # BEGIN SOLUTION
     return -(weights * torch.special.xlogy(probs, probs)).sum(-1)
+    # END SOLUTION
 
 
 def power_reward(logp: torch.Tensor, length: torch.Tensor, beta: float) -> torch.Tensor:
@@ -25,14 +27,18 @@ def power_reward(logp: torch.Tensor, length: torch.Tensor, beta: float) -> torch
 
     r_π(x, y) = β w(y) (log π(y|x) + 1),  w(y) = 1/|y|                                                   (P3)
     """
+    # BEGIN SOLUTION
     return beta / length * (logp + 1.0)
+    # END SOLUTION
 
 
 def power_margin(
     pol_w: torch.Tensor, pol_l: torch.Tensor, len_w: torch.Tensor, len_l: torch.Tensor, *, beta: float
 ) -> torch.Tensor:
     """Δ_θ = r_π(y⁺) − r_π(y⁻) = β (log π(y⁺)/|y⁺| − log π(y⁻)/|y⁻|) + β (1/|y⁺| − 1/|y⁻|)                (P4)"""
+    # BEGIN SOLUTION
     return power_reward(pol_w, len_w, beta) - power_reward(pol_l, len_l, beta)
+    # END SOLUTION
 
 
 def power_loss(
@@ -55,11 +61,13 @@ def power_loss(
     remaining policy term (β/η)·E_{y∼π}[w(y)] of (P5) needs on-policy samples and is dropped here (README,
     deviation 2); the tabular loss `power_bandit_loss` in `bandit.py` keeps it exactly.
     """
+    # BEGIN SOLUTION
     delta = power_margin(pol_w, pol_l, len_w, len_l, beta=beta)
     if labels is None:
         return -logsigmoid(delta) - (beta / eta) * pol_w / len_w
     bt = -(labels * logsigmoid(delta) + (1 - labels) * logsigmoid(-delta))
     return bt - (beta / eta) * (labels * pol_w / len_w + (1 - labels) * pol_l / len_l)
+    # END SOLUTION
 
 
 @torch.no_grad()
@@ -70,6 +78,8 @@ def update_labels(labels: torch.Tensor, delta: torch.Tensor, gamma: float) -> to
     Bradley–Terry gradient −(l − σ(Δ_θ)) ∂Δ_θ/∂θ vanishes; pairs the rest of the data does not move the model
     towards (weakly supported, or flipped) have their labels pulled to the model's own preference first.
     """
+    # BEGIN SOLUTION
     if not 0 <= gamma <= 1:
         raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
     return (1 - gamma) * labels + gamma * torch.sigmoid(delta.detach())
+    # END SOLUTION

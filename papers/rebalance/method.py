@@ -20,38 +20,50 @@ from torch import nn
 
 def offline_confidence(step_logprobs: torch.Tensor) -> torch.Tensor:
     """c = exp( (1/|s|) Σ_{t∈s} log π(y_t | y_<t) ) of one step (the offline / calibration confidence)."""
+    # BEGIN SOLUTION
     return step_logprobs.mean().exp()
+    # END SOLUTION
 
 
 def online_confidence(step_maxprobs: torch.Tensor) -> torch.Tensor:
     """c = (1/|s|) Σ_{t∈s} max_v π(v | y_<t): the mean max-probability over the step's tokens (online)."""
+    # BEGIN SOLUTION
     return step_maxprobs.mean(-1)
+    # END SOLUTION
 
 
 def variance_proxy(c: torch.Tensor, c_prev: torch.Tensor) -> torch.Tensor:
     """v_k = (c_k − c_{k−1})² / 4."""
+    # BEGIN SOLUTION
     return (c - c_prev) ** 2 / 4
+    # END SOLUTION
 
 
 def label_steps(conf: np.ndarray, reflective: np.ndarray, q25: float, q75: float) -> np.ndarray:
     """+1 (reflective / over-thinking mode) if the step holds a reflection word or c < q25; −1 (confident) if no
     reflection word and c > q75; 0 (dropped) otherwise."""
+    # BEGIN SOLUTION
     pos = reflective | (conf < q25)
     neg = ~reflective & (conf > q75)
     return np.where(pos, 1, np.where(neg, -1, 0))
+    # END SOLUTION
 
 
 def prototypes(h: torch.Tensor, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """μ_pos = mean of h over positive steps, μ_neg = mean over negative steps (h: (N, d))."""
+    # BEGIN SOLUTION
     lab = torch.as_tensor(labels)
     if not (lab == 1).any() or not (lab == -1).any():
         raise ValueError("prototypes need at least one positive and one negative step")
     return h[lab == 1].mean(0), h[lab == -1].mean(0)
+    # END SOLUTION
 
 
 def steering_vector(mu_pos: torch.Tensor, mu_neg: torch.Tensor) -> torch.Tensor:
     """S = μ_pos − μ_neg (points from confident towards reflective / over-thinking states)."""
+    # BEGIN SOLUTION
     return mu_pos - mu_neg
+    # END SOLUTION
 
 
 def ridge_r2(
@@ -64,6 +76,7 @@ def ridge_r2(
     seed: int = 0,
 ) -> float:
     """Held-out R² of ridge regression (PCA to n_components first) from hidden states to step confidence."""
+    # BEGIN SOLUTION
     from sklearn.decomposition import PCA
     from sklearn.linear_model import Ridge
     from sklearn.metrics import r2_score
@@ -75,15 +88,18 @@ def ridge_r2(
     pca = PCA(n_components=min(n_components, len(train), h.shape[1]), random_state=seed).fit(h[train])
     model = Ridge(alpha=alpha).fit(pca.transform(h[train]), conf[train])
     return float(r2_score(conf[test], model.predict(pca.transform(h[test]))))
+    # END SOLUTION
 
 
 def choose_layer(h_by_layer: dict[int, np.ndarray], conf: np.ndarray, **kw) -> tuple[int, dict[int, float]]:
     """L = argmax_ℓ R²_ℓ (held-out ridge R² of confidence from layer-ℓ hidden states; a layer whose states do not
     vary, e.g. the embeddings of a token that is always the same, has no R² and is skipped)."""
+    # BEGIN SOLUTION
     r2 = {}
     for layer, h in h_by_layer.items():
         r2[layer] = ridge_r2(h, conf, **kw) if h.std(0).max() > 1e-12 else float("nan")
     return max(r2, key=lambda ell: r2[ell] if np.isfinite(r2[ell]) else -np.inf), r2
+    # END SOLUTION
 
 
 @dataclass(frozen=True)
@@ -105,7 +121,9 @@ class Control:
     @property
     def m(self) -> float:
         """m = (q25c + q75c) / 2."""
+        # BEGIN SOLUTION
         return (self.q25c + self.q75c) / 2
+        # END SOLUTION
 
     @property
     def k(self) -> float:
@@ -114,6 +132,7 @@ class Control:
         With Δ = (q75c − q25c)/2: a = low_val_1/2, b = −low_val_1 / (2 tanh(kΔ)), so F1(1) = 0.01 ⇔
         tanh(k(1 − m)) / tanh(kΔ) = 1 − 0.02/low_val_1; the ratio falls from (1 − m)/Δ (k → 0) to 1 (k → ∞).
         """
+        # BEGIN SOLUTION
         delta, target = (self.q75c - self.q25c) / 2, 1 - 0.02 / self.low_val_1
         ratio = lambda k: math.tanh(k * (1 - self.m)) / math.tanh(k * delta)  # noqa: E731
         lo, hi = 1e-6, 1e4
@@ -123,37 +142,48 @@ class Control:
             mid = math.sqrt(lo * hi)
             lo, hi = (mid, hi) if ratio(mid) > target else (lo, mid)
         return math.sqrt(lo * hi)
+        # END SOLUTION
 
     @property
     def ab(self) -> tuple[float, float]:
         """a = low_val_1 / 2, b = −low_val_1 / (2 tanh(k Δ))."""
+        # BEGIN SOLUTION
         delta = (self.q75c - self.q25c) / 2
         return self.low_val_1 / 2, -self.low_val_1 / (2 * math.tanh(self.k * delta))
+        # END SOLUTION
 
     def f1(self, c: torch.Tensor) -> torch.Tensor:
         """F1(c) = a + b tanh(k (c − m))."""
+        # BEGIN SOLUTION
         a, b = self.ab
         return a + b * torch.tanh(self.k * (c - self.m))
+        # END SOLUTION
 
     @property
     def g_m(self) -> float:
         """Normaliser of w_high (official): g_m = σ(12 (1 − q75c)/IQR_c) · σ(0), the arguments clamped to ±60."""
+        # BEGIN SOLUTION
         x = max(-60.0, min(60.0, 12.0 * (1 - self.q75c) / (self.q75c - self.q25c)))
         return 0.5 / (1 + math.exp(-x))
+        # END SOLUTION
 
     def w_low(self, c: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """w_low = min(1, σ(s (q25c − c)/IQR_c) · σ(s (v − q75v)/IQR_v) / 0.25)   (low, unstable confidence)."""
+        # BEGIN SOLUTION
         iqr_c, iqr_v = self.q75c - self.q25c, self.q75v - self.q25v
         s = self.sharpness
         g = torch.sigmoid(s * (self.q25c - c) / iqr_c) * torch.sigmoid(s * (v - self.q75v) / iqr_v)
         return torch.clamp(g / 0.25, max=1.0)
+        # END SOLUTION
 
     def w_high(self, c: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """w_high = min(1, σ(s (c − q75c)/IQR_c) · σ(s (q25v − v)/IQR_v) / g_m)   (high, stable confidence)."""
+        # BEGIN SOLUTION
         iqr_c, iqr_v = self.q75c - self.q25c, self.q75v - self.q25v
         s = self.sharpness
         g = torch.sigmoid(s * (c - self.q75c) / iqr_c) * torch.sigmoid(s * (self.q25v - v) / iqr_v)
         return torch.clamp(g / self.g_m, max=1.0)
+        # END SOLUTION
 
     def __call__(self, c: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """λ = F1(c) + (low_val_2 − F1(q25c)) w_low + (high_val_2 − F1(1)) w_high,
@@ -236,9 +266,11 @@ class Controller:
         self.trace: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def lam(self, c: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        # BEGIN SOLUTION
         if self.mode == "dynamic":
             return self.control(c, v)
         return torch.full_like(c, self.static_lambda if self.mode == "static" else 0.0)
+        # END SOLUTION
 
     def __call__(self, t: int, tokens: torch.Tensor, probs: torch.Tensor) -> None:
         tokens, maxp = tokens.cpu(), probs.max(-1).values.float().cpu()

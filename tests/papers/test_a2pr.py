@@ -30,6 +30,7 @@ def finite_diff(f, x, eps=1e-6):
 # ----------------------------------------------------------------------------- A2PR pieces
 
 
+@pytest.mark.points(1)
 def test_lambda_scale_value_and_no_gradient(x64):
     q = jnp.array([-2.0, 4.0, 1.0, -1.0])
     assert float(method.lambda_scale(2.5, q)) == pytest.approx(2.5 / 2.0)
@@ -37,6 +38,7 @@ def test_lambda_scale_value_and_no_gradient(x64):
     np.testing.assert_allclose(g, np.full(4, 1.25))
 
 
+@pytest.mark.points(2)
 def test_advantage_guided_target_and_mask_weights():
     recon_pi = jnp.array([[0.1], [0.2], [0.3], [0.4], [0.5]])
     a = jnp.array([[-0.1], [-0.2], [-0.3], [-0.4], [-0.5]])
@@ -50,6 +52,7 @@ def test_advantage_guided_target_and_mask_weights():
     np.testing.assert_allclose(w, 0.4 * np.array([1, 0, 1, 1, 1]), rtol=1e-6)
 
 
+@pytest.mark.points(1)
 def test_bc_weight_matches_torch_bool_addition():
     """The official `self.mask * (adv_pi + adv_action)` on bool tensors, as torch evaluates it (hand-written
     from torch 2.13: tensor([T, T, T, F]) + ... gives dtype bool, weights [0.5, 0.5, 0.5, 0.0])."""
@@ -60,6 +63,7 @@ def test_bc_weight_matches_torch_bool_addition():
     np.testing.assert_array_equal(np.asarray(w), [0.5, 0.5, 0.5, 0.0])
 
 
+@pytest.mark.points(2)
 def test_actor_objective_value_and_gradient(x64):
     rng = np.random.default_rng(0)
     pi, target = rng.normal(size=(4, 2)), rng.normal(size=(4, 2))
@@ -73,6 +77,7 @@ def test_actor_objective_value_and_gradient(x64):
     np.testing.assert_allclose(jax.grad(f)(jnp.asarray(pi)), 2 * w[:, None] * (pi - target) / 8, rtol=1e-10)
 
 
+@pytest.mark.points(2)
 def test_vae_loss_terms_hand_values_and_gradient(x64):
     recon = jnp.array([[0.5, 0.0], [0.2, 0.2]])
     a = jnp.array([[0.0, 0.0], [0.0, 1.0]])
@@ -89,6 +94,7 @@ def test_vae_loss_terms_hand_values_and_gradient(x64):
     np.testing.assert_allclose(jax.grad(g)(std), finite_diff(g, std), rtol=1e-6)
 
 
+@pytest.mark.points(1)
 def test_value_target_is_min_of_targets():
     y = jnp.array([1.0, 5.0])
     out = method.value_target(
@@ -97,6 +103,7 @@ def test_value_target_is_min_of_targets():
     np.testing.assert_allclose(out, [min(1.0, 1 + 1.5), min(5.0, 1.0)])
 
 
+@pytest.mark.points(2)
 def test_a2pr_update_delays_actor_and_moves_critic():
     hp = method.A2PRConfig(hidden=8, vae_hidden=8)
     nets = method.make_nets(hp, 2)

@@ -35,6 +35,7 @@ def _float64():
     torch.set_default_dtype(old)
 
 
+@pytest.mark.points(2)
 def test_wise_ft_interpolates_every_parameter():
     pre = {"w": torch.tensor([[1.0, 2.0]]), "b": torch.tensor([0.0])}
     ft = {"w": torch.tensor([[3.0, -2.0]]), "b": torch.tensor([10.0])}
@@ -47,6 +48,7 @@ def test_wise_ft_interpolates_every_parameter():
         wise_ft(pre, {"w": ft["w"]}, 0.5)
 
 
+@pytest.mark.points(1)
 def test_wise_ft_of_a_linear_model_is_its_output_ensemble():
     torch.manual_seed(0)
     a, b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
@@ -62,11 +64,13 @@ def test_wise_ft_of_a_linear_model_is_its_output_ensemble():
         assert not torch.allclose(deep(x), output_ensemble(deep_a(x), deep_b(x), 0.5))
 
 
+@pytest.mark.points(1)
 def test_output_ensemble_by_hand():
     out = output_ensemble(torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 4.0]]), 0.25)
     torch.testing.assert_close(out, torch.tensor([[1.5, 1.0]]))
 
 
+@pytest.mark.points(1)
 def test_label_smoothing_and_mixup_by_hand():
     t = smooth_labels(torch.tensor([1, 3]), 4, 0.2)
     torch.testing.assert_close(t, torch.tensor([[0.05, 0.85, 0.05, 0.05], [0.05, 0.05, 0.05, 0.85]]))
@@ -76,6 +80,7 @@ def test_label_smoothing_and_mixup_by_hand():
     torch.testing.assert_close(tm[0], torch.tensor([0.05, 0.61, 0.05, 0.29]))
 
 
+@pytest.mark.points(1)
 def test_soft_cross_entropy_value_and_gradient():
     z = torch.tensor([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]], requires_grad=True)
     t = torch.tensor([[0.1, 0.8, 0.1], [0.2, 0.2, 0.6]])
@@ -88,6 +93,7 @@ def test_soft_cross_entropy_value_and_gradient():
     assert torch.autograd.gradcheck(lambda zz: soft_cross_entropy(zz, t), (z.detach().clone().requires_grad_(),))
 
 
+@pytest.mark.points(2)
 def test_bang_loss_matches_hand_mixup_and_smoothing():
     torch.manual_seed(1)
     model = torch.nn.Linear(3, 4)
@@ -110,12 +116,14 @@ def test_bang_loss_matches_hand_mixup_and_smoothing():
     torch.testing.assert_close(plain, torch.nn.functional.cross_entropy(model(x), y))
 
 
+@pytest.mark.points(1)
 def test_beta_draw_is_the_beta_inverse_cdf():
     assert beta_draw(0.5, 0.2) == pytest.approx(0.5)
     assert beta_draw(0.3, 1.0) == pytest.approx(0.3)  # Beta(1, 1) is uniform
     assert beta_draw(0.01, 0.2) < 1e-6  # small a: λ piles up near 0 and 1
 
 
+@pytest.mark.points(1)
 def test_false_false_true_on_a_hand_made_example():
     y = torch.tensor([0, 1, 2, 3, 4])
     pre = torch.tensor([1, 1, 0, 0, 4])  # wrong on 0, 2, 3
@@ -124,6 +132,7 @@ def test_false_false_true_on_a_hand_made_example():
     assert false_false_true(pre, ft, mix, y) == pytest.approx(1 / 5)  # only sample 0
 
 
+@pytest.mark.points(1)
 def test_overconfidence_on_wrong_predictions_only():
     logits = torch.log(torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.2, 0.2, 0.6]]))
     y = torch.tensor([1, 1, 0])  # sample 0 wrong (0.7), sample 1 right, sample 2 wrong (0.6)

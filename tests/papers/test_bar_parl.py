@@ -45,6 +45,7 @@ def numpy_returns(r, mask, gamma):
 # ----------------------------------------------------------------------------- formulas
 
 
+@pytest.mark.points(1)
 def test_discounted_returns_match_loop():
     with jax.enable_x64(True):
         batch = tiny_batch(np.random.default_rng(0))
@@ -53,6 +54,7 @@ def test_discounted_returns_match_loop():
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.points(1)
 def test_blended_reward_and_gamma():
     batch = {
         "x": jnp.array([[[1.0, 0.0], [0.0, 1.0]]]),
@@ -80,6 +82,7 @@ def test_potential_shaping_telescopes():
         np.testing.assert_allclose(np.asarray(naive), want, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.points(2)
 def test_pg_objective_gradient_is_reinforce():
     """∇_θ of the surrogate = mean_b (1/T) Σ_t mask G_t ∇ log π(a_t|s_t), computed by hand for a tabular softmax."""
     with jax.enable_x64(True):
@@ -102,6 +105,7 @@ def test_pg_objective_gradient_is_reinforce():
 # ----------------------------------------------------------------------------- Neumann and hypergradients
 
 
+@pytest.mark.points(2)
 def test_neumann_ihvp_matches_truncated_series_and_exact_inverse():
     with jax.enable_x64(True):
         rng = np.random.default_rng(3)
@@ -117,6 +121,7 @@ def test_neumann_ihvp_matches_truncated_series_and_exact_inverse():
         np.testing.assert_allclose(np.asarray(method.first_order_ihvp(jnp.asarray(g))), -g)
 
 
+@pytest.mark.points(1)
 def test_damped_ihvp_is_the_exact_regularised_solve():
     """A-PARL's (∇²_θ f − μI)⁻¹ w equals numpy's solve for a quadratic f with a known, indefinite Hessian."""
     with jax.enable_x64(True):
@@ -129,6 +134,7 @@ def test_damped_ihvp_is_the_exact_regularised_solve():
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-10)
 
 
+@pytest.mark.points(2)
 def test_implicit_hypergradient_matches_finite_differences():
     """dJ_p(θ*(φ))/dφ from the implicit function theorem (exact inverse and a converged Neumann series) equals
     central finite differences through an exactly solved (Newton) inner problem, in float64."""
@@ -183,6 +189,7 @@ def test_implicit_hypergradient_matches_finite_differences():
             assert float(np.atleast_1d(np.asarray(neumann[name]))[i]) == pytest.approx(fd, rel=1e-4, abs=1e-8)
 
 
+@pytest.mark.points(2)
 def test_barfi_hypergradient_first_order_and_regulariser():
     with jax.enable_x64(True):
         rng = np.random.default_rng(5)
@@ -258,6 +265,7 @@ def test_shrink_control_decays_phi_towards_zero_without_hypergradient():
 # ----------------------------------------------------------------------------- PARL pieces
 
 
+@pytest.mark.points(1)
 def test_preference_likelihood_and_oracle():
     tau = lambda r, x: {"r_p": jnp.asarray(r), "x": jnp.asarray(x), "mask": jnp.ones(np.shape(r))}  # noqa: E731
     x0 = np.eye(2)[[[0, 0, 1]]]

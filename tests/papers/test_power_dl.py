@@ -47,6 +47,7 @@ def _minimise_closed_form(lengths: np.ndarray, beta: float, eta: float) -> np.nd
 @pytest.mark.parametrize(
     "lengths, beta, eta", [([1, 1, 1, 1], 1.0, 2.0), ([1, 2, 3, 1], 0.5, 2.0), ([1, 2, 3, 1], 2.0, 3.0)]
 )
+@pytest.mark.points(1)
 def test_closed_form_loss_reaches_the_direct_maxmin_policy(lengths, beta, eta):
     """max_π min_r E_π r − E_π′ r + β H_w(π) + η L_BT(r), solved directly (inner min numerically, outer by BFGS),
     and argmin of the closed-form POWER loss reach the same policy and the same value (float64)."""
@@ -72,6 +73,7 @@ def test_pair_loss_is_the_tabular_loss_up_to_a_constant_with_equal_lengths():
     assert float((exact - mine).detach()) == pytest.approx(1.5 / 2.5)
 
 
+@pytest.mark.points(2)
 def test_power_reward_makes_pi_the_weighted_entropy_best_response():
     """r = β w (log π + 1) ⇒ π = argmax_π E_π r + β H_w(π): every feasible direction on the simplex is flat."""
     torch.manual_seed(0)
@@ -91,17 +93,23 @@ def test_power_reward_makes_pi_the_weighted_entropy_best_response():
         assert objective(pi + 1e-3 * d) < objective(pi)
 
 
-def test_power_margin_and_weighted_entropy_by_hand():
+@pytest.mark.points(1)
+def test_power_margin_and_loss_by_hand():
     d = power_margin(torch.tensor(-2.0), torch.tensor(-6.0), torch.tensor(2.0), torch.tensor(3.0), beta=3.0)
     # β(−2/2 − (−6/3)) + β(1/2 − 1/3) = 3·1 + 3·(1/6)
     assert float(d) == pytest.approx(3.5)
-    p = torch.tensor([0.5, 0.25, 0.25])
-    assert float(weighted_entropy(p, torch.ones(3))) == pytest.approx(1.5 * math.log(2))
-    assert float(weighted_entropy(p, torch.tensor([2.0, 0.0, 0.0]))) == pytest.approx(math.log(2))
     loss = power_loss(torch.tensor(-2.0), torch.tensor(-6.0), torch.tensor(2.0), torch.tensor(3.0), beta=3.0, eta=6.0)
     assert float(loss) == pytest.approx(math.log1p(math.exp(-3.5)) + 0.5 * 1.0)  # −log σ(Δ) − (β/η)(−2/2)
 
 
+@pytest.mark.points(1)
+def test_weighted_entropy_by_hand():
+    p = torch.tensor([0.5, 0.25, 0.25])
+    assert float(weighted_entropy(p, torch.ones(3))) == pytest.approx(1.5 * math.log(2))
+    assert float(weighted_entropy(p, torch.tensor([2.0, 0.0, 0.0]))) == pytest.approx(math.log(2))
+
+
+@pytest.mark.points(2)
 def test_label_update_fixed_point():
     """l_t − σ(Δ) = (1 − γ)^t (l_0 − σ(Δ)) for a fixed model; at l = σ(Δ) the Bradley–Terry gradient vanishes."""
     delta = torch.tensor([-2.0, 0.0, 0.5, 3.0])
@@ -145,6 +153,7 @@ def _pair_factor(method: str, wins: torch.Tensor, gamma: float, steps: int) -> t
     return (labels - torch.sigmoid(delta)).abs()[0], labels[0]
 
 
+@pytest.mark.points(2)
 def test_dynamic_labels_shrink_gradients_on_weakly_supported_pairs():
     """Arms 0 ≻ 1 seen 30 times (strong), 2 ≻ 3 seen once (weak). Without dynamic labels the weak pair keeps a
     large gradient factor 1 − σ(Δ); with them its label is pulled to the model's own preference first, so its

@@ -24,6 +24,7 @@ from papers.rebalance.method import (
 CTRL = Control(q25c=0.666017, q75c=0.927745, q25v=0.000488, q75v=0.009931)  # the official 7B values
 
 
+@pytest.mark.points(1)
 def test_confidences_and_variance_by_hand():
     lp = torch.log(torch.tensor([0.5, 0.8, 0.2], dtype=torch.float64))
     assert math.isclose(float(offline_confidence(lp)), (0.5 * 0.8 * 0.2) ** (1 / 3), rel_tol=1e-12)
@@ -31,6 +32,7 @@ def test_confidences_and_variance_by_hand():
     assert math.isclose(float(variance_proxy(torch.tensor(0.9), torch.tensor(0.5))), 0.04, rel_tol=1e-6)
 
 
+@pytest.mark.points(2)
 def test_labels_prototypes_and_steering_vector():
     conf = np.array([0.1, 0.9, 0.5, 0.95, 0.2, 0.6])
     refl = np.array([False, False, False, True, False, False])
@@ -44,6 +46,7 @@ def test_labels_prototypes_and_steering_vector():
         prototypes(h, np.zeros(6, dtype=int))
 
 
+@pytest.mark.points(1)
 def test_ridge_layer_search_picks_the_predictive_layer():
     rng = np.random.default_rng(0)
     conf = rng.random(300)
@@ -53,6 +56,7 @@ def test_ridge_layer_search_picks_the_predictive_layer():
     assert best == 2 and r2[2] > 0.95 and r2[1] < 0.2 and r2[3] < 0.2
 
 
+@pytest.mark.points(1)
 def test_f1_passes_through_its_anchor_points():
     f1 = lambda c: float(CTRL.f1(torch.tensor(c, dtype=torch.float64)))  # noqa: E731
     assert math.isclose(f1(CTRL.q25c), CTRL.low_val_1, abs_tol=1e-9)
@@ -79,6 +83,7 @@ def _lam_by_hand(c, v, ctl, use_low=True, use_high=True):
     "c,v",
     [(0.5, 0.05), (0.5, 0.0), (0.66, 0.0099), (0.8, 0.003), (0.95, 0.0001), (0.95, 0.02), (0.93, 0.0005), (0.99, 0.0)],
 )
+@pytest.mark.points(1)
 def test_lambda_matches_hand_computation(c, v):
     t = lambda x: torch.tensor([x], dtype=torch.float64)  # noqa: E731
     assert math.isclose(float(CTRL(t(c), t(v))[0]), _lam_by_hand(c, v, CTRL), abs_tol=1e-9)
@@ -89,12 +94,14 @@ def test_lambda_matches_hand_computation(c, v):
     assert math.isclose(float(no_high(t(c), t(v))[0]), _lam_by_hand(c, v, CTRL, use_high=False), abs_tol=1e-9)
 
 
+@pytest.mark.points(1)
 def test_g_m_official_value():
     # 7B quantiles: 12 (1 − 0.927745) / 0.261728 = 3.3127 → σ = 0.96487 → g_m = 0.48244 (audit: "≈ 0.48 for 7B")
     assert math.isclose(CTRL.g_m, 0.48244, abs_tol=1e-4)
     assert math.isclose(Control(q25c=0.0, q75c=1.0, q25v=0.0, q75v=1.0).g_m, 0.25, abs_tol=1e-12)  # q75c = 1: σ(0)/2
 
 
+@pytest.mark.points(1)
 def test_lambda_regimes():
     t = lambda x: torch.tensor([x], dtype=torch.float64)  # noqa: E731
     assert math.isclose(float(CTRL(t(0.3), t(0.05))[0]), CTRL.low_val_2, abs_tol=1e-6)  # low & unstable: prune
