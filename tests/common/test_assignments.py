@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from common import assignments as A
-from papers.registry import ROOT
+from papers.registry import BY_SLUG, ROOT, implemented
 
 
 def test_regions_are_found_named_and_checked(tmp_path):
@@ -73,12 +73,69 @@ def test_hidden_tests_are_stripped_with_their_decorators():
     compile(out, "t.py", "exec")
 
 
-def _implement(copy, slug, function, body):
+def _write_body(copy, slug, function, body):
+    """Replace one stub of a student copy by `body` (text placed at the stub's indentation)."""
     path = copy / "papers" / slug / "method.py"
     text = path.read_text()
     stub = f'raise NotImplementedError("{function}: see the docstring")'
     assert stub in text
     path.write_text(text.replace(stub, body))
+
+
+def _restore(copy, slug, function):
+    """Implement exactly one function in a student copy: its reference solution region, copied back."""
+    for path, found in A.solution_files(BY_SLUG[slug]).items():
+        for r in found:
+            if r.function == function:
+                ref = path.read_text().splitlines(keepends=True)
+                indent = ref[r.begin - 1][: len(ref[r.begin - 1]) - len(ref[r.begin - 1].lstrip())]
+                target = copy / path.relative_to(ROOT)
+                stub = f'{indent}raise NotImplementedError("{function}: see the docstring")\n'
+                assert stub in target.read_text()
+                target.write_text(target.read_text().replace(stub, "".join(ref[r.begin : r.end - 1]), 1))
+                return
+    raise KeyError(function)
+
+
+# the function whose implementation alone earns exactly these points (its tests use no other solution function)
+ONE_FUNCTION = {
+    "subgm": ("measure", 1.0),
+    "traac": ("difficulty_bucket", 1.0),
+    "a2pr": ("lambda_scale", 1.0),
+    "bang": ("output_ensemble", 1.0),
+    "bar_parl": ("discounted_returns", 1.0),
+    "power_dl": ("weighted_entropy", 1.0),
+    "rebalance": ("Control.g_m", 1.0),
+}
+
+
+def _honest(slug, tmp_path, extra=(), timeout=60.0):
+    """Grade the untouched copy, the reference and a copy with ONE_FUNCTION implemented; return the grades."""
+    copy = A.make(slug, tmp_path / "copy")
+    one = tmp_path / "one"
+    shutil.copytree(copy, one)
+    function, points = ONE_FUNCTION[slug]
+    _restore(one, slug, function)
+    tests, results = A.grade(slug, [copy, ROOT, one, *extra], timeout=timeout)
+    totals = A.totals(results)
+    possible = sum(t["points"] for t in tests)
+    assert possible > 0
+    assert totals[str(copy)] == (0.0, possible)
+    assert totals[str(ROOT)] == (possible, possible)
+    assert totals[str(one)] == (points, possible)
+    return tests, results
+
+
+def test_grading_traac_is_honest(tmp_path):
+    """The torch paper of the fast tier (subgm, below, is the JAX one)."""
+    tests, _ = _honest("traac", tmp_path)
+    assert any(t["hidden"] for t in tests)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("paper", implemented(), ids=lambda p: p.slug)
+def test_grading_every_paper_is_honest(tmp_path, paper):
+    _honest(paper.slug, tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -106,22 +163,15 @@ def test_student_copy_imports_hides_solution_and_cli_names_the_missing_function(
 
 
 def test_grading_subgm_is_honest_and_survives_hangs_and_crashes(subgm_copy, tmp_path):
-    one = tmp_path / "one"
-    shutil.copytree(subgm_copy, one)
-    _implement(one, "subgm", "measure", 'return jnp.einsum("mij,ij->m", A, X)')
     bad = tmp_path / "bad"
-    shutil.copytree(one, bad)
-    _implement(bad, "subgm", "step_size", "while True:\n        pass")
-    _implement(bad, "subgm", "relative_error", "import os\n\n    os._exit(3)")
-    tests, results = A.grade("subgm", [subgm_copy, ROOT, one, bad], timeout=3)
+    shutil.copytree(subgm_copy, bad)
+    _restore(bad, "subgm", "measure")
+    _write_body(bad, "subgm", "step_size", "while True:\n        pass")
+    _write_body(bad, "subgm", "relative_error", "import os\n\n    os._exit(3)")
+    tests, results = _honest("subgm", tmp_path, extra=[bad], timeout=5)
     assert any(t["hidden"] for t in tests)
-    totals = A.totals(results)
-    possible = sum(t["points"] for t in tests)
-    assert totals[str(subgm_copy)] == (0.0, possible)
-    assert totals[str(ROOT)] == (possible, possible)
-    measure_points = sum(t["points"] for t in tests if "test_measure" in t["nodeid"])
-    assert measure_points > 0 and totals[str(one)] == (measure_points, possible)
-    assert totals[str(bad)] == (measure_points, possible)
+    measure_points = ONE_FUNCTION["subgm"][1]
+    assert A.totals(results)[str(bad)][0] == measure_points
     by_test = {r.test: r for r in results if r.student == str(bad)}
     assert "time limit" in by_test["test_step_size_decays_geometrically"].message
     assert "crashed" in by_test["test_relative_error_hand_computed"].message

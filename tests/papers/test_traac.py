@@ -53,6 +53,19 @@ def test_entropy_gate_and_eviction_rule_hand_computed():
     assert M.compress(flat, 0.6, gate=False)[2] == pytest.approx(0.6)  # confidence variant: U := 0
 
 
+@pytest.mark.points(2)
+@pytest.mark.hidden
+def test_eviction_on_other_numbers():
+    """Hidden: the gate and the rule on values a student has not seen."""
+    imp = torch.tensor([0.7, 0.1, 0.05, 0.05, 0.04, 0.03, 0.03], dtype=torch.float64)
+    u = M.uniformity(imp)
+    p = imp / imp.sum()
+    assert u == pytest.approx(float(-(p * p.log()).sum() / math.log(7)), rel=1e-9) and u < 0.8
+    evicted, u2, frac = M.compress(imp, M.TARGET_REDUCTION["medium"])
+    assert u2 == pytest.approx(u) and frac == pytest.approx(0.4 * (1 - u)) and evicted
+    assert evicted == sorted(sorted(range(7), key=lambda j: (float(imp[j]), j))[: int(7 * frac)])
+
+
 @pytest.mark.points(1)
 def test_step_importance_is_the_mean_over_step_tokens():
     scores = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.0])
