@@ -82,13 +82,13 @@ def targets() -> dict[Path, str]:
             ROOT / "papers" / p.slug / "README.md",
             p.results_dir / "table.md",
             f"results/{p.slug}/quick/",
-            f"`nox -s {p.session}` then `nox -s readme`",
+            f"`nox -s {p.session} -- --publish`",
         )
         for p in PAPERS
     ]
     for table in sorted((ROOT / "results").glob("*_world/quick/table.md")):
         name = table.parent.parent.name.removesuffix("_world")
-        rerun = f"`python -m common.worlds.{name} --preset quick`"
+        rerun = f"`python -m common.worlds.{name} --preset quick --publish`"
         sections.append(
             (ROOT / "common" / "worlds" / f"README_{name}.md", table, f"results/{name}_world/quick/", rerun)
         )

@@ -20,8 +20,8 @@ It follows the official MultiColorMNIST construction (Lin et al. 2024, `submit_m
   feature at all), and `colour_only(group)` blanks the digit and shows one group in its label colours (a probe of
   which group a model reads).
 
-Demo: `python -m common.worlds.digits --preset smoke|quick` measures these properties and writes
-`results/digits_world/<preset>/`.
+Demo: `python -m common.worlds.digits --preset smoke|quick` measures these properties and writes the git-ignored
+`runs/digits_world/<preset>/` (`--publish`: the committed `results/digits_world/<preset>/`).
 """
 
 from __future__ import annotations

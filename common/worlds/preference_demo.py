@@ -1,6 +1,7 @@
 """Demo of the preference world: `python -m common.worlds.preference --preset smoke|quick`.
 
-Measures the properties the papers rely on and writes results/preference_world/<preset>/:
+Measures the properties the papers rely on and writes runs/preference_world/<preset>/ (`--publish`: the committed
+results/preference_world/<preset>/):
   1. proxy RM held-out accuracy against gold labels (clean and with label flips);
   2. best-of-n (unbiased estimator, n up to N) of gold and proxy reward against KL_BoN for single proxies;
   3. PPO against a single proxy (clean by default) with a tiny KL penalty: proxy, gold, KL, length, feature count.

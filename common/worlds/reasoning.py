@@ -44,7 +44,8 @@ steering hooks) and `ReasoningWorld.states` (teacher-forced hidden states of eve
 The SFT'd model is cached under `.cache/reasoning_world/<config hash>/`.
 
 Demo (the world's properties, premise and control): `python -m common.worlds.reasoning --preset smoke|quick`
-writes `results/reasoning_world/<preset>/` (see `common/worlds/reasoning_demo.py`).
+writes `runs/reasoning_world/<preset>/`, `--publish` the committed `results/reasoning_world/<preset>/` (see
+`common/worlds/reasoning_demo.py`).
 """
 
 from __future__ import annotations
