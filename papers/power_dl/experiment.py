@@ -151,9 +151,9 @@ PRESETS = {
 def bandit_rows(cfg: Config, seed: int) -> list[dict]:
     """True expected reward and rare-arm mass (means over the seed's draws) per method and dataset type."""
     rows = []
-    for kind, coverage in DATASETS:
+    for k, (kind, coverage) in enumerate(DATASETS):
         rare = cfg.rare_bad if kind == "type1" else cfg.rare_good
-        gen = torch.Generator().manual_seed(1000 * seed + len(rows))
+        gen = torch.Generator().manual_seed(1000 * seed + k)
         wins = make_datasets(
             kind, coverage, cfg.bandit_draws, cfg.common_rewards, rare, cfg.bandit_pairs, cfg.bandit_cover, gen
         )
