@@ -154,10 +154,53 @@ def test_bad_flag_exits_naming_it(run_cli):
     assert "--quirk-gain" in proc.stderr
 
 
+CLAIMS = [
+    "0-premise",
+    "0-control",
+    "1-single-overoptimises-premise",
+    "2-bon-conservative-premise",
+    "3-ppo-conservative-premise",
+    "3b-ppo-small-penalty-premise",
+    "5-shared-exploit-premise",
+    "1-single-overoptimises-control",
+    "2-bon-conservative-control",
+    "3-ppo-conservative-control",
+    "5-shared-exploit-control",
+    "4-pretrain-finetune-single",
+]
+KNOWN_FAILS = {  # README "Results": findings of the committed quick run
+    "0-premise": "variance ratio 1.63 < 2: 2-layer members disagree a lot on typical samples too",
+    "1-single-overoptimises-premise": "PPO against one quirky member chases its gold-neutral quirk; gold never rises",
+    "3-ppo-conservative-premise": "ensembles cancel the quirks and PPO floods the shared feature error",
+    "3b-ppo-small-penalty-premise": "β = 0.1 shrinks but does not prevent the collapse",
+    "5-shared-exploit-premise": "the single member's PPO policy exploits its quirk, not the features",
+    "2-bon-conservative-control": "herding: members share the error (expected)",
+    "3-ppo-conservative-control": "herding: members share the error (expected)",
+}
+
+
+@pytest.fixture(scope="module")
+def quick_summary(tmp_path_factory):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path_factory.mktemp("ensembles_quick")
+    subprocess.run(
+        [sys.executable, "-m", "papers.ensembles", "--preset", "quick", "--out", str(out)],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "REPROZOO_QUIET": "1", "MPLBACKEND": "Agg"},
+        check=True,
+        timeout=1800,
+    )
+    return json.loads((out / "summary.json").read_text())
+
+
 @pytest.mark.slow
-def test_quick_claims(run_cli, tmp_path):
-    out = tmp_path / "quick"
-    run_cli("papers.ensembles", "--preset", "quick", "--out", str(out))
-    claims = {c["id"]: c for c in json.loads((out / "summary.json").read_text())["claims"]}
-    assert claims["0-premise"]["passed"] and claims["0-control"]["passed"], claims
-    assert claims["1-single-overoptimises-control"]["passed"], claims
+@pytest.mark.parametrize("claim", CLAIMS)
+def test_quick_claims(quick_summary, claim, request):
+    if claim in KNOWN_FAILS:  # strict: the test turns red if the claim starts to pass (results must be updated)
+        request.applymarker(pytest.mark.xfail(reason=KNOWN_FAILS[claim], strict=True))
+    result = next(c for c in quick_summary["claims"] if c["id"] == claim)
+    assert result["passed"], result["observed"]
