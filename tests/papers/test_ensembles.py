@@ -16,7 +16,7 @@ from common.lm import tiny_lm
 from common.ppo import PPOConfig, PPOTrainer
 from common.reward import RewardModel
 from common.reward import aggregate as common_aggregate
-from papers.ensembles.experiment import PRESETS
+from papers.ensembles.experiment import PRESETS, all_member_configs, grid, member_config, window
 from papers.ensembles.gao import fit_gao, gao_form
 from papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate, mean, mean_minus_std, median, uwo, wco
 
@@ -129,6 +129,19 @@ def test_gao_forms_by_hand():
     assert gao_form(np.array([2.0]), 1.0, 0.25, "bon")[0] == pytest.approx(2 * (1 - 0.5))
     assert gao_form(np.array([math.e]), 1.0, 0.5, "rl")[0] == pytest.approx(math.e * 0.5)
     assert gao_form(np.array([0.0]), 1.0, 0.5, "rl")[0] == 0.0
+
+
+def test_members_share_data_and_differ_by_seed_and_quirk():
+    cfg = PRESETS["quick"]
+    assert grid(cfg) == [(32, 0.0), (32, 0.25), (64, 0.25)]
+    prem = [member_config(cfg, "premise", 32, 0.25, m) for m in window(cfg, 1)]
+    ctrl = [member_config(cfg, "control", 32, 0.25, m) for m in window(cfg, 1)]
+    assert [pc.seed for pc in prem] == [1, 2, 3, 4, 5] and {pc.data_seed for pc in prem + ctrl} == {0}
+    assert [pc.quirk_token for pc in prem] == cfg.quirk_tokens[1:6] and {pc.quirk_token for pc in ctrl} == {None}
+    pre = [member_config(cfg, "control", 32, 0.25, m, "pretrain") for m in range(3)]
+    fine = [member_config(cfg, "control", 32, 0.25, m, "finetune") for m in range(3)]
+    assert [pc.pretrain_seed for pc in pre] == [0, 1, 2] and {pc.pretrain_seed for pc in fine} == {0}
+    assert len(all_member_configs(cfg)) == 2 * 3 * 7 + 13  # the pretrain/finetune pools share member 0
 
 
 @pytest.mark.parametrize(
