@@ -219,7 +219,10 @@ CLAIMS = [
 ]
 
 
-KNOWN_FAILS: dict[str, str] = {}  # findings of the committed quick run (see papers/bang/README.md, "Findings")
+KNOWN_FAILS = {  # findings of the committed quick run (see papers/bang/README.md, "Findings")
+    "2-wise-ft-false-false-true": "interior-α gain holds, but the endpoints' OOD errors are shared hard digits",
+    "2b-false-false-true-needs-diversity": "FalseFalseTrue is ~0.004 in both the diverse world and the control",
+}
 
 
 @pytest.fixture(scope="module")
