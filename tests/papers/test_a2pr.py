@@ -267,6 +267,41 @@ def test_cli_rejects_unknown_env(run_cli):
     assert "--envs" in proc.stderr
 
 
+QUICK_CLAIMS = (
+    "avg-score",
+    "mixed-margin-pendulum",
+    "mixed-margin-invpendulum",
+    "vae-advantage",
+    "convergence-gate",
+)
+KNOWN_FAILS = {
+    "mixed-margin-invpendulum": "premise met (BC < IQL) on every mixed set, yet A2PR − TD3+BC = −10.9 ± 5.6",
+}
+
+
+@pytest.fixture(scope="module")
+def quick_summary(tmp_path_factory):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path_factory.mktemp("a2pr_quick")
+    subprocess.run(
+        [sys.executable, "-m", "papers.a2pr", "--preset", "quick", "--out", str(out)],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "REPROZOO_QUIET": "1", "MPLBACKEND": "Agg"},
+        check=True,
+        timeout=3600,
+    )
+    return json.loads((out / "summary.json").read_text())
+
+
 @pytest.mark.slow
-def test_quick_claims(run_cli, tmp_path):
-    run_cli("papers.a2pr", "--preset", "quick", "--out", str(tmp_path), "--strict", timeout=3600)
+@pytest.mark.parametrize("claim", QUICK_CLAIMS)
+def test_quick_claims(quick_summary, claim, request):
+    if claim in KNOWN_FAILS:  # strict: the test turns red if the claim starts to pass (results must be updated)
+        request.applymarker(pytest.mark.xfail(reason=KNOWN_FAILS[claim], strict=True))
+    result = next(c for c in quick_summary["claims"] if c["id"] == claim)
+    assert result["passed"], result["observed"]
