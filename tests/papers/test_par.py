@@ -280,7 +280,10 @@ CLAIMS = [
     "4-one-reference",
     "5-centred-beats-uncentred",
 ]
-KNOWN_FAILS: dict[str, str] = {}  # findings of the committed quick run (see papers/par/README.md, "Findings")
+KNOWN_FAILS: dict[str, str] = {  # findings of the committed quick run (see papers/par/README.md, "Findings")
+    "2-par-holds": "PAR's win-rate dips mid-run: mean fall 0.111 from its peak (threshold 0.10)",
+    "4-one-reference": "M = 1 vs M = 10: paired -0.09 ± 0.31, beyond the 0.05 tolerance with 3 seeds",
+}
 
 
 @pytest.fixture(scope="module")
