@@ -76,14 +76,18 @@ class RunningStats:
 
 def length_penalty(r: torch.Tensor, length: torch.Tensor, valid_len: int, penalty: float) -> torch.Tensor:
     """r − c · (|y| − L_valid)₊ (official: −0.01 per token beyond `gen_valid_len`)."""
+    # BEGIN SOLUTION
     return r - penalty * (length.to(r.dtype) - valid_len).clamp_min(0)
+    # END SOLUTION
 
 
 def lsc_reward(r: torch.Tensor, ref_rewards: torch.Tensor) -> torch.Tensor:
     """Log-sigmoid-centred (Wang et al. 2024): log σ(r − r_ref85), r_ref85 = μ_ref + Φ⁻¹(0.85) (σ_ref + 1e-5),
     μ_ref, σ_ref the mean and sample (Bessel) standard deviation of each prompt's reference rewards (B, M)."""
+    # BEGIN SOLUTION
     ref85 = ref_rewards.mean(-1) + NORMAL_Q85 * (ref_rewards.std(-1, correction=1) + 1e-5)
     return nn.functional.logsigmoid(r - ref85)
+    # END SOLUTION
 
 
 class RewardShaper:

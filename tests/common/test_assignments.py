@@ -106,6 +106,8 @@ ONE_FUNCTION = {
     "bar_parl": ("discounted_returns", 1.0),
     "power_dl": ("weighted_entropy", 1.0),
     "rebalance": ("Control.g_m", 1.0),
+    "ensembles": ("wco", 1.0),
+    "par": ("par_reward", 5.0),
 }
 
 

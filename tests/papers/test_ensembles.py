@@ -27,6 +27,7 @@ POP_VAR = torch.tensor([8 / 3, 14 / 3], dtype=torch.float64)
 UNBIASED_VAR = torch.tensor([4.0, 7.0], dtype=torch.float64)
 
 
+@pytest.mark.points(2)
 def test_aggregations_hand_computed():
     torch.testing.assert_close(mean(R), torch.tensor([3.0, 3.0], dtype=torch.float64))
     torch.testing.assert_close(wco(R), torch.tensor([1.0, 1.0], dtype=torch.float64))
@@ -45,6 +46,13 @@ def test_aggregations_hand_computed():
         aggregate(R, "max")
 
 
+@pytest.mark.points(1)
+def test_wco_is_the_member_minimum():
+    torch.testing.assert_close(wco(R), torch.tensor([1.0, 1.0], dtype=torch.float64))
+    x = torch.tensor([[0.5, -2.0, 3.0], [0.1, 4.0, -1.0]])
+    torch.testing.assert_close(wco(x), torch.tensor([0.1, -2.0, -1.0]))
+
+
 def test_aggregations_match_common_reward():
     x = torch.randn(5, 7, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     for name in AGGREGATIONS:
@@ -54,6 +62,7 @@ def test_aggregations_match_common_reward():
             torch.testing.assert_close(aggregate(x, name, stage=stage), ref)
 
 
+@pytest.mark.points(1)
 def test_gradients_through_the_aggregation():
     r = R[:, 0].clone().requires_grad_(True)  # 1, 3, 5
     aggregate(r, "uwo", stage="ppo").backward()
@@ -69,6 +78,7 @@ def _members(k=3, vocab=12, seed=0):
     return [RewardModel.tiny(vocab, d_model=8, n_layers=1, n_heads=2, max_len=16, seed=seed + i) for i in range(k)]
 
 
+@pytest.mark.points(2)
 def test_ensemble_standardises_members_and_gradient_reaches_only_the_worst_member():
     members = _members()
     ids = torch.randint(0, 12, (6, 10), generator=torch.Generator().manual_seed(1))
@@ -87,6 +97,7 @@ def test_ensemble_standardises_members_and_gradient_reaches_only_the_worst_membe
         assert (g is not None and g.abs().sum() > 0) == (i == worst)
 
 
+@pytest.mark.points(1)
 def test_ppo_step_on_the_ensemble_reward_updates_the_policy():
     torch.manual_seed(0)
     vocab, eos = 12, 11

@@ -44,6 +44,7 @@ def sig(x: float) -> float:
 # --- PAR ---
 
 
+@pytest.mark.points(2)
 def test_par_hand_computed():
     r = torch.tensor([0.0, 1.0, 2.0])
     refs = torch.tensor([[0.0, 0.0], [0.0, 2.0], [1.0, 3.0]])
@@ -55,6 +56,7 @@ def test_par_hand_computed():
     )
 
 
+@pytest.mark.points(1)
 def test_par_bounded_monotone_and_centred_at_the_reference():
     gen = torch.Generator().manual_seed(0)
     refs = torch.randn(1, 10, generator=gen)
@@ -72,6 +74,7 @@ def test_par_bounded_monotone_and_centred_at_the_reference():
     torch.testing.assert_close(par_reward(1.7 + d, same[:2]) + par_reward(1.7 - d, same[:2]), torch.ones(2))
 
 
+@pytest.mark.points(1)
 def test_design_principle_2_fast_then_slow():
     """σ's slope is largest at the reference and vanishes far above it."""
     r = torch.tensor([0.0, 2.0, 6.0], requires_grad=True)
@@ -80,6 +83,7 @@ def test_design_principle_2_fast_then_slow():
     assert g[0] == pytest.approx(0.25) and g[0] > g[1] > g[2] and g[2] < 0.01
 
 
+@pytest.mark.points(1)
 def test_uncentred_sigmoid_is_par_with_zero_references():
     r = torch.tensor([-2.0, 0.0, 3.0])
     torch.testing.assert_close(sigmoid_reward(r, 2.0), torch.tensor([sig(-4), 0.5, sig(6)]))
@@ -88,6 +92,7 @@ def test_uncentred_sigmoid_is_par_with_zero_references():
     assert not torch.allclose(par_reward(r, torch.full((3, 4), 2.0)), sigmoid_reward(r))
 
 
+@pytest.mark.points(1)
 def test_par_gradient_matches_analytic_and_finite_differences():
     r = torch.tensor([0.3, -1.2], requires_grad=True)
     refs = torch.tensor([[0.0, 1.0, -2.0], [0.5, 0.5, 4.0]])
@@ -142,6 +147,7 @@ def test_shaper_updates_statistics_with_the_current_batch_first():
     torch.testing.assert_close(mm(torch.tensor([3.0]), None, None), torch.tensor([0.5]))  # min/max still 2, 4
 
 
+@pytest.mark.points(2)
 def test_lsc_is_log_sigmoid_of_the_85th_percentile_centred_reward():
     assert NORMAL_Q85 == pytest.approx(1.0364333894937898)
     from scipy.stats import norm
@@ -157,6 +163,7 @@ def test_lsc_is_log_sigmoid_of_the_85th_percentile_centred_reward():
     assert ref85[0] == pytest.approx(1 + 1.036 * math.sqrt(2), abs=1e-3)  # μ + 1.036 σ
 
 
+@pytest.mark.points(1)
 def test_length_penalty_and_which_methods_pay_it():
     torch.testing.assert_close(
         length_penalty(torch.tensor([1.0, 1.0, 1.0]), torch.tensor([9, 10, 13]), 10, 0.01),
