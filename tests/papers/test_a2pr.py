@@ -280,22 +280,8 @@ KNOWN_FAILS = {
 
 
 @pytest.fixture(scope="module")
-def quick_summary(tmp_path_factory):
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    out = tmp_path_factory.mktemp("a2pr_quick")
-    subprocess.run(
-        [sys.executable, "-m", "papers.a2pr", "--preset", "quick", "--out", str(out)],
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "REPROZOO_QUIET": "1", "MPLBACKEND": "Agg"},
-        check=True,
-        timeout=3600,
-    )
-    return json.loads((out / "summary.json").read_text())
+def quick_summary(quick_summary_of):
+    return quick_summary_of("a2pr", timeout=3600)
 
 
 @pytest.mark.slow

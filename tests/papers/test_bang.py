@@ -226,21 +226,8 @@ KNOWN_FAILS = {  # findings of the committed quick run (see papers/bang/README.m
 
 
 @pytest.fixture(scope="module")
-def quick_summary(tmp_path_factory):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    out = tmp_path_factory.mktemp("bang_quick")
-    subprocess.run(
-        [sys.executable, "-m", "papers.bang", "--preset", "quick", "--out", str(out)],
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "REPROZOO_QUIET": "1", "MPLBACKEND": "Agg"},
-        check=True,
-        timeout=1800,
-    )
-    return json.loads((out / "summary.json").read_text())
+def quick_summary(quick_summary_of):
+    return quick_summary_of("bang")
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ PPO on it), Gao et al.'s functional-form fits on synthetic curves, config valida
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import numpy as np
@@ -204,21 +203,8 @@ KNOWN_FAILS = {  # README "Results": findings of the committed quick run
 
 
 @pytest.fixture(scope="module")
-def quick_summary(tmp_path_factory):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    out = tmp_path_factory.mktemp("ensembles_quick")
-    subprocess.run(
-        [sys.executable, "-m", "papers.ensembles", "--preset", "quick", "--out", str(out)],
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "REPROZOO_QUIET": "1", "MPLBACKEND": "Agg"},
-        check=True,
-        timeout=1800,
-    )
-    return json.loads((out / "summary.json").read_text())
+def quick_summary(quick_summary_of):
+    return quick_summary_of("ensembles")
 
 
 @pytest.mark.slow

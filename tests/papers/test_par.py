@@ -294,21 +294,8 @@ KNOWN_FAILS: dict[str, str] = {  # findings of the committed quick run (see pape
 
 
 @pytest.fixture(scope="module")
-def quick_summary(tmp_path_factory):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    out = tmp_path_factory.mktemp("par_quick")
-    subprocess.run(
-        [sys.executable, "-m", "papers.par", "--preset", "quick", "--out", str(out)],
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "REPROZOO_QUIET": "1", "MPLBACKEND": "Agg"},
-        check=True,
-        timeout=1800,
-    )
-    return json.loads((out / "summary.json").read_text())
+def quick_summary(quick_summary_of):
+    return quick_summary_of("par")
 
 
 @pytest.mark.slow
