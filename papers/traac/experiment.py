@@ -290,8 +290,8 @@ def premise(world: ReasoningWorld, cfg: Config, seed: int) -> list[dict]:
     problems, responses = [problems[i] for i in keep], gen.tokens[keep]
     P = world.cfg.max_prompt_len
     _, attentions, _ = world.states(problems, responses, attentions=True)
-    n_layers = len(attentions)
-    readouts = {"official": list(range(max(1, n_layers // 2)))} | {l: [l] for l in range(n_layers)}
+    # "official": all layers, of which trigger_attention keeps the first half (as in training); then each layer alone.
+    readouts = {"official": list(range(len(attentions)))} | {l: [l] for l in range(len(attentions))}
     out = []
     for name, layers in readouts.items():
         redundant, chain, gate_open = [], [], []
