@@ -7,11 +7,19 @@ Where a run writes:
 - `--publish`: the committed reference `results/<paper>/<preset>/`, then the README tables are regenerated.
 When the reference exists, the run is compared with it (common/reproduce.py): printed after the claims and written
 as `comparison.json` beside the run. `--strict` exits 1 when a claim FAILs or its verdict differs from the
-reference's. Ctrl-C or SIGTERM during a run leaves `--out` as it was and says so in one line (exit 130 / 143).
+reference's. Ctrl-C or SIGTERM during a run leaves the run's files in `--out` as they were and says so in one line
+(exit 130 / 143).
+
+Checkpoints (common/checkpoint.py): the units a run finishes are saved in `<out>/checkpoints/` as they finish, and
+survive an interrupt or a crash; the same command with `--resume` loads them instead of running them again (a
+different setup is refused, exit 2). Without `--resume` a leftover checkpoints/ folder is deleted first. Once the
+final files are in place the folder is deleted. The config recorded in summary.json leaves out `resume` and
+`checkpoint_every`, which change how a run gets its records, not what they are.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 import tempfile
@@ -21,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from common.checkpoint import Checkpoints, ResumeError, active, setup_of
 from common.config import C, ConfigError, parse
 from common.reproduce import print_comparison
 from common.results import Claim, exit_code, print_claims, write_run
@@ -53,6 +62,18 @@ def output_dir(cfg: Any, paper: str, results: Path) -> Path:
     return out
 
 
+def checkpoints(cfg: Any, paper: str, out: Path) -> Checkpoints:
+    """The run's checkpoint store `<out>/checkpoints/` (a ResumeError becomes a ConfigError of --resume)."""
+    setup = {"paper": paper, **setup_of(cfg)}
+    try:
+        store = Checkpoints(out / "checkpoints", setup, resume=cfg.resume, every=cfg.checkpoint_every)
+    except ResumeError as err:
+        raise ConfigError("resume", str(err)) from None
+    if cfg.resume:
+        print(f"[{paper}] resuming: {len(store)} finished units in {store.folder}/", flush=True)
+    return store
+
+
 class Interrupted(KeyboardInterrupt):
     """Raised by the SIGTERM handler so that SIGTERM ends a run the way Ctrl-C does."""
 
@@ -79,6 +100,7 @@ def main(
     cfg = parse(config_cls, presets, argv, prog=_prog(paper))
     try:
         out = output_dir(cfg, paper, results)
+        store = checkpoints(cfg, paper, out)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -88,7 +110,8 @@ def main(
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     try:
         start = time.perf_counter()
-        rows = run(cfg)
+        with active(store):
+            rows = run(cfg)
         wall = time.perf_counter() - start
         checked = claims(rows, cfg)
         fig: Callable[[Path], Any] | None = (lambda p: figure(rows, cfg, p)) if figure is not None else None
@@ -97,7 +120,7 @@ def main(
             paper=paper,
             preset=cfg.preset,
             seeds=cfg.seed_list(),
-            config=cfg,
+            config={k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("resume", "checkpoint_every")},
             rows=rows,
             claims=checked,
             wall_time_s=wall,
@@ -110,11 +133,16 @@ def main(
         return 1
     except KeyboardInterrupt as err:
         how = "SIGTERM" if isinstance(err, Interrupted) else "Ctrl-C"
-        print(f"\n[{paper}] interrupted ({how}): nothing was written to {out}/", file=sys.stderr, flush=True)
+        kept = len(store)
+        note = f"; {kept} finished units kept in {store.folder}/ for --resume" if kept else ""
+        print(
+            f"\n[{paper}] interrupted ({how}): no run files were written to {out}/{note}", file=sys.stderr, flush=True
+        )
         return 143 if isinstance(err, Interrupted) else 130
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+    store.clear()
     written = ["records.jsonl", "summary.json", "table.md"] + (["figure.png"] if fig else [])
     if comparison is not None and out.resolve() != reference.resolve():
         written.append("comparison.json")

@@ -51,11 +51,19 @@ class RunConfig:
     (maintainers, on purpose; not with --out)."""
     strict: bool = False
     """Exit with status 1 if any claim FAILs or its verdict differs from the committed reference."""
+    resume: bool = False
+    """Continue an interrupted run: give the same options (and --out) as the interrupted run; the units it finished
+    (saved in <out>/checkpoints/) are loaded instead of run again, and the records equal an uninterrupted run's.
+    Without it a leftover checkpoints/ folder is deleted and the run starts from scratch (common/checkpoint.py)."""
+    checkpoint_every: int = 0
+    """Also save the state of a long training loop every N steps, so that --resume continues an interrupted unit
+    from its last saved step (0: only finished units are saved). Papers that support it say so in their README."""
 
     def validate(self) -> None:
         """Check every field; paper configs extend this and call `super().validate()`."""
         ensure(self.preset in PRESET_NAMES, "preset", f"must be one of {PRESET_NAMES}, got {self.preset!r}")
         ensure(self.seeds >= 1, "seeds", f"must be >= 1, got {self.seeds}")
+        ensure(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds))

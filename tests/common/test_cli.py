@@ -10,9 +10,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import common.readme
+from common import checkpoint
 from common.cli import main
 from common.config import RunConfig
 from common.results import Claim, record
@@ -152,6 +154,47 @@ def test_interrupt_leaves_earlier_output_untouched(workdir, capsys, where):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no staging folder, no half-written file
     assert "interrupted" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is handler  # the CLI's handler is put back
+
+
+def test_interrupted_run_resumes_from_its_checkpoints_with_identical_records(workdir, capsys, monkeypatch):
+    ran = []
+
+    def units_run(cfg):  # one checkpointed unit per seed, drawing from the global RNG
+        def one(s):
+            ran.append(s)
+            return [record("toy", s, "value", cfg.level + 0.01 * s + float(np.random.rand()))]
+
+        np.random.seed(0)
+        return [r for s in cfg.seed_list() for r in checkpoint.unit(("toy", s), lambda s=s: one(s))]
+
+    results = workdir / "results"
+    assert toy(["--preset", "smoke", "--seeds", "4", "--out", "full"], results, run=units_run) == 0
+    monkeypatch.setenv(checkpoint.STOP_ENV, "2")  # SIGTERM once 2 units are saved
+    ran.clear()
+    assert toy(["--preset", "smoke", "--seeds", "4", "--out", "cut"], results, run=units_run) == 143
+    assert "2 finished units kept in cut/checkpoints/ for --resume" in capsys.readouterr().err
+    assert [p.name for p in (workdir / "cut").iterdir()] == ["checkpoints"] and ran == [0, 1]
+    monkeypatch.delenv(checkpoint.STOP_ENV)
+    # another setup is refused before anything runs
+    assert toy(["--preset", "smoke", "--seeds", "5", "--out", "cut", "--resume"], results, run=units_run) == 2
+    assert "error: --resume: the checkpoints in cut/checkpoints belong to another setup (seeds: 4 → 5)" in (
+        capsys.readouterr().err
+    )
+    ran.clear()
+    assert toy(["--preset", "smoke", "--seeds", "4", "--out", "cut", "--resume"], results, run=units_run) == 0
+    assert ran == [2, 3] and not (workdir / "cut/checkpoints").exists()  # deleted once the run's files are in place
+    assert (workdir / "cut/records.jsonl").read_bytes() == (workdir / "full/records.jsonl").read_bytes()
+    config = json.loads((workdir / "cut/summary.json").read_text())["config"]
+    assert "resume" not in config and "checkpoint_every" not in config and config["seeds"] == 4
+    # without --resume a leftover checkpoint folder is deleted and every unit runs again
+    monkeypatch.setenv(checkpoint.STOP_ENV, "1")
+    assert toy(["--preset", "smoke", "--seeds", "4", "--out", "cut"], results, run=units_run) == 143
+    monkeypatch.delenv(checkpoint.STOP_ENV)
+    ran.clear()
+    assert toy(["--preset", "smoke", "--seeds", "4", "--out", "cut"], results, run=units_run) == 0
+    assert ran == [0, 1, 2, 3]
+    with pytest.raises(SystemExit, match="2"):
+        toy(["--preset", "smoke", "--checkpoint-every", "-1"], results)
 
 
 def test_real_paper_smoke_with_default_out_leaves_checkout_clean_and_bad_out_exits_2(run_cli):
