@@ -1,0 +1,491 @@
+"""Every RLHF method of the project on one preference world, one budget and the same seeds.
+
+Nothing here re-implements a method: each entry calls its paper's public functions.
+- best-of-n (`bon_*`): `papers.ensembles.experiment.bon_pool`, `standardiser`, `curve_rows` with
+  `papers.ensembles.method.aggregate` (mean, WCO, UWO, median, mean − std) or `baselines.single_member`;
+- PPO with each shaping / RM baseline of Fu et al. (`ppo_<run>`: vanilla, Meanstd, Clip, Minmax, LSC, PAR, WARM,
+  ODIN, Reg): `papers.par.experiment.ppo_run` (its RMs and references from `reward_model` / `prompts`);
+- PPO against the ensembles (`ppo_ens_<agg>`: mean, WCO, UWO): `papers.ensembles.experiment.ppo_rows`;
+- offline (`dpo`, `ipo`, `simpo`, `cdpo`, `rdpo`, `chipo`, `power`, `power_dl`):
+  `papers.power_dl.experiment.world_rows`.
+
+One world and one budget. Seed s has one labelled data set: `proxy.n_pairs` gold-labelled pairs of π_SFT samples
+(`world.comparisons(n_pairs, seed=s)`). The single proxy of seed s (PAR's proxy: `proxy` with seed = data_seed = s)
+is trained on them, ensemble member j on the same pairs with fine-tune seed s + 1000 j (member 0 is the single
+proxy), and the offline methods train on the same pairs. Every PPO run has the same β, learning rate, epochs,
+minibatch and `iterations × ppo_batch` rollouts; every offline run the same steps × batch; best-of-n draws up to
+`bon_samples` π_SFT samples per prompt. Each paper's remaining hyper-parameters (PAR's M, WARM's K, the offline
+losses' β / η / γ, UWO's λ) come from that paper's preset of the same name.
+
+Each paper's records are mapped onto one curve per (method, seed): gold reward, KL(π ‖ π_SFT), gold win-rate vs
+π_SFT, the single proxy's reward (z-scored under π_SFT), feature-token count and length, against the paper's own
+x (best-of-n: n; PPO: iteration; offline: step). `scalar_rows` reduces a curve to the leaderboard's metrics.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import multiprocessing as mp
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from common.config import RunConfig, check_positive, ensure
+from common.progress import track
+from common.results import record, select
+from common.reward import best_of_n, kl_bon
+from common.worlds.preference import PreferenceWorld, ProxyConfig, WorldConfig, build_world
+from papers.ensembles import experiment as ensembles
+from papers.ensembles.baselines import single_member
+from papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate
+from papers.par import experiment as par
+from papers.power_dl import experiment as power_dl
+from papers.power_dl.baselines import METHODS as OFFLINE_METHODS
+
+BON = ("single", *AGGREGATIONS)
+PAR_RUNS = ("vanilla", "meanstd", "clip", "minmax", "lsc", "par", "warm", "odin", "reg")
+ENSEMBLE_PPO = ("mean", "wco", "uwo")
+REFERENCE = "ppo_vanilla_gold"
+"""PPO against the gold reward itself (PAR's control run): the premise (a proxy error) switched off; plotted and
+checked, never ranked."""
+CURVE_METRICS = ("gold", "kl", "winrate", "proxy_z", "features", "length")
+SCALARS = (
+    "gold_final",
+    "gold_peak",
+    "winrate_final",
+    "kl_final",
+    "kl_at_gold_peak",
+    "gap_final",
+    "features_drift",
+    "length_drift",
+)
+
+
+@dataclass
+class Config(RunConfig):
+    """One leaderboard: best-of-n, PPO (shaped, RM baselines, ensembles) and offline preference optimisation."""
+
+    world: WorldConfig = field(default_factory=WorldConfig)
+    """The shared preference world (cached under .cache/preference_world/ by its hash)."""
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    """Single-proxy template: seed s uses seed = data_seed = s (PAR's proxy); its pairs are every method's data."""
+    members: int = 5
+    """Ensemble size k (Coste et al.: 5); member 0 is the single proxy."""
+    bon: list[str] = field(default_factory=lambda: list(BON))
+    """Best-of-n rankers: single (the single proxy) and the ensembles' aggregations."""
+    bon_prompts: int = 64
+    """Prompts of the best-of-n pool."""
+    bon_samples: int = 512
+    """π_SFT samples per prompt (N); n runs over powers of two up to N."""
+    std_samples: int = 2048
+    """π_SFT samples that standardise each proxy (z = (R − μ)/σ)."""
+    ppo_runs: list[str] = field(default_factory=lambda: list(PAR_RUNS) + ["vanilla_gold"])
+    """PPO runs of papers.par (VARIANTS names; vanilla_gold is the reference run on the gold reward)."""
+    ensemble_ppo: list[str] = field(default_factory=lambda: list(ENSEMBLE_PPO))
+    """Aggregations PPO optimises through papers.ensembles (single, mean, wco, uwo)."""
+    offline: list[str] = field(
+        default_factory=lambda: ["dpo", "ipo", "simpo", "cdpo", "rdpo", "chipo", "power", "power_dl"]
+    )
+    """Offline methods of papers.power_dl."""
+    kl_coef: float = 0.005
+    """β of every PPO run's per-token KL penalty (PAR's official KL_coef)."""
+    train_prompts: int = 3200
+    """PPO training prompts per epoch (PAR's; fresh prompts for the ensembles' runs)."""
+    prompt_epochs: int = 2
+    """Passes over the training prompts: iterations = prompt_epochs · train_prompts / ppo_batch."""
+    ppo_batch: int = 64
+    """Prompts (= rollouts) per PPO iteration."""
+    ppo_lr: float = 2e-4
+    """PPO learning rate."""
+    ppo_epochs: int = 2
+    """PPO optimisation passes over each rollout batch."""
+    ppo_minibatch: int = 32
+    """PPO minibatch size."""
+    eval_every: int = 5
+    """PPO curve resolution (iterations per window / win-rate evaluation)."""
+    eval_prompts: int = 256
+    """Held-out prompts of the win-rate evaluations (PPO of papers.par and the offline runs)."""
+    offline_steps: int = 400
+    """Adam steps per offline run."""
+    offline_batch: int = 64
+    """Pairs per offline step."""
+    offline_lr: float = 1e-3
+    """Offline learning rate."""
+    offline_eval_every: int = 50
+    """Offline evaluation interval (steps)."""
+    threads: int = 1
+    """torch CPU threads per process."""
+    workers: int = 2
+    """Processes for the PPO and offline runs (1 = all in this process)."""
+
+    @property
+    def iterations(self) -> int:
+        return self.prompt_epochs * self.train_prompts // self.ppo_batch
+
+    def validate(self) -> None:
+        super().validate()
+        check_positive(
+            self,
+            "bon_prompts",
+            "std_samples",
+            "kl_coef",
+            "train_prompts",
+            "prompt_epochs",
+            "ppo_batch",
+            "ppo_lr",
+            "ppo_epochs",
+            "ppo_minibatch",
+            "eval_every",
+            "eval_prompts",
+            "offline_steps",
+            "offline_batch",
+            "offline_lr",
+            "offline_eval_every",
+            "threads",
+            "workers",
+        )
+        ensure(self.members >= 2, "members", f"must be >= 2, got {self.members}")
+        ensure(self.bon_samples >= 2, "bon_samples", f"must be >= 2, got {self.bon_samples}")
+        for name, allowed in (
+            ("bon", BON),
+            ("ppo_runs", tuple(par.VARIANTS)),
+            ("ensemble_ppo", ensembles.PPO_METHODS),
+            ("offline", OFFLINE_METHODS),
+        ):
+            bad = [m for m in getattr(self, name) if m not in allowed]
+            ensure(not bad, name, f"unknown {bad}; choose from {allowed}")
+        ensure("vanilla" in self.ppo_runs, "ppo_runs", "must include vanilla (the premise is read on it)")
+        ensure(self.train_prompts % self.ppo_batch == 0, "train_prompts", "must be a multiple of ppo_batch")
+        ensure(self.iterations % self.eval_every == 0, "eval_every", "must divide the number of PPO iterations")
+        ensure(self.offline_steps % self.offline_eval_every == 0, "offline_eval_every", "must divide offline_steps")
+        ensure(self.offline_batch <= self.proxy.n_pairs, "offline_batch", "must be <= proxy.n_pairs")
+
+
+SMOKE_WORLD = WorldConfig(corpus_size=512, policy_d=32, sft_steps=20, sft_batch=64, gold_d=32, gold_layers=2)
+PRESETS = {
+    "smoke": Config(
+        preset="smoke",
+        seeds=1,
+        workers=1,
+        world=SMOKE_WORLD,
+        proxy=ProxyConfig(n_pairs=128, steps=10),
+        members=2,
+        bon=["single", "wco"],
+        bon_prompts=4,
+        bon_samples=16,
+        std_samples=64,
+        ppo_runs=["vanilla", "par"],
+        ensemble_ppo=["wco"],
+        offline=["dpo", "power_dl"],
+        train_prompts=16,
+        ppo_batch=8,
+        ppo_minibatch=8,
+        eval_every=2,
+        eval_prompts=16,
+        offline_steps=4,
+        offline_batch=16,
+        offline_eval_every=2,
+    ),
+    "quick": Config(preset="quick", seeds=3),
+    "full": Config(
+        preset="full",
+        seeds=5,
+        ppo_runs=list(par.VARIANTS),
+        ensemble_ppo=list(ensembles.PPO_METHODS),
+        offline=list(OFFLINE_METHODS),
+        bon_prompts=256,
+        bon_samples=1024,
+        train_prompts=12800,
+        ppo_batch=128,
+        ppo_minibatch=64,
+        eval_prompts=1024,
+        offline_steps=2000,
+        offline_eval_every=100,
+    ),
+}
+
+
+# --- each paper's config, with the shared world, data and budget ---
+
+
+def par_config(cfg: Config) -> par.Config:
+    """PAR's preset of the same name with the leaderboard's world, proxy, PPO budget and evaluation set."""
+    return dataclasses.replace(
+        par.PRESETS[cfg.preset],
+        seeds=cfg.seeds,
+        world=cfg.world,
+        proxy=cfg.proxy,
+        runs=list(cfg.ppo_runs),
+        kl_coef=cfg.kl_coef,
+        train_prompts=cfg.train_prompts,
+        prompt_epochs=cfg.prompt_epochs,
+        ppo_batch=cfg.ppo_batch,
+        ppo_lr=cfg.ppo_lr,
+        ppo_epochs=cfg.ppo_epochs,
+        ppo_minibatch=cfg.ppo_minibatch,
+        eval_every=cfg.eval_every,
+        eval_prompts=cfg.eval_prompts,
+        threads=cfg.threads,
+        workers=1,
+    )
+
+
+def ensembles_config(cfg: Config) -> ensembles.Config:
+    """The ensembles' preset of the same name with the leaderboard's world, pool and PPO budget."""
+    return dataclasses.replace(
+        ensembles.PRESETS[cfg.preset],
+        seeds=cfg.seeds,
+        world=cfg.world,
+        proxy=cfg.proxy,
+        members=cfg.members,
+        bon_prompts=cfg.bon_prompts,
+        bon_samples=cfg.bon_samples,
+        std_samples=cfg.std_samples,
+        ppo_steps=cfg.iterations,
+        ppo_batch=cfg.ppo_batch,
+        ppo_lr=cfg.ppo_lr,
+        ppo_epochs=cfg.ppo_epochs,
+        ppo_minibatch=cfg.ppo_minibatch,
+        ppo_kl_small=cfg.kl_coef,
+        log_every=cfg.eval_every,
+        threads=cfg.threads,
+        workers=1,
+    )
+
+
+def power_dl_config(cfg: Config) -> power_dl.Config:
+    """POWER-DL's preset of the same name with the leaderboard's world, data (the single proxy's pairs) and budget."""
+    return dataclasses.replace(
+        power_dl.PRESETS[cfg.preset],
+        seeds=cfg.seeds,
+        world=cfg.world,
+        methods=list(cfg.offline),
+        world_pairs=cfg.proxy.n_pairs,
+        label_noises=[cfg.proxy.label_noise],
+        world_steps=cfg.offline_steps,
+        world_batch=cfg.offline_batch,
+        world_lr=cfg.offline_lr,
+        eval_every=cfg.offline_eval_every,
+        eval_prompts=cfg.eval_prompts,
+        threads=cfg.threads,
+        workers=cfg.workers,
+    )
+
+
+def member_configs(cfg: Config, seed: int) -> list[ProxyConfig]:
+    """Seed `seed`'s ensemble: the single proxy's pairs and labels, fine-tune seeds seed + 1000 j (j = 0: the proxy)."""
+    return [dataclasses.replace(cfg.proxy, seed=seed + 1000 * j, data_seed=seed) for j in range(cfg.members)]
+
+
+def proxy_stats(world: PreferenceWorld, cfg: Config, seed: int) -> tuple[float, float]:
+    """(μ, σ) of the single proxy under π_SFT (the ensembles' `standardiser`), to z-score its reward everywhere."""
+    mu, sd = ensembles.standardiser(world, [world.train_proxy(member_configs(cfg, seed)[0])], ensembles_config(cfg))
+    return float(mu[0]), float(sd[0])
+
+
+# --- π_SFT reference ---
+
+
+def sft_reference(pool: dict) -> dict[str, float]:
+    """Gold, feature count and length of π_SFT (the best-of-n pool's mean): the origin of every drift."""
+    return {
+        "gold": float(pool["gold"].mean()),
+        "features": float(pool["features"].mean()),
+        "length": float(pool["mask"].float().sum(-1).mean()),
+    }
+
+
+def win_probability(gold: torch.Tensor) -> torch.Tensor:
+    """w(x, y_i) = P(R*(y_i) > R*(y′)) + ½ P(R*(y_i) = R*(y′)), y′ ∼ π_SFT(·|x), estimated on the prompt's N samples
+    (gold: (prompts, N)); best-of-n of w is then the unbiased win-rate of best-of-n against π_SFT."""
+    g = gold.double()
+    above = (g[:, :, None] > g[:, None, :]).double().mean(-1)
+    tie = (g[:, :, None] == g[:, None, :]).double().mean(-1)
+    return above + 0.5 * tie
+
+
+# --- the four families, each through its paper ---
+
+
+def bon_curves(world: PreferenceWorld, cfg: Config) -> list[dict]:
+    """Best-of-n curves of every ranker on the ensembles' shared pool, by the ensembles' own functions, plus the
+    win-rate, length and single-proxy reward of the picks (unbiased estimator, `common.reward.best_of_n`)."""
+    ecfg = ensembles_config(cfg)
+    pool = ensembles.bon_pool(world, ecfg)
+    P, N = cfg.bon_prompts, cfg.bon_samples
+    ns = [2**k for k in range(int(np.log2(N)) + 1)]
+    win = win_probability(pool["gold"])
+    length = pool["mask"].float().sum(-1).view(P, N)
+    out = []
+    for seed in track(cfg.seed_list(), "best-of-n seeds"):
+        rms = [world.train_proxy(pc) for pc in member_configs(cfg, seed)]
+        raw = torch.stack(
+            [world.proxy_reward(rm, pool["prompts"], pool["tokens"], pool["mask"]).view(P, N) for rm in rms]
+        )
+        mu, sd = ensembles.standardiser(world, rms, ecfg)
+        z = (raw - mu[:, None, None]) / sd[:, None, None]
+        for name in cfg.bon:
+            score = single_member(z, 0) if name == "single" else aggregate(z, name, stage="bon")
+            rows = ensembles.curve_rows(f"bon_{name}", seed, score, pool, ns)
+            for n in ns:
+                rows += [
+                    record(f"bon_{name}", seed, "winrate", float(best_of_n(score, win, n).mean()), n=n, step=n),
+                    record(f"bon_{name}", seed, "length", float(best_of_n(score, length, n).mean()), n=n, step=n),
+                    record(f"bon_{name}", seed, "proxy_z", float(best_of_n(score, z[0], n).mean()), n=n, step=n),
+                ]
+            out += from_bon(rows, f"bon_{name}", seed)
+    return out
+
+
+def from_bon(rows: list[dict], method: str, seed: int) -> list[dict]:
+    """The ensembles' best-of-n records (+ win-rate, length, proxy_z) → leaderboard curve rows, x = n."""
+    out = []
+    for r in rows:
+        if r["metric"] in ("gold", "features", "winrate", "length", "proxy_z"):
+            out.append(record(method, seed, r["metric"], r["value"], step=r["step"]))
+            if r["metric"] == "gold":
+                out.append(record(method, seed, "kl", kl_bon(int(r["step"])), step=r["step"]))
+    return out
+
+
+def from_par(rows: list[dict], run: str, seed: int, mu: float, sd: float) -> list[dict]:
+    """papers.par records of one run → leaderboard curve rows, x = PPO iteration (the window's end). The vanilla
+    proxy's raw reward becomes z = (r − μ)/σ; the win-rate at iteration 0 is kept (the SFT check)."""
+    out = []
+    for r in select(rows, method=run, seed=seed):
+        if "step" not in r:
+            continue
+        m, v = r["metric"], r["value"]
+        if m == "proxy":
+            m, v = "proxy_z", (v - mu) / sd
+        if m in CURVE_METRICS:
+            out.append(record(f"ppo_{run}", seed, m, v, step=r["step"]))
+    return out
+
+
+def from_ensembles(rows: list[dict], method: str, seed: int) -> list[dict]:
+    """papers.ensembles PPO records → leaderboard curve rows, x = PPO iteration (the window's middle). Its `proxy`
+    is the optimised reward: the single proxy's z only when the run optimises the single member."""
+    name = "ppo_single_z" if method == "single" else f"ppo_ens_{method}"
+    out = []
+    for r in select(rows, method=f"ppo_{method}", seed=seed):
+        m = "proxy_z" if r["metric"] == "proxy" else r["metric"]
+        if m == "proxy_z" and method != "single":
+            continue
+        if m in CURVE_METRICS:
+            out.append(record(name, seed, m, r["value"], step=r["step"]))
+    return out
+
+
+def from_power_dl(rows: list[dict], method: str, seed: int) -> list[dict]:
+    """papers.power_dl world records → leaderboard curve rows, x = optimisation step."""
+    out = []
+    for r in select(rows, part="world", method=method, seed=seed):
+        m = "winrate" if r["metric"] == "win_rate" else r["metric"]
+        if m in CURVE_METRICS:
+            out.append(record(method, seed, m, r["value"], step=r["step"]))
+    return out
+
+
+def _par_job(cfg: Config, run: str, seed: int) -> list[dict]:
+    torch.set_num_threads(cfg.threads)
+    world = build_world(cfg.world)
+    mu, sd = proxy_stats(world, cfg, seed)
+    return from_par(par.ppo_run(world, par_config(cfg), run, seed), run, seed, mu, sd)
+
+
+def _ensemble_job(cfg: Config, method: str, seed: int) -> list[dict]:
+    torch.set_num_threads(cfg.threads)
+    world = build_world(cfg.world)
+    rms = [world.train_proxy(pc) for pc in member_configs(cfg, seed)]
+    ecfg = ensembles_config(cfg)
+    mu, sd = ensembles.standardiser(world, rms, ecfg)
+    ens = Ensemble(rms, mu, sd).eval()
+    return from_ensembles(ensembles.ppo_rows(world, ens, ecfg, method, cfg.kl_coef, seed, "control"), method, seed)
+
+
+def _prepare(world: PreferenceWorld, cfg: Config) -> None:
+    """Train (or load) every reward model and PAR's references here, once, before the workers read the cache."""
+    pcfg = par_config(cfg)
+    kinds = sorted({par.VARIANTS[r].rm for r in cfg.ppo_runs} - {"gold"})
+    for seed in track(cfg.seed_list(), "reward models"):
+        for pc in member_configs(cfg, seed):
+            world.train_proxy(pc)
+        for kind in kinds:
+            par.reward_model(world, pcfg, kind, seed)
+        par.prompts(world, pcfg, seed, par.reward_model(world, pcfg, "proxy", seed))
+
+
+def run(cfg: Config) -> list[dict]:
+    """Reward models first; then the PPO runs in `workers` processes while this one scores best-of-n; then the
+    offline runs (papers.power_dl's own `world_rows`, with its own workers); then per-seed scalars."""
+    torch.set_num_threads(cfg.threads)
+    world = build_world(cfg.world, verbose=True)
+    _prepare(world, cfg)
+    jobs = [(_par_job, run, s) for run in cfg.ppo_runs for s in cfg.seed_list()]
+    jobs += [(_ensemble_job, m, s) for m in cfg.ensemble_ppo for s in cfg.seed_list()]
+    rows: list[dict] = []
+    if cfg.workers > 1:
+        with cf.ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(fn, cfg, name, seed) for fn, name, seed in jobs]
+            rows += bon_curves(world, cfg)
+            for fut in track(futures, "PPO runs"):
+                rows += fut.result()
+    else:
+        rows += bon_curves(world, cfg)
+        for fn, name, seed in track(jobs, "PPO runs"):
+            rows += fn(cfg, name, seed)
+    offline = power_dl.world_rows(power_dl_config(cfg))
+    for method in cfg.offline:
+        for seed in cfg.seed_list():
+            rows += from_power_dl(offline, method, seed)
+    sft = sft_reference(ensembles.bon_pool(world, ensembles_config(cfg)))
+    rows += [record("sft", 0, k, v) for k, v in sft.items()]
+    return rows + scalar_rows(rows, sft)
+
+
+# --- curves → leaderboard metrics ---
+
+
+def curve(rows: list[dict], method: str, seed: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x, value) of one run's curve, sorted by x."""
+    pts = sorted((r["step"], r["value"]) for r in select(rows, method=method, seed=seed, metric=metric) if "step" in r)
+    return np.array([p[0] for p in pts], float), np.array([p[1] for p in pts], float)
+
+
+def scalars(curves: dict[str, tuple[np.ndarray, np.ndarray]], sft: dict[str, float]) -> dict[str, float]:
+    """One run's leaderboard metrics from its curves (final = the last point, peak = the best point): gold final
+    and peak, KL at the end and at the gold peak, win-rate at the end, the proxy–gold gap at the end
+    (Δ single-proxy z − Δ gold, both from π_SFT), feature-token and length drift from π_SFT. A metric whose curve
+    the run lacks is left out (e.g. the win-rate of the ensembles' PPO runs). Gold and KL share their x."""
+    (x, gold), (kx, kl) = curves["gold"], curves["kl"]
+    if not np.array_equal(x, kx):
+        raise ValueError("gold and KL curves must share their x")
+    peak = int(np.argmax(gold))
+    out = {
+        "gold_final": float(gold[-1]),
+        "gold_peak": float(gold[peak]),
+        "kl_final": float(kl[-1]),
+        "kl_at_gold_peak": float(kl[peak]),
+    }
+    has = {m: len(curves.get(m, ((), ()))[1]) > 0 for m in CURVE_METRICS}
+    if has["winrate"]:
+        out["winrate_final"] = float(curves["winrate"][1][-1])
+    if has["proxy_z"]:
+        out["gap_final"] = float(curves["proxy_z"][1][-1] - (gold[-1] - sft["gold"]))
+    for m in ("features", "length"):
+        if has[m]:
+            out[f"{m}_drift"] = float(curves[m][1][-1] - sft[m])
+    return out
+
+
+def scalar_rows(rows: list[dict], sft: dict[str, float]) -> list[dict]:
+    """Per-run leaderboard metrics (rows without `step`: summary.json aggregates them over seeds)."""
+    runs = sorted({(r["method"], r["seed"]) for r in rows if "step" in r})
+    out = []
+    for method, seed in runs:
+        curves = {m: curve(rows, method, seed, m) for m in CURVE_METRICS}
+        out += [record(method, seed, k, v) for k, v in scalars(curves, sft).items()]
+    return out

@@ -1,0 +1,182 @@
+"""Ranking, the gold-vs-KL Pareto front, the ranked table and the figure (pure functions of the records)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from common.results import aggregate, select
+
+REFERENCES = ("sft", "ppo_vanilla_gold")
+"""Rows shown for reference, never ranked: π_SFT itself and PPO on the gold reward (no proxy error)."""
+FAMILIES = (
+    ("bon_", "best-of-n", "ensembles"),
+    ("ppo_ens_", "PPO, ensemble RM", "ensembles"),
+    ("ppo_single_z", "PPO, single RM (z)", "ensembles"),
+    ("ppo_", "PPO", "par"),
+)
+COLUMNS = (
+    ("gold_final", "gold final"),
+    ("gold_peak", "gold peak"),
+    ("winrate_final", "win-rate vs SFT"),
+    ("kl_final", "KL final"),
+    ("gap_final", "proxy − gold gap"),
+    ("features_drift", "Δ features"),
+    ("length_drift", "Δ length"),
+)
+
+
+def family(method: str) -> tuple[str, str]:
+    """(family, paper slug) of a leaderboard method name."""
+    if method == "sft":
+        return "π_SFT", "—"
+    for prefix, fam, paper in FAMILIES:
+        if method.startswith(prefix):
+            return fam, paper
+    return "offline", "power_dl"
+
+
+def rank(methods: dict[str, dict[str, dict[str, float]]], metric: str = "gold_final") -> list[tuple[str, float, float]]:
+    """[(method, mean, 95% CI half-width)] by decreasing mean of `metric` over seeds (references left out; ties keep
+    the methods' name order)."""
+    rows = [(m, agg[metric]["mean"], agg[metric]["ci95"]) for m, agg in methods.items() if metric in agg]
+    rows = [r for r in rows if r[0] not in REFERENCES and np.isfinite(r[1])]
+    return sorted(sorted(rows), key=lambda r: -r[1])
+
+
+def tied_with_best(ranked: list[tuple[str, float, float]]) -> set[str]:
+    """Methods whose 95% CI overlaps the first-ranked method's CI (not separable from the leader by these seeds)."""
+    if not ranked:
+        return set()
+    _, best, best_ci = ranked[0]
+    return {m for m, mean, ci in ranked if mean + ci >= best - best_ci}
+
+
+def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
+    """Methods whose (KL, gold) no other method dominates (KL ≤ and gold ≥, one of them strictly), by KL."""
+    front = []
+    for m, (kl, gold) in points.items():
+        dominated = any(
+            k2 <= kl and g2 >= gold and (k2 < kl or g2 > gold) for m2, (k2, g2) in points.items() if m2 != m
+        )
+        if not dominated:
+            front.append(m)
+    return sorted(front, key=lambda m: points[m][0])
+
+
+def final_points(methods: dict[str, dict[str, dict[str, float]]]) -> dict[str, tuple[float, float]]:
+    """(mean KL final, mean gold final) of every ranked method."""
+    return {
+        m: (agg["kl_final"]["mean"], agg["gold_final"]["mean"])
+        for m, agg in methods.items()
+        if m not in REFERENCES and "kl_final" in agg and "gold_final" in agg
+    }
+
+
+def _cell(agg: dict[str, dict[str, float]], metric: str) -> str:
+    if metric not in agg:
+        return "—"
+    return f"{agg[metric]['mean']:.2f} ± {agg[metric]['ci95']:.2f}"
+
+
+def ranked_table(rows: list[dict]) -> str:
+    """The leaderboard: methods ranked by final gold reward (mean ± 95% CI over seeds), with the other metrics, the
+    methods not separable from the leader (CI overlap) and those on the gold-vs-KL Pareto front; references below."""
+    methods = aggregate(rows)
+    ranked = rank(methods)
+    tied = tied_with_best(ranked)
+    front = set(pareto_front(final_points(methods)))
+    head = "| rank | method | family | paper | " + " | ".join(c[1] for c in COLUMNS) + " | front |"
+    lines = [
+        "Ranked by final gold reward (mean ± 95% CI over seeds). **bold**: CI overlaps the leader's; front: on the "
+        "gold-vs-KL Pareto front of the final points; — : not measured by that paper's entry point.",
+        "",
+        head,
+        "|---" * (len(COLUMNS) + 5) + "|",
+    ]
+    for i, (m, _, _) in enumerate(ranked, 1):
+        fam, paper = family(m)
+        name = f"**{m}**" if m in tied else m
+        cells = " | ".join(_cell(methods[m], c) for c, _ in COLUMNS)
+        lines.append(f"| {i} | {name} | {fam} | {paper} | {cells} | {'✓' if m in front else ''} |")
+    for m in REFERENCES:
+        if m in methods:
+            fam, paper = family(m)
+            agg = methods[m]
+            if m == "sft":  # π_SFT: gold, features and length are the origin; KL 0, win-rate ½ by definition
+                agg = {"gold_final": agg["gold"], "kl_final": {"mean": 0.0, "ci95": 0.0}}
+            cells = " | ".join(_cell(agg, c) for c, _ in COLUMNS)
+            lines.append(f"| ref | {m} | {fam} | {paper} | {cells} | |")
+    return "\n".join(lines) + "\n"
+
+
+def mean_curve(rows: list[dict], method: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x, mean over seeds) of a method's curve, at the x every seed has."""
+    pts = [r for r in select(rows, method=method, metric=metric) if "step" in r]
+    seeds = {r["seed"] for r in pts}
+    xs = sorted(x for x in {r["step"] for r in pts} if sum(r["step"] == x for r in pts) == len(seeds))
+    return np.array(xs, float), np.array([np.mean([r["value"] for r in pts if r["step"] == x]) for x in xs])
+
+
+def figure(rows: list[dict], cfg, path: Path) -> None:
+    """Left: gold reward vs KL through optimisation (mean over seeds), every method; right: final points with 95%
+    CIs on both axes and the Pareto front; π_SFT at KL 0."""
+    import matplotlib.pyplot as plt
+
+    methods = aggregate(rows)
+    names = [m for m in methods if m != "sft" and "gold_final" in methods[m]]
+    fams = sorted({family(m)[0] for m in names})
+    colours = {f: f"C{i}" for i, f in enumerate(fams)}
+    markers = "osD^v<>pPX*h"
+    fig, ax = plt.subplots(1, 2, figsize=(17, 7))
+    for i, m in enumerate(names):
+        fam = family(m)[0]
+        _, gold = mean_curve(rows, m, "gold")
+        _, kl = mean_curve(rows, m, "kl")
+        k = min(len(gold), len(kl))
+        style = dict(color=colours[fam], marker=markers[i % len(markers)], ms=3, lw=1, alpha=0.8)
+        ax[0].plot(kl[:k], gold[:k], ls=":" if m == "ppo_vanilla_gold" else "-", label=m, **style)
+        agg = methods[m]
+        ax[1].errorbar(
+            agg["kl_final"]["mean"],
+            agg["gold_final"]["mean"],
+            xerr=agg["kl_final"]["ci95"],
+            yerr=agg["gold_final"]["ci95"],
+            fmt=markers[i % len(markers)],
+            color=colours[fam],
+            capsize=2,
+            ms=5,
+        )
+        ax[1].annotate(
+            m,
+            (agg["kl_final"]["mean"], agg["gold_final"]["mean"]),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
+    points = final_points(methods)
+    front = pareto_front(points)
+    ax[1].plot([points[m][0] for m in front], [points[m][1] for m in front], "k--", lw=1, label="Pareto front")
+    if "sft" in methods:
+        g0 = methods["sft"]["gold"]["mean"]
+        for a in ax:
+            a.axhline(g0, color="k", lw=0.6, ls=":")
+            a.plot([0], [g0], "k*", ms=10, label="π_SFT")
+    ax[0].set(
+        xlabel="KL(π ‖ π_SFT) (nats; best-of-n: log n − (n−1)/n)",
+        ylabel="gold reward",
+        title="gold reward vs KL through optimisation (mean over seeds)",
+    )
+    ax[1].set(
+        xlabel="KL at the end (nats)",
+        ylabel="gold reward at the end",
+        title="final points (mean ± 95% CI) and the gold-vs-KL Pareto front",
+    )
+    ax[0].legend(fontsize=6, ncol=2)
+    ax[1].legend(fontsize=7)
+    for a in ax:
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)
