@@ -16,7 +16,7 @@ interrupted unit continues from its last saved step instead of from its start:
     ...                                        # load model / optimiser / records from `saved`
     for step in range(start, n_steps):
         ...
-        state.save(step + 1, lambda: {"model": model.state_dict(), "optim": opt.state_dict(), "rows": rows})
+        state.save(step + 1, {"model": model.state_dict(), "optim": opt.state_dict(), "rows": rows})
 
 Why a resumed run's records are byte-identical to an uninterrupted run's:
 - a unit's result is stored with pickle (floats, numpy scalars and tuples come back exactly as they were);
@@ -246,13 +246,14 @@ class StepState:
         set_rng_states(state.pop("rng"))
         return state
 
-    def save(self, step: int, state: Callable[[], dict[str, Any]]) -> None:
-        """When `step` is a multiple of `every`, save `{"step": step, **state()}` and the RNG states now."""
+    def save(self, step: int, state: dict[str, Any]) -> None:
+        """When `step` is a multiple of `every`, save `{"step": step, **state}` and the RNG states now (state_dict()s
+        hold references, not copies, so building `state` every step costs nothing)."""
         if self.path is None or step % self.every or not self.write or self._prepare is None or not self._prepare():
             return
         import torch
 
-        payload = {"step": step, "rng": rng_states(), **state()}
+        payload = {"step": step, "rng": rng_states(), **state}
         _atomic_write(self.path, lambda p: torch.save(payload, p))
 
 

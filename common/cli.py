@@ -31,6 +31,7 @@ from typing import Any
 
 from common.checkpoint import Checkpoints, ResumeError, active, setup_of
 from common.config import C, ConfigError, parse
+from common.distributed import is_main_process
 from common.reproduce import print_comparison
 from common.results import Claim, exit_code, print_claims, write_run
 
@@ -69,8 +70,6 @@ def checkpoints(cfg: Any, paper: str, out: Path) -> Checkpoints:
         store = Checkpoints(out / "checkpoints", setup, resume=cfg.resume, every=cfg.checkpoint_every)
     except ResumeError as err:
         raise ConfigError("resume", str(err)) from None
-    if cfg.resume:
-        print(f"[{paper}] resuming: {len(store)} finished units in {store.folder}/", flush=True)
     return store
 
 
@@ -106,6 +105,8 @@ def main(
         return 2
     reference = results / paper / cfg.preset
     print(f"[{paper}] preset={cfg.preset} seeds={cfg.seed_list()} out={out}", flush=True)
+    if cfg.resume:
+        print(f"[{paper}] resuming: {len(store)} finished units in {store.folder}/", flush=True)
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     try:
@@ -113,6 +114,8 @@ def main(
         with active(store):
             rows = run(cfg)
         wall = time.perf_counter() - start
+        if not is_main_process():  # under `accelerate launch` rank 0 alone writes, compares and prints
+            return 0
         checked = claims(rows, cfg)
         fig: Callable[[Path], Any] | None = (lambda p: figure(rows, cfg, p)) if figure is not None else None
         _, comparison = write_run(

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.stats import mannwhitneyu
 
+from common import checkpoint
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.lm import response_logprobs
 from common.policy import response_mask
@@ -217,15 +219,21 @@ def rewards(batch: Batch, variant: Variant, history: M.LengthHistory, world: Rea
 
 
 def train(world: ReasoningWorld, variant: Variant, cfg: Config, seed: int, method: str) -> tuple[torch.nn.Module, list]:
-    """GRPO from the base model; returns the trained policy and its training curves."""
+    """GRPO from the base model; returns the trained policy and its training curves. With `--checkpoint-every N`
+    the loop's state (policy, optimiser, length history, curves, RNG) is saved every N steps for `--resume`."""
     torch.manual_seed(seed)
     base = world.model
     policy = copy.deepcopy(base).train()
     scorer = base if cfg.scorer == "base" else policy
     opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     history = M.LengthHistory(cfg.history_batches)
-    n, rows = cfg.group_size, []
-    for it in track(range(cfg.iterations), f"{method} seed {seed}"):
+    n, rows, start = cfg.group_size, [], 0
+    state = checkpoint.steps(("train", method, seed))
+    if (saved := state.load()) is not None:
+        policy.load_state_dict(saved["policy"])
+        opt.load_state_dict(saved["optim"])
+        history, rows, start = saved["history"], saved["rows"], saved["step"]
+    for it in track(range(start, cfg.iterations), f"{method} seed {seed}"):
         policy.eval()
         batch = collect(world, policy, scorer, variant, cfg, seed, it)
         r = rewards(batch, variant, history, world)
@@ -261,6 +269,7 @@ def train(world: ReasoningWorld, variant: Variant, cfg: Config, seed: int, metho
             record(method, seed, "compressed", batch.n_compressed, step=it),
             record(method, seed, "hard_bucket_share", float(np.mean([b == "hard" for b in batch.buckets])), step=it),
         ]
+        state.save(it + 1, {"policy": policy.state_dict(), "optim": opt.state_dict(), "history": history, "rows": rows})
     return policy.eval(), rows
 
 
@@ -347,15 +356,23 @@ def run(cfg: Config) -> list[dict]:
         )
     world = build_world(world_config(cfg.world), verbose=True)
     rows: list[dict] = []
-    for seed in cfg.seed_list():
-        rows += premise(world, cfg, seed) + evaluate(world, world.model, cfg, seed, "base")
+    for seed in cfg.seed_list():  # checkpointed units (--resume): the base model per seed, each method × seed
+        rows += checkpoint.unit(("base", seed), partial(base_rows, world, cfg, seed))
         for method in cfg.methods:
-            variant = VARIANTS[method]
-            if variant is None:
-                continue
-            policy, curves = train(world, variant, cfg, seed, method)
-            rows += curves + evaluate(world, policy, cfg, seed, method)
+            if VARIANTS[method] is not None:
+                rows += checkpoint.unit((method, seed), partial(method_rows, world, cfg, seed, method))
     return rows
+
+
+def base_rows(world: ReasoningWorld, cfg: Config, seed: int) -> list[dict]:
+    """The premise and the base model's evaluation for one seed."""
+    return premise(world, cfg, seed) + evaluate(world, world.model, cfg, seed, "base")
+
+
+def method_rows(world: ReasoningWorld, cfg: Config, seed: int, method: str) -> list[dict]:
+    """One method × seed: GRPO training curves and the trained policy's evaluation."""
+    policy, curves = train(world, VARIANTS[method], cfg, seed, method)
+    return curves + evaluate(world, policy, cfg, seed, method)
 
 
 # --------------------------------------------------------------------------- figure and table

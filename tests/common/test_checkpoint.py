@@ -110,7 +110,7 @@ def train(store: Checkpoints, n_steps: int = 12, stop_at: int | None = None) -> 
         rows.append({"step": step, "loss": loss.item()})
         state.save(
             step + 1,
-            lambda: {
+            {
                 "model": model.state_dict(),
                 "optim": opt.state_dict(),
                 "gen": gen.bit_generator.state,
