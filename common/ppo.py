@@ -6,6 +6,10 @@ One `PPOTrainer.step(prompts, reward_fn)`:
   3. values V_t from a linear value head on the policy's last hidden states; GAE(γ, λ) advantages;
   4. `epochs` passes of shuffled minibatches on L = L^CLIP + c_V L^V − c_H H;
   5. β is fixed or adapted toward a target KL (Ziegler's controller).
+
+Under an accelerate launch (common/distributed.py) the rollout's rows are split over ranks and gathered back, and
+every minibatch's rows too, with the gradients of the ranks' shares of the minibatch loss summed: the same update as
+one process makes.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from common import distributed as dist
 from common.lm import generate, response_logprobs
 from common.policy import masked_mean, masked_whiten
 from common.rl import (
@@ -76,6 +81,7 @@ class PPOTrainer:
     """Policy (a causal LM from `common.lm`) + linear value head on its last hidden states; frozen reference."""
 
     def __init__(self, policy: nn.Module, ref: nn.Module, cfg: PPOConfig, *, eos_id: int | None = None):
+        dist.data_parallel_only("PPOTrainer")
         self.policy, self.ref, self.cfg, self.eos_id = policy, ref.eval(), cfg, eos_id
         d = policy.get_output_embeddings().weight.shape[1]
         device = next(policy.parameters()).device
@@ -125,8 +131,10 @@ class PPOTrainer:
             generator=generator,
         )
         y, mask = gen.tokens, gen.mask
-        old_logp, old_values = self._forward(prompts, y, prompt_mask)
-        ref_logp = response_logprobs(self.ref, prompts, y, prompt_mask=prompt_mask, temperature=cfg.temperature)
+        n = prompts.shape[0]
+        x, yy, pm = (None if t is None else dist.shard(t) for t in (prompts, y, prompt_mask))
+        old_logp, old_values = (dist.gather_rows(t, n) for t in self._forward(x, yy, pm))
+        ref_logp = dist.gather_rows(response_logprobs(self.ref, x, yy, prompt_mask=pm, temperature=cfg.temperature), n)
         score = reward_fn(prompts, y, mask).to(old_logp.device).float()
         rewards, kl = kl_penalised_rewards(
             score, old_logp, ref_logp, mask, beta=self.kl_ctl.beta, kind=cfg.kl_estimator
@@ -166,7 +174,7 @@ class PPOTrainer:
         for _ in range(cfg.epochs):
             perm = torch.randperm(B, generator=generator, device="cpu").to(prompts.device)
             for i in range(0, B, cfg.minibatch_size):
-                idx = perm[i : i + cfg.minibatch_size]
+                idx = dist.shard(perm[i : i + cfg.minibatch_size])
                 pm = None if prompt_mask is None else prompt_mask[idx]
                 mask = batch["mask"][idx]
                 logp, values = self._forward(prompts[idx], batch["responses"][idx], pm)
@@ -177,15 +185,16 @@ class PPOTrainer:
                 loss = p_loss + cfg.vf_coef * v_loss
                 if cfg.entropy_coef:
                     loss = loss + cfg.entropy_coef * masked_mean(logp, mask)  # −H estimated by E[log π]
+                share = dist.local_share(mask.sum())  # this rank's tokens / the minibatch's (1.0 in one process)
                 self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(
-                    list(self.policy.parameters()) + list(self.value_head.parameters()), cfg.max_grad_norm
-                )
+                (loss * share).backward()
+                params = list(self.policy.parameters()) + list(self.value_head.parameters())
+                dist.sync_gradients(params)
+                nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 self.opt.step()
-                pl.append(p_loss.item())
-                vl.append(v_loss.item())
-                cf.append(float(st["clipfrac"]))
+                pl.append(dist.all_sum(p_loss.detach() * share).item())
+                vl.append(dist.all_sum(v_loss.detach() * share).item())
+                cf.append(float(dist.all_sum(st["clipfrac"] * share)))
         self.policy.eval()
         kl = float(batch["kl"].mean())
         beta = self.kl_ctl.beta
