@@ -98,6 +98,14 @@ def shard(x):
     return x[start:stop]
 
 
+def shard_slice(rows: slice) -> slice:
+    """This rank's block of a contiguous slice of rows (the slice itself with one process)."""
+    if world_size() == 1:
+        return rows
+    start, stop = bounds(rows.stop - rows.start)
+    return slice(rows.start + start, rows.start + stop)
+
+
 def local_share(local) -> float:
     """N_rank / N, with N = Σ_ranks N_rank: turns a rank's mean over its own rows (or tokens) into its share of the
     global mean. Exactly 1.0 with one process, so `loss * local_share(n)` leaves a one-process loss bit-identical."""

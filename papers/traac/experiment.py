@@ -21,6 +21,7 @@ import torch
 from scipy.stats import mannwhitneyu
 
 from common import checkpoint
+from common import distributed as dist
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.lm import response_logprobs
 from common.policy import response_mask
@@ -240,13 +241,14 @@ def train(world: ReasoningWorld, variant: Variant, cfg: Config, seed: int, metho
         adv = grpo_advantages(r.view(-1, n), eps=1e-6).flatten()
         prompts, _ = world.prompts(batch.problems)
         mask = response_mask(batch.responses, world.v.eos)
+        rows_all, x, y = len(batch.problems), dist.shard(prompts), dist.shard(batch.responses)  # this rank's rows
         with torch.no_grad():
-            old = response_logprobs(policy, prompts, batch.responses)
-            ref = response_logprobs(base, prompts, batch.responses) if cfg.beta else None
+            old = dist.gather_rows(response_logprobs(policy, x, y), rows_all)
+            ref = dist.gather_rows(response_logprobs(base, x, y), rows_all) if cfg.beta else None
         policy.train()
         chunk = len(batch.problems) // cfg.minibatches
         for mb in range(cfg.minibatches):
-            sl = slice(mb * chunk, (mb + 1) * chunk)
+            sl = dist.shard_slice(slice(mb * chunk, (mb + 1) * chunk))
             logp = response_logprobs(policy, prompts[sl], batch.responses[sl])
             loss = grpo_loss(
                 logp,
@@ -260,7 +262,8 @@ def train(world: ReasoningWorld, variant: Variant, cfg: Config, seed: int, metho
                 aggregation="token",
             )
             opt.zero_grad()
-            loss.backward()
+            (loss * dist.local_share(mask[sl].sum())).backward()  # this rank's share of the token mean
+            dist.sync_gradients(policy.parameters())
             torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
             opt.step()
         rows += [
@@ -347,9 +350,9 @@ def evaluate(world: ReasoningWorld, policy, cfg: Config, seed: int, method: str)
 
 def run(cfg: Config) -> list[dict]:
     if cfg.model != "world":
-        from common.lm import from_pretrained
+        from common.lm import pretrained
 
-        from_pretrained(cfg.model)  # the full preset's model; its math data and text-level step splitter are not here
+        pretrained(cfg.model)  # the full preset's model and tokenizer; its math data and step splitter are not here
         raise SystemExit(
             f"--model {cfg.model}: the paper-scale run needs DAPO-Math prompts, a math verifier and the official "
             "discourse-marker step splitter, which this repository does not ship; use the reasoning world"
