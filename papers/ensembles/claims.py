@@ -141,7 +141,7 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
                     bool(ok),
                 )
             )
-        if setting in cfg.ppo_large_kl_settings and {"wco", "uwo"} <= set(cfg.ppo_methods):
+        if setting in cfg.ppo_large_kl_settings and {"wco", "uwo"} <= set(cfg.ppo_large_kl_methods):
             large = cfg.ppo_kl_large
             obs, ok = {}, False
             for a in ("wco", "uwo"):

@@ -88,6 +88,8 @@ class Config(RunConfig):
     """Settings that also run PPO at the larger KL coefficient."""
     ppo_methods: list[str] = field(default_factory=lambda: list(PPO_METHODS))
     """Rewards PPO optimises: single (one member), mean, wco, uwo (λ = 0.1, unbiased variance)."""
+    ppo_large_kl_methods: list[str] = field(default_factory=lambda: ["wco", "uwo"])
+    """Rewards PPO optimises at the larger KL coefficient (a subset of ppo_methods; claim 3b reads WCO and UWO)."""
     ppo_kl_small: float = 0.01
     """Small fixed KL coefficient β (Coste et al.'s KL study: 0.01; the world demo's)."""
     ppo_kl_large: float = 0.1
@@ -146,6 +148,8 @@ class Config(RunConfig):
             ensure(not bad, name, f"unknown settings {bad}; choose from {SETTINGS}")
         bad = [m for m in self.ppo_methods if m not in PPO_METHODS]
         ensure(not bad, "ppo_methods", f"unknown methods {bad}; choose from {PPO_METHODS}")
+        bad = [m for m in self.ppo_large_kl_methods if m not in self.ppo_methods]
+        ensure(not bad, "ppo_large_kl_methods", f"{bad} not in ppo_methods={self.ppo_methods}")
         ensure(0.25 in self.label_noises, "label_noises", "must include 0.25 (the claims read the 25% proxies)")
         ensure(self.ppo_size in self.sizes, "ppo_size", f"must be one of sizes={self.sizes}")
         ensure(set(self.clean_sizes) <= set(self.sizes), "clean_sizes", f"must be a subset of sizes={self.sizes}")
@@ -178,6 +182,7 @@ PRESETS = {
         ppo_size=16,
         ppo_label_noise=0.25,
         ppo_methods=["single", "wco"],
+        ppo_large_kl_methods=["wco"],
         ppo_steps=4,
         ppo_batch=16,
         ppo_minibatch=8,
@@ -194,6 +199,7 @@ PRESETS = {
         ppo_steps=300,
         ppo_batch=256,
         ppo_large_kl_settings=["premise", "control"],
+        ppo_large_kl_methods=list(PPO_METHODS),
     ),
 }
 
@@ -408,12 +414,20 @@ def _train_job(cfg: Config, pc: ProxyConfig) -> None:
     build_world(cfg.world).train_proxy(pc)
 
 
-def ppo_jobs(cfg: Config) -> list[tuple[str, str, float, int]]:
-    jobs = []
+def ppo_runs(cfg: Config) -> dict[tuple[str, float], list[str]]:
+    """(setting, β) → the rewards PPO optimises there: every method at the small β, `ppo_large_kl_methods` at the
+    larger one."""
+    runs = {}
     for setting in cfg.ppo_settings:
-        betas = [cfg.ppo_kl_small] + ([cfg.ppo_kl_large] if setting in cfg.ppo_large_kl_settings else [])
-        jobs += [(setting, m, b, s) for b in betas for m in cfg.ppo_methods for s in cfg.seed_list()]
-    return jobs
+        runs[(setting, cfg.ppo_kl_small)] = list(cfg.ppo_methods)
+        if setting in cfg.ppo_large_kl_settings:
+            runs[(setting, cfg.ppo_kl_large)] = list(cfg.ppo_large_kl_methods)
+    return runs
+
+
+def ppo_jobs(cfg: Config) -> list[tuple[str, str, float, int]]:
+    """(setting, method, β, seed) of every PPO run."""
+    return [(setting, m, b, s) for (setting, b), ms in ppo_runs(cfg).items() for m in ms for s in cfg.seed_list()]
 
 
 def run(cfg: Config) -> list[dict]:
@@ -443,7 +457,7 @@ def run(cfg: Config) -> list[dict]:
     else:
         for job in jobs:
             rows += _ppo_job(cfg, *job)
-    rows += summary_rows(rows, cfg, float(bon_pool(world, cfg)["gold"].mean()))
+    rows += summary_rows(rows, cfg)
     return rows
 
 
@@ -474,37 +488,23 @@ def peak_final(x: np.ndarray, gold: np.ndarray) -> dict[str, float]:
     }
 
 
-def summary_rows(rows: list[dict], cfg: Config, gold_sft: float) -> list[dict]:
-    """Per-seed scalars (rows without `step`, so summary.json aggregates them): best-of-n at the largest n and at
-    `eisenstein_n`, PPO peak / final, and Gao et al.'s fits (gold centred at π_SFT: R(0) = 0)."""
+def summary_rows(rows: list[dict], cfg: Config) -> list[dict]:
+    """Per-seed scalars (rows without `step`, which summary.json aggregates with 95% CIs) at the points the claims
+    read: peak and final gold of every 25%-noise best-of-n curve and every PPO curve, and gold at n = eisenstein_n
+    of the Eisenstein contrast. Whole curves stay in records.jsonl, the figure and `table`."""
     out = []
     curves = {
         (r["method"], r["seed"], r.get("setting"), r.get("d"), r.get("noise"), r.get("beta"))
         for r in rows
-        if "step" in r
+        if "step" in r and r["metric"] == "gold" and r.get("noise", 0.25) == 0.25
     }
     for method, seed, setting, d, noise, beta in sorted(curves, key=str):
         match = {k: v for k, v in (("setting", setting), ("d", d), ("noise", noise), ("beta", beta)) if v is not None}
-        one = [r for r in rows if r["seed"] == seed]
-        x, gold = mean_curve(one, method, "gold", **match)
-        _, feats = mean_curve(one, method, "features", **match)
-        _, proxy = mean_curve(one, method, "proxy", **match)
-        stats = peak_final(x, gold)
-        stats |= {
-            "features_start": feats[0],
-            "features_final": feats[-1],
-            "proxy_start": proxy[0],
-            "proxy_final": proxy[-1],
-        }
-        if method.startswith("ppo_"):
-            kl = mean_curve(one, method, "kl", **match)[1]
-            stats |= {"kl_final": kl[-1], "kl_at_peak": kl[int(np.argmax(gold))]}
-            fit = fit_gao(np.concatenate([[0.0], kl]), np.concatenate([[0.0], gold - gold_sft]), "rl")
+        x, gold = mean_curve([r for r in rows if r["seed"] == seed], method, "gold", **match)
+        if method.startswith("eis_"):
+            stats = {"gold_at_eis_n": gold[list(x).index(cfg.eisenstein_n)]}
         else:
-            n_eis = cfg.eisenstein_n
-            stats["gold_at_eis_n"] = float(gold[list(x).index(n_eis)])
-            fit = fit_gao(np.array([kl_bon(int(n)) for n in x]), gold - gold[0], "bon")
-        stats |= {f"gao_{k}": v for k, v in fit.items()}
+            stats = {k: v for k, v in peak_final(x, gold).items() if k in ("gold_peak", "gold_final")}
         out += [record(method, seed, k, float(v), **match) for k, v in stats.items()]
     return out
 
@@ -512,60 +512,74 @@ def summary_rows(rows: list[dict], cfg: Config, gold_sft: float) -> list[dict]:
 # --- table, figure ---
 
 
+def _fit(fit: dict[str, float]) -> str:
+    return f"{fit['alpha']:.2f}, {fit['beta']:.2f} ({fit['r2']:.2f})"
+
+
 def table(rows: list[dict], cfg: Config) -> str:
+    """Compact tables of the seed-mean curves: one row per (setting, size, noise) or (setting, β) and quantity,
+    one column per reward. Gao et al.'s forms are fitted to the seed-mean curves (gold centred at π_SFT)."""
+    d0 = cfg.sizes[0]
+    gold_sft = mean_curve(rows, "bon_single", "gold", setting=SETTINGS[0], d=d0, noise=0.25)[1][0]
+    bon = ["single", *AGGREGATIONS]
     lines = [
-        "Best-of-n gold reward (mean over seeds) at n = 1, the peak, and n = N; feature count at n = N.",
+        f"Means over seeds of the curves; gold of π_SFT (best-of-n, n = 1) = {gold_sft:.3f}. Best-of-n, n = 1 … "
+        f"{cfg.bon_samples}: gold at n = N (peak @ n), feature-count rise n = 1 → N, Gao d(α − βd) fit α, β (R²).",
         "",
-        "| setting | d | noise | method | gold n=1 | gold peak (n) | gold n=N | features n=N | Gao α, β (R²) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| setting | d | noise | quantity | " + " | ".join(bon) + " |",
+        "|---|---|---|---|" + "---|" * len(bon),
     ]
-    methods = ["bon_single"] + [f"bon_{a}" for a in AGGREGATIONS]
     for setting in SETTINGS:
         for d, noise in grid(cfg):
-            for m in methods:
-                lines.append(
-                    _row(rows, m, f"| {setting} | {d} | {noise} | {m[4:]} ", setting=setting, d=d, noise=noise)
+            cells: dict[str, list[str]] = {"gold n=N (peak @ n)": [], "features +Δ": [], "Gao α, β (R²)": []}
+            for a in bon:
+                m = {"setting": setting, "d": d, "noise": noise}
+                x, gold = mean_curve(rows, f"bon_{a}", "gold", **m)
+                feats = mean_curve(rows, f"bon_{a}", "features", **m)[1]
+                i = int(np.argmax(gold))
+                cells["gold n=N (peak @ n)"].append(f"{gold[-1]:.2f} ({gold[i]:.2f} @ {x[i]:.0f})")
+                cells["features +Δ"].append(f"{feats[-1] - feats[0]:+.2f}")
+                cells["Gao α, β (R²)"].append(
+                    _fit(fit_gao(np.array([kl_bon(int(n)) for n in x]), gold - gold[0], "bon"))
                 )
+            lines += [f"| {setting} | {d} | {noise} | {q} | " + " | ".join(c) + " |" for q, c in cells.items()]
     lines += [
         "",
-        "PPO (mean over seeds): gold at π_SFT is the best-of-n n = 1 value; peak and final of the windowed curve.",
+        f"PPO, {cfg.ppo_steps} iterations, windows of {cfg.log_every}: gold at the last window (peak @ iteration), "
+        "KL and feature-count rise (first → last window), Gao d(α − β log d) fit α, β (R²); — = not run.",
         "",
-        "| setting | β | method | gold start | gold peak (step) | gold final | features final | KL final "
-        "| Gao RL α, β (R²) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| setting | β | quantity | " + " | ".join(PPO_METHODS) + " |",
+        "|---|---|---|" + "---|" * len(PPO_METHODS),
     ]
-    for job in sorted({(s, b) for s, _, b, _ in ppo_jobs(cfg)}):
-        for m in cfg.ppo_methods:
-            lines.append(_row(rows, f"ppo_{m}", f"| {job[0]} | {job[1]} | {m} ", setting=job[0], beta=job[1]))
+    for (setting, beta), methods in ppo_runs(cfg).items():
+        cells = {"gold final (peak @ it.)": [], "KL final": [], "features +Δ": [], "Gao α, β (R²)": []}
+        for a in PPO_METHODS:
+            if a not in methods:
+                for c in cells.values():
+                    c.append("—")
+                continue
+            x, gold = mean_curve(rows, f"ppo_{a}", "gold", setting=setting, beta=beta)
+            kl = mean_curve(rows, f"ppo_{a}", "kl", setting=setting, beta=beta)[1]
+            feats = mean_curve(rows, f"ppo_{a}", "features", setting=setting, beta=beta)[1]
+            i = int(np.argmax(gold))
+            fit = fit_gao(np.concatenate([[0.0], kl]), np.concatenate([[0.0], gold - gold_sft]), "rl")
+            cells["gold final (peak @ it.)"].append(f"{gold[-1]:.2f} ({gold[i]:.2f} @ {x[i]:.0f})")
+            cells["KL final"].append(f"{kl[-1]:.1f}")
+            cells["features +Δ"].append(f"{feats[-1] - feats[0]:+.2f}")
+            cells["Gao α, β (R²)"].append(_fit(fit))
+        lines += [f"| {setting} | {beta} | {q} | " + " | ".join(c) + " |" for q, c in cells.items()]
     if cfg.eisenstein:
+        names = ("eis_pretrain_mean", "eis_finetune_mean", "eis_single")
+        v = [np.mean([r["value"] for r in select(rows, method=m, metric="gold_at_eis_n")]) for m in names]
         lines += [
             "",
-            f"Eisenstein contrast (control, d = {cfg.sizes[0]}, 25% noise): gold at n = {cfg.eisenstein_n}.",
+            f"Eisenstein contrast (control, d = {d0}, 25% noise, mean aggregation): gold at n = {cfg.eisenstein_n}.",
             "",
+            "| pretrain-seed ensemble | finetune-seed ensemble | single RM |",
+            "|---|---|---|",
+            "| " + " | ".join(f"{x:.3f}" for x in v) + " |",
         ]
-        lines += ["| ensemble | gold |", "|---|---|"]
-        for m in ("eis_pretrain_mean", "eis_finetune_mean", "eis_single"):
-            v = [r["value"] for r in select(rows, method=m, metric="gold_at_eis_n")]
-            lines.append(f"| {m} | {np.mean(v):.3f} |")
     return "\n".join(lines) + "\n"
-
-
-def _row(rows: list[dict], method: str, head: str, **match) -> str:
-    def v(metric):
-        vals = [r["value"] for r in select(rows, method=method, metric=metric, **match)]
-        return float(np.mean(vals)) if vals else float("nan")
-
-    ppo = method.startswith("ppo_")
-    cells = [
-        f"{v('gold_start'):.3f}",
-        f"{v('gold_peak'):.3f} ({v('peak_at'):.0f})",
-        f"{v('gold_final'):.3f}",
-        f"{v('features_final'):.2f}",
-    ]
-    if ppo:
-        cells.append(f"{v('kl_final'):.1f}")
-    cells.append(f"{v('gao_alpha'):.2f}, {v('gao_beta'):.2f} ({v('gao_r2'):.2f})")
-    return head + "| " + " | ".join(cells) + " |"
 
 
 def figure(rows: list[dict], cfg: Config, path: Path) -> None:
@@ -607,10 +621,9 @@ def figure(rows: list[dict], cfg: Config, path: Path) -> None:
         for i, v in enumerate(vals):
             a.plot([i] * len(v), v, "k.", alpha=0.6)
         a.set(ylabel=f"gold at n = {cfg.eisenstein_n}", title="Eisenstein contrast (control, mean aggregation)")
-    panels = [(s, b) for s, b in sorted({(s, b) for s, _, b, _ in ppo_jobs(cfg)})][:3]
-    for j, (setting, beta) in enumerate(panels):
+    for j, ((setting, beta), methods) in enumerate(list(ppo_runs(cfg).items())[:3]):
         a = ax[1, j]
-        for m in cfg.ppo_methods:
+        for m in methods:
             _, gold = mean_curve(rows, f"ppo_{m}", "gold", setting=setting, beta=beta)
             _, kl = mean_curve(rows, f"ppo_{m}", "kl", setting=setting, beta=beta)
             _, proxy = mean_curve(rows, f"ppo_{m}", "proxy", setting=setting, beta=beta)

@@ -13,9 +13,19 @@ import torch
 from common.config import ConfigError
 from common.lm import tiny_lm
 from common.ppo import PPOConfig, PPOTrainer
+from common.results import record
 from common.reward import RewardModel
 from common.reward import aggregate as common_aggregate
-from papers.ensembles.experiment import PRESETS, all_member_configs, grid, member_config, window
+from papers.ensembles.experiment import (
+    PRESETS,
+    all_member_configs,
+    grid,
+    member_config,
+    ppo_jobs,
+    ppo_runs,
+    summary_rows,
+    window,
+)
 from papers.ensembles.gao import fit_gao, gao_form
 from papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate, mean, mean_minus_std, median, uwo, wco
 
@@ -162,6 +172,7 @@ def test_members_share_data_and_differ_by_seed_and_quirk():
         ("quirk_tokens", [0, 4, 5]),  # 0 is a feature token
         ("ppo_methods", ["median"]),
         ("ppo_settings", ["nope"]),
+        ("ppo_large_kl_methods", ["uwo"]),  # smoke runs PPO on single and wco only
         ("label_noises", [0.0]),
     ],
 )
@@ -170,6 +181,41 @@ def test_config_validates(field, value):
     with pytest.raises(ConfigError, match=f"--{field.replace('_', '-')}"):
         dataclasses.replace(PRESETS[preset], **{field: value}).validate()
     PRESETS[preset].validate()
+
+
+def test_quick_ppo_runs_are_the_ones_the_claims_read():
+    # every reward at β = 0.01 (claims 1, 3, 5); WCO and UWO at β = 0.1 in the premise setting (claim 3b)
+    cfg = PRESETS["quick"]
+    every = ["single", "mean", "wco", "uwo"]
+    assert ppo_runs(cfg) == {("premise", 0.01): every, ("premise", 0.1): ["wco", "uwo"], ("control", 0.01): every}
+    assert len(ppo_jobs(cfg)) == (4 + 2 + 4) * 3
+
+
+def test_summary_rows_keep_peak_and_final_of_the_curves_claims_read():
+    cfg = dataclasses.replace(PRESETS["smoke"], eisenstein_n=2)
+    rows = []
+    for seed, gold in ((0, [0.1, 0.5, 0.3]), (1, [0.2, 0.4, 0.6])):
+        for n, g in zip((1, 2, 4), gold, strict=True):
+            bon = {"setting": "premise", "d": 16, "step": n}
+            rows += [
+                record("bon_wco", seed, "gold", g, noise=0.25, **bon),
+                record("bon_wco", seed, "gold", 9.0, noise=0.0, **bon),
+            ]
+            rows.append(record("eis_single", seed, "gold", g, setting="control", d=16, noise=0.25, step=n))
+            rows.append(record("ppo_uwo", seed, "gold", -g, setting="control", beta=0.01, step=10 * n))
+    got = {(r["method"], r["seed"], r["metric"]): r["value"] for r in summary_rows(rows, cfg)}
+    assert got == {
+        ("bon_wco", 0, "gold_peak"): 0.5,
+        ("bon_wco", 0, "gold_final"): 0.3,
+        ("bon_wco", 1, "gold_peak"): 0.6,
+        ("bon_wco", 1, "gold_final"): 0.6,
+        ("eis_single", 0, "gold_at_eis_n"): 0.5,
+        ("eis_single", 1, "gold_at_eis_n"): 0.4,
+        ("ppo_uwo", 0, "gold_peak"): -0.1,
+        ("ppo_uwo", 0, "gold_final"): -0.3,
+        ("ppo_uwo", 1, "gold_peak"): -0.2,
+        ("ppo_uwo", 1, "gold_final"): -0.6,
+    }  # the noise-0 best-of-n curve is in no claim: not aggregated
 
 
 def test_bad_flag_exits_naming_it(run_cli):
