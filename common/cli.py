@@ -67,7 +67,9 @@ def checkpoints(cfg: Any, paper: str, out: Path) -> Checkpoints:
     """The run's checkpoint store `<out>/checkpoints/` (a ResumeError becomes a ConfigError of --resume)."""
     setup = {"paper": paper, **setup_of(cfg)}
     try:
-        store = Checkpoints(out / "checkpoints", setup, resume=cfg.resume, every=cfg.checkpoint_every)
+        store = Checkpoints(
+            out / "checkpoints", setup, resume=cfg.resume, every=cfg.checkpoint_every, write=is_main_process()
+        )
     except ResumeError as err:
         raise ConfigError("resume", str(err)) from None
     return store
