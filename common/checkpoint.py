@@ -49,7 +49,9 @@ import re
 import shutil
 import signal
 import sys
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from concurrent.futures import Executor
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -131,7 +133,7 @@ class Checkpoints:
         every: int = 0,
         write: bool = True,
     ):
-        self.folder, self.setup, self.every, self.write = folder, setup or {}, every, write
+        self.folder, self.setup, self.every, self.write, self.resume = folder, setup or {}, every, write, resume
         self.seen: set[Hashable] = set()
         self.saved = 0  # units saved by this process
         self._states: list[Path] = []  # `steps` files opened inside the unit being run
@@ -178,8 +180,9 @@ class Checkpoints:
         return True
 
     def done(self, key: Hashable) -> bool:
-        """Whether unit `key` was saved (by this or an interrupted run)."""
-        return self.folder is not None and self._path(key, ".unit.pkl").is_file()
+        """Whether unit `key` was saved by the interrupted run (or by this one). Without `resume` nothing is read:
+        a non-main process must not see files the main process is about to delete."""
+        return self.folder is not None and self.resume and self._path(key, ".unit.pkl").is_file()
 
     def load(self, key: Hashable) -> Any:
         """The saved result of unit `key`; the global RNG states are set to those at the unit's end."""
@@ -213,10 +216,10 @@ class Checkpoints:
     def steps(self, key: Hashable) -> StepState:
         """The periodic state of one long loop (see `StepState`); a no-op unless `every` > 0."""
         if self.folder is None or self.every <= 0:
-            return StepState(None, 0, write=False)
+            return StepState(None, 0, read=False, write=False)
         path = self._path(key, ".state.pt")
         self._states.append(path)
-        return StepState(path, self.every, write=self.write, prepare=self._prepare)
+        return StepState(path, self.every, read=self.resume, write=self.write, prepare=self._prepare)
 
     def clear(self) -> None:
         """Delete the folder (the run's final files are in place)."""
@@ -232,13 +235,15 @@ class Checkpoints:
 class StepState:
     """The state of one long loop, saved every `every` steps with torch.save (atomically) and loaded on resume."""
 
-    def __init__(self, path: Path | None, every: int, *, write: bool, prepare: Callable[[], bool] | None = None):
-        self.path, self.every, self.write, self._prepare = path, every, write, prepare
+    def __init__(
+        self, path: Path | None, every: int, *, read: bool, write: bool, prepare: Callable[[], bool] | None = None
+    ):
+        self.path, self.every, self.read, self.write, self._prepare = path, every, read, write, prepare
 
     def load(self) -> dict[str, Any] | None:
         """The last saved state (a dict with "step" and what `save` was given), with the RNG states restored; None
         when there is none."""
-        if self.path is None or not self.path.is_file():
+        if self.path is None or not self.read or not self.path.is_file():
             return None
         import torch
 
@@ -287,3 +292,17 @@ def unit(key: Hashable, fn: Callable[[], T]) -> T:
 def steps(key: Hashable) -> StepState:
     """`current().steps(key)`: the periodic state of one long loop."""
     return _active.steps(key)
+
+
+def map_units(
+    fn: Callable[..., T], jobs: Sequence[tuple], keys: Sequence[Hashable], pool: Executor | None
+) -> Iterator[T]:
+    """`unit(key, lambda: fn(*job))` for every (key, job), in order, with the jobs run in `pool` (a
+    concurrent.futures executor; None: in this process, one by one as the iterator is read). The jobs of the units
+    not saved yet are all submitted at the call, so the caller can work while they run; each is saved as its result
+    is taken. (Loops inside a worker process save no step states.)"""
+    store = _active
+    if pool is None:
+        return (store.run(key, partial(fn, *job)) for key, job in zip(keys, jobs, strict=True))
+    futures = {key: pool.submit(fn, *job) for key, job in zip(keys, jobs, strict=True) if not store.done(key)}
+    return (store.save(key, futures[key].result()) if key in futures else store.load(key) for key in keys)

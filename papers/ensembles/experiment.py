@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 
+from common import checkpoint
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.ppo import PPOConfig, PPOTrainer
 from common.progress import track
@@ -447,16 +449,13 @@ def run(cfg: Config) -> list[dict]:
         list(pool.map(_backbone_job, [cfg] * len(backbones), backbones))
         list(pool.map(_train_job, [cfg] * len(pcs), pcs))
     members = {pc: world.train_proxy(pc) for pc in track(pcs, "members")}
-    jobs = ppo_jobs(cfg)
-    futures = [pool.submit(_ppo_job, cfg, *job) for job in jobs] if pool is not None else []
-    rows = bon_rows(world, cfg, members)
+    jobs = ppo_jobs(cfg)  # checkpointed units (--resume): best-of-n, then each PPO run
+    ppo = checkpoint.map_units(_ppo_job, [(cfg, *job) for job in jobs], [("ppo", *job) for job in jobs], pool)
+    rows = checkpoint.unit(("bon",), partial(bon_rows, world, cfg, members))
+    for res in ppo:
+        rows += res
     if pool is not None:
-        for fut in futures:
-            rows += fut.result()
         pool.shutdown()
-    else:
-        for job in jobs:
-            rows += _ppo_job(cfg, *job)
     rows += summary_rows(rows, cfg)
     return rows
 

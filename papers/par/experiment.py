@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from common import checkpoint
 from common.cache import cache_root, config_hash
 from common.config import RunConfig, check_positive, ensure
 from common.ppo import PPOConfig, PPOTrainer
@@ -373,18 +375,18 @@ def run(cfg: Config) -> list[dict]:
     for seed in seeds:  # the world's proxies first (the world's own cache; cheap once built)
         reward_model(world, cfg, "proxy", seed)
     jobs = [(name, seed) for name in cfg.runs for seed in seeds]
+    keys = [("ppo", name, seed) for name, seed in jobs]  # checkpointed units (--resume)
     rows: list[dict] = []
     if cfg.workers == 1:
         for seed in seeds:
             _prepare_job(cfg, seed)
-        for name, seed in jobs:
-            rows += ppo_run(world, cfg, name, seed)
+        for key, (name, seed) in zip(keys, jobs, strict=True):  # a fresh world per run, as in the workers: a
+            rows += checkpoint.unit(key, partial(_ppo_job, cfg, name, seed))  # PPOTrainer freezes its ref's params
         return rows
     with cf.ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
         list(pool.map(_prepare_job, [cfg] * len(seeds), seeds))
-        futures = [pool.submit(_ppo_job, cfg, name, seed) for name, seed in jobs]
-        for (name, seed), fut in zip(jobs, futures, strict=True):
-            res = fut.result()
+        results = checkpoint.map_units(_ppo_job, [(cfg, name, seed) for name, seed in jobs], keys, pool)
+        for (name, seed), res in zip(jobs, results, strict=True):
             rows += res
             fin = {r["metric"]: r["value"] for r in res if "step" not in r}
             print(

@@ -10,11 +10,13 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from common import checkpoint
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.progress import track
 from common.results import record, select, values
@@ -237,14 +239,14 @@ def world_rows(cfg: Config) -> list[dict]:
             data = preference_data(world, cfg.world_pairs, noise, seed)
             jobs += [(cfg, data, prompts, sft_gold, method, seed, noise) for method in cfg.methods]
     rows: list[dict] = []
+    keys = [("world", method, seed, noise) for *_, method, seed, noise in jobs]  # checkpointed units (--resume)
     if cfg.workers > 1:
         with cf.ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_world_job, *job) for job in jobs]
-            for fut in track(futures, description="world runs"):
-                rows += fut.result()
+            for res in track(checkpoint.map_units(_world_job, jobs, keys, pool), "world runs", total=len(jobs)):
+                rows += res
     else:
-        for job in track(jobs, description="world runs"):
-            rows += _world_job(*job)
+        for res in track(checkpoint.map_units(_world_job, jobs, keys, None), "world runs", total=len(jobs)):
+            rows += res
     for _, _, _, _, method, seed, noise in jobs:
         rows += curve_summary(rows, method, seed, noise)
     return rows
@@ -254,7 +256,7 @@ def run(cfg: Config) -> list[dict]:
     torch.set_num_threads(cfg.threads)
     rows: list[dict] = []
     for seed in track(cfg.seed_list(), description="bandit seeds"):
-        rows += bandit_rows(cfg, seed)
+        rows += checkpoint.unit(("bandit", seed), partial(bandit_rows, cfg, seed))
     return rows + world_rows(cfg)
 
 

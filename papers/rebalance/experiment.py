@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from common import checkpoint
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.progress import track
 from common.results import record, select
@@ -281,36 +283,44 @@ def run(cfg: Config) -> list[dict]:
 
 
 def run_world(world: ReasoningWorld, name: str, cfg: Config) -> list[dict]:
+    """Every seed of one world; each (world, seed) is a checkpointed unit (--resume)."""
+    rows: list[dict] = []
+    for seed in track(cfg.seed_list(), description=f"ReBalance seeds ({name} world)"):
+        rows += checkpoint.unit((name, seed), partial(seed_rows, world, name, cfg, seed))
+    return rows
+
+
+def seed_rows(world: ReasoningWorld, name: str, cfg: Config, seed: int) -> list[dict]:
+    """Calibration, then every method (and the static λ sweep at seed 0) on one seed's evaluation problems."""
     rows: list[dict] = []
     w = {"world": name}
-    for seed in track(cfg.seed_list(), description=f"ReBalance seeds ({name} world)"):
-        cals = calibrate(world, cfg, seed)
-        for readout, cal in cals.items():
-            r = {"readout": readout, **w}
-            rows.append(record("calibration", seed, "layer", cal.layer, **r))
-            rows += [record("calibration", seed, "ridge_r2", x, layer=ell, **r) for ell, x in cal.r2.items()]
-            rows.append(record("calibration", seed, "steer_norm", float(cal.vector.norm()), **r))
-        cal = cals[cfg.readouts[0]]
-        for q in ("q25c", "q75c", "q25v", "q75v", "g_m"):
-            rows.append(record("calibration", seed, q, getattr(cal.control, q), **w))
-        for q in ("n_pos", "n_neg", "n_lexicon", "n_steps"):
-            rows.append(record("calibration", seed, q, getattr(cal, q), **w))
-        problems = [p for k in cfg.ks for p in world.problems(cfg.n_per_k, k, seed=20_000 + 97 * seed + k)]
-        for i, (readout, cal) in enumerate(cals.items()):
-            suffix = "" if i == 0 else f"@{readout}"
-            for method in cfg.methods if i == 0 else [m for m in cfg.methods if m != "base"]:
-                tokens, maxprob, ctrls = steered_rollout(world, problems, method, cal, cfg, seed)
-                rows += score(method + suffix, seed, problems, tokens, world, w)
-                if method != "base":
-                    stats = boundary_stats(world, problems, tokens, maxprob, ctrls, cal, cfg)
-                    rows += [record(method + suffix, seed, m, x, **w) for m, x in stats.items()]
-                if method == "rebalance" and seed == 0:
-                    rows += lambda_traces(ctrls[0], problems, cfg, w | {"readout": readout})
-            for lam in cfg.lambda_sweep if seed == 0 else []:
-                sweep = dataclasses.replace(cfg, static_lambda=lam)
-                tokens, _, _ = steered_rollout(world, problems, "static", cal, sweep, seed)
-                scored = score("static_sweep" + suffix, seed, problems, tokens, world, w)
-                rows += [r | {"lam": lam} for r in scored if "k" not in r]
+    cals = calibrate(world, cfg, seed)
+    for readout, cal in cals.items():
+        r = {"readout": readout, **w}
+        rows.append(record("calibration", seed, "layer", cal.layer, **r))
+        rows += [record("calibration", seed, "ridge_r2", x, layer=ell, **r) for ell, x in cal.r2.items()]
+        rows.append(record("calibration", seed, "steer_norm", float(cal.vector.norm()), **r))
+    cal = cals[cfg.readouts[0]]
+    for q in ("q25c", "q75c", "q25v", "q75v", "g_m"):
+        rows.append(record("calibration", seed, q, getattr(cal.control, q), **w))
+    for q in ("n_pos", "n_neg", "n_lexicon", "n_steps"):
+        rows.append(record("calibration", seed, q, getattr(cal, q), **w))
+    problems = [p for k in cfg.ks for p in world.problems(cfg.n_per_k, k, seed=20_000 + 97 * seed + k)]
+    for i, (readout, cal) in enumerate(cals.items()):
+        suffix = "" if i == 0 else f"@{readout}"
+        for method in cfg.methods if i == 0 else [m for m in cfg.methods if m != "base"]:
+            tokens, maxprob, ctrls = steered_rollout(world, problems, method, cal, cfg, seed)
+            rows += score(method + suffix, seed, problems, tokens, world, w)
+            if method != "base":
+                stats = boundary_stats(world, problems, tokens, maxprob, ctrls, cal, cfg)
+                rows += [record(method + suffix, seed, m, x, **w) for m, x in stats.items()]
+            if method == "rebalance" and seed == 0:
+                rows += lambda_traces(ctrls[0], problems, cfg, w | {"readout": readout})
+        for lam in cfg.lambda_sweep if seed == 0 else []:
+            sweep = dataclasses.replace(cfg, static_lambda=lam)
+            tokens, _, _ = steered_rollout(world, problems, "static", cal, sweep, seed)
+            scored = score("static_sweep" + suffix, seed, problems, tokens, world, w)
+            rows += [r | {"lam": lam} for r in scored if "k" not in r]
     return rows
 
 

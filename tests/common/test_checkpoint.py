@@ -3,6 +3,7 @@ identical results, another setup is refused, and nothing is written without an a
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import numpy as np
@@ -83,7 +84,25 @@ def test_keys_are_unique_per_run_and_no_store_just_runs(tmp_path):
     assert checkpoint.steps(("t",)).load() is None
     with checkpoint.active(store):
         assert checkpoint.current() is store and checkpoint.unit(("u", 1), lambda: 3) == 3
-    assert store.done(("u", 1)) and checkpoint.current() is not store
+    assert checkpoint.current() is not store
+    resumed = Checkpoints(tmp_path / "c", SETUP, resume=True)
+    assert resumed.done(("u", 1)) and not store.done(("u", 1))  # only a resuming store reads the folder
+
+
+@pytest.mark.parametrize("threads", [0, 2])
+def test_map_units_runs_only_unsaved_jobs_in_the_pool_and_keeps_their_order(tmp_path, threads):
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys, jobs = [("sq", i) for i in range(4)], [(i,) for i in range(4)]
+    folder = tmp_path / "c"
+    store = Checkpoints(folder, SETUP)
+    store.save(keys[1], 1), store.save(keys[3], 9)
+    ran = []
+    with ThreadPoolExecutor(threads) if threads else contextlib.nullcontext() as pool:
+        with checkpoint.active(Checkpoints(folder, SETUP, resume=True)):
+            out = list(checkpoint.map_units(lambda i: ran.append(i) or i * i, jobs, keys, pool))
+    assert out == [0, 1, 4, 9] and sorted(ran) == [0, 2]
+    assert Checkpoints(folder, SETUP, resume=True).done(keys[2])
 
 
 class Stop(Exception):

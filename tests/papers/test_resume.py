@@ -14,7 +14,7 @@ from common.checkpoint import Checkpoints
 from common.cli import main
 
 # papers whose run(cfg) is split into checkpointed units, and how many units their smoke preset has
-UNITS = {"traac": 3}
+UNITS = {"traac": 3, "rebalance": 2, "power_dl": 3, "par": 2, "ensembles": 3}
 
 
 def smoke(slug: str, out, results, *extra: str) -> int:
