@@ -16,6 +16,8 @@ Data-parallel design (the same numbers as one process, up to the order of float 
   so the summed gradient is the one-process gradient, and the replicated optimisers stay identical;
 - sampled rows and per-row results are gathered back (`gather_rows`), so code after a rollout sees the full batch.
 With one process (no launcher) every helper is the identity: one-process runs compute exactly what they did before.
+Papers with a `--workers` pool should be launched with `--workers 1`: a pool's processes compute alone, so with
+more workers every rank would run every job.
 """
 
 from __future__ import annotations
@@ -27,14 +29,21 @@ from collections.abc import Iterable
 from typing import Any
 
 
+def _spawned() -> bool:
+    """A process that a rank started itself (a worker pool): it computes alone, outside the launch."""
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
+
+
 def world_size() -> int:
-    """Number of processes accelerate (torchrun) launched; 1 without a launcher."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    """Number of processes accelerate (torchrun) launched; 1 without a launcher (and in a rank's worker pool)."""
+    return 1 if _spawned() else int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def rank() -> int:
     """This process's index among `world_size()` (0 without a launcher)."""
-    return int(os.environ.get("RANK", "0"))
+    return 0 if _spawned() else int(os.environ.get("RANK", "0"))
 
 
 def is_main_process() -> bool:
@@ -44,12 +53,12 @@ def is_main_process() -> bool:
 
 def fsdp() -> bool:
     """`accelerate launch --use_fsdp ...` (or an accelerate config with FSDP) asked for fully sharded models."""
-    return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
+    return not _spawned() and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
 
 
 def mixed_precision() -> str:
     """accelerate's `--mixed_precision` (no | fp16 | bf16); "no" without a launcher."""
-    return os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    return "no" if _spawned() else os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
 
 
 def active() -> bool:
