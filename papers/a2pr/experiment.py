@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from common import distributed as dist
 from common.cache import enable_jax_compilation_cache
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.results import mean_ci95, record, select
@@ -311,6 +312,7 @@ def train_method(name: str, cfg: Config, spec, world: dict, stacked: dict, names
         [jax.random.fold_in(jax.random.key(s), 7919 * d + METHODS.index(name)) for d in range(n_d) for s in seeds]
     )
     state = jax.vmap(lambda k: init(k, spec.obs_dim, spec.act_dim))(keys)
+    state, keys, d_idx = dist.shard_seeds((state, keys, d_idx))  # agents over the JAX devices when there are several
 
     def chunk(state, d, key):
         def step(state, k):

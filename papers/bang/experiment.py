@@ -24,12 +24,14 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from common import checkpoint
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.device import torch_device
 from common.progress import track
@@ -373,10 +375,10 @@ def run(cfg: Config) -> list[dict]:
     torch.set_num_threads(cfg.threads)
     device = torch_device(cfg.device)  # type: ignore[arg-type]
     rows: list[dict] = []
-    for seed in track(cfg.seed_list(), description="bang seeds"):
-        rows += part_a(cfg, seed, device)
+    for seed in track(cfg.seed_list(), description="bang seeds"):  # checkpointed units (--resume)
+        rows += checkpoint.unit(("a", seed), partial(part_a, cfg, seed, device))
         for kind in WORLDS:
-            rows += part_bc(cfg, seed, kind, device)
+            rows += checkpoint.unit(("bc", seed, kind), partial(part_bc, cfg, seed, kind, device))
     return rows
 
 

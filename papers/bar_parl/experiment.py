@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from common import distributed as dist
 from common.cache import enable_jax_compilation_cache
 from common.config import RunConfig, check_positive, ensure
 from common.progress import track
@@ -239,7 +240,7 @@ def _barfi_logs(env_name: str, job: str, cfg: Config) -> dict[str, dict[str, np.
         names, flags = train.baselines.BASELINES, jnp.arange(len(train.baselines.BASELINES))
         one = lambda k, h, m: train.train_fixed(env, hp, k, h, m)  # noqa: E731
     fn = jax.vmap(jax.vmap(jax.vmap(one, (None, 0, None)), (0, None, None)), (None, None, 0))
-    logs = jax.jit(fn)(keys, heur, flags)
+    logs = jax.jit(fn)(dist.shard_seeds(keys), heur, flags)  # seeds spread over the JAX devices when there are several
     return {name: {k: np.asarray(v[i]) for k, v in logs.items()} for i, name in enumerate(names)}
 
 
@@ -254,7 +255,7 @@ def _parl_logs(cfg: Config, reward_model: str) -> dict[str, dict[str, np.ndarray
         reward_basis=reward_model,
     )
     fn = jax.vmap(jax.vmap(lambda k, m: train.train_preference(env, hp, k, m), (0, None)), (None, 0))
-    logs = jax.jit(fn)(_seed_keys(cfg, 100), jnp.arange(len(PARL_METHODS)))
+    logs = jax.jit(fn)(dist.shard_seeds(_seed_keys(cfg, 100)), jnp.arange(len(PARL_METHODS)))
     ret = np.asarray(logs["return"])
     ret = ret.reshape(*ret.shape[:2], -1)
     ratio = np.asarray(logs["indirect_ratio"])

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from common import distributed as dist
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.progress import track
 from common.results import record
@@ -154,11 +155,9 @@ def solve(
     )
     U0 = np.stack([initial(i, rank, alpha) for i in insts])
     eta0, rho = (cfg.eta0, cfg.rho) if solver == "subgm" else (cfg.l2_eta0, cfg.l2_rho)
+    trials = (jnp.asarray(U0), jnp.stack([i.A for i in insts]), jnp.asarray(y), jnp.stack([i.X_star for i in insts]))
     errs = _batched(
-        jnp.asarray(U0),
-        jnp.stack([i.A for i in insts]),
-        jnp.asarray(y),
-        jnp.stack([i.X_star for i in insts]),
+        *dist.shard_seeds(trials),  # trials spread over the JAX devices when there are several
         eta0,
         rho,
         solver=solver,
