@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 
+from common import checkpoint
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.ppo import PPOConfig, PPOTrainer
 from common.progress import track
@@ -221,16 +223,16 @@ def run(cfg: Config) -> list[dict]:
         proxies[name].append(rm)
         rows.append(record(f"proxy_{name}", seed, "accuracy", world.accuracy(rm, test)))
         _log(f"proxy {name} seed {seed}: accuracy {rows[-1]['value']:.3f}")
-    ppo = [pool.submit(_ppo_job, cfg, seed) for seed in cfg.seed_list()] if pool is not None else []
-    rows += bon_rows(world, proxies, cfg)
+    # checkpointed units (--resume): best-of-n, each PPO seed (a fresh world per PPO run, in the workers or here:
+    # PPOTrainer freezes its reference's parameters, so a second copy of one world's policy would not train)
+    seeds = cfg.seed_list()
+    ppo = checkpoint.map_units(_ppo_job, [(cfg, s) for s in seeds], [("ppo", s) for s in seeds], pool)
+    rows += checkpoint.unit(("bon",), partial(bon_rows, world, proxies, cfg))
     _log("best-of-n: " + str(overoptimisation(rows, "bon_noisy")))
+    for res in ppo:
+        rows += res
     if pool is not None:
-        for fut in ppo:
-            rows += fut.result()
         pool.shutdown()
-    else:
-        for seed in cfg.seed_list():
-            rows += ppo_rows(world, proxies[cfg.ppo_proxy][seed], cfg, seed)
     rows += summary_rows(rows)
     return rows
 

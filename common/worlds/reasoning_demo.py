@@ -17,13 +17,16 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
 
+from common import checkpoint
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.results import Claim, record, select
 from common.worlds.reasoning import (
+    ReasoningWorld,
     Step,
     analyse,
     build_world,
@@ -182,34 +185,42 @@ def demo_run(cfg: DemoConfig) -> list[dict]:
         wc = world.cfg
         rows += [record(name, 0, "sft_loss", x, step=i) for i, x in enumerate(world.sft_losses) if i % 20 == 0]
         layer = wc.n_layers - 1 if cfg.steer_layer < 0 else cfg.steer_layer
-        for seed in cfg.seed_list():
-            problems = [p for k in cfg.ks for p in world.problems(cfg.n_per_k, k, seed=1000 + 31 * seed + k)]
-            ids, mask = world.prompts(problems)
-            g, maxprob = rollout(
-                world.model,
-                ids,
-                mask,
-                max_new_tokens=wc.max_new_tokens,
-                eos_id=world.v.eos,
-                temperature=cfg.temperature,
-                top_p=cfg.top_p,
-                generator=torch.Generator().manual_seed(seed),
-            )
-            for k, stats in world.evaluate(problems, g.tokens).items():
-                rows += [record(name, seed, m, x, k=k) for m, x in stats.items() if m != "n"]
-            seen = [i for i, p in enumerate(problems) if p.k in wc.k_train]
-            seen_p = [problems[i] for i in seen]
-            base = float(np.mean([analyse(problems[i], g.tokens[i].tolist(), world.v).think_len for i in seen]))
-            rows.append(record(name, seed, "oracle_over_base", oracle_length(seen_p) / base))
-            steps = step_table(seen_p, g.tokens[seen], maxprob[seen], world.v)
-            rows += [record(name, seed, m, x) for m, x in premise_aucs(steps).items()]
-            for readout in ("next_token", "separator"):
-                effect = steering_effect(world, seen_p, g.tokens[seen], steps, layer, cfg.steer_lambda, readout)
-                rows += [record(name, seed, m, x, layer=layer, readout=readout) for m, x in effect.items()]
-            if seed == 0:
-                for p, r in list(zip(problems, g.tokens, strict=True))[:: cfg.n_per_k][:6]:
-                    prompt = world.v.decode(prompt_tokens(p, world.v, wc.k_max))
-                    print(f"  [{name}] k={p.k}: {prompt} → {world.v.decode(r)}")
+        for seed in cfg.seed_list():  # each world × seed is a checkpointed unit (--resume)
+            rows += checkpoint.unit((name, seed), partial(seed_rows, world, name, cfg, seed, layer))
+    return rows
+
+
+def seed_rows(world: ReasoningWorld, name: str, cfg: DemoConfig, seed: int, layer: int) -> list[dict]:
+    """One world × seed: difficulty statistics, the premise AUCs and the steering effect."""
+    wc = world.cfg
+    rows: list[dict] = []
+    problems = [p for k in cfg.ks for p in world.problems(cfg.n_per_k, k, seed=1000 + 31 * seed + k)]
+    ids, mask = world.prompts(problems)
+    g, maxprob = rollout(
+        world.model,
+        ids,
+        mask,
+        max_new_tokens=wc.max_new_tokens,
+        eos_id=world.v.eos,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    for k, stats in world.evaluate(problems, g.tokens).items():
+        rows += [record(name, seed, m, x, k=k) for m, x in stats.items() if m != "n"]
+    seen = [i for i, p in enumerate(problems) if p.k in wc.k_train]
+    seen_p = [problems[i] for i in seen]
+    base = float(np.mean([analyse(problems[i], g.tokens[i].tolist(), world.v).think_len for i in seen]))
+    rows.append(record(name, seed, "oracle_over_base", oracle_length(seen_p) / base))
+    steps = step_table(seen_p, g.tokens[seen], maxprob[seen], world.v)
+    rows += [record(name, seed, m, x) for m, x in premise_aucs(steps).items()]
+    for readout in ("next_token", "separator"):
+        effect = steering_effect(world, seen_p, g.tokens[seen], steps, layer, cfg.steer_lambda, readout)
+        rows += [record(name, seed, m, x, layer=layer, readout=readout) for m, x in effect.items()]
+    if seed == 0:
+        for p, r in list(zip(problems, g.tokens, strict=True))[:: cfg.n_per_k][:6]:
+            prompt = world.v.decode(prompt_tokens(p, world.v, wc.k_max))
+            print(f"  [{name}] k={p.k}: {prompt} → {world.v.decode(r)}")
     return rows
 
 

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from common import checkpoint
 from common import distributed as dist
 from common.cache import enable_jax_compilation_cache
 from common.config import RunConfig, check_fraction, check_positive, ensure
@@ -431,7 +432,7 @@ def run(cfg: Config) -> list[dict]:
         spec = data.ENVS[env]
         for name in cfg.methods:
             t0 = time.perf_counter()
-            new = train_method(name, cfg, spec, world, stacked, cfg.cells())
+            new = checkpoint.unit((env, name), partial(train_method, name, cfg, spec, world, stacked, cfg.cells()))
             rows += new
             last = [r["value"] for r in select(new, metric="score_final")]
             conv = [r["value"] for r in select(new, metric="converged")]

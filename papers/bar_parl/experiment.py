@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from common import checkpoint
 from common import distributed as dist
 from common.cache import enable_jax_compilation_cache
 from common.config import RunConfig, check_positive, ensure
@@ -298,24 +300,31 @@ def _setup_jax(cfg: Config) -> None:
 def run(cfg: Config) -> list[dict]:
     _setup_jax(cfg)
     rows: list[dict] = []
-    seeds = cfg.seed_list()
     jobs = [(e, m) for e in cfg.envs for m in ("barfi", "baselines")] + [("parl", m) for m in cfg.parl_reward_models]
-    for env_name, job in track(jobs, "bar_parl runs"):
-        if env_name != "parl":
-            for method, logs in _barfi_logs(env_name, job, cfg).items():
-                rows += _barfi_rows(method, logs, env_name, cfg)
-            continue
-        logs, where = _parl_logs(cfg, job), {"env": "parl", "reward_model": job}
-        curves = {method: log["return"] for method, log in logs.items()}
-        for method, ret in curves.items():
-            rows += _curve_rows(method, seeds, ret, cfg.batch, cfg.curve_points, **where)
-            for i, s in enumerate(seeds):
-                rows.append(record(method, s, "final_return", _final(ret[i]), **where))
-                rows.append(record(method, s, "initial_return", ret[i, 0], **where))
-                ratio = logs[method]["indirect_ratio"][i]
-                rows.append(record(method, s, "indirect_ratio", float(np.median(ratio)), **where))
-        rows += _parl_target_rows(cfg, curves, rows, where)
+    for env_name, job in track(jobs, "bar_parl runs"):  # each (env, job) is a checkpointed unit (--resume)
+        rows += checkpoint.unit((env_name, job), partial(job_rows, env_name, job, cfg, list(rows)))
     return rows
+
+
+def job_rows(env_name: str, job: str, cfg: Config, earlier: list[dict]) -> list[dict]:
+    """The rows of one job: BARFI or the baselines on an env (all seeds, vmapped), or PARL with one reward model
+    (its target reads the gridworld `rp` baseline from the `earlier` rows)."""
+    rows: list[dict] = []
+    seeds = cfg.seed_list()
+    if env_name != "parl":
+        for method, logs in _barfi_logs(env_name, job, cfg).items():
+            rows += _barfi_rows(method, logs, env_name, cfg)
+        return rows
+    logs, where = _parl_logs(cfg, job), {"env": "parl", "reward_model": job}
+    curves = {method: log["return"] for method, log in logs.items()}
+    for method, ret in curves.items():
+        rows += _curve_rows(method, seeds, ret, cfg.batch, cfg.curve_points, **where)
+        for i, s in enumerate(seeds):
+            rows.append(record(method, s, "final_return", _final(ret[i]), **where))
+            rows.append(record(method, s, "initial_return", ret[i, 0], **where))
+            ratio = logs[method]["indirect_ratio"][i]
+            rows.append(record(method, s, "indirect_ratio", float(np.median(ratio)), **where))
+    return rows + _parl_target_rows(cfg, curves, earlier + rows, where)
 
 
 def _barfi_rows(method: str, logs: dict[str, np.ndarray], env_name: str, cfg: Config) -> list[dict]:

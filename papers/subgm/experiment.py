@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from common import checkpoint
 from common import distributed as dist
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.progress import track
@@ -195,8 +196,8 @@ def run(cfg: Config) -> list[dict]:
         )
     ]
     rows: list[dict] = []
-    for sweep, kw in track(jobs, description="SubGM sweeps"):
-        curves = solve(cfg, insts, **kw)
+    for sweep, kw in track(jobs, description="SubGM sweeps"):  # each sweep point is a checkpointed unit (--resume)
+        curves = checkpoint.unit((sweep, *sorted(kw.items())), partial(solve, cfg, insts, **kw))
         method = kw["solver"]
         setting = {"sweep": sweep, **{k: v for k, v in kw.items() if k != "solver"}}
         for seed, curve in zip(seeds, curves, strict=True):

@@ -13,47 +13,61 @@ from common import checkpoint
 from common.checkpoint import Checkpoints
 from common.cli import main
 
-# papers whose run(cfg) is split into checkpointed units, and how many units their smoke preset has
-UNITS = {"traac": 3, "rebalance": 2, "power_dl": 3, "par": 2, "ensembles": 3}
+# every run split into checkpointed units (the papers' and the world demos'); traac runs in the fast tier
+RESUMABLE = (
+    "papers.a2pr",
+    "papers.bang",
+    "papers.bar_parl",
+    "papers.ensembles",
+    "papers.par",
+    "papers.power_dl",
+    "papers.rebalance",
+    "papers.subgm",
+    "common.worlds.preference",
+    "common.worlds.reasoning",
+)
 
 
-def smoke(slug: str, out, results, *extra: str) -> int:
-    """One smoke run of papers.<slug> through the real CLI code, in this process (no figure)."""
-    experiment = importlib.import_module(f"papers.{slug}.experiment")
-    claims = importlib.import_module(f"papers.{slug}.claims")
+def smoke(module: str, out, results, *extra: str) -> int:
+    """One smoke run of `module` through the real CLI code, in this process (papers: without the figure)."""
+    argv = ["--preset", "smoke", "--out", str(out), *extra]
+    if module.startswith("common.worlds."):
+        return importlib.import_module(f"{module}_demo").main(argv)
+    experiment = importlib.import_module(f"{module}.experiment")
+    claims = importlib.import_module(f"{module}.claims")
     return main(
-        paper=slug,
+        paper=module.removeprefix("papers."),
         config_cls=experiment.Config,
         presets=experiment.PRESETS,
         run=experiment.run,
         claims=claims.check,
-        argv=["--preset", "smoke", "--out", str(out), *extra],
+        argv=argv,
         results=results,
     )
 
 
-def interrupted_and_resumed(slug: str, tmp_path, monkeypatch, *extra: str) -> None:
-    assert smoke(slug, tmp_path / "whole", tmp_path, *extra) == 0
+def interrupted_and_resumed(module: str, tmp_path, monkeypatch, *extra: str) -> None:
+    assert smoke(module, tmp_path / "whole", tmp_path, *extra) == 0
     monkeypatch.setenv(checkpoint.STOP_ENV, "1")  # SIGTERM once the first unit is saved
-    assert smoke(slug, tmp_path / "cut", tmp_path, *extra) == 143
+    assert smoke(module, tmp_path / "cut", tmp_path, *extra) == 143
     assert (
         not (tmp_path / "cut/records.jsonl").exists()
         and len(list((tmp_path / "cut/checkpoints").glob("*.unit.pkl"))) == 1
     )
     monkeypatch.delenv(checkpoint.STOP_ENV)
-    assert smoke(slug, tmp_path / "cut", tmp_path, "--resume", *extra) == 0
+    assert smoke(module, tmp_path / "cut", tmp_path, "--resume", *extra) == 0
     assert (tmp_path / "cut/records.jsonl").read_bytes() == (tmp_path / "whole/records.jsonl").read_bytes()
     assert not (tmp_path / "cut/checkpoints").exists()
 
 
 def test_traac_smoke_interrupted_then_resumed_writes_identical_records(tmp_path, monkeypatch):
-    interrupted_and_resumed("traac", tmp_path, monkeypatch, "--checkpoint-every", "1")
+    interrupted_and_resumed("papers.traac", tmp_path, monkeypatch, "--checkpoint-every", "1")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("slug", sorted(set(UNITS) - {"traac"}))
-def test_smoke_interrupted_then_resumed_writes_identical_records(tmp_path, monkeypatch, slug):
-    interrupted_and_resumed(slug, tmp_path, monkeypatch)
+@pytest.mark.parametrize("module", RESUMABLE)
+def test_smoke_interrupted_then_resumed_writes_identical_records(tmp_path, monkeypatch, module):
+    interrupted_and_resumed(module, tmp_path, monkeypatch)
 
 
 def test_traac_training_resumes_mid_unit_with_identical_policy_and_curves(tmp_path, monkeypatch):
