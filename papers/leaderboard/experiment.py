@@ -92,7 +92,7 @@ class Config(RunConfig):
     kl_coef: float = 0.005
     """β of every PPO run's per-token KL penalty (PAR's official KL_coef)."""
     train_prompts: int = 3200
-    """PPO training prompts per epoch (PAR's; fresh prompts for the ensembles' runs)."""
+    """PPO training prompts per epoch (papers.par's runs; the ensembles' runs draw fresh prompts)."""
     prompt_epochs: int = 2
     """Passes over the training prompts: iterations = prompt_epochs · train_prompts / ppo_batch."""
     ppo_batch: int = 64
@@ -188,7 +188,7 @@ PRESETS = {
         offline_batch=16,
         offline_eval_every=2,
     ),
-    "quick": Config(preset="quick", seeds=3),
+    "quick": Config(preset="quick", seeds=3, train_prompts=1920, offline_steps=200, offline_eval_every=25),
     "full": Config(
         preset="full",
         seeds=5,

@@ -105,7 +105,15 @@ def ranked_table(rows: list[dict]) -> str:
             fam, paper = family(m)
             agg = methods[m]
             if m == "sft":  # π_SFT: gold, features and length are the origin; KL 0, win-rate ½ by definition
-                agg = {"gold_final": agg["gold"], "kl_final": {"mean": 0.0, "ci95": 0.0}}
+                zero = {"mean": 0.0, "ci95": 0.0}
+                agg = {
+                    "gold_final": agg["gold"],
+                    "gold_peak": agg["gold"],
+                    "kl_final": zero,
+                    "winrate_final": {"mean": 0.5, "ci95": 0.0},
+                    "features_drift": zero,
+                    "length_drift": zero,
+                }
             cells = " | ".join(_cell(agg, c) for c, _ in COLUMNS)
             lines.append(f"| ref | {m} | {fam} | {paper} | {cells} | |")
     return "\n".join(lines) + "\n"
@@ -120,63 +128,53 @@ def mean_curve(rows: list[dict], method: str, metric: str) -> tuple[np.ndarray, 
 
 
 def figure(rows: list[dict], cfg, path: Path) -> None:
-    """Left: gold reward vs KL through optimisation (mean over seeds), every method; right: final points with 95%
-    CIs on both axes and the Pareto front; π_SFT at KL 0."""
+    """Top and bottom-left: gold reward vs KL through optimisation (mean over seeds), one panel per family; last
+    panel: final points with 95% CIs on both axes and the Pareto front. π_SFT (a star) sits at KL 0."""
     import matplotlib.pyplot as plt
 
     methods = aggregate(rows)
     names = [m for m in methods if m != "sft" and "gold_final" in methods[m]]
-    fams = sorted({family(m)[0] for m in names})
-    colours = {f: f"C{i}" for i, f in enumerate(fams)}
-    markers = "osD^v<>pPX*h"
-    fig, ax = plt.subplots(1, 2, figsize=(17, 7))
-    for i, m in enumerate(names):
-        fam = family(m)[0]
-        _, gold = mean_curve(rows, m, "gold")
-        _, kl = mean_curve(rows, m, "kl")
-        k = min(len(gold), len(kl))
-        style = dict(color=colours[fam], marker=markers[i % len(markers)], ms=3, lw=1, alpha=0.8)
-        ax[0].plot(kl[:k], gold[:k], ls=":" if m == "ppo_vanilla_gold" else "-", label=m, **style)
-        agg = methods[m]
-        ax[1].errorbar(
-            agg["kl_final"]["mean"],
-            agg["gold_final"]["mean"],
-            xerr=agg["kl_final"]["ci95"],
-            yerr=agg["gold_final"]["ci95"],
-            fmt=markers[i % len(markers)],
-            color=colours[fam],
-            capsize=2,
-            ms=5,
-        )
-        ax[1].annotate(
-            m,
-            (agg["kl_final"]["mean"], agg["gold_final"]["mean"]),
-            fontsize=7,
-            xytext=(3, 3),
-            textcoords="offset points",
-        )
+    fams = list(dict.fromkeys(family(m)[0] for m in names))
+    g0 = methods["sft"]["gold"]["mean"] if "sft" in methods else None
+    fig, axes = plt.subplots(2, 3, figsize=(18, 10))
+    axes = axes.flat
+    for a, fam in zip(axes, fams, strict=False):
+        for i, m in enumerate(m for m in names if family(m)[0] == fam):
+            _, gold = mean_curve(rows, m, "gold")
+            _, kl = mean_curve(rows, m, "kl")
+            k = min(len(gold), len(kl))
+            a.plot(
+                kl[:k], gold[:k], marker="o", ms=3, lw=1.2, color=f"C{i}", ls=":" if m in REFERENCES else "-", label=m
+            )
+        a.set(xlabel="KL(π ‖ π_SFT) (nats)", ylabel="gold reward", title=f"{fam}: gold vs KL (mean over seeds)")
+        a.set_ylim(bottom=max(a.get_ylim()[0], -8))
+    a = axes[5]
     points = final_points(methods)
+    for m in names:
+        agg = methods[m]
+        x, y = agg["kl_final"]["mean"], agg["gold_final"]["mean"]
+        colour = f"C{fams.index(family(m)[0])}"
+        a.errorbar(
+            x, y, xerr=agg["kl_final"]["ci95"], yerr=agg["gold_final"]["ci95"], fmt="o", color=colour, capsize=2, ms=4
+        )
+        a.annotate(m, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     front = pareto_front(points)
-    ax[1].plot([points[m][0] for m in front], [points[m][1] for m in front], "k--", lw=1, label="Pareto front")
-    if "sft" in methods:
-        g0 = methods["sft"]["gold"]["mean"]
-        for a in ax:
-            a.axhline(g0, color="k", lw=0.6, ls=":")
-            a.plot([0], [g0], "k*", ms=10, label="π_SFT")
-    ax[0].set(
-        xlabel="KL(π ‖ π_SFT) (nats; best-of-n: log n − (n−1)/n)",
-        ylabel="gold reward",
-        title="gold reward vs KL through optimisation (mean over seeds)",
-    )
-    ax[1].set(
+    a.plot([points[m][0] for m in front], [points[m][1] for m in front], "k--", lw=1, label="Pareto front")
+    for j, fam in enumerate(fams):
+        a.plot([], [], "o", color=f"C{j}", label=fam)
+    a.set(
         xlabel="KL at the end (nats)",
         ylabel="gold reward at the end",
-        title="final points (mean ± 95% CI) and the gold-vs-KL Pareto front",
+        title="final points (mean ± 95% CI over seeds), Pareto front",
     )
-    ax[0].legend(fontsize=6, ncol=2)
-    ax[1].legend(fontsize=7)
-    for a in ax:
+    for a in list(axes[: len(fams)]) + [axes[5]]:
+        if g0 is not None:
+            a.axhline(g0, color="k", lw=0.6, ls=":")
+            a.plot([0], [g0], "k*", ms=10, label="π_SFT")
+        a.legend(fontsize=7)
         a.grid(alpha=0.3)
+    for a in axes[len(fams) : 5]:
+        a.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=100, format="png")
+    fig.savefig(path, dpi=90, format="png")
     plt.close(fig)

@@ -1,0 +1,272 @@
+"""papers.leaderboard: it runs every family through its paper's own public entry points, on one world, data and
+budget; the metric, ranking, Pareto and CI code on synthetic records; claims; the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from common.config import ConfigError
+from common.results import aggregate, record
+from common.reward import best_of_n
+from common.worlds.preference import build_world
+from papers.ensembles import experiment as ensembles
+from papers.leaderboard import claims, experiment, ranking
+from papers.leaderboard.experiment import PRESETS
+from papers.par import experiment as par
+from papers.power_dl import experiment as power_dl
+from papers.power_dl.world import preference_data
+
+SUMMARY_KEYS = ["paper", "preset", "seeds", "config", "env", "wall_time_s", "methods", "claims"]
+ENTRY_POINTS = [
+    (ensembles, "bon_pool"),
+    (ensembles, "standardiser"),
+    (ensembles, "curve_rows"),
+    (ensembles, "ppo_rows"),
+    (par, "ppo_run"),
+    (par, "reward_model"),
+    (par, "prompts"),
+    (power_dl, "world_rows"),
+]
+
+
+# --- the papers' own code, through their public names ---
+
+
+def test_every_family_goes_through_its_papers_entry_points(monkeypatch):
+    """A spy on each public entry point: the smoke run must call every one (a renamed or dropped function fails
+    here, and no family can silently drop out of the leaderboard)."""
+    calls: dict[str, int] = {}
+    for module, name in ENTRY_POINTS:
+        original = getattr(module, name)
+
+        def spy(*args, _original=original, _name=f"{module.__name__}.{name}", **kwargs):
+            calls[_name] = calls.get(_name, 0) + 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+    cfg = PRESETS["smoke"]
+    rows = experiment.run(cfg)
+    assert set(calls) == {f"{m.__name__}.{n}" for m, n in ENTRY_POINTS}
+    expected = (
+        {f"bon_{b}" for b in cfg.bon}
+        | {f"ppo_{r}" for r in cfg.ppo_runs}
+        | {f"ppo_ens_{m}" for m in cfg.ensemble_ppo}
+        | set(cfg.offline)
+    )
+    ran = {r["method"] for r in rows if "step" in r}
+    assert ran == expected
+    for m in expected:  # every run has the metrics the table ranks by
+        assert {"gold_final", "gold_peak", "kl_final"} <= {r["metric"] for r in rows if r["method"] == m}
+
+
+def test_one_budget_and_one_data_set_for_every_paper():
+    cfg = PRESETS["quick"]
+    p, e, d = experiment.par_config(cfg), experiment.ensembles_config(cfg), experiment.power_dl_config(cfg)
+    assert p.iterations == e.ppo_steps == cfg.iterations == 60
+    assert p.kl_coef == e.ppo_kl_small == cfg.kl_coef
+    for field in ("ppo_batch", "ppo_lr", "ppo_epochs", "ppo_minibatch"):
+        assert getattr(p, field) == getattr(e, field) == getattr(cfg, field)
+    assert p.eval_every == e.log_every and p.eval_prompts == d.eval_prompts
+    assert p.world == e.world == d.world == cfg.world
+    assert d.world_pairs == cfg.proxy.n_pairs and d.label_noises == [cfg.proxy.label_noise]
+    # member 0 of every seed's ensemble is PAR's proxy; all members share its pairs
+    for seed in cfg.seed_list():
+        pcs = experiment.member_configs(cfg, seed)
+        assert pcs[0] == dataclasses.replace(cfg.proxy, seed=seed, data_seed=seed)
+        assert {pc.data_seed for pc in pcs} == {seed} and len({pc.seed for pc in pcs}) == cfg.members
+
+
+def test_offline_methods_train_on_the_proxys_pairs():
+    cfg = PRESETS["smoke"]
+    world = build_world(cfg.world)
+    pairs = world.comparisons(cfg.proxy.n_pairs, label_noise=cfg.proxy.label_noise, seed=0)
+    data = preference_data(world, experiment.power_dl_config(cfg).world_pairs, cfg.proxy.label_noise, 0)
+    chosen = torch.where(pairs.labels.bool()[:, None], pairs.ids_a, pairs.ids_b)
+    assert torch.equal(data["prompts"], chosen[:, : world.prompt_width])
+    assert torch.equal(data["y_w"], chosen[:, world.prompt_width :])
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("ppo_runs", ["par"]),  # vanilla is required (the premise)
+        ("ppo_runs", ["vanilla", "nope"]),
+        ("ensemble_ppo", ["median"]),
+        ("offline", ["ppo"]),
+        ("bon", ["max"]),
+        ("members", 1),
+        ("eval_every", 3),
+        ("offline_eval_every", 3),
+    ],
+)
+def test_config_validates(field, value):
+    with pytest.raises(ConfigError, match=f"--{field.replace('_', '-')}"):
+        dataclasses.replace(PRESETS["smoke"], **{field: value}).validate()
+    for preset in PRESETS.values():
+        preset.validate()
+
+
+# --- metrics on synthetic curves ---
+
+
+def test_scalars_hand_computed():
+    curves = {
+        "gold": (np.array([0, 10, 20]), np.array([0.5, 1.0, 0.2])),
+        "kl": (np.array([0, 10, 20]), np.array([0.0, 2.0, 3.0])),
+        "proxy_z": (np.array([0, 10, 20]), np.array([0.0, 1.0, 2.0])),
+        "features": (np.array([0, 10, 20]), np.array([0.4, 1.0, 3.0])),
+        "length": (np.array([0, 10, 20]), np.array([6.0, 6.5, 9.0])),
+    }
+    sft = {"gold": 0.3, "features": 0.4, "length": 6.0}
+    out = experiment.scalars(curves, sft)
+    assert out == pytest.approx(
+        {
+            "gold_final": 0.2,
+            "gold_peak": 1.0,
+            "kl_final": 3.0,
+            "kl_at_gold_peak": 2.0,
+            "gap_final": 2.0 - (0.2 - 0.3),
+            "features_drift": 2.6,
+            "length_drift": 3.0,
+        }
+    )
+    assert "winrate_final" not in out  # a curve the run lacks leaves its metric out
+    with pytest.raises(ValueError, match="share"):
+        experiment.scalars({**curves, "kl": (np.array([0, 5, 20]), curves["kl"][1])}, sft)
+
+
+def test_win_probability_and_best_of_n_win_rate():
+    gold = torch.tensor([[0.0, 1.0, 1.0, 3.0]])
+    w = experiment.win_probability(gold)
+    torch.testing.assert_close(w, torch.tensor([[0.125, 0.5, 0.5, 0.875]], dtype=torch.float64))
+    score = torch.randn(5, 64, generator=torch.Generator().manual_seed(0))
+    gold = torch.randn(5, 64, generator=torch.Generator().manual_seed(1))
+    w = experiment.win_probability(gold)
+    assert float(best_of_n(score, w, 1).mean()) == pytest.approx(0.5)  # n = 1 is π_SFT: a fair coin
+    assert float(best_of_n(gold, w, 64).mean()) == pytest.approx(1 - 0.5 / 64)  # the best sample beats all but itself
+
+
+def test_paper_records_map_onto_one_curve_schema():
+    par_rows = [
+        record("vanilla", 0, "winrate", 0.5, step=0),
+        record("vanilla", 0, "proxy", 3.0, step=5),
+        record("vanilla", 0, "gold", 0.4, step=5),
+        record("vanilla", 0, "rl_reward", 9.0, step=5),
+        record("vanilla", 0, "gold_final", 0.4),
+    ]
+    out = experiment.from_par(par_rows, "vanilla", 0, mu=1.0, sd=2.0)
+    assert {(r["method"], r["metric"], r["value"], r["step"]) for r in out} == {
+        ("ppo_vanilla", "winrate", 0.5, 0),
+        ("ppo_vanilla", "proxy_z", 1.0, 5),
+        ("ppo_vanilla", "gold", 0.4, 5),
+    }
+    ens_rows = [
+        record("ppo_wco", 0, "proxy", 2.0, setting="control", beta=0.005, step=3),
+        record("ppo_wco", 0, "member_std", 0.3, setting="control", beta=0.005, step=3),
+        record("ppo_wco", 0, "kl", 1.0, setting="control", beta=0.005, step=3),
+    ]
+    out = experiment.from_ensembles(ens_rows, "wco", 0)
+    assert [(r["method"], r["metric"]) for r in out] == [("ppo_ens_wco", "kl")]  # an aggregate is not the proxy
+    pdl_rows = [
+        record("dpo", 0, "win_rate", 0.6, part="world", noise=0.0, step=50, epoch=1.0),
+        record("dpo", 0, "label_clean", 1.0, part="world", noise=0.0, step=50, epoch=1.0),
+        record("dpo", 0, "gold_peak", 1.0, part="world_summary", noise=0.0),
+    ]
+    out = experiment.from_power_dl(pdl_rows, "dpo", 0)
+    assert [(r["method"], r["metric"], r["step"]) for r in out] == [("dpo", "winrate", 50)]
+
+
+# --- ranking, CIs, Pareto front ---
+
+
+def _synthetic() -> list[dict]:
+    rows = []
+    for seed, (a, b, c) in enumerate([(1.0, 0.0, 5.0), (2.0, 0.5, 5.0), (3.0, 1.0, 5.0)]):
+        rows += [record("ppo_a", seed, "gold_final", a), record("ppo_a", seed, "kl_final", 4.0)]
+        rows += [record("bon_b", seed, "gold_final", b), record("bon_b", seed, "kl_final", 1.0)]
+        rows += [record("ppo_vanilla_gold", seed, "gold_final", c), record("ppo_vanilla_gold", seed, "kl_final", 9.0)]
+        rows += [record("dpo", seed, "gold_final", -1.0 + 0.1 * seed), record("dpo", seed, "kl_final", 2.0)]
+    return rows + [record("sft", 0, "gold", 0.2)]
+
+
+def test_rank_uses_mean_and_student_t_ci_and_leaves_references_out():
+    ranked = ranking.rank(aggregate(_synthetic()))
+    assert [m for m, _, _ in ranked] == ["ppo_a", "bon_b", "dpo"]  # ppo_vanilla_gold is a reference
+    m, mean, ci = ranked[0]
+    assert mean == pytest.approx(2.0)
+    assert ci == pytest.approx(4.302652729911275 * 1.0 / np.sqrt(3))  # t(0.975, 2) · s / √n
+    assert ranking.tied_with_best(ranked) == {"ppo_a", "bon_b"}  # dpo's CI [−0.95, −0.75] misses ppo_a's
+
+
+def test_pareto_front_hand_example():
+    points = {"a": (1.0, 1.0), "b": (2.0, 2.0), "c": (2.0, 1.5), "d": (3.0, 2.0), "e": (0.5, 0.0)}
+    assert ranking.pareto_front(points) == ["e", "a", "b"]  # c and d are dominated by b
+
+
+def test_ranked_table_rows_and_references():
+    table = ranking.ranked_table(_synthetic())
+    lines = [line for line in table.splitlines() if line.startswith("| ")]
+    assert lines[1].startswith("| 1 | **ppo_a** | PPO | par | 2.00 ± 2.48 |")
+    assert lines[2].startswith("| 2 | **bon_b** | best-of-n | ensembles |") and lines[2].endswith("✓ |")
+    assert lines[3].startswith("| 3 | dpo | offline | power_dl |") and lines[3].endswith("|  |")  # bon_b dominates it
+    assert lines[-2].startswith("| ref | sft |") and lines[-1].startswith("| ref | ppo_vanilla_gold |")
+    assert "| — |" in lines[1]  # no win-rate measured: a dash, not a number
+
+
+# --- claims ---
+
+
+def _curve_rows(method: str, gold: list[float], proxy: list[float] | None = None) -> list[dict]:
+    rows = []
+    for seed in range(2):
+        for x, g in enumerate(gold):
+            rows.append(record(method, seed, "gold", g, step=x))
+            if proxy is not None:
+                rows.append(record(method, seed, "proxy_z", proxy[x], step=x))
+    return rows
+
+
+def test_claims_decide_on_the_data():
+    cfg = dataclasses.replace(PRESETS["smoke"], ppo_runs=["vanilla", "vanilla_gold"])
+    sft = [record("sft", 0, "gold", 0.0)]
+    origin = [record("bon_single", 0, "winrate", 0.5, step=1), record("bon_single", 0, "gold", 0.0, step=1)]
+    hack = _curve_rows("ppo_vanilla", [0.0, 1.0, 0.5], [0.0, 1.0, 2.0])
+    holds = _curve_rows("ppo_vanilla_gold", [0.0, 1.0, 0.9])
+    verdicts = {c.id: c.passed for c in claims.check(sft + origin + hack + holds, cfg)}
+    assert verdicts == {
+        "0-premise-vanilla-overoptimises": True,
+        "0-control-gold-reward-holds": True,
+        "1-sft-origin": True,
+    }
+    no_hack = _curve_rows("ppo_vanilla", [0.0, 1.0, 0.9], [0.0, 1.0, 2.0])
+    off = [record("bon_single", 0, "winrate", 0.6, step=1), record("bon_single", 0, "gold", 0.0, step=1)]
+    collapses = _curve_rows("ppo_vanilla_gold", [0.0, 1.0, 0.5])
+    verdicts = {c.id: c.passed for c in claims.check(sft + off + no_hack + collapses, cfg)}
+    assert verdicts == {
+        "0-premise-vanilla-overoptimises": False,
+        "0-control-gold-reward-holds": False,
+        "1-sft-origin": False,
+    }
+
+
+# --- CLI ---
+
+
+def test_smoke_through_cli(run_cli, tmp_path):
+    proc = run_cli("papers.leaderboard", "--preset", "smoke", "--out", str(tmp_path))
+    assert "claims" in proc.stdout
+    assert {"records.jsonl", "summary.json", "table.md", "figure.png"} <= {p.name for p in tmp_path.iterdir()}
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert list(summary) == SUMMARY_KEYS and summary["paper"] == "leaderboard"
+    assert {c["id"] for c in summary["claims"]} == {"0-premise-vanilla-overoptimises", "1-sft-origin"}
+    assert (tmp_path / "table.md").read_text().startswith("Ranked by final gold reward")
+
+
+def test_bad_flag_exits_naming_it(run_cli):
+    proc = run_cli("papers.leaderboard", "--preset", "smoke", "--ppo-runs", "nope", expect_rc=2, timeout=120)
+    assert "--ppo-runs" in proc.stderr
