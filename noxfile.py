@@ -79,6 +79,13 @@ def grade(session: nox.Session) -> None:
     session.run("python", "-m", "common.assignments", "grade", *session.posargs)
 
 
+@nox.session
+def leaderboard(session: nox.Session) -> None:
+    """Every RLHF method of the project on one preference world and budget (papers/leaderboard): quick → runs/."""
+    _install(session, "lm")
+    session.run("python", "-m", "papers.leaderboard", *session.posargs)
+
+
 def _paper_session(slug: str, extra: str):
     def run_paper(session: nox.Session) -> None:
         _install(session, extra)

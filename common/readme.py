@@ -4,7 +4,8 @@
 - README.md between `<!-- papers:start -->` and `<!-- papers:end -->`: one row per paper (status, claims, time);
 - each papers/<slug>/README.md between `<!-- results:start -->` and `<!-- results:end -->`:
   results/<slug>/quick/table.md;
-- each common/worlds/README_<name>.md between the same markers: results/<name>_world/quick/table.md.
+- each common/worlds/README_<name>.md between the same markers: results/<name>_world/quick/table.md;
+- papers/leaderboard/README.md (not in the registry) between the same markers: results/leaderboard/quick/table.md.
 `python -m common.readme --check` exits 1 if any file is out of date (the tests run this).
 """
 
@@ -86,6 +87,14 @@ def targets() -> dict[Path, str]:
         )
         for p in PAPERS
     ]
+    sections.append(
+        (
+            ROOT / "papers" / "leaderboard" / "README.md",
+            ROOT / "results" / "leaderboard" / "quick" / "table.md",
+            "results/leaderboard/quick/",
+            "`nox -s leaderboard -- --publish`",
+        )
+    )
     for table in sorted((ROOT / "results").glob("*_world/quick/table.md")):
         name = table.parent.parent.name.removesuffix("_world")
         rerun = f"`python -m common.worlds.{name} --preset quick --publish`"

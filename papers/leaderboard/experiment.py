@@ -28,10 +28,12 @@ import concurrent.futures as cf
 import dataclasses
 import multiprocessing as mp
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
 
+from common import checkpoint
 from common.config import RunConfig, check_positive, ensure
 from common.progress import track
 from common.results import record, select
@@ -420,23 +422,21 @@ def _prepare(world: PreferenceWorld, cfg: Config) -> None:
 
 def run(cfg: Config) -> list[dict]:
     """Reward models first; then the PPO runs in `workers` processes while this one scores best-of-n; then the
-    offline runs (papers.power_dl's own `world_rows`, with its own workers); then per-seed scalars."""
+    offline runs (papers.power_dl's own `world_rows`, with its own workers); then per-seed scalars. Each PPO run,
+    best-of-n and each offline run is a checkpointed unit (`--resume`)."""
     torch.set_num_threads(cfg.threads)
     world = build_world(cfg.world, verbose=True)
     _prepare(world, cfg)
     jobs = [(_par_job, run, s) for run in cfg.ppo_runs for s in cfg.seed_list()]
     jobs += [(_ensemble_job, m, s) for m in cfg.ensemble_ppo for s in cfg.seed_list()]
-    rows: list[dict] = []
-    if cfg.workers > 1:
-        with cf.ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(fn, cfg, name, seed) for fn, name, seed in jobs]
-            rows += bon_curves(world, cfg)
-            for fut in track(futures, "PPO runs"):
-                rows += fut.result()
-    else:
-        rows += bon_curves(world, cfg)
-        for fn, name, seed in track(jobs, "PPO runs"):
-            rows += fn(cfg, name, seed)
+    keys = [("ppo", fn.__name__, name, seed) for fn, name, seed in jobs]
+    pool = cf.ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) if cfg.workers > 1 else None
+    ppo = checkpoint.map_units(_job, [(cfg, *job) for job in jobs], keys, pool)
+    rows = checkpoint.unit(("bon",), partial(bon_curves, world, cfg))
+    for res in track(ppo, "PPO runs", total=len(jobs)):
+        rows += res
+    if pool is not None:
+        pool.shutdown()
     offline = power_dl.world_rows(power_dl_config(cfg))
     for method in cfg.offline:
         for seed in cfg.seed_list():
@@ -444,6 +444,10 @@ def run(cfg: Config) -> list[dict]:
     sft = sft_reference(ensembles.bon_pool(world, ensembles_config(cfg)))
     rows += [record("sft", 0, k, v) for k, v in sft.items()]
     return rows + scalar_rows(rows, sft)
+
+
+def _job(cfg: Config, fn, name: str, seed: int) -> list[dict]:
+    return fn(cfg, name, seed)
 
 
 # --- curves → leaderboard metrics ---
