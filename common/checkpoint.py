@@ -122,7 +122,8 @@ class Checkpoints:
     `setup` is the run's fingerprint (`setup_of(config)` plus the paper's name); `resume=False` deletes a leftover
     folder, `resume=True` checks that the folder's fingerprint equals `setup` (`ResumeError` otherwise). `every` is
     the step interval of `steps` states (0: none); `write=False` (a non-main process of a distributed run) reads
-    the folder but never writes it."""
+    the folder but never writes it. `commit` (the code's git commit) is stored beside the setup; a resumed store
+    holds the stored one in `resumed_commit`, so that the CLI can warn when the code changed in between."""
 
     def __init__(
         self,
@@ -132,8 +133,11 @@ class Checkpoints:
         resume: bool = False,
         every: int = 0,
         write: bool = True,
+        commit: str = "unknown",
     ):
         self.folder, self.setup, self.every, self.write, self.resume = folder, setup or {}, every, write, resume
+        self.commit = commit
+        self.resumed_commit: str | None = None  # the commit the resumed checkpoints were written at
         self.seen: set[Hashable] = set()
         self.saved = 0  # units saved by this process
         self._states: list[Path] = []  # `steps` files opened inside the unit being run
@@ -151,6 +155,7 @@ class Checkpoints:
         stored = json.loads(meta.read_text())
         if stored.get("format") != FORMAT:
             raise ResumeError(f"{folder} was written by checkpoint format {stored.get('format')}, this is {FORMAT}")
+        self.resumed_commit = stored.get("commit")
         if stored["setup"] != self.setup:
             old, new = stored["setup"], self.setup
             diff = [f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in sorted(old | new) if old.get(k) != new.get(k)]
@@ -175,7 +180,8 @@ class Checkpoints:
             return False
         if not (self.folder / "setup.json").is_file():
             self.folder.mkdir(parents=True, exist_ok=True)
-            text = json.dumps({"format": FORMAT, "setup": self.setup}, indent=2, sort_keys=True) + "\n"
+            meta = {"format": FORMAT, "setup": self.setup, "commit": self.commit}
+            text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
             _atomic_write(self.folder / "setup.json", lambda p: p.write_text(text))
         return True
 

@@ -33,7 +33,7 @@ from common.checkpoint import Checkpoints, ResumeError, active, setup_of
 from common.config import C, ConfigError, parse
 from common.distributed import is_main_process
 from common.reproduce import print_comparison
-from common.results import Claim, exit_code, print_claims, write_run
+from common.results import Claim, exit_code, git_commit, print_claims, write_run
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -65,13 +65,24 @@ def output_dir(cfg: Any, paper: str, results: Path) -> Path:
 
 def checkpoints(cfg: Any, paper: str, out: Path) -> Checkpoints:
     """The run's checkpoint store `<out>/checkpoints/` (a ResumeError becomes a ConfigError of --resume)."""
-    setup = {"paper": paper, **setup_of(cfg)}
+    setup, commit = {"paper": paper, **setup_of(cfg)}, git_commit()
     try:
         store = Checkpoints(
-            out / "checkpoints", setup, resume=cfg.resume, every=cfg.checkpoint_every, write=is_main_process()
+            out / "checkpoints",
+            setup,
+            resume=cfg.resume,
+            every=cfg.checkpoint_every,
+            write=is_main_process(),
+            commit=commit,
         )
     except ResumeError as err:
         raise ConfigError("resume", str(err)) from None
+    if store.resumed_commit not in (None, commit):
+        print(
+            f"warning: --resume: the checkpoints were written at commit {store.resumed_commit}, this is {commit}; "
+            "the records equal an uninterrupted run's only if the code is the same",
+            file=sys.stderr,
+        )
     return store
 
 

@@ -180,8 +180,11 @@ def test_interrupted_run_resumes_from_its_checkpoints_with_identical_records(wor
     assert "error: --resume: the checkpoints in cut/checkpoints belong to another setup (seeds: 4 → 5)" in (
         capsys.readouterr().err
     )
+    meta = workdir / "cut/checkpoints/setup.json"
+    meta.write_text(meta.read_text().replace(json.loads(meta.read_text())["commit"], "0000"))  # older code
     ran.clear()
     assert toy(["--preset", "smoke", "--seeds", "4", "--out", "cut", "--resume"], results, run=units_run) == 0
+    assert "warning: --resume: the checkpoints were written at commit 0000" in capsys.readouterr().err
     assert ran == [2, 3] and not (workdir / "cut/checkpoints").exists()  # deleted once the run's files are in place
     assert (workdir / "cut/records.jsonl").read_bytes() == (workdir / "full/records.jsonl").read_bytes()
     config = json.loads((workdir / "cut/summary.json").read_text())["config"]
