@@ -43,6 +43,12 @@ PAPERS: tuple[Paper, ...] = (
     Paper("subgm", "Ma & Fattahi 2022, sub-gradient method for robust matrix recovery", "jax", "JAX (numpy reference)"),
     Paper("rebalance", "ReBalance 2026, confidence-steered balanced thinking", "lm", "torch + transformers"),
     Paper("traac", "TRAAC 2025, adaptive attentive compression RL", "lm", "torch + transformers"),
+    Paper(
+        "grpo_guard",
+        "GRPO-Guard 2025, regulated clipping for flow-matching GRPO",
+        "diffusion",
+        "torch + diffusers",
+    ),
 )
 
 BY_SLUG = {p.slug: p for p in PAPERS}

@@ -7,7 +7,7 @@ DESIGN_FILES = ("README.md", "__main__.py", "method.py", "experiment.py", "claim
 
 def test_registry_slugs_and_sessions():
     slugs = [p.slug for p in PAPERS]
-    assert len(slugs) == len(set(slugs)) == 9
+    assert len(slugs) == len(set(slugs)) == 10
     assert {p.session for p in PAPERS} >= {"paper-subgm", "paper-power-dl", "paper-bar-parl"}
 
 

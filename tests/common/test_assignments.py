@@ -108,6 +108,7 @@ ONE_FUNCTION = {
     "rebalance": ("Control.g_m", 1.0),
     "ensembles": ("wco", 1.0),
     "par": ("par_reward", 5.0),
+    "grpo_guard": ("reweight", 1.0),
 }
 
 

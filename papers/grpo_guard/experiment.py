@@ -1,0 +1,509 @@
+"""The headline experiment: Flow-GRPO (β = 0 and β = 0.04) against GRPO-Guard on the generative digits world.
+
+Per run (method, reward, clip range, updates per batch, seed): start from the cached base DiT; each epoch samples
+`prompts` classes × `group` images with the Flow-GRPO SDE (η = 0.7, `steps` SD3 sigmas with shift 3), scores the
+final images with the reward (the proxy margin, or the gold RM in the control), computes per-prompt advantages,
+shuffles the rollouts into `minibatches` and takes one AdamW step per minibatch over the trained denoising steps
+(0 .. ⌊steps·timestep_fraction⌋ − 1). Minibatches after the first are off-policy; on them, per denoising step, the
+ratio used by the loss (ρ, or ρ̃ under RatioNorm) is logged: mean, std, quantiles, and the clip fractions split by
+the sign of A. Every `eval_every` epochs a fixed set of `eval_per_class` × 10 fixed-noise ODE samples is scored with
+the proxy and the gold measures (realism, diversity, gold RM).
+
+Runs (`kind`): `main` (every method in `methods`, all seeds, clip `clip`), `other_clip` (Flow-GRPO β = 0 and
+GRPO-Guard at the other pre-registered clip range), `ablation` (RatioNorm without reweighting), `gold_reward` (the
+control world: reward = gold RM), `on_policy` (the method control: one update per rollout batch, ρ ≡ 1).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import DiTTransformer2DModel, FlowMatchEulerDiscreteScheduler
+
+from common.config import RunConfig, check_fraction, check_positive, ensure
+from common.device import torch_device
+from common.progress import track
+from common.results import record, select
+from common.seeding import seed_everything
+from papers.grpo_guard.baselines import flow_grpo_loss, group_advantages
+from papers.grpo_guard.method import grpo_guard_loss, sde_step
+from papers.grpo_guard.world import N_CLASSES, World, WorldConfig, build_world, diversity, realism, velocity
+
+METHODS = ("flow_grpo", "flow_grpo_kl", "grpo_guard", "ratio_norm")
+GUARDED = ("grpo_guard", "ratio_norm")  # methods with RatioNorm (their ε is Guard's)
+D_PAPER = 16 * 64 * 64  # SD3.5-M latent dimensions at 512 px (16 channels × 64 × 64)
+EPS_OFFICIAL = {"flow": 1e-4, "guard": 2e-6}  # config/grpo.py general_ocr_sd3, config/grpo_guard.py (OCR)
+KINDS = ("main", "other_clip", "ablation", "gold_reward", "on_policy")
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+@dataclass
+class Config(RunConfig):
+    """GRPO-Guard (Wang et al. 2025) vs Flow-GRPO on a generative digits world (class-conditional DiT, diffusers)."""
+
+    model: str = "world"
+    """"world" (the world's rectified-flow DiT) or a Hugging Face SD3 name loaded with from_pretrained (full)."""
+    image_size: int = 8
+    """Image side: 8 (64 latent dims) or 16 (256 dims, the "more dimensions" lever; 3.5× slower)."""
+    base_steps: int = 600
+    """AdamW steps of the world's base-model pre-training (cached)."""
+    methods: list[str] = field(default_factory=lambda: ["flow_grpo", "flow_grpo_kl", "grpo_guard"])
+    """Main-run methods: flow_grpo (β = 0), flow_grpo_kl (β = kl_beta), grpo_guard, ratio_norm (ablation)."""
+    clip: str = "matched"
+    """Clip range of the main runs: official (ε = 1e-4 Flow-GRPO, 2e-6 Guard) or matched (× √(D_paper / D))."""
+    other_clip_seeds: int = 3
+    """Seeds of Flow-GRPO β = 0 and GRPO-Guard at the other clip range (0: skip)."""
+    ablation_seeds: int = 3
+    """Seeds of the RatioNorm-only ablation (0: skip)."""
+    control_seeds: int = 2
+    """Seeds of each control (gold-RM reward; one update per batch), Flow-GRPO β = 0 and Guard (0: skip)."""
+    epochs: int = 20
+    """Rollout/update epochs per main run."""
+    control_epochs: int = 12
+    """Epochs per run of the other clip range, the ablation and the controls (the one-update control runs
+    `minibatches` times as many epochs of prompts/minibatches prompts each: the same updates and samples)."""
+    prompts: int = 8
+    """Classes ("prompts") per epoch, drawn without replacement (official: 48 prompts per epoch)."""
+    group: int = 16
+    """Images per prompt (official: 24)."""
+    minibatches: int = 8
+    """Optimiser steps per rollout batch; all after the first are off-policy (official: 2)."""
+    steps: int = 10
+    """Denoising steps of training rollouts and evaluation (official: 10 for training, 40 for evaluation)."""
+    timestep_fraction: float = 0.99
+    """Trained steps = ⌊steps·fraction⌋ (official 0.99: steps 0-8 of 10, the last step is not trained)."""
+    eta: float = 0.7
+    """SDE noise level η (official: 0.7)."""
+    shift: float = 3.0
+    """Scheduler sigma shift (SD3: 3)."""
+    lr: float = 3e-4
+    """AdamW learning rate, full fine-tuning (official: 1e-4 with LoRA r 32 for Guard, 3e-4 for Flow-GRPO OCR)."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay (official: 1e-4)."""
+    max_grad_norm: float = 1.0
+    """Gradient-norm clip (official: 1.0)."""
+    adv_clip: float = 5.0
+    """Advantage clip (official: 5)."""
+    kl_beta: float = 0.04
+    """β of flow_grpo_kl (official OCR: 0.04)."""
+    eval_every: int = 3
+    """Epochs between fixed-noise ODE evaluations (epoch 0 and the last are always evaluated)."""
+    eval_per_class: int = 16
+    """Evaluation samples per class (fixed noise, identical for every run)."""
+    threads: int = 1
+    """torch CPU threads (1: the DiT's matrices are small; a second thread only thrashes on a shared 2-core CPU)."""
+    device: str = "cpu"
+    """Torch device: cpu, cuda or auto."""
+
+    def validate(self) -> None:
+        super().validate()
+        check_positive(self, "base_steps", "epochs", "control_epochs", "prompts", "group", "minibatches", "steps")
+        check_positive(self, "eta", "shift", "lr", "max_grad_norm", "adv_clip", "eval_every", "eval_per_class")
+        check_positive(self, "threads")
+        ensure(self.image_size in (8, 16), "image_size", f"must be 8 or 16, got {self.image_size}")
+        bad = [m for m in self.methods if m not in METHODS]
+        ensure(not bad and self.methods, "methods", f"must be a non-empty subset of {METHODS}, got {self.methods}")
+        ensure(self.clip in ("official", "matched"), "clip", f"must be official or matched, got {self.clip!r}")
+        for name in ("other_clip_seeds", "ablation_seeds", "control_seeds", "weight_decay", "kl_beta"):
+            ensure(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
+        if self.model == "world":
+            ensure(self.prompts <= N_CLASSES, "prompts", f"must be <= {N_CLASSES} classes, got {self.prompts}")
+        ensure(self.group >= 2, "group", f"must be >= 2 (advantages need a group), got {self.group}")
+        ensure(
+            self.minibatches <= self.prompts * self.group,
+            "minibatches",
+            f"must be <= prompts × group = {self.prompts * self.group}, got {self.minibatches}",
+        )
+        ensure(
+            self.control_epochs <= self.epochs and self.control_epochs % self.eval_every == 0,
+            "control_epochs",
+            f"must be <= epochs and a multiple of eval_every (claim 7 reads them): {self.control_epochs}",
+        )
+        check_fraction(self, "timestep_fraction", upper_open=False)
+        ensure(self.trained_steps() >= 1, "timestep_fraction", "trains no denoising step")
+        ensure(self.steps >= 2, "steps", f"must be >= 2, got {self.steps}")
+        ensure(self.device in ("cpu", "cuda", "auto"), "device", f"must be cpu, cuda or auto, got {self.device!r}")
+
+    def trained_steps(self) -> int:
+        return int(self.steps * self.timestep_fraction)
+
+    def dims(self) -> int:
+        return self.image_size**2
+
+    def eps(self, method: str, clip: str) -> float:
+        """ε of `method` at clip range `clip`; matched = official × √(D_paper / D) (the ratio's spread ∝ 1/√D)."""
+        eps = EPS_OFFICIAL["guard" if method in GUARDED else "flow"]
+        return eps if clip == "official" else eps * math.sqrt(D_PAPER / self.dims())
+
+    def world(self) -> WorldConfig:
+        return WorldConfig(image_size=self.image_size, train_steps=self.base_steps)
+
+
+PRESETS = {
+    "smoke": Config(
+        preset="smoke",
+        seeds=1,
+        base_steps=20,
+        methods=["flow_grpo", "grpo_guard"],
+        other_clip_seeds=1,
+        ablation_seeds=1,
+        control_seeds=1,
+        epochs=2,
+        control_epochs=1,
+        prompts=2,
+        group=4,
+        minibatches=2,
+        steps=4,
+        eval_every=1,
+        eval_per_class=2,
+        threads=1,
+    ),
+    "quick": Config(preset="quick", seeds=3),
+    # Official GRPO-Guard OCR run (config/grpo_guard.py general_ocr_sd3_rationorm over config/base.py), not run here:
+    # SD3.5-M ("stabilityai/stable-diffusion-3.5-medium") with LoRA r = 32, α = 64, 512 px, 10 training / 40 eval
+    # steps, CFG 4.5, η = 0.7, 24 images per prompt, 48 prompts per epoch, 2 optimiser steps per epoch,
+    # timestep_fraction 0.99, β = 0, ε = 2e-6 (Flow-GRPO: 1e-4, β = 0.04), AdamW lr 1e-4, wd 1e-4, grad clip 1.0,
+    # adv clip 5, EMA 0.9 every 8 steps, fp16.
+    "full": Config(
+        preset="full",
+        seeds=3,
+        model="stabilityai/stable-diffusion-3.5-medium",
+        image_size=8,
+        clip="official",
+        epochs=1000,
+        control_epochs=1000,
+        prompts=48,
+        group=24,
+        minibatches=2,
+        steps=10,
+        lr=1e-4,
+        eval_every=50,
+        device="auto",
+    ),
+}
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def sigmas(cfg: Config) -> torch.Tensor:
+    """SD3's schedule: `FlowMatchEulerDiscreteScheduler(shift)` with sigmas linspace(1, 1/N, N), 0 appended."""
+    sched = FlowMatchEulerDiscreteScheduler(shift=cfg.shift)
+    sched.set_timesteps(sigmas=np.linspace(1.0, 1.0 / cfg.steps, cfg.steps))
+    return sched.sigmas.float()
+
+
+@torch.no_grad()
+def rollout(model: DiTTransformer2DModel, labels: torch.Tensor, sig: torch.Tensor, cfg: Config, gen: torch.Generator):
+    """SDE trajectories: latents (B, N+1, ...), log π_old (B, N), μ_old (B, N, ...)."""
+    s = cfg.image_size
+    x = torch.randn(len(labels), 1, s, s, generator=gen)
+    lat, logps, means = [x], [], []
+    for j in range(cfg.steps):
+        b = torch.full((len(x),), float(sig[j]))
+        v = velocity(model, x, b, labels)
+        noise = torch.randn(x.shape, generator=gen)
+        x, logp, mean, _, _ = sde_step(
+            x, v, b, torch.full_like(b, float(sig[j + 1])), float(sig[1]), cfg.eta, noise=noise
+        )
+        lat.append(x)
+        logps.append(logp)
+        means.append(mean)
+    return torch.stack(lat, 1), torch.stack(logps, 1), torch.stack(means, 1)
+
+
+@torch.no_grad()
+def ode_sample(model: DiTTransformer2DModel, labels: torch.Tensor, noise: torch.Tensor, sig: torch.Tensor):
+    """Deterministic Euler ODE (SD3's sampler): x ← x + v·(σ_next − σ)."""
+    x = noise
+    for j in range(len(sig) - 1):
+        x = x + velocity(model, x, sig[j].expand(len(x)), labels) * (sig[j + 1] - sig[j])
+    return x
+
+
+def evaluate(world: World, model, eval_set, sig) -> dict[str, float]:
+    labels, noise = eval_set
+    x = ode_sample(model, labels, noise, sig).clamp(-1, 1)
+    return {
+        "proxy": float(world.proxy(x, labels).mean()),
+        "gold_rm": float(world.gold_rm(x, labels).mean()),
+        "realism": realism(x, world.gold_x),
+        "diversity": diversity(x, labels),
+    }
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class Run:
+    kind: str
+    method: str
+    clip: str
+    reward: str  # proxy | gold
+    minibatches: int
+    epochs: int
+    seed: int
+    prompts: int  # classes per epoch
+    eval_every: int  # epochs between evaluations
+
+
+def plan(cfg: Config) -> list[Run]:
+    """Every run of the preset, in order: main, other clip range, ablation, controls. The one-update control
+    samples prompts/minibatches prompts per epoch for minibatches × as many epochs: each update sees as many
+    fresh samples as one main-run minibatch, and the run takes as many updates as the other controls."""
+    other = "official" if cfg.clip == "matched" else "matched"
+    mb, ce, p, ev = cfg.minibatches, cfg.control_epochs, cfg.prompts, cfg.eval_every
+    runs = [Run("main", m, cfg.clip, "proxy", mb, cfg.epochs, s, p, ev) for s in cfg.seed_list() for m in cfg.methods]
+    for s in range(cfg.other_clip_seeds):
+        runs += [Run("other_clip", m, other, "proxy", mb, ce, s, p, ev) for m in ("flow_grpo", "grpo_guard")]
+    runs += [Run("ablation", "ratio_norm", cfg.clip, "proxy", mb, ce, s, p, ev) for s in range(cfg.ablation_seeds)]
+    one = max(1, p // mb)
+    for s in range(cfg.control_seeds):
+        runs += [Run("gold_reward", m, cfg.clip, "gold", mb, ce, s, p, ev) for m in ("flow_grpo", "grpo_guard")]
+        runs += [
+            Run("on_policy", m, cfg.clip, "proxy", 1, ce * mb, s, one, ev * mb) for m in ("flow_grpo", "grpo_guard")
+        ]
+    return runs
+
+
+def _step_loss(run: Run, cfg: Config, j: int, new: dict, old: dict, adv: torch.Tensor, eps: float):
+    """(loss, ratio) of denoising step j for the run's method."""
+    if run.method in GUARDED:
+        return grpo_guard_loss(
+            new["logp"][:, j],
+            old["logp"][:, j],
+            new["mean"][:, j],
+            old["mean"][:, j],
+            new["std"][:, j],
+            new["sqrt_dt"][:, j],
+            adv,
+            eps,
+            reweighting=run.method == "grpo_guard",
+        )
+    beta = cfg.kl_beta if run.method == "flow_grpo_kl" else 0.0
+    ref = new.get("mean_ref")
+    return flow_grpo_loss(
+        new["logp"][:, j],
+        old["logp"][:, j],
+        adv,
+        eps,
+        beta=beta,
+        mean=new["mean"][:, j],
+        mean_ref=None if ref is None else ref[:, j],
+        std=new["std"][:, j],
+    )
+
+
+def _forward(model, lat, labels, sig, cfg: Config, t: int) -> dict:
+    """Log-probs of the stored transitions x_j → x_{j+1}, j < t, under `model`: one batched forward."""
+    b = len(lat)
+    shape = lat.shape[2:]
+    xs = lat[:, :t].reshape(b * t, *shape)
+    nxt = lat[:, 1 : t + 1].reshape(b * t, *shape)
+    s_now, s_next = sig[:t].repeat(b), sig[1 : t + 1].repeat(b)
+    v = velocity(model, xs, s_now, labels.repeat_interleave(t))
+    _, logp, mean, std, sq = sde_step(xs, v, s_now, s_next, float(sig[1]), cfg.eta, prev=nxt)
+    return {
+        "logp": logp.view(b, t),
+        "mean": mean.view(b, t, *shape),
+        "std": std.view(b, t),
+        "sqrt_dt": sq.view(b, t),
+    }
+
+
+def train_run(world: World, run: Run, cfg: Config, eval_set, sig, device) -> list[dict]:
+    """One GRPO run; returns its records (curves with `step` = epoch, final values, per-step ratio statistics)."""
+    seed_everything(run.seed)
+    gen = torch.Generator().manual_seed(10_000 + run.seed)
+    policy = copy.deepcopy(world.model).to(device).eval()  # eval: no label dropout, so on-policy ρ = 1
+    policy.requires_grad_(True)
+    ref = world.model
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    reward_fn = world.proxy if run.reward == "proxy" else world.gold_rm
+    eps = cfg.eps(run.method, run.clip)
+    t = cfg.trained_steps()
+    tag = {"kind": run.kind, "clip": run.clip}
+    rows: list[dict] = []
+    ratios: list[list[torch.Tensor]] = [[] for _ in range(t)]
+    clip_pos: list[list[float]] = [[] for _ in range(t)]
+    clip_neg: list[list[float]] = [[] for _ in range(t)]
+
+    def log_eval(epoch: int) -> None:
+        for metric, value in evaluate(world, policy, eval_set, sig).items():
+            rows.append(record(run.method, run.seed, metric, value, step=epoch, **tag))
+
+    log_eval(0)
+    for epoch in range(1, run.epochs + 1):
+        classes = torch.randperm(N_CLASSES, generator=gen)[: run.prompts]
+        labels = classes.repeat_interleave(cfg.group)
+        lat, logp_old, mean_old = rollout(policy, labels, sig, cfg, gen)
+        rewards = reward_fn(lat[:, -1].clamp(-1, 1), labels)
+        rows.append(record(run.method, run.seed, "train_reward", float(rewards.mean()), step=epoch, **tag))
+        adv = group_advantages(rewards, labels, cfg.adv_clip)
+        perm = torch.randperm(len(labels), generator=gen)
+        for i, idx in enumerate(perm.chunk(run.minibatches)):
+            old = {"logp": logp_old[idx], "mean": mean_old[idx]}
+            new = _forward(policy, lat[idx], labels[idx], sig, cfg, t)
+            if run.method == "flow_grpo_kl":
+                with torch.no_grad():
+                    new["mean_ref"] = _forward(ref, lat[idx], labels[idx], sig, cfg, t)["mean"]
+            losses = []
+            for j in range(t):
+                loss, ratio = _step_loss(run, cfg, j, new, old, adv[idx], eps)
+                losses.append(loss)
+                if i > 0:  # off-policy minibatch: the ratio's per-step distribution and clipping by sign of A
+                    r, a = ratio.detach(), adv[idx]
+                    ratios[j].append(r)
+                    if (a > 0).any():
+                        clip_pos[j].append(float((r[a > 0] > 1 + eps).float().mean()))
+                    if (a < 0).any():
+                        clip_neg[j].append(float((r[a < 0] < 1 - eps).float().mean()))
+            opt.zero_grad()
+            torch.stack(losses).mean().backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+            opt.step()
+        if epoch % run.eval_every == 0 or epoch == run.epochs:
+            log_eval(epoch)
+    for j in range(t):
+        if not ratios[j]:
+            continue
+        r = torch.cat(ratios[j]).double()
+        at = dict(t_index=j, **tag)
+        rows.append(record(run.method, run.seed, "ratio_mean", float(r.mean()), **at))
+        rows.append(record(run.method, run.seed, "ratio_std", float(r.std()), **at))
+        for q in QUANTILES:
+            rows.append(record(run.method, run.seed, f"ratio_q{int(q * 100):02d}", float(r.quantile(q)), **at))
+        rows.append(record(run.method, run.seed, "clip_frac_pos", float(np.mean(clip_pos[j] or [np.nan])), **at))
+        rows.append(record(run.method, run.seed, "clip_frac_neg", float(np.mean(clip_neg[j] or [np.nan])), **at))
+    last = {r["metric"]: r["value"] for r in rows if r.get("step") == run.epochs and r["metric"] != "train_reward"}
+    rows += [record(run.method, run.seed, f"final_{m}", v, **tag) for m, v in last.items()]
+    return rows
+
+
+def eval_set(cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed evaluation labels and noise (the same for every run: paired comparisons)."""
+    gen = torch.Generator().manual_seed(12345)
+    labels = torch.arange(N_CLASSES).repeat_interleave(cfg.eval_per_class)
+    return labels, torch.randn(len(labels), 1, cfg.image_size, cfg.image_size, generator=gen)
+
+
+def run(cfg: Config) -> list[dict]:
+    torch.set_num_threads(cfg.threads)
+    device = torch_device(cfg.device)  # type: ignore[arg-type]
+    if cfg.model != "world":  # the full preset: SD3.5-M loads, the text-prompt loop is not part of this package
+        from diffusers import StableDiffusion3Pipeline
+
+        StableDiffusion3Pipeline.from_pretrained(cfg.model)
+        raise SystemExit(f"{cfg.model} loaded; its text-prompt / LoRA training loop is not implemented (README)")
+    world = build_world(cfg.world(), verbose=True)
+    sig = sigmas(cfg)
+    ev = eval_set(cfg)
+    rows = [record("base", 0, "flow_loss_end", float(np.mean(world.losses[-20:])))]
+    rows += [record("base", 0, f"base_{m}", v) for m, v in evaluate(world, world.model, ev, sig).items()]
+    real = world.gold_x[: len(ev[0])]
+    rows.append(record("real", 0, "real_realism_loo", _loo_realism(world)))
+    rows.append(record("real", 0, "real_diversity", diversity(real, world.gold_y[: len(ev[0])])))
+    for r in track(plan(cfg), description="grpo_guard runs"):
+        rows += train_run(world, r, cfg, ev, sig, device)
+    return rows
+
+
+def _loo_realism(world: World, k: int = 5) -> float:
+    """Realism of the gold digits themselves (leave-one-out: a digit's own distance 0 is skipped)."""
+    x = world.gold_x.reshape(len(world.gold_x), -1)
+    d = torch.cdist(x, x)
+    return float(d.topk(k + 1, dim=1, largest=False).values[:, 1:].mean())
+
+
+# --------------------------------------------------------------------------- figure and table
+
+
+def figure(rows: list[dict], cfg: Config, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    colours = {"flow_grpo": "C3", "flow_grpo_kl": "C1", "grpo_guard": "C0", "ratio_norm": "C2"}
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    t = cfg.trained_steps()
+    # (0, 0-1): per-step ratio distributions (main runs, seeds pooled by averaging quantiles)
+    for ax, method in zip(axes[0, :2], ("flow_grpo", "grpo_guard"), strict=True):
+        stats = []
+        for j in range(t):
+            q = {
+                qq: np.mean(
+                    [r["value"] for r in select(rows, method=method, kind="main", t_index=j, metric=f"ratio_q{qq:02d}")]
+                    or [np.nan]
+                )
+                for qq in (5, 25, 50, 75, 95)
+            }
+            stats.append({"med": q[50], "q1": q[25], "q3": q[75], "whislo": q[5], "whishi": q[95], "label": str(j)})
+        ax.bxp(stats, showfliers=False)
+        ax.axhline(1.0, color="k", lw=0.6)
+        ax.set_title(f"{method}: off-policy ratio per step (5-95 %)")
+        ax.set_xlabel("denoising step (0 = pure noise)")
+    # (0, 2): proxy–gold frontier
+    ax = axes[0, 2]
+    for method in METHODS:
+        px, gy = _curve(rows, method, "main", "proxy"), _curve(rows, method, "main", "realism")
+        if px is not None:
+            ax.plot(px.mean(0), gy.mean(0), "o-", color=colours[method], label=method, ms=3)
+    ax.set_xlabel("proxy (margin)")
+    ax.set_ylabel("realism: 5-NN distance (lower = better)")
+    ax.set_title("proxy–gold frontier (main runs, seed mean)")
+    ax.legend(fontsize=8)
+    # (1, *): proxy, realism, diversity vs epoch
+    for ax, metric in zip(axes[1], ("proxy", "realism", "diversity"), strict=True):
+        for method in METHODS:
+            c = _curve(rows, method, "main", metric)
+            if c is None:
+                continue
+            epochs = _epochs(rows, method, "main", metric)
+            ax.plot(epochs, c.mean(0), color=colours[method], label=method)
+            ax.fill_between(epochs, c.min(0), c.max(0), color=colours[method], alpha=0.15)
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{metric} (eval set; band = seed range)")
+    axes[1, 0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _epochs(rows, method, kind, metric) -> list[int]:
+    return sorted({r["step"] for r in select(rows, method=method, kind=kind, metric=metric)})
+
+
+def _curve(rows, method, kind, metric) -> np.ndarray | None:
+    """seeds × evaluations matrix of an evaluated metric (None when the run is absent)."""
+    pts = [r for r in select(rows, method=method, kind=kind, metric=metric) if "step" in r]
+    if not pts:
+        return None
+    seeds, epochs = sorted({r["seed"] for r in pts}), sorted({r["step"] for r in pts})
+    value = {(r["seed"], r["step"]): r["value"] for r in pts}
+    return np.array([[value[(s, e)] for e in epochs] for s in seeds])
+
+
+def table(rows: list[dict], cfg: Config) -> str:
+    """Per-step off-policy ratio statistics of the main runs (seed means)."""
+    t = cfg.trained_steps()
+    lines = [
+        "| method | step | ratio mean | ratio std | clip frac A>0 (ρ>1+ε) | clip frac A<0 (ρ<1−ε) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method in cfg.methods:
+        for j in range(t):
+            v = {
+                m: np.nanmean(
+                    [r["value"] for r in select(rows, method=method, kind="main", t_index=j, metric=m)] or [np.nan]
+                )
+                for m in ("ratio_mean", "ratio_std", "clip_frac_pos", "clip_frac_neg")
+            }
+            cells = (
+                f"{v['ratio_mean']:.5f} | {v['ratio_std']:.2g} | {v['clip_frac_pos']:.3f} | {v['clip_frac_neg']:.3f}"
+            )
+            lines.append(f"| {method} | {j} | {cells} |")
+    return "\n".join(lines) + "\n"

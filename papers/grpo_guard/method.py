@@ -1,0 +1,106 @@
+"""GRPO-Guard (Wang et al. 2025): the Flow-GRPO SDE policy step and the regulated clipping on top of it.
+
+The policy is Flow-GRPO's SDE step (official `sd3_sde_with_logprob.py`); GRPO-Guard (official
+`train_sd3_GRPO_Guard.py`, the `config.rationorm` branches) changes only the ratio and the loss scale:
+- RatioNorm: b = mean_d((μ_θ − μ_old)²)/(2s̄²) with s̄ = mean(√−dt)·mean(σ_t), and ρ̃ = exp((log π_θ − log π_old + b)·s̄).
+  Since x' = μ_old + sε, log ρ = mean_d(εΔ)/s − mean_d(Δ²)/(2s²) with Δ = μ_θ − μ_old, so b cancels the
+  left-shift −Δ²/(2s²) (in value and gradient: b is not detached) and the factor s̄ removes the 1/s scale.
+- Gradient reweighting: the clipped loss is divided by mean(√−dt)², equalising the per-step gradient scale.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from papers.grpo_guard.baselines import clipped_loss
+
+# --- method ---
+
+
+def sde_std(sigma: torch.Tensor, sigma_1: float, eta: float) -> torch.Tensor:
+    """Flow-GRPO's noise scale σ_t = η·√(σ / (1 − σ)); at σ = 1 the σ of the denominator is replaced by σ_1
+    (the scheduler's second sigma), as the official code does."""
+    # BEGIN SOLUTION
+    denom = 1 - torch.where(sigma == 1, torch.full_like(sigma, sigma_1), sigma)
+    return eta * torch.sqrt(sigma / denom)
+    # END SOLUTION
+
+
+def sde_step(
+    x: torch.Tensor,
+    v: torch.Tensor,
+    sigma: torch.Tensor,
+    sigma_next: torch.Tensor,
+    sigma_1: float,
+    eta: float,
+    *,
+    prev: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One Flow-GRPO SDE step and its log-probability.
+
+    dt = σ_next − σ < 0,  σ_t = `sde_std(σ)`,  s = σ_t·√−dt;
+    μ_θ = x·(1 + σ_t²·dt/(2σ)) + v·(1 + σ_t²(1 − σ)/(2σ))·dt;   x' = μ_θ + s·ε (unless `prev` is given);
+    log π_θ(x'|x) = mean_d[ −(x' − μ_θ)²/(2s²) − log s − log √(2π) ]   (a MEAN over latent dimensions).
+    `sigma` and `sigma_next` are per-sample (B,) tensors; x' enters the density detached.
+    Returns (x', log π (B,), μ_θ, σ_t (B,), √−dt (B,)).
+    """
+    # BEGIN SOLUTION
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    s, sn = sigma.view(shape), sigma_next.view(shape)
+    dt = sn - s
+    std = sde_std(s, sigma_1, eta)
+    mean = x * (1 + std**2 / (2 * s) * dt) + v * (1 + std**2 * (1 - s) / (2 * s)) * dt
+    scale = std * torch.sqrt(-dt)
+    if prev is None:
+        prev = mean + scale * noise
+    logp = -((prev.detach() - mean) ** 2) / (2 * scale**2) - torch.log(scale) - math.log(math.sqrt(2 * math.pi))
+    return prev, logp.mean(dim=tuple(range(1, x.dim()))), mean, std.flatten(), torch.sqrt(-dt).flatten()
+    # END SOLUTION
+
+
+def ratio_norm(
+    logp: torch.Tensor,
+    logp_old: torch.Tensor,
+    mean: torch.Tensor,
+    mean_old: torch.Tensor,
+    std: torch.Tensor,
+    sqrt_dt: torch.Tensor,
+) -> torch.Tensor:
+    """RatioNorm: s̄ = mean(√−dt)·mean(σ_t) over the minibatch; b = mean_d((μ_θ − μ_old)²)/(2s̄²) (not detached);
+    ρ̃ = exp((log π_θ − log π_old + b)·s̄)."""
+    # BEGIN SOLUTION
+    s_bar = sqrt_dt.mean() * std.mean()
+    b = (mean - mean_old).pow(2).mean(dim=tuple(range(1, mean.dim()))) / (2 * s_bar**2)
+    return torch.exp((logp - logp_old + b) * s_bar)
+    # END SOLUTION
+
+
+def reweight(loss: torch.Tensor, sqrt_dt: torch.Tensor) -> torch.Tensor:
+    """Gradient reweighting: L / mean(√−dt)² (mean over the minibatch of one denoising step)."""
+    # BEGIN SOLUTION
+    return loss / sqrt_dt.mean() ** 2
+    # END SOLUTION
+
+
+def grpo_guard_loss(
+    logp: torch.Tensor,
+    logp_old: torch.Tensor,
+    mean: torch.Tensor,
+    mean_old: torch.Tensor,
+    std: torch.Tensor,
+    sqrt_dt: torch.Tensor,
+    advantages: torch.Tensor,
+    eps: float,
+    *,
+    reweighting: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GRPO-Guard's policy loss for one denoising step: ρ̃ = `ratio_norm`, L = mean max(−Aρ̃, −A·clip(ρ̃, 1 ± ε)),
+    divided by mean(√−dt)² (`reweighting=False` is the RatioNorm-only ablation). Returns (L, ρ̃)."""
+    # BEGIN SOLUTION
+    ratio = ratio_norm(logp, logp_old, mean, mean_old, std, sqrt_dt)
+    loss = clipped_loss(ratio, advantages, eps)
+    return (reweight(loss, sqrt_dt) if reweighting else loss), ratio
+    # END SOLUTION
