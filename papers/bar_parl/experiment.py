@@ -257,7 +257,7 @@ def _parl_logs(cfg: Config, reward_model: str) -> dict[str, dict[str, np.ndarray
         reward_basis=reward_model,
     )
     fn = jax.vmap(jax.vmap(lambda k, m: train.train_preference(env, hp, k, m), (0, None)), (None, 0))
-    logs = jax.jit(fn)(dist.shard_seeds(_seed_keys(cfg, 100)), jnp.arange(len(PARL_METHODS)))
+    logs = jax.jit(fn)(_seed_keys(cfg, 100), jnp.arange(len(PARL_METHODS)))
     ret = np.asarray(logs["return"])
     ret = ret.reshape(*ret.shape[:2], -1)
     ratio = np.asarray(logs["indirect_ratio"])

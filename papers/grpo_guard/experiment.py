@@ -19,12 +19,14 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from diffusers import DiTTransformer2DModel, FlowMatchEulerDiscreteScheduler
 
+from common import checkpoint
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.device import torch_device
 from common.progress import track
@@ -409,8 +411,8 @@ def run(cfg: Config) -> list[dict]:
     real = world.gold_x[: len(ev[0])]
     rows.append(record("real", 0, "real_realism_loo", _loo_realism(world)))
     rows.append(record("real", 0, "real_diversity", diversity(real, world.gold_y[: len(ev[0])])))
-    for r in track(plan(cfg), description="grpo_guard runs"):
-        rows += train_run(world, r, cfg, ev, sig, device)
+    for r in track(plan(cfg), description="grpo_guard runs"):  # checkpointed units (--resume)
+        rows += checkpoint.unit((r.kind, r.method, r.clip, r.seed), partial(train_run, world, r, cfg, ev, sig, device))
     return rows
 
 
