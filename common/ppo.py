@@ -99,15 +99,16 @@ class PPOTrainer:
             p.requires_grad_(False)
 
     def _forward(self, prompts, responses, prompt_mask):
-        logp, hidden = response_logprobs(
-            self.policy,
-            prompts,
-            responses,
-            prompt_mask=prompt_mask,
-            temperature=self.cfg.temperature,
-            return_hidden=True,
-        )
-        return logp, self.value_head(hidden).squeeze(-1)
+        with dist.autocast():  # accelerate's --mixed_precision (a no-op without it)
+            logp, hidden = response_logprobs(
+                self.policy,
+                prompts,
+                responses,
+                prompt_mask=prompt_mask,
+                temperature=self.cfg.temperature,
+                return_hidden=True,
+            )
+            return logp.float(), self.value_head(hidden).squeeze(-1).float()
 
     @torch.no_grad()
     def rollout(

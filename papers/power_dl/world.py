@@ -106,8 +106,9 @@ def train_method(
         batch = order[pos : pos + batch_size]
         pos += batch_size
         idx = dist.shard(batch)  # this rank's block of the minibatch (all of it in one process)
-        pol_w = _seq_logp(policy, data["prompts"][idx], data["y_w"][idx], data["mask_w"][idx])
-        pol_l = _seq_logp(policy, data["prompts"][idx], data["y_l"][idx], data["mask_l"][idx])
+        with dist.autocast():  # accelerate's --mixed_precision (a no-op without it)
+            pol_w = _seq_logp(policy, data["prompts"][idx], data["y_w"][idx], data["mask_w"][idx]).float()
+            pol_l = _seq_logp(policy, data["prompts"][idx], data["y_l"][idx], data["mask_l"][idx]).float()
         lab = None if labels is None else labels[idx]
         per = pair_loss(method, pol_w, pol_l, data["ref_w"][idx], data["ref_l"][idx], len_w[idx], len_l[idx], hp, lab)
         opt.zero_grad()

@@ -222,6 +222,7 @@ def rewards(batch: Batch, variant: Variant, history: M.LengthHistory, world: Rea
 def train(world: ReasoningWorld, variant: Variant, cfg: Config, seed: int, method: str) -> tuple[torch.nn.Module, list]:
     """GRPO from the base model; returns the trained policy and its training curves. With `--checkpoint-every N`
     the loop's state (policy, optimiser, length history, curves, RNG) is saved every N steps for `--resume`."""
+    dist.data_parallel_only("traac's GRPO loop")
     torch.manual_seed(seed)
     base = world.model
     policy = copy.deepcopy(base).train()
@@ -249,7 +250,8 @@ def train(world: ReasoningWorld, variant: Variant, cfg: Config, seed: int, metho
         chunk = len(batch.problems) // cfg.minibatches
         for mb in range(cfg.minibatches):
             sl = dist.shard_slice(slice(mb * chunk, (mb + 1) * chunk))
-            logp = response_logprobs(policy, prompts[sl], batch.responses[sl])
+            with dist.autocast():  # accelerate's --mixed_precision (a no-op without it)
+                logp = response_logprobs(policy, prompts[sl], batch.responses[sl]).float()
             loss = grpo_loss(
                 logp,
                 old[sl],
