@@ -263,9 +263,9 @@ def boundary_stats(world: ReasoningWorld, problems, tokens, maxprob, ctrls, cal:
 
 def load_world(cfg: Config, name: str) -> ReasoningWorld:
     if cfg.model != "world":
-        from common.lm import from_pretrained
+        from common.lm import pretrained
 
-        from_pretrained(cfg.model)  # the full preset's model; its benchmarks and step splitting are not wired here
+        pretrained(cfg.model)  # the full preset's model and tokenizer; its benchmarks and step splitting are not here
         raise NotImplementedError(
             f"--model {cfg.model}: the paper-scale run needs its math benchmarks and a tokenizer-level step splitter "
             "(blank lines), which are not available offline; use --model world"
