@@ -92,25 +92,31 @@ def pretrained_dtype():
 # --- splitting rows over ranks ---
 
 
+def _splits(n: int) -> bool:
+    """Whether n rows give every rank a non-empty block (blocks of ⌈n / world⌉ rows)."""
+    world = world_size()
+    return world > 1 and (world - 1) * -(-n // world) < n
+
+
 def bounds(n: int) -> tuple[int, int]:
-    """[start, stop) of this rank's contiguous block of n rows (blocks of ⌈n / world⌉; the last ones may be short)."""
+    """[start, stop) of this rank's contiguous block of n rows (blocks of ⌈n / world⌉; the last one may be short).
+    A batch too small to give every rank a row is not split: every rank takes all of it, and `local_share` then
+    gives each rank 1/world of the loss, so the summed gradient is still the one-process gradient."""
+    if not _splits(n):
+        return 0, n
     per = -(-n // world_size())
-    start = min(rank() * per, n)
+    start = rank() * per
     return start, min(start + per, n)
 
 
 def shard(x):
-    """This rank's block of rows of a tensor (dim 0); the tensor itself with one process."""
-    if world_size() == 1:
-        return x
+    """This rank's block of rows of a tensor (dim 0); the tensor itself with one process or too few rows."""
     start, stop = bounds(x.shape[0])
-    return x[start:stop]
+    return x if (start, stop) == (0, x.shape[0]) else x[start:stop]
 
 
 def shard_slice(rows: slice) -> slice:
     """This rank's block of a contiguous slice of rows (the slice itself with one process)."""
-    if world_size() == 1:
-        return rows
     start, stop = bounds(rows.stop - rows.start)
     return slice(rows.start + start, rows.start + stop)
 
@@ -144,7 +150,7 @@ def all_true(flag) -> bool:
 
 def gather_rows(x, n: int):
     """The full n rows of a tensor of which each rank holds its `bounds(n)` block (inverse of `shard`)."""
-    if world_size() == 1 or x is None:
+    if x is None or not _splits(n):
         return x
     import torch
     from accelerate.utils import gather
@@ -152,8 +158,7 @@ def gather_rows(x, n: int):
     per = -(-n // world_size())
     pad = x.new_zeros((per - x.shape[0], *x.shape[1:]))
     blocks = gather(torch.cat([x, pad]).to(accelerator().device)).to(x.device).split(per)
-    sizes = [min(per, max(0, n - r * per)) for r in range(world_size())]
-    return torch.cat([b[:s] for b, s in zip(blocks, sizes, strict=True)])
+    return torch.cat([b[: min(per, n - r * per)] for r, b in enumerate(blocks)])
 
 
 def sync_gradients(params: Iterable[Any]) -> None:

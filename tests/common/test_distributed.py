@@ -47,15 +47,20 @@ def test_one_process_helpers_are_the_identity():
     assert dist.local_share(7) == 1.0 and dist.bounds(5) == (0, 5) and dist.shard_slice(slice(2, 9)) == slice(2, 9)
 
 
-@pytest.mark.parametrize("world, n", [(2, 7), (3, 7), (3, 2), (4, 16)])
-def test_bounds_split_rows_into_contiguous_blocks(monkeypatch, world, n):
+@pytest.mark.parametrize("world, n, splits", [(2, 7, True), (3, 7, True), (4, 16, True), (3, 2, False), (4, 5, False)])
+def test_bounds_split_rows_into_contiguous_blocks(monkeypatch, world, n, splits):
+    """Every row once, in order, in non-empty blocks; a batch too small for that is not split (every rank takes it
+    all, and `local_share` gives each rank 1/world of its loss)."""
     monkeypatch.setenv("WORLD_SIZE", str(world))
     blocks = []
     for r in range(world):
         monkeypatch.setenv("RANK", str(r))
         blocks.append(dist.bounds(n))
-    covered = [i for start, stop in blocks for i in range(start, stop)]
-    assert covered == list(range(n))  # every row once, in order
+    if splits:
+        assert [i for start, stop in blocks for i in range(start, stop)] == list(range(n))
+        assert all(stop > start for start, stop in blocks)
+    else:
+        assert blocks == [(0, n)] * world
 
 
 @pytest.mark.parametrize("top_p", [1.0, 0.8])
