@@ -52,8 +52,13 @@ def is_main_process() -> bool:
 
 
 def fsdp() -> bool:
-    """`accelerate launch --use_fsdp ...` (or an accelerate config with FSDP) asked for fully sharded models."""
-    return not _spawned() and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
+    """`accelerate launch --use_fsdp ...` (or an accelerate config with FSDP) asked for fully sharded models, and
+    accelerate runs them (it does on GPUs; on CPU processes it falls back to plain data parallelism)."""
+    if _spawned() or os.environ.get("ACCELERATE_USE_FSDP", "false").lower() not in ("1", "true"):
+        return False
+    from accelerate.utils import DistributedType
+
+    return accelerator().distributed_type == DistributedType.FSDP
 
 
 def mixed_precision() -> str:
@@ -63,7 +68,7 @@ def mixed_precision() -> str:
 
 def active() -> bool:
     """Whether an accelerate launch asked for anything: several processes, FSDP or mixed precision."""
-    return world_size() > 1 or fsdp() or mixed_precision() != "no"
+    return world_size() > 1 or mixed_precision() != "no" or fsdp()
 
 
 @functools.cache
