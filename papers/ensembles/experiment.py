@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -400,6 +399,19 @@ def ppo_rows(world: PreferenceWorld, ens: Ensemble, cfg: Config, method: str, be
     return rows
 
 
+def _bon_job(cfg: Config) -> list[dict]:
+    """Worker: every best-of-n curve (world and members come from the cache; members train here without workers)."""
+    torch.set_num_threads(cfg.threads)
+    world = build_world(cfg.world)
+    members = {pc: world.train_proxy(pc) for pc in track(all_member_configs(cfg), "members")}
+    return bon_rows(world, cfg, members)
+
+
+def _unit_job(cfg: Config, key: tuple) -> list[dict]:
+    """Worker: checkpoint unit `key`, ("bon",) or ("ppo", setting, method, β, seed)."""
+    return _bon_job(cfg) if key == ("bon",) else _ppo_job(cfg, *key[1:])
+
+
 def _ppo_job(cfg: Config, setting: str, method: str, beta: float, seed: int) -> list[dict]:
     """Worker: one PPO run (world and members come from the cache)."""
     torch.set_num_threads(cfg.threads)
@@ -433,13 +445,13 @@ def ppo_jobs(cfg: Config) -> list[tuple[str, str, float, int]]:
 
 
 def run(cfg: Config) -> list[dict]:
-    """Members train in `workers` spawned processes (artefacts shared through the cache); PPO runs go to the
-    workers while this process scores the best-of-n pool."""
+    """Members train in `workers` spawned processes (artefacts shared through the cache); then the best-of-n
+    curves (the longest unit, first) and the PPO runs go to the same workers."""
     import concurrent.futures as cf
     import multiprocessing as mp
 
     torch.set_num_threads(cfg.threads)
-    world = build_world(cfg.world, verbose=True)
+    build_world(cfg.world, verbose=True)  # once, into the cache, before any worker starts
     pcs = all_member_configs(cfg)
     backbones = sorted(
         {(pc.d_model, pc.n_layers, pc.pretrain_seed, pc.pretrain_steps) for pc in pcs if pc.pretrain_seed is not None}
@@ -448,12 +460,8 @@ def run(cfg: Config) -> list[dict]:
     if pool is not None:
         list(pool.map(_backbone_job, [cfg] * len(backbones), backbones))
         list(pool.map(_train_job, [cfg] * len(pcs), pcs))
-    members = {pc: world.train_proxy(pc) for pc in track(pcs, "members")}
-    jobs = ppo_jobs(cfg)  # checkpointed units (--resume): best-of-n, then each PPO run
-    ppo = checkpoint.map_units(_ppo_job, [(cfg, *job) for job in jobs], [("ppo", *job) for job in jobs], pool)
-    rows = checkpoint.unit(("bon",), partial(bon_rows, world, cfg, members))
-    for res in ppo:
-        rows += res
+    keys = [("bon",)] + [("ppo", *job) for job in ppo_jobs(cfg)]  # checkpointed units (--resume)
+    rows = [r for res in checkpoint.map_units(_unit_job, [(cfg, k) for k in keys], keys, pool) for r in res]
     if pool is not None:
         pool.shutdown()
     rows += summary_rows(rows, cfg)
