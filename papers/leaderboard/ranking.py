@@ -128,8 +128,8 @@ def mean_curve(rows: list[dict], method: str, metric: str) -> tuple[np.ndarray, 
 
 
 def figure(rows: list[dict], cfg, path: Path) -> None:
-    """Top and bottom-left: gold reward vs KL through optimisation (mean over seeds), one panel per family; last
-    panel: final points with 95% CIs on both axes and the Pareto front. π_SFT (a star) sits at KL 0."""
+    """Gold reward vs KL through optimisation (mean over seeds), one panel per family; the ranking (final gold,
+    mean ± 95% CI); the final points (mean KL, mean gold ± 95% CI) and their Pareto front. π_SFT: a star at KL 0."""
     import matplotlib.pyplot as plt
 
     methods = aggregate(rows)
@@ -148,24 +148,36 @@ def figure(rows: list[dict], cfg, path: Path) -> None:
             )
         a.set(xlabel="KL(π ‖ π_SFT) (nats)", ylabel="gold reward", title=f"{fam}: gold vs KL (mean over seeds)")
         a.set_ylim(bottom=max(a.get_ylim()[0], -8))
+    ranked = rank(methods)
+    a = axes[4]
+    a.barh(
+        range(len(ranked)),
+        [r[1] for r in ranked],
+        xerr=[r[2] for r in ranked],
+        color=[f"C{fams.index(family(r[0])[0])}" for r in ranked],
+        capsize=2,
+    )
+    a.set_yticks(range(len(ranked)), [r[0] for r in ranked], fontsize=7)
+    a.invert_yaxis()
+    a.set_xlim(left=max(a.get_xlim()[0], -15))
+    a.set(xlabel="gold reward at the end (mean ± 95% CI)", title="ranked by final gold reward")
     a = axes[5]
     points = final_points(methods)
     for m in names:
         agg = methods[m]
         x, y = agg["kl_final"]["mean"], agg["gold_final"]["mean"]
         colour = f"C{fams.index(family(m)[0])}"
-        a.errorbar(
-            x, y, xerr=agg["kl_final"]["ci95"], yerr=agg["gold_final"]["ci95"], fmt="o", color=colour, capsize=2, ms=4
-        )
+        a.errorbar(x, y, yerr=agg["gold_final"]["ci95"], fmt="o", color=colour, capsize=2, ms=4, alpha=0.8)
         a.annotate(m, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     front = pareto_front(points)
     a.plot([points[m][0] for m in front], [points[m][1] for m in front], "k--", lw=1, label="Pareto front")
     for j, fam in enumerate(fams):
         a.plot([], [], "o", color=f"C{j}", label=fam)
+    a.set_ylim(bottom=max(a.get_ylim()[0], -8))
     a.set(
-        xlabel="KL at the end (nats)",
+        xlabel="KL at the end (nats, mean over seeds)",
         ylabel="gold reward at the end",
-        title="final points (mean ± 95% CI over seeds), Pareto front",
+        title="final points (gold: mean ± 95% CI over seeds), Pareto front",
     )
     for a in list(axes[: len(fams)]) + [axes[5]]:
         if g0 is not None:
@@ -173,7 +185,7 @@ def figure(rows: list[dict], cfg, path: Path) -> None:
             a.plot([0], [g0], "k*", ms=10, label="π_SFT")
         a.legend(fontsize=7)
         a.grid(alpha=0.3)
-    for a in axes[len(fams) : 5]:
+    for a in axes[len(fams) : 4]:
         a.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=90, format="png")

@@ -270,3 +270,15 @@ def test_smoke_through_cli(run_cli, tmp_path):
 def test_bad_flag_exits_naming_it(run_cli):
     proc = run_cli("papers.leaderboard", "--preset", "smoke", "--ppo-runs", "nope", expect_rc=2, timeout=120)
     assert "--ppo-runs" in proc.stderr
+
+
+# --- the quick preset's checks (slow) ---
+
+CHECKS = ["0-premise-vanilla-overoptimises", "0-control-gold-reward-holds", "1-sft-origin"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("check", CHECKS)
+def test_quick_checks(quick_summary_of, check):
+    result = next(c for c in quick_summary_of("leaderboard")["claims"] if c["id"] == check)
+    assert result["passed"], result["observed"]
