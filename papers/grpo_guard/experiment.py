@@ -252,24 +252,29 @@ class Run:
     epochs: int
     seed: int
     prompts: int  # classes per epoch
+    group: int  # images per class
     eval_every: int  # epochs between evaluations
 
 
 def plan(cfg: Config) -> list[Run]:
     """Every run of the preset, in order: main, other clip range, ablation, controls. The one-update control
-    samples prompts/minibatches prompts per epoch for minibatches × as many epochs: each update sees as many
-    fresh samples as one main-run minibatch, and the run takes as many updates as the other controls."""
+    samples every prompt with group/minibatches images per epoch for minibatches × as many epochs: each update
+    sees as many fresh samples, over as many classes, as one main-run minibatch, and the run takes as many updates
+    as the other controls."""
     other = "official" if cfg.clip == "matched" else "matched"
-    mb, ce, p, ev = cfg.minibatches, cfg.control_epochs, cfg.prompts, cfg.eval_every
-    runs = [Run("main", m, cfg.clip, "proxy", mb, cfg.epochs, s, p, ev) for s in cfg.seed_list() for m in cfg.methods]
+    mb, ce, p, g, ev = cfg.minibatches, cfg.control_epochs, cfg.prompts, cfg.group, cfg.eval_every
+    runs = [
+        Run("main", m, cfg.clip, "proxy", mb, cfg.epochs, s, p, g, ev) for s in cfg.seed_list() for m in cfg.methods
+    ]
     for s in range(cfg.other_clip_seeds):
-        runs += [Run("other_clip", m, other, "proxy", mb, ce, s, p, ev) for m in ("flow_grpo", "grpo_guard")]
-    runs += [Run("ablation", "ratio_norm", cfg.clip, "proxy", mb, ce, s, p, ev) for s in range(cfg.ablation_seeds)]
-    one = max(1, p // mb)
+        runs += [Run("other_clip", m, other, "proxy", mb, ce, s, p, g, ev) for m in ("flow_grpo", "grpo_guard")]
+    runs += [Run("ablation", "ratio_norm", cfg.clip, "proxy", mb, ce, s, p, g, ev) for s in range(cfg.ablation_seeds)]
+    small = max(2, g // mb)
     for s in range(cfg.control_seeds):
-        runs += [Run("gold_reward", m, cfg.clip, "gold", mb, ce, s, p, ev) for m in ("flow_grpo", "grpo_guard")]
+        runs += [Run("gold_reward", m, cfg.clip, "gold", mb, ce, s, p, g, ev) for m in ("flow_grpo", "grpo_guard")]
         runs += [
-            Run("on_policy", m, cfg.clip, "proxy", 1, ce * mb, s, one, ev * mb) for m in ("flow_grpo", "grpo_guard")
+            Run("on_policy", m, cfg.clip, "proxy", 1, ce * mb, s, p, small, ev * mb)
+            for m in ("flow_grpo", "grpo_guard")
         ]
     return runs
 
@@ -343,7 +348,7 @@ def train_run(world: World, run: Run, cfg: Config, eval_set, sig, device) -> lis
     log_eval(0)
     for epoch in range(1, run.epochs + 1):
         classes = torch.randperm(N_CLASSES, generator=gen)[: run.prompts]
-        labels = classes.repeat_interleave(cfg.group)
+        labels = classes.repeat_interleave(run.group)
         lat, logp_old, mean_old = rollout(policy, labels, sig, cfg, gen)
         rewards = reward_fn(lat[:, -1].clamp(-1, 1), labels)
         rows.append(record(run.method, run.seed, "train_reward", float(rewards.mean()), step=epoch, **tag))
