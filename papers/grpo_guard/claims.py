@@ -33,7 +33,7 @@ def step_stat(rows: list[dict], method: str, kind: str, metric: str, t: int) -> 
     """Seed-mean of a per-denoising-step statistic, steps 0 .. t-1."""
     return np.array(
         [
-            np.nanmean(list(per_seed(rows, method=method, kind=kind, metric=metric, t_index=j).values()) or [np.nan])
+            np.nanmean(list(per_seed(rows, method=method, kind=kind, metric=metric, step=j).values()) or [np.nan])
             for j in range(t)
         ]
     )
@@ -44,8 +44,8 @@ def low_noise_asymmetry(rows: list[dict], method: str, kind: str, t: int) -> np.
     out = []
     for s in sorted({r["seed"] for r in select(rows, method=method, kind=kind, metric="clip_frac_neg")}):
         d = [
-            per_seed(rows, method=method, kind=kind, metric="clip_frac_neg", t_index=j)[s]
-            - per_seed(rows, method=method, kind=kind, metric="clip_frac_pos", t_index=j)[s]
+            per_seed(rows, method=method, kind=kind, metric="clip_frac_neg", step=j)[s]
+            - per_seed(rows, method=method, kind=kind, metric="clip_frac_pos", step=j)[s]
             for j in range(t - LOW_NOISE, t)
         ]
         out.append(np.nanmean(d))

@@ -6,8 +6,9 @@ final images with the reward (the proxy margin, or the gold RM in the control), 
 shuffles the rollouts into `minibatches` and takes one AdamW step per minibatch over the trained denoising steps
 (0 .. ⌊steps·timestep_fraction⌋ − 1). Minibatches after the first are off-policy; on them, per denoising step, the
 ratio used by the loss (ρ, or ρ̃ under RatioNorm) is logged: mean, std, quantiles, and the clip fractions split by
-the sign of A. Every `eval_every` epochs a fixed set of `eval_per_class` × 10 fixed-noise ODE samples is scored with
-the proxy and the gold measures (realism, diversity, gold RM).
+the sign of A (rows with `step` = the denoising step). Every `eval_every` epochs a fixed set of
+`eval_per_class` × 10 fixed-noise ODE samples is scored with the proxy and the gold measures (realism, diversity,
+gold RM); those rows have `step` = the epoch.
 
 Runs (`kind`): `main` (every method in `methods`, all seeds, clip `clip`), `other_clip` (Flow-GRPO β = 0 and
 GRPO-Guard at the other pre-registered clip range), `ablation` (RatioNorm without reweighting), `gold_reward` (the
@@ -381,7 +382,7 @@ def train_run(world: World, run: Run, cfg: Config, eval_set, sig, device) -> lis
         if not ratios[j]:
             continue
         r = torch.cat(ratios[j]).double()
-        at = dict(t_index=j, **tag)
+        at = dict(step=j, **tag)  # a curve over the denoising step (drawn in the figure, not aggregated)
         rows.append(record(run.method, run.seed, "ratio_mean", float(r.mean()), **at))
         rows.append(record(run.method, run.seed, "ratio_std", float(r.std()), **at))
         for q in QUANTILES:
@@ -443,7 +444,7 @@ def figure(rows: list[dict], cfg: Config, path: Path) -> None:
         for j in range(t):
             q = {
                 qq: np.mean(
-                    [r["value"] for r in select(rows, method=method, kind="main", t_index=j, metric=f"ratio_q{qq:02d}")]
+                    [r["value"] for r in select(rows, method=method, kind="main", step=j, metric=f"ratio_q{qq:02d}")]
                     or [np.nan]
                 )
                 for qq in (5, 25, 50, 75, 95)
@@ -505,7 +506,7 @@ def table(rows: list[dict], cfg: Config) -> str:
         for j in range(t):
             v = {
                 m: np.nanmean(
-                    [r["value"] for r in select(rows, method=method, kind="main", t_index=j, metric=m)] or [np.nan]
+                    [r["value"] for r in select(rows, method=method, kind="main", step=j, metric=m)] or [np.nan]
                 )
                 for m in ("ratio_mean", "ratio_std", "clip_frac_pos", "clip_frac_neg")
             }

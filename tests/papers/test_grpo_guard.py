@@ -206,7 +206,7 @@ def test_cli_smoke_records_per_step_ratio_statistics(run_cli, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
     cfg = PRESETS["smoke"]
     for method in ("flow_grpo", "grpo_guard"):
-        steps = {r["t_index"] for r in rows if r["method"] == method and r["metric"] == "ratio_mean"}
+        steps = {r["step"] for r in rows if r["method"] == method and r["metric"] == "ratio_mean"}
         assert steps == set(range(cfg.trained_steps()))
         assert {r["step"] for r in rows if r["method"] == method and r["metric"] == "realism"} == {0, 1, 2}
     assert all(np.isfinite(r["value"]) for r in rows if r["metric"].startswith("ratio_"))
