@@ -22,6 +22,21 @@ def config_hash(obj) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def save_atomic(obj, path: Path) -> None:
+    """`torch.save(obj, path)` written to a per-process temporary file and moved into place with one `os.replace`,
+    so a reader (another test worker, a parallel run) never sees a half-written file and concurrent writers of the
+    same entry do not clobber each other's temporary file."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def enable_jax_compilation_cache(min_compile_time_s: float = 1.0) -> Path:
     """Persist XLA compilations under `cache_root()/jax` so that reruns of a JAX paper skip them.
 

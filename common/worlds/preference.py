@@ -30,14 +30,13 @@ import copy
 import dataclasses
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from common.cache import cache_root, config_hash
+from common.cache import cache_root, config_hash, save_atomic
 from common.lm import generate, sft, tiny_lm
 from common.reward import RewardModel, best_of_n, kl_bon, score, train_bradley_terry
 
@@ -380,7 +379,7 @@ class PreferenceWorld:
             seed=seed,
             description=f"pre-train backbone {seed}",
         )
-        _save(lm.state_dict(), path)
+        save_atomic(lm.state_dict(), path)
         return lm
 
     def train_proxy(self, pc: ProxyConfig) -> RewardModel:
@@ -417,7 +416,7 @@ class PreferenceWorld:
             label_smoothing=pc.label_smoothing,
             seed=pc.seed,
         )
-        _save(rm.state_dict(), path)
+        save_atomic(rm.state_dict(), path)
         return rm.eval()
 
     @torch.no_grad()
@@ -506,13 +505,6 @@ def build_corpus(cfg: WorldConfig, seed: int = 0) -> tuple[torch.Tensor, torch.T
     return ids, torch.cat([torch.zeros_like(prompts), resp_mask], 1)
 
 
-def _save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 POLICY_FIELDS = (
     "vocab",
     "n_features",
@@ -555,7 +547,7 @@ def build_world(cfg: WorldConfig = WorldConfig(), *, cache: bool = True, verbose
         if verbose:
             print(f"[preference world] SFT loss {losses[0]:.3f} -> {sum(losses[-20:]) / 20:.3f}", flush=True)
         if cache:
-            _save(policy.state_dict(), policy_path)
+            save_atomic(policy.state_dict(), policy_path)
     world = PreferenceWorld(cfg, policy, gold, cache_dir)
     if cache and path.exists():
         gold.load_state_dict(torch.load(path, weights_only=True))
@@ -569,7 +561,7 @@ def build_world(cfg: WorldConfig = WorldConfig(), *, cache: bool = True, verbose
     gold.mu.fill_(float(t.mean()))
     gold.sigma.fill_(float(t.std()))
     if cache:
-        _save(gold.state_dict(), path)
+        save_atomic(gold.state_dict(), path)
         (cache_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     return world
 

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,7 +61,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from common.cache import cache_root, config_hash
+from common.cache import cache_root, config_hash, save_atomic
 from common.lm import Generation, generate, positions, sft, tiny_lm
 from common.policy import response_mask, sample_from_logits
 
@@ -663,10 +662,7 @@ def build_world(cfg: WorldConfig = WorldConfig(), *, cache: bool = True, verbose
         tail = float(np.mean(losses[-20:]))
         print(f"[reasoning world] SFT loss {losses[0]:.3f} -> {tail:.3f} in {time.perf_counter() - start:.0f} s")
     if cache:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save({"model": model.state_dict(), "losses": losses}, tmp)
-        os.replace(tmp, path)
+        save_atomic({"model": model.state_dict(), "losses": losses}, path)
         (cache_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     return ReasoningWorld(cfg, model, cache_dir, losses)
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from common import checkpoint
+from common.cache import save_atomic
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.ppo import PPOConfig, PPOTrainer
 from common.progress import track
@@ -277,10 +278,7 @@ def bon_pool(world: PreferenceWorld, cfg: Config) -> dict[str, torch.Tensor]:
         "gold": world.gold_reward(prompts, g.tokens, g.mask).view(P, N),
         "features": world.feature_count(g.tokens, g.mask).float().view(P, N),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(pool, tmp)
-    tmp.replace(path)
+    save_atomic(pool, path)
     return pool
 
 

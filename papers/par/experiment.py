@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from common import checkpoint
-from common.cache import cache_root, config_hash
+from common.cache import cache_root, config_hash, save_atomic
 from common.config import RunConfig, check_positive, ensure
 from common.ppo import PPOConfig, PPOTrainer
 from common.progress import track
@@ -229,8 +229,7 @@ def _rm(world: PreferenceWorld, cfg: Config, pc: ProxyConfig, kind: str, member:
     train_pairwise(
         rm, chosen, rejected, loss_fn, steps=pc.steps, batch_size=pc.batch_size, lr=pc.lr, seed=pc.seed + 1000 * member
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(rm.state_dict(), path)
+    save_atomic(rm.state_dict(), path)
     return rm.eval()
 
 
@@ -261,8 +260,7 @@ def prompts(world: PreferenceWorld, cfg: Config, seed: int, proxy: torch.nn.Modu
     ev = world.sample_prompts(cfg.eval_prompts, gen)
     ge = world.sample(ev, gen)
     out = Prompts(train, ref, ev, world.gold_reward(ev, ge.tokens, ge.mask))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(dataclasses.asdict(out), path)
+    save_atomic(dataclasses.asdict(out), path)
     return out
 
 

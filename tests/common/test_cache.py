@@ -36,3 +36,20 @@ def test_jax_compilation_cache_goes_under_cache_root(monkeypatch, tmp_path):
     finally:
         jax.config.update("jax_compilation_cache_dir", old[0])
         jax.config.update("jax_persistent_cache_min_compile_time_secs", old[1])
+
+
+def test_save_atomic_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
+    import threading
+
+    import pytest
+    import torch
+
+    from common.cache import save_atomic
+
+    path = tmp_path / "sub" / "entry.pt"
+    save_atomic({"x": torch.arange(3)}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["x"], torch.arange(3))
+    with pytest.raises(TypeError):  # a failed write (a lock cannot be pickled) must leave the old entry whole
+        save_atomic({"x": threading.Lock()}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["x"], torch.arange(3))
+    assert [p.name for p in path.parent.iterdir()] == ["entry.pt"]
