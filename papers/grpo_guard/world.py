@@ -119,7 +119,7 @@ def pretrain(model: DiTTransformer2DModel, x: torch.Tensor, y: torch.Tensor, cfg
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     model.eval()
     return losses
 
