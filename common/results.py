@@ -42,6 +42,8 @@ PACKAGES = (
     "flax",
     "optax",
     "transformers",
+    "accelerate",
+    "diffusers",
     "triton",
     "gymnasium",
     "mujoco",

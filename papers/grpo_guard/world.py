@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from dataclasses import dataclass
 
@@ -28,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import DiTTransformer2DModel
 
-from common.cache import cache_root, config_hash
+from common.cache import cache_root, config_hash, save_atomic
 from common.worlds.digits import load_digits
 
 N_CLASSES = 10
@@ -224,10 +223,7 @@ def build_world(cfg: WorldConfig, *, cache: bool = True, verbose: bool = False) 
             tail = float(np.mean(losses[-20:]))
             print(f"[grpo_guard world] flow loss {losses[0]:.3f} -> {tail:.3f} in {time.perf_counter() - start:.0f} s")
         if cache:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            torch.save({"model": model.state_dict(), "losses": losses}, tmp)
-            os.replace(tmp, path)
+            save_atomic({"model": model.state_dict(), "losses": losses}, path)
             (path.parent / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     model.requires_grad_(False)
     proxy = ProxyRM(x[ids["proxy"]], y[ids["proxy"]])
