@@ -78,7 +78,11 @@ class PPOConfig:
 
 
 class PPOTrainer:
-    """Policy (a causal LM from `common.lm`) + linear value head on its last hidden states; frozen reference."""
+    """Policy (a causal LM from `common.lm`) + linear value head on its last hidden states; frozen reference.
+
+    The reference is only ever run under `torch.no_grad` (in `rollout`) and is not in the optimiser, so its
+    parameters' `requires_grad` flags are left as the caller set them: freezing them in place froze every later copy
+    of the same module (a second PPO run on a `copy_policy` of that world then trained only its value head)."""
 
     def __init__(self, policy: nn.Module, ref: nn.Module, cfg: PPOConfig, *, eos_id: int | None = None):
         dist.data_parallel_only("PPOTrainer")
@@ -95,8 +99,6 @@ class PPOTrainer:
             if cfg.adaptive_kl
             else FixedKLController(cfg.kl_coef)
         )
-        for p in self.ref.parameters():
-            p.requires_grad_(False)
 
     def _forward(self, prompts, responses, prompt_mask):
         with dist.autocast():  # accelerate's --mixed_precision (a no-op without it)

@@ -567,8 +567,8 @@ def build_world(cfg: WorldConfig = WorldConfig(), *, cache: bool = True, verbose
 
 
 def copy_policy(world: PreferenceWorld) -> nn.Module:
-    """A trainable copy of the base policy (for RL / DPO)."""
-    return copy.deepcopy(world.policy).train()
+    """A trainable copy of the base policy (for RL / DPO): train mode, every parameter requiring gradients."""
+    return copy.deepcopy(world.policy).train().requires_grad_(True)
 
 
 if __name__ == "__main__":  # python -m common.worlds.preference --preset smoke|quick

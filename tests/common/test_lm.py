@@ -91,6 +91,9 @@ def test_ppo_trainer_step_runs():
     assert set(stats) >= {"score", "kl", "beta", "length", "policy_loss", "value_loss", "clipfrac"}
     assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
     assert trainer.kl_ctl.beta != 0.1  # the adaptive controller moved
+    # the reference is left as the caller made it (no gradient, flags untouched), so later copies stay trainable
+    assert all(p.requires_grad and p.grad is None for p in ref.parameters())
+    assert all(p.grad is not None for p in policy.parameters() if p.requires_grad)
 
 
 @pytest.mark.slow
