@@ -566,6 +566,10 @@ def build_world(cfg: WorldConfig = WorldConfig(), *, cache: bool = True, verbose
     return world
 
 
+# The seconds-long world of every smoke preset built on this world (papers and demo share its cache entry).
+SMOKE_WORLD = WorldConfig(corpus_size=512, policy_d=32, sft_steps=20, sft_batch=64, gold_d=32, gold_layers=2)
+
+
 def copy_policy(world: PreferenceWorld) -> nn.Module:
     """A trainable copy of the base policy (for RL / DPO): train mode, every parameter requiring gradients."""
     return copy.deepcopy(world.policy).train().requires_grad_(True)

@@ -25,7 +25,15 @@ from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.ppo import PPOConfig, PPOTrainer
 from common.progress import track
 from common.results import Claim, record, select
-from common.worlds.preference import PreferenceWorld, ProxyConfig, WorldConfig, bon_curve, build_world, copy_policy
+from common.worlds.preference import (
+    SMOKE_WORLD,
+    PreferenceWorld,
+    ProxyConfig,
+    WorldConfig,
+    bon_curve,
+    build_world,
+    copy_policy,
+)
 
 PAPER = "preference_world"
 
@@ -89,7 +97,6 @@ class Config(RunConfig):
         ensure(self.ppo_steps % self.log_every == 0, "log_every", "must divide ppo_steps")
 
 
-SMOKE_WORLD = WorldConfig(corpus_size=512, policy_d=32, sft_steps=20, sft_batch=64, gold_d=32, gold_layers=2)
 PRESETS = {
     "smoke": Config(
         preset="smoke",

@@ -32,6 +32,7 @@ from common.progress import track
 from common.results import record, select
 from common.reward import best_of_n, kl_bon
 from common.worlds.preference import (
+    SMOKE_WORLD,
     PreferenceWorld,
     ProxyConfig,
     WorldConfig,
@@ -164,7 +165,6 @@ class Config(RunConfig):
         ensure(self.ppo_steps % self.log_every == 0, "log_every", "must divide ppo_steps")
 
 
-SMOKE_WORLD = WorldConfig(corpus_size=512, policy_d=32, sft_steps=20, sft_batch=64, gold_d=32, gold_layers=2)
 PRESETS = {
     "smoke": Config(
         preset="smoke",

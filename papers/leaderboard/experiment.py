@@ -38,7 +38,7 @@ from common.config import RunConfig, check_positive, ensure
 from common.progress import track
 from common.results import record, select
 from common.reward import best_of_n, kl_bon
-from common.worlds.preference import PreferenceWorld, ProxyConfig, WorldConfig, build_world
+from common.worlds.preference import SMOKE_WORLD, PreferenceWorld, ProxyConfig, WorldConfig, build_world
 from papers.ensembles import experiment as ensembles
 from papers.ensembles.baselines import single_member
 from papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate
@@ -165,7 +165,6 @@ class Config(RunConfig):
         ensure(self.offline_batch <= self.proxy.n_pairs, "offline_batch", "must be <= proxy.n_pairs")
 
 
-SMOKE_WORLD = WorldConfig(corpus_size=512, policy_d=32, sft_steps=20, sft_batch=64, gold_d=32, gold_layers=2)
 PRESETS = {
     "smoke": Config(
         preset="smoke",

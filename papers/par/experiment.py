@@ -27,7 +27,7 @@ from common.ppo import PPOConfig, PPOTrainer
 from common.progress import track
 from common.results import record, select
 from common.reward import RewardModel, bradley_terry_loss
-from common.worlds.preference import PreferenceWorld, ProxyConfig, WorldConfig, build_world, copy_policy
+from common.worlds.preference import SMOKE_WORLD, PreferenceWorld, ProxyConfig, WorldConfig, build_world, copy_policy
 from papers.par.baselines import OdinRewardModel, RewardShaper, odin_loss, reg_loss, train_pairwise, warm_average
 
 PAPER = "par"
@@ -152,7 +152,6 @@ class Config(RunConfig):
         ensure(all(v <= self.n_refs for v in m), "n_refs", f"must be >= every ablation's M {m}")
 
 
-SMOKE_WORLD = WorldConfig(corpus_size=512, policy_d=32, sft_steps=20, sft_batch=64, gold_d=32, gold_layers=2)
 PRESETS = {
     "smoke": Config(
         preset="smoke",

@@ -20,7 +20,7 @@ from common import checkpoint
 from common.config import RunConfig, check_fraction, check_positive, ensure
 from common.progress import track
 from common.results import record, select, values
-from common.worlds.preference import WorldConfig, build_world
+from common.worlds.preference import SMOKE_WORLD, WorldConfig, build_world
 from papers.power_dl.bandit import make_datasets, train_tabular
 from papers.power_dl.baselines import METHODS, Hyper
 from papers.power_dl.world import preference_data, train_method
@@ -117,7 +117,6 @@ class Config(RunConfig):
             ensure(min(hp.dpo_beta, hp.ipo_tau, hp.simpo_beta, hp.power_beta, hp.power_eta) > 0, name, "β, τ, η > 0")
 
 
-SMOKE_WORLD = WorldConfig(corpus_size=512, policy_d=32, sft_steps=20, sft_batch=64, gold_d=32, gold_layers=2)
 PRESETS = {
     "smoke": Config(
         preset="smoke",
