@@ -22,10 +22,10 @@ import math
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from diffusers import DiTTransformer2DModel, FlowMatchEulerDiscreteScheduler
 
 from common import checkpoint
 from common.config import RunConfig, check_fraction, check_positive, ensure
@@ -36,6 +36,9 @@ from common.seeding import seed_everything
 from papers.grpo_guard.baselines import flow_grpo_loss, group_advantages
 from papers.grpo_guard.method import grpo_guard_loss, sde_step
 from papers.grpo_guard.world import N_CLASSES, World, WorldConfig, build_world, diversity, realism, velocity
+
+if TYPE_CHECKING:  # diffusers takes seconds to import: loaded when a run starts, not for --help
+    from diffusers import DiTTransformer2DModel
 
 METHODS = ("flow_grpo", "flow_grpo_kl", "grpo_guard", "ratio_norm")
 GUARDED = ("grpo_guard", "ratio_norm")  # methods with RatioNorm (their ε is Guard's)
@@ -196,6 +199,8 @@ PRESETS = {
 
 def sigmas(cfg: Config) -> torch.Tensor:
     """SD3's schedule: `FlowMatchEulerDiscreteScheduler(shift)` with sigmas linspace(1, 1/N, N), 0 appended."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
     sched = FlowMatchEulerDiscreteScheduler(shift=cfg.shift)
     sched.set_timesteps(sigmas=np.linspace(1.0, 1.0 / cfg.steps, cfg.steps))
     return sched.sigmas.float()

@@ -21,14 +21,17 @@ import dataclasses
 import json
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DiTTransformer2DModel
 
 from common.cache import cache_root, config_hash, save_atomic
 from common.worlds.digits import load_digits
+
+if TYPE_CHECKING:  # diffusers takes seconds to import: loaded when a model is built, not for --help
+    from diffusers import DiTTransformer2DModel
 
 N_CLASSES = 10
 
@@ -61,6 +64,8 @@ class WorldConfig:
 
 def new_model(cfg: WorldConfig) -> DiTTransformer2DModel:
     """The class-conditional DiT: patch 2, ada-norm-zero conditioning on (timestep, class)."""
+    from diffusers import DiTTransformer2DModel
+
     return DiTTransformer2DModel(
         num_attention_heads=cfg.heads,
         attention_head_dim=16,
