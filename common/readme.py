@@ -6,6 +6,8 @@
   results/<slug>/quick/table.md;
 - each common/worlds/README_<name>.md between the same markers: results/<name>_world/quick/table.md;
 - papers/leaderboard/README.md (not in the registry) between the same markers: results/leaderboard/quick/table.md.
+A per-metric aggregate table longer than FOLD_AFTER_ROWS rows is folded into a `<details>` block in the READMEs
+(table.md keeps it as it is).
 `python -m common.readme --check` exits 1 if any file is out of date (the tests run this).
 """
 
@@ -63,6 +65,25 @@ def splice(text: str, marks: tuple[str, str], body: str) -> str:
     return pattern.sub(lambda _: f"{start}\n{body.rstrip()}\n{end}", text)
 
 
+AGGREGATES_HEADER = "| method | metric | mean ± 95% CI | n |"
+FOLD_AFTER_ROWS = 40
+
+
+def fold_aggregates(table: str) -> str:
+    """table.md for a README: a per-metric aggregate table longer than FOLD_AFTER_ROWS rows is folded into a
+    `<details>` block (shown on a click), so the paper's own table and the claims stay on screen."""
+    lines = table.split("\n")
+    if AGGREGATES_HEADER not in lines:
+        return table
+    start = lines.index(AGGREGATES_HEADER)
+    stop = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    n_rows = stop - start - 2
+    if n_rows <= FOLD_AFTER_ROWS:
+        return table
+    summary = f"<details><summary>Every per-method aggregate ({n_rows} rows, mean ± 95% CI over seeds)</summary>"
+    return "\n".join(lines[:start] + [summary, ""] + lines[start:stop] + ["", "</details>"] + lines[stop:])
+
+
 def _results_section(readme: Path, table: Path, source: str, rerun: str) -> str | None:
     """`readme` with `table` spliced between its results markers, or None if either file or the markers are missing."""
     if not (readme.exists() and table.exists()):
@@ -70,7 +91,9 @@ def _results_section(readme: Path, table: Path, source: str, rerun: str) -> str 
     text = readme.read_text()
     if RESULTS_MARK[0] not in text:
         return None
-    return splice(text, RESULTS_MARK, f"From `{source}` (regenerate: {rerun}).\n\n" + table.read_text())
+    return splice(
+        text, RESULTS_MARK, f"From `{source}` (regenerate: {rerun}).\n\n" + fold_aggregates(table.read_text())
+    )
 
 
 def targets() -> dict[Path, str]:

@@ -34,3 +34,24 @@ def test_readme_tables_are_generated_from_results():
     from common.readme import main
 
     assert main(["--check"]) == 0, "README tables are stale: run `nox -s readme`"
+
+
+def test_long_aggregate_tables_fold_in_readmes_and_keep_every_row():
+    from common.readme import AGGREGATES_HEADER, FOLD_AFTER_ROWS, fold_aggregates
+
+    def table(n: int) -> str:
+        rows = [f"| m | metric{i} | 1 ± 0 | 3 |" for i in range(n)]
+        return (
+            "| extra |\n|---|\n| x |\n\n" + "\n".join([AGGREGATES_HEADER, "|---|---|---|---|", *rows]) + "\n\n| c |\n"
+        )
+
+    short = table(FOLD_AFTER_ROWS)
+    assert fold_aggregates(short) == short
+    long = table(FOLD_AFTER_ROWS + 1)
+    folded = fold_aggregates(long)
+    assert folded.count("<details>") == 1 and folded.count("</details>") == 1
+    assert (
+        folded.index("<details>") < folded.index(AGGREGATES_HEADER) < folded.index("</details>") < folded.index("| c |")
+    )
+    assert folded.replace("\n", "").count("|") == long.replace("\n", "").count("|")  # no row lost
+    assert f"({FOLD_AFTER_ROWS + 1} rows" in folded
