@@ -31,7 +31,7 @@ from typing import Any
 
 from common.checkpoint import Checkpoints, ResumeError, active, setup_of
 from common.config import C, ConfigError, parse
-from common.distributed import is_main_process
+from common.distributed import is_main_process, world_size
 from common.reproduce import print_comparison
 from common.results import Claim, exit_code, git_commit, print_claims, write_run
 
@@ -86,6 +86,14 @@ def checkpoints(cfg: Any, paper: str, out: Path) -> Checkpoints:
     return store
 
 
+def check_launch(cfg: Any) -> None:
+    """Under `accelerate launch` every rank is one data-parallel share of each job; a worker pool (`--workers` > 1)
+    would compute alone and run every job on every rank, so it is refused before anything runs."""
+    workers = getattr(cfg, "workers", 1)
+    if world_size() > 1 and workers != 1:
+        raise ConfigError("workers", f"must be 1 under accelerate launch ({world_size()} processes), got {workers}")
+
+
 class Interrupted(KeyboardInterrupt):
     """Raised by the SIGTERM handler so that SIGTERM ends a run the way Ctrl-C does."""
 
@@ -111,6 +119,7 @@ def main(
     `results` is the folder of committed references (`<results>/<paper>/<preset>/`); tests point it elsewhere."""
     cfg = parse(config_cls, presets, argv, prog=_prog(paper))
     try:
+        check_launch(cfg)
         out = output_dir(cfg, paper, results)
         store = checkpoints(cfg, paper, out)
     except ConfigError as err:

@@ -16,8 +16,8 @@ Data-parallel design (the same numbers as one process, up to the order of float 
   so the summed gradient is the one-process gradient, and the replicated optimisers stay identical;
 - sampled rows and per-row results are gathered back (`gather_rows`), so code after a rollout sees the full batch.
 With one process (no launcher) every helper is the identity: one-process runs compute exactly what they did before.
-Papers with a `--workers` pool should be launched with `--workers 1`: a pool's processes compute alone, so with
-more workers every rank would run every job.
+Papers with a `--workers` pool must be launched with `--workers 1` (the CLI refuses more): a pool's processes compute
+alone, so with more workers every rank would run every job.
 """
 
 from __future__ import annotations

@@ -217,3 +217,29 @@ def test_real_paper_smoke_with_default_out_leaves_checkout_clean_and_bad_out_exi
     assert status() == before
     bad = run_cli("papers.subgm", "--preset", "smoke", "--out", "/proc/nope", expect_rc=2)
     assert bad.stderr.startswith("error: --out:") and "[subgm]" not in bad.stdout
+
+
+def test_worker_pools_are_refused_under_a_multi_process_launch(workdir, capsys, monkeypatch):
+    @dataclass
+    class PoolConfig(ToyConfig):
+        workers: int = 2
+        """Processes of the toy's pool."""
+
+    def pool_main(argv):
+        return main(
+            paper="toy",
+            config_cls=PoolConfig,
+            presets={name: PoolConfig() for name in ("smoke", "quick", "full")},
+            run=lambda cfg: ran.append(1) or [record("toy", 0, "value", 1.0)],
+            claims=lambda rows, cfg: [],
+            argv=argv,
+            results=workdir / "results",
+        )
+
+    ran = []
+    monkeypatch.setenv("WORLD_SIZE", "2")  # what `accelerate launch --num_processes 2` sets
+    assert pool_main(["--preset", "smoke"]) == 2 and not ran
+    assert "error: --workers: must be 1 under accelerate launch (2 processes), got 2" in capsys.readouterr().err
+    assert not (workdir / "runs").exists()
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert pool_main(["--preset", "smoke"]) == 0 and ran == [1]
