@@ -44,3 +44,31 @@ def quick_summary_of(tmp_path_factory):
         return summaries[slug]
 
     return _summary
+
+
+@pytest.fixture
+def check_quick_claim(quick_summary_of, request):
+    """`check_quick_claim("bang", claim, KNOWN_FAILS)`: the claim PASSes in the paper's quick run (run once per
+    session); a claim listed in KNOWN_FAILS (a committed finding) is a strict xfail, so the test turns red if it starts
+    to pass and the committed results must be updated."""
+
+    def _check(slug: str, claim: str, known_fails: dict[str, str], timeout: float = 1800) -> None:
+        if claim in known_fails:
+            request.applymarker(pytest.mark.xfail(reason=known_fails[claim], strict=True))
+        result = next(c for c in quick_summary_of(slug, timeout)["claims"] if c["id"] == claim)
+        assert result["passed"], result["observed"]
+
+    return _check
+
+
+@pytest.fixture
+def changed_quick_verdicts(run_cli, tmp_path):
+    """`changed_quick_verdicts("traac")` → ids of the claims whose verdict in a fresh quick run differs from the
+    committed reference results/<slug>/quick/ (read from the run's comparison.json)."""
+
+    def _changed(slug: str) -> list[str]:
+        run_cli(f"papers.{slug}", "--preset", "quick", "--out", str(tmp_path))
+        comparison = json.loads((tmp_path / "comparison.json").read_text())
+        return [c["id"] for c in comparison["claims"] if not c["same"]]
+
+    return _changed

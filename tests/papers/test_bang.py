@@ -225,15 +225,7 @@ KNOWN_FAILS = {  # findings of the committed quick run (see papers/bang/README.m
 }
 
 
-@pytest.fixture(scope="module")
-def quick_summary(quick_summary_of):
-    return quick_summary_of("bang")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("claim", CLAIMS)
-def test_quick_claims(quick_summary, claim, request):
-    if claim in KNOWN_FAILS:  # strict: the test turns red if the claim starts to pass (results must be updated)
-        request.applymarker(pytest.mark.xfail(reason=KNOWN_FAILS[claim], strict=True))
-    result = next(c for c in quick_summary["claims"] if c["id"] == claim)
-    assert result["passed"], result["observed"]
+def test_quick_claims(check_quick_claim, claim):
+    check_quick_claim("bang", claim, KNOWN_FAILS)

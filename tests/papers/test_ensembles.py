@@ -248,15 +248,7 @@ KNOWN_FAILS = {  # README "Results": findings of the committed quick run
 }
 
 
-@pytest.fixture(scope="module")
-def quick_summary(quick_summary_of):
-    return quick_summary_of("ensembles")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("claim", CLAIMS)
-def test_quick_claims(quick_summary, claim, request):
-    if claim in KNOWN_FAILS:  # strict: the test turns red if the claim starts to pass (results must be updated)
-        request.applymarker(pytest.mark.xfail(reason=KNOWN_FAILS[claim], strict=True))
-    result = next(c for c in quick_summary["claims"] if c["id"] == claim)
-    assert result["passed"], result["observed"]
+def test_quick_claims(check_quick_claim, claim):
+    check_quick_claim("ensembles", claim, KNOWN_FAILS)

@@ -205,9 +205,7 @@ def test_bad_config_names_the_field(run_cli):
 
 
 @pytest.mark.slow
-def test_quick_claims_match_the_committed_verdicts(run_cli, tmp_path):
+def test_quick_claims_match_the_committed_verdicts(changed_quick_verdicts):
     """The quick run reproduces every committed verdict (several claims FAIL on world v2: README, Results)."""
-    run_cli("papers.rebalance", "--preset", "quick", "--out", str(tmp_path))
-    comparison = json.loads((tmp_path / "comparison.json").read_text())
-    different = [c["id"] for c in comparison["claims"] if not c["same"]]
+    different = changed_quick_verdicts("rebalance")
     assert not different, f"verdicts differ from results/rebalance/quick: {different}"
