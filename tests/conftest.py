@@ -26,6 +26,18 @@ def _run_cli(module: str, *args: str, expect_rc: int | None = 0, timeout: float 
 
 
 @pytest.fixture
+def float64_default():
+    """torch's default dtype is float64 during the test (hand-computed checks); restored afterwards for the others.
+    A module opts in with `pytestmark = pytest.mark.usefixtures("float64_default")`."""
+    import torch
+
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+@pytest.fixture
 def run_cli():
     """`run_cli("papers.subgm", "--preset", "smoke", expect_rc=0)` → CompletedProcess (stdout/stderr as text)."""
     return _run_cli

@@ -25,14 +25,7 @@ from papers.bang.method import (
     wise_ft,
 )
 
-
-@pytest.fixture(autouse=True)
-def _float64():
-    """Hand-computed checks in float64; the default dtype is restored for the other tests."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64_default")  # hand-computed checks in float64
 
 
 @pytest.mark.points(2)

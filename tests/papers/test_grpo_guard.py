@@ -14,14 +14,7 @@ from papers.grpo_guard.baselines import clipped_loss, flow_grpo_loss, group_adva
 from papers.grpo_guard.experiment import D_PAPER, PRESETS, Config, sigmas
 from papers.grpo_guard.method import grpo_guard_loss, ratio_norm, reweight, sde_std, sde_step
 
-
-@pytest.fixture(autouse=True)
-def _float64():
-    """Hand-computed checks in float64; the default dtype is restored for the other tests."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64_default")  # hand-computed checks in float64
 
 
 def _gaussian_logp(x: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

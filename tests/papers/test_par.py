@@ -28,13 +28,7 @@ from papers.par.baselines import (
 from papers.par.experiment import PRESETS, Config
 from papers.par.method import par_reward, sigmoid_reward
 
-
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64_default")  # hand-computed checks in float64
 
 
 def sig(x: float) -> float:

@@ -21,12 +21,7 @@ from papers.power_dl.method import power_loss, power_margin, power_reward, updat
 WINS = np.array([[0, 3, 4, 5], [1, 0, 3, 4], [1, 1, 0, 2], [1, 1, 2, 0]], dtype=float)
 
 
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64_default")  # hand-computed checks in float64
 
 
 def _minimise_closed_form(lengths: np.ndarray, beta: float, eta: float) -> np.ndarray:
