@@ -230,8 +230,8 @@ def run(cfg: Config) -> list[dict]:
         proxies[name].append(rm)
         rows.append(record(f"proxy_{name}", seed, "accuracy", world.accuracy(rm, test)))
         _log(f"proxy {name} seed {seed}: accuracy {rows[-1]['value']:.3f}")
-    # checkpointed units (--resume): best-of-n, each PPO seed (a fresh world per PPO run, in the workers or here:
-    # PPOTrainer freezes its reference's parameters, so a second copy of one world's policy would not train)
+    # checkpointed units (--resume): best-of-n, each PPO seed (a fresh world per PPO run, in the workers or here, so
+    # that the records do not depend on --workers)
     seeds = cfg.seed_list()
     ppo = checkpoint.map_units(_ppo_job, [(cfg, s) for s in seeds], [("ppo", s) for s in seeds], pool)
     rows += checkpoint.unit(("bon",), partial(bon_rows, world, proxies, cfg))

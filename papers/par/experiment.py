@@ -12,9 +12,9 @@ proxy, for every method), RL reward, gold reward, KL, length and feature-token c
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -374,14 +374,11 @@ def run(cfg: Config) -> list[dict]:
     jobs = [(name, seed) for name in cfg.runs for seed in seeds]
     keys = [("ppo", name, seed) for name, seed in jobs]  # checkpointed units (--resume)
     rows: list[dict] = []
-    if cfg.workers == 1:
-        for seed in seeds:
-            _prepare_job(cfg, seed)
-        for key, (name, seed) in zip(keys, jobs, strict=True):  # a fresh world per run, as in the workers: a
-            rows += checkpoint.unit(key, partial(_ppo_job, cfg, name, seed))  # PPOTrainer freezes its ref's params
-        return rows
-    with cf.ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
-        list(pool.map(_prepare_job, [cfg] * len(seeds), seeds))
+    # workers = 1 runs the same jobs here, one by one (a fresh world per PPO run either way: records do not depend
+    # on --workers)
+    pool = cf.ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) if cfg.workers > 1 else None
+    with pool or contextlib.nullcontext():
+        list((pool.map if pool else map)(_prepare_job, [cfg] * len(seeds), seeds))
         results = checkpoint.map_units(_ppo_job, [(cfg, name, seed) for name, seed in jobs], keys, pool)
         for (name, seed), res in zip(jobs, results, strict=True):
             rows += res
