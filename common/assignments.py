@@ -1,7 +1,7 @@
 """Every paper as a course assignment: make a student copy, grade submissions with the paper's own tests.
 
-    python -m common.assignments make <slug> [--out DIR] [--force]
-    python -m common.assignments grade <slug> PATH [PATH ...] [--timeout S] [--json FILE|-] [--csv FILE|-]
+    python -m reprozoo.common.assignments make <slug> [--out DIR] [--force]
+    python -m reprozoo.common.assignments grade <slug> PATH [PATH ...] [--timeout S] [--json FILE|-] [--csv FILE|-]
     (nox -s assignment -- <slug> …, nox -s grade -- <slug> PATH …)
 
 Solution regions are the lines between `# BEGIN SOLUTION` and `# END SOLUTION` in the paper's files (the
@@ -31,10 +31,10 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from papers.registry import BY_SLUG, ROOT, Paper
+from reprozoo.papers.registry import BY_SLUG, ROOT, Paper
 
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
-_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".import")
 
 
 class AssignmentError(ValueError):
@@ -142,12 +142,22 @@ def _test_file(paper: Paper) -> str:
 
 
 def _copy_tree(paper: Paper, root: Path, dest: Path) -> None:
-    """The parts of the repository an assignment needs, unmodified."""
-    for name in ("pyproject.toml", "papers/__init__.py", "papers/registry.py", "tests/conftest.py", _test_file(paper)):
+    """The parts of the repository an assignment needs, unmodified but for pyproject.toml's package list."""
+    for name in ("papers/registry.py", "tests/conftest.py", _test_file(paper)):
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / name, dest / name)
     for name in ("common", "kernels", f"papers/{paper.slug}"):
         shutil.copytree(root / name, dest / name, ignore=_IGNORE, dirs_exist_ok=True)
+    (dest / "pyproject.toml").write_text(only_paper_packages((root / "pyproject.toml").read_text(), paper.slug))
+
+
+def only_paper_packages(pyproject: str, slug: str) -> str:
+    """pyproject.toml with the other papers' packages dropped from its list (a copy holds one paper, and setuptools
+    refuses to install a listed package whose folder is missing)."""
+    other = re.compile(r'^\s*"reprozoo\.papers\.(\w+)",\s*$')
+    return "".join(
+        line for line in pyproject.splitlines(keepends=True) if (m := other.match(line)) is None or m[1] == slug
+    )
 
 
 def make(slug: str, out: Path, *, force: bool = False, root: Path = ROOT) -> Path:
@@ -172,7 +182,17 @@ def _graded_tests(paper: Paper, root: Path) -> list[dict]:
     """[{nodeid, points, hidden}] of the paper's graded tests, collected from the reference repository."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "collected.jsonl"
-        cmd = [sys.executable, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider", "-p", "common.grading"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "--collect-only",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "reprozoo.common.grading",
+        ]
         cmd += ["-o", "addopts=", "-m", "points and not slow", "--grading-collect", str(report), _test_file(paper)]
         proc = subprocess.run(cmd, cwd=root, env=_env(root), capture_output=True, text=True)
         if proc.returncode not in (0, 5) or not report.exists():
@@ -213,7 +233,7 @@ shared `common/` and `kernels/` code, the tests) is the instructor's and is repl
 ```bash
 python3 -m pip install -e ".[{paper.extra}]" pytest
 python3 -m pytest tests/papers/test_{paper.slug}.py          # the visible tests; graded ones carry points
-python3 -m papers.{paper.slug} --preset smoke                  # the whole experiment once everything is done
+python3 -m reprozoo.papers.{paper.slug} --preset smoke                  # the whole experiment once everything is done
 ```
 
 Until a function is written, the experiment stops with a message naming the first unimplemented one it reaches.
@@ -244,7 +264,19 @@ class TestResult:
 
 
 def _env(tree: Path) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(tree), "REPROZOO_QUIET": "1", "MPLBACKEND": "Agg"}
+    """The environment of a subprocess that imports `reprozoo.*` from `tree`, a copy in the repository's layout.
+
+    The installed project maps `reprozoo.common` etc. to this repository's folders; for a copy, `tree/.import/reprozoo/`
+    links its `common/`, `kernels/` and `papers/` and goes first on PYTHONPATH: the copy's modules are found first."""
+    env = {**os.environ, "REPROZOO_QUIET": "1", "MPLBACKEND": "Agg"}
+    if tree.resolve() == ROOT:
+        return env
+    view = tree / ".import" / "reprozoo"
+    view.mkdir(parents=True, exist_ok=True)
+    for name in ("common", "kernels", "papers"):
+        if not (view / name).is_symlink():  # relative, so a copy of the tree links its own folders
+            (view / name).symlink_to(Path("..", "..", name), target_is_directory=True)
+    return env | {"PYTHONPATH": str(view.parent)}
 
 
 def _grading_tree(paper: Paper, student: Path, root: Path, dest: Path) -> None:
@@ -260,7 +292,18 @@ def _run_tests(tree: Path, nodeids: list[str], timeout: float) -> tuple[dict[str
     """Run `nodeids` once: (results by nodeid, the test that was running when the interpreter died, its output)."""
     report = tree / ".grading.jsonl"
     report.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "common.grading", "-o", "addopts="]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "reprozoo.common.grading",
+        "-o",
+        "addopts=",
+    ]
     cmd += ["--grading-report", str(report), "--grading-timeout", str(timeout), *nodeids]
     try:
         proc = subprocess.run(
@@ -377,7 +420,7 @@ def _paper(slug: str) -> Paper:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m common.assignments", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m reprozoo.common.assignments", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     mk = sub.add_parser("make", help="write a student copy of a paper")
     mk.add_argument("slug", help="the paper, e.g. subgm")

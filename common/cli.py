@@ -29,11 +29,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from common.checkpoint import Checkpoints, ResumeError, active, setup_of
-from common.config import C, ConfigError, parse
-from common.distributed import is_main_process, world_size
-from common.reproduce import print_comparison
-from common.results import Claim, exit_code, git_commit, print_claims, write_run
+from reprozoo.common.checkpoint import Checkpoints, ResumeError, active, setup_of
+from reprozoo.common.config import C, ConfigError, parse
+from reprozoo.common.distributed import is_main_process, world_size
+from reprozoo.common.reproduce import print_comparison
+from reprozoo.common.results import Claim, exit_code, git_commit, print_claims, write_run
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -42,7 +42,7 @@ RESULTS = ROOT / "results"
 def _prog(paper: str) -> str:
     """`python -m <the module actually run>` (papers.<slug> or common.worlds.<name>), for --help and errors."""
     spec = getattr(sys.modules["__main__"], "__spec__", None)
-    name = spec.name.removesuffix(".__main__") if spec is not None else f"papers.{paper}"
+    name = spec.name.removesuffix(".__main__") if spec is not None else f"reprozoo.papers.{paper}"
     return f"python -m {name}"
 
 
@@ -153,9 +153,14 @@ def main(
             extra_table=table(rows, cfg) if table else "",
             reference=reference,
         )
-    except NotImplementedError as err:  # a student copy (common/assignments.py) with a function still to write
+    except NotImplementedError as err:
+        if not (ROOT / "ASSIGNMENT.md").is_file():
+            raise  # a gap in the project itself, not a student's function still to write: show where
         print(f"error: [{paper}] not implemented yet: {err} (see ASSIGNMENT.md)", file=sys.stderr)
         return 1
+    except ConfigError as err:  # a setting found unusable only once the run starts (e.g. a --model it cannot use)
+        print(f"error: [{paper}] {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as err:
         how = "SIGTERM" if isinstance(err, Interrupted) else "Ctrl-C"
         kept = len(store)
@@ -173,7 +178,7 @@ def main(
         written.append("comparison.json")
     print(f"[{paper}] wrote {out}/ ({', '.join(written)}) in {wall:.1f} s", flush=True)
     if cfg.publish:
-        from common.readme import main as regenerate_readmes
+        from reprozoo.common.readme import main as regenerate_readmes
 
         regenerate_readmes([])
     print_claims(checked, title=f"{paper} ({cfg.preset}) claims")

@@ -3,10 +3,10 @@
 Launch any torch LLM paper with accelerate's own launcher; the code reads what it set up (no launcher or process
 group code here):
 
-    accelerate launch --multi_gpu --num_processes 8 -m papers.par --preset full           # data parallel
+    accelerate launch --multi_gpu --num_processes 8 -m reprozoo.papers.par --preset full           # data parallel
     accelerate launch --use_fsdp --num_processes 8 --fsdp_sharding_strategy FULL_SHARD \\
-        --fsdp_auto_wrap_policy TRANSFORMER_BASED_WRAP -m papers.traac --preset full     # FSDP
-    accelerate launch --multi_gpu --num_processes 2 -m papers.power_dl --preset smoke     # 2 CPU processes (gloo)
+        --fsdp_auto_wrap_policy TRANSFORMER_BASED_WRAP -m reprozoo.papers.traac --preset full     # FSDP
+    accelerate launch --multi_gpu --num_processes 2 -m reprozoo.papers.power_dl --preset smoke  # 2 CPU processes (gloo)
 
 Data-parallel design (the same numbers as one process, up to the order of float reductions):
 - every rank holds the whole data set and the same seeded generators, so every rank draws the same global
@@ -82,7 +82,7 @@ def accelerator():
 
 def device():
     """The device this process computes on: accelerate's under a launch, else CUDA when present, else CPU."""
-    from common.device import torch_device
+    from reprozoo.common.device import torch_device
 
     return accelerator().device if active() else torch_device("auto")
 

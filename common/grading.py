@@ -1,5 +1,5 @@
-"""pytest plugin behind `python -m common.assignments grade`: points, hidden tests, a per-test time limit, and a
-machine-readable report written as each test ends (so a crash of the interpreter loses only the test it was in).
+"""pytest plugin behind `python -m reprozoo.common.assignments grade`: points, hidden tests, a per-test time limit,
+and a machine-readable report written as each test ends (so a crash of the interpreter loses only the test it was in).
 
 Markers (registered in pyproject.toml):
   @pytest.mark.points(n)  the test is graded and worth n points;

@@ -19,11 +19,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+from reprozoo.common import distributed as dist
+from reprozoo.common.policy import (
+    logprobs_from_hidden,
+    logprobs_from_logits,
+    response_mask,
+    sample_from_logits,
+    top_p_filter,
+)
+from reprozoo.common.progress import track
 from torch import nn
-
-from common import distributed as dist
-from common.policy import logprobs_from_hidden, logprobs_from_logits, response_mask, sample_from_logits, top_p_filter
-from common.progress import track
 
 Arch = Literal["llama", "gpt2"]
 

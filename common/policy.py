@@ -6,6 +6,8 @@ inputs give float64 outputs, which the tests use as the reference).
 
 from __future__ import annotations
 
+import functools
+import warnings
 from typing import Literal
 
 import torch
@@ -44,12 +46,24 @@ def logprobs_from_hidden(
     return logprobs_from_logits(hidden @ weight.T, tokens, temperature)
 
 
+@functools.cache
 def _fused_logprob():
+    """`reprozoo.kernels.api.fused_logprob`, or None (with one warning) when it cannot be imported."""
     try:
-        from kernels import fused_logprob  # type: ignore[attr-defined]
-    except ImportError:
+        from reprozoo.kernels.api import fused_logprob
+    except ImportError as err:
+        warnings.warn(
+            f"the fused log-prob kernels cannot be imported ({err}): logprobs_from_hidden materialises the N×V logits",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return None
     return fused_logprob
+
+
+def fused_kernels_status() -> str:
+    """Which log-prob path `logprobs_from_hidden(backend="auto")` takes for large vocabularies (summary.json's env)."""
+    return "fused (reprozoo.kernels.api)" if _fused_logprob() is not None else "unavailable: plain logits"
 
 
 def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:

@@ -18,12 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import nn
-
-from common import distributed as dist
-from common.lm import generate, response_logprobs
-from common.policy import masked_mean, masked_whiten
-from common.rl import (
+from reprozoo.common import distributed as dist
+from reprozoo.common.lm import generate, response_logprobs
+from reprozoo.common.policy import masked_mean, masked_whiten
+from reprozoo.common.rl import (
     AdaptiveKLController,
     FixedKLController,
     gae,
@@ -31,6 +29,7 @@ from common.rl import (
     ppo_policy_loss,
     ppo_value_loss,
 )
+from torch import nn
 
 RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 

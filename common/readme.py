@@ -1,6 +1,6 @@
 """Generate the README tables from the registry and `results/` (never typed by hand).
 
-`python -m common.readme` rewrites, in place:
+`python -m reprozoo.common.readme` rewrites, in place:
 - README.md between `<!-- papers:start -->` and `<!-- papers:end -->`: one row per paper (status, claims, time);
 - each papers/<slug>/README.md between `<!-- results:start -->` and `<!-- results:end -->`:
   results/<slug>/quick/table.md;
@@ -8,7 +8,7 @@
 - papers/leaderboard/README.md (not in the registry) between the same markers: results/leaderboard/quick/table.md.
 A per-metric aggregate table longer than FOLD_AFTER_ROWS rows is folded into a `<details>` block in the READMEs
 (table.md keeps it as it is).
-`python -m common.readme --check` exits 1 if any file is out of date (the tests run this).
+`python -m reprozoo.common.readme --check` exits 1 if any file is out of date (the tests run this).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-from papers.registry import PAPERS, ROOT
+from reprozoo.papers.registry import PAPERS, ROOT
 
 PAPERS_MARK = ("<!-- papers:start -->", "<!-- papers:end -->")
 WORLDS_MARK = ("<!-- worlds:start -->", "<!-- worlds:end -->")
@@ -53,7 +53,7 @@ def world_table() -> str:
     for summary_path in sorted((ROOT / "results").glob("*_world/quick/summary.json")):
         name = summary_path.parent.parent.name.removesuffix("_world")
         claims, wall = _claims_and_wall(summary_path)
-        lines.append(f"| `{name}` | {claims} | {wall} | `python -m common.worlds.{name} --preset quick` |")
+        lines.append(f"| `{name}` | {claims} | {wall} | `python -m reprozoo.common.worlds.{name} --preset quick` |")
     return "\n".join(lines)
 
 
@@ -120,7 +120,7 @@ def targets() -> dict[Path, str]:
     )
     for table in sorted((ROOT / "results").glob("*_world/quick/table.md")):
         name = table.parent.parent.name.removesuffix("_world")
-        rerun = f"`python -m common.worlds.{name} --preset quick --publish`"
+        rerun = f"`python -m reprozoo.common.worlds.{name} --preset quick --publish`"
         sections.append(
             (ROOT / "common" / "worlds" / f"README_{name}.md", table, f"results/{name}_world/quick/", rerun)
         )

@@ -15,13 +15,16 @@ figure); rows without one are final values and are aggregated into summary.json.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.metadata
 import json
 import math
 import os
 import platform
+import re
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 from collections import defaultdict
@@ -169,7 +172,7 @@ def git_commit(root: Path | None = None) -> str:
 
 def environment() -> dict[str, Any]:
     """Python, platform, installed package versions, git commit and device."""
-    from common.device import describe
+    from reprozoo.common.device import describe
 
     versions = {}
     for name in PACKAGES:
@@ -182,9 +185,51 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "packages": versions,
+        "constraints": constraints_check(),
+        "fused_logprob": _fused_logprob_path(),
         "commit": git_commit(),
         "device": describe(),
     }
+
+
+CONSTRAINTS = Path(__file__).resolve().parent.parent / "results" / "constraints.txt"
+"""The lock file: the exact versions the committed results were produced with (README, "Reproducible installs")."""
+
+
+def constraints_check(path: Path = CONSTRAINTS) -> dict[str, Any]:
+    """The constraints file's sha256 and every pinned package whose installed version differs from its pin
+    ({name: [pinned, installed or None]}); `matches` is true when none does."""
+    if not path.is_file():
+        return {"file": None, "sha256": None, "mismatches": {}, "matches": False}
+    text = path.read_text()
+    installed = {_normal(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()}
+    mismatches = {}
+    for line in text.splitlines():
+        name, sep, pinned = line.split("#")[0].strip().partition("==")
+        have = installed.get(_normal(name))
+        # absent: an extra this run's install did not ask for; a local label (2.13.0+cpu) satisfies ==2.13.0
+        if sep and have is not None and have.split("+")[0] != pinned.split("+")[0]:
+            mismatches[name] = [pinned, have]
+    return {
+        "file": "results/constraints.txt",
+        "sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "mismatches": mismatches,
+        "matches": not mismatches,
+    }
+
+
+def _normal(name: str) -> str:
+    """A distribution name as PEP 503 compares them."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _fused_logprob_path() -> str:
+    """The log-prob path of the policy code, when this run used torch (the fused path never switches off silently)."""
+    if "torch" not in sys.modules:
+        return "not used (no torch in this run)"
+    from reprozoo.common.policy import fused_kernels_status
+
+    return fused_kernels_status()
 
 
 # ----------------------------------------------------------------------------- writing
@@ -264,7 +309,7 @@ def write_run(
     All files are made in a staging folder inside `out` first and moved into place together at the end, so an
     error or an interrupt while they are made leaves `out` as it was. The reference is read before anything is
     written, so `out` may be the reference folder itself (publishing); then no comparison.json is written there."""
-    from common.reproduce import compare
+    from reprozoo.common.reproduce import compare
 
     methods = aggregate(rows)
     summary = {

@@ -8,10 +8,9 @@ import math
 from typing import Literal
 
 import torch
+from reprozoo.common import distributed as dist
+from reprozoo.common.lm import backbone, positions, tiny_lm
 from torch import nn
-
-from common import distributed as dist
-from common.lm import backbone, positions, tiny_lm
 
 Aggregation = Literal["mean", "median", "min", "wco", "uwo", "mean_minus_std"]
 AGGREGATIONS: tuple[str, ...] = ("mean", "median", "min", "wco", "uwo", "mean_minus_std")

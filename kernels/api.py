@@ -1,7 +1,8 @@
 """The public entry point `fused_logprob`: input checks, ignored tokens, reductions, backend choice, KL estimators.
 
 KL estimators against reference log-probs ℓ_ref, with x = ℓ_ref − log p (Schulman's k1 / k2 / k3):
-    k1 = −x,   k2 = x² / 2,   k3 = eˣ − x − 1   (k3 clamped as verl's `low_var_kl`: x to ±20, then k3 ≤ 10)
+    k1 = −x,   k2 = x² / 2,   k3 = eˣ − x − 1   (textbook, as TRL's GRPO)
+    k3_clamped = min(e^c − c − 1, 10) with c = clip(x, −20, 20)   (verl's `low_var_kl`)
 They are elementwise in log p, so they are computed here, outside the kernels, by ordinary autograd.
 """
 
@@ -12,17 +13,18 @@ import sys
 from typing import Any, Literal, NamedTuple
 
 BACKENDS = ("auto", "reference", "torch", "triton", "jax", "pallas")
-KL_KINDS = ("k1", "k2", "k3", "exact")
+KL_KINDS = ("k1", "k2", "k3", "k3_clamped", "exact")
+KL_ESTIMATORS = ("k1", "k2", "k3", "k3_clamped")
 REDUCTIONS = ("none", "sum", "mean")
 Backend = Literal["auto", "reference", "torch", "triton", "jax", "pallas"]
-KLKind = Literal["k1", "k2", "k3", "exact"]
+KLKind = Literal["k1", "k2", "k3", "k3_clamped", "exact"]
 Reduction = Literal["none", "sum", "mean"]
 K3_LOG_RATIO_CLAMP = 20.0
-"""k3 clamps x = ℓ_ref − log p to [−20, 20] before eˣ (verl `low_var_kl`): e^20 ≈ 4.9e8 is finite in fp32, where
-unclamped eˣ overflows to inf at x ≈ 88.7 (fp32). Gradient 0 outside the band."""
+"""k3_clamped clamps x = ℓ_ref − log p to [−20, 20] before eˣ (verl `low_var_kl`): e^20 ≈ 4.9e8 is finite in fp32,
+where the textbook k3's eˣ overflows to inf at x ≈ 88.7 (fp32). Gradient 0 outside the band."""
 K3_CLAMP = 10.0
-"""k3 is then clamped to ≤ 10 (verl `low_var_kl`), reached at x ≈ −11.0 and x ≈ 2.61; gradient 0 beyond. TRL's GRPO
-k3 has no clamp."""
+"""k3_clamped is then clamped to ≤ 10 (verl `low_var_kl`), reached at x ≈ −11.0 and x ≈ 2.61; gradient 0 beyond.
+The textbook k3 (TRL's GRPO) has neither clamp."""
 
 
 class FusedLogprob(NamedTuple):
@@ -49,20 +51,24 @@ def _is_tracer(x) -> bool:
 
 
 def kl_estimator(logprobs, ref_logprobs, kind: str):
-    """k1 = −x, k2 = x²/2, k3 = eˣ − x − 1 (x clamped to ±K3_LOG_RATIO_CLAMP, k3 to ≤ K3_CLAMP) with
-    x = ℓ_ref − log p; torch or JAX arrays."""
+    """With x = ℓ_ref − log p (torch or JAX arrays): k1 = −x, k2 = x²/2, k3 = eˣ − x − 1 (textbook, TRL), or
+    k3_clamped = min(e^c − c − 1, K3_CLAMP) with c = clip(x, ±K3_LOG_RATIO_CLAMP) (verl's `low_var_kl`)."""
     x = ref_logprobs - logprobs
     if kind == "k1":
         return -x
     if kind == "k2":
         return 0.5 * x * x
-    if kind != "k3":
-        raise ValueError(f"kind must be k1, k2 or k3, got {kind!r}")
+    if kind not in ("k3", "k3_clamped"):
+        raise ValueError(f"kind must be one of {KL_ESTIMATORS}, got {kind!r}")
     if _is_jax(x):
         import jax.numpy as jnp
 
+        if kind == "k3":
+            return jnp.expm1(x) - x  # eˣ − 1 − x, accurate for small x
         x = jnp.clip(x, -K3_LOG_RATIO_CLAMP, K3_LOG_RATIO_CLAMP)
-        return jnp.minimum(jnp.expm1(x) - x, K3_CLAMP)  # eˣ − 1 − x, accurate for small x
+        return jnp.minimum(jnp.expm1(x) - x, K3_CLAMP)
+    if kind == "k3":
+        return x.expm1() - x
     x = x.clamp(-K3_LOG_RATIO_CLAMP, K3_LOG_RATIO_CLAMP)
     return (x.expm1() - x).clamp(max=K3_CLAMP)
 
@@ -96,10 +102,10 @@ def _check_args(hidden, weight, targets, temperature, ref_logprobs, ref_hidden, 
         raise ValueError("ref_hidden and ref_weight go together (exact KL needs both)")
     if kl is None and (has_lp or has_states):
         raise ValueError(
-            "a reference was given without kl: pass kl='k1'/'k2'/'k3' with ref_logprobs, or kl='exact' with "
-            "ref_hidden and ref_weight"
+            "a reference was given without kl: pass kl='k1'/'k2'/'k3'/'k3_clamped' with ref_logprobs, or "
+            "kl='exact' with ref_hidden and ref_weight"
         )
-    if kl in ("k1", "k2", "k3") and (not has_lp or has_states):
+    if kl in KL_ESTIMATORS and (not has_lp or has_states):
         raise ValueError(f"kl={kl!r} is an estimator from ref_logprobs: give ref_logprobs and no ref_hidden/ref_weight")
     if kl == "exact" and (not has_states or has_lp):
         raise ValueError("kl='exact' needs ref_hidden and ref_weight, and no ref_logprobs")
@@ -171,9 +177,9 @@ def fused_logprob(
     input is fp64) give logits z = h Wᵀ, scaled to s = z / τ; τ is a number or an array shaped like targets
     (per-token temperature). targets (...) are token ids; tokens equal to `ignore_index` give exactly 0 in every
     output and gradient (on CPU torch tensors they are dropped before any work).
-    KL is explicit: kl=None (no KL), kl='k1'/'k2'/'k3' with `ref_logprobs` (...) (estimators; k3 clamped, see
-    K3_CLAMP), or kl='exact' with `ref_hidden` (..., D_ref) and `ref_weight` (V, D_ref) (full-vocabulary KL,
-    τ applied to both policies). Any other combination raises.
+    KL is explicit: kl=None (no KL), kl='k1'/'k2'/'k3'/'k3_clamped' with `ref_logprobs` (...) (estimators:
+    textbook k3 as TRL, k3_clamped as verl, see K3_CLAMP), or kl='exact' with `ref_hidden` (..., D_ref) and
+    `ref_weight` (V, D_ref) (full-vocabulary KL, τ applied to both policies). Any other combination raises.
     entropy=False skips the entropy's cost (returns None). reduction: "none" (per token), "sum" or "mean" over
     the non-ignored tokens (0 when there are none), applied to every output.
     Value checks (targets in [0, V) or ignore_index, temperatures > 0) run when the data is on the host (no
@@ -240,7 +246,7 @@ def _run(args, kl, entropy, backend):
     """(log p, H or None, KL or None, lse) per token from a backend, plus the KL estimator."""
     h2, w, t1, tau, rh2, rw, ref_lp = args
     if backend in ("jax", "pallas"):
-        from kernels.jax_backend import fused_logprob_jax
+        from reprozoo.kernels.jax_backend import fused_logprob_jax
 
         logp, ent, kl_val, lse = fused_logprob_jax(h2, w, t1, tau, rh2, rw, entropy=entropy, pallas=backend == "pallas")
     else:
@@ -290,13 +296,13 @@ def _reduce(xp, x, count, lead, reduction):
 
 def _torch_backend(name: str):
     if name == "reference":
-        from kernels.reference import fused_logprob_reference
+        from reprozoo.kernels.reference import fused_logprob_reference
 
         return fused_logprob_reference
     if name == "torch":
-        from kernels.torch_chunked import fused_logprob_torch
+        from reprozoo.kernels.torch_chunked import fused_logprob_torch
 
         return fused_logprob_torch
-    from kernels.triton_backend import fused_logprob_triton
+    from reprozoo.kernels.triton_backend import fused_logprob_triton
 
     return fused_logprob_triton

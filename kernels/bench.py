@@ -1,5 +1,5 @@
-"""Kernel benchmark: `python -m kernels.bench [--quick] [--help]` (also `nox -s bench`) → runs/bench/ (`--publish`: the
-committed results/bench/ and the kernels README table).
+"""Kernel benchmark: `python -m reprozoo.kernels.bench [--quick] [--help]` (also `nox -s bench`) → runs/bench/
+(`--publish`: the committed results/bench/ and the kernels README table).
 
 For each backend, time and peak memory of the forward and forward+backward of per-token log p (loss Σ g_i log p_i
 with fixed random g), against the naive full-logits version, torch's `linear_cross_entropy` and the bare GEMMs,
@@ -28,7 +28,7 @@ GB = 1e9
 
 @dataclass
 class BenchConfig:
-    """Options of `python -m kernels.bench`."""
+    """Options of `python -m reprozoo.kernels.bench`."""
 
     quick: bool = False
     """Small shapes (N=1024, V=8192, two small extra shapes, one timed run): a minute, to check the pipeline."""
@@ -82,7 +82,7 @@ def _run_case(case: dict, cfg: BenchConfig) -> dict:
     load0 = os.getloadavg()[0]
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "kernels.bench_worker", json.dumps(case)],
+            [sys.executable, "-m", "reprozoo.kernels.bench_worker", json.dumps(case)],
             cwd=ROOT,
             env=env,
             capture_output=True,

@@ -1,4 +1,4 @@
-"""One benchmark case in a fresh process: `python -m kernels.bench_worker '<json case>'` prints one JSON line.
+"""One benchmark case in a fresh process: `python -m reprozoo.kernels.bench_worker '<json case>'` prints one JSON line.
 
 A fresh process per case makes the peak resident set size (ru_maxrss, which also sees torch's CPU allocator and
 XLA's buffers, unlike tracemalloc) belong to that case alone. Protocol: build inputs, read the current RSS
@@ -64,7 +64,7 @@ def _torch_case(case):
                 _bare_gemms(h, w, backward)
                 lp = None
             elif name == "fused_loss":  # gradient in the forward; upstream gradient gl known up front
-                from kernels import fused_linear_loss
+                from reprozoo.kernels.fused_loss import fused_linear_loss
 
                 out = fused_linear_loss(h, w, t, coef=gl)
                 if backward:
@@ -75,7 +75,7 @@ def _torch_case(case):
 
                 lp = -liger_fused_linear_cross_entropy(h, w, t, reduction="none")
             else:
-                from kernels import fused_logprob
+                from reprozoo.kernels.api import fused_logprob
 
                 lp = fused_logprob(h, w, t, entropy=False, backend=name).logprobs  # log p only, like naive
             if backward and lp is not None:
@@ -88,8 +88,7 @@ def _torch_case(case):
 
 def _jax_case(case):
     import jax
-
-    from kernels.jax_backend import fused_logprob_jax
+    from reprozoo.kernels.jax_backend import fused_logprob_jax
 
     n, d, v = case["n"], case["d"], case["v"]
     k1, k2, k3, k4 = jax.random.split(jax.random.PRNGKey(0), 4)

@@ -24,10 +24,9 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
-
-from kernels import api
-from kernels.reference import compute_dtype
-from kernels.torch_chunked import inverse_temperature
+from reprozoo.kernels import api
+from reprozoo.kernels.reference import compute_dtype
+from reprozoo.kernels.torch_chunked import inverse_temperature
 
 CHUNK_ELEMENTS = 1 << 24
 """Budget of logits values per token chunk (chunk × V, 64 MB in fp32). At N=4096, D=256, V=32768 on 2 CPU

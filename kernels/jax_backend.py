@@ -155,7 +155,7 @@ def _fused(h, w, t, inv_t, hr, wr, c, pallas, want_ent):
 
 def _forward_stats(h, w, t, inv_t, hr, wr, c, pallas, need_a):
     if pallas:
-        from kernels.pallas_kernel import stats_pallas
+        from reprozoo.kernels.pallas_kernel import stats_pallas
 
         return stats_pallas(h, w, t, inv_t, hr, wr, need_a=need_a)
     return _stats_scan(h, w, t, inv_t, hr, wr, c, need_a)

@@ -39,7 +39,7 @@ def float64_default():
 
 @pytest.fixture
 def run_cli():
-    """`run_cli("papers.subgm", "--preset", "smoke", expect_rc=0)` → CompletedProcess (stdout/stderr as text)."""
+    """`run_cli("reprozoo.papers.subgm", "--preset", "smoke", expect_rc=0)` → CompletedProcess (text stdout/stderr)."""
     return _run_cli
 
 
@@ -51,7 +51,7 @@ def quick_summary_of(tmp_path_factory):
     def _summary(slug: str, timeout: float = 1800) -> dict:
         if slug not in summaries:
             out = tmp_path_factory.mktemp(f"{slug}_quick")
-            _run_cli(f"papers.{slug}", "--preset", "quick", "--out", str(out), timeout=timeout)
+            _run_cli(f"reprozoo.papers.{slug}", "--preset", "quick", "--out", str(out), timeout=timeout)
             summaries[slug] = json.loads((out / "summary.json").read_text())
         return summaries[slug]
 
@@ -79,7 +79,7 @@ def changed_quick_verdicts(run_cli, tmp_path):
     committed reference results/<slug>/quick/ (read from the run's comparison.json)."""
 
     def _changed(slug: str) -> list[str]:
-        run_cli(f"papers.{slug}", "--preset", "quick", "--out", str(tmp_path))
+        run_cli(f"reprozoo.papers.{slug}", "--preset", "quick", "--out", str(tmp_path))
         comparison = json.loads((tmp_path / "comparison.json").read_text())
         return [c["id"] for c in comparison["claims"] if not c["same"]]
 

@@ -20,8 +20,8 @@ It follows the official MultiColorMNIST construction (Lin et al. 2024, `submit_m
   feature at all), and `colour_only(group)` blanks the digit and shows one group in its label colours (a probe of
   which group a model reads).
 
-Demo: `python -m common.worlds.digits --preset smoke|quick` measures these properties and writes the git-ignored
-`runs/digits_world/<preset>/` (`--publish`: the committed `results/digits_world/<preset>/`).
+Demo: `python -m reprozoo.common.worlds.digits --preset smoke|quick` measures these properties and writes the
+git-ignored `runs/digits_world/<preset>/` (`--publish`: the committed `results/digits_world/<preset>/`).
 """
 
 from __future__ import annotations
@@ -30,10 +30,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-
-from common.config import RunConfig, check_fraction, check_positive, ensure
-from common.progress import track
-from common.results import Claim, record, select
+from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
+from reprozoo.common.progress import track
+from reprozoo.common.results import Claim, record, select
 
 N_CLASSES = 10
 SIDE = 24  # image side (3 blocks of 8)
@@ -359,7 +358,7 @@ PREMISE_READS, PREMISE_BLIND, PREMISE_DIGIT = (
 
 
 def demo_claims(rows: list[dict], cfg: DemoConfig) -> list[Claim]:
-    from common.results import values
+    from reprozoo.common.results import values
 
     claims = []
     z = float(np.max(np.abs([r["value"] for r in select(rows, metric="label_colour_rate_z")])))
@@ -470,8 +469,7 @@ def demo_claims(rows: list[dict], cfg: DemoConfig) -> list[Claim]:
 def demo_figure(rows: list[dict], cfg: DemoConfig, path) -> None:
     """Top: example images per split; bottom: colour-vote accuracy vs p for 32 vs 1 colours."""
     import matplotlib.pyplot as plt
-
-    from common.results import values
+    from reprozoo.common.results import values
 
     fig = plt.figure(figsize=(11, 6.5))
     w32, w1 = MultiColorDigits(0), MultiColorDigits(0, n_colors=1)
@@ -509,7 +507,7 @@ def demo_figure(rows: list[dict], cfg: DemoConfig, path) -> None:
 if __name__ == "__main__":
     import sys
 
-    from common.cli import main
+    from reprozoo.common.cli import main
 
     sys.exit(
         main(

@@ -34,11 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from reprozoo.common.cache import cache_root, config_hash, save_atomic
+from reprozoo.common.lm import generate, sft, tiny_lm
+from reprozoo.common.reward import RewardModel, best_of_n, kl_bon, score, train_bradley_terry
 from torch import nn
-
-from common.cache import cache_root, config_hash, save_atomic
-from common.lm import generate, sft, tiny_lm
-from common.reward import RewardModel, best_of_n, kl_bon, score, train_bradley_terry
 
 
 @dataclass(frozen=True)
@@ -575,9 +574,9 @@ def copy_policy(world: PreferenceWorld) -> nn.Module:
     return copy.deepcopy(world.policy).train().requires_grad_(True)
 
 
-if __name__ == "__main__":  # python -m common.worlds.preference --preset smoke|quick
+if __name__ == "__main__":  # python -m reprozoo.common.worlds.preference --preset smoke|quick
     import sys
 
-    from common.worlds.preference_demo import main
+    from reprozoo.common.worlds.preference_demo import main
 
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""Demo of the preference world: `python -m common.worlds.preference --preset smoke|quick`.
+"""Demo of the preference world: `python -m reprozoo.common.worlds.preference --preset smoke|quick`.
 
 Measures the properties the papers rely on and writes runs/preference_world/<preset>/ (`--publish`: the committed
 results/preference_world/<preset>/):
@@ -19,13 +19,12 @@ from typing import Literal
 
 import numpy as np
 import torch
-
-from common import checkpoint
-from common.config import RunConfig, check_fraction, check_positive, ensure
-from common.ppo import PPOConfig, PPOTrainer
-from common.progress import track
-from common.results import Claim, record, select
-from common.worlds.preference import (
+from reprozoo.common import checkpoint
+from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
+from reprozoo.common.ppo import PPOConfig, PPOTrainer
+from reprozoo.common.progress import track
+from reprozoo.common.results import Claim, record, select
+from reprozoo.common.worlds.preference import (
     SMOKE_WORLD,
     PreferenceWorld,
     ProxyConfig,
@@ -384,7 +383,7 @@ def figure(rows: list[dict], cfg: Config, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    from common.cli import main as cli_main
+    from reprozoo.common.cli import main as cli_main
 
     return cli_main(
         paper=PAPER, config_cls=Config, presets=PRESETS, run=run, claims=claims, figure=figure, table=table, argv=argv

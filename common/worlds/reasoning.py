@@ -43,7 +43,7 @@ steering hooks) and `ReasoningWorld.states` (teacher-forced hidden states of eve
 `step_table` lists every thinking step of sampled responses with its role, confidence and what follows it.
 The SFT'd model is cached under `.cache/reasoning_world/<config hash>/`.
 
-Demo (the world's properties, premise and control): `python -m common.worlds.reasoning --preset smoke|quick`
+Demo (the world's properties, premise and control): `python -m reprozoo.common.worlds.reasoning --preset smoke|quick`
 writes `runs/reasoning_world/<preset>/`, `--publish` the committed `results/reasoning_world/<preset>/` (see
 `common/worlds/reasoning_demo.py`).
 """
@@ -59,11 +59,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from reprozoo.common.cache import cache_root, config_hash, save_atomic
+from reprozoo.common.lm import Generation, generate, positions, sft, tiny_lm
+from reprozoo.common.policy import response_mask, sample_from_logits
 from torch import nn
-
-from common.cache import cache_root, config_hash, save_atomic
-from common.lm import Generation, generate, positions, sft, tiny_lm
-from common.policy import response_mask, sample_from_logits
 
 # --------------------------------------------------------------------------- world definition
 
@@ -679,9 +678,9 @@ def world_config(name: str) -> WorldConfig:
     return worlds[name]
 
 
-if __name__ == "__main__":  # python -m common.worlds.reasoning --preset smoke|quick
+if __name__ == "__main__":  # python -m reprozoo.common.worlds.reasoning --preset smoke|quick
     import sys
 
-    from common.worlds.reasoning_demo import main
+    from reprozoo.common.worlds.reasoning_demo import main
 
     sys.exit(main())

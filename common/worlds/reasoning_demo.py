@@ -1,4 +1,4 @@
-"""Demo of the reasoning world: `python -m common.worlds.reasoning --preset smoke|quick`.
+"""Demo of the reasoning world: `python -m reprozoo.common.worlds.reasoning --preset smoke|quick`.
 
 Builds the premise world and its control (`WorldConfig(premise=False)`), samples the SFT'd base model on every
 difficulty (T = 0.7, top-p 0.95, as the papers decode) and measures the properties ReBalance and TRAAC rely on,
@@ -21,11 +21,10 @@ from functools import partial
 
 import numpy as np
 import torch
-
-from common import checkpoint
-from common.config import RunConfig, check_fraction, check_positive, ensure
-from common.results import Claim, record, select
-from common.worlds.reasoning import (
+from reprozoo.common import checkpoint
+from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
+from reprozoo.common.results import Claim, record, select
+from reprozoo.common.worlds.reasoning import (
     ReasoningWorld,
     Step,
     analyse,
@@ -373,7 +372,7 @@ def demo_figure(rows: list[dict], cfg: DemoConfig, path) -> None:
 
 
 def main(argv=None) -> int:
-    from common.cli import main as cli_main
+    from reprozoo.common.cli import main as cli_main
 
     return cli_main(
         paper=PAPER,

@@ -18,9 +18,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-
-from papers.a2pr.method import Batch, lambda_scale, soft_update
-from papers.a2pr.nets import Actor, DoubleCritic, Value
+from reprozoo.papers.a2pr.method import Batch, lambda_scale, soft_update
+from reprozoo.papers.a2pr.nets import Actor, DoubleCritic, Value
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,7 @@ Scores are a run's final score (`score_final`: mean over its last evaluations), 
 from __future__ import annotations
 
 import numpy as np
-
-from common.results import Claim, mean_ci95, select
+from reprozoo.common.results import Claim, mean_ci95, select
 
 MIXED_MARGIN = 10.0  # normalised points; "a clear margin", fixed before the first run
 CONVERGED_SHARE = 0.9  # share of critic runs that must pass the convergence gate

@@ -39,9 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-
-from common.cache import cache_root
-from papers.a2pr.nets import Actor, DoubleCritic
+from reprozoo.common.cache import cache_root
+from reprozoo.papers.a2pr.nets import Actor, DoubleCritic
 
 STANDARD = ("random", "medium", "medium-replay", "expert")
 

@@ -21,15 +21,14 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from common import checkpoint
-from common import distributed as dist
-from common.cache import enable_jax_compilation_cache
-from common.config import RunConfig, check_fraction, check_positive, ensure
-from common.results import mean_ci95, record, select
-from papers.a2pr import baselines, data, method
-from papers.a2pr.claims import paired
-from papers.a2pr.nets import Actor
+from reprozoo.common import checkpoint
+from reprozoo.common import distributed as dist
+from reprozoo.common.cache import enable_jax_compilation_cache
+from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
+from reprozoo.common.results import mean_ci95, record, select
+from reprozoo.papers.a2pr import baselines, data, method
+from reprozoo.papers.a2pr.claims import paired
+from reprozoo.papers.a2pr.nets import Actor
 
 METHODS = ("A2PR", "TD3+BC", "IQL", "BC")
 CONVERGED_CHANGE = 0.05

@@ -1,9 +1,11 @@
-"""`python -m papers.bang --preset quick` — run (a) diversity, (b) WiSE-FT, (c) BANG; write results; print claims."""
+"""`python -m reprozoo.papers.bang --preset quick`:
+Run (a) diversity, (b) WiSE-FT, (c) BANG; write results; print claims.
+"""
 
 import sys
 
-from common.cli import main
-from papers.bang import claims, experiment
+from reprozoo.common.cli import main
+from reprozoo.papers.bang import claims, experiment
 
 if __name__ == "__main__":
     sys.exit(

@@ -9,10 +9,9 @@ are reported beside them, and claim 2b contrasts the two.
 from __future__ import annotations
 
 import numpy as np
-
-from common.results import Claim, mean_ci95, select
-from common.worlds.digits import N_PATCHES
-from papers.bang.experiment import Config
+from reprozoo.common.results import Claim, mean_ci95, select
+from reprozoo.common.worlds.digits import N_PATCHES
+from reprozoo.papers.bang.experiment import Config
 
 SHRINK = 0.5  # claim 1: one-colour gain <= half the 32-colour gain ("vanishes or shrinks markedly")
 FFT_SHARE = 0.5  # claim 2: FalseFalseTrue fraction >= half the gain over the better endpoint ("sizeable share")

@@ -29,16 +29,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from reprozoo.common import checkpoint
+from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
+from reprozoo.common.device import torch_device
+from reprozoo.common.progress import track
+from reprozoo.common.results import record, select
+from reprozoo.common.worlds.digits import BLOCK, N_CLASSES, N_PATCHES, MultiColorDigits, Split, group_sp
+from reprozoo.papers.bang.baselines import cross_entropy, ensemble_accuracy, mlp, mse_to_one_hot
+from reprozoo.papers.bang.method import bang_loss, false_false_true, output_ensemble, overconfidence, wise_ft
 from torch import nn
-
-from common import checkpoint
-from common.config import RunConfig, check_fraction, check_positive, ensure
-from common.device import torch_device
-from common.progress import track
-from common.results import record, select
-from common.worlds.digits import BLOCK, N_CLASSES, N_PATCHES, MultiColorDigits, Split, group_sp
-from papers.bang.baselines import cross_entropy, ensemble_accuracy, mlp, mse_to_one_hot
-from papers.bang.method import bang_loss, false_false_true, output_ensemble, overconfidence, wise_ft
 
 D_IN = 3 * 24 * 24
 FINETUNES = ("wise_ft", "wise_ft+ls", "wise_ft+mixup", "bang")  # fine-tuning variants, then WiSE-FT

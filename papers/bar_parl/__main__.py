@@ -1,11 +1,11 @@
-"""`python -m papers.bar_parl --preset quick|smoke|full` — BARFI + PARL (see README.md)."""
+"""`python -m reprozoo.papers.bar_parl --preset quick|smoke|full` — BARFI + PARL (see README.md)."""
 
 from __future__ import annotations
 
 import sys
 
-from common.cli import main
-from papers.bar_parl import claims, experiment
+from reprozoo.common.cli import main
+from reprozoo.papers.bar_parl import claims, experiment
 
 if __name__ == "__main__":
     sys.exit(

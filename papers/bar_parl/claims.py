@@ -9,8 +9,7 @@ heuristic) — "the return reached with r_p alone (or with the good heuristic)".
 from __future__ import annotations
 
 import numpy as np
-
-from common.results import Claim, select, values
+from reprozoo.common.results import Claim, select, values
 
 NAIVE_BAD_MAX = 0.75  # "clearly worse": naive r_p + r_aux with the bad heuristic reaches at most 75% of R_ref
 BARFI_BAD_MIN = 0.90  # BARFI with the bad heuristic reaches at least 90% of R_ref

@@ -15,15 +15,14 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from common import checkpoint
-from common import distributed as dist
-from common.cache import enable_jax_compilation_cache
-from common.config import RunConfig, check_positive, ensure
-from common.progress import track
-from common.results import record, select, values
-from papers.bar_parl import train
-from papers.bar_parl.envs import HEURISTICS, CartPole, GridWorld
+from reprozoo.common import checkpoint
+from reprozoo.common import distributed as dist
+from reprozoo.common.cache import enable_jax_compilation_cache
+from reprozoo.common.config import RunConfig, check_positive, ensure
+from reprozoo.common.progress import track
+from reprozoo.common.results import record, select, values
+from reprozoo.papers.bar_parl import train
+from reprozoo.papers.bar_parl.envs import HEURISTICS, CartPole, GridWorld
 
 ENV_NAMES: tuple[str, ...] = ("gridworld", "cartpole")
 BARFI_VARIANT_NAMES: tuple[str, ...] = ("barfi", "barfi_fo", "shrink", "barfi_rand", "shrink_rand")  # train.VARIANTS

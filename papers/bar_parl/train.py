@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import optax
-
-from papers.bar_parl import baselines, method
-from papers.bar_parl.envs import linear_logits, rollout
+from reprozoo.papers.bar_parl import baselines, method
+from reprozoo.papers.bar_parl.envs import linear_logits, rollout
 
 VARIANTS: tuple[str, ...] = ("neumann", "first_order", "shrink", "neumann_random_init", "shrink_random_init")
 """BARFI variants (a traced index): Neumann IHVP, first-order IHVP, and the control with the hypergradient × 0

@@ -1,9 +1,11 @@
-"""`python -m papers.ensembles --preset quick` — best-of-n and PPO against reward-model ensembles; print claims."""
+"""`python -m reprozoo.papers.ensembles --preset quick`:
+Best-of-n and PPO against reward-model ensembles; print claims.
+"""
 
 import sys
 
-from common.cli import main
-from papers.ensembles import claims, experiment
+from reprozoo.common.cli import main
+from reprozoo.papers.ensembles import claims, experiment
 
 if __name__ == "__main__":
     sys.exit(

@@ -8,10 +8,9 @@ Best-of-n claims read the d = sizes, 25%-noise proxies (Coste et al.'s setting).
 from __future__ import annotations
 
 import numpy as np
-
-from common.results import Claim, select
-from papers.ensembles.experiment import SETTINGS, Config, mean_curve
-from papers.ensembles.method import AGGREGATIONS
+from reprozoo.common.results import Claim, select
+from reprozoo.papers.ensembles.experiment import SETTINGS, Config, mean_curve
+from reprozoo.papers.ensembles.method import AGGREGATIONS
 
 VAR_RATIO = 2.0  # premise: disagreement on best-of-N picks ≥ 2× its mean over the pool
 GAP_CORR = 0.2  # premise: Spearman(ensemble variance, member over-estimate) ≥ 0.2

@@ -23,15 +23,14 @@ from typing import Literal
 
 import numpy as np
 import torch
-
-from common import checkpoint
-from common.cache import save_atomic
-from common.config import RunConfig, check_fraction, check_positive, ensure
-from common.ppo import PPOConfig, PPOTrainer
-from common.progress import track
-from common.results import record, select
-from common.reward import best_of_n, kl_bon
-from common.worlds.preference import (
+from reprozoo.common import checkpoint
+from reprozoo.common.cache import save_atomic
+from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
+from reprozoo.common.ppo import PPOConfig, PPOTrainer
+from reprozoo.common.progress import track
+from reprozoo.common.results import record, select
+from reprozoo.common.reward import best_of_n, kl_bon
+from reprozoo.common.worlds.preference import (
     SMOKE_WORLD,
     PreferenceWorld,
     ProxyConfig,
@@ -40,9 +39,9 @@ from common.worlds.preference import (
     copy_policy,
     ensemble_disagreement,
 )
-from papers.ensembles.baselines import single_member
-from papers.ensembles.gao import fit_gao
-from papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate
+from reprozoo.papers.ensembles.baselines import single_member
+from reprozoo.papers.ensembles.gao import fit_gao
+from reprozoo.papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate
 
 SETTINGS = ("premise", "control")
 PPO_METHODS = ("single", "mean", "wco", "uwo")
@@ -191,6 +190,8 @@ PRESETS = {
         log_every=2,
     ),
     "quick": Config(preset="quick", seeds=3),
+    # The project's own scale-up of the synthetic preference world (5 seeds, larger best-of-n and PPO), not Coste et
+    # al.'s or Eisenstein et al.'s LLM setting: no value here is quoted from the papers.
     "full": Config(
         preset="full",
         seeds=5,

@@ -1,9 +1,9 @@
-"""`python -m papers.grpo_guard --preset quick` — Flow-GRPO vs GRPO-Guard on the generative digits world."""
+"""`python -m reprozoo.papers.grpo_guard --preset quick` — Flow-GRPO vs GRPO-Guard on the generative digits world."""
 
 import sys
 
-from common.cli import main
-from papers.grpo_guard import claims, experiment
+from reprozoo.common.cli import main
+from reprozoo.papers.grpo_guard import claims, experiment
 
 if __name__ == "__main__":
     sys.exit(

@@ -11,9 +11,8 @@ the 95% Student-t interval of the mean paired difference. Claims 1-7 are decided
 from __future__ import annotations
 
 import numpy as np
-
-from common.results import Claim, mean_ci95, select
-from papers.grpo_guard.experiment import Config, _curve
+from reprozoo.common.results import Claim, mean_ci95, select
+from reprozoo.papers.grpo_guard.experiment import Config, _curve
 
 LOW_NOISE = 2  # the last LOW_NOISE trained denoising steps are "the low-noise steps" (7 and 8 of 0-8)
 STD_SPREAD = 10.0  # claim 1: max/min of the per-step ratio std under Flow-GRPO exceeds 10

@@ -26,16 +26,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-
-from common import checkpoint
-from common.config import RunConfig, check_fraction, check_positive, ensure
-from common.device import torch_device
-from common.progress import track
-from common.results import record, select
-from common.seeding import seed_everything
-from papers.grpo_guard.baselines import flow_grpo_loss, group_advantages
-from papers.grpo_guard.method import grpo_guard_loss, sde_step
-from papers.grpo_guard.world import N_CLASSES, World, WorldConfig, build_world, diversity, realism, velocity
+from reprozoo.common import checkpoint
+from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
+from reprozoo.common.device import torch_device
+from reprozoo.common.progress import track
+from reprozoo.common.results import record, select
+from reprozoo.common.seeding import seed_everything
+from reprozoo.papers.grpo_guard.baselines import flow_grpo_loss, group_advantages
+from reprozoo.papers.grpo_guard.method import grpo_guard_loss, sde_step
+from reprozoo.papers.grpo_guard.world import N_CLASSES, World, WorldConfig, build_world, diversity, realism, velocity
 
 if TYPE_CHECKING:  # diffusers takes seconds to import: loaded when a run starts, not for --help
     from diffusers import DiTTransformer2DModel

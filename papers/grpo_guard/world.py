@@ -26,9 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from common.cache import cache_root, config_hash, save_atomic
-from common.worlds.digits import load_digits
+from reprozoo.common.cache import cache_root, config_hash, save_atomic
+from reprozoo.common.worlds.digits import load_digits
 
 if TYPE_CHECKING:  # diffusers takes seconds to import: loaded when a model is built, not for --help
     from diffusers import DiTTransformer2DModel

@@ -1,9 +1,9 @@
-"""`python -m papers.leaderboard --preset quick` — every RLHF method of the project on one world and budget."""
+"""`python -m reprozoo.papers.leaderboard --preset quick` — every RLHF method of the project on one world and budget."""
 
 import sys
 
-from common.cli import main
-from papers.leaderboard import claims, experiment, ranking
+from reprozoo.common.cli import main
+from reprozoo.papers.leaderboard import claims, experiment, ranking
 
 if __name__ == "__main__":
     sys.exit(

@@ -12,10 +12,9 @@ agree on the origin:
 from __future__ import annotations
 
 import numpy as np
-
-from common.results import Claim, select
-from papers.leaderboard.experiment import Config
-from papers.leaderboard.ranking import mean_curve
+from reprozoo.common.results import Claim, select
+from reprozoo.papers.leaderboard.experiment import Config
+from reprozoo.papers.leaderboard.ranking import mean_curve
 
 FALL = 0.25  # premise: fall from the peak, as a fraction of the peak's gain over π_SFT (the world demo's threshold)
 WIN_TOL = 0.05  # sanity: |win-rate at zero optimisation − ½| at most this (mean over seeds)

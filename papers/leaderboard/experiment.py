@@ -32,19 +32,18 @@ from functools import partial
 
 import numpy as np
 import torch
-
-from common import checkpoint
-from common.config import RunConfig, check_positive, ensure
-from common.progress import track
-from common.results import record, select
-from common.reward import best_of_n, kl_bon
-from common.worlds.preference import SMOKE_WORLD, PreferenceWorld, ProxyConfig, WorldConfig, build_world
-from papers.ensembles import experiment as ensembles
-from papers.ensembles.baselines import single_member
-from papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate
-from papers.par import experiment as par
-from papers.power_dl import experiment as power_dl
-from papers.power_dl.baselines import METHODS as OFFLINE_METHODS
+from reprozoo.common import checkpoint
+from reprozoo.common.config import RunConfig, check_positive, ensure
+from reprozoo.common.progress import track
+from reprozoo.common.results import record, select
+from reprozoo.common.reward import best_of_n, kl_bon
+from reprozoo.common.worlds.preference import SMOKE_WORLD, PreferenceWorld, ProxyConfig, WorldConfig, build_world
+from reprozoo.papers.ensembles import experiment as ensembles
+from reprozoo.papers.ensembles.baselines import single_member
+from reprozoo.papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate
+from reprozoo.papers.par import experiment as par
+from reprozoo.papers.power_dl import experiment as power_dl
+from reprozoo.papers.power_dl.baselines import METHODS as OFFLINE_METHODS
 
 BON = ("single", *AGGREGATIONS)
 PAR_RUNS = ("vanilla", "meanstd", "clip", "minmax", "lsc", "par", "warm", "odin", "reg")

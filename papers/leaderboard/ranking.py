@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from common.results import aggregate, select
+from reprozoo.common.results import aggregate, select
 
 REFERENCES = ("sft", "ppo_vanilla_gold")
 """Rows shown for reference, never ranked: π_SFT itself and PPO on the gold reward (no proxy error)."""

@@ -1,9 +1,11 @@
-"""`python -m papers.par --preset quick` — PPO with PAR and every reward-shaping baseline; write results; claims."""
+"""`python -m reprozoo.papers.par --preset quick`:
+PPO with PAR and every reward-shaping baseline; write results; claims.
+"""
 
 import sys
 
-from common.cli import main
-from papers.par import claims, experiment
+from reprozoo.common.cli import main
+from reprozoo.papers.par import claims, experiment
 
 if __name__ == "__main__":
     sys.exit(

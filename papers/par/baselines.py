@@ -23,10 +23,9 @@ import math
 from collections.abc import Callable
 
 import torch
+from reprozoo.common.reward import RewardModel, bradley_terry_loss
+from reprozoo.papers.par.method import par_reward, sigmoid_reward
 from torch import nn
-
-from common.reward import RewardModel, bradley_terry_loss
-from papers.par.method import par_reward, sigmoid_reward
 
 NORMAL_Q85 = 1.0364333894937898  # Φ⁻¹(0.85)
 SHAPINGS = ("vanilla", "meanstd", "clip", "minmax", "par", "sigmoid", "lsc")
@@ -139,7 +138,7 @@ class OdinRewardModel(nn.Module):
         nn.init.zeros_(self.length_head.bias)
 
     def both(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        from common.lm import positions
+        from reprozoo.common.lm import positions
 
         h = self.body(input_ids=ids, attention_mask=mask, position_ids=positions(mask)).last_hidden_state
         last = mask.shape[1] - 1 - mask.flip(-1).long().argmax(-1)

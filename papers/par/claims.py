@@ -6,9 +6,8 @@ paired across runs by seed). Thresholds were fixed in this file and the README b
 from __future__ import annotations
 
 import numpy as np
-
-from common.results import Claim, mean_ci95, select
-from papers.par.experiment import METHODS, Config
+from reprozoo.common.results import Claim, mean_ci95, select
+from reprozoo.papers.par.experiment import METHODS, Config
 
 HACK_FALL = 0.15  # claim 1: Vanilla's final win-rate at least this far below its peak (mean over seeds)
 HOLD_FALL = 0.10  # claim 2: PAR's final win-rate at most this far below its peak (mean over seeds)

@@ -19,16 +19,29 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from common import checkpoint
-from common.cache import cache_root, config_hash, save_atomic
-from common.config import RunConfig, check_positive, ensure
-from common.ppo import PPOConfig, PPOTrainer
-from common.progress import track
-from common.results import record, select
-from common.reward import RewardModel, bradley_terry_loss
-from common.worlds.preference import SMOKE_WORLD, PreferenceWorld, ProxyConfig, WorldConfig, build_world, copy_policy
-from papers.par.baselines import OdinRewardModel, RewardShaper, odin_loss, reg_loss, train_pairwise, warm_average
+from reprozoo.common import checkpoint
+from reprozoo.common.cache import cache_root, config_hash, save_atomic
+from reprozoo.common.config import RunConfig, check_positive, ensure
+from reprozoo.common.ppo import PPOConfig, PPOTrainer
+from reprozoo.common.progress import track
+from reprozoo.common.results import record, select
+from reprozoo.common.reward import RewardModel, bradley_terry_loss
+from reprozoo.common.worlds.preference import (
+    SMOKE_WORLD,
+    PreferenceWorld,
+    ProxyConfig,
+    WorldConfig,
+    build_world,
+    copy_policy,
+)
+from reprozoo.papers.par.baselines import (
+    OdinRewardModel,
+    RewardShaper,
+    odin_loss,
+    reg_loss,
+    train_pairwise,
+    warm_average,
+)
 
 PAPER = "par"
 
@@ -171,6 +184,8 @@ PRESETS = {
         final_evals=1,
     ),
     "quick": Config(preset="quick", seeds=3),
+    # The project's own scale-up of the synthetic preference world (5 seeds, more prompts), not Fu et al.'s setting
+    # (Gemma2-2B on UltraFeedback / HH-RLHF): no value here is quoted from the paper.
     "full": Config(preset="full", seeds=5, train_prompts=12800, ppo_batch=128, ppo_minibatch=64, eval_prompts=1024),
 }
 
@@ -402,7 +417,7 @@ def mean_curve(rows: list[dict], name: str, metric: str) -> tuple[np.ndarray, np
 
 
 def table(rows: list[dict], cfg: Config) -> str:
-    from common.results import mean_ci95
+    from reprozoo.common.results import mean_ci95
 
     cols = [
         ("winrate_peak", "win-rate peak"),
@@ -426,8 +441,7 @@ def table(rows: list[dict], cfg: Config) -> str:
 
 def figure(rows: list[dict], cfg: Config, path: Path) -> None:
     import matplotlib.pyplot as plt
-
-    from common.results import mean_ci95
+    from reprozoo.common.results import mean_ci95
 
     fig, ax = plt.subplots(1, 4, figsize=(20, 4.4))
     methods = [r for r in cfg.runs if r in METHODS] or cfg.runs

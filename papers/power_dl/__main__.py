@@ -1,9 +1,11 @@
-"""`python -m papers.power_dl --preset quick` — bandit Type I / II study and the preference world; claims last."""
+"""`python -m reprozoo.papers.power_dl --preset quick`:
+Bandit Type I / II study and the preference world; claims last.
+"""
 
 import sys
 
-from common.cli import main
-from papers.power_dl import claims, experiment
+from reprozoo.common.cli import main
+from reprozoo.papers.power_dl import claims, experiment
 
 if __name__ == "__main__":
     sys.exit(

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
-from common.results import Claim, values
-from papers.power_dl.experiment import Config
+from reprozoo.common.results import Claim, values
+from reprozoo.papers.power_dl.experiment import Config
 
 SUBSTANTIAL = 0.3  # claim 1: "substantial mass" on the lucky bad arm (uniform π_ref gives it 1/K = 0.2)
 SMALL = 0.1  # claim 1: POWER's mass on it "does not" become substantial

@@ -15,15 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from common import checkpoint
-from common.config import RunConfig, check_fraction, check_positive, ensure
-from common.progress import track
-from common.results import record, select, values
-from common.worlds.preference import SMOKE_WORLD, WorldConfig, build_world
-from papers.power_dl.bandit import make_datasets, train_tabular
-from papers.power_dl.baselines import METHODS, Hyper
-from papers.power_dl.world import preference_data, train_method
+from reprozoo.common import checkpoint
+from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
+from reprozoo.common.progress import track
+from reprozoo.common.results import record, select, values
+from reprozoo.common.worlds.preference import SMOKE_WORLD, WorldConfig, build_world
+from reprozoo.papers.power_dl.bandit import make_datasets, train_tabular
+from reprozoo.papers.power_dl.baselines import METHODS, Hyper
+from reprozoo.papers.power_dl.world import preference_data, train_method
 
 DATASETS = (("type1", "rare"), ("type1", "covered"), ("type2", "rare"), ("type2", "covered"))
 
@@ -133,6 +132,8 @@ PRESETS = {
         workers=1,
     ),
     "quick": Config(preset="quick", seeds=3),
+    # The project's own scale-up of the bandit and the synthetic preference world (5 seeds, more draws and steps), not
+    # Rashidinejad & Tian's LLM experiments: no value here is quoted from the paper.
     "full": Config(
         preset="full",
         seeds=5,

@@ -11,13 +11,12 @@ Under an accelerate launch each rank trains on its block of every minibatch and 
 from __future__ import annotations
 
 import torch
-
-from common import distributed as dist
-from common.lm import response_logprobs
-from common.results import record
-from common.worlds.preference import PreferenceWorld, copy_policy
-from papers.power_dl.baselines import Hyper, pair_loss
-from papers.power_dl.method import power_margin, update_labels
+from reprozoo.common import distributed as dist
+from reprozoo.common.lm import response_logprobs
+from reprozoo.common.results import record
+from reprozoo.common.worlds.preference import PreferenceWorld, copy_policy
+from reprozoo.papers.power_dl.baselines import Hyper, pair_loss
+from reprozoo.papers.power_dl.method import power_margin, update_labels
 
 
 def preference_data(world: PreferenceWorld, n_pairs: int, label_noise: float, seed: int) -> dict[str, torch.Tensor]:

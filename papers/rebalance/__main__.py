@@ -1,9 +1,11 @@
-"""`python -m papers.rebalance --preset quick` — run base / static / ReBalance / ablations, write results, claims."""
+"""`python -m reprozoo.papers.rebalance --preset quick`:
+Run base / static / ReBalance / ablations, write results, claims.
+"""
 
 import sys
 
-from common.cli import main
-from papers.rebalance import claims, experiment
+from reprozoo.common.cli import main
+from reprozoo.papers.rebalance import claims, experiment
 
 if __name__ == "__main__":
     sys.exit(

@@ -10,7 +10,7 @@ The ablations (ReBalance without w_low / without w_high) are `Control(use_low=Fa
 
 from __future__ import annotations
 
-from papers.rebalance.method import Control, Controller, SteeringHook
+from reprozoo.papers.rebalance.method import Control, Controller, SteeringHook
 
 METHODS = ("base", "static", "rebalance", "no_w_low", "no_w_high")
 

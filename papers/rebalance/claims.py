@@ -9,9 +9,8 @@ no information about the coming decision. Claims 1–3 measured in the control w
 from __future__ import annotations
 
 import numpy as np
-
-from common.results import Claim, select
-from papers.rebalance.experiment import Config
+from reprozoo.common.results import Claim, select
+from reprozoo.papers.rebalance.experiment import Config
 
 REDUNDANT_CUT = 0.30  # claim 1: ReBalance removes >= 30% of the base model's redundant (post-answer) thinking tokens
 ACC_TOL = 0.01  # claim 1: "no accuracy loss" allows 1 point of sampling noise (2400 problems per method and world)

@@ -16,14 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from common import checkpoint
-from common.config import RunConfig, check_fraction, check_positive, ensure
-from common.progress import track
-from common.results import record, select
-from common.worlds.reasoning import ReasoningWorld, build_world, rollout, step_table, summarise, world_config
-from papers.rebalance.baselines import METHODS, controller_for
-from papers.rebalance.method import (
+from reprozoo.common import checkpoint
+from reprozoo.common.config import ConfigError, RunConfig, check_fraction, check_positive, ensure
+from reprozoo.common.progress import track
+from reprozoo.common.results import record, select
+from reprozoo.common.worlds.reasoning import ReasoningWorld, build_world, rollout, step_table, summarise, world_config
+from reprozoo.papers.rebalance.baselines import METHODS, controller_for
+from reprozoo.papers.rebalance.method import (
     Control,
     SteeringHook,
     choose_layer,
@@ -263,12 +262,13 @@ def boundary_stats(world: ReasoningWorld, problems, tokens, maxprob, ctrls, cal:
 
 def load_world(cfg: Config, name: str) -> ReasoningWorld:
     if cfg.model != "world":
-        from common.lm import pretrained
+        from reprozoo.common.lm import pretrained
 
         pretrained(cfg.model)  # the full preset's model and tokenizer; its benchmarks and step splitting are not here
-        raise NotImplementedError(
-            f"--model {cfg.model}: the paper-scale run needs its math benchmarks and a tokenizer-level step splitter "
-            "(blank lines), which are not available offline; use --model world"
+        raise ConfigError(
+            "model",
+            f"{cfg.model}: this project cannot run ReBalance on a pretrained model yet (it needs the math benchmarks "
+            "and a tokenizer-level step splitter); use --model world (the synthetic reasoning world)",
         )
     torch.set_num_threads(1)  # tiny models: a second OpenMP thread only spins on a shared 2-core machine
     return build_world(world_config(name), verbose=True)
@@ -370,8 +370,7 @@ def score(method, seed, problems, tokens, world: ReasoningWorld, w: dict) -> lis
 def figure(rows: list[dict], cfg: Config, path: Path) -> None:
     """Per world: (a) accuracy vs thinking length per method; (b) thinking length by k; (c) λ traces."""
     import matplotlib.pyplot as plt
-
-    from common.results import mean_ci95, values
+    from reprozoo.common.results import mean_ci95, values
 
     methods = sorted({r["method"] for r in select(rows, metric="accuracy")} - {"static_sweep"})
     methods = [m for m in methods if not m.startswith("static_sweep")]

@@ -1,9 +1,9 @@
-"""`python -m papers.subgm --preset quick` — run the SubGM sweeps, write results, print the claims."""
+"""`python -m reprozoo.papers.subgm --preset quick` — run the SubGM sweeps, write results, print the claims."""
 
 import sys
 
-from common.cli import main
-from papers.subgm import claims, experiment
+from reprozoo.common.cli import main
+from reprozoo.papers.subgm import claims, experiment
 
 if __name__ == "__main__":
     sys.exit(

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-
-from papers.subgm.method import _descend, measure
+from reprozoo.papers.subgm.method import _descend, measure
 
 
 def l2_gradient(U: jax.Array, A: jax.Array, y: jax.Array) -> jax.Array:

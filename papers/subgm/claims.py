@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
-from common.results import Claim, values
-from papers.subgm.experiment import Config
+from reprozoo.common.results import Claim, values
+from reprozoo.papers.subgm.experiment import Config
 
 RECOVERED = 1e-3  # claim 1: "reaches relative error <= 1e-3"
 RECOVERED_OUTLIERS = 1e-2  # claim 3: "still recovers X*" under p = 0.3

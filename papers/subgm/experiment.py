@@ -13,14 +13,13 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from common import checkpoint
-from common import distributed as dist
-from common.config import RunConfig, check_fraction, check_positive, ensure
-from common.progress import track
-from common.results import record
-from papers.subgm.baselines import l2_gd
-from papers.subgm.method import subgm
+from reprozoo.common import checkpoint
+from reprozoo.common import distributed as dist
+from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
+from reprozoo.common.progress import track
+from reprozoo.common.results import record
+from reprozoo.papers.subgm.baselines import l2_gd
+from reprozoo.papers.subgm.method import subgm
 
 jax.config.update("jax_enable_x64", True)  # errors down to 1e-11 need float64
 
@@ -214,8 +213,7 @@ def run(cfg: Config) -> list[dict]:
 def figure(rows: list[dict], cfg: Config, path: Path) -> None:
     """Four panels: error vs iteration per r' (small vs large α); final error vs α; vs p; vs ν."""
     import matplotlib.pyplot as plt
-
-    from common.results import select
+    from reprozoo.common.results import select
 
     def curve(**match):
         pts = select(rows, metric="error", **match)

@@ -1,9 +1,11 @@
-"""`python -m papers.traac --preset quick` — GRPO with TRAAC and its baselines on the reasoning world, claims last."""
+"""`python -m reprozoo.papers.traac --preset quick`:
+GRPO with TRAAC and its baselines on the reasoning world, claims last.
+"""
 
 import sys
 
-from common.cli import main
-from papers.traac import claims, experiment
+from reprozoo.common.cli import main
+from reprozoo.papers.traac import claims, experiment
 
 if __name__ == "__main__":
     sys.exit(

@@ -6,9 +6,8 @@ All compare means over seeds on the training difficulties (the world's k = 1..8)
 from __future__ import annotations
 
 import numpy as np
-
-from common.results import Claim
-from papers.traac.experiment import Config, mean_over_seeds
+from reprozoo.common.results import Claim
+from reprozoo.papers.traac.experiment import Config, mean_over_seeds
 
 MIN_ACC_GAIN = 0.01  # claims 1, 2: "raises accuracy" — at least one point (paper: +8.4 / +7.9 points)
 MIN_LENGTH_CUT = 0.15  # claim 1: thinking at least 15% shorter than the base model's (paper: −36.8%)

@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from reprozoo.common.lm import generate
+from reprozoo.common.worlds.reasoning import Problem, ReasoningWorld, segments
+from reprozoo.papers.traac import method as M
 from torch import nn
-
-from common.lm import generate
-from common.worlds.reasoning import Problem, ReasoningWorld, segments
-from papers.traac import method as M
 
 
 @dataclass

@@ -18,17 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import mannwhitneyu
-
-from common import checkpoint
-from common import distributed as dist
-from common.config import RunConfig, check_fraction, check_positive, ensure
-from common.lm import response_logprobs
-from common.policy import response_mask
-from common.progress import track
-from common.results import record, select
-from common.rl import grpo_advantages, grpo_loss
-from common.worlds.reasoning import (
+from reprozoo.common import checkpoint
+from reprozoo.common import distributed as dist
+from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
+from reprozoo.common.lm import response_logprobs
+from reprozoo.common.policy import response_mask
+from reprozoo.common.progress import track
+from reprozoo.common.results import record, select
+from reprozoo.common.rl import grpo_advantages, grpo_loss
+from reprozoo.common.worlds.reasoning import (
     Problem,
     ReasoningWorld,
     build_world,
@@ -38,9 +36,10 @@ from common.worlds.reasoning import (
     verify,
     world_config,
 )
-from papers.traac import method as M
-from papers.traac.baselines import METHODS, VARIANTS, Variant, correctness_reward, length_penalty_reward
-from papers.traac.compression import compress_rollouts, regenerate_answers, step_positions
+from reprozoo.papers.traac import method as M
+from reprozoo.papers.traac.baselines import METHODS, VARIANTS, Variant, correctness_reward, length_penalty_reward
+from reprozoo.papers.traac.compression import compress_rollouts, regenerate_answers, step_positions
+from scipy.stats import mannwhitneyu
 
 
 @dataclass
@@ -352,7 +351,7 @@ def evaluate(world: ReasoningWorld, policy, cfg: Config, seed: int, method: str)
 
 def run(cfg: Config) -> list[dict]:
     if cfg.model != "world":
-        from common.lm import pretrained
+        from reprozoo.common.lm import pretrained
 
         pretrained(cfg.model)  # the full preset's model and tokenizer; its math data and step splitter are not here
         raise SystemExit(

@@ -7,11 +7,11 @@ import json
 import shutil
 import subprocess
 import sys
+import tomllib
 
 import pytest
-
-from common import assignments as A
-from papers.registry import BY_SLUG, ROOT, implemented
+from reprozoo.common import assignments as A
+from reprozoo.papers.registry import BY_SLUG, ROOT, implemented
 
 
 def test_regions_are_found_named_and_checked(tmp_path):
@@ -152,8 +152,12 @@ def test_student_copy_imports_hides_solution_and_cli_names_the_missing_function(
     tests = (subgm_copy / "tests/papers/test_subgm.py").read_text()
     assert "mark.hidden" not in tests and "test_measure_is_the_inner_product_with_each_A_i" in tests
     assert "`measure`" in (subgm_copy / "ASSIGNMENT.md").read_text()
+    listed = tomllib.loads((subgm_copy / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    assert "reprozoo.papers.subgm" in listed and "reprozoo.papers.par" not in listed  # installable: no missing folder
+    for package in listed:
+        assert (subgm_copy / package.removeprefix("reprozoo.").replace(".", "/")).is_dir(), package
     proc = subprocess.run(
-        [sys.executable, "-m", "papers.subgm", "--preset", "smoke", "--out", str(subgm_copy / "out")],
+        [sys.executable, "-m", "reprozoo.papers.subgm", "--preset", "smoke", "--out", str(subgm_copy / "out")],
         cwd=subgm_copy,
         env=A._env(subgm_copy),
         capture_output=True,

@@ -9,9 +9,8 @@ import random
 import numpy as np
 import pytest
 import torch
-
-from common import checkpoint
-from common.checkpoint import Checkpoints, ResumeError
+from reprozoo.common import checkpoint
+from reprozoo.common.checkpoint import Checkpoints, ResumeError
 
 SETUP = {"paper": "toy", "seeds": 3, "lr": 0.1}
 

@@ -12,12 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import common.readme
-from common import checkpoint
-from common.cli import main
-from common.config import RunConfig
-from common.results import Claim, record
+from reprozoo.common import checkpoint, readme
+from reprozoo.common.cli import main
+from reprozoo.common.config import RunConfig
+from reprozoo.common.results import Claim, record
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,7 +57,7 @@ def toy(argv, results, *, run=None, figure=None):
 def workdir(tmp_path, monkeypatch):
     """A scratch cwd (so the default runs/ lands in it) and a scratch committed-results root."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(common.readme, "main", lambda argv: 0)  # --publish must not rewrite the real READMEs
+    monkeypatch.setattr(readme, "main", lambda argv: 0)  # --publish must not rewrite the real READMEs
     return tmp_path
 
 
@@ -211,11 +209,11 @@ def test_real_paper_smoke_with_default_out_leaves_checkout_clean_and_bad_out_exi
         ).stdout
 
     before = status()
-    proc = run_cli("papers.subgm", "--preset", "smoke")
+    proc = run_cli("reprozoo.papers.subgm", "--preset", "smoke")
     assert "out=runs/subgm/smoke" in proc.stdout
     assert (ROOT / "runs/subgm/smoke/summary.json").is_file()
     assert status() == before
-    bad = run_cli("papers.subgm", "--preset", "smoke", "--out", "/proc/nope", expect_rc=2)
+    bad = run_cli("reprozoo.papers.subgm", "--preset", "smoke", "--out", "/proc/nope", expect_rc=2)
     assert bad.stderr.startswith("error: --out:") and "[subgm]" not in bad.stdout
 
 

@@ -1,8 +1,7 @@
 from dataclasses import dataclass, field
 
 import pytest
-
-from common.config import ConfigError, RunConfig, check_fraction, check_positive, ensure, parse
+from reprozoo.common.config import ConfigError, RunConfig, check_fraction, check_positive, ensure, parse
 
 
 @dataclass

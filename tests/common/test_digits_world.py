@@ -6,8 +6,7 @@ import json
 
 import numpy as np
 import pytest
-
-from common.worlds.digits import (
+from reprozoo.common.worlds.digits import (
     GROUPS,
     N_PATCHES,
     PALETTE,
@@ -159,7 +158,7 @@ def test_colour_only_blanks_the_digit_and_shows_one_group():
 
 
 def test_demo_cli_smoke(run_cli, tmp_path):
-    run_cli("common.worlds.digits", "--preset", "smoke", "--out", str(tmp_path))
+    run_cli("reprozoo.common.worlds.digits", "--preset", "smoke", "--out", str(tmp_path))
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["paper"] == "digits_world" and (tmp_path / "figure.png").exists()
     assert {c["id"] for c in summary["claims"]} >= {"1-colour-correlation", "2-one-colour-control"}

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from common import distributed as dist
-from common.lm import _sample, pretrained, tiny_lm
-from common.policy import sample_from_logits
+from reprozoo.common import distributed as dist
+from reprozoo.common.lm import _sample, pretrained, tiny_lm
+from reprozoo.common.policy import sample_from_logits
 
 ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-5
@@ -154,7 +153,7 @@ def _two_processes_match_one(tmp_path, module: str, *, tolerance: float = TOLERA
 
 def test_two_processes_reproduce_one_power_dl(tmp_path):
     """DPO-family training (minibatch blocks, summed gradients, gathered dynamic labels) and sampled evaluations."""
-    _two_processes_match_one(tmp_path, "papers.power_dl")
+    _two_processes_match_one(tmp_path, "reprozoo.papers.power_dl")
 
 
 @pytest.mark.slow
@@ -162,7 +161,7 @@ def test_two_processes_reproduce_one_power_dl(tmp_path):
 def test_two_processes_reproduce_one(tmp_path, slug):
     """PPO (par, ensembles), GRPO (traac), reward-model ensembles and best-of-n (ensembles): rollouts split over ranks
     and gathered, minibatch blocks, summed gradients."""
-    _two_processes_match_one(tmp_path, f"papers.{slug}")
+    _two_processes_match_one(tmp_path, f"reprozoo.papers.{slug}")
 
 
 @pytest.mark.slow
@@ -171,12 +170,12 @@ def test_two_processes_build_the_worlds(tmp_path, world, tolerance):
     """A world built from an empty cache under two processes (SFT, reward models, samples): the one-process world's
     demo records. The preference world trains hundreds of SFT and reward-model steps before its records, so float
     order differences grow to 5.8e-5 there (measured); the stated tolerance is 1e-4."""
-    _two_processes_match_one(tmp_path, f"common.worlds.{world}", tolerance=tolerance, cold=True)
+    _two_processes_match_one(tmp_path, f"reprozoo.common.worlds.{world}", tolerance=tolerance, cold=True)
 
 
 SHARD_SEEDS = """
 import jax, jax.numpy as jnp
-from common import distributed as dist
+from reprozoo.common import distributed as dist
 
 assert len(jax.devices()) == 2
 x, keys = jnp.arange(12.0).reshape(4, 3), jax.random.split(jax.random.key(0), 4)
@@ -202,8 +201,8 @@ def test_jax_seeds_shard_over_devices():
 def test_two_jax_devices_reproduce_one_subgm(run_cli, tmp_path):
     """subgm's vmapped trials sharded over two forced host devices: the records of one device (measured identical)."""
     one, two = tmp_path / "one", tmp_path / "two"
-    run_cli("papers.subgm", "--preset", "smoke", "--out", str(one))
-    cmd = [sys.executable, "-m", "papers.subgm", "--preset", "smoke", "--out", str(two)]
+    run_cli("reprozoo.papers.subgm", "--preset", "smoke", "--out", str(one))
+    cmd = [sys.executable, "-m", "reprozoo.papers.subgm", "--preset", "smoke", "--out", str(two)]
     proc = subprocess.run(cmd, env=TWO_JAX_DEVICES, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     a, b = _records(one), _records(two)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from common import lm
-from common.policy import logprobs_from_logits
+from reprozoo.common import lm
+from reprozoo.common.policy import logprobs_from_logits
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
@@ -82,7 +81,7 @@ def test_tiny_lm_validates():
 
 
 def test_ppo_trainer_step_runs():
-    from common.ppo import PPOConfig, PPOTrainer
+    from reprozoo.common.ppo import PPOConfig, PPOTrainer
 
     policy, ref = lm.tiny_lm(6, d_model=8, n_layers=1, n_heads=2), lm.tiny_lm(6, d_model=8, n_layers=1, n_heads=2)
     cfg = PPOConfig(minibatch_size=4, max_new_tokens=3, kl_coef=0.1, adaptive_kl=True, target_kl=1.0)
@@ -99,7 +98,7 @@ def test_ppo_trainer_step_runs():
 @pytest.mark.slow
 def test_ppo_trainer_increases_a_simple_reward():
     """PPO on a tiny LM raises the frequency of a rewarded token (reward = count of token 3)."""
-    from common.ppo import PPOConfig, PPOTrainer
+    from reprozoo.common.ppo import PPOConfig, PPOTrainer
 
     torch.manual_seed(0)
     policy, ref = (

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from common import policy as P
+from reprozoo.common import policy as P
 
 
 def _logits(*shape, seed=0):

@@ -6,8 +6,7 @@ import math
 
 import pytest
 import torch
-
-from common import preference_losses as L
+from reprozoo.common import preference_losses as L
 
 
 def _inputs():

@@ -6,8 +6,7 @@ import json
 
 import pytest
 import torch
-
-from common.worlds import preference as W
+from reprozoo.common.worlds import preference as W
 
 TINY = W.WorldConfig(corpus_size=256, policy_d=16, policy_layers=1, sft_steps=5, sft_batch=32, gold_d=16, gold_layers=1)
 
@@ -150,7 +149,7 @@ def test_world_config_validates():
 
 def test_demo_smoke_cli(run_cli, tmp_path):
     out = tmp_path / "smoke"
-    proc = run_cli("common.worlds.preference", "--preset", "smoke", "--out", str(out))
+    proc = run_cli("reprozoo.common.worlds.preference", "--preset", "smoke", "--out", str(out))
     assert "claims" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["paper"] == "preference_world" and summary["preset"] == "smoke"
@@ -159,13 +158,13 @@ def test_demo_smoke_cli(run_cli, tmp_path):
 
 
 def test_demo_rejects_bad_config(run_cli):
-    proc = run_cli("common.worlds.preference", "--preset", "smoke", "--label-noise", "1.5", expect_rc=2)
+    proc = run_cli("reprozoo.common.worlds.preference", "--preset", "smoke", "--label-noise", "1.5", expect_rc=2)
     assert "--label-noise" in proc.stderr
 
 
 @pytest.mark.slow
 def test_quick_world_reward_hacks(run_cli, tmp_path):
     out = tmp_path / "quick"
-    run_cli("common.worlds.preference", "--preset", "quick", "--out", str(out))
+    run_cli("reprozoo.common.worlds.preference", "--preset", "quick", "--out", str(out))
     claims = {c["id"]: c for c in json.loads((out / "summary.json").read_text())["claims"]}
     assert all(c["passed"] for c in claims.values()), claims

@@ -1,4 +1,4 @@
-from common.progress import track
+from reprozoo.common.progress import track
 
 
 def test_track_yields_everything_and_reports_plainly_off_a_terminal(monkeypatch, capsys):

@@ -3,10 +3,9 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-
-from common.lm import generate
-from common.worlds import reasoning as rw
-from common.worlds.reasoning import (
+from reprozoo.common.lm import generate
+from reprozoo.common.worlds import reasoning as rw
+from reprozoo.common.worlds.reasoning import (
     CONTROL,
     Problem,
     WorldConfig,
@@ -21,7 +20,7 @@ from common.worlds.reasoning import (
     step_table,
     verify,
 )
-from common.worlds.reasoning_demo import cross_fit_auc, steered
+from reprozoo.common.worlds.reasoning_demo import cross_fit_auc, steered
 
 CFG = WorldConfig(corpus_size=300, d_model=16, n_layers=2, n_heads=2, sft_steps=3, sft_batch=16)
 CONTROL_CFG = dataclasses.replace(CFG, **CONTROL)
@@ -222,7 +221,7 @@ def test_world_smoke_builds_caches_and_exposes_states(tmp_path, monkeypatch):
 
 
 def test_demo_cli_smoke(run_cli, tmp_path):
-    proc = run_cli("common.worlds.reasoning", "--preset", "smoke", "--out", str(tmp_path))
+    proc = run_cli("reprozoo.common.worlds.reasoning", "--preset", "smoke", "--out", str(tmp_path))
     assert "loops-follow-low-confidence" in proc.stdout and (tmp_path / "summary.json").exists()
 
 

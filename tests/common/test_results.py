@@ -3,9 +3,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
-
-from common.results import (
+from reprozoo.common.results import (
     Claim,
     aggregate,
     exit_code,
@@ -15,6 +13,7 @@ from common.results import (
     values,
     write_run,
 )
+from scipy import stats
 
 
 def test_mean_ci95_matches_t_interval():
@@ -94,7 +93,7 @@ def test_write_run_failure_leaves_earlier_outputs(tmp_path):
 def test_git_commit_dirty_ignores_results_and_markdown(tmp_path):
     import subprocess
 
-    from common.results import git_commit
+    from reprozoo.common.results import git_commit
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)

@@ -8,8 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from common import reward as R
+from reprozoo.common import reward as R
 
 
 def test_bradley_terry_hand_computed_and_gradient():

@@ -6,8 +6,7 @@ import math
 
 import pytest
 import torch
-
-from common import rl
+from reprozoo.common import rl
 
 
 def gae_loop(r, v, m, gamma, lam):

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 import torch
-
-from common.seeding import jax_key, seed_everything
+from reprozoo.common.seeding import jax_key, seed_everything
 
 
 def test_same_seed_same_draws_everywhere():

@@ -7,10 +7,8 @@ import math
 
 import pytest
 import torch
-
-from kernels import FusedLogprob, fused_logprob
-from kernels.api import K3_CLAMP, kl_estimator
-from kernels.reference import fused_logprob_reference
+from reprozoo.kernels.api import K3_CLAMP, FusedLogprob, fused_logprob, kl_estimator
+from reprozoo.kernels.reference import fused_logprob_reference
 
 
 def _x(inputs, **kw):
@@ -104,11 +102,26 @@ def test_check_inputs_covers_every_input(inputs, name, bad):
             assert not torch.isfinite(out.logprobs).all()
 
 
-def test_k3_is_clamped_as_verl():
-    """k3 = eˣ − x − 1 overflowed to inf at large gaps; clamped: x to ±20, then k3 ≤ 10, finite gradients."""
+def test_k3_is_textbook_and_matches_float64():
+    """kl="k3" is eˣ − x − 1 with no clamp (TRL's GRPO): against a float64 evaluation, values and gradient, including
+    gaps where the clamped variant would have cut it (x = 3, −15)."""
+    lp64 = torch.tensor([-1.0, -1.0, -4.0, -1.0, -16.0, -0.5], dtype=torch.float64)
+    ref64 = torch.tensor([-2.0, 0.0, -1.0, -16.0, -1.0, -0.5], dtype=torch.float64)
+    x64 = ref64 - lp64
+    lp = lp64.float().requires_grad_(True)
+    k3 = kl_estimator(lp, ref64.float(), "k3")
+    torch.testing.assert_close(k3.double(), torch.exp(x64) - x64 - 1, rtol=1e-6, atol=1e-7)
+    assert k3[2].item() > K3_CLAMP and k3[3].item() > K3_CLAMP  # beyond the clamp's bound, not cut
+    k3.sum().backward()
+    torch.testing.assert_close(lp.grad.double(), -(torch.exp(x64) - 1), rtol=1e-6, atol=1e-7)  # ∂k3/∂log p
+    assert torch.isinf(kl_estimator(torch.tensor([-481.0]), torch.tensor([-1.0]), "k3")).all()  # fp32 overflow
+
+
+def test_k3_clamped_is_verl_low_var_kl():
+    """kl="k3_clamped": x to ±20, then k3 ≤ 10 (verl's `low_var_kl`), finite gradients at any gap."""
     lp = torch.tensor([-1.0, -1.0, -481.0, -1.0, -3.0], dtype=torch.float32, requires_grad=True)
     ref = torch.tensor([-2.0, 0.0, -1.0, -481.0, -1.0])
-    k3 = kl_estimator(lp, ref, "k3")
+    k3 = kl_estimator(lp, ref, "k3_clamped")
     x = ref - lp.detach()
     assert k3[0].item() == pytest.approx(math.exp(-1) + 1 - 1, rel=1e-6)  # x = −1: e⁻¹ − (−1) − 1
     assert k3[1].item() == pytest.approx(math.e - 2, rel=1e-6)  # x = 1
@@ -244,7 +257,7 @@ def test_mixed_dtypes(inputs, backend, h_dt, w_dt):
 
 
 def test_auto_picks_torch_on_cpu(inputs, monkeypatch):
-    import kernels.api as api
+    import reprozoo.kernels.api as api
 
     seen = []
 
@@ -261,7 +274,7 @@ def test_auto_picks_torch_on_cpu(inputs, monkeypatch):
 def test_device_path_masks_without_host_reads(inputs, monkeypatch):
     """The no-sync path used for device data (here forced on CPU): ignored rows exactly 0 with zero gradients,
     an out-of-range target NaN in its own row only, no ValueError."""
-    import kernels.api as api
+    import reprozoo.kernels.api as api
 
     monkeypatch.setattr(api, "_on_host", lambda x: False)
     x = inputs(8, 5, 20, scale=3.0)

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from kernels import fused_linear_loss
-from kernels.reference import fused_logprob_reference
+from reprozoo.kernels.fused_loss import fused_linear_loss
+from reprozoo.kernels.reference import fused_logprob_reference
 
 
 def _ppo(adv, old_lp, mask, clip=0.2, ent_coef=0.01):
@@ -171,7 +170,7 @@ def test_bad_arguments(inputs):
 
 def test_device_path_masks_ignored_tokens(inputs, monkeypatch):
     """The no-sync path for device tensors (forced on CPU): same loss and gradients as dropping the tokens."""
-    import kernels.fused_loss as fl
+    import reprozoo.kernels.fused_loss as fl
 
     x, adv, old_lp, mask = _case(inputs, n=20, d=6, v=30, seed=5)
     t = x["targets"].clone()

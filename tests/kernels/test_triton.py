@@ -12,9 +12,9 @@ if not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"  # must precede the first `triton.jit` of kernels.triton_backend
 pytest.importorskip("triton")
 
-from kernels import fused_logprob  # noqa: E402
-from kernels.reference import fused_logprob_reference  # noqa: E402
-from kernels.triton_backend import fused_logprob_triton  # noqa: E402
+from reprozoo.kernels.api import fused_logprob  # noqa: E402
+from reprozoo.kernels.reference import fused_logprob_reference  # noqa: E402
+from reprozoo.kernels.triton_backend import fused_logprob_triton  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")

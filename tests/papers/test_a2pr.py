@@ -6,9 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from papers.a2pr import baselines, data, experiment, method
-from papers.a2pr.claims import MIXED_MARGIN, check
+from reprozoo.papers.a2pr import baselines, data, experiment, method
+from reprozoo.papers.a2pr.claims import MIXED_MARGIN, check
 
 
 @pytest.fixture
@@ -263,7 +262,7 @@ def test_claims_decide_on_the_numbers():
 
 
 def test_cli_rejects_unknown_env(run_cli):
-    proc = run_cli("papers.a2pr", "--preset", "smoke", "--envs", "nope", expect_rc=2)
+    proc = run_cli("reprozoo.papers.a2pr", "--preset", "smoke", "--envs", "nope", expect_rc=2)
     assert "--envs" in proc.stderr
 
 

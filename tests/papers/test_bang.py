@@ -7,13 +7,12 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from common.config import parse
-from common.results import record
-from papers.bang.baselines import ensemble_accuracy, mlp, mse_to_one_hot
-from papers.bang.claims import best_alpha, wise_ft_gain
-from papers.bang.experiment import PRESETS, Config, cosine_lr
-from papers.bang.method import (
+from reprozoo.common.config import parse
+from reprozoo.common.results import record
+from reprozoo.papers.bang.baselines import ensemble_accuracy, mlp, mse_to_one_hot
+from reprozoo.papers.bang.claims import best_alpha, wise_ft_gain
+from reprozoo.papers.bang.experiment import PRESETS, Config, cosine_lr
+from reprozoo.papers.bang.method import (
     bang_loss,
     beta_draw,
     false_false_true,
@@ -189,7 +188,7 @@ def test_bad_config_exits_naming_the_field(flag, value, capsys):
 
 
 def test_cli_smoke(run_cli, tmp_path):
-    run_cli("papers.bang", "--preset", "smoke", "--out", str(tmp_path))
+    run_cli("reprozoo.papers.bang", "--preset", "smoke", "--out", str(tmp_path))
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["paper"] == "bang" and summary["preset"] == "smoke"
     assert [c["id"] for c in summary["claims"]] == CLAIMS

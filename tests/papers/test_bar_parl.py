@@ -11,9 +11,8 @@ import pytest
 
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
-
-from papers.bar_parl import baselines, method, train  # noqa: E402
-from papers.bar_parl.envs import CartPole, GridWorld, linear_logits, rollout  # noqa: E402
+from reprozoo.papers.bar_parl import baselines, method, train  # noqa: E402
+from reprozoo.papers.bar_parl.envs import CartPole, GridWorld, linear_logits, rollout  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -382,13 +381,13 @@ def test_rollout_masks_after_termination():
 
 
 def test_cli_rejects_bad_config(run_cli):
-    proc = run_cli("papers.bar_parl", "--preset", "smoke", "--queries", "100", expect_rc=2)
+    proc = run_cli("reprozoo.papers.bar_parl", "--preset", "smoke", "--queries", "100", expect_rc=2)
     assert "--queries" in proc.stderr
 
 
 def test_cli_smoke(run_cli, tmp_path):
     out = tmp_path / "smoke"
-    proc = run_cli("papers.bar_parl", "--preset", "smoke", "--out", str(out))
+    proc = run_cli("reprozoo.papers.bar_parl", "--preset", "smoke", "--out", str(out))
     assert "claims" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["paper"] == "bar_parl" and summary["preset"] == "smoke"
@@ -409,7 +408,7 @@ def test_quick_claims(run_cli, tmp_path):
     PASS there still pass and those that FAIL still fail (a FAIL is a finding, see the README)."""
     committed = ROOT / "results" / "bar_parl" / "quick" / "summary.json"
     out = tmp_path / "quick"
-    run_cli("papers.bar_parl", "--preset", "quick", "--out", str(out), timeout=1800)
+    run_cli("reprozoo.papers.bar_parl", "--preset", "quick", "--out", str(out), timeout=1800)
     claims = {c["id"]: c for c in json.loads((out / "summary.json").read_text())["claims"]}
     want = {c["id"]: c["passed"] for c in json.loads(committed.read_text())["claims"]}
     assert set(claims) == set(want)

@@ -3,15 +3,14 @@
 import json
 
 import pytest
-
-from papers.registry import implemented
+from reprozoo.papers.registry import implemented
 
 SUMMARY_KEYS = ["paper", "preset", "seeds", "config", "env", "wall_time_s", "methods", "claims"]
 
 
 @pytest.mark.parametrize("paper", implemented(), ids=lambda p: p.slug)
 def test_smoke_preset_through_cli(run_cli, tmp_path, paper):
-    proc = run_cli(f"papers.{paper.slug}", "--preset", "smoke", "--out", str(tmp_path))
+    proc = run_cli(f"reprozoo.papers.{paper.slug}", "--preset", "smoke", "--out", str(tmp_path))
     assert "claims" in proc.stdout
     assert {"records.jsonl", "summary.json", "table.md", "figure.png"} <= {p.name for p in tmp_path.iterdir()}
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -23,5 +22,5 @@ def test_smoke_preset_through_cli(run_cli, tmp_path, paper):
 
 @pytest.mark.parametrize("paper", implemented(), ids=lambda p: p.slug)
 def test_help_and_bad_preset(run_cli, paper):
-    assert "--preset" in run_cli(f"papers.{paper.slug}", "--help", timeout=120).stdout
-    assert "--preset" in run_cli(f"papers.{paper.slug}", "--preset", "nope", expect_rc=2, timeout=120).stderr
+    assert "--preset" in run_cli(f"reprozoo.papers.{paper.slug}", "--help", timeout=120).stdout
+    assert "--preset" in run_cli(f"reprozoo.papers.{paper.slug}", "--preset", "nope", expect_rc=2, timeout=120).stderr

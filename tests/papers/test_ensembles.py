@@ -9,14 +9,13 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from common.config import ConfigError
-from common.lm import tiny_lm
-from common.ppo import PPOConfig, PPOTrainer
-from common.results import record
-from common.reward import RewardModel
-from common.reward import aggregate as common_aggregate
-from papers.ensembles.experiment import (
+from reprozoo.common.config import ConfigError
+from reprozoo.common.lm import tiny_lm
+from reprozoo.common.ppo import PPOConfig, PPOTrainer
+from reprozoo.common.results import record
+from reprozoo.common.reward import RewardModel
+from reprozoo.common.reward import aggregate as common_aggregate
+from reprozoo.papers.ensembles.experiment import (
     PRESETS,
     all_member_configs,
     grid,
@@ -26,8 +25,8 @@ from papers.ensembles.experiment import (
     summary_rows,
     window,
 )
-from papers.ensembles.gao import fit_gao, gao_form
-from papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate, mean, mean_minus_std, median, uwo, wco
+from reprozoo.papers.ensembles.gao import fit_gao, gao_form
+from reprozoo.papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate, mean, mean_minus_std, median, uwo, wco
 
 # k = 3 members (rows) × 2 samples (columns)
 R = torch.tensor([[1.0, 2.0], [3.0, 6.0], [5.0, 1.0]], dtype=torch.float64)
@@ -219,7 +218,7 @@ def test_summary_rows_keep_peak_and_final_of_the_curves_claims_read():
 
 
 def test_bad_flag_exits_naming_it(run_cli):
-    proc = run_cli("papers.ensembles", "--preset", "smoke", "--quirk-gain", "-1", expect_rc=2, timeout=120)
+    proc = run_cli("reprozoo.papers.ensembles", "--preset", "smoke", "--quirk-gain", "-1", expect_rc=2, timeout=120)
     assert "--quirk-gain" in proc.stderr
 
 

@@ -8,11 +8,10 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from common.config import parse
-from papers.grpo_guard.baselines import clipped_loss, flow_grpo_loss, group_advantages, kl_penalty
-from papers.grpo_guard.experiment import D_PAPER, PRESETS, Config, sigmas
-from papers.grpo_guard.method import grpo_guard_loss, ratio_norm, reweight, sde_std, sde_step
+from reprozoo.common.config import parse
+from reprozoo.papers.grpo_guard.baselines import clipped_loss, flow_grpo_loss, group_advantages, kl_penalty
+from reprozoo.papers.grpo_guard.experiment import D_PAPER, PRESETS, Config, sigmas
+from reprozoo.papers.grpo_guard.method import grpo_guard_loss, ratio_norm, reweight, sde_std, sde_step
 
 pytestmark = pytest.mark.usefixtures("float64_default")  # hand-computed checks in float64
 
@@ -194,7 +193,7 @@ def test_config_rejects_bad_values(capsys):
 
 def test_cli_smoke_records_per_step_ratio_statistics(run_cli, tmp_path):
     args = ["--preset", "smoke", "--other-clip-seeds", "0", "--ablation-seeds", "0", "--control-seeds", "0"]
-    proc = run_cli("papers.grpo_guard", *args, "--out", str(tmp_path))
+    proc = run_cli("reprozoo.papers.grpo_guard", *args, "--out", str(tmp_path))
     assert "claims" in proc.stdout
     rows = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
     cfg = PRESETS["smoke"]
@@ -203,7 +202,7 @@ def test_cli_smoke_records_per_step_ratio_statistics(run_cli, tmp_path):
         assert steps == set(range(cfg.trained_steps()))
         assert {r["step"] for r in rows if r["method"] == method and r["metric"] == "realism"} == {0, 1, 2}
     assert all(np.isfinite(r["value"]) for r in rows if r["metric"].startswith("ratio_"))
-    bad = run_cli("papers.grpo_guard", "--preset", "smoke", "--methods", "ppo", expect_rc=2)
+    bad = run_cli("reprozoo.papers.grpo_guard", "--preset", "smoke", "--methods", "ppo", expect_rc=2)
     assert "--methods" in bad.stderr
 
 

@@ -9,17 +9,16 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from common.config import ConfigError
-from common.results import aggregate, record
-from common.reward import best_of_n
-from common.worlds.preference import build_world
-from papers.ensembles import experiment as ensembles
-from papers.leaderboard import claims, experiment, ranking
-from papers.leaderboard.experiment import PRESETS
-from papers.par import experiment as par
-from papers.power_dl import experiment as power_dl
-from papers.power_dl.world import preference_data
+from reprozoo.common.config import ConfigError
+from reprozoo.common.results import aggregate, record
+from reprozoo.common.reward import best_of_n
+from reprozoo.common.worlds.preference import build_world
+from reprozoo.papers.ensembles import experiment as ensembles
+from reprozoo.papers.leaderboard import claims, experiment, ranking
+from reprozoo.papers.leaderboard.experiment import PRESETS
+from reprozoo.papers.par import experiment as par
+from reprozoo.papers.power_dl import experiment as power_dl
+from reprozoo.papers.power_dl.world import preference_data
 
 SUMMARY_KEYS = ["paper", "preset", "seeds", "config", "env", "wall_time_s", "methods", "claims"]
 ENTRY_POINTS = [
@@ -258,7 +257,7 @@ def test_claims_decide_on_the_data():
 
 
 def test_smoke_through_cli(run_cli, tmp_path):
-    proc = run_cli("papers.leaderboard", "--preset", "smoke", "--out", str(tmp_path))
+    proc = run_cli("reprozoo.papers.leaderboard", "--preset", "smoke", "--out", str(tmp_path))
     assert "claims" in proc.stdout
     assert {"records.jsonl", "summary.json", "table.md", "figure.png"} <= {p.name for p in tmp_path.iterdir()}
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -268,7 +267,7 @@ def test_smoke_through_cli(run_cli, tmp_path):
 
 
 def test_bad_flag_exits_naming_it(run_cli):
-    proc = run_cli("papers.leaderboard", "--preset", "smoke", "--ppo-runs", "nope", expect_rc=2, timeout=120)
+    proc = run_cli("reprozoo.papers.leaderboard", "--preset", "smoke", "--ppo-runs", "nope", expect_rc=2, timeout=120)
     assert "--ppo-runs" in proc.stderr
 
 

@@ -9,10 +9,9 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from common.config import parse
-from common.reward import RewardModel, bradley_terry_loss
-from papers.par.baselines import (
+from reprozoo.common.config import parse
+from reprozoo.common.reward import RewardModel, bradley_terry_loss
+from reprozoo.papers.par.baselines import (
     NORMAL_Q85,
     OdinRewardModel,
     RewardShaper,
@@ -25,8 +24,8 @@ from papers.par.baselines import (
     train_pairwise,
     warm_average,
 )
-from papers.par.experiment import PRESETS, Config
-from papers.par.method import par_reward, sigmoid_reward
+from reprozoo.papers.par.experiment import PRESETS, Config
+from reprozoo.papers.par.method import par_reward, sigmoid_reward
 
 pytestmark = pytest.mark.usefixtures("float64_default")  # hand-computed checks in float64
 
@@ -262,7 +261,7 @@ def test_config_validation_names_the_field(capsys):
 
 
 def test_cli_smoke(run_cli, tmp_path):
-    proc = run_cli("papers.par", "--preset", "smoke", "--out", str(tmp_path))
+    proc = run_cli("reprozoo.papers.par", "--preset", "smoke", "--out", str(tmp_path))
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["paper"] == "par" and len(summary["claims"]) == 6
     assert "par" in summary["methods"] and "claims" in proc.stdout

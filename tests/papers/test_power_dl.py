@@ -9,13 +9,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from reprozoo.common.config import parse
+from reprozoo.papers.power_dl.bandit import make_datasets, power_bandit_loss, solve_maxmin, train_tabular
+from reprozoo.papers.power_dl.baselines import METHODS, Hyper, chipo_loss, pair_loss
+from reprozoo.papers.power_dl.experiment import PRESETS, Config
+from reprozoo.papers.power_dl.method import power_loss, power_margin, power_reward, update_labels, weighted_entropy
 from scipy.optimize import minimize
-
-from common.config import parse
-from papers.power_dl.bandit import make_datasets, power_bandit_loss, solve_maxmin, train_tabular
-from papers.power_dl.baselines import METHODS, Hyper, chipo_loss, pair_loss
-from papers.power_dl.experiment import PRESETS, Config
-from papers.power_dl.method import power_loss, power_margin, power_reward, update_labels, weighted_entropy
 
 # a 4-arm dataset in which every arm wins and loses (so the inner min over rewards is finite)
 WINS = np.array([[0, 3, 4, 5], [1, 0, 3, 4], [1, 1, 0, 2], [1, 1, 2, 0]], dtype=float)
@@ -226,7 +225,7 @@ def test_config_validation_names_the_field(capsys):
 
 @pytest.mark.slow
 def test_quick_claims(run_cli, tmp_path):
-    run_cli("papers.power_dl", "--preset", "quick", "--out", str(tmp_path))
+    run_cli("reprozoo.papers.power_dl", "--preset", "quick", "--out", str(tmp_path))
     summary = json.loads((tmp_path / "summary.json").read_text())
     reference = json.loads(open("results/power_dl/quick/summary.json").read())
     verdicts = {c["id"]: c["passed"] for c in summary["claims"]}

@@ -4,11 +4,10 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from common.worlds import reasoning as rw
-from papers.rebalance.baselines import controller_for
-from papers.rebalance.experiment import PRESETS, calibrate, vector_positions
-from papers.rebalance.method import (
+from reprozoo.common.worlds import reasoning as rw
+from reprozoo.papers.rebalance.baselines import controller_for
+from reprozoo.papers.rebalance.experiment import PRESETS, calibrate, vector_positions
+from reprozoo.papers.rebalance.method import (
     Control,
     Controller,
     SteeringHook,
@@ -191,7 +190,7 @@ def test_calibration_on_a_tiny_world(tmp_path, monkeypatch):
 
 
 def test_cli_smoke(run_cli, tmp_path):
-    proc = run_cli("papers.rebalance", "--preset", "smoke", "--out", str(tmp_path))
+    proc = run_cli("reprozoo.papers.rebalance", "--preset", "smoke", "--out", str(tmp_path))
     assert "claims" in proc.stdout
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert {"base", "static", "rebalance", "no_w_low", "no_w_high", "calibration"} <= set(summary["methods"])
@@ -200,7 +199,9 @@ def test_cli_smoke(run_cli, tmp_path):
 
 
 def test_bad_config_names_the_field(run_cli):
-    proc = run_cli("papers.rebalance", "--preset", "smoke", "--methods", "base", "magic", expect_rc=2, timeout=120)
+    proc = run_cli(
+        "reprozoo.papers.rebalance", "--preset", "smoke", "--methods", "base", "magic", expect_rc=2, timeout=120
+    )
     assert "--methods" in proc.stderr
 
 

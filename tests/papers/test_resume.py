@@ -8,30 +8,29 @@ import importlib
 
 import pytest
 import torch
-
-from common import checkpoint
-from common.checkpoint import Checkpoints
-from common.cli import main
+from reprozoo.common import checkpoint
+from reprozoo.common.checkpoint import Checkpoints
+from reprozoo.common.cli import main
 
 # every run split into checkpointed units (the papers' and the world demos'); traac runs in the fast tier
 RESUMABLE = (
-    "papers.a2pr",
-    "papers.bang",
-    "papers.bar_parl",
-    "papers.ensembles",
-    "papers.par",
-    "papers.power_dl",
-    "papers.rebalance",
-    "papers.subgm",
-    "common.worlds.preference",
-    "common.worlds.reasoning",
+    "reprozoo.papers.a2pr",
+    "reprozoo.papers.bang",
+    "reprozoo.papers.bar_parl",
+    "reprozoo.papers.ensembles",
+    "reprozoo.papers.par",
+    "reprozoo.papers.power_dl",
+    "reprozoo.papers.rebalance",
+    "reprozoo.papers.subgm",
+    "reprozoo.common.worlds.preference",
+    "reprozoo.common.worlds.reasoning",
 )
 
 
 def smoke(module: str, out, results, *extra: str) -> int:
     """One smoke run of `module` through the real CLI code, in this process (papers: without the figure)."""
     argv = ["--preset", "smoke", "--out", str(out), *extra]
-    if module.startswith("common.worlds."):
+    if module.startswith("reprozoo.common.worlds."):
         return importlib.import_module(f"{module}_demo").main(argv)
     experiment = importlib.import_module(f"{module}.experiment")
     claims = importlib.import_module(f"{module}.claims")
@@ -61,7 +60,7 @@ def interrupted_and_resumed(module: str, tmp_path, monkeypatch, *extra: str) -> 
 
 
 def test_traac_smoke_interrupted_then_resumed_writes_identical_records(tmp_path, monkeypatch):
-    interrupted_and_resumed("papers.traac", tmp_path, monkeypatch, "--checkpoint-every", "1")
+    interrupted_and_resumed("reprozoo.papers.traac", tmp_path, monkeypatch, "--checkpoint-every", "1")
 
 
 @pytest.mark.slow
@@ -71,8 +70,8 @@ def test_smoke_interrupted_then_resumed_writes_identical_records(tmp_path, monke
 
 
 def test_traac_training_resumes_mid_unit_with_identical_policy_and_curves(tmp_path, monkeypatch):
-    from common.worlds.reasoning import build_world
-    from papers.traac import experiment
+    from reprozoo.common.worlds.reasoning import build_world
+    from reprozoo.papers.traac import experiment
 
     cfg = dataclasses.replace(experiment.PRESETS["smoke"], iterations=3)
     world = build_world(experiment.world_config(cfg.world))

@@ -4,11 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from papers.subgm import reference
-from papers.subgm.baselines import l2_gradient
-from papers.subgm.experiment import PRESETS, Config, make_instances
-from papers.subgm.method import l1_loss, measure, relative_error, step_size, subgm, subgradient
+from reprozoo.papers.subgm import reference
+from reprozoo.papers.subgm.baselines import l2_gradient
+from reprozoo.papers.subgm.experiment import PRESETS, Config, make_instances
+from reprozoo.papers.subgm.method import l1_loss, measure, relative_error, step_size, subgm, subgradient
 
 jax.config.update("jax_enable_x64", True)
 
@@ -102,7 +101,7 @@ def test_l2_gradient_matches_finite_differences(problem):
 
 @pytest.mark.parametrize("loss", ["l1", "l2"])
 def test_jax_iteration_matches_numpy_reference(problem, loss):
-    from papers.subgm.baselines import l2_gd
+    from reprozoo.papers.subgm.baselines import l2_gd
 
     U, A, y, X_star = problem
     fn = subgm if loss == "l1" else l2_gd
@@ -130,7 +129,7 @@ def test_cli_smoke_writes_results_and_is_deterministic(run_cli, tmp_path):
     outs = []
     for k in range(2):
         out = tmp_path / f"run{k}"
-        proc = run_cli("papers.subgm", "--preset", "smoke", "--iters", "150", "--out", str(out))
+        proc = run_cli("reprozoo.papers.subgm", "--preset", "smoke", "--iters", "150", "--out", str(out))
         assert "claims" in proc.stdout.splitlines()[-1] or "└" in proc.stdout  # claims table printed last
         assert {p.name for p in out.iterdir()} == {"records.jsonl", "summary.json", "table.md", "figure.png"}
         summary = json.loads((out / "summary.json").read_text())
@@ -151,12 +150,12 @@ def test_cli_smoke_writes_results_and_is_deterministic(run_cli, tmp_path):
     ],
 )
 def test_cli_rejects_bad_values(run_cli, args, needle):
-    proc = run_cli("papers.subgm", *args, expect_rc=2, timeout=120)
+    proc = run_cli("reprozoo.papers.subgm", *args, expect_rc=2, timeout=120)
     assert needle in proc.stderr
 
 
 def test_config_validation_names_field():
-    from common.config import ConfigError
+    from reprozoo.common.config import ConfigError
 
     with pytest.raises(ConfigError, match="--every"):
         Config(iters=100, every=30).validate()
@@ -164,6 +163,6 @@ def test_config_validation_names_field():
 
 @pytest.mark.slow
 def test_quick_preset_claims_hold(run_cli, tmp_path):
-    run_cli("papers.subgm", "--preset", "quick", "--out", str(tmp_path), "--strict")
+    run_cli("reprozoo.papers.subgm", "--preset", "quick", "--out", str(tmp_path), "--strict")
     claims = json.loads((tmp_path / "summary.json").read_text())["claims"]
     assert all(c["passed"] for c in claims), claims

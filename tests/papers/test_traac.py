@@ -6,8 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from papers.traac import method as M
+from reprozoo.papers.traac import method as M
 
 
 @pytest.mark.points(1)
@@ -114,7 +113,7 @@ def test_pool_keeps_n_of_the_shuffled_union_deterministically():
 def test_trigger_attention_on_a_model_with_hand_set_attention():
     """With W_q = 0 every query scores every visible key equally: causal attention is uniform, so the last token's
     row is 1/T everywhere. A hand-built per-layer tensor checks the head / first-half-layer averaging."""
-    from common.lm import tiny_lm
+    from reprozoo.common.lm import tiny_lm
 
     model = tiny_lm(11, d_model=16, n_layers=4, n_heads=2, max_len=16, attn_implementation="eager")
     with torch.no_grad():
@@ -136,13 +135,13 @@ def test_trigger_attention_on_a_model_with_hand_set_attention():
 
 @pytest.fixture(scope="module")
 def smoke_world():
-    from common.worlds.reasoning import build_world, world_config
+    from reprozoo.common.worlds.reasoning import build_world, world_config
 
     return build_world(world_config("smoke"))
 
 
 def _traces(world, n=6, k=4):
-    from common.worlds.reasoning import sample_trace
+    from reprozoo.common.worlds.reasoning import sample_trace
 
     rng = np.random.default_rng(0)
     problems = world.problems(n, k, seed=1)
@@ -153,8 +152,8 @@ def _traces(world, n=6, k=4):
 
 @pytest.mark.parametrize("kind", ["attention", "confidence"])
 def test_compression_drops_the_least_important_steps_and_regenerates_the_answer(smoke_world, kind):
-    from common.worlds.reasoning import segments
-    from papers.traac.compression import compress_rollouts, importances, regenerate_answers
+    from reprozoo.common.worlds.reasoning import segments
+    from reprozoo.papers.traac.compression import compress_rollouts, importances, regenerate_answers
 
     world = smoke_world
     problems, responses = _traces(world)
@@ -187,13 +186,13 @@ def test_compression_drops_the_least_important_steps_and_regenerates_the_answer(
 def test_cli_smoke_and_bad_values(run_cli, tmp_path):
     import json
 
-    proc = run_cli("papers.traac", "--preset", "smoke", "--out", str(tmp_path))
+    proc = run_cli("reprozoo.papers.traac", "--preset", "smoke", "--out", str(tmp_path))
     assert "claims" in proc.stdout
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert {c["id"] for c in summary["claims"]} >= {"1-more-accurate-and-shorter", "3-adaptive-length"}
-    bad = run_cli("papers.traac", "--preset", "smoke", "--methods", "grpo", expect_rc=2)
+    bad = run_cli("reprozoo.papers.traac", "--preset", "smoke", "--methods", "grpo", expect_rc=2)
     assert "--methods" in bad.stderr
-    bad = run_cli("papers.traac", "--preset", "smoke", "--group-size", "1", expect_rc=2)
+    bad = run_cli("reprozoo.papers.traac", "--preset", "smoke", "--group-size", "1", expect_rc=2)
     assert "--group-size" in bad.stderr
 
 

@@ -1,1 +1,0 @@
-"""Reward and policy primitives shared by the papers (device-agnostic)."""

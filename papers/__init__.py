@@ -1,1 +1,0 @@
-"""One package per reproduced paper; see `papers.registry` for the list."""
