@@ -143,7 +143,7 @@ def _test_file(paper: Paper) -> str:
 
 def _copy_tree(paper: Paper, root: Path, dest: Path) -> None:
     """The parts of the repository an assignment needs, unmodified but for pyproject.toml's package list."""
-    for name in ("papers/registry.py", "tests/conftest.py", _test_file(paper)):
+    for name in ("papers/registry.py", "results/constraints.txt", "tests/conftest.py", _test_file(paper)):
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / name, dest / name)
     for name in ("common", "kernels", f"papers/{paper.slug}"):
@@ -231,9 +231,9 @@ shared `common/` and `kernels/` code, the tests) is the instructor's and is repl
 ## Set up and self-check
 
 ```bash
-python3 -m pip install -e ".[{paper.extra}]" pytest
-python3 -m pytest tests/papers/test_{paper.slug}.py          # the visible tests; graded ones carry points
-python3 -m reprozoo.papers.{paper.slug} --preset smoke                  # the whole experiment once everything is done
+python3 -m pip install -c results/constraints.txt -e ".[{paper.extra}]" pytest  # the reference's versions
+python3 -m pytest tests/papers/test_{paper.slug}.py     # the visible tests; graded ones carry points
+python3 -m reprozoo.papers.{paper.slug} --preset smoke   # the whole experiment once everything is done
 ```
 
 Until a function is written, the experiment stops with a message naming the first unimplemented one it reaches.

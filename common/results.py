@@ -47,6 +47,7 @@ PACKAGES = (
     "transformers",
     "accelerate",
     "diffusers",
+    "kernels",
     "triton",
     "gymnasium",
     "mujoco",

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reprozoo.common import checkpoint, readme
+from reprozoo.common import checkpoint, cli, readme
 from reprozoo.common.cli import main
-from reprozoo.common.config import RunConfig
+from reprozoo.common.config import ConfigError, RunConfig
 from reprozoo.common.results import Claim, record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -241,3 +241,26 @@ def test_worker_pools_are_refused_under_a_multi_process_launch(workdir, capsys, 
     assert not (workdir / "runs").exists()
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert pool_main(["--preset", "smoke"]) == 0 and ran == [1]
+
+
+def test_a_gap_in_the_project_is_not_reported_as_a_students_todo(workdir, capsys, monkeypatch):
+    """NotImplementedError means "write this function" only in a student copy (ASSIGNMENT.md at its root); in the
+    project it is a real gap and surfaces as itself. A setting found unusable while running exits 2, naming it."""
+
+    def gap(cfg):
+        raise NotImplementedError("nobody wrote this")
+
+    with pytest.raises(NotImplementedError, match="nobody wrote this"):
+        toy(["--preset", "smoke"], workdir / "results", run=gap)
+    assert "ASSIGNMENT.md" not in capsys.readouterr().err
+
+    monkeypatch.setattr(cli, "ROOT", workdir)
+    (workdir / "ASSIGNMENT.md").write_text("# Assignment\n")
+    assert toy(["--preset", "smoke"], workdir / "results", run=gap) == 1
+    assert "not implemented yet: nobody wrote this (see ASSIGNMENT.md)" in capsys.readouterr().err
+
+    def unusable(cfg):
+        raise ConfigError("level", "this level needs a GPU")
+
+    assert toy(["--preset", "smoke"], workdir / "results", run=unusable) == 2
+    assert "error: [toy] --level: this level needs a GPU" in capsys.readouterr().err
