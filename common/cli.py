@@ -33,7 +33,7 @@ from reprozoo.common.checkpoint import Checkpoints, ResumeError, active, setup_o
 from reprozoo.common.config import C, ConfigError, parse
 from reprozoo.common.distributed import is_main_process, world_size
 from reprozoo.common.reproduce import print_comparison
-from reprozoo.common.results import Claim, exit_code, git_commit, print_claims, write_run
+from reprozoo.common.results import Claim, exit_code, git_commit, print_claims, resolve_verdicts, write_run
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -138,7 +138,7 @@ def main(
         wall = time.perf_counter() - start
         if not is_main_process():  # under `accelerate launch` rank 0 alone writes, compares and prints
             return 0
-        checked = claims(rows, cfg)
+        checked = resolve_verdicts(claims(rows, cfg))
         fig: Callable[[Path], Any] | None = (lambda p: figure(rows, cfg, p)) if figure is not None else None
         _, comparison = write_run(
             out,

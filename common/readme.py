@@ -18,6 +18,7 @@ import re
 import sys
 from pathlib import Path
 
+from reprozoo.common.results import count_verdicts, verdict_of
 from reprozoo.papers.registry import PAPERS, ROOT
 
 PAPERS_MARK = ("<!-- papers:start -->", "<!-- papers:end -->")
@@ -29,9 +30,8 @@ def _claims_and_wall(summary_path: Path) -> tuple[str, str]:
     if not summary_path.exists():
         return "—", "—"
     summary = json.loads(summary_path.read_text())
-    verdicts = [f"{c['id']} {'PASS' if c['passed'] else 'FAIL'}" for c in summary["claims"]]
-    n_pass = sum(c["passed"] for c in summary["claims"])
-    return f"{n_pass}/{len(verdicts)} PASS: " + "; ".join(verdicts), f"{summary['wall_time_s'] / 60:.1f} min"
+    verdicts = [f"{c['id']} {verdict_of(c)}" for c in summary["claims"]]
+    return f"{count_verdicts(summary['claims'])}: " + "; ".join(verdicts), f"{summary['wall_time_s'] / 60:.1f} min"
 
 
 def paper_table() -> str:

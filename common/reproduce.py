@@ -2,7 +2,8 @@
 
 `compare(summary, records, reference)` returns the `comparison.json` object (None when the reference folder has no
 `summary.json`):
-  claims                 per claim id: the reference verdict, this run's verdict, and whether they agree;
+  claims                 per claim id: the reference verdict, this run's verdict (PASS / FAIL / UNTESTED), and
+                         whether they agree;
   claims_same            every claim has the same verdict in both;
   aggregates             per (method, metric[setting]) present in both: this run's mean, the reference mean and its
                          95% CI half-width, and whether this mean lies inside that interval;
@@ -19,6 +20,8 @@ import json
 import math
 from pathlib import Path
 from typing import Any
+
+from reprozoo.common.results import verdict_of
 
 # config fields that say where and how a run reports, not what it computes
 _NOT_SETUP = ("out", "strict", "publish")
@@ -42,8 +45,8 @@ def compare(summary: dict[str, Any], records: str, reference: Path) -> dict[str,
     if not ref_path.is_file():
         return None
     ref = json.loads(ref_path.read_text())
-    ref_claims = {c["id"]: c["passed"] for c in ref["claims"]}
-    run_claims = {c["id"]: c["passed"] for c in summary["claims"]}
+    ref_claims = {c["id"]: verdict_of(c) for c in ref["claims"]}
+    run_claims = {c["id"]: verdict_of(c) for c in summary["claims"]}
     ids = list(run_claims) + [i for i in ref_claims if i not in run_claims]
     claims = [
         {
@@ -108,8 +111,9 @@ def _max_rel_diff(records: str, ref_records: str) -> float | None:
     return worst
 
 
-def _verdict(passed: bool | None) -> str:
-    return "—" if passed is None else ("[green]PASS[/]" if passed else "[red]FAIL[/]")
+def _verdict(verdict: str | None) -> str:
+    colour = {"PASS": "green", "FAIL": "red", "UNTESTED": "yellow"}
+    return "—" if verdict is None else f"[{colour[verdict]}]{verdict}[/]"
 
 
 def print_comparison(comparison: dict[str, Any], max_outside: int = 10) -> None:

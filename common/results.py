@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -112,22 +112,87 @@ def aggregate(rows: Iterable[dict]) -> dict[str, dict[str, dict[str, float]]]:
 # ----------------------------------------------------------------------------- claims
 
 
+Kind = Literal["premise", "claim", "control"]
+KINDS: tuple[str, ...] = ("premise", "claim", "control")
+Verdict = Literal["PASS", "FAIL", "UNTESTED"]
+
+
 @dataclass
 class Claim:
-    """A headline statement checked over the records: `passed` is decided by the data."""
+    """A statement checked over the records: `passed` is decided by the data.
+
+    kind: "premise" — the condition the paper relies on, measured in this set-up; "claim" — a headline statement;
+    "control" — the outcome expected where the premise is switched off (PASS: the control behaved as predicted).
+    requires: the premise ids a claim (or control) needs; `resolve_verdicts` makes its verdict UNTESTED when any of
+    them FAILs (its numbers are still shown). verdict: PASS / FAIL / UNTESTED; `passed` is true iff PASS."""
 
     id: str
     statement: str
     observed: dict[str, Any]
     passed: bool
+    kind: Kind = "claim"
+    requires: tuple[str, ...] = ()
+    verdict: Verdict | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"claim {self.id}: kind must be one of {KINDS}, got {self.kind!r}")
+        if self.kind == "premise" and self.requires:
+            raise ValueError(f"claim {self.id}: a premise is measured, it requires nothing ({self.requires})")
+        self.requires = tuple(self.requires)
+        if self.verdict is None:
+            self.verdict = "PASS" if self.passed else "FAIL"
+        elif self.verdict not in ("PASS", "FAIL", "UNTESTED"):
+            raise ValueError(f"claim {self.id}: verdict must be PASS, FAIL or UNTESTED, got {self.verdict!r}")
+        self.passed = self.verdict == "PASS"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "kind": self.kind,
+            "requires": list(self.requires),
             "statement": self.statement,
             "observed": _jsonable(self.observed),
+            "verdict": self.verdict,
             "passed": bool(self.passed),
         }
+
+
+def resolve_verdicts(claims: Sequence[Claim]) -> list[Claim]:
+    """The claims with every claim or control whose required premise did not PASS marked UNTESTED (observed kept).
+
+    A required id must be a premise of the same list (a typo must not silently make a claim testable)."""
+    premises = {c.id: c for c in claims if c.kind == "premise"}
+    out = []
+    for c in claims:
+        unknown = [r for r in c.requires if r not in premises]
+        if unknown:
+            raise ValueError(f"claim {c.id} requires {unknown}, which are not premises of this run")
+        failed = [r for r in c.requires if premises[r].verdict != "PASS"]
+        out.append(dataclasses.replace(c, verdict="UNTESTED") if failed and c.verdict != "UNTESTED" else c)
+    return out
+
+
+def verdict_of(claim: dict[str, Any]) -> str:
+    """The verdict of a summary.json claim; summaries written before verdicts existed have only `passed`."""
+    return claim.get("verdict") or ("PASS" if claim["passed"] else "FAIL")
+
+
+def count_verdicts(claims: Sequence[dict[str, Any]]) -> str:
+    """'claims 5 pass · 1 fail · 2 untested; premises 2/3; controls 2/2' for summary.json claims (kind defaults to
+    claim for summaries written before kinds existed); parts with no claim of that kind are left out."""
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for c in claims:
+        by_kind[c.get("kind", "claim")].append(verdict_of(c))
+    parts = []
+    if by_kind["claim"]:
+        v = by_kind["claim"]
+        counts = [f"{v.count(x)} {x.lower()}" for x in ("PASS", "FAIL", "UNTESTED") if x != "UNTESTED" or x in v]
+        parts.append("claims " + " · ".join(counts))
+    for kind in ("premise", "control"):
+        if by_kind[kind]:
+            parts.append(f"{kind}s {by_kind[kind].count('PASS')}/{len(by_kind[kind])}")
+    return "; ".join(parts)
 
 
 def print_claims(claims: Sequence[Claim], title: str = "Claims") -> None:
@@ -137,13 +202,17 @@ def print_claims(claims: Sequence[Claim], title: str = "Claims") -> None:
 
     table = Table(title=title, show_lines=True)
     table.add_column("id")
+    table.add_column("kind")
     table.add_column("statement")
     table.add_column("observed")
-    table.add_column("result")
+    table.add_column("verdict")
     for c in claims:
         obs = ", ".join(f"{k}={_fmt(v)}" for k, v in c.observed.items())
-        table.add_row(c.id, c.statement, obs, "[green]PASS[/]" if c.passed else "[red]FAIL[/]")
+        table.add_row(c.id, c.kind, c.statement, obs, _COLOURED[c.verdict])
     Console(width=160).print(table)
+
+
+_COLOURED = {"PASS": "[green]PASS[/]", "FAIL": "[red]FAIL[/]", "UNTESTED": "[yellow]UNTESTED[/]"}
 
 
 # ----------------------------------------------------------------------------- environment
@@ -268,10 +337,11 @@ def markdown_table(methods: dict[str, dict[str, dict[str, float]]], claims: Sequ
     for method, metrics in methods.items():
         for label, agg in metrics.items():
             lines.append(f"| {method} | {label} | {agg['mean']:.4g} ± {agg['ci95']:.2g} | {agg['n']} |")
-    lines += ["", "| claim | statement | observed | result |", "|---|---|---|---|"]
+    lines += ["", "| claim | kind | statement | observed | verdict |", "|---|---|---|---|---|"]
     for c in claims:
         obs = ", ".join(f"{k}={_fmt(v)}" for k, v in c.observed.items())
-        lines.append(f"| {c.id} | {c.statement} | {obs} | {'PASS' if c.passed else 'FAIL'} |")
+        needs = f" (requires {', '.join(c.requires)})" if c.requires else ""
+        lines.append(f"| {c.id} | {c.kind}{needs} | {c.statement} | {obs} | {c.verdict} |")
     return "\n".join(lines) + "\n"
 
 
@@ -350,5 +420,5 @@ def write_run(
 
 
 def exit_code(claims: Sequence[Claim], strict: bool) -> int:
-    """1 when `strict` and any claim failed, else 0."""
-    return int(strict and not all(c.passed for c in claims))
+    """1 when `strict` and any claim FAILed (UNTESTED is not a failure: its premise is absent), else 0."""
+    return int(strict and any(c.verdict == "FAIL" for c in claims))

@@ -77,7 +77,7 @@ def test_run_is_compared_with_the_reference(workdir, capsys):
     assert toy(["--preset", "smoke", "--publish"], results) == 0
     assert toy(["--preset", "smoke"], results) == 0
     comp = json.loads((workdir / "runs/toy/smoke/comparison.json").read_text())
-    assert comp["claims"] == [{"id": "level-high", "reference": True, "this_run": True, "same": True}]
+    assert comp["claims"] == [{"id": "level-high", "reference": "PASS", "this_run": "PASS", "same": True}]
     assert comp["claims_same"] and comp["same_seeds_and_config"] and comp["records_identical"] is True
     assert comp["aggregates_inside"] == comp["aggregates_total"] == 1
     assert "byte-identical" in capsys.readouterr().out
@@ -85,7 +85,7 @@ def test_run_is_compared_with_the_reference(workdir, capsys):
     # a different setting: the verdict flips, the mean leaves the CI, records are not compared
     assert toy(["--preset", "smoke", "--level", "0.1"], results) == 0
     comp = json.loads((workdir / "runs/toy/smoke/comparison.json").read_text())
-    assert comp["claims"][0] == {"id": "level-high", "reference": True, "this_run": False, "same": False}
+    assert comp["claims"][0] == {"id": "level-high", "reference": "PASS", "this_run": "FAIL", "same": False}
     assert not comp["claims_same"] and comp["records_identical"] is None and comp["aggregates_inside"] == 0
     assert "DIFFERENT" in capsys.readouterr().out
     assert toy(["--preset", "smoke", "--level", "0.1", "--strict"], results) == 1
@@ -96,7 +96,7 @@ def test_strict_exits_1_when_only_the_verdict_differs_from_the_reference(workdir
     assert toy(["--preset", "smoke", "--publish"], results) == 0
     ref = results / "toy/smoke/summary.json"
     summary = json.loads(ref.read_text())
-    summary["claims"][0]["passed"] = False  # the reference says FAIL; this run PASSes
+    summary["claims"][0].update(verdict="FAIL", passed=False)  # the reference says FAIL; this run PASSes
     ref.write_text(json.dumps(summary))
     assert toy(["--preset", "smoke"], results) == 0
     assert toy(["--preset", "smoke", "--strict"], results) == 1

@@ -6,11 +6,14 @@ import pytest
 from reprozoo.common.results import (
     Claim,
     aggregate,
+    count_verdicts,
     exit_code,
     mean_ci95,
     record,
+    resolve_verdicts,
     select,
     values,
+    verdict_of,
     write_run,
 )
 from scipy import stats
@@ -64,8 +67,16 @@ def test_write_run_files_and_fixed_summary_keys(tmp_path):
     assert comparison is None  # no reference given
     assert list(summary) == ["paper", "preset", "seeds", "config", "env", "wall_time_s", "methods", "claims"]
     on_disk = json.loads((tmp_path / "summary.json").read_text())
-    assert on_disk["claims"][1] == {"id": "c2", "statement": "other", "observed": {"x": [1, 2]}, "passed": False}
-    assert {"commit", "device", "packages", "python"} <= set(on_disk["env"])
+    assert on_disk["claims"][1] == {
+        "id": "c2",
+        "kind": "claim",
+        "requires": [],
+        "statement": "other",
+        "observed": {"x": [1, 2]},
+        "verdict": "FAIL",
+        "passed": False,
+    }
+    assert {"commit", "device", "packages", "python", "constraints", "fused_logprob"} <= set(on_disk["env"])
     lines = (tmp_path / "records.jsonl").read_text().splitlines()
     assert len(lines) == 4 and json.loads(lines[-1])["value"] is None  # inf is written as null
     assert "| m | err[rank=2] |" in (tmp_path / "table.md").read_text()
@@ -112,3 +123,46 @@ def test_git_commit_dirty_ignores_results_and_markdown(tmp_path):
     (tmp_path / "code.py").write_text("b\n")
     assert git_commit(tmp_path) == sha + "-dirty"
     assert git_commit(tmp_path / "nowhere") == "unknown"
+
+
+def _toy_claims(premise_holds: bool, claim_holds: bool, control_holds: bool) -> list[Claim]:
+    return [
+        Claim("p1", "the premise", {"auc": 0.8}, premise_holds, kind="premise"),
+        Claim("p2", "another premise", {"x": 1}, True, kind="premise"),
+        Claim("c1", "the method helps", {"diff": 0.2}, claim_holds, requires=("p1", "p2")),
+        Claim("c2", "needs only p2", {"diff": 0.1}, claim_holds, requires=("p2",)),
+        Claim("k1", "no gain where the premise is off", {"diff": 0.0}, control_holds, kind="control"),
+    ]
+
+
+def test_a_failed_premise_makes_its_claims_untested_and_keeps_their_numbers():
+    resolved = {c.id: c for c in resolve_verdicts(_toy_claims(False, True, True))}
+    assert resolved["p1"].verdict == "FAIL" and resolved["c1"].verdict == "UNTESTED" and not resolved["c1"].passed
+    assert resolved["c1"].observed == {"diff": 0.2}
+    assert resolved["c2"].verdict == "PASS"  # its own premise holds
+    assert resolved["k1"].verdict == "PASS"  # a control that behaved as predicted
+    assert exit_code(list(resolved.values()), strict=True) == 1  # p1 FAILed; UNTESTED alone would not fail
+    assert exit_code([resolved["c1"], resolved["c2"]], strict=True) == 0
+    failing = {c.id: c.verdict for c in resolve_verdicts(_toy_claims(True, False, False))}
+    assert failing == {"p1": "PASS", "p2": "PASS", "c1": "FAIL", "c2": "FAIL", "k1": "FAIL"}
+    assert resolve_verdicts(resolve_verdicts(_toy_claims(False, True, True))) == resolve_verdicts(
+        _toy_claims(False, True, True)
+    )  # idempotent
+
+
+def test_claim_kinds_are_checked():
+    with pytest.raises(ValueError, match="kind must be"):
+        Claim("x", "s", {}, True, kind="headline")
+    with pytest.raises(ValueError, match="requires nothing"):
+        Claim("x", "s", {}, True, kind="premise", requires=("y",))
+    with pytest.raises(ValueError, match="not premises"):
+        resolve_verdicts([Claim("c", "s", {}, True, requires=("typo",))])
+    with pytest.raises(ValueError, match="not premises"):  # a claim is not a premise
+        resolve_verdicts([Claim("a", "s", {}, True), Claim("c", "s", {}, True, requires=("a",))])
+
+
+def test_verdict_counts_for_readme_tables_and_old_summaries():
+    claims = [c.as_dict() for c in resolve_verdicts(_toy_claims(False, True, True))]
+    assert count_verdicts(claims) == "claims 1 pass · 0 fail · 1 untested; premises 1/2; controls 1/1"
+    old = [{"id": "a", "passed": True}, {"id": "b", "passed": False}]  # written before kinds and verdicts
+    assert [verdict_of(c) for c in old] == ["PASS", "FAIL"] and count_verdicts(old) == "claims 1 pass · 1 fail"

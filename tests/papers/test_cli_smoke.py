@@ -16,7 +16,9 @@ def test_smoke_preset_through_cli(run_cli, tmp_path, paper):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert list(summary) == SUMMARY_KEYS
     assert summary["paper"] == paper.slug and summary["preset"] == "smoke"
-    assert summary["claims"] and all(set(c) == {"id", "statement", "observed", "passed"} for c in summary["claims"])
+    assert summary["claims"] and all(
+        set(c) == {"id", "kind", "requires", "statement", "observed", "verdict", "passed"} for c in summary["claims"]
+    )
     assert (tmp_path / "records.jsonl").read_text().strip()
 
 
