@@ -98,6 +98,10 @@ class Interrupted(KeyboardInterrupt):
     """Raised by the SIGTERM handler so that SIGTERM ends a run the way Ctrl-C does."""
 
 
+_NOT_CONFIG = ("resume", "checkpoint_every", "first_seed")
+"""Options left out of summary.json's config: how a run is carried out, or (first_seed) already in its `seeds`."""
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     raise Interrupted
 
@@ -145,7 +149,7 @@ def main(
             paper=paper,
             preset=cfg.preset,
             seeds=cfg.seed_list(),
-            config={k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("resume", "checkpoint_every")},
+            config={k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_CONFIG},
             rows=rows,
             claims=checked,
             wall_time_s=wall,

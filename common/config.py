@@ -43,7 +43,10 @@ class RunConfig:
     preset: PresetName = "quick"
     """Preset: smoke (seconds, for tests), quick (<= 15 min on 2 CPU cores, committed), full (paper scale)."""
     seeds: int = 3
-    """Number of seeds; seeds 0 .. seeds-1 are run."""
+    """Number of seeds; seeds first_seed .. first_seed+seeds-1 are run."""
+    first_seed: int = 0
+    """The first seed. Evaluation seeds start at 0; a pilot that chooses the number of seeds runs on development
+    seeds that are never evaluation seeds (e.g. --first-seed 1000)."""
     out: Path | None = None
     """Output folder (default: runs/<paper>/<preset>/, git-ignored). Created and test-written before the run."""
     publish: bool = False
@@ -63,10 +66,11 @@ class RunConfig:
         """Check every field; paper configs extend this and call `super().validate()`."""
         ensure(self.preset in PRESET_NAMES, "preset", f"must be one of {PRESET_NAMES}, got {self.preset!r}")
         ensure(self.seeds >= 1, "seeds", f"must be >= 1, got {self.seeds}")
+        ensure(self.first_seed >= 0, "first_seed", f"must be >= 0, got {self.first_seed}")
         ensure(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0, got {self.checkpoint_every}")
 
     def seed_list(self) -> list[int]:
-        return list(range(self.seeds))
+        return list(range(self.first_seed, self.first_seed + self.seeds))
 
 
 def check_positive(cfg: object, *names: str) -> None:

@@ -264,3 +264,14 @@ def test_a_gap_in_the_project_is_not_reported_as_a_students_todo(workdir, capsys
 
     assert toy(["--preset", "smoke"], workdir / "results", run=unusable) == 2
     assert "error: [toy] --level: this level needs a GPU" in capsys.readouterr().err
+
+
+def test_pilot_seeds_are_development_seeds_and_stay_out_of_the_config(workdir):
+    """--first-seed 1000 runs seeds 1000.. (a pilot never touches the evaluation seeds 0..); summary.json lists them
+    under `seeds`, and `config` stays comparable with references written before the option existed."""
+    assert toy(["--preset", "smoke", "--seeds", "2", "--first-seed", "1000"], workdir / "results") == 0
+    summary = json.loads((workdir / "runs/toy/smoke/summary.json").read_text())
+    assert summary["seeds"] == [1000, 1001] and "first_seed" not in summary["config"]
+    with pytest.raises(SystemExit) as bad:
+        toy(["--preset", "smoke", "--first-seed", "-1"], workdir / "results")
+    assert bad.value.code == 2
