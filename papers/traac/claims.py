@@ -1,94 +1,272 @@
-"""TRAAC's headline claims as checks over the records (thresholds fixed before the quick run; see README).
+"""TRAAC's headline claims as checks over the records — pre-registration v2 (README "Pre-registration v2").
 
-All compare means over seeds on the training difficulties (the world's k = 1..8) unless stated.
+Kinds (DESIGN.md, "Results and claims"): a `premise` measures a condition of the world the paper relies on, a `claim`
+`requires` premises and is UNTESTED when one FAILs (numbers still shown), a `control` states the outcome expected
+where the paper's lever is absent and PASSes when it behaves so.
+
+TRAAC's claims are about its mechanism — attentive compression of correct rollouts, calibrated by difficulty. Its
+premises, measured in the world (the 2026-12 audit, `shared/audits/2026-12/reasoning.md`, found the first three
+absent in world v2):
+- 0 attention: END's attention (first-half layers, the official readout) ranks the redundant steps below the
+  necessary chain steps (AUC ≥ 0.7) and the uniformity gate opens (U ≤ 0.8) on ≥ 20% of the base model's correct
+  rollouts (v1 thresholds, pre-registered before the v1 run);
+- 0b compression fires: TRAAC's training compresses rollouts — on every seed at least one rollout per group on average
+  (≥ 1/group_size of rollouts), so that GRPO's group advantage can compare compressed with uncompressed answers.
+  In v1 no rollout was ever compressed and `traac` was bit-identical to `no_compression`;
+- 0c the difficulty buckets are populated: ≥ 10% of TRAAC's training prompts fall in the hard bucket (the audit's
+  acceptance threshold; v1: 1%), or difficulty calibration has nothing to calibrate;
+- 0d headroom: the base model over-thinks (redundant post-answer tokens ≥ 10% of its thinking) and under-thinks
+  (≥ 10% premature answers) on every seed;
+- 0e accuracy headroom above the RL baseline: "+1 point over the length penalty" is decidable only if the length
+  penalty leaves ≥ 2 points of accuracy on the training difficulties (v1: every RL variant reaches 1.000, so v1 claim
+  2 was impossible). It is measured on the comparator itself: it is the world's difficulty for a trained policy.
+
+Statistics: per-seed values, paired over seeds (same seed = same world sample, initial policy and evaluation
+problems), with two-sided 95% Student-t CIs; a direction is established when the CI excludes 0, a non-inferiority
+when the CI's lower bound clears −margin. Each comparison reports `*_mde80`, the smallest effect its seeds detect with
+80% power (one-sided paired t at α = 0.025, the CI bound's level). Evaluation metrics are the end-of-training
+evaluation (one per seed, 800 problems), so no peak or final smoothing applies.
+
+Thresholds (the paper reports benchmark tables, not margins; all are the project's own unless marked):
+- MIN_ACC_GAIN 0.01 (v1): "raises accuracy" means ≥ 1 point (paper: +8.4 vs base, +7.9 vs the length penalty);
+- MIN_LENGTH_CUT 0.15 (v1): ≥ 15% less (paper: −36.8% length vs base, −29.4% vs the length penalty: about half);
+- EQUAL_LENGTH 1.05 (v1), ABLATION_ACC_LOSS 0.01 and ABLATION_LENGTH_GAIN 1.05 (v1);
+- PREMISE_AUC 0.7, PREMISE_GATE 0.2 (v1), HARD_SHARE 0.10 (audit), HEADROOM 0.10 (v2, as ReBalance's).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from reprozoo.common.results import Claim
-from reprozoo.papers.traac.experiment import Config, mean_over_seeds
+from reprozoo.common.results import Claim, select
+from reprozoo.common.stats import PairedDiff, min_detectable_effect, paired_diff
+from reprozoo.papers.traac.experiment import Config
 
 MIN_ACC_GAIN = 0.01  # claims 1, 2: "raises accuracy" — at least one point (paper: +8.4 / +7.9 points)
-MIN_LENGTH_CUT = 0.15  # claim 1: thinking at least 15% shorter than the base model's (paper: −36.8%)
+MIN_LENGTH_CUT = 0.15  # claims 1, 2b: at least 15% less than the comparator (paper: −36.8% / −29.4% length)
 EQUAL_LENGTH = 1.05  # claim 2: "equal or shorter length" — within 5% of the length-penalty baseline
 ABLATION_ACC_LOSS = 0.01  # claim 4: an ablation loses ≥ 1 point of accuracy …
 ABLATION_LENGTH_GAIN = 1.05  # … or thinks ≥ 5% longer than TRAAC
-PREMISE_AUC = 0.7  # claim 0: END's attention ranks redundant steps below chain steps with AUC ≥ 0.7 …
+PREMISE_AUC = 0.7  # premise 0: END's attention ranks redundant steps below chain steps with AUC ≥ 0.7 …
 PREMISE_GATE = 0.2  # … and the uniformity gate opens (U ≤ 0.8) on ≥ 20% of the base model's correct rollouts
+HARD_SHARE = 0.10  # premise 0c: ≥ 10% of TRAAC's training prompts in the hard bucket
+HEADROOM = 0.10  # premise 0d: ≥ 10% redundant thinking tokens and ≥ 10% under-thinking for the base model
+
+P_ATT, P_FIRES, P_BUCKETS, P_HEAD, P_ACC = (
+    "0-premise-attention",
+    "0b-premise-compression-fires",
+    "0c-premise-hard-bucket",
+    "0d-premise-headroom",
+    "0e-premise-accuracy-headroom",
+)
 
 
-def length_slope(rows: list[dict], method: str, ks: list[int]) -> float:
-    """Least-squares slope of mean thinking tokens against k over `ks` (seeds averaged first)."""
-    lens = [mean_over_seeds(rows, method, "think_len", split="train", k=k) for k in ks]
-    return float(np.polyfit(ks, lens, 1)[0])
+def per_seed(rows: list[dict], method: str, metric: str, **setting) -> dict[int, float]:
+    """{seed: value} of an evaluation metric (rows without a training step; `k` absent unless given)."""
+    out = {}
+    for r in select(rows, method=method, metric=metric, **setting):
+        if "step" not in r and ("k" in setting or "k" not in r) and "layer" not in r:
+            out[r["seed"]] = float(r["value"])
+    return out
+
+
+def training_mean(rows: list[dict], method: str, metric: str) -> dict[int, float]:
+    """{seed: mean over training steps} of a per-step training statistic."""
+    by: dict[int, list[float]] = {}
+    for r in select(rows, method=method, metric=metric):
+        if "step" in r:
+            by.setdefault(r["seed"], []).append(float(r["value"]))
+    return {s: float(np.mean(v)) for s, v in by.items()}
+
+
+def paired(prefix: str, a: dict[int, float], b: dict[int, float]) -> tuple[PairedDiff, dict[str, float]]:
+    """Paired difference a − b with its 95% CI, SD and the 80%-power minimum detectable effect of its seeds."""
+    pd = paired_diff(a, b)
+    obs = pd.as_observed(prefix)
+    obs[f"{prefix}_sd"] = pd.sd
+    obs[f"{prefix}_mde80"] = min_detectable_effect(pd.sd, pd.n, alpha=0.025)
+    return pd, obs
+
+
+def slopes(rows: list[dict], method: str, ks: list[int]) -> dict[int, float]:
+    """{seed: least-squares slope of thinking tokens against k over `ks`} (training split)."""
+    by_k = {k: per_seed(rows, method, "think_len", split="train", k=k) for k in ks}
+    return {s: float(np.polyfit(ks, [by_k[k][s] for k in ks], 1)[0]) for s in by_k[ks[0]]}
+
+
+def cut(a: dict[int, float], b: dict[int, float]) -> dict[int, float]:
+    """{seed: 1 − a/b}: the relative cut of a against b."""
+    return {s: 1 - a[s] / b[s] if b[s] > 0 else float("nan") for s in a}
 
 
 def check(rows: list[dict], cfg: Config) -> list[Claim]:
-    def acc(m):
-        return mean_over_seeds(rows, m, "accuracy", split="train")
+    acc = lambda m: per_seed(rows, m, "accuracy", split="train")  # noqa: E731
+    length = lambda m: per_seed(rows, m, "think_len", split="train")  # noqa: E731
+    redundant = lambda m: per_seed(rows, m, "redundant_tokens", split="train")  # noqa: E731
+    zero = lambda d: dict.fromkeys(d, 0.0)  # noqa: E731
 
-    def length(m):
-        return mean_over_seeds(rows, m, "think_len", split="train")
-
-    official = [r for r in rows if r["method"] == "premise" and "layer" not in r]
-    auc = float(np.nanmean([r["value"] for r in official if r["metric"] == "redundant_auc"]))
-    gate = float(np.nanmean([r["value"] for r in official if r["metric"] == "gate_open_rate"]))
+    # ---- premises
+    auc = per_seed(rows, "premise", "redundant_auc")
+    gate = per_seed(rows, "premise", "gate_open_rate")
+    auc_m, gate_m = float(np.nanmean(list(auc.values()))), float(np.nanmean(list(gate.values())))
     claims = [
         Claim(
-            "0-premise-attention",
+            P_ATT,
             f"premise (base model): END's attention ranks redundant steps below chain steps (AUC ≥ {PREMISE_AUC}) "
-            f"and the uniformity gate opens on ≥ {PREMISE_GATE:.0%} of correct rollouts",
-            {"redundant_auc": auc, "gate_open_rate": gate},
-            auc >= PREMISE_AUC and gate >= PREMISE_GATE,
+            f"and the uniformity gate opens on ≥ {PREMISE_GATE:.0%} of correct rollouts (means over seeds)",
+            {"redundant_auc": auc_m, "gate_open_rate": gate_m, "redundant_auc_by_seed": auc},
+            auc_m >= PREMISE_AUC and gate_m >= PREMISE_GATE,
+            kind="premise",
         )
     ]
-    gain, cut = acc("traac") - acc("base"), 1 - length("traac") / length("base")
+    rollouts = cfg.prompts_per_step * cfg.group_size
+    fired = {s: v / rollouts for s, v in training_mean(rows, "traac", "compressed").items()}
     claims.append(
         Claim(
-            "1-more-accurate-and-shorter",
-            f"TRAAC vs base: accuracy +{MIN_ACC_GAIN} or more and thinking ≥ {MIN_LENGTH_CUT:.0%} shorter",
-            {"acc_traac": acc("traac"), "acc_base": acc("base"), "length_cut": cut},
-            gain >= MIN_ACC_GAIN and cut >= MIN_LENGTH_CUT,
+            P_FIRES,
+            f"premise (TRAAC's training rollouts): on every seed ≥ 1/{cfg.group_size} of the rollouts are compressed "
+            "(one per group on average)",
+            {"compressed_share_by_seed": fired, "compressed_share_min": min(fired.values(), default=float("nan"))},
+            bool(fired) and min(fired.values()) >= 1 / cfg.group_size,
+            kind="premise",
+        )
+    )
+    hard = training_mean(rows, "traac", "hard_bucket_share")
+    claims.append(
+        Claim(
+            P_BUCKETS,
+            f"premise (TRAAC's training prompts): ≥ {HARD_SHARE:.0%} fall in the hard bucket (pass rate < 0.3) on "
+            "every seed, so difficulty calibration has something to calibrate",
+            {"hard_bucket_share_by_seed": hard, "hard_bucket_share_min": min(hard.values(), default=float("nan"))},
+            bool(hard) and min(hard.values()) >= HARD_SHARE,
+            kind="premise",
+        )
+    )
+    red_b, len_b = redundant("base"), length("base")
+    under_b = per_seed(rows, "base", "underthink", split="train")
+    share = min(red_b[s] / len_b[s] for s in red_b)
+    claims.append(
+        Claim(
+            P_HEAD,
+            f"premise (base model): it over-thinks and under-thinks — on every seed redundant post-answer tokens are "
+            f"≥ {HEADROOM:.0%} of its thinking and ≥ {HEADROOM:.0%} of its answers are premature",
+            {"min_redundant_share": share, "min_underthink": min(under_b.values())},
+            share >= HEADROOM and min(under_b.values()) >= HEADROOM,
+            kind="premise",
         )
     )
     if "length_penalty" in cfg.methods:
-        ratio = length("traac") / length("length_penalty")
+        lp_acc = acc("length_penalty")
+        claims.append(
+            Claim(
+                P_ACC,
+                f"premise (decidability of claim 2): the training difficulties leave ≥ {2 * MIN_ACC_GAIN} accuracy "
+                "above the length-penalty baseline on every seed (its accuracy ≤ "
+                f"{1 - 2 * MIN_ACC_GAIN}), so a +{MIN_ACC_GAIN} gain is possible",
+                {"acc_length_penalty_max": max(lp_acc.values())},
+                max(lp_acc.values()) <= 1 - 2 * MIN_ACC_GAIN,
+                kind="premise",
+            )
+        )
+
+    # 1. TRAAC vs base: accuracy +0.01 (CI above 0) and ≥ 15% fewer redundant tokens (mean per-seed cut, CI above 0)
+    pd_a, obs_a = paired("acc_traac_minus_base", acc("traac"), acc("base"))
+    cut_r = cut(redundant("traac"), red_b)
+    pd_c, obs_c = paired("redundant_cut", cut_r, zero(cut_r))
+    claims.append(
+        Claim(
+            "1-more-accurate-less-redundant",
+            f"TRAAC vs base: accuracy +{MIN_ACC_GAIN} or more (paired, 95% CI above 0) and ≥ {MIN_LENGTH_CUT:.0%} "
+            "fewer redundant (post-answer) thinking tokens (mean per-seed cut, its 95% CI above 0)",
+            {**obs_a, **obs_c, "length_cut": float(np.mean(list(cut(length("traac"), len_b).values())))},
+            pd_a.mean >= MIN_ACC_GAIN and pd_a.low > 0 and pd_c.mean >= MIN_LENGTH_CUT and pd_c.low > 0,
+            requires=(P_ATT, P_FIRES, P_HEAD),
+        )
+    )
+    # control: correctness-only GRPO (no length reward, no compression) does not cut the redundant tokens
+    if "grpo" in cfg.methods:
+        cut_g = cut(redundant("grpo"), red_b)
+        pd_g, obs_g = paired("redundant_cut", cut_g, zero(cut_g))
+        claims.append(
+            Claim(
+                "1c-control-correctness-only",
+                "control: GRPO with the correctness reward only (no length reward, no compression) does not cut "
+                f"redundant tokens by {MIN_LENGTH_CUT:.0%} — the 95% CI of its per-seed cut vs base lies below "
+                f"{MIN_LENGTH_CUT}",
+                obs_g,
+                pd_g.high < MIN_LENGTH_CUT,
+                kind="control",
+                requires=(P_HEAD,),
+            )
+        )
+
+    if "length_penalty" in cfg.methods:
+        # 2. TRAAC vs length penalty: accuracy +0.01 (CI above 0) at ≤ 1.05x its length (mean per-seed ratio)
+        pd2, obs2 = paired("acc_traac_minus_length_penalty", acc("traac"), acc("length_penalty"))
+        ratio = float(np.mean([length("traac")[s] / length("length_penalty")[s] for s in length("traac")]))
         claims.append(
             Claim(
                 "2-beats-length-penalty",
-                f"TRAAC vs length-penalty GRPO: accuracy +{MIN_ACC_GAIN} or more at ≤ {EQUAL_LENGTH}× its length",
-                {"acc_traac": acc("traac"), "acc_length_penalty": acc("length_penalty"), "length_ratio": ratio},
-                acc("traac") - acc("length_penalty") >= MIN_ACC_GAIN and ratio <= EQUAL_LENGTH,
+                f"TRAAC vs length-penalty GRPO: accuracy +{MIN_ACC_GAIN} or more (paired, 95% CI above 0) at ≤ "
+                f"{EQUAL_LENGTH}× its thinking length (mean per-seed ratio)",
+                {**obs2, "length_ratio": ratio},
+                pd2.mean >= MIN_ACC_GAIN and pd2.low > 0 and ratio <= EQUAL_LENGTH,
+                requires=(P_ATT, P_FIRES, P_ACC),
             )
         )
-    baselines = [m for m in ("base", "grpo", "length_penalty") if m in cfg.methods]
-    slopes = {m: length_slope(rows, m, cfg.train_ks) for m in baselines + ["traac"]}
-    claims.append(
-        Claim(
-            "3-adaptive-length",
-            "TRAAC's thinking length grows with difficulty k more steeply (OLS slope over the training k) than "
-            f"every baseline's ({', '.join(baselines)})",
-            {"slope": slopes},
-            len(cfg.train_ks) > 1 and all(slopes["traac"] > slopes[m] for m in baselines),
-        )
-    )
-    ablations = [m for m in ("no_difficulty", "no_compression") if m in cfg.methods]
-    if ablations:
-        lost = {
-            m: acc(m) <= acc("traac") - ABLATION_ACC_LOSS or length(m) >= ABLATION_LENGTH_GAIN * length("traac")
-            for m in ablations
-        }
+        # 2b. the decidable half at a ceiling: no accuracy loss and ≥ 15% shorter than the length penalty
+        cut_lp = cut(length("traac"), length("length_penalty"))
+        pd2b, obs2b = paired("length_cut", cut_lp, zero(cut_lp))
         claims.append(
             Claim(
-                "4-ablations-lose-gain",
-                f"each ablation ({', '.join(ablations)}) loses part of the gain: accuracy ≥ {ABLATION_ACC_LOSS} "
-                f"lower or thinking ≥ {ABLATION_LENGTH_GAIN}× longer than TRAAC",
-                {
-                    "acc": {m: acc(m) for m in ["traac", *ablations]},
-                    "length": {m: length(m) for m in ["traac", *ablations]},
-                },
-                all(lost.values()),
+                "2b-shorter-than-length-penalty",
+                f"TRAAC vs length-penalty GRPO: no accuracy loss (paired difference's 95% CI above −{MIN_ACC_GAIN}) "
+                f"and ≥ {MIN_LENGTH_CUT:.0%} shorter thinking (mean per-seed cut, its 95% CI above 0)",
+                {**obs2b, "acc_traac_minus_length_penalty": pd2.mean, "acc_low": pd2.low},
+                pd2.low >= -MIN_ACC_GAIN and pd2b.mean >= MIN_LENGTH_CUT and pd2b.low > 0,
+                requires=(P_ATT, P_FIRES),
+            )
+        )
+
+    # 3. adaptivity: TRAAC's per-seed length-vs-k slope exceeds each baseline's (paired CIs above 0)
+    baselines = [m for m in ("base", "grpo", "length_penalty") if m in cfg.methods]
+    if len(cfg.train_ks) > 1:
+        s_t = slopes(rows, "traac", cfg.train_ks)
+        obs3: dict[str, float] = {"slope_traac": float(np.mean(list(s_t.values())))}
+        ok3 = True
+        for m in baselines:
+            pd3, o = paired(f"slope_traac_minus_{m}", s_t, slopes(rows, m, cfg.train_ks))
+            obs3 |= o
+            ok3 = ok3 and pd3.low > 0
+        claims.append(
+            Claim(
+                "3-adaptive-length",
+                "TRAAC's thinking length grows with difficulty k more steeply (per-seed OLS slope over the training k) "
+                f"than every baseline's ({', '.join(baselines)}): each paired slope difference's 95% CI above 0",
+                obs3,
+                ok3,
+                requires=(P_ATT, P_FIRES, P_BUCKETS),
+            )
+        )
+
+    # 4. each ablation loses part of the gain: ≥ 1 point less accurate or ≥ 5% longer, with the paired CI above 0
+    for m, cid, req in (
+        ("no_compression", "4a-no-compression-loses-gain", (P_ATT, P_FIRES)),
+        ("no_difficulty", "4b-no-difficulty-loses-gain", (P_ATT, P_FIRES, P_BUCKETS)),
+    ):
+        if m not in cfg.methods:
+            continue
+        pd_acc, o_acc = paired(f"acc_traac_minus_{m}", acc("traac"), acc(m))
+        longer = {s: length(m)[s] / length("traac")[s] - 1 for s in length("traac")}
+        pd_len, o_len = paired(f"length_{m}_over_traac_minus_1", longer, zero(longer))
+        claims.append(
+            Claim(
+                cid,
+                f"ablation {m} loses part of TRAAC's gain: accuracy ≥ {ABLATION_ACC_LOSS} lower (paired mean, 95% CI "
+                f"above 0) or thinking ≥ {ABLATION_LENGTH_GAIN}× longer (mean per-seed ratio, its CI above 1)",
+                {**o_acc, **o_len},
+                (pd_acc.mean >= ABLATION_ACC_LOSS and pd_acc.low > 0)
+                or (pd_len.mean >= ABLATION_LENGTH_GAIN - 1 and pd_len.low > 0),
+                requires=req,
             )
         )
     return claims
