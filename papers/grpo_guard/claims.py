@@ -1,17 +1,32 @@
-"""The paper's premise and headline claims as checks over the run records.
+"""The paper's premises, headline claims and controls as checks over the run records — pre-registration v2
+(README "Pre-registration v2").
 
-Every threshold, the low-noise steps, the matched-proxy rule and the "within noise" tolerance below were fixed
-before the quick preset was run (README, "Claims"). Gold measures are read on the fixed-noise ODE evaluation set;
-"final" is the last evaluation. "Better" for realism (5-NN distance) is lower, for diversity higher. Paired
-differences are over seeds (same seed index = same rollout noise stream and evaluation noise); "CI excludes 0" is
-the 95% Student-t interval of the mean paired difference. Claims 1-7 are decided on the main runs (clip range
-`cfg.clip`); 2' and 4' repeat 2 and 4a at the other clip range; 8 and 8' are the two controls.
+Kinds (DESIGN.md, "Results and claims"): a `premise` measures a condition of the world / baseline the paper relies on
+(Flow-GRPO's biased ratio and clipping asymmetry, the over-optimisation regime, a control run that learns), a `claim`
+`requires` premises and is UNTESTED when one FAILs, a `control` states the outcome expected where the proxy–gold gap
+(8) or the off-policy ratio (8') is switched off and PASSes when it behaves so.
+
+Estimators: gold measures are read on the fixed-noise ODE evaluation set; a "final" value is the mean of the last
+FINAL_EVALS evaluations (`final_mean`), a "best" value the best 3-evaluation moving average (`smoothed_peak`), never a
+single evaluation. "Better" for realism (5-NN distance) is lower, for diversity higher. Paired differences are over
+seeds (same seed index = same rollout noise stream and evaluation noise) with the two-sided 95% Student-t CI
+(`paired_diff`); each reports `*_mde80`, the smallest effect its seeds detect with 80% power (one-sided paired t at
+α = 0.025, the level of the CI bound). Claims 1-7 are decided on the main runs (clip range `cfg.clip`); 2' and 4'
+repeat 2 and 4a at the other clip range; 8 and 8' are the two controls.
+
+Thresholds: LOW_NOISE, STD_SPREAD, CENTRED, EQUAL_CLIP, DEGRADE, PROXY_SHARE and MATCH are v1's, fixed before the v1
+quick run; all are the project's own (the paper's tables could not be read: `shared/papers/grpo_guard.md`). v1's
+control tolerance (5% of the base value: 0.011 on the gold RM) was below the seed noise (audit 2026-12: seed SD
+0.08-0.12), so the controls were unpassable; v2's tolerance TOL is one between-seed SD of a run's final value, pooled
+over the v1 quick runs that trained stably (main, other clip, ablation, gold reward; 14 degrees of freedom): two
+methods whose finals differ by less than the spread between two seeds of one method are "within noise".
 """
 
 from __future__ import annotations
 
 import numpy as np
-from reprozoo.common.results import Claim, mean_ci95, select
+from reprozoo.common.results import Claim, select
+from reprozoo.common.stats import PairedDiff, final_mean, min_detectable_effect, moving_average, paired_diff
 from reprozoo.papers.grpo_guard.experiment import Config, _curve
 
 LOW_NOISE = 2  # the last LOW_NOISE trained denoising steps are "the low-noise steps" (7 and 8 of 0-8)
@@ -21,7 +36,9 @@ EQUAL_CLIP = 0.05  # claim 2: |clip frac A<0 − clip frac A>0| at the low-noise
 DEGRADE = 0.05  # claim 3: final gold worse than its best by >= 5 % of the base value (realism and diversity)
 PROXY_SHARE = 0.9  # claim 5: Guard's proxy gain >= 90 % of Flow-GRPO's
 MATCH = 0.8  # claim 4b: matched proxy = base + 0.8 × the smaller of the two methods' seed-mean final gains
-WITHIN = 0.05  # claim 8: controls end within 5 % of the base value of each gold measure
+FINAL_EVALS = 3  # a final value is the mean of the last 3 evaluations (epochs 15, 18, 20 of the main runs)
+FRONTIER_LEVELS = 20  # claims 4b, 6: proxy levels at which the frontiers are compared (v2)
+TOL = {"realism": 0.080, "diversity": 0.191, "gold_rm": 0.079}  # controls 8, 8': pooled seed SD of a final (v1 pilot)
 
 
 def per_seed(rows: list[dict], **match) -> dict[int, float]:
@@ -52,9 +69,9 @@ def low_noise_asymmetry(rows: list[dict], method: str, kind: str, t: int) -> np.
 
 
 def finals(rows: list[dict], method: str, kind: str, metric: str) -> np.ndarray:
-    """Per-seed final value of an evaluated metric (seed order)."""
+    """Per-seed final value of an evaluated metric: the mean of its last FINAL_EVALS evaluations (seed order)."""
     c = _curve(rows, method, kind, metric)
-    return np.array([]) if c is None else c[:, -1]
+    return np.array([]) if c is None else np.array([final_mean(x, FINAL_EVALS) for x in c])
 
 
 def base(rows: list[dict], metric: str) -> float:
@@ -78,222 +95,325 @@ def at_proxy(rows: list[dict], method: str, kind: str, metric: str, level: float
     return np.array(out)
 
 
-def _better(guard: np.ndarray, other: np.ndarray, metric: str) -> tuple[float, float]:
-    """Mean paired improvement of `guard` over `other` (positive = better) and its 95% CI half-width."""
+def paired(prefix: str, a: np.ndarray, b: np.ndarray) -> tuple[PairedDiff, dict[str, float]]:
+    """Paired difference a − b over the seeds where both are defined (seed order), its 95% CI, SD and the
+    80%-power minimum detectable effect of its seeds; an all-NaN comparison gives NaNs (its check then fails)."""
+    keep = ~(np.isnan(a) | np.isnan(b)) if len(a) and len(a) == len(b) else np.zeros(0, bool)
+    if not keep.any():
+        nan = float("nan")
+        return PairedDiff(nan, nan, nan, 0), {prefix: nan, f"{prefix}_low": nan, f"{prefix}_high": nan, "n_seeds": 0}
+    idx = np.nonzero(keep)[0]
+    pd = paired_diff({int(i): float(a[i]) for i in idx}, {int(i): float(b[i]) for i in idx})
+    obs = pd.as_observed(prefix)
+    obs[f"{prefix}_sd"] = pd.sd
+    obs[f"{prefix}_mde80"] = min_detectable_effect(pd.sd, pd.n, alpha=0.025)
+    return pd, obs
+
+
+def better(prefix: str, guard: np.ndarray, other: np.ndarray, metric: str) -> tuple[PairedDiff, dict[str, float]]:
+    """Paired improvement of `guard` over `other` (positive = better: realism is a distance, lower is better)."""
     sign = -1.0 if metric == "realism" else 1.0
-    d = sign * (guard - other)
-    d = d[~np.isnan(d)]
-    return mean_ci95(d) if len(d) else (float("nan"), float("nan"))
+    return paired(prefix, sign * guard, sign * other)
 
 
 def _headline(rows: list[dict], kind: str) -> tuple[dict, bool]:
-    """Claim 4a: final realism and diversity of Guard better than Flow-GRPO β = 0 (paired, CI excludes 0)."""
+    """Claim 4a: final realism and diversity of Guard better than Flow-GRPO β = 0 (paired, CI above 0)."""
     obs, ok = {}, True
     for metric in ("realism", "diversity"):
-        m, h = _better(finals(rows, "grpo_guard", kind, metric), finals(rows, "flow_grpo", kind, metric), metric)
-        obs[f"{metric}_gain"], obs[f"{metric}_ci95"] = m, h
-        obs[f"{metric}_guard"] = float(np.mean(finals(rows, "grpo_guard", kind, metric)))
-        obs[f"{metric}_flow"] = float(np.mean(finals(rows, "flow_grpo", kind, metric)))
-        ok = ok and bool(m - h > 0)
+        g, f = finals(rows, "grpo_guard", kind, metric), finals(rows, "flow_grpo", kind, metric)
+        pd, o = better(f"{metric}_gain", g, f, metric)
+        obs |= o | {f"{metric}_guard": float(np.mean(g)), f"{metric}_flow": float(np.mean(f))}
+        ok = ok and bool(pd.low > 0)
     return obs, ok
+
+
+def frontier_gap(rows: list[dict], a: str, b: str, metric: str, kind: str = "main") -> np.ndarray:
+    """Per seed: the mean improvement of method a over method b on `metric` along the proxy axis — the area between
+    the two proxy–metric frontiers divided by the proxy range both runs of that seed cover (from the higher of their
+    starting proxies to the lower of their peak proxies), read at FRONTIER_LEVELS evenly spaced levels where each
+    curve first reaches the level (linear interpolation, as `at_proxy`). Positive = a better (realism: lower)."""
+    pa, pb = _curve(rows, a, kind, "proxy"), _curve(rows, b, kind, "proxy")
+    out = []
+    for s in range(pa.shape[0]):
+        lo, hi = max(pa[s, 0], pb[s, 0]), min(pa[s].max(), pb[s].max())
+        if hi <= lo:
+            out.append(np.nan)
+            continue
+        levels = np.linspace(lo, hi, FRONTIER_LEVELS)
+        ga = np.array([at_proxy(rows, a, kind, metric, lv)[s] for lv in levels])
+        gb = np.array([at_proxy(rows, b, kind, metric, lv)[s] for lv in levels])
+        sign = -1.0 if metric == "realism" else 1.0
+        out.append(float(np.mean(sign * (ga - gb))))
+    return np.array(out)
+
+
+def _frontier(rows: list[dict], a: str, b: str) -> tuple[dict, bool]:
+    """Claims 4b and 6: method a's proxy–realism and proxy–diversity frontiers lie above b's (paired, CI above 0)."""
+    obs, ok = {}, True
+    for metric in ("realism", "diversity"):
+        gap = frontier_gap(rows, a, b, metric)
+        pd, o = paired(f"{metric}_frontier_gain", gap, np.zeros_like(gap))
+        obs |= o
+        ok = ok and bool(pd.low > 0)
+    return obs, ok
+
+
+def _asymmetry(rows: list[dict], kind: str, t: int, premise_id: str, claim_id: str) -> list[Claim]:
+    """Premise 2 (Flow-GRPO's clipping asymmetry) and claim 2b (Guard balances it) for one clip range."""
+    fa, ga = low_noise_asymmetry(rows, "flow_grpo", kind, t), low_noise_asymmetry(rows, "grpo_guard", kind, t)
+    pd_f, obs_f = paired("flow_neg_minus_pos", fa, np.zeros_like(fa))
+    pd_g, obs_g = paired("guard_neg_minus_pos", ga, np.zeros_like(ga))
+    return [
+        Claim(
+            premise_id,
+            f"[{kind}] premise: at the low-noise steps Flow-GRPO clips fewer A>0 samples (ρ>1+ε) than A<0 ones "
+            "(ρ<1−ε): per-seed mean (neg − pos), 95% CI above 0",
+            obs_f,
+            bool(pd_f.low > 0),
+            kind="premise",
+        ),
+        Claim(
+            claim_id,
+            f"[{kind}] under GRPO-Guard the low-noise clip fractions are equal within {EQUAL_CLIP}: the 95% CI of the "
+            f"per-seed (neg − pos) lies inside ±{EQUAL_CLIP}",
+            obs_g,
+            bool(-EQUAL_CLIP < pd_g.low and pd_g.high < EQUAL_CLIP),
+            requires=(premise_id,),
+        ),
+    ]
 
 
 def check(rows: list[dict], cfg: Config) -> list[Claim]:
     t = cfg.trained_steps()
     low = list(range(t - LOW_NOISE, t))
     claims = []
-    have = {m for m in cfg.methods}
+    have = set(cfg.methods)
+    P1, P2, P3 = "1-ratio-bias-premise", "2-clipping-asymmetry", "3-implicit-over-optimisation"
 
-    # 1. ratio bias (premise)
+    # 1. ratio bias (premise) and RatioNorm's centring (claim 1b)
     fm, fs = step_stat(rows, "flow_grpo", "main", "ratio_mean", t), step_stat(rows, "flow_grpo", "main", "ratio_std", t)
     gm, gs = (
         step_stat(rows, "grpo_guard", "main", "ratio_mean", t),
         step_stat(rows, "grpo_guard", "main", "ratio_std", t),
     )
     f_spread, g_spread = float(np.nanmax(fs) / np.nanmin(fs)), float(np.nanmax(gs) / np.nanmin(gs))
-    ok1 = bool(
-        all(fm[j] < 1 for j in low)
-        and int(np.nanargmin(fm)) in low
-        and f_spread > STD_SPREAD
-        and np.nanmax(np.abs(gm - 1)) <= CENTRED
-        and g_spread < f_spread
-    )
     claims.append(
         Claim(
-            "1-ratio-bias-premise",
-            f"off-policy minibatches, main runs: Flow-GRPO's per-step ratio mean < 1 at the low-noise steps {low} and "
-            f"lowest there, its per-step std spans > {STD_SPREAD:g}x; under Guard every per-step mean is within "
-            f"1 ± {CENTRED} and the std spread is smaller",
+            P1,
+            f"premise, off-policy minibatches of the main runs: Flow-GRPO's per-step ratio mean (seed mean) < 1 at the "
+            f"low-noise steps {low} and lowest there, and its per-step std spans > {STD_SPREAD:g}x",
             {
                 "flow_mean_low": [float(fm[j]) for j in low],
                 "flow_argmin": int(np.nanargmin(fm)),
                 "flow_std_spread": f_spread,
-                "guard_max_dev": float(np.nanmax(np.abs(gm - 1))),
-                "guard_std_spread": g_spread,
             },
-            ok1,
+            bool(all(fm[j] < 1 for j in low) and int(np.nanargmin(fm)) in low and f_spread > STD_SPREAD),
+            kind="premise",
         )
-    )
-
-    # 2. clipping asymmetry (and 2' at the other clip range)
-    def clip_claim(kind: str, cid: str) -> Claim:
-        fa, ga = low_noise_asymmetry(rows, "flow_grpo", kind, t), low_noise_asymmetry(rows, "grpo_guard", kind, t)
-        fmn, fh = mean_ci95(fa) if len(fa) else (np.nan, np.nan)
-        gmn = float(np.mean(ga)) if len(ga) else np.nan
-        return Claim(
-            cid,
-            f"[{kind}] at the low-noise steps Flow-GRPO clips fewer A>0 samples (ρ>1+ε) than A<0 ones (ρ<1−ε): "
-            f"mean (neg − pos) > 0 with CI excluding 0; Guard's |neg − pos| <= {EQUAL_CLIP}",
-            {"flow_neg_minus_pos": fmn, "flow_ci95": fh, "guard_neg_minus_pos": gmn},
-            bool(fmn - fh > 0 and abs(gmn) <= EQUAL_CLIP),
-        )
-
-    claims.append(clip_claim("main", "2-clipping-asymmetry"))
-
-    # 3. implicit over-optimisation under Flow-GRPO β = 0
-    px = _curve(rows, "flow_grpo", "main", "proxy")
-    gain_m, gain_h = mean_ci95(px[:, -1] - px[:, 0])
-    rises = bool(np.all(px.mean(0)[-1] >= px.mean(0).max() - 0.05 * abs(px.mean(0).max())))
-    real, div = _curve(rows, "flow_grpo", "main", "realism"), _curve(rows, "flow_grpo", "main", "diversity")
-    real_worse = float(np.mean(real[:, -1] - real.min(1)))
-    div_worse = float(np.mean(div.max(1) - div[:, -1]))
-    ok3 = bool(
-        gain_m - gain_h > 0
-        and rises
-        and real_worse >= DEGRADE * base(rows, "realism")
-        and div_worse >= DEGRADE * base(rows, "diversity")
     )
     claims.append(
         Claim(
-            "3-implicit-over-optimisation",
-            f"Flow-GRPO β=0: proxy gain > 0 (CI excludes 0) and the final proxy is within 5 % of its peak; final "
-            f"realism and diversity worse than their best by >= {DEGRADE:.0%} of the base value",
+            "1b-guard-centres-ratio",
+            f"under GRPO-Guard every per-step ratio mean is within 1 ± {CENTRED} and the per-step std spread is "
+            "smaller than Flow-GRPO's",
             {
-                "proxy_gain": gain_m,
-                "proxy_ci95": gain_h,
-                "proxy_at_peak": rises,
+                "guard_max_dev": float(np.nanmax(np.abs(gm - 1))),
+                "guard_std_spread": g_spread,
+                "flow_std_spread": f_spread,
+            },
+            bool(np.nanmax(np.abs(gm - 1)) <= CENTRED and g_spread < f_spread),
+            requires=(P1,),
+        )
+    )
+
+    # 2. clipping asymmetry (premise) and Guard's balance (claim 2b)
+    claims += _asymmetry(rows, "main", t, P2, "2b-guard-balances-clipping")
+
+    # 3. implicit over-optimisation under Flow-GRPO β = 0 (premise: the regime the headline needs)
+    p0 = base(rows, "proxy")
+    px = _curve(rows, "flow_grpo", "main", "proxy")
+    pf = np.array([final_mean(x, FINAL_EVALS) for x in px])
+    pd3, obs3 = paired("proxy_gain", pf, np.full_like(pf, p0))
+    peak = float(moving_average(px.mean(0)).max())
+    at_peak = bool(float(pf.mean()) >= peak - 0.05 * abs(peak))
+    real, div = _curve(rows, "flow_grpo", "main", "realism"), _curve(rows, "flow_grpo", "main", "diversity")
+    real_worse = float(np.mean([final_mean(x, FINAL_EVALS) - moving_average(x).min() for x in real]))
+    div_worse = float(np.mean([moving_average(x).max() - final_mean(x, FINAL_EVALS) for x in div]))
+    claims.append(
+        Claim(
+            P3,
+            "premise, Flow-GRPO β=0: the proxy gain (final mean − base) has its 95% CI above 0 and the final proxy is "
+            f"within 5 % of its smoothed peak; final realism and diversity are worse than their smoothed best by "
+            f">= {DEGRADE:.0%} of the base value (seed means)",
+            obs3
+            | {
+                "proxy_at_peak": at_peak,
                 "realism_worse": real_worse,
                 "diversity_worse": div_worse,
                 "base_realism": base(rows, "realism"),
                 "base_diversity": base(rows, "diversity"),
             },
-            ok3,
+            bool(
+                pd3.low > 0
+                and at_peak
+                and real_worse >= DEGRADE * base(rows, "realism")
+                and div_worse >= DEGRADE * base(rows, "diversity")
+            ),
+            kind="premise",
         )
     )
+    head = (P1, P2, P3)
 
     # 4a. headline at the end of training; 4b. at matched proxy
     obs, ok = _headline(rows, "main")
     claims.append(
         Claim(
             "4a-headline-final",
-            "at the end of training GRPO-Guard has better realism AND diversity than Flow-GRPO β=0, no KL "
-            "(paired over seeds, CI excludes 0)",
+            "at the end of training (mean of the last 3 evaluations) GRPO-Guard has better realism AND diversity than "
+            "Flow-GRPO β=0, no KL (paired over seeds, 95% CIs above 0)",
             obs,
             ok,
+            requires=head,
         )
     )
-    p0 = base(rows, "proxy")
-    gains = {m: float(np.mean(finals(rows, m, "main", "proxy"))) - p0 for m in ("flow_grpo", "grpo_guard")}
-    level = p0 + MATCH * min(gains.values())
-    obs_b, ok_b = {"matched_proxy": level}, True
-    for metric in ("realism", "diversity"):
-        g = at_proxy(rows, "grpo_guard", "main", metric, level)
-        f = at_proxy(rows, "flow_grpo", "main", metric, level)
-        m, h = _better(g, f, metric)
-        obs_b[f"{metric}_gain"], obs_b[f"{metric}_ci95"] = m, h
-        obs_b[f"{metric}_guard"], obs_b[f"{metric}_flow"] = float(np.nanmean(g)), float(np.nanmean(f))
-        ok_b = ok_b and bool(m - h > 0)
+    gains = {m: finals(rows, m, "main", "proxy") - p0 for m in ("flow_grpo", "grpo_guard")}
+    obs_b, ok_b = _frontier(rows, "grpo_guard", "flow_grpo")
+    level = p0 + MATCH * min(float(np.mean(g)) for g in gains.values())
+    for metric in ("realism", "diversity"):  # v1's single matched level, kept as context
+        _, o = better("gain", at_proxy(rows, "grpo_guard", "main", metric, level),
+                      at_proxy(rows, "flow_grpo", "main", metric, level), metric)  # fmt: skip
+        obs_b[f"{metric}_gain_at_{level:.2f}"] = o["gain"]
     claims.append(
         Claim(
-            "4b-headline-matched-proxy",
-            f"at matched proxy (base + {MATCH} × the smaller final gain) GRPO-Guard has better realism AND diversity "
-            "than Flow-GRPO β=0 (interpolated on each seed's evaluation curve; paired, CI excludes 0)",
+            "4b-headline-frontier",
+            "on the proxy–gold frontier GRPO-Guard beats Flow-GRPO β=0: the per-seed mean realism AND diversity "
+            f"improvement over the proxy range both runs reach ({FRONTIER_LEVELS} levels, each curve read where it "
+            "first reaches the level) has its paired 95% CI above 0",
             obs_b,
             ok_b,
+            requires=head,
         )
     )
 
-    # 5. proxy growth
+    # 5. proxy growth: Guard's gain non-inferior to Flow-GRPO's with a 10 % margin
+    margin = (1 - PROXY_SHARE) * float(np.mean(gains["flow_grpo"]))
+    pd5, obs5 = paired("guard_minus_flow_gain", gains["grpo_guard"], gains["flow_grpo"])
     claims.append(
         Claim(
             "5-proxy-growth",
-            f"GRPO-Guard's final proxy gain >= {PROXY_SHARE:.0%} of Flow-GRPO β=0's (seed means)",
-            {"guard_gain": gains["grpo_guard"], "flow_gain": gains["flow_grpo"]},
-            bool(gains["grpo_guard"] >= PROXY_SHARE * gains["flow_grpo"]),
+            f"GRPO-Guard's final proxy gain is >= {PROXY_SHARE:.0%} of Flow-GRPO β=0's: the 95% CI of the paired gain "
+            f"difference lies above −{1 - PROXY_SHARE:.0%} of Flow-GRPO's mean gain",
+            obs5
+            | {
+                "guard_gain": float(np.mean(gains["grpo_guard"])),
+                "flow_gain": float(np.mean(gains["flow_grpo"])),
+                "margin": margin,
+            },  # fmt: skip
+            bool(pd5.low >= -margin),
+            requires=(P3,),
         )
     )
 
-    # 6. KL comparison
+    # 6. KL comparison: β = 0.04 slows the proxy, and Guard's frontier beats KL's at a proxy level both reach
     if "flow_grpo_kl" in have:
-        kl_gain = float(np.mean(finals(rows, "flow_grpo_kl", "main", "proxy"))) - p0
-        kl_level = p0 + kl_gain
-        obs6, ok6 = {"kl_gain": kl_gain, "flow_gain": gains["flow_grpo"]}, kl_gain < gains["flow_grpo"]
-        for metric in ("realism", "diversity"):
-            g = float(np.nanmean(at_proxy(rows, "grpo_guard", "main", metric, kl_level)))
-            k = float(np.mean(finals(rows, "flow_grpo_kl", "main", metric)))
-            obs6[f"{metric}_guard_at_kl_proxy"], obs6[f"{metric}_kl"] = g, k
-            ok6 = ok6 and bool((g < k) if metric == "realism" else (g > k))
+        kl_gain = finals(rows, "flow_grpo_kl", "main", "proxy") - p0
+        pd6, obs6 = paired("flow_minus_kl_gain", gains["flow_grpo"], kl_gain)
+        obs6b, ok6b = _frontier(rows, "grpo_guard", "flow_grpo_kl")
         claims.append(
             Claim(
                 "6-kl-comparison",
-                "Flow-GRPO β=0.04 gains less proxy than β=0; at KL's final proxy, Guard's (interpolated) realism AND "
-                "diversity are better than KL's final ones (seed means)",
-                obs6,
-                bool(ok6),
+                "Flow-GRPO β=0.04 gains less proxy than β=0 (paired, 95% CI above 0), and Guard's proxy–realism AND "
+                "proxy–diversity frontiers lie above KL's over the proxy range both reach (as claim 4b; paired, 95% "
+                "CIs above 0)",
+                obs6 | obs6b,
+                bool(pd6.low > 0 and ok6b),
+                requires=head,
             )
         )
 
-    # 7. ablation: RatioNorm alone recovers part of the realism gain, the reweighting the rest (at the ablation's
-    # last epoch, read on the main runs' curves at the same epoch and seeds)
-    rn = finals(rows, "ratio_norm", "ablation", "realism")
-    if len(rn):
-        n, epoch = len(rn), cfg.control_epochs
-        flow = np.array(
-            [per_seed(rows, method="flow_grpo", kind="main", metric="realism", step=epoch)[s] for s in range(n)]
-        )
-        guard = np.array(
-            [per_seed(rows, method="grpo_guard", kind="main", metric="realism", step=epoch)[s] for s in range(n)]
-        )
-        g_rn, g_guard = float(np.mean(flow - rn)), float(np.mean(flow - guard))
+    # 7. ablation: RatioNorm alone recovers part of the realism gain, the reweighting the rest (the ablation's last
+    # 3 evaluations; the main runs read at the same epochs and seeds)
+    rn_curve = _curve(rows, "ratio_norm", "ablation", "realism")
+    if rn_curve is not None:
+        epochs = sorted({r["step"] for r in select(rows, method="ratio_norm", kind="ablation", metric="realism")})
+        last = epochs[-FINAL_EVALS:]
+        n = rn_curve.shape[0]
+
+        def at_epochs(method: str) -> np.ndarray:
+            return np.array(
+                [
+                    np.mean([per_seed(rows, method=method, kind="main", metric="realism", step=e)[s] for e in last])
+                    for s in range(n)
+                ]  # fmt: skip
+            )
+
+        rn = np.array([final_mean(x, FINAL_EVALS) for x in rn_curve])
+        flow, guard = at_epochs("flow_grpo"), at_epochs("grpo_guard")
+        pd_rn, o_rn = better("gain_ratio_norm", rn, flow, "realism")
+        pd_rw, o_rw = better("gain_reweighting", guard, rn, "realism")
         claims.append(
             Claim(
                 "7-ablation",
-                f"realism gain over Flow-GRPO β=0 at epoch {epoch} (same seeds): 0 < RatioNorm-only < RatioNorm + "
-                "reweighting",
-                {"gain_ratio_norm": g_rn, "gain_guard": g_guard, "seeds": n, "epoch": epoch},
-                bool(0 < g_rn < g_guard),
+                f"realism at epochs {last} (same seeds): RatioNorm-only beats Flow-GRPO β=0 and Guard (RatioNorm + "
+                "reweighting) beats RatioNorm-only (paired, 95% CIs above 0)",
+                o_rn | o_rw | {"epochs": last},
+                bool(pd_rn.low > 0 and pd_rw.low > 0),
+                requires=(P1, P3),
             )
         )
 
     # 2', 4' at the other clip range
     if select(rows, kind="other_clip"):
         other = "official" if cfg.clip == "matched" else "matched"
-        c2 = clip_claim("other_clip", f"2'-clipping-asymmetry-{other}-eps")
-        claims.append(c2)
+        p2 = f"2'-clipping-asymmetry-{other}-eps"
+        claims += _asymmetry(rows, "other_clip", t, p2, f"2b'-guard-balances-clipping-{other}-eps")
         obs, ok = _headline(rows, "other_clip")
-        claims.append(Claim(f"4'-headline-final-{other}-eps", f"claim 4a at the {other} clip range", obs, ok))
+        claims.append(
+            Claim(
+                f"4'-headline-final-{other}-eps",
+                f"claim 4a at the {other} clip range",
+                obs,
+                ok,
+                requires=(P1, p2, P3),
+            )
+        )
 
-    # 8, 8': controls — Guard and Flow-GRPO end within WITHIN of the base value on every gold measure
-    for kind, cid, what in (
-        ("gold_reward", "8-control-gold-reward", "with the gold RM as reward (no proxy–gold gap)"),
-        ("on_policy", "8'-control-one-update", "with one update per rollout batch (ρ ≡ 1)"),
-    ):
+    # 8, 8': controls — a premise that the control run learns, then Guard and Flow-GRPO end within noise
+    for kind, cid, what, measures, learns in (
+        ("gold_reward", "8-control-gold-reward", "with the gold RM as reward (no proxy–gold gap)", ("gold_rm",),
+         "gold_rm"),
+        ("on_policy", "8'-control-one-update", "with one update per rollout batch (ρ ≡ 1: only the reweighting "
+         "differs)", ("realism", "diversity", "gold_rm"), "proxy"),
+    ):  # fmt: skip
         if not select(rows, kind=kind):
             continue
-        obs8, ok8 = {}, True
-        for metric in ("realism", "diversity", "gold_rm"):
-            d = float(
-                np.mean(finals(rows, "grpo_guard", kind, metric)) - np.mean(finals(rows, "flow_grpo", kind, metric))
+        pid = f"{cid.split('-')[0]}p-control-run-learns"
+        f_learn = finals(rows, "flow_grpo", kind, learns)
+        claims.append(
+            Claim(
+                pid,
+                f"premise of control {cid.split('-')[0]}: Flow-GRPO {what} raises its reward — final {learns} above "
+                "the base model's on every seed (the run learns instead of diverging)",
+                {f"final_{learns}_by_seed": f_learn.tolist(), f"base_{learns}": base(rows, learns)},
+                bool(len(f_learn) and np.all(f_learn > base(rows, learns))),
+                kind="premise",
             )
-            tol = WITHIN * abs(base(rows, metric))
-            obs8[f"{metric}_guard_minus_flow"], obs8[f"{metric}_tol"] = d, tol
-            ok8 = ok8 and abs(d) <= tol
+        )
+        obs8, ok8 = {}, True
+        for metric in measures:
+            pd8, o = paired(f"{metric}_guard_minus_flow", finals(rows, "grpo_guard", kind, metric),
+                            finals(rows, "flow_grpo", kind, metric))  # fmt: skip
+            obs8 |= o | {f"{metric}_tol": TOL[metric]}
+            ok8 = ok8 and bool(-TOL[metric] < pd8.low and pd8.high < TOL[metric])
         claims.append(
             Claim(
                 cid,
-                f"{what}: |Guard − Flow-GRPO| final gold <= {WITHIN:.0%} of the base value, every measure",
+                f"control, {what}: Guard and Flow-GRPO end within noise — the 95% CI of the paired final difference "
+                f"lies inside ± one seed SD ({', '.join(f'{m} {TOL[m]}' for m in measures)})",
                 obs8,
-                bool(ok8),
+                ok8,
+                kind="control",
+                requires=(pid,),
             )
         )
     return claims

@@ -207,6 +207,119 @@ def test_cli_smoke_records_per_step_ratio_statistics(run_cli, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(reason="results/grpo_guard/quick is v1; issue 35 re-runs and re-publishes it under claims v2")
 def test_quick_claims_match_the_committed_verdicts(changed_quick_verdicts):
     """The quick run reproduces every committed verdict (README, Findings)."""
     assert changed_quick_verdicts("grpo_guard") == []
+
+
+# ----------------------------------------------------------------------------- claims v2 on synthetic rows
+
+_SLOPES = {  # method: (proxy gain per epoch, realism per unit of proxy, diversity per unit of proxy): Guard's frontier
+    "flow_grpo": (0.14, 0.30, -0.50),  # is better than Flow-GRPO's and KL's, every premise holds
+    "flow_grpo_kl": (0.11, 0.28, -0.45),
+    "grpo_guard": (0.13, 0.05, -0.10),
+    "ratio_norm": (0.13, 0.20, -0.30),
+}
+_BASE = {"proxy": 3.3, "realism": 2.95, "diversity": 3.48, "gold_rm": -0.2}
+
+
+def _guard_rows(seeds=4, flow_ratio_low=0.99, control_gap=0.0, on_policy_gain=0.1):
+    from reprozoo.common.results import record
+
+    cfg = PRESETS["quick"]
+    t = cfg.trained_steps()
+    rng = np.random.default_rng(2)
+    rows = [record("base", 0, f"base_{m}", v) for m, v in _BASE.items()]
+    main_epochs = [*range(0, cfg.epochs, cfg.eval_every), cfg.epochs]
+    ctrl_epochs = list(range(0, cfg.control_epochs + 1, cfg.eval_every))
+    for s in range(seeds):
+        e = rng.normal(0, 0.01)
+        for kind in ("main", "other_clip"):
+            for j in range(t):
+                low = j >= t - 2
+                rows += [
+                    record("flow_grpo", s, "ratio_mean", flow_ratio_low - 0.001 * j if low else 1.0, kind=kind, step=j),
+                    record("flow_grpo", s, "ratio_std", 0.001 * (j + 1) ** 2, kind=kind, step=j),
+                    record("grpo_guard", s, "ratio_mean", 1.0 + 1e-5, kind=kind, step=j),
+                    record("grpo_guard", s, "ratio_std", 0.01 * (1 + 0.1 * j), kind=kind, step=j),
+                    record("flow_grpo", s, "clip_frac_neg", 0.3 + e, kind=kind, step=j),
+                    record("flow_grpo", s, "clip_frac_pos", 0.02, kind=kind, step=j),
+                    record("grpo_guard", s, "clip_frac_neg", 0.2 + e, kind=kind, step=j),
+                    record("grpo_guard", s, "clip_frac_pos", 0.2, kind=kind, step=j),
+                ]
+        for method, (gain, dr, dd) in _SLOPES.items():
+            kinds = {"main": main_epochs, "other_clip": ctrl_epochs} if method != "ratio_norm" else {}
+            if method == "ratio_norm":
+                kinds = {"ablation": ctrl_epochs}
+            for kind, epochs in kinds.items():
+                if kind == "other_clip" and method == "flow_grpo_kl":
+                    continue
+                for ep in epochs:
+                    p = _BASE["proxy"] + gain * ep * (1 + e)
+                    rows += [
+                        record(method, s, "proxy", p, kind=kind, step=ep),
+                        record(
+                            method, s, "realism", _BASE["realism"] + dr * (p - _BASE["proxy"]) + e, kind=kind, step=ep
+                        ),  # fmt: skip
+                        record(
+                            method,
+                            s,
+                            "diversity",
+                            _BASE["diversity"] + dd * (p - _BASE["proxy"]) + e,
+                            kind=kind,
+                            step=ep,
+                        ),  # fmt: skip
+                        record(
+                            method, s, "gold_rm", _BASE["gold_rm"] - 0.1 * (p - _BASE["proxy"]), kind=kind, step=ep
+                        ),  # fmt: skip
+                    ]
+        for method in ("flow_grpo", "grpo_guard"):
+            gap = control_gap if method == "grpo_guard" else 0.0
+            for ep in ctrl_epochs:
+                for metric, v in _BASE.items():
+                    rows.append(record(method, s, metric, v + 0.01 * ep + gap + e / 10, kind="gold_reward", step=ep))
+                    rows.append(record(method, s, metric, v + on_policy_gain * ep + e / 10, kind="on_policy", step=ep))
+    return rows, cfg
+
+
+def _guard_verdicts(rows, cfg):
+    from reprozoo.common.results import resolve_verdicts
+    from reprozoo.papers.grpo_guard.claims import check
+
+    return {c.id: c for c in resolve_verdicts(check(rows, cfg))}
+
+
+def test_claims_v2_all_pass_where_guard_has_the_better_frontier():
+    got = _guard_verdicts(*_guard_rows())
+    assert {c.kind for c in got.values()} == {"premise", "claim", "control"}
+    assert all(c.verdict == "PASS" for c in got.values()), {k: (c.verdict, c.observed) for k, c in got.items()}
+    assert got["8-control-gold-reward"].kind == "control"
+
+
+def test_claims_v2_no_ratio_bias_makes_the_headline_untested():
+    got = _guard_verdicts(*_guard_rows(flow_ratio_low=1.01))
+    assert got["1-ratio-bias-premise"].verdict == "FAIL"
+    for cid in ("1b-guard-centres-ratio", "4a-headline-final", "4b-headline-frontier", "6-kl-comparison",
+                "7-ablation"):  # fmt: skip
+        assert got[cid].verdict == "UNTESTED", cid
+    assert got["5-proxy-growth"].verdict == "PASS"  # needs only the over-optimisation regime
+
+
+def test_claims_v2_controls_use_a_seed_noise_tolerance_and_need_a_learning_run():
+    from reprozoo.papers.grpo_guard.claims import TOL
+
+    got = _guard_verdicts(*_guard_rows(control_gap=3 * TOL["gold_rm"]))
+    assert got["8-control-gold-reward"].verdict == "FAIL"  # Guard ends 3 seed SDs above Flow-GRPO on the gold RM
+    got = _guard_verdicts(*_guard_rows(on_policy_gain=-0.1))  # the one-update runs diverge (v1)
+    assert got["8'p-control-run-learns"].verdict == "FAIL"
+    assert got["8'-control-one-update"].verdict == "UNTESTED"
+
+
+def test_claims_v2_finals_are_means_of_the_last_three_evaluations():
+    from reprozoo.papers.grpo_guard.claims import finals
+
+    rows, _ = _guard_rows(seeds=2)
+    curve = [r for r in rows if r["method"] == "flow_grpo" and r.get("kind") == "main" and r["metric"] == "proxy"]
+    last = sorted((r["step"], r["value"]) for r in curve if r["seed"] == 0)[-3:]
+    assert finals(rows, "flow_grpo", "main", "proxy")[0] == pytest.approx(np.mean([v for _, v in last]))
