@@ -138,7 +138,7 @@ def test_cli_smoke_writes_results_and_is_deterministic(run_cli, tmp_path):
         summary["config"].pop("out")
         outs.append(summary)
     assert outs[0] == outs[1]
-    assert outs[0]["config"]["iters"] == 150 and len(outs[0]["claims"]) == 4
+    assert outs[0]["config"]["iters"] == 150 and len(outs[0]["claims"]) == 8
 
 
 @pytest.mark.parametrize(
@@ -161,8 +161,85 @@ def test_config_validation_names_field():
         Config(iters=100, every=30).validate()
 
 
+# committed findings of the quick run (pre-registration v2): one trial in ten (seed 7) does not reject p = 0.3
+# outliers on top of ν = 1e-2 noise (92x its noise-only error), so the paired CI cannot exclude a 3x cost
+KNOWN_FAILS = {"4b-outliers-under-noise": "seed 7 ends at 0.24 with noise + outliers (README, Pre-registration v2)"}
+
+
 @pytest.mark.slow
 def test_quick_preset_claims_hold(run_cli, tmp_path):
-    run_cli("reprozoo.papers.subgm", "--preset", "quick", "--out", str(tmp_path), "--strict")
+    run_cli("reprozoo.papers.subgm", "--preset", "quick", "--out", str(tmp_path))
     claims = json.loads((tmp_path / "summary.json").read_text())["claims"]
-    assert all(c["passed"] for c in claims), claims
+    assert {c["id"] for c in claims if c["verdict"] != "PASS"} == set(KNOWN_FAILS), claims
+
+
+# ----------------------------------------------------------------------------- claims v2 on synthetic rows
+
+
+def _synthetic_rows(seeds=6, l2_clean=1e-12, mixed_bad_seed=None):
+    """Rows shaped like the quick preset's (final_error and iters_to_1e-2 per sweep point and trial), with values
+    chosen so every claim holds unless a keyword breaks one."""
+    from reprozoo.common.results import record
+
+    cfg = PRESETS["quick"]
+    rng = np.random.default_rng(0)
+    rows = []
+    small, large = min(cfg.alphas), max(cfg.alphas)
+    for s in range(seeds):
+        jit = 10 ** rng.normal(0, 0.05)
+        for k in cfg.ranks:
+            for a in cfg.alphas:
+                err = 1e-7 * jit if (k == cfg.r or a == small) else 4e-3 * jit
+                rows.append(record("subgm", s, "final_error", err, sweep="init", rank=k, alpha=a))
+                rows.append(record("subgm", s, "iters_to_1e-2", 280.0 + 5 * s, sweep="init", rank=k, alpha=a))
+        for p in cfg.outlier_fractions:
+            kw = dict(sweep="outliers", rank=cfg.d, alpha=small, outlier_p=p)
+            rows.append(record("subgm", s, "final_error", 1e-7 * jit, **kw))
+            rows.append(record("l2", s, "final_error", l2_clean if p == 0 else 2.0 * jit, **kw))
+        for nu in cfg.noise_levels:
+            rows.append(record("subgm", s, "final_error", 0.28 * nu * jit, sweep="gaussian", rank=cfg.d, nu=nu))
+        mixed = 0.24 if s == mixed_bad_seed else 0.28 * 1e-2 * 1.5 * jit
+        rows.append(record("subgm", s, "final_error", mixed, sweep="gaussian+outliers", rank=cfg.d, nu=1e-2))
+    assert large != small
+    return rows, cfg
+
+
+def _verdicts(rows, cfg):
+    from reprozoo.common.results import resolve_verdicts
+    from reprozoo.papers.subgm.claims import check
+
+    return {c.id: c for c in resolve_verdicts(check(rows, cfg))}
+
+
+def test_claims_v2_kinds_and_all_pass_on_a_good_world():
+    got = _verdicts(*_synthetic_rows())
+    assert {c.kind for c in got.values()} == {"premise", "claim", "control"}
+    assert all(c.verdict == "PASS" for c in got.values()), {k: (c.verdict, c.observed) for k, c in got.items()}
+    assert got["2c-control-exact-rank"].kind == "control"
+    # the paired CI of claim 2 is the t CI of the per-trial log10 ratios
+    obs = got["2-large-init-penalty"].observed
+    assert obs["log10_ratio_large_over_small"] == pytest.approx(np.log10(4e-3 / 1e-7))
+    assert obs["n_seeds"] == 6 and obs["log10_ratio_large_over_small_sd"] == pytest.approx(0, abs=1e-12)
+
+
+def test_claims_v2_premise_fail_makes_dependent_claims_untested():
+    got = _verdicts(*_synthetic_rows(l2_clean=0.5))  # the measurements no longer identify X*
+    assert got["0a-premise-identifiable"].verdict == "FAIL"
+    for cid in ("1-small-init-agnostic", "2-large-init-penalty", "2c-control-exact-rank", "3-outlier-robust"):
+        assert got[cid].verdict == "UNTESTED" and not got[cid].passed
+        assert got[cid].observed  # numbers still shown
+
+
+def test_claims_v2_one_bad_trial_under_noise_and_outliers_fails_4b_only():
+    got = _verdicts(*_synthetic_rows(mixed_bad_seed=3))
+    assert got["4b-outliers-under-noise"].verdict == "FAIL"
+    assert got["4b-outliers-under-noise"].observed["worst_trial_ratio"] > 50
+    assert all(c.verdict == "PASS" for k, c in got.items() if k != "4b-outliers-under-noise")
+
+
+def test_claims_v2_control_fails_when_the_exact_rank_run_also_pays_the_penalty():
+    rows, cfg = _synthetic_rows()
+    for row in rows:
+        if row["metric"] == "final_error" and row.get("sweep") == "init" and row["rank"] == cfg.r:
+            row["value"] = 4e-3 if row["alpha"] == max(cfg.alphas) else 1e-7
+    assert _verdicts(rows, cfg)["2c-control-exact-rank"].verdict == "FAIL"
