@@ -26,8 +26,8 @@ def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor, temperature
 
 
 FUSED_MIN_VOCAB = 4096
-"""With backend="auto", vocabularies at least this large go through `kernels.fused_logprob`; tiny ones take the
-plain path, which is faster when the N×V logits are small."""
+"""With backend="auto", vocabularies at least this large go through `reprozoo.kernels.api.fused_logprob`; tiny ones
+take the plain path, which is faster when the N×V logits are small."""
 
 
 def logprobs_from_hidden(
@@ -35,7 +35,7 @@ def logprobs_from_hidden(
 ) -> torch.Tensor:
     """log π(y_t) from hidden states h (..., T, d) and an LM head W (V, d): logits = h Wᵀ / τ.
 
-    backend: "plain" materialises the logits; "auto" uses `kernels.fused_logprob` (no N×V logits) when
+    backend: "plain" materialises the logits; "auto" uses `reprozoo.kernels.api.fused_logprob` (no N×V logits) when
     V ≥ FUSED_MIN_VOCAB and the kernels package is importable; any other name is passed to the kernels.
     """
     fused = _fused_logprob() if backend != "plain" else None

@@ -43,7 +43,8 @@ class BenchConfig:
     cores); empty to skip."""
     backends: tuple[str, ...] = ("naive", "linear_cross_entropy", "torch", "jax", "fused_loss", "gemm")
     """Cases at the key shape: naive, linear_cross_entropy, liger, reference, torch, triton, jax, pallas,
-    fused_loss (kernels.fused_linear_loss, forward+backward only), gemm (the bare GEMMs: the floor)."""
+    fused_loss (reprozoo.kernels.fused_loss.fused_linear_loss, forward+backward only), gemm (the bare GEMMs: the
+    floor)."""
     shape_backends: tuple[str, ...] = ("naive", "linear_cross_entropy", "torch", "fused_loss", "gemm")
     """Cases at the further shapes."""
     max_naive_logits: int = 4096 * 65536

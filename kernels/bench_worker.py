@@ -5,7 +5,7 @@ XLA's buffers, unlike tracemalloc) belong to that case alone. Protocol: build in
 (`baseline`), run the case once (its high-water mark is `peak`; this run also warms up / compiles), then time
 `repeats` more runs (wall and process CPU time; the minimum is reported). On CUDA the memory is
 `torch.cuda.max_memory_allocated` instead. Backends: naive, linear_cross_entropy, liger, gemm (the bare GEMMs),
-fused_loss (`kernels.fused_linear_loss`), or a `kernels.fused_logprob` backend.
+fused_loss (`reprozoo.kernels.fused_loss.fused_linear_loss`), or a `reprozoo.kernels.api.fused_logprob` backend.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`kernels.fused_logprob`: input checks, explicit KL, ignored tokens, reductions, per-token temperature,
+"""`reprozoo.kernels.api.fused_logprob`: input checks, explicit KL, ignored tokens, reductions, per-token temperature,
 optional entropy, mixed dtypes, logsumexp, k3 clamp (torch backends; JAX in test_jax.py)."""
 
 from __future__ import annotations

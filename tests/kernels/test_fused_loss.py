@@ -1,5 +1,5 @@
-"""`kernels.fused_linear_loss` (gradient computed in the forward): gradient parity with a float64 autograd
-reference and with finite differences, for SFT (coef), a PPO clipped surrogate with entropy bonus (loss_fn),
+"""`reprozoo.kernels.fused_loss.fused_linear_loss` (gradient computed in the forward): gradient parity with a float64
+autograd reference and with finite differences, for SFT (coef), a PPO clipped surrogate with entropy bonus (loss_fn),
 per-token temperature, ignored tokens, mixed dtypes."""
 
 from __future__ import annotations
