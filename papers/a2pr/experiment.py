@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from pathlib import Path
 
@@ -31,6 +31,13 @@ from reprozoo.papers.a2pr.claims import paired
 from reprozoo.papers.a2pr.nets import Actor
 
 METHODS = ("A2PR", "TD3+BC", "IQL", "BC")
+
+
+def sensitivity_label(mask: float) -> str:
+    """Method name of an A2PR sensitivity run at `mask`, e.g. "A2PR mask=0.5"."""
+    return f"A2PR mask={mask:g}"
+
+
 CONVERGED_CHANGE = 0.05
 """Convergence gate (pre-registered): a critic has converged when λ changed < 5% over the last 20% of training."""
 
@@ -76,7 +83,13 @@ class Config(RunConfig):
     alpha: float = 2.5
     """α of A2PR and TD3+BC (paper default 2.5)."""
     mask: float = 0.5
-    """A2PR BC weight per satisfied advantage indicator (paper default 0.5)."""
+    """A2PR BC weight where either advantage indicator holds (official argparse default `utils/config.py`
+    "--mask", default=0.5; the class default `A2PR.__init__(..., mask=1.0)`); per dataset see `dataset_masks`."""
+    dataset_masks: tuple[str, ...] = ()
+    """Per-dataset A2PR masks "<dataset>=<mask>" that replace `mask` on that dataset (all envs)."""
+    mask_sensitivity: tuple[str, ...] = ()
+    """Extra A2PR runs "<dataset>=<mask>", recorded as method "A2PR mask=<mask>" on that dataset only (same seeds,
+    initial parameters and minibatches as the main A2PR run there): a labelled sensitivity analysis."""
     vae_weight: float = 1.0
     """A2PR weight of the positive-advantage VAE reconstruction loss (paper default 1.0)."""
     iql_tau: float = 0.7
@@ -115,7 +128,16 @@ class Config(RunConfig):
         check_fraction(self, "gamma", "iql_tau", "mixed_fractions")
         ensure(0 < self.tau <= 1, "tau", f"must lie in (0, 1], got {self.tau}")
         ensure(all(f > 0 for f in self.mixed_fractions), "mixed_fractions", "every fraction must be > 0")
-        check_fraction(self, "mask", upper_open=False)
+        ensure(self.mask > 0, "mask", f"must be > 0, got {self.mask}")
+        for field_name in ("dataset_masks", "mask_sensitivity"):
+            for entry in getattr(self, field_name):
+                d, _, m = entry.partition("=")
+                ensure(d in self.cells(), field_name, f"{entry!r}: {d!r} is not a dataset of this run {self.cells()}")
+                try:
+                    ok = float(m) > 0
+                except ValueError:
+                    ok = False
+                ensure(ok, field_name, f"{entry!r}: expected <dataset>=<mask> with a mask > 0")
         ensure(self.vae_weight > 0, "vae_weight", f"must be > 0, got {self.vae_weight}")
         for e in self.envs:
             ensure(e in data.ENVS, "envs", f"unknown env {e!r}; choose from {sorted(data.ENVS)}")
@@ -133,6 +155,21 @@ class Config(RunConfig):
     def cells(self) -> tuple[str, ...]:
         """Dataset names trained per env: the standard ones, then mixed-<p> per expert fraction."""
         return (*self.datasets, *map(data.mixed_name, self.mixed_fractions))
+
+    def mask_of(self, dataset: str) -> float:
+        """A2PR's mask on `dataset`: its `dataset_masks` entry, else `mask`."""
+        return {d: float(m) for d, _, m in (e.partition("=") for e in self.dataset_masks)}.get(dataset, self.mask)
+
+    def a2pr_runs(self) -> list[tuple[str, float, tuple[str, ...]]]:
+        """(method label, mask, datasets) of every A2PR training: the main runs grouped by mask (one vmapped
+        training per mask), then one labelled run per `mask_sensitivity` mask."""
+        out: dict[tuple[str, float], list[str]] = {}
+        for d in self.cells():
+            out.setdefault(("A2PR", self.mask_of(d)), []).append(d)
+        for entry in self.mask_sensitivity:
+            d, _, m = entry.partition("=")
+            out.setdefault((sensitivity_label(float(m)), float(m)), []).append(d)
+        return [(label, m, tuple(ds)) for (label, m), ds in out.items()]
 
     def data_config(self, i: int) -> data.DataConfig:
         return data.DataConfig(
@@ -166,8 +203,10 @@ PRESETS = {
         bootstrap_reps=50,
         log=False,
     ),
-    # Quick: 10 seeds on the cells the claims need (random, medium and the three mixed sets per env), critics
-    # trained to convergence by an all-methods deviation (γ 0.95, τ 0.02: target time constant
+    # Quick: 10 seeds (the power rule of README "Pre-registration v2": a pilot on the development seeds
+    # 1000-1002 gave paired SDs for which every claim needs 2-4 seeds at the 10-point effect; 10 is the floor)
+    # on the cells the claims need (random, medium and the three mixed sets per env), critics trained to
+    # convergence by an all-methods deviation (γ 0.95, τ 0.02: target time constant
     # policy_freq / (τ (1 − γ)) = 2,000 steps, 10,000 steps = 5 time constants), small nets to pay for it.
     "quick": Config(
         preset="quick",
@@ -183,6 +222,23 @@ PRESETS = {
         vae_hidden=32,
         gamma=0.95,
         tau=0.02,
+        # The official per-dataset settings (github.com/ltlhuuu/A2PR @ f92a2a4). README.md "Run experiments":
+        #   "--env_id halfcheetah-medium-v2 ... --alpha 40.0 --vae_weight 1.0 ... --mask 1.0 --discount 0.99"
+        #   "--env_id hopper-medium-v2 ... --alpha 2.5 --vae_weight 1.0 ... --mask 0.4 --discount 0.995" (= run.sh)
+        #   "--env_id walker2d-medium-v2 ... --alpha 2.5 --vae_weight 1.5 ... --mask 1.0 --discount 0.99"
+        # READMEv0.md (an earlier draft): hopper-random "--vae_weight 1.5 --mask 1.5 --discount 0.995",
+        #   hopper-medium-replay "--vae_weight 1.5 --mask 0.5", hopper-medium-expert "--mask 4.0", halfcheetah-
+        #   medium-replay "--vae_weight 1.5 --mask 0.8 --discount 0.995", halfcheetah-medium-expert "--mask 15.0",
+        #   walker2d-medium-replay "--vae_weight 1.5 --mask 1.2 --discount 0.995", walker2d-medium-expert
+        #   "--mask 0.8". Defaults: utils/config.py "--mask", default=0.5; A2PR.py `__init__(..., mask=1.0)`.
+        # Rule (pre-registered, README "Pre-registration v2"): a dataset type the current README sets takes its
+        # value there (medium: mask 1.0, two of its three medium tasks and the class default; α 2.5 and
+        # vae_weight 1.0, two of three each); a type it does not set keeps the argparse default 0.5 (random: only
+        # the superseded draft names hopper-random; mixed: no official value). γ stays the quick deviation 0.95.
+        dataset_masks=("medium=1.0",),
+        # Labelled sensitivity runs (no verdict except the control `mask-halved-medium-<env>`): the v1 setting
+        # (mask 0.5) on medium, the pendulum-medium collapse of v1.
+        mask_sensitivity=("medium=0.5",),
     ),
     # Paper scale (Liu et al. 2024, Sec. 5 / official code): 1M-transition datasets of the D4RL locomotion
     # tasks, "1e6" gradient steps ("--max_timesteps 1e6"), "batch_size 256", networks 256 wide and VAE "750",
@@ -231,9 +287,10 @@ def _hyper(cfg: Config):
     return a2pr, base
 
 
-def _algorithm(name: str, cfg: Config, act_dim: int):
-    """(nets, init(key, obs_dim) -> state, update(state, batch, key) -> (state, metrics))."""
-    a2pr, base = _hyper(cfg)
+def _algorithm(name: str, cfg: Config, act_dim: int, mask: float | None = None):
+    """(nets, init(key, obs_dim) -> state, update(state, batch, key) -> (state, metrics)); `mask` replaces
+    `cfg.mask` for A2PR."""
+    a2pr, base = _hyper(cfg if mask is None else replace(cfg, mask=mask))
     if name == "A2PR":
         nets = method.make_nets(a2pr, act_dim)
         return nets, partial(method.init, a2pr, nets), partial(method.update, a2pr, nets)
@@ -302,14 +359,34 @@ def _probe_fn(name: str, cfg: Config, nets, stacked: dict):
     return jax.jit(jax.vmap(probe))
 
 
-def train_method(name: str, cfg: Config, spec, world: dict, stacked: dict, names: tuple[str, ...]) -> list[dict]:
-    """Train one agent per (dataset, seed) with a vmapped update; returns curves and per-run final rows."""
+def train_method(
+    name: str,
+    cfg: Config,
+    spec,
+    world: dict,
+    stacked: dict,
+    names: tuple[str, ...],
+    mask: float | None = None,
+    label: str | None = None,
+) -> list[dict]:
+    """Train one agent per (dataset, seed) with a vmapped update; returns curves and per-run final rows.
+
+    `stacked` holds the datasets `names` (in that order); `mask` replaces A2PR's `cfg.mask`; rows are recorded
+    under `label` (default `name`). An agent's key depends on (seed, the dataset's place in `cfg.cells()`, name),
+    not on `label` or `mask`, so a sensitivity run shares its initial parameters and minibatches with the main
+    run of the same (dataset, seed)."""
+    label = label or name
     n_d, seeds = len(names), cfg.seed_list()
     n_agents = n_d * len(seeds)
     d_idx = jnp.repeat(jnp.arange(n_d), len(seeds))
-    nets, init, update = _algorithm(name, cfg, spec.act_dim)
+    nets, init, update = _algorithm(name, cfg, spec.act_dim, mask)
+    cell = {c: i for i, c in enumerate(cfg.cells())}
     keys = jnp.stack(
-        [jax.random.fold_in(jax.random.key(s), 7919 * d + METHODS.index(name)) for d in range(n_d) for s in seeds]
+        [
+            jax.random.fold_in(jax.random.key(s), 7919 * cell.get(n, i) + METHODS.index(name))
+            for i, n in enumerate(names)
+            for s in seeds
+        ]
     )
     state = jax.vmap(lambda k: init(k, spec.obs_dim, spec.act_dim))(keys)
     state, keys, d_idx = dist.shard_seeds((state, keys, d_idx))  # agents over the JAX devices when there are several
@@ -338,17 +415,17 @@ def train_method(name: str, cfg: Config, spec, world: dict, stacked: dict, names
             lambdas.append(curves["lambda"])
         step = (i + 1) * cfg.eval_every
         rows += [
-            record(name, metric=m, value=v[j], step=step, **run(j)) for m, v in curves.items() for j in range(n_agents)
+            record(label, metric=m, value=v[j], step=step, **run(j)) for m, v in curves.items() for j in range(n_agents)
         ]
     final = np.mean(scores[-cfg.final_evals :], axis=0)
-    rows += [record(name, metric="score_final", value=final[j], **run(j)) for j in range(n_agents)]
+    rows += [record(label, metric="score_final", value=final[j], **run(j)) for j in range(n_agents)]
     if lambdas:
         change = lambda_change(np.stack(lambdas))
         for j in range(n_agents):
-            rows.append(record(name, metric="lambda_change", value=change[j], **run(j)))
-            rows.append(record(name, metric="converged", value=float(change[j] < CONVERGED_CHANGE), **run(j)))
+            rows.append(record(label, metric="lambda_change", value=change[j], **run(j)))
+            rows.append(record(label, metric="converged", value=float(change[j] < CONVERGED_CHANGE), **run(j)))
     if name == "A2PR":
-        rows += _vae_probe(cfg, nets, state, stacked, names, seeds, spec)
+        rows += _vae_probe(cfg, nets, state, stacked, names, seeds, spec, label)
     return rows
 
 
@@ -362,7 +439,7 @@ def lambda_change(lambdas: np.ndarray) -> np.ndarray:
     return np.abs(lambdas[-1] - lambdas[i80]) / np.abs(lambdas[i80])
 
 
-def _vae_probe(cfg, nets, state, stacked, names, seeds, spec) -> list[dict]:
+def _vae_probe(cfg, nets, state, stacked, names, seeds, spec, label: str = "A2PR") -> list[dict]:
     """Claim 3's measurement: VAE reconstruction error of dataset actions split by advantage sign, and the share
     of dataset actions that pass the advantage filter (`pos_fraction`), after training."""
     n = cfg.vae_probe
@@ -377,7 +454,7 @@ def _vae_probe(cfg, nets, state, stacked, names, seeds, spec) -> list[dict]:
         state, jnp.repeat(jnp.arange(len(names)), len(seeds)), jax.random.split(jax.random.key(123), n_agents)
     )
     return [
-        record("A2PR", seeds[j % len(seeds)], metric, out[metric][j], env=spec.name, dataset=names[j // len(seeds)])
+        record(label, seeds[j % len(seeds)], metric, out[metric][j], env=spec.name, dataset=names[j // len(seeds)])
         for j in range(n_agents)
         for metric in ("vae_err_pos", "vae_err_neg", "pos_fraction")
     ]
@@ -429,14 +506,24 @@ def run(cfg: Config) -> list[dict]:
         )
         stacked = _stack(world, cfg.cells())
         spec = data.ENVS[env]
+        jobs = []  # (unit key, method, label, mask, datasets)
         for name in cfg.methods:
+            if name != "A2PR":
+                jobs.append(((env, name), name, name, None, cfg.cells()))
+                continue
+            for label, mask, names in cfg.a2pr_runs():
+                key = (env, name) if (label, mask) == ("A2PR", cfg.mask) else (env, label, f"mask={mask:g}")
+                jobs.append((key, name, label, mask, names))
+        for key, name, label, mask, names in jobs:
             t0 = time.perf_counter()
-            new = checkpoint.unit((env, name), partial(train_method, name, cfg, spec, world, stacked, cfg.cells()))
+            sub = stacked if names == cfg.cells() else _stack(world, names)
+            new = checkpoint.unit(key, partial(train_method, name, cfg, spec, world, sub, names, mask, label))
             rows += new
             last = [r["value"] for r in select(new, metric="score_final")]
             conv = [r["value"] for r in select(new, metric="converged")]
+            where = "" if names == cfg.cells() else f" on {', '.join(names)} (mask {mask:g})"
             log(
-                f"[a2pr] {env} {name}: mean final score {np.mean(last):.1f}"
+                f"[a2pr] {env} {label}{where}: mean final score {np.mean(last):.1f}"
                 + (f", converged {np.mean(conv):.0%}" if conv else "")
                 + f" ({time.perf_counter() - t0:.1f} s)"
             )

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from reprozoo.papers.a2pr import baselines, data, experiment, method
-from reprozoo.papers.a2pr.claims import MIXED_MARGIN, check
+from reprozoo.common.config import ConfigError
+from reprozoo.common.results import resolve_verdicts
+from reprozoo.common.stats import min_detectable_effect
+from reprozoo.papers.a2pr import baselines, claims, data, experiment, method
+from scipy import stats
 
 
 @pytest.fixture
@@ -220,42 +225,133 @@ def test_lambda_change_over_last_fifth():
     np.testing.assert_allclose(experiment.lambda_change(lam), [0.5, 0.02])
 
 
-def _row(method, seed, value, dataset, env="e", metric="score_final"):
+def _row(method, seed, value, dataset, env="pendulum", metric="score_final"):
     return {"method": method, "seed": seed, "metric": metric, "value": value, "env": env, "dataset": dataset}
 
 
-def test_claims_decide_on_the_numbers():
+def _world_rows(n_seeds=10, a2pr_mixed=60.0, a2pr_medium=80.0, bc_mixed=10.0, half_medium=50.0):
+    """Synthetic records of one env ("pendulum"): mixed-5 / mixed-10 / medium for the four methods, the mask-0.5
+    sensitivity run on medium, the VAE probe and the convergence flags; ±0.5 seed noise on A2PR."""
     rows = []
-    for seed in range(10):
-        eps = 0.5 * (-1) ** seed  # small seed noise
+    for seed in range(n_seeds):
+        eps = 0.5 * (-1) ** seed + 0.1 * seed
         for d in ("mixed-5", "mixed-10"):
-            for m, v in (("A2PR", 60.0), ("TD3+BC", 40.0), ("IQL", 70.0), ("BC", 10.0)):
+            for m, v in (("A2PR", a2pr_mixed), ("TD3+BC", 40.0), ("IQL", 70.0), ("BC", bc_mixed)):
                 rows.append(_row(m, seed, v + eps * (m == "A2PR"), d))
-        rows.append(_row("A2PR", seed, 80.0, "expert"))
-        rows.append(_row("TD3+BC", seed, 79.0, "expert"))
+        for m, v in (("A2PR", a2pr_medium), ("TD3+BC", 79.0), ("IQL", 81.0), ("BC", 80.0)):
+            rows.append(_row(m, seed, v + eps * (m == "A2PR"), "medium"))
+        rows.append(_row(claims.MASK_SENSITIVITY, seed, half_medium + eps, "medium"))
         for m in ("A2PR", "TD3+BC", "IQL"):
-            rows.append(_row(m, seed, 1.0, "expert", metric="converged"))
+            rows.append(_row(m, seed, 1.0, "medium", metric="converged"))
         for metric, val in (("vae_err_pos", 0.1 + 0.01 * seed), ("vae_err_neg", 0.3)):
             rows.append(_row("A2PR", seed, val, "mixed-5", metric=metric))
-    claims = {c.id: c for c in check(rows, None)}
-    assert claims["avg-score"].passed and claims["vae-advantage"].passed and claims["convergence-gate"].passed
-    margin = claims["mixed-margin-e"]
-    assert margin.passed and margin.observed["testable"] == 2 and margin.observed["diff"] == pytest.approx(20.0)
-    assert MIXED_MARGIN == 10.0
-    # premise unmet (BC >= IQL on every mixed set): the env cannot test the claim, whatever A2PR does
-    no_premise = [{**r, "value": 80.0} if r["method"] == "BC" else r for r in rows]
-    margin = {c.id: c for c in check(no_premise, None)}["mixed-margin-e"]
-    assert not margin.passed and margin.observed["testable"] == 0
-    # a margin below 10 points fails even with a CI above 0
-    small = [{**r, "value": 45.0} if r["method"] == "A2PR" and r["dataset"].startswith("mixed") else r for r in rows]
-    assert not {c.id: c for c in check(small, None)}["mixed-margin-e"].passed
+    return rows
+
+
+def _verdicts(rows):
+    return {c.id: c for c in resolve_verdicts(claims.check(rows, None))}
+
+
+def test_claims_v2_kinds_requires_and_verdicts():
+    out = _verdicts(_world_rows())
+    kinds = {i: c.kind for i, c in out.items()}
+    assert kinds == {
+        "convergence-gate": "premise",
+        "bc-overconstrains-pendulum": "premise",
+        "medium-bc-adequate-pendulum": "premise",
+        "avg-score": "claim",
+        "mixed-margin-pendulum": "claim",
+        "vae-advantage": "claim",
+        "medium-no-margin-pendulum": "control",
+        "mask-halved-medium-pendulum": "control",
+    }
+    assert out["mixed-margin-pendulum"].requires == ("convergence-gate", "bc-overconstrains-pendulum")
+    assert out["medium-no-margin-pendulum"].requires == ("convergence-gate", "medium-bc-adequate-pendulum")
+    assert all("convergence-gate" in c.requires for c in out.values() if c.kind != "premise")
+    assert {i: c.verdict for i, c in out.items()} == dict.fromkeys(out, "PASS")
+    margin = out["mixed-margin-pendulum"].observed
+    assert margin["testable"] == 2 and margin["diff"] == pytest.approx(
+        20.0 + np.mean([0.5 * (-1) ** s + 0.1 * s for s in range(10)])
+    )
+    assert margin["n_seeds"] == 10 and margin["effect"] == claims.MIXED_MARGIN == 10.0
+    assert 0 < margin["mde"] < 10 and margin["power"] > 0.99
+
+
+def test_paired_ci_is_the_t_interval_of_per_seed_differences():
+    rows = _world_rows()
+    # A2PR − TD3+BC per seed = mean over the 3 cells of (A2PR − TD3+BC)
+    d = np.array([np.mean([20.0, 20.0, 1.0]) + 0.5 * (-1) ** s + 0.1 * s for s in range(10)])
+    half = stats.t.ppf(0.975, 9) * d.std(ddof=1) / np.sqrt(10)
+    obs = _verdicts(rows)["avg-score"].observed
+    assert obs["diff"] == pytest.approx(d.mean()) and obs["diff_ci95"] == pytest.approx(half)
+    assert obs["diff_sd"] == pytest.approx(d.std(ddof=1)) and obs["diff_low"] == pytest.approx(d.mean() - half)
+    assert obs["mde"] == pytest.approx(min_detectable_effect(d.std(ddof=1), 10))
+
+
+def test_premise_fail_makes_the_claim_untested_not_failed():
+    # BC as good as IQL on every mixed set: the env cannot test claim 2, whatever A2PR does
+    out = _verdicts(_world_rows(bc_mixed=80.0, a2pr_mixed=0.0))
+    assert out["bc-overconstrains-pendulum"].verdict == "FAIL"
+    assert out["mixed-margin-pendulum"].verdict == "UNTESTED" and not out["mixed-margin-pendulum"].passed
+    assert out["mixed-margin-pendulum"].observed["testable"] == 0
+    assert out["avg-score"].verdict == "FAIL"  # A2PR now loses on average: decided, not untested
+    # the convergence gate fails (2 of 10 seeds not converged → 80% < 90%): every claim and control is UNTESTED
+    out = _verdicts(_unconverged())
+    assert out["convergence-gate"].verdict == "FAIL"
+    assert all(c.verdict == "UNTESTED" for c in out.values() if c.kind != "premise")
+
+
+def _unconverged():
+    rows = _world_rows()
     for r in rows:
-        if r["metric"] == "vae_err_neg":
-            r["value"] = 0.05
         if r["metric"] == "converged" and r["seed"] < 2:
             r["value"] = 0.0
-    claims = {c.id: c for c in check(rows, None)}
-    assert not claims["vae-advantage"].passed and not claims["convergence-gate"].passed  # 80% < 90% converged
+    return rows
+
+
+def test_margin_needs_ten_points_and_a_ci_above_zero():
+    out = _verdicts(_world_rows(a2pr_mixed=45.0))  # +5 with a CI above 0: not a clear margin
+    assert out["mixed-margin-pendulum"].verdict == "FAIL" and out["mixed-margin-pendulum"].observed["diff_low"] > 0
+
+
+def test_controls_pass_when_they_behave_as_predicted():
+    # A2PR far ahead on medium, where BC is adequate: the margin is not specific to the premise → control FAILs
+    out = _verdicts(_world_rows(a2pr_medium=110.0))
+    assert out["medium-bc-adequate-pendulum"].verdict == "PASS"
+    assert out["medium-no-margin-pendulum"].verdict == "FAIL"
+    # the v1 mask 0.5 no worse than the official 1.0: the collapse diagnosis is not confirmed → control FAILs
+    out = _verdicts(_world_rows(half_medium=80.0))
+    assert out["mask-halved-medium-pendulum"].verdict == "FAIL"
+    # BC far below IQL on medium: the control's premise is off, so the control is UNTESTED
+    rows = [{**r, "value": 40.0} if r["method"] == "BC" and r["dataset"] == "medium" else r for r in _world_rows()]
+    out = _verdicts(rows)
+    assert out["medium-bc-adequate-pendulum"].verdict == "FAIL"
+    assert out["medium-no-margin-pendulum"].verdict == "UNTESTED"
+
+
+def test_vae_advantage_and_mask_control_only_where_measured():
+    rows = [{**r, "value": 0.05} if r["metric"] == "vae_err_neg" else r for r in _world_rows()]
+    assert _verdicts(rows)["vae-advantage"].verdict == "FAIL"
+    other = [{**r, "env": "invpendulum"} for r in _world_rows()]  # the mask control is pre-registered on pendulum
+    assert "mask-halved-medium-invpendulum" not in _verdicts(other)
+    assert "medium-no-margin-invpendulum" in _verdicts(other)
+
+
+def test_config_masks_per_dataset_and_sensitivity_runs():
+    cfg = replace(
+        experiment.PRESETS["quick"], dataset_masks=("medium=1.0",), mask_sensitivity=("medium=0.5", "mixed-5=1.0")
+    )
+    cfg.validate()
+    assert cfg.mask_of("medium") == 1.0 and cfg.mask_of("random") == cfg.mask == 0.5
+    runs = cfg.a2pr_runs()
+    assert runs[0] == ("A2PR", 0.5, ("random", "mixed-1", "mixed-5", "mixed-10"))
+    assert runs[1] == ("A2PR", 1.0, ("medium",))
+    assert runs[2:] == [("A2PR mask=0.5", 0.5, ("medium",)), ("A2PR mask=1", 1.0, ("mixed-5",))]
+    assert experiment.PRESETS["quick"].mask_of("medium") == 1.0  # the official README's medium value
+    with pytest.raises(ConfigError, match="dataset-masks"):
+        replace(cfg, dataset_masks=("expert=1.0",)).validate()  # not a dataset of the quick run
+    with pytest.raises(ConfigError, match="mask-sensitivity"):
+        replace(cfg, mask_sensitivity=("medium=x",)).validate()
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -267,13 +363,20 @@ def test_cli_rejects_unknown_env(run_cli):
 
 
 QUICK_CLAIMS = (
+    "convergence-gate",
+    "bc-overconstrains-pendulum",
+    "bc-overconstrains-invpendulum",
     "avg-score",
     "mixed-margin-pendulum",
     "mixed-margin-invpendulum",
     "vae-advantage",
-    "convergence-gate",
+    "medium-bc-adequate-pendulum",
+    "medium-bc-adequate-invpendulum",
+    "medium-no-margin-pendulum",
+    "medium-no-margin-invpendulum",
+    "mask-halved-medium-pendulum",
 )
-KNOWN_FAILS = {
+KNOWN_FAILS = {  # v1 (set before the v2 run; the v2 quick run updates this list)
     "mixed-margin-invpendulum": "premise met (BC < IQL) on every mixed set, yet A2PR − TD3+BC = −10.9 ± 5.6",
 }
 
