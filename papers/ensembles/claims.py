@@ -1,51 +1,120 @@
-"""The premise and the five headline claims as checks over the run records.
+"""Claims v2: the premises, the five headline claims and their controls as checks over the run records.
 
-Pre-registered (thresholds fixed before the quick preset was run; README "Claims"). Every check reads curves
-averaged over seeds; "gain" is gold above its start (best-of-n: n = 1; PPO: the first logged window).
-Best-of-n claims read the d = sizes, 25%-noise proxies (Coste et al.'s setting).
+Pre-registered (claims v2, README "Pre-registration v2") before the run that decides them (issue 31, preference
+world v2); the committed quick results are still v1. Rules (DESIGN "Results and claims"):
+- every statistic is computed per seed and compared across methods as a **paired difference over the same seeds**
+  with a two-sided 95% Student-t CI (`common.stats.paired_diff`); "CI > 0" is a one-sided test at α = 0.025, and
+  the minimum detectable effect (`*_mde`, power 0.8) reported beside each test uses that level;
+- a **peak** is the maximum of a 3-point moving average of the curve (`smoothed_peak`), a **final** value the mean of
+  its last 3 points (`final_mean`): PPO, the last 15 of 50 iterations (3 windows of 5); best-of-n, n = N/4, N/2, N;
+- "gain" is gold above the curve's first point (best-of-n: n = 1; PPO: the first logged window);
+- kinds: a `premise` measures what the papers rely on in this set-up (members disagree where one of them is wrong;
+  a single proxy over-optimises); a `claim` lists the premises it requires and is UNTESTED when one of them FAILs
+  (`common.results.resolve_verdicts`); a `control` PASSes when it behaves as predicted with the premise switched
+  off (the `control` setting: members trained on the same labels, Eisenstein et al.'s herding case).
+Best-of-n claims read the d = sizes, 25%-noise proxies (Coste et al.'s setting); PPO claims the β = ppo_kl_small runs.
+Every threshold below is the project's own (the papers give none in these units) unless marked as the paper's.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from reprozoo.common.results import Claim, select
-from reprozoo.papers.ensembles.experiment import SETTINGS, Config, mean_curve
+from reprozoo.common.stats import (
+    PairedDiff,
+    final_mean,
+    min_detectable_effect,
+    moving_average,
+    paired_diff,
+    smoothed_peak,
+)
+from reprozoo.papers.ensembles.experiment import SETTINGS, Config
 from reprozoo.papers.ensembles.method import AGGREGATIONS
 
-VAR_RATIO = 2.0  # premise: disagreement on best-of-N picks ≥ 2× its mean over the pool
-GAP_CORR = 0.2  # premise: Spearman(ensemble variance, member over-estimate) ≥ 0.2
-BON_FALL = 0.10  # claim 1: gold at n = N lies ≥ 10% of the gain below the peak (as the world demo)
-PPO_FALL = 0.25  # claim 1: PPO final gold lies ≥ 25% of the gain below the peak (as the world demo)
-BON_MARGIN = 0.20  # claim 2: conservative gain at n = N ≥ single's × 1.2 (paper: up to +70%)
-PPO_MARGIN = 0.25  # claim 3: conservative final gold ≥ single final + 25% of single's peak gain
-NO_COST = 0.90  # claim 3b: final gain with the larger β ≥ 90% of the same aggregation's peak gain at small β
-KL_FALL = 0.10  # claim 3b: and it falls ≤ 10% of its gain from its own peak
-EXPLOIT = 0.5  # claim 5: feature count rises by ≥ 0.5 tokens under every aggregation
+WINDOW = 3  # smoothed peak: moving average of 3 points
+LAST = 3  # final value: mean of the last 3 points
+ALPHA = 0.025  # one-sided level of "the 95% CI excludes the bound" (power and MDE are computed at it)
+CONSERVATIVE = ("wco", "uwo")  # Coste et al.'s conservative aggregations
+
+# project's own thresholds, with the reason
+SELF_OTHERS = 0.5  # premise: lower 95% bound of self − others at the best-of-N picks (z units) ≥ 0.5 ...
+SELF_OTHERS_CONTROL = 0.25  # ... control: upper bound ≤ 0.25. Between the world-v2 prototype's shared-quirk control
+#   (0.07–0.09) and its member-quirk setting (1.33–1.63), audits/2026-12/preference_world_v2_prototype.md
+BON_FALL = 0.10  # premise 1: best-of-n gold falls ≥ 10% of its gain from its smoothed peak (the world demo's value)
+PPO_FALL = 0.25  # premise 1: PPO gold falls ≥ 25% of its gain from its smoothed peak (the world demo's value)
+BON_MARGIN = 0.20  # claim 2: aggregation − single at the end ≥ 0.2 × the single member's gain (paper: "up to +70%")
+PAPER_BON_GAIN = 0.70  # the paper's best-of-n effect ("up to 70%"): the effect the seed rule powers claim 2 for
+PPO_MARGIN = 0.25  # claim 3: aggregation − single final gold ≥ 25% of the single member's peak gain
+NO_COST = 0.90  # claim 3b: final gain at the larger β ≥ 90% of the same aggregation's peak gain at the small β
+KL_FALL = 0.10  # claim 3b: and it falls ≤ 10% of its gain from its smoothed peak
+EXPLOIT = 0.5  # claim 5: the feature-token count rises by ≥ 0.5 tokens under every aggregation
 NOISE = 0.25
 
 
-def _overopt(x: np.ndarray, gold: np.ndarray, proxy: np.ndarray, fall: float) -> tuple[dict, bool]:
-    i = int(np.argmax(gold))
-    gain = gold[i] - gold[0]
+def curves(rows: list[dict], method: str, metric: str, **match) -> dict[int, np.ndarray]:
+    """{seed: the curve's values ordered by step} of one method's metric."""
+    sel = [r for r in select(rows, method=method, metric=metric, **match) if "step" in r]
+    out: dict[int, list] = {}
+    for r in sorted(sel, key=lambda r: (r["seed"], r["step"])):
+        out.setdefault(r["seed"], []).append(r["value"])
+    return {s: np.asarray(v, float) for s, v in out.items()}
+
+
+def per_seed(c: dict[int, np.ndarray], f) -> dict[int, float]:
+    return {s: float(f(v)) for s, v in c.items()}
+
+
+def peak(c: dict[int, np.ndarray]) -> dict[int, float]:
+    return per_seed(c, lambda v: smoothed_peak(v, WINDOW))
+
+
+def final(c: dict[int, np.ndarray]) -> dict[int, float]:
+    return per_seed(c, lambda v: final_mean(v, LAST))
+
+
+def start(c: dict[int, np.ndarray]) -> dict[int, float]:
+    return per_seed(c, lambda v: v[0])
+
+
+def sub(a: dict[int, float], b: dict[int, float]) -> dict[int, float]:
+    return {s: a[s] - b[s] for s in a}
+
+
+def mean(a: dict[int, float]) -> float:
+    return float(np.mean(list(a.values())))
+
+
+def mde(d: PairedDiff) -> float:
+    """Minimum effect the paired test detects with power 0.8 at these seeds (one-sided α = 0.025)."""
+    return min_detectable_effect(d.sd, d.n, alpha=ALPHA) if d.n > 1 else math.inf
+
+
+def test_obs(d: PairedDiff, prefix: str) -> dict[str, float]:
+    """The paired difference, its 95% CI, paired SD and minimum detectable effect, for `observed`."""
+    return d.as_observed(prefix) | {f"{prefix}_sd": d.sd, f"{prefix}_mde": mde(d)}
+
+
+def overoptimises(gold: dict, proxy: dict, fall: float) -> tuple[dict, bool]:
+    """Gold falls from its smoothed peak to its final mean (paired over seeds, 95% CI above 0) by ≥ `fall` of its
+    gain, while the proxy's final mean ends above its value over the peak's window (mean over seeds)."""
+    pk, fin, st = peak(gold), final(gold), start(gold)
+    at = {s: int(np.argmax(moving_average(gold[s], WINDOW))) for s in gold}
+    p_at = {s: float(moving_average(proxy[s], WINDOW)[at[s]]) for s in proxy}
+    drop = paired_diff(pk, fin)
+    gain = mean(sub(pk, st))
+    proxy_rise = mean(sub(final(proxy), p_at))
     obs = {
-        "gold_start": gold[0],
-        "gold_peak": gold[i],
-        "peak_at": x[i],
-        "gold_final": gold[-1],
-        "proxy_at_peak": proxy[i],
-        "proxy_final": proxy[-1],
+        "gold_start": mean(st),
+        "gold_peak": mean(pk),
+        "gold_final": mean(fin),
+        "gain": gain,
+        **test_obs(drop, "fall"),
+        "proxy_at_peak": mean(p_at),
+        "proxy_final": mean(final(proxy)),
     }
-    return obs, bool(gain > 0 and gold[-1] <= gold[i] - fall * gain and proxy[-1] > proxy[i])
-
-
-def _premise(rows, setting, d):
-    r = {
-        k: float(
-            np.mean([x["value"] for x in select(rows, method="premise", metric=k, setting=setting, d=d, noise=NOISE)])
-        )
-        for k in ("var_ratio", "gap_corr")
-    }
-    return r, r["var_ratio"] >= VAR_RATIO and r["gap_corr"] >= GAP_CORR
+    return obs, bool(drop.low > 0 and drop.mean >= fall * max(gain, 0.0) and proxy_rise > 0)
 
 
 def check(rows: list[dict], cfg: Config) -> list[Claim]:
@@ -53,155 +122,216 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
     d0, N = cfg.sizes[0], cfg.bon_samples
     small = cfg.ppo_kl_small
 
-    # 0. the premise: members disagree where a member is wrong (premise setting), not in the control
-    obs, ok = _premise(rows, "premise", d0)
-    claims.append(
-        Claim(
-            "0-premise",
-            f"premise setting (d={d0}, 25% noise): ensemble variance on best-of-{N} picks ≥ {VAR_RATIO}× its pool mean "
-            f"and Spearman(variance, member over-estimate) ≥ {GAP_CORR}",
-            obs,
-            ok,
-        )
-    )
-    obs, ok = _premise(rows, "control", d0)
-    claims.append(
-        Claim(
-            "0-control",
-            f"control setting (d={d0}, 25% noise): the same premise is absent (either test fails)",
-            obs,
-            not ok,
-        )
-    )
+    # 0. the premise: members over-rate their own best-of-N picks more than the other members do (member-specific
+    #    errors); its control: members trained on the same labels do not
+    for setting in SETTINGS:
+        tag = {"setting": setting, "d": d0, "noise": NOISE}
+        prem = {r["seed"]: r["value"] for r in select(rows, method="premise", metric="self_minus_others", **tag)}
+        legacy = {
+            k: float(np.mean([r["value"] for r in select(rows, method="premise", metric=k, **tag)] or [np.nan]))
+            for k in ("var_ratio", "gap_corr")
+        }
+        if prem:
+            d = paired_diff(prem, dict.fromkeys(prem, 0.0))  # the mean over seeds and its 95% CI
+            obs = {**test_obs(d, "self_minus_others"), **legacy}
+            ok = d.low >= SELF_OTHERS if setting == "premise" else d.high <= SELF_OTHERS_CONTROL
+        else:
+            obs = {"self_minus_others": "not measured (records written before claims v2)", **legacy}
+            ok = False
+        if setting == "premise":
+            statement = (
+                f"premise (d={d0}, 25% noise): at each member's best-of-{N} pick, its z-score exceeds the other "
+                f"members' mean z-score there by ≥ {SELF_OTHERS} (lower 95% bound over seeds): member-specific errors"
+            )
+            claims.append(Claim("0-premise", statement, obs, ok, kind="premise"))
+        else:
+            statement = (
+                f"control (d={d0}, 25% noise, members on the same labels): self − others at the best-of-{N} picks "
+                f"≤ {SELF_OTHERS_CONTROL} (upper 95% bound): the members herd"
+            )
+            claims.append(Claim("0-control", statement, obs, ok, kind="control"))
 
     for setting in SETTINGS:
-        # 1. a single proxy over-optimises (best-of-n with label noise; PPO with a small β)
+        is_premise = setting == "premise"
+        # 1. premises: a single proxy over-optimises (best-of-n with label noise; PPO with the small β)
         m = {"setting": setting, "d": d0, "noise": NOISE}
-        x, gold = mean_curve(rows, "bon_single", "gold", **m)
-        bon_obs, bon_ok = _overopt(x, gold, mean_curve(rows, "bon_single", "proxy", **m)[1], BON_FALL)
-        obs, ok = {f"bon_{k}": v for k, v in bon_obs.items()}, bon_ok
-        if setting in cfg.ppo_settings and "single" in cfg.ppo_methods:
-            p = {"setting": setting, "beta": small}
-            x, gold = mean_curve(rows, "ppo_single", "gold", **p)
-            ppo_obs, ppo_ok = _overopt(x, gold, mean_curve(rows, "ppo_single", "proxy", **p)[1], PPO_FALL)
-            obs |= {f"ppo_{k}": v for k, v in ppo_obs.items()}
-            ok = ok and ppo_ok
+        obs, ok = overoptimises(
+            curves(rows, "bon_single", "gold", **m), curves(rows, "bon_single", "proxy", **m), BON_FALL
+        )
+        bon_premise = f"1-single-overoptimises-bon-{setting}"
         claims.append(
             Claim(
-                f"1-single-overoptimises-{setting}",
-                f"{setting}: single-member best-of-n gold (d={d0}, 25% noise) peaks and falls ≥ {BON_FALL:.0%} of "
-                f"its gain by n={N} while proxy rises; PPO (β={small}) gold falls ≥ {PPO_FALL:.0%} of its gain "
-                "while proxy rises",
+                bon_premise,
+                f"{setting}: single-member best-of-n gold (d={d0}, 25% noise) falls from its smoothed peak to its "
+                f"final mean (n = {N // 4}…{N}) by ≥ {BON_FALL:.0%} of its gain, 95% CI of the fall above 0, while "
+                "the proxy rises",
                 obs,
                 ok,
+                kind="premise",
             )
         )
+        ppo_premise = None
+        if setting in cfg.ppo_settings and "single" in cfg.ppo_methods:
+            p = {"setting": setting, "beta": small}
+            obs, ok = overoptimises(
+                curves(rows, "ppo_single", "gold", **p), curves(rows, "ppo_single", "proxy", **p), PPO_FALL
+            )
+            ppo_premise = f"1-single-overoptimises-ppo-{setting}"
+            claims.append(
+                Claim(
+                    ppo_premise,
+                    f"{setting}: PPO (β={small}) against one member: gold falls from its smoothed peak to its final "
+                    f"mean by ≥ {PPO_FALL:.0%} of its gain (≥ 0), 95% CI of the fall above 0, while the proxy rises",
+                    obs,
+                    ok,
+                    kind="premise",
+                )
+            )
 
-        # 2. best-of-n: WCO or UWO beats the single member at the largest n, at every proxy size
+        # 2. best-of-n: WCO and UWO each beat the single member at the end, at every proxy size (premise setting);
+        #    control: no Coste-sized gain when the members herd
         obs, ok = {}, True
         for d in cfg.sizes:
             m = {"setting": setting, "d": d, "noise": NOISE}
-            g = {a: mean_curve(rows, f"bon_{a}", "gold", **m)[1] for a in ("single", "wco", "uwo")}
-            single_gain = g["single"][-1] - g["single"][0]
-            best = max(("wco", "uwo"), key=lambda a: g[a][-1])
-            rel = (g[best][-1] - g["single"][-1]) / max(abs(single_gain), 1e-9)
-            obs |= {
-                f"d{d}_single_nN": g["single"][-1],
-                f"d{d}_wco_nN": g["wco"][-1],
-                f"d{d}_uwo_nN": g["uwo"][-1],
-                f"d{d}_rel_gain": rel,
-            }
-            ok = ok and rel >= BON_MARGIN
-        claims.append(
-            Claim(
-                f"2-bon-conservative-{setting}",
-                f"{setting}: at n={N} (25% noise) the better of WCO/UWO has gold gain over n=1 ≥ {1 + BON_MARGIN:.1f}× "
-                f"the single member's, at every size {cfg.sizes}",
-                obs,
-                ok,
+            single = curves(rows, "bon_single", "gold", **m)
+            gain = mean(sub(final(single), start(single)))
+            bound = BON_MARGIN * abs(gain)
+            obs[f"d{d}_single_final"] = mean(final(single))
+            obs[f"d{d}_single_gain"] = gain
+            obs[f"d{d}_margin"] = bound
+            for a in CONSERVATIVE:
+                diff = paired_diff(final(curves(rows, f"bon_{a}", "gold", **m)), final(single))
+                obs |= test_obs(diff, f"d{d}_{a}_minus_single")
+                ok = ok and (diff.low > 0 and diff.mean >= bound if is_premise else diff.high < bound)
+        if is_premise:
+            statement = (
+                f"premise setting, best-of-n (25% noise): final gold (mean over n = {N // 4}…{N}) of WCO and of UWO "
+                f"each exceeds the single member's, paired 95% CI above 0 and mean ≥ {BON_MARGIN} × the single "
+                f"member's gain, at every size {cfg.sizes} (paper: up to +{PAPER_BON_GAIN:.0%})"
             )
-        )
-
-        # 3. PPO: WCO/UWO end higher than the single member, with less over-optimisation; 3b: larger β, no cost
-        if setting in cfg.ppo_settings and {"single", "wco", "uwo"} <= set(cfg.ppo_methods):
-            p = {"setting": setting, "beta": small}
-            g = {a: mean_curve(rows, f"ppo_{a}", "gold", **p)[1] for a in ("single", "wco", "uwo")}
-            best = max(("wco", "uwo"), key=lambda a: g[a][-1])
-            single_gain = g["single"].max() - g["single"][0]
-            drop = {a: g[a].max() - g[a][-1] for a in g}
-            ok = g[best][-1] >= g["single"][-1] + PPO_MARGIN * max(single_gain, 0) and drop[best] < drop["single"]
-            obs = {f"{a}_{k}": v for a in g for k, v in (("final", g[a][-1]), ("peak", g[a].max()), ("drop", drop[a]))}
             claims.append(
-                Claim(
-                    f"3-ppo-conservative-{setting}",
-                    f"{setting}, PPO β={small}: the better of WCO/UWO ends ≥ {PPO_MARGIN:.0%} of the single member's "
-                    "peak gain above its final gold, and falls less from its peak",
-                    obs,
-                    bool(ok),
-                )
+                Claim(f"2-bon-conservative-{setting}", statement, obs, ok, requires=("0-premise", bon_premise))
             )
-        if setting in cfg.ppo_large_kl_settings and {"wco", "uwo"} <= set(cfg.ppo_large_kl_methods):
+        else:
+            statement = (
+                f"control setting, best-of-n (25% noise): WCO and UWO do not beat the single member by the "
+                f"claim-2 margin ({BON_MARGIN} × its gain): upper 95% bound of each paired difference below it, at "
+                f"every size {cfg.sizes} (Eisenstein et al.: members that herd)"
+            )
+            claims.append(
+                Claim(f"2-bon-conservative-{setting}", statement, obs, ok, kind="control", requires=(bon_premise,))
+            )
+
+        # 3. PPO: WCO and UWO each end above the single member, and fall less; control: no such gain
+        if ppo_premise and {"single", *CONSERVATIVE} <= set(cfg.ppo_methods):
+            p = {"setting": setting, "beta": small}
+            g = {a: curves(rows, f"ppo_{a}", "gold", **p) for a in ("single", *CONSERVATIVE)}
+            single_gain = max(mean(sub(peak(g["single"]), start(g["single"]))), 0.0)
+            bound = PPO_MARGIN * single_gain
+            fall = {a: mean(sub(peak(g[a]), final(g[a]))) for a in g}
+            obs = {"single_final": mean(final(g["single"])), "single_peak_gain": single_gain, "margin": bound}
+            obs |= {f"{a}_fall": fall[a] for a in g}
+            ok = True
+            for a in CONSERVATIVE:
+                diff = paired_diff(final(g[a]), final(g["single"]))
+                obs |= test_obs(diff, f"{a}_minus_single")
+                if is_premise:
+                    ok = ok and diff.low > 0 and diff.mean >= bound and fall[a] < fall["single"]
+                else:
+                    ok = ok and diff.high < bound
+            if is_premise:
+                statement = (
+                    f"premise setting, PPO β={small}: the final gold of WCO and of UWO each exceeds the single "
+                    f"member's, paired 95% CI above 0 and mean ≥ {PPO_MARGIN:.0%} of the single member's peak gain, "
+                    "and each falls less from its smoothed peak than the single member (mean over seeds)"
+                )
+                claims.append(
+                    Claim(f"3-ppo-conservative-{setting}", statement, obs, ok, requires=("0-premise", ppo_premise))
+                )
+            else:
+                statement = (
+                    f"control setting, PPO β={small}: WCO and UWO do not end above the single member by the claim-3 "
+                    f"margin ({PPO_MARGIN:.0%} of its peak gain): upper 95% bound of each paired difference below it"
+                )
+                claims.append(
+                    Claim(f"3-ppo-conservative-{setting}", statement, obs, ok, kind="control", requires=(ppo_premise,))
+                )
+
+        # 3b. PPO with the larger β: no over-optimisation at no cost (premise setting)
+        runs_large = [a for a in CONSERVATIVE if a in cfg.ppo_large_kl_methods]
+        if is_premise and ppo_premise and setting in cfg.ppo_large_kl_settings and runs_large:
             large = cfg.ppo_kl_large
             obs, ok = {}, False
-            for a in ("wco", "uwo"):
-                gs = mean_curve(rows, f"ppo_{a}", "gold", setting=setting, beta=small)[1]
-                gl = mean_curve(rows, f"ppo_{a}", "gold", setting=setting, beta=large)[1]
-                peak_gain_small = gs.max() - gs[0]
-                final_gain_large = gl[-1] - gl[0]
-                no_fall = gl[-1] >= gl.max() - KL_FALL * max(gl.max() - gl[0], 0)
-                obs |= {
-                    f"{a}_final_gain_large": final_gain_large,
-                    f"{a}_peak_gain_small": peak_gain_small,
-                    f"{a}_no_fall": no_fall,
-                }
-                ok = ok or bool(no_fall and final_gain_large >= NO_COST * peak_gain_small)
+            for a in runs_large:
+                gs = curves(rows, f"ppo_{a}", "gold", setting=setting, beta=small)
+                gl = curves(rows, f"ppo_{a}", "gold", setting=setting, beta=large)
+                peak_gain_small = sub(peak(gs), start(gs))
+                final_gain_large = sub(final(gl), start(gl))
+                gain_large = mean(sub(peak(gl), start(gl)))
+                fall_large = mean(sub(peak(gl), final(gl)))
+                cost = paired_diff(final_gain_large, peak_gain_small)
+                bound = -(1 - NO_COST) * max(mean(peak_gain_small), 0.0)
+                no_fall = fall_large <= KL_FALL * max(gain_large, 0.0)
+                obs |= {f"{a}_fall_large": fall_large, f"{a}_gain_large": gain_large, f"{a}_no_cost_bound": bound}
+                obs |= test_obs(cost, f"{a}_final_gain_large_minus_peak_gain_small")
+                ok = ok or bool(no_fall and cost.low >= bound)
             claims.append(
                 Claim(
                     f"3b-ppo-small-penalty-{setting}",
-                    f"{setting}, PPO β={large}: WCO or UWO falls ≤ {KL_FALL:.0%} of its gain from its peak and its "
-                    f"final gain is ≥ {NO_COST:.0%} of the same aggregation's peak gain at β={small} "
-                    "(no over-optimisation, no cost)",
+                    f"premise setting, PPO β={large}: WCO or UWO falls ≤ {KL_FALL:.0%} of its gain from its smoothed "
+                    f"peak (mean over seeds), and its final gain is not below {NO_COST:.0%} of the same "
+                    f"aggregation's smoothed-peak gain at β={small}: lower 95% bound of the paired difference ≥ "
+                    f"−{1 - NO_COST:.0%} of that gain (no over-optimisation, no cost)",
                     obs,
                     ok,
+                    requires=("0-premise", ppo_premise),
                 )
             )
 
-        # 5. a shared exploit survives every aggregation (feature-token count grows)
+        # 5. a shared exploit survives every aggregation (the feature-token count rises), best-of-n and PPO
         m = {"setting": setting, "d": d0, "noise": NOISE}
         obs, ok = {}, True
-        for a in ("single", *AGGREGATIONS):
-            f = mean_curve(rows, f"bon_{a}", "features", **m)[1]
-            obs[f"bon_{a}"] = f[-1] - f[0]
-            ok = ok and f[-1] - f[0] >= EXPLOIT
+        series = [(f"bon_{a}", curves(rows, f"bon_{a}", "features", **m)) for a in AGGREGATIONS]
         if setting in cfg.ppo_settings:
-            for a in cfg.ppo_methods:
-                f = mean_curve(rows, f"ppo_{a}", "features", setting=setting, beta=small)[1]
-                obs[f"ppo_{a}"] = f[-1] - f[0]
-                ok = ok and f[-1] - f[0] >= EXPLOIT
+            series += [
+                (f"ppo_{a}", curves(rows, f"ppo_{a}", "features", setting=setting, beta=small))
+                for a in cfg.ppo_methods
+                if a != "single"
+            ]
+        for name, c in series:
+            rise = paired_diff(final(c), start(c))
+            obs |= {name: rise.mean, f"{name}_low": rise.low}
+            ok = ok and rise.low > 0 and rise.mean >= EXPLOIT
         claims.append(
             Claim(
                 f"5-shared-exploit-{setting}",
-                f"{setting}: the feature-token count (the members' shared error) rises by ≥ {EXPLOIT} from n=1 to "
-                f"n={N} under every aggregation, and from the first to the last PPO window (β={small}) under every "
-                "reward",
+                f"{setting}: the feature-token count (the members' shared error) rises by ≥ {EXPLOIT} (mean; 95% CI "
+                f"above 0) from n=1 to the final mean (n = {N // 4}…{N}) under every aggregation, and from the first "
+                f"PPO window to the final mean (β={small}) under every ensemble reward",
                 obs,
                 ok,
             )
         )
 
-    # 4. Eisenstein: pretrain-seed ensemble ≥ finetune-seed ensemble ≥ single RM at n = eisenstein_n
+    # 4. Eisenstein: pretrain-seed ensemble > finetune-seed ensemble > single RM at n = eisenstein_n
     if cfg.eisenstein:
         v = {
-            k: float(np.mean([r["value"] for r in select(rows, method=f"eis_{k}", metric="gold_at_eis_n")]))
+            k: {r["seed"]: r["value"] for r in select(rows, method=f"eis_{k}", metric="gold_at_eis_n")}
             for k in ("pretrain_mean", "finetune_mean", "single")
         }
+        pf = paired_diff(v["pretrain_mean"], v["finetune_mean"])
+        fs = paired_diff(v["finetune_mean"], v["single"])
         claims.append(
             Claim(
                 "4-pretrain-finetune-single",
-                f"control (d={d0}, 25% noise), best-of-{cfg.eisenstein_n} gold: pretrain-seed ensemble ≥ finetune-seed "
-                "ensemble ≥ single RM (mean aggregation, mean over seeds)",
-                v,
-                v["pretrain_mean"] >= v["finetune_mean"] >= v["single"],
+                f"control (d={d0}, 25% noise), best-of-{cfg.eisenstein_n} gold (mean aggregation): pretrain-seed "
+                "ensemble > finetune-seed ensemble > single RM, each paired 95% CI above 0",
+                {
+                    **{k: mean(x) for k, x in v.items()},
+                    **test_obs(pf, "pretrain_minus_finetune"),
+                    **test_obs(fs, "finetune_minus_single"),
+                },
+                bool(pf.low > 0 and fs.low > 0),
             )
         )
     return claims

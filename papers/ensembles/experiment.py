@@ -302,6 +302,22 @@ def single_rows(seed: int, z: torch.Tensor, pool: dict, ns: list[int], **setting
     return [dict(rows[0], value=float(np.mean([r["value"] for r in rows]))) for rows in zip(*per_member, strict=True)]
 
 
+def self_minus_others(z: torch.Tensor) -> float:
+    """The premise on the top picks (claims v2): mean over members i and prompts of z_i(ŷ_i) − mean_{j≠i} z_j(ŷ_i),
+    ŷ_i = member i's best-of-N pick (argmax over the prompt's N samples of its standardised reward z_i).
+
+    Since z_i − z_j = (z_i − z_gold) − (z_j − z_gold), it is how much more member i over-rates its own pick than the
+    other members do: large when the errors best-of-n selects are member-specific (Coste et al.'s premise), ≈ 0 when
+    every member picks for the same reason (herding). z: (k, prompts, N), standardised members."""
+    k = z.shape[0]
+    pick = z.argmax(-1)  # (k, prompts)
+    idx = pick[None, :, :, None].expand(k, -1, -1, 1)  # (j, i, prompts, 1)
+    at_pick = z[:, None].expand(-1, k, -1, -1).gather(-1, idx)[..., 0]  # at_pick[j, i, p] = z_j(ŷ_i on prompt p)
+    own = at_pick.diagonal(dim1=0, dim2=1).T  # (k, prompts): z_i(ŷ_i)
+    others = (at_pick.sum(0) - own) / (k - 1)  # (k, prompts): mean_{j≠i} z_j(ŷ_i)
+    return float((own - others).mean())
+
+
 def bon_rows(world: PreferenceWorld, cfg: Config, members: dict) -> list[dict]:
     """Best-of-n curves of every aggregation, the premise measurement, and the Eisenstein contrast."""
     pool = bon_pool(world, cfg)
@@ -327,7 +343,7 @@ def bon_rows(world: PreferenceWorld, cfg: Config, members: dict) -> list[dict]:
                 z = z_scores(pcs)
                 acc = np.mean([world.accuracy(members[pc], test) for pc in pcs])
                 rows.append(record("proxy", seed, "accuracy", acc, **tag))
-                prem = ensemble_disagreement(z, pool["gold"])
+                prem = ensemble_disagreement(z, pool["gold"]) | {"self_minus_others": self_minus_others(z)}
                 rows += [record("premise", seed, k, v, **tag) for k, v in prem.items()]
                 rows += single_rows(seed, z, pool, ns, **tag)
                 for agg in AGGREGATIONS:

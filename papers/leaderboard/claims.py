@@ -1,37 +1,78 @@
-"""What the leaderboard checks (fixed in this file and the README before the quick run). A leaderboard makes no
-claim of its own about which method wins; it checks that its premise holds on this budget and that its evaluators
-agree on the origin:
+"""What the leaderboard checks — claims v2 (README "Pre-registration v2"; the committed quick results are still v1
+and will be decided by issue 31's run on preference world v2). A leaderboard makes no claim of its own about which
+method wins (its ranking is a table, stated with paired CIs); it checks that its premise holds on this budget, that
+the premise's control behaves as predicted, and that its evaluators agree on the origin:
 
-0. premise: vanilla PPO over-optimises here (mean curve over seeds: gold falls from its peak by at least
-   `FALL` of its gain over π_SFT while the single proxy's reward keeps rising), and its control: PPO on the gold
-   reward itself (no proxy error) does not (falls by less than `FALL` of its gain);
-1. sanity: at zero optimisation (best-of-n n = 1, PPO iteration 0, offline step 0) every evaluator puts π_SFT at
-   gold win-rate ½ (within `WIN_TOL`) and, where it measures gold there, at π_SFT's gold (within `GOLD_TOL`).
+0. premise: vanilla PPO over-optimises here — per seed, gold falls from its smoothed peak (maximum of the 3-point
+   moving average) to its final mean (mean of the last 3 points) by ≥ `FALL` of the peak's gain over π_SFT (mean
+   over seeds) with a 95% CI of the fall above 0, while the single proxy's reward ends (final mean) above its value
+   over the peak's window (mean over seeds);
+   control: PPO on the gold reward itself (no proxy error) does not — the upper 95% bound of its fall is below
+   `FALL` of its gain (PASS when it behaves as predicted);
+1. premise (evaluators): at zero optimisation (best-of-n n = 1, PPO iteration 0, offline step 0) every evaluator puts
+   π_SFT at gold win-rate ½ (within `WIN_TOL`) and, where it measures gold there, at π_SFT's gold (within `GOLD_TOL`).
+Thresholds are the project's own: `FALL` is the world demo's, the tolerances the v1 values (fixed before the v1 run).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from reprozoo.common.results import Claim, select
+from reprozoo.common.stats import final_mean, min_detectable_effect, moving_average, paired_diff
 from reprozoo.papers.leaderboard.experiment import Config
-from reprozoo.papers.leaderboard.ranking import mean_curve
 
+WINDOW = 3  # smoothed peak: moving average of 3 points
+LAST = 3  # final: mean of the last 3 points
 FALL = 0.25  # premise: fall from the peak, as a fraction of the peak's gain over π_SFT (the world demo's threshold)
 WIN_TOL = 0.05  # sanity: |win-rate at zero optimisation − ½| at most this (mean over seeds)
 GOLD_TOL = 0.15  # sanity: |gold at zero optimisation − π_SFT's gold| at most this (mean over seeds)
 
 
-def fall_and_rise(rows: list[dict], method: str, sft_gold: float) -> dict[str, float]:
-    """Peak, final and relative fall of the mean gold curve; the single proxy's z at the gold peak and at the end."""
-    x, gold = mean_curve(rows, method, "gold")
-    px, proxy = mean_curve(rows, method, "proxy_z")
-    i = int(np.argmax(gold))
-    out = {"gold_sft": sft_gold, "gold_peak": float(gold[i]), "peak_at": float(x[i]), "gold_final": float(gold[-1])}
-    out["fall_fraction"] = (out["gold_peak"] - out["gold_final"]) / max(out["gold_peak"] - sft_gold, 1e-9)
-    if len(proxy):
-        out["proxy_at_peak"] = float(proxy[int(np.argmin(np.abs(px - x[i])))])
-        out["proxy_final"] = float(proxy[-1])
-    return out
+def per_seed_curves(rows: list[dict], method: str, metric: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """{seed: (x, values)} of a method's curve."""
+    out: dict[int, list] = {}
+    for r in select(rows, method=method, metric=metric):
+        if "step" in r:
+            out.setdefault(r["seed"], []).append((r["step"], r["value"]))
+    return {
+        s: (np.array([p[0] for p in sorted(v)], float), np.array([p[1] for p in sorted(v)])) for s, v in out.items()
+    }
+
+
+def fall_and_rise(rows: list[dict], method: str, sft_gold: float) -> tuple[dict[str, float], float, float]:
+    """Per seed smoothed peak and final mean of gold, the paired fall (peak − final) and its 95% CI, the gain over
+    π_SFT; the single proxy's z over the peak's window and at the end (means over seeds). Returns (observed, fall's
+    lower 95% bound, fall's upper 95% bound)."""
+    gold, proxy = per_seed_curves(rows, method, "gold"), per_seed_curves(rows, method, "proxy_z")
+    pk, fin, at, p_at, p_fin = {}, {}, {}, {}, {}
+    for s, (x, g) in gold.items():
+        ma = moving_average(g, WINDOW)
+        i = int(np.argmax(ma))
+        pk[s], fin[s] = float(ma[i]), final_mean(g, LAST)
+        at[s] = float(x[min(i + WINDOW // 2, len(x) - 1)])
+        if s in proxy:
+            px, pz = proxy[s]
+            p_at[s] = float(pz[int(np.argmin(np.abs(px - at[s])))])
+            p_fin[s] = final_mean(pz, LAST)
+    d = paired_diff(pk, fin)
+    gain = float(np.mean([pk[s] - sft_gold for s in pk]))
+    out = {
+        "gold_sft": sft_gold,
+        "gold_peak": float(np.mean(list(pk.values()))),
+        "peak_at": float(np.mean(list(at.values()))),
+        "gold_final": float(np.mean(list(fin.values()))),
+        "gain": gain,
+        **d.as_observed("fall"),
+        "fall_sd": d.sd,
+        "fall_mde": min_detectable_effect(d.sd, d.n, alpha=0.025) if d.n > 1 else math.inf,
+        "fall_fraction": d.mean / max(gain, 1e-9),
+    }
+    if p_at:
+        out["proxy_at_peak"] = float(np.mean(list(p_at.values())))
+        out["proxy_final"] = float(np.mean(list(p_fin.values())))
+    return out, d.low, d.high
 
 
 def origin(rows: list[dict], sft_gold: float) -> dict[str, float]:
@@ -51,24 +92,28 @@ def origin(rows: list[dict], sft_gold: float) -> dict[str, float]:
 def check(rows: list[dict], cfg: Config) -> list[Claim]:
     sft_gold = select(rows, method="sft", metric="gold")[0]["value"]
     claims = []
-    v = fall_and_rise(rows, "ppo_vanilla", sft_gold)
+    v, low, _ = fall_and_rise(rows, "ppo_vanilla", sft_gold)
     claims.append(
         Claim(
             "0-premise-vanilla-overoptimises",
-            f"premise: vanilla PPO's mean gold falls from its peak by >= {FALL} of its gain over π_SFT while the "
-            "single proxy's reward ends above its value at the gold peak",
+            f"premise: vanilla PPO's gold falls from its smoothed peak to its final mean by >= {FALL} of the peak's "
+            "gain over π_SFT (mean over seeds; 95% CI of the fall above 0) while the single proxy's reward ends above "
+            "its value at the gold peak",
             v,
-            bool(v["fall_fraction"] >= FALL and v["proxy_final"] > v["proxy_at_peak"]),
+            bool(low > 0 and v["fall"] >= FALL * max(v["gain"], 0.0) and v["proxy_final"] > v["proxy_at_peak"]),
+            kind="premise",
         )
     )
     if "vanilla_gold" in cfg.ppo_runs:
-        v = fall_and_rise(rows, "ppo_vanilla_gold", sft_gold)
+        v, _, high = fall_and_rise(rows, "ppo_vanilla_gold", sft_gold)
         claims.append(
             Claim(
                 "0-control-gold-reward-holds",
-                f"control: PPO on the gold reward itself (no proxy error) falls from its peak by < {FALL} of its gain",
+                f"control: PPO on the gold reward itself (no proxy error) does not over-optimise: upper 95% bound of "
+                f"its fall (smoothed peak − final mean) < {FALL} of its gain over π_SFT",
                 v,
-                bool(v["fall_fraction"] < FALL),
+                bool(high < FALL * max(v["gain"], 0.0)),
+                kind="control",
             )
         )
     dev = origin(rows, sft_gold)
@@ -79,8 +124,8 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
     claims.append(
         Claim(
             "1-sft-origin",
-            f"sanity: at zero optimisation every evaluator gives π_SFT win-rate ½ ± {WIN_TOL} and gold within "
-            f"{GOLD_TOL} of π_SFT's (mean over seeds; worst deviation shown)",
+            f"premise (evaluators): at zero optimisation every evaluator gives π_SFT win-rate ½ ± {WIN_TOL} and gold "
+            f"within {GOLD_TOL} of π_SFT's (mean over seeds; worst deviation shown)",
             {
                 "evaluators": len(win),
                 "worst_winrate": worst_win,
@@ -89,6 +134,7 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
                 "gold_dev": gold[worst_gold],
             },
             bool(abs(win[worst_win]) <= WIN_TOL and abs(gold[worst_gold]) <= GOLD_TOL),
+            kind="premise",
         )
     )
     return claims

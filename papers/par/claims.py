@@ -1,28 +1,93 @@
-"""The paper's five headline claims as checks over the run records (metric: gold win-rate against the SFT
-policy's responses on held-out prompts; "final" = mean of the last `final_evals` evaluations; per-seed values,
-paired across runs by seed). Thresholds were fixed in this file and the README before the quick run.
+"""Claims v2: the paper's five headline claims, their premises and the control, as checks over the run records.
+
+Pre-registered (claims v2, README "Pre-registration v2") before the run that decides them (issue 31, preference
+world v2); the committed quick results are still v1. Metric: gold win-rate against the SFT policy's responses on
+held-out prompts. Rules (DESIGN "Results and claims"):
+- every statistic is computed per seed and methods are compared as **paired differences over the same seeds** with a
+  two-sided 95% Student-t CI (`common.stats.paired_diff`); a bound tested against the CI is a one-sided test at
+  α = 0.025, and the minimum detectable effect (`*_mde`, power 0.8) reported beside each test uses that level;
+- **peak** = maximum of the 3-evaluation moving average of the win-rate curve (`smoothed_peak`; the v1 "max of 21
+  noisy evaluations" added ≈ 0.045 to a flat curve's fall), **final** = mean of the last 3 evaluations
+  (`final_mean`: iterations 90, 95, 100 in `quick`); fall = peak − final, per seed;
+- kinds: `premise` (Vanilla hacks; the world is in PAR's regime; the proxy is off-centre for claim 5), `claim`
+  (UNTESTED when a premise it requires FAILs), `control` (PPO on the gold reward: PASS when it does not collapse).
+Thresholds: the paper's where it gives one (PAR's fall 0.72 → 0.67 = 0.05), otherwise the project's own, with the
+reason beside each.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from reprozoo.common.results import Claim, mean_ci95, select
+from reprozoo.common.results import Claim, select
+from reprozoo.common.stats import PairedDiff, final_mean, min_detectable_effect, moving_average, paired_diff
 from reprozoo.papers.par.experiment import METHODS, Config
 
-HACK_FALL = 0.15  # claim 1: Vanilla's final win-rate at least this far below its peak (mean over seeds)
-HOLD_FALL = 0.10  # claim 2: PAR's final win-rate at most this far below its peak (mean over seeds)
-NOISE = 0.05  # claim 4: |mean paired difference| at most this (and its 95% CI contains 0)
+WINDOW = 3  # smoothed peak: moving average of 3 evaluations
+LAST = 3  # final: mean of the last 3 evaluations
+ALPHA = 0.025  # one-sided level of "the 95% CI excludes the bound" (power and MDE are computed at it)
+
+HACK_FALL = 0.15  # premise 1 / control 0: a collapse is a fall of ≥ 0.15 win-rate from the peak (project's own, v1)
+REGIME = 0.80  # premise 1b: Vanilla's final rollouts beat all M references on ≥ 80% of prompts (audit, project's own)
+PAPER_FALL = 0.05  # the paper: PAR 0.72 → 0.67 over two epochs (the effect claim 2's seed rule is powered for)
+HOLD_FALL = 0.10  # claim 2: PAR's fall ≤ 0.10 (upper 95% bound) = twice the paper's 0.05 (project's own, v1)
+BEST_MARGIN = 0.10  # claim 3: no rival beats PAR by more than 0.10 (lower bound of PAR − rival > −0.10); the paper's
+#   PAR − next best (Minmax) is 0.02, far below what any affordable seed count resolves; 0.10 = claim 2's tolerance
+EQUIV = 0.10  # claim 4: M = 1 − M = 10 inside ±0.10 (95% CI); v1's ±0.05 needs ≈ 60 seeds at the pilot's SD
+PAPER_CENTRED = 0.05  # claim 5: the paper's centred − uncentred gap (.62–.65 vs .57–.59): the seed rule's effect
+OFFSET = 2.0  # premise 5: |mean proxy reward of the references| ≥ 2 (σ′(2) = 0.105 < ½ σ′(0): centring then changes
+#   the shaped reward's slope at π_SFT by more than 2×; project's own)
 BELOW_PAR = ("vanilla", "meanstd", "clip", "reg")  # claim 2: PAR ends above each of these
 
 
-def per_seed(rows: list[dict], name: str, metric: str) -> np.ndarray:
-    """Values of one run's metric, ordered by seed."""
-    return np.array([r["value"] for r in sorted(select(rows, method=name, metric=metric), key=lambda r: r["seed"])])
+def curve(rows: list[dict], name: str, metric: str) -> dict[int, dict[int, float]]:
+    """{seed: {step: value}} of one run's curve."""
+    out: dict[int, dict[int, float]] = {}
+    for r in select(rows, method=name, metric=metric):
+        if "step" in r:
+            out.setdefault(r["seed"], {})[r["step"]] = r["value"]
+    return out
 
 
-def paired(rows: list[dict], a: str, b: str, metric: str = "winrate_final") -> tuple[float, float]:
-    """Mean and 95% CI half-width over seeds of metric(a) − metric(b)."""
-    return mean_ci95(per_seed(rows, a, metric) - per_seed(rows, b, metric))
+def _values(c: dict[int, float]) -> np.ndarray:
+    return np.array([c[k] for k in sorted(c)], float)
+
+
+def peak_final(rows: list[dict], name: str) -> tuple[dict[int, float], dict[int, float], dict[int, int]]:
+    """Per seed: the smoothed win-rate peak, the final mean, and the step at the centre of the peak's window."""
+    pk, fin, at = {}, {}, {}
+    for s, c in curve(rows, name, "winrate").items():
+        steps, v = sorted(c), _values(c)
+        ma = moving_average(v, WINDOW)
+        i = int(np.argmax(ma))
+        pk[s], fin[s] = float(ma[i]), final_mean(v, LAST)
+        at[s] = steps[min(i + WINDOW // 2, len(steps) - 1)]
+    return pk, fin, at
+
+
+def final(rows: list[dict], name: str, metric: str = "winrate") -> dict[int, float]:
+    return {s: final_mean(_values(c), LAST) for s, c in curve(rows, name, metric).items()}
+
+
+def mean(a: dict[int, float]) -> float:
+    return float(np.mean(list(a.values())))
+
+
+def mde(d: PairedDiff) -> float:
+    """Minimum effect the paired test detects with power 0.8 at these seeds (one-sided α = 0.025)."""
+    return min_detectable_effect(d.sd, d.n, alpha=ALPHA) if d.n > 1 else math.inf
+
+
+def test_obs(d: PairedDiff, prefix: str) -> dict[str, float]:
+    """The paired difference, its 95% CI, paired SD and minimum detectable effect, for `observed`."""
+    return d.as_observed(prefix) | {f"{prefix}_sd": d.sd, f"{prefix}_mde": mde(d)}
+
+
+def fall(rows: list[dict], name: str) -> tuple[PairedDiff, dict[str, float]]:
+    pk, fin, _ = peak_final(rows, name)
+    d = paired_diff(pk, fin)
+    return d, {"winrate_peak": mean(pk), "winrate_final": mean(fin), **test_obs(d, "fall")}
 
 
 def check(rows: list[dict], cfg: Config) -> list[Claim]:
@@ -32,97 +97,150 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
     def need(*names: str) -> bool:
         return set(names) <= runs
 
-    # 0. premise control: the same PPO on the gold reward itself does not collapse
+    # 0. control: the same PPO on the gold reward itself (no proxy error) does not collapse
     if need("vanilla_gold"):
-        peak, final = per_seed(rows, "vanilla_gold", "winrate_peak"), per_seed(rows, "vanilla_gold", "winrate_final")
-        fall = float(np.mean(peak - final))
+        d, obs = fall(rows, "vanilla_gold")
         claims.append(
             Claim(
                 "0-control-no-proxy-error",
-                f"premise control: Vanilla PPO on the gold reward itself ends within {HOLD_FALL} of its peak win-rate "
-                "(the collapse needs a proxy error)",
-                {"winrate_peak": float(peak.mean()), "winrate_final": float(final.mean()), "fall": fall},
-                bool(fall <= HOLD_FALL),
+                "control: Vanilla PPO on the gold reward itself does not collapse: upper 95% bound of its win-rate "
+                f"fall (smoothed peak − final mean) < {HACK_FALL}",
+                obs,
+                bool(d.high < HACK_FALL),
+                kind="control",
             )
         )
 
-    # 1. Vanilla reward-hacks
+    premises = []
+    # 1. premise: Vanilla reward-hacks (the paper's claim 1, the condition every other claim relies on)
     if need("vanilla"):
-        peak, final = per_seed(rows, "vanilla", "winrate_peak"), per_seed(rows, "vanilla", "winrate_final")
-        p_peak, p_final = per_seed(rows, "vanilla", "proxy_at_winrate_peak"), per_seed(rows, "vanilla", "proxy_final")
-        fall = float(np.mean(peak - final))
+        d, obs = fall(rows, "vanilla")
+        _, _, at = peak_final(rows, "vanilla")
+        proxy = curve(rows, "vanilla", "proxy")
+        p_at = {s: proxy[s].get(at[s], proxy[s][min(proxy[s])]) for s in proxy}
+        p_fin = final(rows, "vanilla", "proxy")
+        obs |= {"proxy_at_peak": mean(p_at), "proxy_final": mean(p_fin)}
         claims.append(
             Claim(
                 "1-vanilla-hacks",
-                f"Vanilla PPO: the proxy reward rises past the win-rate peak (mean proxy final > mean proxy at the "
-                f"peak) while the win-rate falls from its peak by >= {HACK_FALL} (mean over seeds)",
-                {
-                    "winrate_peak": float(peak.mean()),
-                    "winrate_final": float(final.mean()),
-                    "fall": fall,
-                    "proxy_at_peak": float(p_peak.mean()),
-                    "proxy_final": float(p_final.mean()),
-                },
-                bool(fall >= HACK_FALL and p_final.mean() > p_peak.mean()),
+                f"premise: Vanilla PPO's win-rate falls from its smoothed peak by ≥ {HACK_FALL} (mean; 95% CI "
+                "above 0) while its proxy reward ends above its value at the peak (mean over seeds)",
+                obs,
+                bool(d.mean >= HACK_FALL and d.low > 0 and mean(p_fin) > mean(p_at)),
+                kind="premise",
             )
         )
+        premises.append("1-vanilla-hacks")
 
-    # 2. PAR holds its win-rate and ends above Vanilla, Meanstd, Clip and Reg
+        # 1b. premise: PAR's regime — the hacked proxy lies above the references, where σ(r − r_ref) is flat
+        beats = final(rows, "vanilla", "beats_all_refs")
+        if beats:
+            obs = {"beats_all_refs_final": mean(beats), "per_seed": [beats[s] for s in sorted(beats)]}
+            ok = mean(beats) >= REGIME
+        else:
+            obs, ok = {"beats_all_refs_final": "not measured (records written before claims v2)"}, False
+        claims.append(
+            Claim(
+                "1b-premise-par-regime",
+                f"premise: at the end of training Vanilla's rollouts have a proxy reward above all {cfg.n_refs} "
+                f"SFT references of their prompt on ≥ {REGIME:.0%} of prompts (final mean over seeds)",
+                obs,
+                bool(ok),
+                kind="premise",
+            )
+        )
+        premises.append("1b-premise-par-regime")
+    requires = tuple(premises)
+
+    # 2. PAR holds its win-rate (non-inferiority of its fall to the margin) and ends above Vanilla, Meanstd, Clip, Reg
     others = [m for m in BELOW_PAR if m in runs]
     if need("par"):
-        peak, final = per_seed(rows, "par", "winrate_peak"), per_seed(rows, "par", "winrate_final")
-        fall = float(np.mean(peak - final))
-        diffs = {m: paired(rows, "par", m) for m in others}
-        obs = {"winrate_peak": float(peak.mean()), "winrate_final": float(final.mean()), "fall": fall}
-        obs.update({f"par_minus_{m}": d[0] for m, d in diffs.items()})
+        d, obs = fall(rows, "par")
+        ok = d.high <= HOLD_FALL
+        par_final = final(rows, "par")
+        for m in others:
+            diff = paired_diff(par_final, final(rows, m))
+            obs |= test_obs(diff, f"par_minus_{m}")
+            ok = ok and diff.low > 0
+        if need("vanilla"):  # the audit's regime diagnostic (not decided): PAR's proxy gain / Vanilla's
+            gain = {}
+            for m in ("par", "vanilla"):
+                c = curve(rows, m, "proxy")
+                gain[m] = mean({s: final_mean(_values(v), LAST) - _values(v)[0] for s, v in c.items()})
+            obs["proxy_gain_ratio_par_to_vanilla"] = gain["par"] / gain["vanilla"] if gain["vanilla"] else math.nan
         claims.append(
             Claim(
                 "2-par-holds",
-                f"PAR's final win-rate is within {HOLD_FALL} of its peak (mean over seeds) and above each of "
-                f"{', '.join(others)} (mean paired difference > 0)",
+                f"PAR keeps its win-rate: upper 95% bound of its fall (smoothed peak − final mean) ≤ {HOLD_FALL} "
+                f"(paper: {PAPER_FALL}), and its final win-rate exceeds each of {', '.join(others)}'s (paired 95% CI "
+                "above 0)",
                 obs,
-                bool(fall <= HOLD_FALL and all(d[0] > 0 for d in diffs.values())),
+                bool(ok),
+                requires=requires,
             )
         )
 
-    # 3. PAR is the best or within noise of the best shaping method
+    # 3. PAR is the best or within BEST_MARGIN of the best shaping method (non-inferiority to every rival)
     rivals = [m for m in METHODS if m in runs and m != "par"]
     if need("par") and rivals:
-        diffs = {m: paired(rows, m, "par") for m in rivals}
-        better = [m for m, (d, h) in diffs.items() if d - h > 0]
-        obs = {"par_final": float(per_seed(rows, "par", "winrate_final").mean())}
-        obs.update({f"{m}_minus_par": d for m, (d, _) in diffs.items()})
+        par_final = final(rows, "par")
+        obs, ok = {"par_final": mean(par_final)}, True
+        for m in rivals:
+            diff = paired_diff(par_final, final(rows, m))
+            obs |= test_obs(diff, f"par_minus_{m}")
+            ok = ok and diff.low > -BEST_MARGIN
         claims.append(
             Claim(
                 "3-par-best",
-                "no other method's final win-rate exceeds PAR's with a paired 95% CI above 0",
-                {**obs, "significantly_better": ", ".join(better) or "none"},
-                not better,
+                f"PAR's final win-rate is the best or within {BEST_MARGIN} of the best: for every other method the "
+                f"lower 95% bound of PAR − method > −{BEST_MARGIN}",
+                obs,
+                bool(ok),
+                requires=requires,
             )
         )
 
-    # 4. one reference suffices
+    # 4. one reference suffices (equivalence within ±EQUIV)
     if need("par", "par_m1"):
-        d, h = paired(rows, "par_m1", "par")
+        diff = paired_diff(final(rows, "par_m1"), final(rows, "par"))
         claims.append(
             Claim(
                 "4-one-reference",
-                f"PAR with M = 1 is within noise of M = {cfg.n_refs}: |mean paired difference of final win-rate| "
-                f"<= {NOISE} and its 95% CI contains 0",
-                {"m1_minus_m": d, "ci95": h},
-                bool(abs(d) <= NOISE and abs(d) <= h),
+                f"PAR with M = 1 is equivalent to M = {cfg.n_refs}: the 95% CI of the paired difference of final "
+                f"win-rates lies inside ±{EQUIV}",
+                test_obs(diff, "m1_minus_m"),
+                bool(-EQUIV < diff.low and diff.high < EQUIV),
+                requires=requires,
             )
         )
 
-    # 5. centred beats uncentred
+    # 5. centred beats uncentred; premise: the proxy is off-centre under π_SFT (else σ(r) ≈ PAR with r_ref = 0)
     if need("par", "sigmoid"):
-        d, h = paired(rows, "par", "sigmoid")
+        ref = {r["seed"]: r["value"] for r in select(rows, method="par", metric="ref_proxy_mean")}
+        if ref:
+            obs = {"ref_proxy_mean": mean(ref), "per_seed": [ref[s] for s in sorted(ref)]}
+            ok = abs(mean(ref)) >= OFFSET
+        else:
+            obs, ok = {"ref_proxy_mean": "not measured (records written before claims v2)"}, False
+        claims.append(
+            Claim(
+                "5-premise-proxy-offset",
+                f"premise: the proxy is off-centre under π_SFT: |mean proxy reward of the SFT references| ≥ {OFFSET} "
+                "(mean over seeds)",
+                obs,
+                bool(ok),
+                kind="premise",
+            )
+        )
+        diff = paired_diff(final(rows, "par"), final(rows, "sigmoid"))
         claims.append(
             Claim(
                 "5-centred-beats-uncentred",
-                "PAR σ(r − r_ref) ends with a higher win-rate than the uncentred σ(r) (mean paired difference > 0)",
-                {"par_minus_sigmoid": d, "ci95": h},
-                bool(d > 0),
+                "PAR σ(r − r_ref) ends with a higher win-rate than the uncentred σ(r): paired 95% CI above 0 "
+                f"(paper: ≈ +{PAPER_CENTRED})",
+                test_obs(diff, "par_minus_sigmoid"),
+                bool(diff.low > 0),
+                requires=tuple(p for p in premises if p == "1-vanilla-hacks") + ("5-premise-proxy-offset",),
             )
         )
     return claims

@@ -324,6 +324,8 @@ def ppo_run(world: PreferenceWorld, cfg: Config, name: str, seed: int) -> list[d
             ("rl_reward", shaped),
             ("gold", world.gold_reward(x, y, mask)),
             ("features", world.feature_count(y, mask).float()),
+            # PAR's regime (claims v2 premise): the rollout's proxy reward beats all M of the prompt's references
+            ("beats_all_refs", (r_proxy > refs.max(-1).values).float()),
         ):
             logged.setdefault(key, []).append(float(val.mean()))
         return shaped
@@ -339,7 +341,13 @@ def ppo_run(world: PreferenceWorld, cfg: Config, name: str, seed: int) -> list[d
             rows.append(record(name, seed, "winrate", win_rate(world, trainer.policy, p, eval_gen), step=step))
             for key, vals in logged.items():
                 rows.append(record(name, seed, key, float(np.mean(vals[-cfg.eval_every :])), step=step))
-    return rows + final_rows(rows, cfg, name, seed)
+    rows += final_rows(rows, cfg, name, seed)
+    if name == "par":  # claim 5's premise: how far the proxy's references sit from 0, where σ(r) is centred
+        rows += [
+            record(name, seed, "ref_proxy_mean", float(p.ref_rewards.mean())),
+            record(name, seed, "ref_proxy_std", float(p.ref_rewards.std())),
+        ]
+    return rows
 
 
 def final_rows(rows: list[dict], cfg: Config, name: str, seed: int) -> list[dict]:

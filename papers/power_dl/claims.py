@@ -1,82 +1,223 @@
-"""The paper's headline claims as checks over the run records (thresholds fixed before the quick run; README)."""
+"""Claims v2: the paper's headline claims, their premises and controls, as checks over the run records.
+
+Pre-registered (claims v2, README "Pre-registration v2") before the run that decides them (issue 31, preference
+world v2); the committed quick results are still v1. Rules (DESIGN "Results and claims"):
+- every statistic is computed per seed (a bandit seed's value is the mean over its dataset draws) and methods are
+  compared as **paired differences over the same seeds** with a two-sided 95% Student-t CI
+  (`common.stats.paired_diff`); a bound tested against the CI is a one-sided test at α = 0.025, and the minimum
+  detectable effect (`*_mde`, power 0.8) reported beside each test uses that level;
+- world curves: **peak** = maximum of the 3-evaluation moving average (`smoothed_peak`), **final** = mean of the last
+  3 evaluations (`final_mean`: steps 300, 350, 400 in `quick`);
+- kinds: `premise` (the data show Type I / Type II hacking; DPO over-optimises the world at that flip rate), `claim`
+  (UNTESTED when a premise it requires FAILs), `control` (the same arm well covered: PASS when it behaves as
+  predicted).
+The paper's numbers (AlpacaEval / Arena-Hard points) are not in these units, so every threshold is the project's own,
+with the reason beside it.
+"""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from reprozoo.common.results import Claim, values
+from reprozoo.common.results import Claim, select
+from reprozoo.common.stats import PairedDiff, final_mean, min_detectable_effect, paired_diff, smoothed_peak
 from reprozoo.papers.power_dl.experiment import Config
 
-SUBSTANTIAL = 0.3  # claim 1: "substantial mass" on the lucky bad arm (uniform π_ref gives it 1/K = 0.2)
-SMALL = 0.1  # claim 1: POWER's mass on it "does not" become substantial
-CONTROL = 0.05  # premise: with the rare arm well covered, DPO's mass on the bad arm stays below this
-RECOVER = 0.02  # claim 2: POWER-DL keeps at least this much more mass on the unlucky good arm than POWER
-MARGIN = 0.05  # claim 3: "by a clear margin" in gold win-rate over SFT
+WINDOW = 3  # smoothed peak: moving average of 3 evaluations
+LAST = 3  # final: mean of the last 3 evaluations
+ALPHA = 0.025  # one-sided level of "the 95% CI excludes the bound" (power and MDE are computed at it)
+
+SUBSTANTIAL = 0.3  # premise 0 / claim 1: "substantial mass" on the lucky bad arm (uniform π_ref gives it 1/K = 0.2)
+SMALL = 0.1  # claim 1: POWER's mass on it (upper 95% bound) stays ≤ 0.1, half the uniform start's
+CONTROL = 0.05  # control 0: with the rare arm well covered, DPO's mass on the bad arm (upper 95% bound) ≤ 0.05
+TYPE2_LOSS = 0.5  # premise 2: POWER keeps ≤ ½ of the good arm's covered mass when it is seen once and lost
+RECOVER = 0.02  # claim 2: POWER-DL keeps ≥ 0.02 more mass on the unlucky good arm than POWER (v1 value)
+NONINF = 0.05  # claim 2 / control 2: true reward not lower than POWER's by more than 0.05 (≈ 4% of π_0's 1.35)
+FALL = 0.25  # premise 3: DPO's gold falls ≥ 25% of its gain from its smoothed peak (the world demo's value)
+MARGIN = 0.05  # claim 3: "by a clear margin" in gold win-rate over SFT (v1 value)
 
 
-def _mean(rows: list[dict], **match) -> float:
-    return float(np.mean(values(rows, **match)))
+def mean(a: dict[int, float]) -> float:
+    return float(np.mean(list(a.values())))
+
+
+def mde(d: PairedDiff) -> float:
+    """Minimum effect the paired test detects with power 0.8 at these seeds (one-sided α = 0.025)."""
+    return min_detectable_effect(d.sd, d.n, alpha=ALPHA) if d.n > 1 else math.inf
+
+
+def test_obs(d: PairedDiff, prefix: str) -> dict[str, float]:
+    """The paired difference, its 95% CI, paired SD and minimum detectable effect, for `observed`."""
+    return d.as_observed(prefix) | {f"{prefix}_sd": d.sd, f"{prefix}_mde": mde(d)}
+
+
+def one_sample(a: dict[int, float]) -> PairedDiff:
+    """Mean over seeds and its 95% CI (a paired difference against 0)."""
+    return paired_diff(a, dict.fromkeys(a, 0.0))
+
+
+def bandit(rows: list[dict], method: str, metric: str, kind: str, coverage: str = "rare") -> dict[int, float]:
+    """{seed: value} of one bandit cell (a seed's value is the mean over its dataset draws)."""
+    sel = select(rows, part="bandit", method=method, metric=metric, kind=kind, coverage=coverage)
+    return {r["seed"]: r["value"] for r in sel}
+
+
+def world_curves(rows: list[dict], method: str, metric: str, noise: float) -> dict[int, np.ndarray]:
+    """{seed: the curve ordered by step} of a world run."""
+    out: dict[int, list] = {}
+    sel = select(rows, part="world", method=method, metric=metric, noise=noise)
+    for r in sorted(sel, key=lambda r: (r["seed"], r["step"])):
+        out.setdefault(r["seed"], []).append(r["value"])
+    return {s: np.asarray(v, float) for s, v in out.items()}
+
+
+def finals(c: dict[int, np.ndarray]) -> dict[int, float]:
+    return {s: final_mean(v, LAST) for s, v in c.items()}
 
 
 def check(rows: list[dict], cfg: Config) -> list[Claim]:
     claims = []
-    b = dict(part="bandit")
+    methods = set(cfg.methods)
 
-    def bandit(method: str, metric: str, kind: str, coverage: str = "rare") -> float:
-        return _mean(rows, method=method, metric=metric, kind=kind, coverage=coverage, **b)
-
-    # premise: Type I hacking is a coverage effect (DPO hacks the rare arm, not the same arm when well covered)
-    rare, covered = bandit("dpo", "rare_mass", "type1"), bandit("dpo", "rare_mass", "type1", "covered")
+    # 0. premise: Type I hacking — DPO puts substantial mass on a bad arm seen once that won; control: covered arm
+    rare, covered = bandit(rows, "dpo", "rare_mass", "type1"), bandit(rows, "dpo", "rare_mass", "type1", "covered")
     claims.append(
         Claim(
             "0-premise-type1",
-            f"bandit premise: DPO's mass on the lucky bad arm is >= {SUBSTANTIAL} when it is seen once (and won), "
-            f"<= {CONTROL} when it is covered by {cfg.bandit_cover} honest comparisons (control)",
-            {"dpo_mass_rare": rare, "dpo_mass_covered": covered},
-            rare >= SUBSTANTIAL and covered <= CONTROL,
+            f"bandit premise: DPO's mean mass on the lucky bad arm seen once (and won) is ≥ {SUBSTANTIAL}",
+            {"dpo_mass_rare": mean(rare)},
+            mean(rare) >= SUBSTANTIAL,
+            kind="premise",
+        )
+    )
+    cov = one_sample(covered)
+    claims.append(
+        Claim(
+            "0-control-type1-covered",
+            f"bandit control: with the same bad arm covered by {cfg.bandit_cover} honest comparisons, DPO's mass on "
+            f"it stays ≤ {CONTROL} (upper 95% bound over seeds)",
+            {"dpo_mass_covered": cov.mean, "dpo_mass_covered_high": cov.high},
+            bool(cov.high <= CONTROL),
+            kind="control",
         )
     )
 
     # 1. Type I: DPO / IPO / SimPO put substantial mass on the lucky bad arm; POWER does not and earns more
-    mass = {m: bandit(m, "rare_mass", "type1") for m in ("dpo", "ipo", "simpo", "power")}
-    reward = {m: bandit(m, "true_reward", "type1") for m in ("dpo", "ipo", "simpo", "power")}
-    others = ("dpo", "ipo", "simpo")
-    claims.append(
-        Claim(
-            "1-type1-power",
-            f"Type I bandit: DPO, IPO and SimPO each put >= {SUBSTANTIAL} mean mass on the lucky bad arm, POWER "
-            f"<= {SMALL}, and POWER's true expected reward exceeds each of theirs",
-            {"rare_mass": mass, "true_reward": reward},
-            all(mass[m] >= SUBSTANTIAL and reward["power"] > reward[m] for m in others) and mass["power"] <= SMALL,
+    others = [m for m in ("dpo", "ipo", "simpo") if m in methods]
+    if "power" in methods:
+        mass = {m: bandit(rows, m, "rare_mass", "type1") for m in (*others, "power")}
+        reward = {m: bandit(rows, m, "true_reward", "type1") for m in (*others, "power")}
+        power_mass = one_sample(mass["power"])
+        obs = {f"{m}_mass": mean(mass[m]) for m in others} | {"power_mass_high": power_mass.high}
+        ok = power_mass.high <= SMALL
+        for m in others:
+            diff = paired_diff(reward["power"], reward[m])
+            obs |= test_obs(diff, f"power_minus_{m}_reward")
+            ok = ok and mean(mass[m]) >= SUBSTANTIAL and diff.low > 0
+        claims.append(
+            Claim(
+                "1-type1-power",
+                f"Type I bandit: {', '.join(others)} each put ≥ {SUBSTANTIAL} mean mass on the lucky bad arm, POWER "
+                f"≤ {SMALL} (upper 95% bound), and POWER's true expected reward exceeds each of theirs (paired 95% "
+                "CI above 0)",
+                obs,
+                bool(ok),
+                requires=("0-premise-type1",),
+            )
         )
-    )
 
-    # 2. Type II: dynamic labels recover the unlucky good arm better than POWER without them
-    m_dl, m_p = bandit("power_dl", "rare_mass", "type2"), bandit("power", "rare_mass", "type2")
-    r_dl, r_p = bandit("power_dl", "true_reward", "type2"), bandit("power", "true_reward", "type2")
-    claims.append(
-        Claim(
-            "2-type2-dl",
-            f"Type II bandit (initial policy {'softmax(r*)' if cfg.aligned_init else 'uniform'}): POWER-DL's mean mass "
-            f"on the unlucky good arm >= POWER's + {RECOVER}, and its true expected reward >= POWER's",
-            {"mass_power_dl": m_dl, "mass_power": m_p, "reward_power_dl": r_dl, "reward_power": r_p},
-            m_dl >= m_p + RECOVER and r_dl >= r_p,
+    # 2. Type II — premise: POWER loses the good arm when it is seen once and lost; claim: dynamic labels recover
+    #    it; control: when the arm is covered, dynamic labels cost nothing
+    if {"power", "power_dl"} <= methods:
+        p_rare, p_cov = (
+            bandit(rows, "power", "rare_mass", "type2"),
+            bandit(rows, "power", "rare_mass", "type2", "covered"),
         )
-    )
+        loss = paired_diff(p_cov, p_rare)
+        claims.append(
+            Claim(
+                "2-premise-type2",
+                f"bandit premise (initial policy {'softmax(r*)' if cfg.aligned_init else 'uniform'}): POWER's mean "
+                f"mass on the good arm seen once (and lost) is ≤ {TYPE2_LOSS} × its mass when the arm is covered, "
+                "paired 95% CI of covered − rare above 0",
+                {
+                    "power_mass_rare": mean(p_rare),
+                    "power_mass_covered": mean(p_cov),
+                    **test_obs(loss, "covered_minus_rare"),
+                },
+                bool(mean(p_rare) <= TYPE2_LOSS * mean(p_cov) and loss.low > 0),
+                kind="premise",
+            )
+        )
+        dm = paired_diff(bandit(rows, "power_dl", "rare_mass", "type2"), p_rare)
+        dr = paired_diff(
+            bandit(rows, "power_dl", "true_reward", "type2"), bandit(rows, "power", "true_reward", "type2")
+        )
+        claims.append(
+            Claim(
+                "2-type2-dl",
+                f"Type II bandit: POWER-DL's mass on the unlucky good arm exceeds POWER's by ≥ {RECOVER} (mean; paired "
+                f"95% CI above 0), and its true expected reward is not lower by more than {NONINF} (lower 95% bound)",
+                {**test_obs(dm, "dl_minus_power_mass"), **test_obs(dr, "dl_minus_power_reward")},
+                bool(dm.mean >= RECOVER and dm.low > 0 and dr.low >= -NONINF),
+                requires=("2-premise-type2",),
+            )
+        )
+        dc = paired_diff(
+            bandit(rows, "power_dl", "true_reward", "type2", "covered"),
+            bandit(rows, "power", "true_reward", "type2", "covered"),
+        )
+        claims.append(
+            Claim(
+                "2-control-type2-covered",
+                f"bandit control: with the good arm covered by {cfg.bandit_cover} honest comparisons, POWER-DL's true "
+                f"expected reward is within {NONINF} of POWER's (95% CI of the paired difference inside ±{NONINF})",
+                test_obs(dc, "dl_minus_power_reward_covered"),
+                bool(-NONINF <= dc.low and dc.high <= NONINF),
+                kind="control",
+            )
+        )
 
-    # 3. world: POWER-DL's final gold win-rate over SFT beats DPO's by a clear margin, clean and noisy labels
-    w = dict(part="world_summary", metric="win_rate_final")
-    obs, ok = {}, True
-    for noise in cfg.label_noises:
-        dl, dpo = _mean(rows, method="power_dl", noise=noise, **w), _mean(rows, method="dpo", noise=noise, **w)
-        obs[f"noise={noise:g}"] = {"power_dl": dl, "dpo": dpo, "difference": dl - dpo}
-        ok = ok and dl >= dpo + MARGIN
-    claims.append(
-        Claim(
-            "3-world-win-rate",
-            f"preference world: POWER-DL's gold win-rate over SFT at the end of training >= DPO's + {MARGIN} "
-            f"(mean over seeds) at every label-flip rate {cfg.label_noises}",
-            obs,
-            ok,
-        )
-    )
+    # 3. preference world, per label-flip rate — premise: DPO over-optimises; claim: POWER-DL's final win-rate beats
+    #    DPO's by a clear margin (gold final beside it, not decided)
+    if {"dpo", "power_dl"} <= methods:
+        for noise in cfg.label_noises:
+            gold = world_curves(rows, "dpo", "gold", noise)
+            pk = {s: smoothed_peak(v, WINDOW) for s, v in gold.items()}
+            fin = finals(gold)
+            gain = mean({s: pk[s] - gold[s][0] for s in gold})
+            drop = paired_diff(pk, fin)
+            premise = f"3-premise-dpo-overoptimises-noise{noise:g}"
+            claims.append(
+                Claim(
+                    premise,
+                    f"world premise ({noise:.0%} flips): DPO's gold falls from its smoothed peak to its final mean by "
+                    f"≥ {FALL:.0%} of its gain over the start (mean), 95% CI of the fall above 0",
+                    {
+                        "dpo_gold_start": mean({s: v[0] for s, v in gold.items()}),
+                        "dpo_gold_peak": mean(pk),
+                        "dpo_gold_final": mean(fin),
+                        "gain": gain,
+                        **test_obs(drop, "fall"),
+                    },
+                    bool(drop.low > 0 and drop.mean >= FALL * max(gain, 0.0)),
+                    kind="premise",
+                )
+            )
+            win = paired_diff(
+                finals(world_curves(rows, "power_dl", "win_rate", noise)),
+                finals(world_curves(rows, "dpo", "win_rate", noise)),
+            )
+            gd = paired_diff(finals(world_curves(rows, "power_dl", "gold", noise)), fin)
+            claims.append(
+                Claim(
+                    f"3-world-win-rate-noise{noise:g}",
+                    f"preference world ({noise:.0%} flips): POWER-DL's final gold win-rate over SFT exceeds DPO's by "
+                    f"≥ {MARGIN} (mean paired difference) with a paired 95% CI above 0 (final gold reported beside it)",
+                    {**test_obs(win, "win_rate_diff"), **test_obs(gd, "gold_final_diff")},
+                    bool(win.mean >= MARGIN and win.low > 0),
+                    requires=(premise,),
+                )
+            )
     return claims

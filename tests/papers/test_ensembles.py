@@ -12,9 +12,10 @@ import torch
 from reprozoo.common.config import ConfigError
 from reprozoo.common.lm import tiny_lm
 from reprozoo.common.ppo import PPOConfig, PPOTrainer
-from reprozoo.common.results import record
+from reprozoo.common.results import record, resolve_verdicts
 from reprozoo.common.reward import RewardModel
 from reprozoo.common.reward import aggregate as common_aggregate
+from reprozoo.papers.ensembles import claims
 from reprozoo.papers.ensembles.experiment import (
     PRESETS,
     all_member_configs,
@@ -22,6 +23,7 @@ from reprozoo.papers.ensembles.experiment import (
     member_config,
     ppo_jobs,
     ppo_runs,
+    self_minus_others,
     summary_rows,
     window,
 )
@@ -222,32 +224,147 @@ def test_bad_flag_exits_naming_it(run_cli):
     assert "--quirk-gain" in proc.stderr
 
 
-CLAIMS = [
+def test_self_minus_others_by_hand():
+    # 2 members, 1 prompt, 3 samples: member 0 picks sample 0 (2 vs member 1's 0), member 1 picks sample 2 (3 vs 1)
+    z = torch.tensor([[[2.0, 0.0, 1.0]], [[0.0, 1.0, 3.0]]])
+    assert self_minus_others(z) == pytest.approx(((2 - 0) + (3 - 1)) / 2)
+    assert self_minus_others(torch.randn(1, 4, 8).repeat(3, 1, 1)) == pytest.approx(0.0, abs=1e-6)  # herding: 0
+
+
+# --- claims v2 on synthetic rows ---
+
+CLAIM_CFG = dataclasses.replace(
+    PRESETS["smoke"],
+    seeds=3,
+    ppo_methods=["single", "wco", "uwo"],
+    ppo_large_kl_methods=["wco", "uwo"],
+    eisenstein=False,
+)
+BON_N = (1, 2, 4, 8, 16)
+PPO_STEPS = (1, 3, 5, 7, 9, 11)
+OVEROPT_BON, HOLD_BON = [0.0, 0.5, 1.0, 0.6, 0.2], [0.0, 0.5, 1.0, 1.0, 1.0]
+OVEROPT_PPO, HOLD_PPO = [0.0, 0.5, 1.0, 0.5, 0.0, -0.5], [0.0, 0.5, 1.0, 1.0, 1.0, 1.0]
+
+
+def _claim_rows(smo: dict[str, float], helps: dict[str, bool]) -> list[dict]:
+    """Synthetic records of 3 seeds: self − others per setting; best-of-n and PPO curves where the single member
+    over-optimises and WCO / UWO hold their gold when `helps[setting]` (else they follow the single member)."""
+    rows = []
+    for seed in range(3):
+        j = 0.01 * seed  # a per-seed offset shared by every method (paired differences are exact)
+        for setting in ("premise", "control"):
+            tag = {"setting": setting, "d": 16, "noise": 0.25}
+            rows.append(record("premise", seed, "self_minus_others", smo[setting] + j, **tag))
+            for a in ("single", *AGGREGATIONS):
+                gold = HOLD_BON if helps[setting] and a in ("wco", "uwo") else OVEROPT_BON
+                for i, n in enumerate(BON_N):
+                    rows += [
+                        record(f"bon_{a}", seed, "gold", gold[i] + j, step=n, n=n, **tag),
+                        record(f"bon_{a}", seed, "proxy", float(i), step=n, n=n, **tag),
+                        record(f"bon_{a}", seed, "features", 0.5 * i, step=n, n=n, **tag),
+                    ]
+            runs = [(a, 0.01) for a in ("single", "wco", "uwo")] + [(a, 0.1) for a in ("wco", "uwo")]
+            for a, beta in runs:
+                gold = HOLD_PPO if helps[setting] and a != "single" else OVEROPT_PPO
+                if beta == 0.1:
+                    gold = [0.0, 0.4, 0.9, 0.95, 0.95, 0.95]  # no fall, 95% of the small-β peak gain
+                for i, step in enumerate(PPO_STEPS):
+                    p = {"setting": setting, "beta": beta, "step": step}
+                    rows += [
+                        record(f"ppo_{a}", seed, "gold", gold[i] + j, **p),
+                        record(f"ppo_{a}", seed, "proxy", float(i), **p),
+                        record(f"ppo_{a}", seed, "features", 0.5 * i, **p),
+                    ]
+    return rows
+
+
+def _verdicts(rows: list[dict]) -> dict[str, str]:
+    return {c.id: c.verdict for c in resolve_verdicts(claims.check(rows, CLAIM_CFG))}
+
+
+def test_claims_pass_when_the_premise_holds_and_controls_behave_as_predicted():
+    rows = _claim_rows({"premise": 1.0, "control": 0.05}, {"premise": True, "control": False})
+    checked = claims.check(rows, CLAIM_CFG)
+    v = _verdicts(rows)
+    assert v == dict.fromkeys(v, "PASS") and len(v) == 13, v
+    kinds = {c.id: c.kind for c in checked}
+    assert kinds["0-premise"] == kinds["1-single-overoptimises-ppo-control"] == "premise"
+    assert kinds["0-control"] == kinds["2-bon-conservative-control"] == kinds["3-ppo-conservative-control"] == "control"
+    requires = {c.id: c.requires for c in checked}
+    assert requires["3-ppo-conservative-premise"] == ("0-premise", "1-single-overoptimises-ppo-premise")
+
+
+def test_a_failed_premise_makes_its_claims_untested_and_a_control_fails_when_the_method_helps_there():
+    v = _verdicts(_claim_rows({"premise": 0.1, "control": 0.05}, {"premise": True, "control": True}))
+    assert v["0-premise"] == "FAIL"
+    for c in ("2-bon-conservative-premise", "3-ppo-conservative-premise", "3b-ppo-small-penalty-premise"):
+        assert v[c] == "UNTESTED", c
+    assert v["1-single-overoptimises-bon-premise"] == "PASS" and v["5-shared-exploit-premise"] == "PASS"
+    # the control setting's ensembles help as if members did not herd: both controls fail (not as predicted)
+    assert v["0-control"] == "PASS"
+    assert v["2-bon-conservative-control"] == "FAIL" and v["3-ppo-conservative-control"] == "FAIL"
+
+
+def test_claims_on_records_without_the_v2_premise_metric_leave_the_claims_untested():
+    rows = [
+        r
+        for r in _claim_rows({"premise": 1.0, "control": 0.05}, {"premise": True, "control": False})
+        if r["metric"] != "self_minus_others"
+    ]
+    v = _verdicts(rows)
+    assert v["0-premise"] == "FAIL" and v["2-bon-conservative-premise"] == "UNTESTED"
+
+
+def test_claims_use_smoothed_peaks_and_paired_differences():
+    out = {
+        c.id: c.observed
+        for c in claims.check(
+            _claim_rows({"premise": 1.0, "control": 0.05}, {"premise": True, "control": False}), CLAIM_CFG
+        )
+    }
+    o = out["1-single-overoptimises-bon-premise"]
+    # single best-of-n gold [0, .5, 1, .6, .2]: 3-point moving average peaks at .7 (not the raw 1.0); final = mean of
+    # the last three = .6; the seeds' common offset cancels in the paired fall
+    assert o["gold_peak"] == pytest.approx(0.71) and o["gold_final"] == pytest.approx(0.61)
+    assert o["fall"] == pytest.approx(0.1) and o["fall_ci95"] == pytest.approx(0.0, abs=1e-12)
+    assert out["2-bon-conservative-premise"]["d16_wco_minus_single"] == pytest.approx(0.4)
+
+
+CLAIMS = [  # claims v2 (README "Pre-registration v2")
     "0-premise",
     "0-control",
-    "1-single-overoptimises-premise",
+    "1-single-overoptimises-bon-premise",
+    "1-single-overoptimises-ppo-premise",
     "2-bon-conservative-premise",
     "3-ppo-conservative-premise",
     "3b-ppo-small-penalty-premise",
     "5-shared-exploit-premise",
-    "1-single-overoptimises-control",
+    "1-single-overoptimises-bon-control",
+    "1-single-overoptimises-ppo-control",
     "2-bon-conservative-control",
     "3-ppo-conservative-control",
     "5-shared-exploit-control",
     "4-pretrain-finetune-single",
 ]
-KNOWN_FAILS = {  # README "Results": findings of the committed quick run
-    "0-premise": "variance ratio 1.63 < 2: 2-layer members disagree a lot on typical samples too",
-    "1-single-overoptimises-premise": "PPO against one quirky member chases its gold-neutral quirk; gold never rises",
-    "3-ppo-conservative-premise": "ensembles cancel the quirks and PPO floods the shared feature error",
-    "3b-ppo-small-penalty-premise": "β = 0.1 shrinks but does not prevent the collapse",
-    "5-shared-exploit-premise": "the single member's PPO policy exploits its quirk, not the features",
-    "2-bon-conservative-control": "herding: members share the error (expected)",
-    "3-ppo-conservative-control": "herding: members share the error (expected)",
+# v2 claims scored on the committed v1 records (README "Pre-registration v2", preview). The quick preset of the v1
+# world is superseded by issue 31's run on preference world v2, which updates this dict from its own verdicts.
+KNOWN_FAILS = {
+    "1-single-overoptimises-ppo-premise": "v1 world: PPO against one quirky member never raises gold (fall CI spans 0)",
+    "3-ppo-conservative-premise": "untested (premise 1-ppo fails) / ensembles flood the shared feature error",
+    "3b-ppo-small-penalty-premise": "untested (premise 1-ppo fails) / β = 0.1 does not prevent the collapse",
+    "2-bon-conservative-control": "3 seeds: the upper 95% bound of d64 WCO − single (0.18) exceeds the margin (0.14)",
+    "3-ppo-conservative-control": "3 seeds: collapse-sized SDs put the upper bound of WCO − single (0.67) above 0.11",
+}
+UNDECIDED = {  # read a metric the committed v1 records lack: decided by issue 31's run
+    "0-premise": "self − others at the best-of-N picks, measured from claims v2 on",
+    "0-control": "self − others at the best-of-N picks, measured from claims v2 on",
+    "2-bon-conservative-premise": "requires 0-premise",
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("claim", CLAIMS)
 def test_quick_claims(check_quick_claim, claim):
+    if claim in UNDECIDED:
+        pytest.skip(f"decided by issue 31's run: {UNDECIDED[claim]}")
     check_quick_claim("ensembles", claim, KNOWN_FAILS)

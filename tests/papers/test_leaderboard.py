@@ -224,32 +224,41 @@ def _curve_rows(method: str, gold: list[float], proxy: list[float] | None = None
     rows = []
     for seed in range(2):
         for x, g in enumerate(gold):
-            rows.append(record(method, seed, "gold", g, step=x))
+            rows.append(record(method, seed, "gold", g + 0.01 * seed, step=x))
             if proxy is not None:
                 rows.append(record(method, seed, "proxy_z", proxy[x], step=x))
     return rows
+
+
+RISE_FALL, RISE_HOLD = [0.0, 0.5, 1.0, 1.0, 0.6, 0.3, 0.2], [0.0, 0.5, 1.0, 1.0, 0.95, 1.0, 0.95]
+PROXY = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
 
 
 def test_claims_decide_on_the_data():
     cfg = dataclasses.replace(PRESETS["smoke"], ppo_runs=["vanilla", "vanilla_gold"])
     sft = [record("sft", 0, "gold", 0.0)]
     origin = [record("bon_single", 0, "winrate", 0.5, step=1), record("bon_single", 0, "gold", 0.0, step=1)]
-    hack = _curve_rows("ppo_vanilla", [0.0, 1.0, 0.5], [0.0, 1.0, 2.0])
-    holds = _curve_rows("ppo_vanilla_gold", [0.0, 1.0, 0.9])
-    verdicts = {c.id: c.passed for c in claims.check(sft + origin + hack + holds, cfg)}
-    assert verdicts == {
-        "0-premise-vanilla-overoptimises": True,
-        "0-control-gold-reward-holds": True,
-        "1-sft-origin": True,
+    hack = _curve_rows("ppo_vanilla", RISE_FALL, PROXY)
+    holds = _curve_rows("ppo_vanilla_gold", RISE_HOLD)
+    checked = claims.check(sft + origin + hack + holds, cfg)
+    assert {c.id: c.verdict for c in checked} == {
+        "0-premise-vanilla-overoptimises": "PASS",
+        "0-control-gold-reward-holds": "PASS",
+        "1-sft-origin": "PASS",
     }
-    no_hack = _curve_rows("ppo_vanilla", [0.0, 1.0, 0.9], [0.0, 1.0, 2.0])
+    assert [c.kind for c in checked] == ["premise", "control", "premise"]
+    o = checked[0].observed  # smoothed peak (1 + 1 + .6) / 3 + seed offset, final mean (.6 + .3 + .2) / 3
+    assert o["gold_peak"] == pytest.approx(0.8667 + 0.005, abs=1e-4)
+    assert o["gold_final"] == pytest.approx(0.3667 + 0.005, abs=1e-4)
+    assert o["fall"] == pytest.approx(0.5) and o["fall_ci95"] == pytest.approx(0.0, abs=1e-12)
+    no_hack = _curve_rows("ppo_vanilla", RISE_HOLD, PROXY)
     off = [record("bon_single", 0, "winrate", 0.6, step=1), record("bon_single", 0, "gold", 0.0, step=1)]
-    collapses = _curve_rows("ppo_vanilla_gold", [0.0, 1.0, 0.5])
-    verdicts = {c.id: c.passed for c in claims.check(sft + off + no_hack + collapses, cfg)}
+    collapses = _curve_rows("ppo_vanilla_gold", RISE_FALL)
+    verdicts = {c.id: c.verdict for c in claims.check(sft + off + no_hack + collapses, cfg)}
     assert verdicts == {
-        "0-premise-vanilla-overoptimises": False,
-        "0-control-gold-reward-holds": False,
-        "1-sft-origin": False,
+        "0-premise-vanilla-overoptimises": "FAIL",
+        "0-control-gold-reward-holds": "FAIL",
+        "1-sft-origin": "FAIL",
     }
 
 

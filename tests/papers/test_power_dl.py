@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 from reprozoo.common.config import parse
+from reprozoo.common.results import record, resolve_verdicts
 from reprozoo.papers.power_dl.bandit import make_datasets, power_bandit_loss, solve_maxmin, train_tabular
 from reprozoo.papers.power_dl.baselines import METHODS, Hyper, chipo_loss, pair_loss
+from reprozoo.papers.power_dl.claims import check
 from reprozoo.papers.power_dl.experiment import PRESETS, Config
 from reprozoo.papers.power_dl.method import power_loss, power_margin, power_reward, update_labels, weighted_entropy
 from scipy.optimize import minimize
@@ -223,10 +225,79 @@ def test_config_validation_names_the_field(capsys):
     assert "--rare-bad" in capsys.readouterr().err
 
 
+# --- claims v2 on synthetic rows ---
+
+CLAIM_CFG = Config(preset="quick", methods=["dpo", "ipo", "simpo", "power", "power_dl"], label_noises=[0.0, 0.25])
+BANDIT = {  # (method, kind, coverage): (rare-arm mass, true reward)
+    **{(m, "type1", "rare"): (0.9, -0.9) for m in ("dpo", "ipo", "simpo")},
+    **{(m, "type1", "covered"): (0.01, 0.8) for m in ("dpo", "ipo", "simpo")},
+    ("power", "type1", "rare"): (0.05, 0.3),
+    ("power", "type1", "covered"): (0.01, 0.3),
+    ("power", "type2", "rare"): (0.01, 0.4),
+    ("power", "type2", "covered"): (0.3, 0.9),
+    ("power_dl", "type2", "rare"): (0.1, 0.5),
+    ("power_dl", "type2", "covered"): (0.3, 0.9),
+}
+WORLD_STEPS = (0, 50, 100, 150, 200, 250, 300, 350, 400)
+OVEROPT = [0.2, 0.6, 0.9, 1.0, 0.9, 0.6, 0.4, 0.3, 0.2]  # gold: peak then fall
+HOLD = [0.2, 0.5, 0.7, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]
+
+
+def _power_rows(dpo_gold: dict[float, list[float]], dl_win: float = 0.7, covered_dl: float = 0.9) -> list[dict]:
+    rows = []
+    for seed in range(3):
+        j = 0.001 * seed
+        for (m, kind, cov), (mass, reward) in BANDIT.items():
+            if (m, cov) == ("power_dl", "covered"):
+                reward = covered_dl
+            tag = {"kind": kind, "coverage": cov, "part": "bandit"}
+            rows += [record(m, seed, "rare_mass", mass + j, **tag), record(m, seed, "true_reward", reward + j, **tag)]
+        for noise in (0.0, 0.25):
+            for m in ("dpo", "power_dl"):
+                gold = dpo_gold[noise] if m == "dpo" else HOLD
+                win = [0.5 + (dl_win - 0.5) * min(i, 3) / 3 for i in range(9)] if m == "power_dl" else [0.6] * 9
+                for i, t in enumerate(WORLD_STEPS):
+                    w = {"part": "world", "noise": noise, "step": t, "epoch": t / 32}
+                    rows += [record(m, seed, "gold", gold[i] + j, **w), record(m, seed, "win_rate", win[i] + j, **w)]
+    return rows
+
+
+def _power_verdicts(rows: list[dict]) -> dict[str, str]:
+    return {c.id: c.verdict for c in resolve_verdicts(check(rows, CLAIM_CFG))}
+
+
+def test_claims_pass_when_premises_hold_and_controls_behave_as_predicted():
+    v = _power_verdicts(_power_rows({0.0: OVEROPT, 0.25: OVEROPT}))
+    assert v == dict.fromkeys(v, "PASS") and len(v) == 10, v
+    kinds = {c.id: c.kind for c in check(_power_rows({0.0: OVEROPT, 0.25: OVEROPT}), CLAIM_CFG)}
+    assert kinds["0-control-type1-covered"] == kinds["2-control-type2-covered"] == "control"
+    assert kinds["3-premise-dpo-overoptimises-noise0.25"] == "premise"
+
+
+def test_world_claim_untested_where_dpo_does_not_overoptimise_and_control_fails_when_dl_costs_reward():
+    v = _power_verdicts(_power_rows({0.0: OVEROPT, 0.25: HOLD}, covered_dl=0.6))
+    assert v["3-premise-dpo-overoptimises-noise0.25"] == "FAIL"
+    assert v["3-world-win-rate-noise0.25"] == "UNTESTED" and v["3-world-win-rate-noise0"] == "PASS"
+    assert v["2-control-type2-covered"] == "FAIL"  # dynamic labels cost 0.3 where the arm is covered
+    assert v["2-type2-dl"] == "PASS"  # the claim itself does not read the covered control
+
+
+def test_world_claim_reads_final_means_and_a_paired_ci():
+    rows = _power_rows({0.0: OVEROPT, 0.25: OVEROPT}, dl_win=0.64)  # +0.04 < the 0.05 margin
+    out = {c.id: c for c in check(rows, CLAIM_CFG)}
+    o = out["3-world-win-rate-noise0"].observed
+    assert o["win_rate_diff"] == pytest.approx(0.04) and o["win_rate_diff_ci95"] == pytest.approx(0.0, abs=1e-12)
+    assert out["3-world-win-rate-noise0"].verdict == "FAIL"
+    assert out["3-premise-dpo-overoptimises-noise0"].observed["dpo_gold_peak"] == pytest.approx(
+        (1.0 + 0.9 + 0.9) / 3 + 0.001
+    )
+
+
 @pytest.mark.slow
 def test_quick_claims(run_cli, tmp_path):
+    """A fresh quick run gives the verdicts that claims v2 give on the committed records (the records reproduce)."""
     run_cli("reprozoo.papers.power_dl", "--preset", "quick", "--out", str(tmp_path))
     summary = json.loads((tmp_path / "summary.json").read_text())
-    reference = json.loads(open("results/power_dl/quick/summary.json").read())
-    verdicts = {c["id"]: c["passed"] for c in summary["claims"]}
-    assert verdicts == {c["id"]: c["passed"] for c in reference["claims"]}  # same verdicts as the committed run
+    committed = [json.loads(line) for line in open("results/power_dl/quick/records.jsonl")]
+    expected = {c.id: c.verdict for c in resolve_verdicts(check(committed, PRESETS["quick"]))}
+    assert {c["id"]: c["verdict"] for c in summary["claims"]} == expected
