@@ -34,7 +34,19 @@ from reprozoo.common.config import RunConfig, check_fraction, check_positive, en
 from reprozoo.common.device import torch_device
 from reprozoo.common.progress import track
 from reprozoo.common.results import record, select
-from reprozoo.common.worlds.digits import BLOCK, N_CLASSES, N_PATCHES, MultiColorDigits, Split, group_sp
+from reprozoo.common.worlds.digits import (
+    BLOCK,
+    GROUPS,
+    N_CLASSES,
+    N_PATCHES,
+    MultiColorDigits,
+    Split,
+    canvas,
+    colour_indices,
+    group_sp,
+    load_digits,
+    paint,
+)
 from reprozoo.papers.bang.baselines import cross_entropy, ensemble_accuracy, mlp, mse_to_one_hot
 from reprozoo.papers.bang.method import bang_loss, false_false_true, output_ensemble, overconfidence, wise_ft
 from torch import nn
@@ -69,9 +81,14 @@ class Config(RunConfig):
     sp_pre: float = 0.2
     """(b, c) diverse world: correlation of patch group A in the pre-training data (group B random); weak, so
     the pre-trained endpoint also reads the digit."""
-    pretrain_loss: str = "mse"
-    """(b, c) pre-training loss: mse (the official MultiColorMNIST MSE to one-hot: outputs on a one-hot scale,
-    a low-confidence endpoint like zero-shot CLIP) or ce (cross-entropy)."""
+    pretrain_loss: str = "ce_ts"
+    """(b, c) pre-training loss: ce_ts (cross-entropy, then temperature scaling fitted on held-out pre-training
+    digits and folded into the last layer, as CLIP learns its logit scale: calibration is learned, not fixed),
+    ce (cross-entropy alone) or mse (v1: MSE to one-hot, whose outputs cap the softmax at ≈ 0.23 by construction)."""
+    n_calib: int = 160
+    """(b, c) ce_ts: pre-training digits held out (not trained on) to fit the temperature."""
+    n_marginal: int = 10
+    """Random recolourings (sp = 0) averaged for the colour-marginal prediction of the colour-driven-error probe."""
     sp_ft: float = 1.0
     """(b, c) correlation of patch group B in the fine-tuning data (group A random), both worlds."""
     finetune_lr: float = 3e-4
@@ -86,8 +103,9 @@ class Config(RunConfig):
     """(b, c) gradient-norm clipping of fine-tuning (WiSE-FT: 1.0)."""
     alphas: list[float] = field(default_factory=lambda: [round(0.1 * k, 1) for k in range(11)])
     """WiSE-FT mixing weights α (0 = pre-trained, 1 = fine-tuned); must include 0, 0.5 and 1."""
-    p_wise: float = 0.8
-    """(b, c) shift at which claims 2-4 and the premise are checked (fixed before the quick run, see README)."""
+    p_wise: float = 0.9
+    """(b, c) shift at which claims 2-4 and the premises are checked (v2: 0.9, where each patch group's colours
+    point to a wrong label on most OOD images; fixed before the evaluation run, see README "Pre-registration v2")."""
     label_smoothing: float = 0.1
     """BANG's label smoothing ε."""
     mixup_alpha: float = 0.2
@@ -113,6 +131,8 @@ class Config(RunConfig):
             "finetune_epochs",
             "clip",
             "threads",
+            "n_calib",
+            "n_marginal",
         )
         ensure(10 <= self.n_test <= 1787, "n_test", f"must lie in [10, 1787], got {self.n_test}")
         ensure(
@@ -122,7 +142,17 @@ class Config(RunConfig):
         )
         check_fraction(self, "ps", "label_smoothing")
         check_fraction(self, "sp_pre", "sp_ft", upper_open=False)
-        ensure(self.pretrain_loss in ("ce", "mse"), "pretrain_loss", f"must be ce or mse, got {self.pretrain_loss!r}")
+        ensure(
+            self.pretrain_loss in ("ce_ts", "ce", "mse"),
+            "pretrain_loss",
+            f"must be ce_ts, ce or mse, got {self.pretrain_loss!r}",
+        )
+        ensure(
+            10 <= self.n_calib <= 1787 - self.n_test - self.n_finetune - 10,
+            "n_calib",
+            f"must lie in [10, {1787 - self.n_test - self.n_finetune - 10}] (held out of the pre-training digits), "
+            f"got {self.n_calib}",
+        )
         ensure(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
         ensure(self.warmup >= 0, "warmup", f"must be >= 0, got {self.warmup}")
         ensure(self.p_headline in self.ps, "p_headline", f"must be one of ps={self.ps}, got {self.p_headline}")
@@ -146,7 +176,7 @@ PRESETS = {
         preset="smoke",
         seeds=1,
         iters=60,
-        ps=[0.7, 0.8],
+        ps=[0.7, 0.9],
         pretrain_iters=60,
         finetune_epochs=2,
         alphas=[0.0, 0.5, 1.0],
@@ -295,11 +325,37 @@ def _feature_probes(world: MultiColorDigits, device: torch.device) -> dict[str, 
     }
 
 
-def _pretrain(cfg: Config, world: MultiColorDigits, kind: str, seed: int, device: torch.device) -> nn.Module:
+def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Temperature scaling (Guo et al. 2017): T = argmin_T −(1/n) Σ_i log softmax(z_i / T)_{y_i} on held-out data
+    (a bounded 1-D search over log T ∈ [−4, 4])."""
+    from scipy.optimize import minimize_scalar
+
+    z, t = logits.detach().double().cpu(), y.cpu()
+
+    def nll(log_t: float) -> float:
+        return float(torch.nn.functional.cross_entropy(z / math.exp(log_t), t))
+
+    return float(math.exp(minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded").x))
+
+
+def _subset(split: Split, idx: np.ndarray) -> Split:
+    return Split(split.x[idx], split.y[idx], split.colours[idx], split.sp)
+
+
+def _pretrain(
+    cfg: Config, world: MultiColorDigits, kind: str, seed: int, device: torch.device
+) -> tuple[nn.Module, float]:
     """The pre-trained endpoint: Adam on the pre-training digits, group A correlated with sp_pre (diverse) or all
-    colours random (control); same initialisation and batches in both worlds."""
+    colours random (control); same initialisation and batches in both worlds. ce_ts: cross-entropy on all but
+    n_calib of those digits, then the temperature T fitted on the n_calib held-out ones (same colouring) and folded
+    into the last layer (W, b) ← (W / T, b / T), so the endpoint's confidence is learned from data, as CLIP's
+    logit scale; returns (model, T) (T = 1 for ce and mse)."""
     pre = _model(cfg, 1000 * seed + 3, device)
     data = world.pretrain(cfg.sp_pre if kind == "diverse" else 0.0)
+    calib = None
+    if cfg.pretrain_loss == "ce_ts":
+        order = np.random.default_rng([seed, 40_000]).permutation(len(data.y))
+        calib, data = _subset(data, order[: cfg.n_calib]), _subset(data, order[cfg.n_calib :])
     loss = mse_to_one_hot if cfg.pretrain_loss == "mse" else cross_entropy
     train(
         [pre],
@@ -310,7 +366,62 @@ def _pretrain(cfg: Config, world: MultiColorDigits, kind: str, seed: int, device
         data_seed=seed + 10_000,
         optimizer=_adam(cfg.lr),
     )
-    return pre
+    temperature = 1.0
+    if calib is not None:
+        xc, yc = _tensors(calib, device)
+        temperature = fit_temperature(_out(pre, xc), yc)
+        with torch.no_grad():
+            pre[-1].weight.div_(temperature)
+            pre[-1].bias.div_(temperature)
+    return pre, temperature
+
+
+def _recoloured_tests(world: MultiColorDigits, cfg: Config, seed: int, device: torch.device) -> torch.Tensor:
+    """(n_marginal, n_test, 1728): the test digits, each time with fresh label-free colours (sp = 0)."""
+    images, labels = load_digits()
+    ids = world.digit_ids("test")
+    base, y = canvas(images[ids]), labels[ids]
+    rng = np.random.default_rng([seed, 50_000])
+    xs = [paint(base, colour_indices(y, 0.0, world.maps, N_PATCHES, rng)) for _ in range(cfg.n_marginal)]
+    return torch.from_numpy(np.stack([x.reshape(len(x), -1) for x in xs])).to(device)
+
+
+@torch.no_grad()
+def colour_marginal_prediction(model: nn.Module, recoloured: torch.Tensor) -> torch.Tensor:
+    """argmax_k (1/K) Σ_c softmax(f(x_digit, colours_c))_k over K random recolourings: the model's prediction with
+    the colours marginalised out (what it reads from the digit)."""
+    return torch.stack([torch.softmax(model(x), -1) for x in recoloured]).mean(0).argmax(-1)
+
+
+def marginal_fix_share(out: torch.Tensor, marginal: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of the wrong predictions (argmax out ≠ y) that the colour-marginal prediction gets right (NaN if there
+    is none): errors that colours of any kind cause, label-mapped or mere noise (a diagnostic; the premise uses
+    `vote_follow_share`)."""
+    wrong = out.argmax(-1) != y
+    return float((wrong & (marginal == y)).sum() / wrong.sum()) if bool(wrong.any()) else float("nan")
+
+
+def group_vote(split: Split, maps: np.ndarray, group: str) -> np.ndarray:
+    """(n,) colour vote of one patch group: patch j votes π_j⁻¹(colour); the most voted label (ties → lowest)."""
+    patches = GROUPS[group]
+    inverse = np.argsort(maps, axis=1)  # inverse[j, c] = the label whose colour on patch j is c
+    votes = inverse[patches[None, :], split.colours[:, patches]]
+    counts = np.stack([(votes == k).sum(1) for k in range(N_CLASSES)], axis=1)
+    return counts.argmax(1)
+
+
+def group_vote_accuracy(split: Split, maps: np.ndarray, group: str) -> float:
+    """Accuracy of a group's colour vote. Below 0.5: the group's colours point to a wrong label on most images."""
+    return float(np.mean(group_vote(split, maps, group) == split.y))
+
+
+def vote_follow_share(out: torch.Tensor, vote: np.ndarray, y: torch.Tensor) -> float:
+    """Share of the wrong predictions that equal the (wrong) colour vote of a patch group (NaN if none is wrong):
+    errors where the model followed colours pointing to a wrong label. A model blind to the group follows it by
+    chance only (≈ P(vote = one given wrong label) < 0.1)."""
+    pred = out.argmax(-1).cpu().numpy()
+    wrong = pred != y.cpu().numpy()
+    return float(np.mean(pred[wrong] == vote[wrong])) if wrong.any() else float("nan")
 
 
 def _finetune(cfg: Config, pre: nn.Module, variant: str, data: Split, seed: int, device: torch.device) -> nn.Module:
@@ -335,14 +446,33 @@ def part_bc(cfg: Config, seed: int, kind: str, device: torch.device) -> list[dic
     """One world (`diverse` or `control`) of one seed: pre-train, fine-tune every variant, sweep α."""
     rows = []
     world = MultiColorDigits(seed=seed, n_test=cfg.n_test, n_finetune=cfg.n_finetune)
-    pre = _pretrain(cfg, world, kind, seed, device)
+    pre, temperature = _pretrain(cfg, world, kind, seed, device)
+    rows.append(record("pre-trained", seed, "temperature", temperature))
+    ood = {p: world.test(1 - p) for p in cfg.ps}
+    for p, split in ood.items():
+        for g in GROUPS:
+            rows.append(record("data", seed, f"colour_vote_{g}_acc", group_vote_accuracy(split, world.maps, g), p=p))
     tests = {
         "id": _tensors(world.test(group_sp(B=cfg.sp_ft)), device),  # the fine-tuning distribution, test digits
-        **{p: _tensors(world.test(1 - p), device) for p in cfg.ps},
+        **{p: _tensors(split, device) for p, split in ood.items()},
     }
+    recoloured = _recoloured_tests(world, cfg, seed, device)
+    votes = {(p, g): group_vote(split, world.maps, g) for p, split in ood.items() for g in GROUPS}
+
+    def colour_rows(method: str, out: dict, marginal: torch.Tensor) -> list[dict]:
+        """Over-confidence and how colour-driven the OOD errors are, at every p."""
+        got = []
+        for p in cfg.ps:
+            yt = tests[p][1]
+            got.append(record(method, seed, "overconfidence", overconfidence(out[p], yt), p=p))
+            got.append(record(method, seed, "marginal_fix_share", marginal_fix_share(out[p], marginal, yt), p=p))
+            for g in GROUPS:
+                share = vote_follow_share(out[p], votes[(p, g)], yt)
+                got.append(record(method, seed, f"follows_vote_{g}", share, p=p))
+        return got
+
     pre_out = {p: _out(pre, xt) for p, (xt, _) in tests.items()}
-    for p in cfg.ps:
-        rows.append(record("pre-trained", seed, "overconfidence", overconfidence(pre_out[p], tests[p][1]), p=p))
+    rows += colour_rows("pre-trained", pre_out, colour_marginal_prediction(pre, recoloured))
     probes = _feature_probes(world, device)
     rows += [record("pre-trained", seed, m, _acc(_out(pre, xp), yp)) for m, (xp, yp) in probes.items()]
     data = world.finetune(cfg.sp_ft)
@@ -350,11 +480,12 @@ def part_bc(cfg: Config, seed: int, kind: str, device: torch.device) -> list[dic
     for variant in FINETUNES:
         ft = _finetune(cfg, pre, variant, data, seed, device)
         rows += [record(variant, seed, m, _acc(_out(ft, xp), yp)) for m, (xp, yp) in probes.items()]
-        for p in cfg.ps:
-            rows.append(
-                record(variant, seed, "overconfidence", overconfidence(_out(ft, tests[p][0]), tests[p][1]), p=p)
-            )
         ft_out = {p: _out(ft, xt) for p, (xt, _) in tests.items()}
+        rows += colour_rows(variant, ft_out, colour_marginal_prediction(ft, recoloured))
+        for p in cfg.ps:
+            yt = tests[p][1]
+            both = (pre_out[p].argmax(-1) != yt) & (ft_out[p].argmax(-1) != yt)
+            rows.append(record(variant, seed, "both_wrong", float(both.float().mean()), p=p))
         for step, alpha in enumerate(cfg.alphas):
             student.load_state_dict(wise_ft(pre.state_dict(), ft.state_dict(), alpha))
             for p, (xt, yt) in tests.items():

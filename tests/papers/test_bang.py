@@ -8,10 +8,19 @@ import numpy as np
 import pytest
 import torch
 from reprozoo.common.config import parse
-from reprozoo.common.results import record
+from reprozoo.common.results import record, resolve_verdicts
+from reprozoo.common.stats import paired_diff
 from reprozoo.papers.bang.baselines import ensemble_accuracy, mlp, mse_to_one_hot
-from reprozoo.papers.bang.claims import best_alpha, wise_ft_gain
-from reprozoo.papers.bang.experiment import PRESETS, Config, cosine_lr
+from reprozoo.papers.bang.claims import EFFECTS, best_alpha, check, pilot_table, wise_ft_gain
+from reprozoo.papers.bang.experiment import (
+    PRESETS,
+    Config,
+    cosine_lr,
+    fit_temperature,
+    group_vote,
+    marginal_fix_share,
+    vote_follow_share,
+)
 from reprozoo.papers.bang.method import (
     bang_loss,
     beta_draw,
@@ -158,13 +167,182 @@ def _sweep(world: str, accs: list[list[float]], ffts: list[list[float]], alphas=
 
 def test_claim_2_quantities_by_hand():
     rows = _sweep("diverse", [[0.6, 0.70, 0.62], [0.5, 0.60, 0.58]], [[0, 0.04, 0], [0, 0.02, 0]])
-    g = wise_ft_gain(rows, Config(preset="smoke", alphas=[0.0, 0.5, 1.0]), "diverse")
+    g = wise_ft_gain(rows, Config(preset="smoke", alphas=[0.0, 0.5, 1.0], ps=[0.7, 0.8], p_wise=0.8), "diverse")
     assert g["best_alpha"] == 0.5 and g["acc_pre"] == pytest.approx(0.55) and g["acc_ft"] == pytest.approx(0.60)
-    assert g["gain"] == pytest.approx(0.05)  # paired: 0.70 − 0.62 and 0.60 − 0.58
-    assert g["fft_half"] == pytest.approx(0.03) and g["fft_best"] == pytest.approx(0.03)
+    # paired: 0.70 − 0.62 = 0.08 and 0.60 − 0.58 = 0.02 → mean 0.05, sd 0.0424, CI t_{0.975,1} · sd / √2
+    assert g["gain"].mean == pytest.approx(0.05) and g["gain"].n == 2
+    assert g["gain"].ci95 == pytest.approx(12.7062047 * np.std([0.08, 0.02], ddof=1) / np.sqrt(2), rel=1e-6)
+    assert g["fft_half"] == {0: pytest.approx(0.04), 1: pytest.approx(0.02)} and g["fft_best"] == pytest.approx(0.03)
     acc = np.array([[0.6, 0.5, 0.9], [0.6, 0.5, 0.7]])
     assert best_alpha([0.0, 0.5, 1.0], acc, interior=False) == 2  # one α for all seeds: highest seed mean
     assert best_alpha([0.0, 0.5, 1.0], acc, interior=True) == 1
+
+
+# --------------------------------------------------------------------------- claims v2 on synthetic rows
+
+ALPHAS = (0.0, 0.5, 1.0)
+P = 0.9
+
+
+def _world_rows(
+    rng: np.random.Generator, n: int, world: str, *, curve: dict, fft: float, oc: dict, follows: dict, probes: dict
+) -> list[dict]:
+    rows = []
+    for s in range(n):
+        j = rng.normal(0, 0.004)  # seed noise shared by every method of the seed (paired)
+        w = dict(world=world)
+        for method, accs in curve.items():
+            for a, v in zip(ALPHAS, accs, strict=True):
+                at = dict(space="weight", alpha=a, p=P, **w)
+                rows.append(record(method, s, "ood_acc", v + j + rng.normal(0, 0.002), **at))
+                f = fft if 0 < a < 1 else 0.0
+                rows.append(record(method, s, "false_false_true", f + rng.normal(0, 0.001), **at))
+        for method, v in oc.items():
+            rows.append(record(method, s, "overconfidence", v + rng.normal(0, 0.01), p=P, **w))
+        for (method, g), v in follows.items():
+            rows.append(record(method, s, f"follows_vote_{g}", v, p=P, **w))
+            rows.append(record(method, s, "marginal_fix_share", 0.6, p=P, **w))
+        for (method, metric), v in probes.items():
+            rows.append(record(method, s, metric, v, **w))
+        rows.append(record("pre-trained", s, "temperature", 1.5, **w))
+        for g in "AB":
+            rows.append(record("data", s, f"colour_vote_{g}_acc", probes.get(("data", "vote"), 0.4), p=P, **w))
+    return rows
+
+
+def synthetic_rows(n: int = 6, *, vote: float = 0.4, oc_ft: float = 0.60, blind_follows: float = 0.07, seed=0):
+    """Every row `claims.check` reads, in a world where the premises hold (by default) and the claims PASS."""
+    rng = np.random.default_rng(seed)
+    probes = {
+        ("pre-trained", "colour_A_only_acc"): 0.95,
+        ("pre-trained", "colour_B_only_acc"): 0.1,
+        ("wise_ft", "colour_A_only_acc"): 0.5,
+        ("wise_ft", "colour_B_only_acc"): 1.0,
+        ("pre-trained", "digit_only_acc"): 0.6,
+        ("data", "vote"): vote,
+    }
+    blind_probes = {**probes, ("pre-trained", "colour_A_only_acc"): 0.1}
+    rows = _world_rows(
+        rng,
+        n,
+        "diverse",
+        curve={"wise_ft": (0.70, 0.78, 0.71), "bang": (0.70, 0.80, 0.76)},
+        fft=0.04,
+        oc={"pre-trained": 0.45, "wise_ft": oc_ft, "bang": 0.40},
+        follows={("pre-trained", "A"): 0.5, ("pre-trained", "B"): 0.07, ("wise_ft", "B"): 0.6, ("wise_ft", "A"): 0.2},
+        probes=probes,
+    )
+    rows += _world_rows(
+        rng,
+        n,
+        "control",
+        curve={"wise_ft": (0.72, 0.74, 0.71), "bang": (0.72, 0.75, 0.74)},
+        fft=0.005,
+        oc={"pre-trained": 0.45, "wise_ft": oc_ft, "bang": 0.40},
+        follows={
+            ("pre-trained", "A"): blind_follows,
+            ("pre-trained", "B"): 0.07,
+            ("wise_ft", "B"): 0.6,
+            ("wise_ft", "A"): 0.07,
+        },
+        probes=blind_probes,
+    )
+    for s in range(n):
+        g32 = 0.04 + rng.normal(0, 0.01)
+        rows.append(record("output_ensemble", s, "ensemble_gain", g32, colors=32, p=0.7))
+        rows.append(record("output_ensemble", s, "ensemble_gain", rng.normal(0, 0.002), colors=1, p=0.7))
+    return rows
+
+
+CFG = Config(preset="smoke", alphas=list(ALPHAS), ps=[0.7, P], p_wise=P, p_headline=0.7)
+
+
+def _verdicts(rows) -> dict[str, str]:
+    return {c.id: c.verdict for c in resolve_verdicts(check(rows, CFG))}
+
+
+def test_claims_v2_kinds_requires_and_all_pass_when_premises_hold():
+    claims = check(synthetic_rows(), CFG)
+    assert [c.id for c in claims] == CLAIMS
+    kinds = {c.id: c.kind for c in claims}
+    assert {i for i, k in kinds.items() if k == "premise"} == {i for i in CLAIMS if "-premise-" in i}
+    assert {i for i, k in kinds.items() if k == "control"} == {"0d-control-colour-blind-errors", "1-control-one-colour"}
+    requires = {c.id: set(c.requires) for c in claims}
+    assert "0d-premise-colour-driven-ood-errors" in requires["2-wise-ft-false-false-true"]
+    assert "0d-premise-colour-driven-ood-errors" in requires["2b-false-false-true-needs-diversity"]
+    assert "0c-premise-fine-tuned-over-confident" in requires["3-bang-beats-wise-ft"]
+    assert set(_verdicts(synthetic_rows()).values()) == {"PASS"}
+    for c in claims:  # every paired claim states its effect and minimum detectable effect
+        if c.id in EFFECTS:
+            assert c.observed["effect"] == EFFECTS[c.id] and c.observed["min_detectable_effect"] > 0
+
+
+def test_colours_pointing_to_the_right_label_make_claims_2_untested():
+    v = _verdicts(synthetic_rows(vote=0.7))  # the v1 world at p = 0.8: a group's vote is right on 70% of images
+    assert v["0d-premise-colour-driven-ood-errors"] == "FAIL"
+    assert v["2-wise-ft-false-false-true"] == v["2b-false-false-true-needs-diversity"] == "UNTESTED"
+    assert v["3-bang-beats-wise-ft"] == "PASS"  # does not rest on 0d
+
+
+def test_no_over_confidence_makes_claim_3_untested_but_not_claim_4():
+    v = _verdicts(synthetic_rows(oc_ft=0.47))  # fine-tuned only 0.02 above the pre-trained endpoint
+    assert v["0c-premise-fine-tuned-over-confident"] == "FAIL"
+    assert v["3-bang-beats-wise-ft"] == "UNTESTED"
+    assert v["4-overconfidence"] == "PASS"  # BANG (0.40) is still below plain fine-tuning (0.47): not a premise
+    assert v["2-wise-ft-false-false-true"] == "PASS"
+
+
+def test_control_passes_when_the_colour_blind_endpoint_follows_by_chance_only():
+    assert _verdicts(synthetic_rows(blind_follows=0.07))["0d-control-colour-blind-errors"] == "PASS"
+    assert _verdicts(synthetic_rows(blind_follows=0.4))["0d-control-colour-blind-errors"] == "FAIL"
+
+
+def test_claim_3_is_the_paired_difference_at_each_best_alpha():
+    rows = synthetic_rows()
+    claim = next(c for c in check(rows, CFG) if c.id == "3-bang-beats-wise-ft")
+    bang = {
+        r["seed"]: r["value"]
+        for r in rows
+        if r["method"] == "bang" and r["metric"] == "ood_acc" and r["world"] == "diverse" and r["alpha"] == 0.5
+    }
+    wise = {
+        r["seed"]: r["value"]
+        for r in rows
+        if r["method"] == "wise_ft" and r["metric"] == "ood_acc" and r["world"] == "diverse" and r["alpha"] == 0.5
+    }
+    d = paired_diff(bang, wise)
+    assert claim.observed["diff"] == pytest.approx(d.mean) and claim.observed["diff_ci95"] == pytest.approx(d.ci95)
+    assert claim.observed["n_seeds"] == 6
+
+
+def test_pilot_table_chooses_at_least_ten_seeds_with_power():
+    table = pilot_table(synthetic_rows(), CFG)
+    assert {t["claim"] for t in table} == set(EFFECTS)
+    for t in table:
+        assert t["n"] >= max(10, t["seeds_for_power"]) and t["mde_at_n"] <= t["effect"] + 1e-9
+
+
+def test_colour_probes_by_hand():
+    from reprozoo.common.worlds.digits import GROUPS, N_PATCHES, Split
+
+    maps = np.tile(np.arange(10), (N_PATCHES, 1))  # identity maps: colour c means label c on every patch
+    colours = np.zeros((2, N_PATCHES), dtype=int)
+    colours[0, GROUPS["A"]] = 3  # image 0: group A says 3
+    colours[1, GROUPS["A"][:9]] = 5  # image 1: 9 patches of A say 5, 7 say 0 (majority 5)
+    split = Split(np.zeros((2, 3, 24, 24), np.float32), np.array([3, 0]), colours, 0.1)
+    assert list(group_vote(split, maps, "A")) == [3, 5]
+    out = torch.tensor([[0.0, 0, 0, 1, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0]])  # predicts 3, 5
+    assert vote_follow_share(out, np.array([3, 5]), torch.tensor([3, 0])) == pytest.approx(1.0)  # the one error
+    assert vote_follow_share(out, np.array([3, 4]), torch.tensor([3, 0])) == pytest.approx(0.0)
+    assert np.isnan(vote_follow_share(out, np.array([3, 5]), torch.tensor([3, 5])))
+    assert marginal_fix_share(out, torch.tensor([3, 0]), torch.tensor([3, 0])) == pytest.approx(1.0)
+
+
+def test_fit_temperature_recovers_a_known_scale():
+    torch.manual_seed(0)
+    z = torch.randn(4000, 5) * 3
+    y = torch.distributions.Categorical(logits=z / 2.0).sample()  # labels drawn at temperature 2
+    assert fit_temperature(z, y) == pytest.approx(2.0, rel=0.1)
 
 
 @pytest.mark.parametrize(
@@ -203,7 +381,10 @@ CLAIMS = [
     "0a-premise-different-spurious-features",
     "0b-premise-balanced-endpoints",
     "0c-premise-fine-tuned-over-confident",
+    "0d-premise-colour-driven-ood-errors",
+    "0d-control-colour-blind-errors",
     "1-diversity-ensemble-gain",
+    "1-control-one-colour",
     "2-wise-ft-false-false-true",
     "2b-false-false-true-needs-diversity",
     "3-bang-beats-wise-ft",
