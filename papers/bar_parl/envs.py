@@ -7,8 +7,9 @@ Every environment is a set of pure functions over a small state pytree:
 
 - `GridWorld`: a discrete N×N version of BARFI's gridworld (barfi-gw/src/environments/Maze_*.py): start at the
   bottom-left cell, +100 and termination at the top-right cell, −0.1 per step, 10% random action, horizon 50.
-  Auxiliary rewards: good = −(normalised squared distance to the goal); bad = +50 for every step spent in the
-  central 2×2 region (a reward that can be farmed forever, so r_p + r_aux changes the optimal behaviour).
+  Auxiliary rewards: good = +1 / −1 per move towards / away from the goal (`GridWorld.good`); bad = +50 for every
+  step spent in the central 2×2 region (a reward that can be farmed forever, so r_p + r_aux changes the optimal
+  behaviour).
 - `CartPole`: gymnasium's CartPole-v1 dynamics (Euler, same constants; parity-tested against gymnasium).
   Auxiliary reward: the variants behind the paper's CartPole figures (barfi-cp/experiments/PaperPlots/{best2,bad}):
   good = `CartPoleBestAux2` (+5 when the action equals the one a PD controller on the pole angle would take, −1
@@ -38,6 +39,10 @@ class GridWorld:
     goal_reward: float = 100.0
     step_reward: float = -0.1
     aux_bad: float = 50.0
+    good: str = "progress"
+    """The good heuristic: "progress" (+1 per move one cell closer to the goal in Manhattan distance, −1 per move
+    away, 0 against a wall: v2), "sqdist" (−Σ((pos − goal)/(N − 1))² per step: v1, which slowed the naive learner)
+    or "official" (the official per-step −dist with its x-only slip, rescaled to the grid)."""
     n_actions: int = 4
 
     @property
@@ -67,10 +72,19 @@ class GridWorld:
         centre = jnp.all((ij >= lo) & (ij <= hi), axis=-1)
         return jnp.column_stack([ij / (self.size - 1), jnp.ones(len(ij)), centre]).astype(jnp.float32)
 
-    def aux(self, pos: jax.Array, heuristic: jax.Array) -> jax.Array:
-        """r_aux at the cell reached: [none, good, bad][heuristic]."""
+    def aux(self, pos: jax.Array, heuristic: jax.Array, prev: jax.Array | None = None) -> jax.Array:
+        """r_aux on the move prev → pos: [none, good, bad][heuristic]; the good one is chosen by `self.good`."""
         goal = self.size - 1
-        good = -jnp.sum(((pos - goal) / goal) ** 2)
+        if self.good == "sqdist":
+            good = -jnp.sum(((pos - goal) / goal) ** 2)
+        elif self.good == "official":
+            # Maze_goodreward.get_aux_rewards: −dist(pos, G1) at each of the 4 sub-steps of a move, with the official
+            # code's slip: its y term uses the goal box's own y (pos2[1]), so only x matters; coordinates in [0, 1]
+            x = (pos[0] + 0.5) / self.size
+            good = -4.0 * ((x - 0.87) ** 2 + (0.75 - 0.87) ** 2)
+        else:  # "progress": +1 for a move that brings the agent one cell closer to the goal, −1 farther
+            prev = pos if prev is None else prev
+            good = jnp.sum(jnp.abs(prev - goal) - jnp.abs(pos - goal)).astype(jnp.float32)
         lo, hi = self.size // 2 - 1, self.size // 2
         inside = jnp.all((pos >= lo) & (pos <= hi))
         bad = jnp.where(inside, self.aux_bad, 0.0)
@@ -83,7 +97,7 @@ class GridWorld:
         pos = jnp.clip(state["pos"] + moves[action], 0, self.size - 1)
         at_goal = jnp.all(pos == self.size - 1)
         r_p = self.step_reward + jnp.where(at_goal, self.goal_reward, 0.0)
-        r_aux = jnp.where(at_goal, 0.0, self.aux(pos, heuristic))
+        r_aux = jnp.where(at_goal, 0.0, self.aux(pos, heuristic, state["pos"]))
         return {"pos": pos, "done": at_goal}, r_p, r_aux, at_goal
 
 

@@ -25,7 +25,14 @@ from reprozoo.papers.bar_parl import train
 from reprozoo.papers.bar_parl.envs import HEURISTICS, CartPole, GridWorld
 
 ENV_NAMES: tuple[str, ...] = ("gridworld", "cartpole")
-BARFI_VARIANT_NAMES: tuple[str, ...] = ("barfi", "barfi_fo", "shrink", "barfi_rand", "shrink_rand")  # train.VARIANTS
+BARFI_VARIANT_NAMES: tuple[str, ...] = (  # train.VARIANTS
+    "barfi",
+    "barfi_fo",
+    "shrink",
+    "barfi_rand",
+    "shrink_rand",
+    "barfi_lr_x",
+)
 BARFI_METHODS: tuple[str, ...] = (*BARFI_VARIANT_NAMES, "rp", "naive", "potential")
 PARL_METHODS: tuple[str, ...] = ("pebble", "aparl")  # train_preference modes 0, 1
 LABELS = {
@@ -34,6 +41,7 @@ LABELS = {
     "shrink": "shrink φ, no hypergradient",
     "barfi_rand": "BARFI (Neumann), random φ start",
     "shrink_rand": "shrink φ, random φ start",
+    "barfi_lr_x": "BARFI (Neumann), 10× φ lr",
     "rp": "r_p only",
     "naive": "r_p + r_aux",
     "potential": "potential shaping",
@@ -73,10 +81,19 @@ class Config(RunConfig):
     """CartPole: RMSprop learning rate of the linear softmax policy."""
     entropy: float = 0.25
     """Entropy bonus λ_H of the inner objective (official actor_reg = 0.25 in every PaperPlots config)."""
-    phi_lr: float = 0.05
-    """RMSprop learning rate of φ_1, φ_2, ψ (official reward_lr = gamma_lr = 0.005)."""
-    phi_decay: float = 0.5
-    """Decoupled decay of φ_1, φ_2 towards 0 (r_φ → r_p, the official reward_L2's target), per unit of phi_lr."""
+    gw_phi_lr: float = 0.005
+    """Gridworld: RMSprop learning rate of φ_1, φ_2, ψ (official barfi-gw PaperPlots reward_lr = gamma_lr = 0.005)."""
+    cp_phi_lr: float = 0.004
+    """CartPole: RMSprop learning rate of φ (official barfi-cp PaperPlots reward_lr = gamma_lr ∈ {0.001, 0.004})."""
+    phi_lr_sensitivity: float = 10.0
+    """The sensitivity row `barfi_lr_x`: BARFI (Neumann) with the φ learning rate × this (10×: the v1 main setting)."""
+    phi_shrink: float = 0.025
+    """Decoupled shrinkage of φ_1, φ_2 towards 0 per outer iteration, φ_i ← (1 − phi_shrink) φ_i (r_φ → r_p, the
+    official reward_L2's target); the same for BARFI, its control and the sensitivity row (v1: 0.05 × 0.5)."""
+    gw_good: str = "progress"
+    """Gridworld good heuristic (envs.GridWorld.good): progress (v2), sqdist (v1), official."""
+    early_fraction: float = 0.2
+    """Claim 2's learning speed: the mean return over the first `early_fraction` of the iterations (`early_return`)."""
     neumann_alpha: float = 5e-4
     """Neumann-series step α (official Neumann_alpha ∈ {1e-3, 5e-4, 1e-4})."""
     neumann_loops: int = 5
@@ -118,7 +135,9 @@ class Config(RunConfig):
             "hess_mul",
             "gw_actor_lr",
             "cp_actor_lr",
-            "phi_lr",
+            "gw_phi_lr",
+            "cp_phi_lr",
+            "phi_lr_sensitivity",
             "neumann_alpha",
             "neumann_loops",
             "parl_iterations",
@@ -131,7 +150,9 @@ class Config(RunConfig):
         )
         ensure(0 < self.gamma <= 1, "gamma", f"must lie in (0, 1], got {self.gamma}")
         ensure(self.entropy >= 0, "entropy", f"must be >= 0, got {self.entropy}")
-        ensure(self.phi_decay >= 0, "phi_decay", f"must be >= 0, got {self.phi_decay}")
+        ensure(0 <= self.phi_shrink < 1, "phi_shrink", f"must lie in [0, 1), got {self.phi_shrink}")
+        ensure(0 < self.early_fraction <= 1, "early_fraction", f"must lie in (0, 1], got {self.early_fraction}")
+        ensure(self.gw_good in ("progress", "sqdist", "official"), "gw_good", f"unknown {self.gw_good!r}")
         ensure(self.reward_l2 >= 0, "reward_l2", f"must be >= 0, got {self.reward_l2}")
         ensure(2 * self.queries <= self.batch, "queries", f"2 × queries must be <= batch={self.batch}")
         ensure(
@@ -163,7 +184,8 @@ PRESETS = {
         reward_steps=2,
         curve_points=4,
     ),
-    "quick": Config(preset="quick", seeds=10),
+    # 16 evaluation seeds: the pre-registered power rule on the 6-seed pilot (README "Pre-registration v2")
+    "quick": Config(preset="quick", seeds=16),
     # Paper scale (barfi-gw/experiments/PaperPlots/*/barfineumann.json, barfi-cp): 40 seeds ("seed": [1..40]),
     # "max_episodes": 2000, "batch_size": 1, "delta": 3 episodes between updates, "actor_lr": 0.005,
     # "reward_lr": 0.005, "actor_reg": 0.25, "Neumann_alpha": 0.0005, "Neumann_loops": 5; CartPole-v1 cap 500.
@@ -179,7 +201,9 @@ PRESETS = {
         gw_actor_lr=0.005,
         cp_actor_lr=0.005,
         entropy=0.25,
-        phi_lr=0.005,
+        gw_phi_lr=0.005,
+        cp_phi_lr=0.004,
+        phi_shrink=0.025 * 150 / (2000 // 3),  # the quick preset's total shrinkage over the longer run
         neumann_alpha=5e-4,
         neumann_loops=5,
         parl_iterations=300,
@@ -193,7 +217,7 @@ PRESETS = {
 
 
 def make_env(name: str, cfg: Config):
-    return GridWorld() if name == "gridworld" else CartPole(horizon=cfg.cp_horizon)
+    return GridWorld(good=cfg.gw_good) if name == "gridworld" else CartPole(horizon=cfg.cp_horizon)
 
 
 def hyper(cfg: Config, env_name: str, iterations: int | None = None) -> train.Hyper:
@@ -209,10 +233,11 @@ def hyper(cfg: Config, env_name: str, iterations: int | None = None) -> train.Hy
         gamma=cfg.gamma,
         actor_lr=lr,
         entropy=cfg.entropy,
-        phi_lr=cfg.phi_lr,
+        phi_lr=cfg.gw_phi_lr if env_name == "gridworld" else cfg.cp_phi_lr,
+        phi_lr_sensitivity=cfg.phi_lr_sensitivity,
         neumann_alpha=cfg.neumann_alpha,
         neumann_loops=cfg.neumann_loops,
-        phi_decay=cfg.phi_decay,
+        phi_shrink=cfg.phi_shrink,
         queries=cfg.queries,
         buffer=cfg.buffer,
         reward_steps=cfg.reward_steps,
@@ -346,6 +371,8 @@ def _barfi_rows(method: str, logs: dict[str, np.ndarray], env_name: str, cfg: Co
         for i, s in enumerate(seeds):
             rows.append(record(method, s, "final_return", _final(ret[i]), env=env_name, heuristic=heuristic))
             rows.append(record(method, s, "mean_return", ret[i].mean(), env=env_name, heuristic=heuristic))
+            early = max(1, round(ret.shape[-1] * cfg.early_fraction))
+            rows.append(record(method, s, "early_return", ret[i, :early].mean(), env=env_name, heuristic=heuristic))
             rows.append(record(method, s, "initial_return", ret[i, 0], env=env_name, heuristic=heuristic))
     return rows
 

@@ -19,10 +19,19 @@ import optax
 from reprozoo.papers.bar_parl import baselines, method
 from reprozoo.papers.bar_parl.envs import linear_logits, rollout
 
-VARIANTS: tuple[str, ...] = ("neumann", "first_order", "shrink", "neumann_random_init", "shrink_random_init")
+VARIANTS: tuple[str, ...] = (
+    "neumann",
+    "first_order",
+    "shrink",
+    "neumann_random_init",
+    "shrink_random_init",
+    "neumann_lr_x",
+)
 """BARFI variants (a traced index): Neumann IHVP, first-order IHVP, and the control with the hypergradient × 0
-(only the decay of φ towards 0, i.e. "shrink the heuristic", is left), all starting at the naive reward; then the
-Neumann variant and its control from the official random start (`method.init_phi_random`)."""
+(only the shrinkage of φ towards 0, i.e. "fade the heuristic out", is left), all starting at the naive reward; then
+the Neumann variant and its control from the official random start (`method.init_phi_random`); last, the Neumann
+variant with the φ learning rate × `Hyper.phi_lr_sensitivity` (the sensitivity row: 10× the official rate, the
+v1 main setting)."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +52,8 @@ class Hyper:
     neumann_loops: int = 5
     reward_l2: float = 0.0
     gamma_l2: float = 0.0
-    phi_decay: float = 0.0
+    phi_shrink: float = 0.0
+    phi_lr_sensitivity: float = 10.0
     queries: int = 0
     buffer: int = 0
     reward_steps: int = 0
@@ -146,13 +156,19 @@ def train_fixed(env, hp: Hyper, key, heuristic, mode):
 
 def train_barfi(env, hp: Hyper, key, heuristic, variant):
     """BARFI: inner replayed REINFORCE on r_φ, γ_φ (φ held fixed); outer torch-RMSprop ascent on φ along dJ_p/dφ,
-    then the decoupled decay φ_i ← φ_i − phi_lr · phi_decay · φ_i (towards 0, i.e. r_φ → r_p, as the official
-    reward_L2). `variant` indexes VARIANTS (may be traced); "shrink" zeroes the hypergradient."""
-    key, k_init = jax.random.split(key)
+    then the decoupled shrinkage φ_i ← (1 − phi_shrink) φ_i per outer iteration (towards 0, i.e. r_φ → r_p, as the
+    official reward_L2; independent of the φ learning rate, so the lr sensitivity row and the control shrink alike).
+    `variant` indexes VARIANTS (may be traced); "shrink" zeroes the hypergradient."""
+    # the learner's stream is `key` itself, as in train_fixed: BARFI, its controls and the fixed-reward baselines of a
+    # seed see the same random numbers (common random numbers: their paired differences are the methods', not the
+    # streams'); the official random φ start draws from a key folded off it
+    k_init = jax.random.fold_in(key, 1)
     naive, rand = method.init_phi(env.constant_weights()), method.init_phi_random(k_init, env.constant_weights())
-    phi = jax.tree.map(lambda a, b: jnp.where(variant >= 3, b, a), naive, rand)
-    neumann, control = (variant == 0) | (variant == 3), (variant == 2) | (variant == 4)
-    opt_phi = torch_rmsprop(hp.phi_lr)
+    random_start = (variant == 3) | (variant == 4)
+    phi = jax.tree.map(lambda a, b: jnp.where(random_start, b, a), naive, rand)
+    neumann, control = (variant == 0) | (variant == 3) | (variant == 5), (variant == 2) | (variant == 4)
+    lr = jnp.where(variant == 5, hp.phi_lr * hp.phi_lr_sensitivity, hp.phi_lr)
+    opt_phi = torch_rmsprop(1.0)  # the update is scaled by the (traced) learning rate below
 
     def returns_fn(design, batch):
         phi = design[0]
@@ -179,20 +195,25 @@ def train_barfi(env, hp: Hyper, key, heuristic, variant):
         use = (buf["count"] > hp.batch) & ~control
         hyper = jax.tree.map(lambda h: jnp.where(use, h, 0.0), hyper)
         updates, phi_state = opt_phi.update(jax.tree.map(jnp.negative, hyper), phi_state, phi)
-        phi = optax.apply_updates(phi, updates)
+        phi = optax.apply_updates(phi, jax.tree.map(lambda u: lr * u, updates))
         for name in ("phi1", "phi2"):
-            phi[name] = phi[name] * (1.0 - hp.phi_lr * hp.phi_decay)
-        visits = jnp.sum(batch["mask"][..., None] * batch["x"], axis=(0, 1))
-        w = visits / jnp.maximum(jnp.sum(visits), 1.0)
+            phi[name] = phi[name] * (1.0 - hp.phi_shrink)
         log = {
-            "phi1": jnp.sum(w * phi["phi1"]),
-            "phi2": jnp.sum(w * phi["phi2"]),
+            "phi1": visit_mean(batch, phi["phi1"]),
+            "phi2": visit_mean(batch, phi["phi2"]),
             "gamma_phi": method.gamma_phi(phi),
             "hyper_norm": jnp.sqrt(sum(jnp.sum(h**2) for h in jax.tree.leaves(hyper))),
         }
         return (phi, phi_state), log
 
     return _replay_loop(env, hp, key, heuristic, returns_fn, design_fn, (phi, opt_phi.init(phi)))
+
+
+def visit_mean(batch, w: jax.Array) -> jax.Array:
+    """The mean of φ_i(s_t) = x(s_t)ᵀ w over the live steps of a batch: Σ_{b,t} mask · x ᵀw / Σ_{b,t} mask.
+    (v1 divided by Σ mask · Σ_i x_i, right for one-hot gridworld features but not for CartPole's signed, non-one-hot
+    features: the logged CartPole φ_2 was mis-scaled, 0.87–1.67 where the true value was 0.975.)"""
+    return jnp.sum(batch["mask"] * (batch["x"] @ w)) / jnp.maximum(jnp.sum(batch["mask"]), 1.0)
 
 
 def train_preference(env, hp: Hyper, key, mode):

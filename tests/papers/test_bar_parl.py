@@ -240,12 +240,12 @@ def test_replay_buffer_is_fifo_and_skips_the_newest():
 
 
 def test_shrink_control_decays_phi_towards_zero_without_hypergradient():
-    """The control zeroes the hypergradient: φ_2 follows (1 − phi_lr · phi_decay)^n exactly (towards 0 = r_p, the
-    official reward_L2 target, not towards the naive φ⁰) and ψ (γ_φ) never moves; BARFI's hypergradient is non-zero."""
+    """The control zeroes the hypergradient: φ_2 follows (1 − phi_shrink)^n exactly (towards 0 = r_p, the official
+    reward_L2 target, not towards the naive φ⁰) and ψ (γ_φ) never moves; BARFI's hypergradient is non-zero."""
     env = GridWorld(horizon=12)
     hp = train.Hyper(
         iterations=4, inner_steps=1, batch=4, gamma=0.99, actor_lr=0.05, entropy=0.1, replay_steps=2,
-        replay_buffer=16, hess_mul=2, phi_lr=0.05, phi_decay=0.5,
+        replay_buffer=16, hess_mul=2, phi_lr=0.05, phi_shrink=0.025,
     )  # fmt: skip
     logs = train.train_barfi(env, hp, jax.random.key(0), jnp.array(2), jnp.array(2))
     np.testing.assert_allclose(np.asarray(logs["phi2"]), (1 - 0.025) ** np.arange(1, 5), rtol=1e-5)
@@ -377,6 +377,167 @@ def test_rollout_masks_after_termination():
     assert reached.mean() > 0.5
 
 
+def test_lr_sensitivity_variant_scales_only_the_phi_step():
+    """VARIANTS[5] is BARFI (Neumann) with the φ lr × phi_lr_sensitivity: same keys, so its first φ step (iteration
+    1; iteration 0 has no older episodes) is exactly that many times the main variant's."""
+    env = GridWorld(horizon=12)
+    hp = train.Hyper(
+        iterations=3, inner_steps=1, batch=4, gamma=0.99, actor_lr=0.05, entropy=0.1, replay_steps=2,
+        replay_buffer=16, hess_mul=2, phi_lr=0.005, phi_shrink=0.0, phi_lr_sensitivity=10.0,
+    )  # fmt: skip
+    assert train.VARIANTS[5] == "neumann_lr_x"
+    main = train.train_barfi(env, hp, jax.random.key(0), jnp.array(2), jnp.array(0))
+    lr_x = train.train_barfi(env, hp, jax.random.key(0), jnp.array(2), jnp.array(5))
+    np.testing.assert_allclose(float(lr_x["phi1"][1]), 10 * float(main["phi1"][1]), rtol=1e-4)
+    assert float(main["phi1"][1]) != 0.0
+    np.testing.assert_allclose(np.asarray(lr_x["hyper_norm"][:2]), np.asarray(main["hyper_norm"][:2]), rtol=1e-6)
+
+
+def test_visit_mean_is_per_live_step_for_non_one_hot_features():
+    """The logged φ_i is the mean of x(s_t)ᵀ w over the live steps (v1 divided by Σ mask · Σ_i x_i, which mis-scaled
+    CartPole's signed features): a constant φ_2 = 0.975 on the bias feature logs 0.975 exactly."""
+    env = CartPole(horizon=40)
+    batch = rollout(env, linear_logits, jnp.zeros((5, 2)), jax.random.key(0), jnp.array(2), 6)
+    w = 0.975 * env.constant_weights()
+    assert float(train.visit_mean(batch, w)) == pytest.approx(0.975, rel=1e-6)
+    x, m = np.asarray(batch["x"]), np.asarray(batch["mask"])
+    w2 = np.array([1.0, -2.0, 0.5, 3.0, 0.1])
+    want = (m * (x @ w2)).sum() / m.sum()
+    assert float(train.visit_mean(batch, jnp.asarray(w2))) == pytest.approx(want, rel=1e-5)
+
+
+def test_gridworld_progress_heuristic():
+    """v2 good heuristic: +1 for a move one cell closer to the goal (Manhattan), −1 away, 0 against a wall."""
+    env = GridWorld(slip=0.0)
+    no_slip = jnp.array([0.99, 0.0])
+    at = lambda x, y: {"pos": jnp.array([x, y]), "done": jnp.array(False)}  # noqa: E731
+    good = jnp.array(1)
+    assert float(env.step(at(0, 0), jnp.array(1), no_slip, good)[2]) == 1.0  # right: closer
+    assert float(env.step(at(2, 2), jnp.array(3), no_slip, good)[2]) == -1.0  # left: away
+    assert float(env.step(at(0, 0), jnp.array(2), no_slip, good)[2]) == 0.0  # down into the wall: no move
+    assert float(env.step(at(5, 4), jnp.array(0), no_slip, good)[2]) == 0.0  # into the goal: no aux on the last step
+    assert float(GridWorld(good="sqdist").step(at(2, 3), jnp.array(1), no_slip, good)[2]) == pytest.approx(
+        -(2 * (2 / 5) ** 2)
+    )
+
+
+# ----------------------------------------------------------------------------- claims v2 on synthetic rows
+
+
+def _rows(final: dict, early: dict | None = None, seeds=range(10), noise=0.02, aparl=300.0, pebble=400.0):
+    """Records for every method × heuristic × seed on the gridworld (R_0 = 0, r_p's final ≈ 1, so scores ≈ values)
+    and both PARL reward models; `final`/`early` map (method, heuristic) to a value, default 1."""
+    from reprozoo.common.results import record
+    from reprozoo.papers.bar_parl.experiment import BARFI_METHODS
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for m in BARFI_METHODS:
+        for h in ("none", "good", "bad"):
+            for s in seeds:
+                f = final.get((m, h), 1.0) + rng.normal(0, noise)
+                e = (early or {}).get((m, h), f) + rng.normal(0, noise)
+                where = {"env": "gridworld", "heuristic": h}
+                rows += [
+                    record(m, s, "final_return", f, **where),
+                    record(m, s, "early_return", e, **where),
+                    record(m, s, "initial_return", 0.0, **where),
+                ]
+    for rm in ("tabular", "coarse"):
+        where = {"env": "parl", "reward_model": rm}
+        for m, v in (("aparl", aparl), ("pebble", pebble)):
+            for s in seeds:
+                rows += [
+                    record(m, s, "episodes_to_target", v + rng.normal(0, 20), target=79.0, **where),
+                    record(m, s, "final_return", 98.0, **where),
+                    record(m, s, "indirect_ratio", 0.1, **where),
+                ]
+    return rows
+
+
+def _verdicts(rows) -> dict:
+    from types import SimpleNamespace
+
+    from reprozoo.common.results import resolve_verdicts
+    from reprozoo.papers.bar_parl import claims
+
+    cfg = SimpleNamespace(envs=("gridworld",), parl_reward_models=("tabular", "coarse"), early_fraction=0.2)
+    return {c.id: c for c in resolve_verdicts(claims.check(rows, cfg))}
+
+
+TRAPPED = {("naive", "bad"): -0.3, ("potential", "bad"): 1.0, ("barfi", "bad"): 0.9, ("shrink", "bad"): 0.1}
+HELPS = {("naive", "good"): 1.2, ("barfi", "good"): 1.2}
+
+
+def test_claims_v2_pass_with_premises_present():
+    c = _verdicts(_rows(TRAPPED, HELPS))
+    assert {k: v.verdict for k, v in c.items()} == {
+        "1-gridworld-premise": "PASS",
+        "1-gridworld-control": "PASS",
+        "1-gridworld": "PASS",
+        "1-gridworld-hypergradient": "PASS",
+        "2-gridworld-premise": "PASS",
+        "2-gridworld": "PASS",
+        "3": "PASS",
+        "3-coarse": "PASS",
+    }
+    assert c["1-gridworld"].requires == ("1-gridworld-premise",) and c["1-gridworld-control"].kind == "control"
+    assert c["2-gridworld-premise"].kind == "premise" and c["2-gridworld"].requires == ("2-gridworld-premise",)
+
+
+def test_claims_v2_untested_when_the_premise_fails():
+    """No trap (naive with the bad heuristic as good as r_p alone): claim 1, its hypergradient margin and the control
+    are UNTESTED, numbers kept; a good heuristic that does not speed the naive learner makes claim 2 UNTESTED."""
+    c = _verdicts(_rows({("naive", "bad"): 1.0, ("shrink", "bad"): 0.1}, {("naive", "good"): 1.0}))
+    assert c["1-gridworld-premise"].verdict == "FAIL"
+    for cid in ("1-gridworld", "1-gridworld-hypergradient", "1-gridworld-control", "2-gridworld"):
+        assert c[cid].verdict == "UNTESTED" and not c[cid].passed, cid
+    assert c["2-gridworld-premise"].verdict == "FAIL"
+    assert c["1-gridworld-hypergradient"].observed["barfi_minus_shrink"] == pytest.approx(0.9, abs=0.05)
+
+
+def test_claims_v2_fail_and_control_fail_with_premise_present():
+    """Trap present, BARFI trapped like its control, potential shaping trapped too (the control's prediction fails):
+    claim 1 and its margin FAIL; the control FAILs; BARFI slower than naive by 0.2 fails claim 2."""
+    final = {**TRAPPED, ("barfi", "bad"): 0.1, ("potential", "bad"): -0.3}
+    c = _verdicts(_rows(final, {**HELPS, ("barfi", "good"): 1.0}, aparl=400.0))
+    assert c["1-gridworld-premise"].verdict == "PASS"
+    assert c["1-gridworld"].verdict == "FAIL" and c["1-gridworld-hypergradient"].verdict == "FAIL"
+    assert c["1-gridworld-control"].verdict == "FAIL"
+    assert c["2-gridworld"].verdict == "FAIL"
+    assert c["3"].verdict == "FAIL"  # no difference: the CI spans 0
+
+
+def test_claims_v2_paired_ci_and_power():
+    """The observed paired difference is the mean of per-seed differences with the Student-t half-width; the MDE is
+    reported, and the noise shared by a seed cancels (paired, not two separate means)."""
+    from scipy import stats
+
+    rows = _rows(TRAPPED, HELPS, noise=0.0)
+    rng = np.random.default_rng(5)
+    shared = {s: rng.normal(0, 0.5) for s in range(10)}  # a per-seed offset common to BARFI and its control
+    own = {s: rng.normal(0, 0.05) for s in range(10)}
+    for r in rows:
+        if r["metric"] == "final_return" and r.get("heuristic") == "bad" and r["method"] in ("barfi", "shrink"):
+            r["value"] += shared[r["seed"]] + (own[r["seed"]] if r["method"] == "barfi" else 0.0)
+    obs = _verdicts(rows)["1-gridworld-hypergradient"].observed
+    d = np.array([0.8 + own[s] for s in range(10)])
+    assert obs["barfi_minus_shrink"] == pytest.approx(d.mean())
+    assert obs["barfi_minus_shrink_ci95"] == pytest.approx(stats.t.ppf(0.975, 9) * d.std(ddof=1) / np.sqrt(10))
+    assert obs["barfi_minus_shrink_sd"] == pytest.approx(d.std(ddof=1)) and obs["n_seeds"] == 10
+    assert 0 < obs["barfi_minus_shrink_mde80"] < 0.2 and obs["barfi_minus_shrink_power"] > 0.99
+
+
+def test_parl_claim_is_a_paired_difference():
+    """A-PARL faster on the means but the paired CI spans 0 → FAIL (v1 passed on "mean A < mean P")."""
+    rows = _rows(TRAPPED, HELPS, aparl=390.0, pebble=400.0)
+    c = _verdicts(rows)["3"]
+    assert c.observed["aparl_episodes"] < c.observed["pebble_episodes"] or c.verdict == "FAIL"
+    assert c.observed["aparl_minus_pebble_low"] < 0 < c.observed["aparl_minus_pebble_high"]
+    assert c.verdict == "FAIL"
+    assert c.observed["aparl_minus_pebble_design_effect"] == pytest.approx(0.63 * c.observed["pebble_episodes"])
+
+
 # ----------------------------------------------------------------------------- CLI
 
 
@@ -391,13 +552,18 @@ def test_cli_smoke(run_cli, tmp_path):
     assert "claims" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["paper"] == "bar_parl" and summary["preset"] == "smoke"
-    assert {c["id"] for c in summary["claims"]} == {
-        "1-gridworld",
-        "2-gridworld",
-        "2-gridworld-premise",
-        "3",
-        "3-coarse",
+    kinds = {c["id"]: c["kind"] for c in summary["claims"]}
+    assert kinds == {
+        "1-gridworld-premise": "premise",
+        "1-gridworld-control": "control",
+        "1-gridworld": "claim",
+        "1-gridworld-hypergradient": "claim",
+        "2-gridworld-premise": "premise",
+        "2-gridworld": "claim",
+        "3": "claim",
+        "3-coarse": "claim",
     }
+    assert all(c["verdict"] in ("PASS", "FAIL", "UNTESTED") for c in summary["claims"])
     for name in ("records.jsonl", "table.md", "figure.png"):
         assert (out / name).stat().st_size > 0
 
@@ -405,12 +571,13 @@ def test_cli_smoke(run_cli, tmp_path):
 @pytest.mark.slow
 def test_quick_claims(run_cli, tmp_path):
     """The quick preset reproduces the committed verdicts (results/bar_parl/quick/summary.json): the claims that
-    PASS there still pass and those that FAIL still fail (a FAIL is a finding, see the README)."""
+    PASS there still pass, those that FAIL still fail and the UNTESTED stay untested (a FAIL is a finding, see the
+    README)."""
     committed = ROOT / "results" / "bar_parl" / "quick" / "summary.json"
     out = tmp_path / "quick"
     run_cli("reprozoo.papers.bar_parl", "--preset", "quick", "--out", str(out), timeout=1800)
     claims = {c["id"]: c for c in json.loads((out / "summary.json").read_text())["claims"]}
-    want = {c["id"]: c["passed"] for c in json.loads(committed.read_text())["claims"]}
+    want = {c["id"]: c["verdict"] for c in json.loads(committed.read_text())["claims"]}
     assert set(claims) == set(want)
-    changed = {cid: claims[cid]["observed"] for cid in claims if claims[cid]["passed"] != want[cid]}
+    changed = {cid: claims[cid]["observed"] for cid in claims if claims[cid]["verdict"] != want[cid]}
     assert not changed, changed
