@@ -181,7 +181,8 @@ PRESETS = {
         finetune_epochs=2,
         alphas=[0.0, 0.5, 1.0],
     ),
-    "quick": Config(preset="quick", seeds=10),
+    # 20 seeds: the v2 power rule on the dev-seed pilot (README, "Pre-registration v2")
+    "quick": Config(preset="quick", seeds=20),
     # The official MultiColorMNIST run: `--n_restarts 20`, `n_iters = 5001`, batch 64, Adam lr 0.001, p = 0.7;
     # the CLIP / ImageNet half of the paper needs data this repo cannot download (see README).
     "full": Config(
