@@ -392,9 +392,14 @@ CLAIMS = [
 ]
 
 
-KNOWN_FAILS = {  # findings of the committed quick run (see papers/bang/README.md, "Findings")
-    "2-wise-ft-false-false-true": "interior-α gain holds, but the endpoints' OOD errors are shared hard digits",
-    "2b-false-false-true-needs-diversity": "FalseFalseTrue is ~0.004 in both the diverse world and the control",
+KNOWN_FAILS = {  # non-PASS verdicts of the committed v2 quick run (see papers/bang/README.md, "Findings", v2)
+    "0a-premise-different-spurious-features": "the CE-trained endpoint's group A survives fine-tuning: both read A",
+    "0b-premise-balanced-endpoints": "OOD 0.697 vs 0.766 at p = 0.9",
+    "0c-premise-fine-tuned-over-confident": "with learned calibration the gap is +0.016, not >= 0.05 (v1: MSE cap)",
+    "0d-premise-colour-driven-ood-errors": "errors come from colour noise, not from colours pointing to a label",
+    "2-wise-ft-false-false-true": "UNTESTED: 0a, 0b, 0d fail",
+    "2b-false-false-true-needs-diversity": "UNTESTED: 0a, 0d fail",
+    "3-bang-beats-wise-ft": "UNTESTED: 0a, 0b, 0c fail",
 }
 
 
