@@ -345,7 +345,7 @@ def test_gridworld_rewards_and_heuristics():
     assert aux_bad == [0.0] * 10  # the border path never enters the central region
     centre = {"pos": jnp.array([2, 3]), "done": jnp.array(False)}
     assert float(env.step(centre, jnp.array(1), no_slip, jnp.array(2))[2]) == 50.0  # → (3, 3): still central
-    assert float(env.step(centre, jnp.array(1), no_slip, jnp.array(1))[2]) == pytest.approx(-(2 * (2 / 5) ** 2))
+    assert float(env.step(centre, jnp.array(1), no_slip, jnp.array(1))[2]) == 1.0  # progress: (2, 3) → (3, 3), closer
     slipped = GridWorld().step(centre, jnp.array(1), jnp.array([0.05, 0.9]), jnp.array(0))[
         0
     ]  # slip: random action 3 = left
