@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+from torch import nn
+
 from reprozoo.common import distributed as dist
 from reprozoo.common.policy import (
     logprobs_from_hidden,
@@ -28,7 +30,6 @@ from reprozoo.common.policy import (
     top_p_filter,
 )
 from reprozoo.common.progress import track
-from torch import nn
 
 Arch = Literal["llama", "gpt2"]
 

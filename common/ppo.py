@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+
 from reprozoo.common import distributed as dist
 from reprozoo.common.lm import generate, response_logprobs
 from reprozoo.common.policy import masked_mean, masked_whiten
@@ -29,7 +31,6 @@ from reprozoo.common.rl import (
     ppo_policy_loss,
     ppo_value_loss,
 )
-from torch import nn
 
 RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -179,8 +179,11 @@ def verdict_of(claim: dict[str, Any]) -> str:
 
 
 def count_verdicts(claims: Sequence[dict[str, Any]]) -> str:
-    """'claims 5 pass · 1 fail · 2 untested; premises 2/3; controls 2/2' for summary.json claims (kind defaults to
-    claim for summaries written before kinds existed); parts with no claim of that kind are left out."""
+    """'claims 5 pass · 1 fail · 2 untested; premises 2/3; controls 2/2' for summary.json claims; parts with no claim
+    of that kind are left out. Summaries written before kinds existed give 'v1 checks (no kinds) 5 pass · 7 fail'."""
+    if claims and not any("kind" in c for c in claims):  # v1: every check was scored PASS / FAIL, premises included
+        verdicts = [verdict_of(c) for c in claims]
+        return f"v1 checks (no kinds) {verdicts.count('PASS')} pass · {verdicts.count('FAIL')} fail"
     by_kind: dict[str, list[str]] = defaultdict(list)
     for c in claims:
         by_kind[c.get("kind", "claim")].append(verdict_of(c))

@@ -8,9 +8,10 @@ import math
 from typing import Literal
 
 import torch
+from torch import nn
+
 from reprozoo.common import distributed as dist
 from reprozoo.common.lm import backbone, positions, tiny_lm
-from torch import nn
 
 Aggregation = Literal["mean", "median", "min", "wco", "uwo", "mean_minus_std"]
 AGGREGATIONS: tuple[str, ...] = ("mean", "median", "min", "wco", "uwo", "mean_minus_std")

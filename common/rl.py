@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+
 from reprozoo.common.policy import KLEstimator, kl_estimate, masked_mean
 
 # --- method: advantages ---

@@ -7,6 +7,7 @@ The rules they serve (README, "Claims, verdicts and pre-registration"):
 - the evaluation seeds are chosen from a pilot on development seeds: with the pilot's paired SD σ_d, n seeds give
   a one-sided paired t-test at level α power 1 − β against an effect δ when the non-central t with n − 1 degrees of
   freedom and non-centrality δ√n / σ_d exceeds t_{1−α, n−1} with probability ≥ 1 − β.
+  ALPHA = 0.025 by default: a claim decided by "the two-sided 95% CI lies above the bound" is that one-sided test.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+
+ALPHA = 0.025
+"""One-sided level of the decision "the two-sided 95% CI excludes the bound": power and MDEs are computed at it."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ def final_mean(curve: Sequence[float], last: int = 3) -> float:
     return float(np.mean(np.asarray(curve, dtype=float)[-last:]))
 
 
-def power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float:
+def power(effect: float, sd: float, n: int, alpha: float = ALPHA) -> float:
     """Power of the one-sided paired t-test at level α with n seeds against a true mean difference `effect` > 0."""
     if n < 2:
         return 0.0
@@ -94,7 +98,7 @@ def power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float:
     return float(stats.nct.sf(crit, n - 1, effect * math.sqrt(n) / sd))
 
 
-def seeds_for_power(effect: float, sd: float, target: float = 0.8, alpha: float = 0.05, max_seeds: int = 200) -> int:
+def seeds_for_power(effect: float, sd: float, target: float = 0.8, alpha: float = ALPHA, max_seeds: int = 200) -> int:
     """The smallest n ≥ 2 with power(effect, sd, n) ≥ target; raises if even `max_seeds` seeds are not enough."""
     if effect <= 0:
         raise ValueError(f"effect must be > 0, got {effect}")
@@ -104,7 +108,7 @@ def seeds_for_power(effect: float, sd: float, target: float = 0.8, alpha: float 
     raise ValueError(f"effect {effect:g} with paired SD {sd:g} needs more than {max_seeds} seeds for power {target}")
 
 
-def min_detectable_effect(sd: float, n: int, target: float = 0.8, alpha: float = 0.05) -> float:
+def min_detectable_effect(sd: float, n: int, target: float = 0.8, alpha: float = ALPHA) -> float:
     """The smallest effect detected with power ≥ target by n seeds (bisection on `power`)."""
     if n < 2:
         return math.inf

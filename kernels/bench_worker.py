@@ -88,6 +88,7 @@ def _torch_case(case):
 
 def _jax_case(case):
     import jax
+
     from reprozoo.kernels.jax_backend import fused_logprob_jax
 
     n, d, v = case["n"], case["d"], case["v"]

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
+
 from reprozoo.kernels import api
 from reprozoo.kernels.reference import compute_dtype
 from reprozoo.kernels.torch_chunked import inverse_temperature

@@ -106,6 +106,7 @@ def _loss(xp, out, ref_lp, coef, kl_estimator):
 def _reference(h, w, t, rh, rw, coef, chunk):
     """Float64 outputs and gradients, computed over row chunks (the N × V float64 logits never exist at once)."""
     import torch
+
     from reprozoo.kernels.api import fused_logprob, kl_estimator
 
     w64 = w.double().requires_grad_(True)
@@ -138,6 +139,7 @@ def _rel(g, ref) -> float:
 
 def _run_torch_backend(backend, h, w, t, rh, rw, coef, ref_lp):
     import torch
+
     from reprozoo.kernels.api import fused_logprob, kl_estimator
 
     hh, ww = h.detach().requires_grad_(True), w.detach().requires_grad_(True)
@@ -156,6 +158,7 @@ def _run_jax_backend(backend, h, w, t, rh, rw, coef, ref_lp):
     import jax.numpy as jnp
     import numpy as np
     import torch
+
     from reprozoo.kernels.api import fused_logprob, kl_estimator
 
     dt = jnp.bfloat16 if h.dtype == torch.bfloat16 else jnp.float32
@@ -176,6 +179,7 @@ def _run_jax_backend(backend, h, w, t, rh, rw, coef, ref_lp):
 
 def parity(report: Report, shapes, device: str, backends, dtypes, chunk: int) -> None:
     import torch
+
     from reprozoo.kernels.api import kl_estimator
 
     for n, d, v in shapes:
@@ -237,6 +241,7 @@ def _bench_fn(backend, h0, w0, t, gl):
     if backend in ("jax", "pallas"):
         import jax
         import jax.numpy as jnp
+
         from reprozoo.kernels.api import fused_logprob
 
         dt = jnp.bfloat16 if h0.dtype == torch.bfloat16 else jnp.float32
@@ -336,8 +341,9 @@ def smoke(report: Report, device: str, dtype: str) -> None:
     if importlib.util.find_spec("transformers") is None:
         report.add("smoke", "policy path", "SKIP", reason="transformers is not installed")
     else:
-        from reprozoo.common.policy import FUSED_MIN_VOCAB, fused_kernels_status, logprobs_from_hidden
         from transformers import LlamaConfig, LlamaForCausalLM
+
+        from reprozoo.common.policy import FUSED_MIN_VOCAB, fused_kernels_status, logprobs_from_hidden
 
         torch.manual_seed(0)
         cfg = LlamaConfig(

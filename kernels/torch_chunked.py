@@ -19,6 +19,7 @@ then dz = ds / τ, grad H = dz W, grad W = dzᵀ H — grad W accumulated in fp3
 from __future__ import annotations
 
 import torch
+
 from reprozoo.kernels.reference import compute_dtype
 
 TOKEN_CHUNK = 1024

@@ -16,6 +16,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
 from reprozoo.common.results import constraints_check
 from reprozoo.papers.registry import ROOT
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+
 from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
 from reprozoo.common.progress import track
 from reprozoo.common.results import Claim, record, select
@@ -469,6 +470,7 @@ def demo_claims(rows: list[dict], cfg: DemoConfig) -> list[Claim]:
 def demo_figure(rows: list[dict], cfg: DemoConfig, path) -> None:
     """Top: example images per split; bottom: colour-vote accuracy vs p for 32 vs 1 colours."""
     import matplotlib.pyplot as plt
+
     from reprozoo.common.results import values
 
     fig = plt.figure(figsize=(11, 6.5))

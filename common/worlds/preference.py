@@ -34,10 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
+
 from reprozoo.common.cache import cache_root, config_hash, save_atomic
 from reprozoo.common.lm import generate, sft, tiny_lm
 from reprozoo.common.reward import RewardModel, best_of_n, kl_bon, score, train_bradley_terry
-from torch import nn
 
 
 @dataclass(frozen=True)

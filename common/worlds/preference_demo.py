@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+
 from reprozoo.common import checkpoint
 from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
 from reprozoo.common.ppo import PPOConfig, PPOTrainer

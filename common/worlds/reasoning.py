@@ -59,10 +59,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+
 from reprozoo.common.cache import cache_root, config_hash, save_atomic
 from reprozoo.common.lm import Generation, generate, positions, sft, tiny_lm
 from reprozoo.common.policy import response_mask, sample_from_logits
-from torch import nn
 
 # --------------------------------------------------------------------------- world definition
 

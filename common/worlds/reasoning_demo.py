@@ -21,6 +21,7 @@ from functools import partial
 
 import numpy as np
 import torch
+
 from reprozoo.common import checkpoint
 from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
 from reprozoo.common.results import Claim, record, select

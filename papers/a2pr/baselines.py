@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+
 from reprozoo.papers.a2pr.method import Batch, lambda_scale, soft_update
 from reprozoo.papers.a2pr.nets import Actor, DoubleCritic, Value
 

@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
 from reprozoo.common.cache import cache_root
 from reprozoo.papers.a2pr.nets import Actor, DoubleCritic
 

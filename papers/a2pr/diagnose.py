@@ -21,6 +21,7 @@ import time
 from dataclasses import replace
 
 import jax.numpy as jnp
+
 from reprozoo.common.results import select
 from reprozoo.common.stats import paired_diff
 from reprozoo.papers.a2pr import data, experiment, method

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+
 from reprozoo.papers.a2pr.nets import VAE, Actor, DoubleCritic, Value
 
 Batch = tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]  # s, a, r, s', done

@@ -17,10 +17,15 @@ Claims 2-4 are decided in the `diverse` world; the `control` world's values are 
 from __future__ import annotations
 
 import numpy as np
+
 from reprozoo.common.results import Claim, select
 from reprozoo.common.stats import PairedDiff, min_detectable_effect, paired_diff, power
 from reprozoo.common.worlds.digits import N_PATCHES
 from reprozoo.papers.bang.experiment import Config
+
+PREREGISTERED_ALPHA = 0.05
+"""Level of the power notes as pre-registered (common.stats' default then, one-sided 0.05). The verdicts are decided
+by the two-sided 95% CI, i.e. one-sided 0.025, so these power figures are optimistic (README, Deviations)."""
 
 # --- thresholds (project's own; reasons in README "Pre-registration v2") ---
 READS, BLIND, OWN_MORE = 0.5, 0.2, 0.2  # 0a: colour-only accuracy of a group read / not read (chance 0.1); own − other
@@ -119,8 +124,8 @@ def power_note(claim_id: str, d: PairedDiff) -> dict[str, float]:
     effect = EFFECTS[claim_id]
     return {
         "effect": effect,
-        "power_at_effect": power(effect, d.sd, d.n),
-        "min_detectable_effect": min_detectable_effect(d.sd, d.n),
+        "power_at_effect": power(effect, d.sd, d.n, alpha=PREREGISTERED_ALPHA),
+        "min_detectable_effect": min_detectable_effect(d.sd, d.n, alpha=PREREGISTERED_ALPHA),
     }
 
 
@@ -383,7 +388,7 @@ def pilot_table(rows: list[dict], cfg: Config, min_seeds: int = 10) -> list[dict
     out = []
     for claim_id, d in paired_tests(rows, cfg).items():
         effect = EFFECTS[claim_id]
-        n = max(min_seeds, seeds_for_power(effect, d.sd))
+        n = max(min_seeds, seeds_for_power(effect, d.sd, alpha=PREREGISTERED_ALPHA))
         out.append(
             {
                 "claim": claim_id,
@@ -391,9 +396,9 @@ def pilot_table(rows: list[dict], cfg: Config, min_seeds: int = 10) -> list[dict
                 "pilot_sd": d.sd,
                 "pilot_n": d.n,
                 "effect": effect,
-                "seeds_for_power": seeds_for_power(effect, d.sd),
+                "seeds_for_power": seeds_for_power(effect, d.sd, alpha=PREREGISTERED_ALPHA),
                 "n": n,
-                "mde_at_n": min_detectable_effect(d.sd, n),
+                "mde_at_n": min_detectable_effect(d.sd, n, alpha=PREREGISTERED_ALPHA),
             }
         )
     return out

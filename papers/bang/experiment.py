@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+
 from reprozoo.common import checkpoint
 from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
 from reprozoo.common.device import torch_device
@@ -49,7 +51,6 @@ from reprozoo.common.worlds.digits import (
 )
 from reprozoo.papers.bang.baselines import cross_entropy, ensemble_accuracy, mlp, mse_to_one_hot
 from reprozoo.papers.bang.method import bang_loss, false_false_true, output_ensemble, overconfidence, wise_ft
-from torch import nn
 
 D_IN = 3 * 24 * 24
 FINETUNES = ("wise_ft", "wise_ft+ls", "wise_ft+mixup", "bang")  # fine-tuning variants, then WiSE-FT

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+
 from reprozoo.papers.bar_parl.method import discounted_returns, preference_loglik
 
 BASELINES: tuple[str, ...] = ("rp", "naive", "potential")

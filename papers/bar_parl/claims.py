@@ -21,6 +21,7 @@ high-performing solutions; PARL: "up to 63%" fewer samples). Each is the project
 from __future__ import annotations
 
 import numpy as np
+
 from reprozoo.common.results import Claim, select
 from reprozoo.common.stats import PairedDiff, min_detectable_effect, paired_diff, power
 

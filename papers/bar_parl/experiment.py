@@ -15,6 +15,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from reprozoo.common import checkpoint
 from reprozoo.common import distributed as dist
 from reprozoo.common.cache import enable_jax_compilation_cache

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import optax
+
 from reprozoo.papers.bar_parl import baselines, method
 from reprozoo.papers.bar_parl.envs import linear_logits, rollout
 

@@ -23,6 +23,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+
 from reprozoo.common import checkpoint
 from reprozoo.common.cache import save_atomic
 from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure

@@ -25,6 +25,7 @@ methods whose finals differ by less than the spread between two seeds of one met
 from __future__ import annotations
 
 import numpy as np
+
 from reprozoo.common.results import Claim, select
 from reprozoo.common.stats import PairedDiff, final_mean, min_detectable_effect, moving_average, paired_diff
 from reprozoo.papers.grpo_guard.experiment import Config, _curve

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
 from reprozoo.common import checkpoint
 from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
 from reprozoo.common.device import torch_device

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
+
 from reprozoo.papers.grpo_guard.baselines import clipped_loss
 
 # --- method ---

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from reprozoo.common.cache import cache_root, config_hash, save_atomic
 from reprozoo.common.worlds.digits import load_digits
 

@@ -32,6 +32,7 @@ from functools import partial
 
 import numpy as np
 import torch
+
 from reprozoo.common import checkpoint
 from reprozoo.common.config import RunConfig, check_positive, ensure
 from reprozoo.common.progress import track

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from reprozoo.common.results import aggregate, select
 
 REFERENCES = ("sft", "ppo_vanilla_gold")

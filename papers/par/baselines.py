@@ -23,9 +23,10 @@ import math
 from collections.abc import Callable
 
 import torch
+from torch import nn
+
 from reprozoo.common.reward import RewardModel, bradley_terry_loss
 from reprozoo.papers.par.method import par_reward, sigmoid_reward
-from torch import nn
 
 NORMAL_Q85 = 1.0364333894937898  # Φ⁻¹(0.85)
 SHAPINGS = ("vanilla", "meanstd", "clip", "minmax", "par", "sigmoid", "lsc")

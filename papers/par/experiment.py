@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from reprozoo.common import checkpoint
 from reprozoo.common.cache import cache_root, config_hash, save_atomic
 from reprozoo.common.config import RunConfig, check_positive, ensure
@@ -449,6 +450,7 @@ def table(rows: list[dict], cfg: Config) -> str:
 
 def figure(rows: list[dict], cfg: Config, path: Path) -> None:
     import matplotlib.pyplot as plt
+
     from reprozoo.common.results import mean_ci95
 
     fig, ax = plt.subplots(1, 4, figsize=(20, 4.4))

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.optimize import minimize
+
 from reprozoo.papers.power_dl.baselines import Hyper, pair_loss
 from reprozoo.papers.power_dl.method import power_margin, update_labels
-from scipy.optimize import minimize
 
 # --- the max–min objective, solved directly (float64 numpy / scipy) ---
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.nn.functional import logsigmoid
+
 from reprozoo.common.preference_losses import cdpo_loss, dpo_loss, ipo_loss, rdpo_loss, simpo_loss
 from reprozoo.papers.power_dl.method import power_loss
-from torch.nn.functional import logsigmoid
 
 METHODS = ("dpo", "ipo", "simpo", "cdpo", "rdpo", "chipo", "power", "power_dl")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from reprozoo.common.results import Claim, select
 from reprozoo.common.stats import PairedDiff, final_mean, min_detectable_effect, paired_diff, smoothed_peak
 from reprozoo.papers.power_dl.experiment import Config

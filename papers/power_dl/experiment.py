@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from reprozoo.common import checkpoint
 from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
 from reprozoo.common.progress import track

@@ -11,6 +11,7 @@ Under an accelerate launch each rank trains on its block of every minibatch and 
 from __future__ import annotations
 
 import torch
+
 from reprozoo.common import distributed as dist
 from reprozoo.common.lm import response_logprobs
 from reprozoo.common.results import record

@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from reprozoo.common.results import Claim, select
 from reprozoo.common.stats import PairedDiff, min_detectable_effect, paired_diff
 from reprozoo.papers.rebalance.experiment import Config

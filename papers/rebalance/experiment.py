@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from reprozoo.common import checkpoint
 from reprozoo.common.config import ConfigError, RunConfig, check_fraction, check_positive, ensure
 from reprozoo.common.progress import track
@@ -370,6 +371,7 @@ def score(method, seed, problems, tokens, world: ReasoningWorld, w: dict) -> lis
 def figure(rows: list[dict], cfg: Config, path: Path) -> None:
     """Per world: (a) accuracy vs thinking length per method; (b) thinking length by k; (c) λ traces."""
     import matplotlib.pyplot as plt
+
     from reprozoo.common.results import mean_ci95, values
 
     methods = sorted({r["method"] for r in select(rows, metric="accuracy")} - {"static_sweep"})

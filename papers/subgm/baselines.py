@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+
 from reprozoo.papers.subgm.method import _descend, measure
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from reprozoo.common.results import Claim, select, values
 from reprozoo.common.stats import PairedDiff, min_detectable_effect, paired_diff
 from reprozoo.papers.subgm.experiment import Config

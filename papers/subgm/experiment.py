@@ -13,6 +13,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from reprozoo.common import checkpoint
 from reprozoo.common import distributed as dist
 from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
@@ -213,6 +214,7 @@ def run(cfg: Config) -> list[dict]:
 def figure(rows: list[dict], cfg: Config, path: Path) -> None:
     """Four panels: error vs iteration per r' (small vs large α); final error vs α; vs p; vs ν."""
     import matplotlib.pyplot as plt
+
     from reprozoo.common.results import select
 
     def curve(**match):

@@ -37,6 +37,7 @@ Thresholds (the paper reports benchmark tables, not margins; all are the project
 from __future__ import annotations
 
 import numpy as np
+
 from reprozoo.common.results import Claim, select
 from reprozoo.common.stats import PairedDiff, min_detectable_effect, paired_diff
 from reprozoo.papers.traac.experiment import Config

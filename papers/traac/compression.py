@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+
 from reprozoo.common.lm import generate
 from reprozoo.common.worlds.reasoning import Problem, ReasoningWorld, segments
 from reprozoo.papers.traac import method as M
-from torch import nn
 
 
 @dataclass

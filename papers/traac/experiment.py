@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import mannwhitneyu
+
 from reprozoo.common import checkpoint
 from reprozoo.common import distributed as dist
 from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
@@ -39,7 +41,6 @@ from reprozoo.common.worlds.reasoning import (
 from reprozoo.papers.traac import method as M
 from reprozoo.papers.traac.baselines import METHODS, VARIANTS, Variant, correctness_reward, length_penalty_reward
 from reprozoo.papers.traac.compression import compress_rollouts, regenerate_answers, step_positions
-from scipy.stats import mannwhitneyu
 
 
 @dataclass

@@ -10,6 +10,7 @@ import sys
 import tomllib
 
 import pytest
+
 from reprozoo.common import assignments as A
 from reprozoo.papers.registry import BY_SLUG, ROOT, implemented
 

@@ -24,6 +24,7 @@ def test_cache_root_honours_env(monkeypatch, tmp_path):
 
 def test_jax_compilation_cache_goes_under_cache_root(monkeypatch, tmp_path):
     import jax
+
     from reprozoo.common.cache import enable_jax_compilation_cache
 
     old = jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs
@@ -42,6 +43,7 @@ def test_save_atomic_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
 
     import pytest
     import torch
+
     from reprozoo.common.cache import save_atomic
 
     path = tmp_path / "sub" / "entry.pt"

@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 import torch
+
 from reprozoo.common import checkpoint
 from reprozoo.common.checkpoint import Checkpoints, ResumeError
 

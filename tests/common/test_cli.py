@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from reprozoo.common import checkpoint, cli, readme
 from reprozoo.common.cli import main
 from reprozoo.common.config import ConfigError, RunConfig

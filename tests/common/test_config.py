@@ -1,6 +1,7 @@
 from dataclasses import dataclass, field
 
 import pytest
+
 from reprozoo.common.config import ConfigError, RunConfig, check_fraction, check_positive, ensure, parse
 
 

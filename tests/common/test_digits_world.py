@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from reprozoo.common.worlds.digits import (
     GROUPS,
     N_PATCHES,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from reprozoo.common import distributed as dist
 from reprozoo.common.lm import _sample, pretrained, tiny_lm
 from reprozoo.common.policy import sample_from_logits

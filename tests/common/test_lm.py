@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from reprozoo.common import lm
 from reprozoo.common.policy import logprobs_from_logits
 

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from reprozoo.common import preference_losses as L
 
 

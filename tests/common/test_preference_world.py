@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+
 from reprozoo.common.worlds import preference as W
 
 TINY = W.WorldConfig(corpus_size=256, policy_d=16, policy_layers=1, sft_steps=5, sft_batch=32, gold_d=16, gold_layers=1)

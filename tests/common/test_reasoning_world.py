@@ -3,6 +3,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+
 from reprozoo.common.lm import generate
 from reprozoo.common.worlds import reasoning as rw
 from reprozoo.common.worlds.reasoning import (

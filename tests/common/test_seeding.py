@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+
 from reprozoo.common.seeding import jax_key, seed_everything
 
 

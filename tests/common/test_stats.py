@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
+
 from reprozoo.common.stats import (
     final_mean,
     min_detectable_effect,
@@ -15,7 +17,6 @@ from reprozoo.common.stats import (
     seeds_for_power,
     smoothed_peak,
 )
-from scipy import stats
 
 
 def test_paired_diff_matches_scipys_paired_t_interval():
@@ -57,14 +58,14 @@ def test_power_matches_simulated_paired_t_tests():
     effect, sd, n = 0.5, 1.0, 12
     diffs = rng.normal(effect, sd, size=(20000, n))
     t = diffs.mean(1) / (diffs.std(1, ddof=1) / math.sqrt(n))
-    simulated = float((t > stats.t.ppf(0.95, n - 1)).mean())
+    simulated = float((t > stats.t.ppf(0.975, n - 1)).mean())  # the CI's lower end above 0
     assert power(effect, sd, n) == pytest.approx(simulated, abs=0.01)
 
 
 def test_seeds_for_power_and_the_minimum_detectable_effect_agree():
-    n = seeds_for_power(0.5, 1.0)
+    n = seeds_for_power(0.5, 1.0)  # at ALPHA = 0.025, the level of a "95% CI above 0" decision
     assert power(0.5, 1.0, n) >= 0.8 > power(0.5, 1.0, n - 1)
-    assert n == 27  # the textbook one-sided paired t-test at d = 0.5
+    assert n == 34 and seeds_for_power(0.5, 1.0, alpha=0.05) == 27  # the textbook paired t-test at d = 0.5
     mde = min_detectable_effect(1.0, n)
     assert mde <= 0.5 and power(mde, 1.0, n) == pytest.approx(0.8, abs=1e-6)
     assert seeds_for_power(2.0, 0.5) == 3  # a large effect needs few seeds (never fewer than 2)

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+
 from reprozoo.kernels.api import K3_CLAMP, FusedLogprob, fused_logprob, kl_estimator
 from reprozoo.kernels.reference import fused_logprob_reference
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from reprozoo.kernels import bench, bench_worker
 
 CASE = {"n": 16, "d": 8, "v": 64, "device": "cpu", "dtype": "float32", "threads": 1, "repeats": 1}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from reprozoo.kernels.fused_loss import fused_linear_loss
 from reprozoo.kernels.reference import fused_logprob_reference
 

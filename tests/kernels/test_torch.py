@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from reprozoo.kernels.api import fused_logprob
 from reprozoo.kernels.reference import fused_logprob_reference
 from reprozoo.kernels.torch_chunked import fused_logprob_torch

@@ -8,11 +8,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import stats
+
 from reprozoo.common.config import ConfigError
 from reprozoo.common.results import resolve_verdicts
 from reprozoo.common.stats import min_detectable_effect
 from reprozoo.papers.a2pr import baselines, claims, data, experiment, method
-from scipy import stats
 
 
 @pytest.fixture

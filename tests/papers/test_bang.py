@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from reprozoo.common.config import parse
 from reprozoo.common.results import record, resolve_verdicts
 from reprozoo.common.stats import paired_diff

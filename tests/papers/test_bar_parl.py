@@ -11,6 +11,7 @@ import pytest
 
 jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
+
 from reprozoo.papers.bar_parl import baselines, method, train  # noqa: E402
 from reprozoo.papers.bar_parl.envs import CartPole, GridWorld, linear_logits, rollout  # noqa: E402
 

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from reprozoo.papers.registry import implemented
 
 SUMMARY_KEYS = ["paper", "preset", "seeds", "config", "env", "wall_time_s", "methods", "claims"]

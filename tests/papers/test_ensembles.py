@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from reprozoo.common.config import ConfigError
 from reprozoo.common.lm import tiny_lm
 from reprozoo.common.ppo import PPOConfig, PPOTrainer

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from reprozoo.common.config import parse
 from reprozoo.papers.grpo_guard.baselines import clipped_loss, flow_grpo_loss, group_advantages, kl_penalty
 from reprozoo.papers.grpo_guard.experiment import D_PAPER, PRESETS, Config, sigmas

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from reprozoo.common.config import ConfigError
 from reprozoo.common.results import aggregate, record
 from reprozoo.common.reward import best_of_n

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from reprozoo.common.config import parse
 from reprozoo.common.results import record, resolve_verdicts
 from reprozoo.common.reward import RewardModel, bradley_terry_loss

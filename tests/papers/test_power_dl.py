@@ -9,6 +9,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.optimize import minimize
+
 from reprozoo.common.config import parse
 from reprozoo.common.results import record, resolve_verdicts
 from reprozoo.papers.power_dl.bandit import make_datasets, power_bandit_loss, solve_maxmin, train_tabular
@@ -16,7 +18,6 @@ from reprozoo.papers.power_dl.baselines import METHODS, Hyper, chipo_loss, pair_
 from reprozoo.papers.power_dl.claims import check
 from reprozoo.papers.power_dl.experiment import PRESETS, Config
 from reprozoo.papers.power_dl.method import power_loss, power_margin, power_reward, update_labels, weighted_entropy
-from scipy.optimize import minimize
 
 # a 4-arm dataset in which every arm wins and loses (so the inner min over rewards is finite)
 WINS = np.array([[0, 3, 4, 5], [1, 0, 3, 4], [1, 1, 0, 2], [1, 1, 2, 0]], dtype=float)

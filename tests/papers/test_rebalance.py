@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from reprozoo.common.worlds import reasoning as rw
 from reprozoo.papers.rebalance.baselines import controller_for
 from reprozoo.papers.rebalance.experiment import PRESETS, calibrate, vector_positions

@@ -8,6 +8,7 @@ import importlib
 
 import pytest
 import torch
+
 from reprozoo.common import checkpoint
 from reprozoo.common.checkpoint import Checkpoints
 from reprozoo.common.cli import main

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 from reprozoo.papers.subgm import reference
 from reprozoo.papers.subgm.baselines import l2_gradient
 from reprozoo.papers.subgm.experiment import PRESETS, Config, make_instances
