@@ -166,4 +166,6 @@ def test_verdict_counts_for_readme_tables_and_old_summaries():
     claims = [c.as_dict() for c in resolve_verdicts(_toy_claims(False, True, True))]
     assert count_verdicts(claims) == "claims 1 pass · 0 fail · 1 untested; premises 1/2; controls 1/1"
     old = [{"id": "a", "passed": True}, {"id": "b", "passed": False}]  # written before kinds and verdicts
-    assert [verdict_of(c) for c in old] == ["PASS", "FAIL"] and count_verdicts(old) == "v1 checks (no kinds) 1 pass · 1 fail"
+    assert [verdict_of(c) for c in old] == ["PASS", "FAIL"] and count_verdicts(
+        old
+    ) == "v1 checks (no kinds) 1 pass · 1 fail"
