@@ -286,7 +286,7 @@ def test_paired_ci_is_the_t_interval_of_per_seed_differences():
     obs = _verdicts(rows)["avg-score"].observed
     assert obs["diff"] == pytest.approx(d.mean()) and obs["diff_ci95"] == pytest.approx(half)
     assert obs["diff_sd"] == pytest.approx(d.std(ddof=1)) and obs["diff_low"] == pytest.approx(d.mean() - half)
-    assert obs["mde"] == pytest.approx(min_detectable_effect(d.std(ddof=1), 10))
+    assert obs["mde"] == pytest.approx(min_detectable_effect(d.std(ddof=1), 10, alpha=claims.PREREGISTERED_ALPHA))
 
 
 def test_premise_fail_makes_the_claim_untested_not_failed():
