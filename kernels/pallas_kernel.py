@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
-from reprozoo.kernels.jax_backend import _f32, compute_dtype, online_finish, online_init, online_update
+from reprozoo.kernels.jax_online import _f32, compute_dtype, online_finish, online_init, online_update
 
 BLOCK_M = 16
 """Tokens per program."""
