@@ -1,0 +1,70 @@
+"""common/hf.py: policies and reward models by folder, fp32 master weights, refused random heads and bf16 Adam."""
+
+import pytest
+
+pytest.importorskip("transformers")
+import torch  # noqa: E402
+
+from reprozoo.common import hf  # noqa: E402
+from reprozoo.common.config import ConfigError  # noqa: E402
+from reprozoo.common.data import standins  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    tok = standins.tokenizer()
+    standins.policy(tok).to(torch.bfloat16).save_pretrained(root / "policy")
+    standins.reward_model(tok).save_pretrained(root / "rm")
+    standins.reward_model(tok).model.save_pretrained(root / "headless")  # a backbone with no score head
+    for name in ("policy", "rm", "headless"):
+        tok.save_pretrained(root / name)
+    return root
+
+
+def test_policy_loads_fp32_master_weights_from_a_bf16_checkpoint(models):
+    model, tok = hf.load_policy(str(models / "policy"))
+    assert model.dtype == torch.float32 and tok.padding_side == "left" and tok.pad_token is not None
+    frozen, _ = hf.load_policy(str(models / "policy"), train=False)
+    assert not any(p.requires_grad for p in frozen.parameters())
+    assert frozen.dtype == hf.frozen_dtype()
+
+
+def test_lora_and_gradient_checkpointing(models):
+    model, _ = hf.load_policy(str(models / "policy"), lora=4, gradient_checkpointing=True)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora" in n for n in trainable)
+    assert model.base_model.model.is_activation_checkpointing
+
+
+def test_reward_model_keeps_its_trained_head_and_refuses_a_random_one(models):
+    rm, tok = hf.load_reward_model(str(models / "rm"))
+    saved = standins.reward_model(standins.tokenizer()).score.weight
+    assert torch.equal(rm.score.weight, saved)  # the checkpoint's head, not a fresh one
+    prompts = [[{"role": "user", "content": "w1 w2"}]] * 3
+    r = hf.score(rm, tok, prompts, ["w3", "w4 w5", "w3"], batch_size=2)
+    assert r.shape == (3,) and torch.allclose(r[0], r[2], atol=1e-5) and abs(r[0] - r[1]) > 1e-4  # padding-invariant
+    with pytest.raises(ConfigError, match="no trained reward head"):
+        hf.load_reward_model(str(models / "headless"))
+    hf.load_reward_model(str(models / "headless"), new_head=True, train=True)  # allowed when it is to be trained
+    with pytest.raises(ConfigError, match="one label"):
+        hf.load_reward_model(str(models / "policy"))
+
+
+def test_bf16_adam_is_refused_and_would_not_move():
+    w = torch.full((1000,), 0.02, dtype=torch.bfloat16, requires_grad=True)
+    opt = torch.optim.Adam([w], lr=1e-6)
+    w.grad = torch.ones_like(w)
+    before = w.detach().clone()
+    opt.step()
+    assert torch.equal(w.detach(), before)  # the measured failure: the update rounds away
+    with pytest.raises(ValueError, match="no fp32 master weights"):
+        hf.refuse_bf16_training([w], "test loop")
+    hf.refuse_bf16_training([w.detach().float().requires_grad_()], "test loop")
+
+
+def test_render_falls_back_to_costes_format_without_a_chat_template():
+    tok = standins.tokenizer()
+    assert hf.render(tok, [{"role": "user", "content": "w1"}], "w2") == "<|user|> w1 <eos> <|assistant|> w2 <eos> "
+    tok.chat_template = None
+    assert hf.render(tok, [{"role": "user", "content": "w1"}], "w2") == hf.OA_PROMPT.format(prompt="w1", answer="w2")
