@@ -51,6 +51,7 @@ writes `runs/reasoning_world/<preset>/`, `--publish` the committed `results/reas
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -61,7 +62,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reprozoo.common.cache import cache_root, config_hash, save_atomic
+from reprozoo.common.cache import cache_root, save_atomic
 from reprozoo.common.lm import Generation, generate, positions, sft, tiny_lm
 from reprozoo.common.policy import response_mask, sample_from_logits
 
@@ -117,7 +118,15 @@ class WorldConfig:
     """Control: premature-END probability at every boundary after a plain step (`CONTROL` sets 0.15: at 0.1 the
     END token fell outside the top-p nucleus at T = 0.7 and the control model never under-thought)."""
     p_guess_partial: float = 0.5
-    """A premature answer is the current partial result with this probability, else a random value."""
+    """A premature answer is the answer of the partials so far with this probability, else a random value."""
+    answer: str = "last"
+    """What the answer after END is: "last" = p_k, the left fold (v2); "mean" = ⌊(p_0 + … + p_k)/(k + 1)⌋, the
+    floored mean of every partial (v3: every chain step is needed, and a loop read as a step would shift it)."""
+    loop_word: str = "by_kind"
+    """Reflection word of the loops: "by_kind" (v2: hesitant loops say WAIT, brisk ones CHECK) or "check" (v3:
+    every loop segment says CHECK, so loops are marked apart from the chain's WAIT steps)."""
+    answer_weight: float = 1.0
+    """SFT loss weight of the answer token (the other response tokens weigh 1)."""
     corpus_size: int = 40_000
     """Number of SFT sequences."""
     d_model: int = 48
@@ -151,6 +160,12 @@ class WorldConfig:
             raise ValueError("reflection + premature-END probabilities must be <= 1")
         if self.loop_cap < 1 or self.loop_k_span <= 0 or self.hazard_slope < 0:
             raise ValueError("loop_cap must be >= 1, loop_k_span > 0 and hazard_slope >= 0")
+        if self.answer not in AGGREGATES:
+            raise ValueError(f"answer must be one of {AGGREGATES}, got {self.answer!r}")
+        if self.loop_word not in ("by_kind", "check"):
+            raise ValueError(f"loop_word must be 'by_kind' or 'check', got {self.loop_word!r}")
+        if self.answer_weight <= 0:
+            raise ValueError(f"answer_weight must be > 0, got {self.answer_weight}")
 
     @property
     def vocab(self) -> Vocab:
@@ -231,13 +246,27 @@ class Vocab:
         )
 
 
+AGGREGATES = ("last", "mean")
+
+
+def aggregate(partials, how: str) -> int:
+    """The answer from the partials p_0..p_i: "last" = p_i; "mean" = ⌊(Σ_j p_j) / (i + 1)⌋."""
+    if how == "last":
+        return int(partials[-1])
+    if how == "mean":
+        return int(sum(partials)) // len(partials)
+    raise ValueError(f"unknown aggregate {how!r}; choose one of {AGGREGATES}")
+
+
 @dataclass(frozen=True)
 class Problem:
-    """a_0 op_1 a_1 … op_k a_k (ops: +1 for "+", −1 for "−") modulo M."""
+    """a_0 op_1 a_1 … op_k a_k (ops: +1 for "+", −1 for "−") modulo M; the answer aggregates the partials
+    (`aggregate`: "last" = the fold's result p_k, "mean" = the floored mean of p_0..p_k)."""
 
     operands: tuple[int, ...]
     ops: tuple[int, ...]
     modulus: int
+    aggregate: str = "last"
 
     @property
     def k(self) -> int:
@@ -252,19 +281,20 @@ class Problem:
 
     @property
     def answer(self) -> int:
-        return self.partials()[-1]
+        return aggregate(self.partials(), self.aggregate)
 
 
 def sample_problems(
-    n: int, ks, modulus: int, rng: np.random.Generator, ops: tuple[int, ...] = (1, -1)
+    n: int, ks, modulus: int, rng: np.random.Generator, ops: tuple[int, ...] = (1, -1), answer: str = "last"
 ) -> list[Problem]:
-    """n problems, difficulty k drawn uniformly from `ks` (an int or a sequence), ops drawn from `ops`."""
+    """n problems, difficulty k drawn uniformly from `ks` (an int or a sequence), ops drawn from `ops`, the answer
+    aggregated as `answer`."""
     ks = [ks] if isinstance(ks, int) else list(ks)
     out = []
     for k in rng.choice(ks, size=n):
         a = rng.integers(0, modulus, k + 1)
         o = rng.choice(list(ops), size=k)
-        out.append(Problem(tuple(int(x) for x in a), tuple(int(x) for x in o), modulus))
+        out.append(Problem(tuple(int(x) for x in a), tuple(int(x) for x in o), modulus, answer))
     return out
 
 
@@ -309,7 +339,8 @@ def sample_trace(p: Problem, cfg: WorldConfig, rng: np.random.Generator) -> Trac
     for i in range(1, k + 1):  # boundary after step i − 1: premature END, a reflective step or a plain step
         u = rng.random()
         if u < cfg.hazard(s):
-            guess = ps[i - 1] if rng.random() < cfg.p_guess_partial else int(rng.integers(0, v.modulus))
+            so_far = aggregate(ps[:i], cfg.answer)
+            guess = so_far if rng.random() < cfg.p_guess_partial else int(rng.integers(0, v.modulus))
             return Trace(toks + [v.end, guess, v.eos], roles, truncated=True)
         reflect = u < cfg.hazard(s) + cfg.reflect(s)
         toks += [v.wait if reflect else v.step, ps[i], v.sep]
@@ -317,15 +348,17 @@ def sample_trace(p: Problem, cfg: WorldConfig, rng: np.random.Generator) -> Trac
         s = 0 if reflect else s + 1
     if rng.random() < cfg.onset(k):
         toks += _loop(ps[-1], cfg, rng, roles)
-    return Trace(toks + [v.end, ps[-1], v.eos], roles)
+    return Trace(toks + [v.end, p.answer, v.eos], roles)
 
 
-def _loop(answer: int, cfg: WorldConfig, rng: np.random.Generator, roles: list[str]) -> list[int]:
-    """Re-verification segments after the chain. Premise: a hesitant loop ("wait", near-miss values, long) or a
-    brisk one ("check" restating the answer, short); control: "check" segments with a flat continuation."""
-    v, toks = cfg.vocab, []
+def _loop(last: int, cfg: WorldConfig, rng: np.random.Generator, roles: list[str]) -> list[int]:
+    """Re-verification segments of the last step's result p_k after the chain. Premise: a hesitant loop ("wait",
+    near-miss values, long) or a brisk one ("check" restating p_k, short); control: "check" segments with a flat
+    continuation. With `loop_word="check"` every loop segment says CHECK."""
+    v, toks, answer = cfg.vocab, [], last
     hesitant = cfg.premise and rng.random() < cfg.p_hesitant
     marker, q = (v.wait, cfg.q_hesitant) if hesitant else (v.check, 0.0)
+    marker = v.check if cfg.loop_word == "check" else marker
     r = cfg.r_hesitant if hesitant else (cfg.r_brisk if cfg.premise else cfg.r_flat)
     for n in range(1, cfg.loop_cap + 1):
         near = rng.random() < q
@@ -337,10 +370,11 @@ def _loop(answer: int, cfg: WorldConfig, rng: np.random.Generator, roles: list[s
 
 
 def build_corpus(cfg: WorldConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """SFT corpus: ids (N, P + R), attention mask, loss mask on the response (through EOS)."""
+    """SFT corpus: ids (N, P + R), attention mask, loss weights on the response (through EOS; the answer token
+    weighs `answer_weight`)."""
     v, rng = cfg.vocab, np.random.default_rng(cfg.seed)
     R = cfg.max_new_tokens
-    problems = sample_problems(cfg.corpus_size, cfg.k_train, cfg.modulus, rng, cfg.op_signs)
+    problems = sample_problems(cfg.corpus_size, cfg.k_train, cfg.modulus, rng, cfg.op_signs, cfg.answer)
     prompts, pmask = encode_prompts(problems, v, cfg.k_max)
     resp = torch.full((len(problems), R), v.pad, dtype=torch.long)
     rmask = torch.zeros_like(resp)
@@ -349,7 +383,11 @@ def build_corpus(cfg: WorldConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Te
         resp[b, : len(t)] = torch.tensor(t)
         rmask[b, : len(t)] = 1
     ids = torch.cat([prompts, resp], 1)
-    return ids, torch.cat([pmask, rmask], 1), torch.cat([torch.zeros_like(pmask), rmask], 1)
+    loss = torch.cat([torch.zeros_like(pmask), rmask], 1).float()
+    if cfg.answer_weight != 1.0:  # the answer token follows END
+        answer_pos = (ids == v.end).int().argmax(1) + 1
+        loss[torch.arange(len(ids)), answer_pos] *= cfg.answer_weight
+    return ids, torch.cat([pmask, rmask], 1), loss
 
 
 # --------------------------------------------------------------------------- verifier and trace analysis
@@ -563,7 +601,8 @@ class ReasoningWorld:
         self.sft_losses = sft_losses or []
 
     def problems(self, n: int, ks, seed: int) -> list[Problem]:
-        return sample_problems(n, ks, self.cfg.modulus, np.random.default_rng(seed), self.cfg.op_signs)
+        rng = np.random.default_rng(seed)
+        return sample_problems(n, ks, self.cfg.modulus, rng, self.cfg.op_signs, self.cfg.answer)
 
     def prompts(self, problems: list[Problem]) -> tuple[torch.Tensor, torch.Tensor]:
         return encode_prompts(problems, self.v, self.cfg.k_max)
@@ -643,10 +682,23 @@ def new_model(cfg: WorldConfig) -> nn.Module:
     )
 
 
+V3_FIELDS = ("answer", "loop_word", "answer_weight")
+
+
+def world_key(cfg: WorldConfig) -> str:
+    """Cache key: `config_hash` of the fields, the v3 fields left out at their defaults (v2 keys unchanged)."""
+    fields = dataclasses.asdict(cfg)
+    for name in V3_FIELDS:
+        if fields[name] == WorldConfig.__dataclass_fields__[name].default:
+            del fields[name]
+    text = json.dumps(fields, sort_keys=True, default=str)  # as config_hash does for a dataclass
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def build_world(cfg: WorldConfig = WorldConfig(), *, cache: bool = True, verbose: bool = False) -> ReasoningWorld:
     """SFT the base model on the trace process, or load it from `.cache/reasoning_world/<config hash>/`."""
     torch.set_num_threads(1)  # tiny models: a second OpenMP thread only spins on a shared 2-core machine
-    cache_dir = cache_root() / "reasoning_world" / config_hash(cfg)
+    cache_dir = cache_root() / "reasoning_world" / world_key(cfg)
     path = cache_dir / "model.pt"
     model = new_model(cfg)
     if cache and path.exists():
@@ -671,9 +723,23 @@ SMOKE_WORLD = WorldConfig(corpus_size=2000, d_model=32, n_layers=2, n_heads=2, s
 """A seconds-scale world for the smoke tier (it learns little; it proves the pipeline runs)."""
 
 
+V3 = dict(answer="mean", loop_word="check", answer_weight=4.0, n_layers=4)
+"""World v3 (`WorldConfig(**V3)`): the answer is the floored mean of every partial, loops say CHECK, the answer
+token weighs 4 in SFT, and 4 layers, so that TRAAC's scorer (the first ⌊L/2⌋ layers) includes a layer after
+the one that can tag each step as chain or loop."""
+
+
 def world_config(name: str) -> WorldConfig:
-    """Named worlds: "premise" (WorldConfig()), "control" (the premise switched off), "smoke" (seconds)."""
-    worlds = {"premise": WorldConfig(), "control": WorldConfig(**CONTROL), "smoke": SMOKE_WORLD}
+    """Named worlds: "premise" (v2, WorldConfig()), "control" (v2, the premise switched off), "v3" and
+    "v3-control" (world v3, premise and control), "smoke" and "v3-smoke" (seconds)."""
+    worlds = {
+        "premise": WorldConfig(),
+        "control": WorldConfig(**CONTROL),
+        "v3": WorldConfig(**V3),
+        "v3-control": WorldConfig(**V3, **CONTROL),
+        "smoke": SMOKE_WORLD,
+        "v3-smoke": dataclasses.replace(SMOKE_WORLD, **V3),
+    }
     if name not in worlds:
         raise ValueError(f"unknown world {name!r}; choose one of {sorted(worlds)}")
     return worlds[name]
