@@ -8,9 +8,12 @@ world v2); the committed quick results are still v1. Rules (DESIGN "Results and 
   detectable effect (`*_mde`, power 0.8) reported beside each test uses that level;
 - world curves: **peak** = maximum of the 3-evaluation moving average (`smoothed_peak`), **final** = mean of the last
   3 evaluations (`final_mean`: steps 300, 350, 400 in `quick`);
-- kinds: `premise` (the data show Type I / Type II hacking; DPO over-optimises the world at that flip rate), `claim`
-  (UNTESTED when a premise it requires FAILs), `control` (the same arm well covered: PASS when it behaves as
-  predicted).
+- kinds: `premise` (the data show Type I / Type II hacking; the world's flipped data hold Type I / Type II pairs; DPO
+  over-optimises the world at that flip rate), `claim` (UNTESTED when a premise it requires FAILs), `control` (the
+  same arm well covered; clean data without such pairs; DPO where the shared error costs no gold: PASS when it
+  behaves as predicted);
+- claims 2b repeat claim 2's premise, claim and control under full-batch gradient descent at the mechanism test's
+  β/η (part bandit_sgd): a labelled variant, pre-registered with claim 2's thresholds.
 The paper's numbers (AlpacaEval / Arena-Hard points) are not in these units, so every threshold is the project's own,
 with the reason beside it.
 """
@@ -37,6 +40,8 @@ RECOVER = 0.02  # claim 2: POWER-DL keeps ≥ 0.02 more mass on the unlucky good
 NONINF = 0.05  # claim 2 / control 2: true reward not lower than POWER's by more than 0.05 (≈ 4% of π_0's 1.35)
 FALL = 0.25  # premise 3: DPO's gold falls ≥ 25% of its gain from its smoothed peak (the world demo's value)
 MARGIN = 0.05  # claim 3: "by a clear margin" in gold win-rate over SFT (v1 value)
+TYPE_MIN = 0.02  # premise 3a: ≥ 2% of the pairs are Type I and ≥ 2% Type II (≈ 40 of 2048; project's own)
+TYPE_OFF = 0.005  # control 3a: clean labels leave ≤ 0.5% of either (gold ties broken by a coin; project's own)
 
 
 def mean(a: dict[int, float]) -> float:
@@ -58,16 +63,20 @@ def one_sample(a: dict[int, float]) -> PairedDiff:
     return paired_diff(a, dict.fromkeys(a, 0.0))
 
 
-def bandit(rows: list[dict], method: str, metric: str, kind: str, coverage: str = "rare") -> dict[int, float]:
+def bandit(
+    rows: list[dict], method: str, metric: str, kind: str, coverage: str = "rare", part: str = "bandit"
+) -> dict[int, float]:
     """{seed: value} of one bandit cell (a seed's value is the mean over its dataset draws)."""
-    sel = select(rows, part="bandit", method=method, metric=metric, kind=kind, coverage=coverage)
+    sel = select(rows, part=part, method=method, metric=metric, kind=kind, coverage=coverage)
     return {r["seed"]: r["value"] for r in sel}
 
 
-def world_curves(rows: list[dict], method: str, metric: str, noise: float) -> dict[int, np.ndarray]:
-    """{seed: the curve ordered by step} of a world run."""
+def world_curves(
+    rows: list[dict], method: str, metric: str, noise: float, part: str = "world"
+) -> dict[int, np.ndarray]:
+    """{seed: the curve ordered by step} of a world run (part=world_control: the control world's)."""
     out: dict[int, list] = {}
-    sel = select(rows, part="world", method=method, metric=metric, noise=noise)
+    sel = select(rows, part=part, method=method, metric=metric, noise=noise)
     for r in sorted(sel, key=lambda r: (r["seed"], r["step"])):
         out.setdefault(r["seed"], []).append(r["value"])
     return {s: np.asarray(v, float) for s, v in out.items()}
@@ -129,88 +138,80 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
         )
 
     # 2. Type II — premise: POWER loses the good arm when it is seen once and lost; claim: dynamic labels recover
-    #    it; control: when the arm is covered, dynamic labels cost nothing
+    #    it; control: when the arm is covered, dynamic labels cost nothing. 2b: the same under gradient descent.
     if {"power", "power_dl"} <= methods:
-        p_rare, p_cov = (
-            bandit(rows, "power", "rare_mass", "type2"),
-            bandit(rows, "power", "rare_mass", "type2", "covered"),
-        )
-        loss = paired_diff(p_cov, p_rare)
-        claims.append(
-            Claim(
-                "2-premise-type2",
-                f"bandit premise (initial policy {'softmax(r*)' if cfg.aligned_init else 'uniform'}): POWER's mean "
-                f"mass on the good arm seen once (and lost) is ≤ {TYPE2_LOSS} × its mass when the arm is covered, "
-                "paired 95% CI of covered − rare above 0",
-                {
-                    "power_mass_rare": mean(p_rare),
-                    "power_mass_covered": mean(p_cov),
-                    **test_obs(loss, "covered_minus_rare"),
-                },
-                bool(mean(p_rare) <= TYPE2_LOSS * mean(p_cov) and loss.low > 0),
-                kind="premise",
-            )
-        )
-        dm = paired_diff(bandit(rows, "power_dl", "rare_mass", "type2"), p_rare)
-        dr = paired_diff(
-            bandit(rows, "power_dl", "true_reward", "type2"), bandit(rows, "power", "true_reward", "type2")
-        )
-        claims.append(
-            Claim(
-                "2-type2-dl",
-                f"Type II bandit: POWER-DL's mass on the unlucky good arm exceeds POWER's by ≥ {RECOVER} (mean; paired "
-                f"95% CI above 0), and its true expected reward is not lower by more than {NONINF} (lower 95% bound)",
-                {**test_obs(dm, "dl_minus_power_mass"), **test_obs(dr, "dl_minus_power_reward")},
-                bool(dm.mean >= RECOVER and dm.low > 0 and dr.low >= -NONINF),
-                requires=("2-premise-type2",),
-            )
-        )
-        dc = paired_diff(
-            bandit(rows, "power_dl", "true_reward", "type2", "covered"),
-            bandit(rows, "power", "true_reward", "type2", "covered"),
-        )
-        claims.append(
-            Claim(
-                "2-control-type2-covered",
-                f"bandit control: with the good arm covered by {cfg.bandit_cover} honest comparisons, POWER-DL's true "
-                f"expected reward is within {NONINF} of POWER's (95% CI of the paired difference inside ±{NONINF})",
-                test_obs(dc, "dl_minus_power_reward_covered"),
-                bool(-NONINF <= dc.low and dc.high <= NONINF),
-                kind="control",
-            )
-        )
+        init = "softmax(r*)" if cfg.aligned_init else "uniform"
+        claims += type2_claims(rows, cfg, "bandit", "2", f"bandit premise (Adam; initial policy {init})")
+        if cfg.sgd_variant:
+            hp = cfg.sgd_hp
+            variant = f"bandit variant (gradient descent, lr {cfg.sgd_lr:g}, β/η = {hp.power_beta / hp.power_eta:g})"
+            claims += type2_claims(rows, cfg, "bandit_sgd", "2b", variant)
 
-    # 3. preference world, per label-flip rate — premise: DPO over-optimises; claim: POWER-DL's final win-rate beats
-    #    DPO's by a clear margin (gold final beside it, not decided)
+    # 3. preference world, per label-flip rate — premises: the data hold Type I / Type II pairs (control: clean
+    #    labels hold none), DPO over-optimises (control: not where the shared error costs no gold); claim: POWER-DL's
+    #    final win-rate beats DPO's by a clear margin (gold final beside it, not decided)
     if {"dpo", "power_dl"} <= methods:
         for noise in cfg.label_noises:
-            gold = world_curves(rows, "dpo", "gold", noise)
-            pk = {s: smoothed_peak(v, WINDOW) for s, v in gold.items()}
-            fin = finals(gold)
-            gain = mean({s: pk[s] - gold[s][0] for s in gold})
-            drop = paired_diff(pk, fin)
-            premise = f"3-premise-dpo-overoptimises-noise{noise:g}"
+            requires = []
+            types = {k: _data(rows, k, noise) for k in ("type1", "type2", "mislabelled")}
+            measured = all(types.values())
+            obs = {f"{k}_frac": mean(v) for k, v in types.items()} if measured else {"types": "not measured"}
+            if noise > 0:
+                requires.append(f"3a-premise-type1-type2-pairs-noise{noise:g}")
+                claims.append(
+                    Claim(
+                        requires[-1],
+                        f"world premise ({noise:.0%} flips): ≥ {TYPE_MIN:.0%} of the pairs are Type I (chosen = the "
+                        f"gold-worse response, poorly covered: SFT log-prob below the {cfg.coverage_quantile:.0%} "
+                        f"quantile) and ≥ {TYPE_MIN:.0%} Type II (rejected = the gold-better one, poorly covered); "
+                        "means over seeds",
+                        obs,
+                        measured and min(obs["type1_frac"], obs["type2_frac"]) >= TYPE_MIN,
+                        kind="premise",
+                    )
+                )
+            else:
+                claims.append(
+                    Claim(
+                        "3a-control-clean-data-noise0",
+                        f"world control (clean labels): ≤ {TYPE_OFF:.1%} of the pairs are Type I and ≤ {TYPE_OFF:.1%} "
+                        "Type II (the statistical fluctuation switched off); means over seeds",
+                        obs,
+                        measured and max(obs["type1_frac"], obs["type2_frac"]) <= TYPE_OFF,
+                        kind="control",
+                    )
+                )
+            ok, obs = dpo_overoptimises(world_curves(rows, "dpo", "gold", noise))
+            requires.append(f"3-premise-dpo-overoptimises-noise{noise:g}")
             claims.append(
                 Claim(
-                    premise,
+                    requires[-1],
                     f"world premise ({noise:.0%} flips): DPO's gold falls from its smoothed peak to its final mean by "
                     f"≥ {FALL:.0%} of its gain over the start (mean), 95% CI of the fall above 0",
-                    {
-                        "dpo_gold_start": mean({s: v[0] for s, v in gold.items()}),
-                        "dpo_gold_peak": mean(pk),
-                        "dpo_gold_final": mean(fin),
-                        "gain": gain,
-                        **test_obs(drop, "fall"),
-                    },
-                    bool(drop.low > 0 and drop.mean >= FALL * max(gain, 0.0)),
+                    obs,
+                    ok,
                     kind="premise",
                 )
             )
+            if cfg.control_feature_penalty is not None:
+                ok, obs = dpo_overoptimises(world_curves(rows, "dpo", "gold", noise, part="world_control"))
+                claims.append(
+                    Claim(
+                        f"3-control-dpo-no-feature-cost-noise{noise:g}",
+                        f"world control ({noise:.0%} flips, feature penalty p = {cfg.control_feature_penalty:g}: the "
+                        "shared error costs no gold): DPO's gold does NOT fall by the premise's criterion",
+                        obs,
+                        not ok,
+                        kind="control",
+                    )
+                )
             win = paired_diff(
                 finals(world_curves(rows, "power_dl", "win_rate", noise)),
                 finals(world_curves(rows, "dpo", "win_rate", noise)),
             )
-            gd = paired_diff(finals(world_curves(rows, "power_dl", "gold", noise)), fin)
+            gd = paired_diff(
+                finals(world_curves(rows, "power_dl", "gold", noise)), finals(world_curves(rows, "dpo", "gold", noise))
+            )
             claims.append(
                 Claim(
                     f"3-world-win-rate-noise{noise:g}",
@@ -218,7 +219,78 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
                     f"≥ {MARGIN} (mean paired difference) with a paired 95% CI above 0 (final gold reported beside it)",
                     {**test_obs(win, "win_rate_diff"), **test_obs(gd, "gold_final_diff")},
                     bool(win.mean >= MARGIN and win.low > 0),
-                    requires=(premise,),
+                    requires=tuple(requires),
                 )
             )
     return claims
+
+
+def _data(rows: list[dict], metric: str, noise: float) -> dict[int, float]:
+    """{seed: value} of a world data-set measurement (Type I / II fractions)."""
+    return {r["seed"]: r["value"] for r in select(rows, part="world_data", metric=metric, noise=noise)}
+
+
+def dpo_overoptimises(gold: dict[int, np.ndarray]) -> tuple[bool, dict[str, float]]:
+    """Premise 3's test on DPO's gold curves: smoothed peak − final mean ≥ FALL × gain over the start (mean), paired
+    95% CI of the fall above 0."""
+    if not gold:
+        return False, {"dpo_gold": "not measured"}
+    pk = {s: smoothed_peak(v, WINDOW) for s, v in gold.items()}
+    fin = finals(gold)
+    gain = mean({s: pk[s] - gold[s][0] for s in gold})
+    drop = paired_diff(pk, fin)
+    obs = {
+        "dpo_gold_start": mean({s: v[0] for s, v in gold.items()}),
+        "dpo_gold_peak": mean(pk),
+        "dpo_gold_final": mean(fin),
+        "gain": gain,
+        **test_obs(drop, "fall"),
+    }
+    return bool(drop.low > 0 and drop.mean >= FALL * max(gain, 0.0)), obs
+
+
+def type2_claims(rows: list[dict], cfg: Config, part: str, prefix: str, label: str) -> list[Claim]:
+    """Claim 2's premise (POWER loses the unlucky good arm), claim (dynamic labels recover it) and control (they
+    cost nothing where the arm is covered), on the bandit records of `part`."""
+
+    def cell(method: str, metric: str, coverage: str = "rare") -> dict[int, float]:
+        return bandit(rows, method, metric, "type2", coverage, part=part)
+
+    p_rare, p_cov = cell("power", "rare_mass"), cell("power", "rare_mass", "covered")
+    loss = paired_diff(p_cov, p_rare)
+    premise = f"{prefix}-premise-type2"
+    dm = paired_diff(cell("power_dl", "rare_mass"), p_rare)
+    dr = paired_diff(cell("power_dl", "true_reward"), cell("power", "true_reward"))
+    dc = paired_diff(cell("power_dl", "true_reward", "covered"), cell("power", "true_reward", "covered"))
+    return [
+        Claim(
+            premise,
+            f"{label}: POWER's mean mass on the good arm seen once (and lost) is ≤ {TYPE2_LOSS} × its mass when the "
+            "arm is covered, paired 95% CI of covered − rare above 0",
+            {
+                "power_mass_rare": mean(p_rare),
+                "power_mass_covered": mean(p_cov),
+                **test_obs(loss, "covered_minus_rare"),
+            },
+            bool(mean(p_rare) <= TYPE2_LOSS * mean(p_cov) and loss.low > 0),
+            kind="premise",
+        ),
+        Claim(
+            f"{prefix}-type2-dl",
+            f"Type II {'bandit' if part == 'bandit' else 'bandit, gradient-descent variant'}: POWER-DL's mass on the "
+            f"unlucky good arm exceeds POWER's by ≥ {RECOVER} (mean; paired 95% CI above 0), and its true expected "
+            f"reward is not lower by more than {NONINF} (lower 95% bound)",
+            {**test_obs(dm, "dl_minus_power_mass"), **test_obs(dr, "dl_minus_power_reward")},
+            bool(dm.mean >= RECOVER and dm.low > 0 and dr.low >= -NONINF),
+            requires=(premise,),
+        ),
+        Claim(
+            f"{prefix}-control-type2-covered",
+            f"{'bandit control' if part == 'bandit' else 'bandit control, gradient-descent variant'}: with the good "
+            f"arm covered by {cfg.bandit_cover} honest comparisons, POWER-DL's true expected reward is within "
+            f"{NONINF} of POWER's (95% CI of the paired difference inside ±{NONINF})",
+            test_obs(dc, "dl_minus_power_reward_covered"),
+            bool(-NONINF <= dc.low and dc.high <= NONINF),
+            kind="control",
+        ),
+    ]

@@ -1,6 +1,9 @@
 """The paper's two studies, scaled: (a) Type I / Type II reward hacking on a tabular bandit over many dataset
-draws; (b) offline preference optimisation of the preference world's tiny LM with clean and 25%-flipped gold
-labels, gold win-rate against the SFT policy and gold reward vs KL through training.
+draws (Adam, the study's optimiser; plus the labelled variant `bandit_sgd`: the Type II datasets under full-batch
+gradient descent at the mechanism test's β/η, the dynamics under which dynamic labels are proven to act);
+(b) offline preference optimisation of the preference world's tiny LM with clean and 25%-flipped gold labels, gold
+win-rate against the SFT policy and gold reward vs KL through training, the data's Type I / Type II pair counts,
+and DPO on a control world whose shared error costs no gold.
 
 Seeds: each seed is one batch of `bandit_draws` bandit datasets and one world dataset / training run per method.
 """
@@ -8,6 +11,7 @@ Seeds: each seed is one batch of `bandit_draws` bandit datasets and one world da
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import multiprocessing as mp
 from dataclasses import dataclass, field
 from functools import partial
@@ -23,7 +27,7 @@ from reprozoo.common.results import record, select, values
 from reprozoo.common.worlds.preference import SMOKE_WORLD, WorldConfig, build_world
 from reprozoo.papers.power_dl.bandit import make_datasets, train_tabular
 from reprozoo.papers.power_dl.baselines import METHODS, Hyper
-from reprozoo.papers.power_dl.world import preference_data, train_method
+from reprozoo.papers.power_dl.world import pair_types, preference_data, train_method
 
 DATASETS = (("type1", "rare"), ("type1", "covered"), ("type2", "rare"), ("type2", "covered"))
 
@@ -55,6 +59,17 @@ class Config(RunConfig):
     rewards (the paper's Fig. 1b); Type I from the uniform policy (Fig. 1a). False: uniform for both."""
     bandit_hp: Hyper = Hyper(power_beta=2.0, power_eta=2.0, dl_gamma=0.1)
     """Method hyper-parameters on the bandit."""
+    sgd_variant: bool = True
+    """Also run the Type II datasets (rare and covered) under full-batch gradient descent with `sgd_hp`, `sgd_lr`
+    and `sgd_steps` (records part=bandit_sgd): the dynamics of the mechanism test
+    (tests/papers/test_power_dl.py::test_dynamic_labels_shrink_gradients_on_weakly_supported_pairs), a labelled
+    variant beside the Adam study."""
+    sgd_hp: Hyper = Hyper(power_beta=1.0, power_eta=10.0, dl_gamma=0.05)
+    """Method hyper-parameters of the gradient-descent variant (the mechanism test's: β/η = 0.1, γ = 0.05)."""
+    sgd_lr: float = 1.0
+    """Learning rate of the gradient-descent variant (the mechanism test's)."""
+    sgd_steps: int = 500
+    """Steps of the gradient-descent variant."""
     world: WorldConfig = WorldConfig()
     """The preference world (default: the committed one, cached after its first build)."""
     methods: list[str] = field(default_factory=lambda: ["dpo", "ipo", "simpo", "rdpo", "chipo", "power", "power_dl"])
@@ -75,6 +90,12 @@ class Config(RunConfig):
     """Held-out prompts of each evaluation (one sample each, against one SFT sample each)."""
     world_hp: Hyper = Hyper(power_beta=2.0, power_eta=20.0, dl_gamma=0.1)
     """Method hyper-parameters on the world."""
+    coverage_quantile: float = 0.25
+    """A response is poorly covered when its SFT log-probability lies below this quantile of the data set's
+    responses (Type I / Type II pair counts)."""
+    control_feature_penalty: float | None = 0.0
+    """DPO also trains, at every flip rate, on the world with this feature penalty p (the gold cost of the shared
+    feature error; 0 = switched off): the control of premise 3 (records part=world_control). None: skip it."""
     threads: int = 1
     """torch CPU threads per process."""
     workers: int = 2
@@ -89,6 +110,8 @@ class Config(RunConfig):
             "bandit_cover",
             "bandit_steps",
             "bandit_lr",
+            "sgd_lr",
+            "sgd_steps",
             "world_pairs",
             "world_steps",
             "world_batch",
@@ -110,7 +133,10 @@ class Config(RunConfig):
         check_fraction(self, "label_noises")
         ensure(self.world_steps % self.eval_every == 0, "eval_every", "must divide world_steps")
         ensure(self.world_batch <= self.world_pairs, "world_batch", "must be <= world_pairs")
-        for name in ("bandit_hp", "world_hp"):
+        ensure(0 < self.coverage_quantile < 1, "coverage_quantile", f"must lie in (0, 1), got {self.coverage_quantile}")
+        p = self.control_feature_penalty
+        ensure(p is None or p >= 0, "control_feature_penalty", f"must be >= 0 or None, got {p}")
+        for name in ("bandit_hp", "world_hp", "sgd_hp"):
             hp = getattr(self, name)
             ensure(0 <= hp.dl_gamma <= 1, name, f"dl_gamma must lie in [0, 1], got {hp.dl_gamma}")
             ensure(0 <= hp.eps < 0.5, name, f"eps must lie in [0, 0.5), got {hp.eps}")
@@ -123,6 +149,7 @@ PRESETS = {
         seeds=1,
         bandit_draws=8,
         bandit_steps=20,
+        sgd_steps=20,
         world=SMOKE_WORLD,
         methods=["dpo", "power", "power_dl"],
         world_pairs=64,
@@ -152,7 +179,8 @@ PRESETS = {
 
 
 def bandit_rows(cfg: Config, seed: int) -> list[dict]:
-    """True expected reward and rare-arm mass (means over the seed's draws) per method and dataset type."""
+    """True expected reward and rare-arm mass (means over the seed's draws) per method and dataset type; with
+    `sgd_variant`, the Type II datasets again under full-batch gradient descent (part=bandit_sgd)."""
     rows = []
     for k, (kind, coverage) in enumerate(DATASETS):
         rare = cfg.rare_bad if kind == "type1" else cfg.rare_good
@@ -161,32 +189,30 @@ def bandit_rows(cfg: Config, seed: int) -> list[dict]:
             kind, coverage, cfg.bandit_draws, cfg.common_rewards, rare, cfg.bandit_pairs, cfg.bandit_cover, gen
         )
         r_true = torch.tensor([*cfg.common_rewards, rare], dtype=torch.float64)
-        setting = dict(part="bandit", kind=kind, coverage=coverage)
         init = r_true if kind == "type2" and cfg.aligned_init else None
         pi0 = torch.softmax(torch.zeros_like(r_true) if init is None else init, -1)
-        rows.append(record("initial", seed, "true_reward", float(pi0 @ r_true), **setting))
-        rows.append(record("initial", seed, "rare_mass", float(pi0[-1]), **setting))
-        for method in METHODS:
-            pi = train_tabular(
-                method,
-                wins,
-                cfg.bandit_hp,
-                steps=cfg.bandit_steps,
-                lr=cfg.bandit_lr,
-                optimizer=cfg.bandit_optimizer,
-                init_logits=init,
-            ).exp()
-            rows.append(record(method, seed, "true_reward", float((pi @ r_true).mean()), **setting))
-            rows.append(record(method, seed, "rare_mass", float(pi[:, -1].mean()), **setting))
+        variants = [("bandit", cfg.bandit_hp, cfg.bandit_optimizer, cfg.bandit_lr, cfg.bandit_steps)]
+        if cfg.sgd_variant and kind == "type2":
+            variants.append(("bandit_sgd", cfg.sgd_hp, "sgd", cfg.sgd_lr, cfg.sgd_steps))
+        for part, hp, optimizer, lr, steps in variants:
+            setting = dict(part=part, kind=kind, coverage=coverage)
+            rows.append(record("initial", seed, "true_reward", float(pi0 @ r_true), **setting))
+            rows.append(record("initial", seed, "rare_mass", float(pi0[-1]), **setting))
+            for method in METHODS:
+                pi = train_tabular(method, wins, hp, steps=steps, lr=lr, optimizer=optimizer, init_logits=init).exp()
+                rows.append(record(method, seed, "true_reward", float((pi @ r_true).mean()), **setting))
+                rows.append(record(method, seed, "rare_mass", float(pi[:, -1].mean()), **setting))
     return rows
 
 
 # --- (b) preference world ---
 
 
-def _world_job(cfg: Config, data: dict, eval_prompts: torch.Tensor, sft_gold, method: str, seed: int, noise: float):
+def _world_job(
+    cfg: Config, world_cfg: WorldConfig, data: dict, eval_prompts, sft_gold, method: str, seed: int, setting: dict
+):
     torch.set_num_threads(cfg.threads)
-    world = build_world(cfg.world)
+    world = build_world(world_cfg)
     return train_method(
         world,
         data,
@@ -199,8 +225,16 @@ def _world_job(cfg: Config, data: dict, eval_prompts: torch.Tensor, sft_gold, me
         eval_prompts=eval_prompts,
         sft_gold=sft_gold,
         seed=seed,
-        setting=dict(part="world", noise=noise),
+        setting=setting,
     )
+
+
+def control_world(cfg: Config) -> WorldConfig | None:
+    """The world of premise 3's control: the same world with the shared error's gold cost p set to
+    `control_feature_penalty` (the SFT policy is shared: p is not a policy field)."""
+    if cfg.control_feature_penalty is None:
+        return None
+    return dataclasses.replace(cfg.world, feature_penalty=cfg.control_feature_penalty)
 
 
 def curve_summary(rows: list[dict], method: str, seed: int, noise: float) -> list[dict]:
@@ -229,18 +263,27 @@ def curve_summary(rows: list[dict], method: str, seed: int, noise: float) -> lis
 
 
 def world_rows(cfg: Config) -> list[dict]:
-    world = build_world(cfg.world, verbose=True)
-    jobs = []
-    for seed in cfg.seed_list():
-        gen = torch.Generator().manual_seed(30_000 + seed)
-        prompts = world.sample_prompts(cfg.eval_prompts, gen)
-        g = world.sample(prompts, gen)
-        sft_gold = world.gold_reward(prompts, g.tokens, g.mask)
-        for noise in cfg.label_noises:
-            data = preference_data(world, cfg.world_pairs, noise, seed)
-            jobs += [(cfg, data, prompts, sft_gold, method, seed, noise) for method in cfg.methods]
-    rows: list[dict] = []
-    keys = [("world", method, seed, noise) for *_, method, seed, noise in jobs]  # checkpointed units (--resume)
+    """Every (seed, flip rate): the data set's Type I / Type II pair counts (part=world_data), every method's run
+    (part=world) and, with a control world, DPO's run there (part=world_control)."""
+    worlds = [("world", cfg.world, cfg.methods)]
+    if (ctrl := control_world(cfg)) is not None:
+        worlds.append(("world_control", ctrl, ["dpo"]))
+    jobs, rows = [], []
+    for part, world_cfg, methods in worlds:
+        world = build_world(world_cfg, verbose=True)
+        for seed in cfg.seed_list():
+            gen = torch.Generator().manual_seed(30_000 + seed)
+            prompts = world.sample_prompts(cfg.eval_prompts, gen)
+            g = world.sample(prompts, gen)
+            sft_gold = world.gold_reward(prompts, g.tokens, g.mask)
+            for noise in cfg.label_noises:
+                data = preference_data(world, cfg.world_pairs, noise, seed)
+                if part == "world":
+                    types = pair_types(data, cfg.coverage_quantile)
+                    rows += [record("data", seed, k, v, part="world_data", noise=noise) for k, v in types.items()]
+                setting = dict(part=part, noise=noise)
+                jobs += [(cfg, world_cfg, data, prompts, sft_gold, method, seed, setting) for method in methods]
+    keys = [(st["part"], m, s, st["noise"]) for *_, m, s, st in jobs]  # checkpointed units (--resume)
     if cfg.workers > 1:
         with cf.ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
             for res in track(checkpoint.map_units(_world_job, jobs, keys, pool), "world runs", total=len(jobs)):
@@ -248,8 +291,9 @@ def world_rows(cfg: Config) -> list[dict]:
     else:
         for res in track(checkpoint.map_units(_world_job, jobs, keys, None), "world runs", total=len(jobs)):
             rows += res
-    for _, _, _, _, method, seed, noise in jobs:
-        rows += curve_summary(rows, method, seed, noise)
+    for *_, method, seed, setting in jobs:
+        if setting["part"] == "world":
+            rows += curve_summary(rows, method, seed, setting["noise"])
     return rows
 
 

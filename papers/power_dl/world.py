@@ -35,7 +35,28 @@ def preference_data(world: PreferenceWorld, n_pairs: int, label_noise: float, se
         data["ref_w"], data["ref_l"] = (
             _seq_logp(world.policy, data["prompts"], data[f"y_{s}"], data[f"mask_{s}"]) for s in "wl"
         )
+        for s in "wl":  # gold of each side (the labels' source)
+            data[f"gold_{s}"] = world.gold_reward(data["prompts"], data[f"y_{s}"], data[f"mask_{s}"])
     return data
+
+
+def pair_types(data: dict[str, torch.Tensor], quantile: float = 0.25) -> dict[str, float]:
+    """Fractions of the data set's pairs that carry the paper's two kinds of statistical fluctuation, with coverage
+    read as the SFT policy's probability of the response (log π_SFT(y) below the `quantile` of all the data set's
+    responses = poorly covered):
+
+    Type I  = the chosen response is the gold-worse one and poorly covered (a subpar choice that looks favourable),
+    Type II = the rejected response is the gold-better one and poorly covered (a decent choice that looks worse).
+
+    Also: the fraction of pairs whose label disagrees with gold (`mislabelled`)."""
+    logp = torch.cat([data["ref_w"], data["ref_l"]])
+    cut = torch.quantile(logp, quantile)
+    wrong = data["gold_w"] < data["gold_l"]
+    return {
+        "type1": float((wrong & (data["ref_w"] < cut)).float().mean()),
+        "type2": float((wrong & (data["ref_l"] < cut)).float().mean()),
+        "mislabelled": float(wrong.float().mean()),
+    }
 
 
 def _seq_logp(policy: torch.nn.Module, prompts: torch.Tensor, responses: torch.Tensor, mask: torch.Tensor):

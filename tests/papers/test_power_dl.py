@@ -3,6 +3,7 @@ their gradient shrinkage on weakly supported pairs, finite-difference gradients 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -16,8 +17,9 @@ from reprozoo.common.results import record, resolve_verdicts
 from reprozoo.papers.power_dl.bandit import make_datasets, power_bandit_loss, solve_maxmin, train_tabular
 from reprozoo.papers.power_dl.baselines import METHODS, Hyper, chipo_loss, pair_loss
 from reprozoo.papers.power_dl.claims import check
-from reprozoo.papers.power_dl.experiment import PRESETS, Config
+from reprozoo.papers.power_dl.experiment import PRESETS, Config, bandit_rows
 from reprozoo.papers.power_dl.method import power_loss, power_margin, power_reward, update_labels, weighted_entropy
+from reprozoo.papers.power_dl.world import pair_types
 
 # a 4-arm dataset in which every arm wins and loses (so the inner min over rewards is finite)
 WINS = np.array([[0, 3, 4, 5], [1, 0, 3, 4], [1, 1, 0, 2], [1, 1, 2, 0]], dtype=float)
@@ -244,21 +246,36 @@ OVEROPT = [0.2, 0.6, 0.9, 1.0, 0.9, 0.6, 0.4, 0.3, 0.2]  # gold: peak then fall
 HOLD = [0.2, 0.5, 0.7, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]
 
 
-def _power_rows(dpo_gold: dict[float, list[float]], dl_win: float = 0.7, covered_dl: float = 0.9) -> list[dict]:
+def _power_rows(
+    dpo_gold: dict[float, list[float]],
+    dl_win: float = 0.7,
+    covered_dl: float = 0.9,
+    control_gold: list[float] = HOLD,
+    flipped_types: float = 0.05,
+) -> list[dict]:
     rows = []
     for seed in range(3):
         j = 0.001 * seed
-        for (m, kind, cov), (mass, reward) in BANDIT.items():
-            if (m, cov) == ("power_dl", "covered"):
-                reward = covered_dl
-            tag = {"kind": kind, "coverage": cov, "part": "bandit"}
-            rows += [record(m, seed, "rare_mass", mass + j, **tag), record(m, seed, "true_reward", reward + j, **tag)]
+        for part in ("bandit", "bandit_sgd"):
+            for (m, kind, cov), (mass, reward) in BANDIT.items():
+                if part == "bandit_sgd" and kind == "type1":
+                    continue
+                if (m, cov) == ("power_dl", "covered"):
+                    reward = covered_dl
+                tag = {"kind": kind, "coverage": cov, "part": part}
+                rows += [
+                    record(m, seed, "rare_mass", mass + j, **tag),
+                    record(m, seed, "true_reward", reward + j, **tag),
+                ]
         for noise in (0.0, 0.25):
-            for m in ("dpo", "power_dl"):
-                gold = dpo_gold[noise] if m == "dpo" else HOLD
+            frac = flipped_types if noise else 0.0
+            rows += [record("data", seed, k, frac, part="world_data", noise=noise) for k in ("type1", "type2")]
+            rows.append(record("data", seed, "mislabelled", noise, part="world_data", noise=noise))
+            for m, part in (("dpo", "world"), ("power_dl", "world"), ("dpo", "world_control")):
+                gold = control_gold if part == "world_control" else dpo_gold[noise] if m == "dpo" else HOLD
                 win = [0.5 + (dl_win - 0.5) * min(i, 3) / 3 for i in range(9)] if m == "power_dl" else [0.6] * 9
                 for i, t in enumerate(WORLD_STEPS):
-                    w = {"part": "world", "noise": noise, "step": t, "epoch": t / 32}
+                    w = {"part": part, "noise": noise, "step": t, "epoch": t / 32}
                     rows += [record(m, seed, "gold", gold[i] + j, **w), record(m, seed, "win_rate", win[i] + j, **w)]
     return rows
 
@@ -268,19 +285,37 @@ def _power_verdicts(rows: list[dict]) -> dict[str, str]:
 
 
 def test_claims_pass_when_premises_hold_and_controls_behave_as_predicted():
-    v = _power_verdicts(_power_rows({0.0: OVEROPT, 0.25: OVEROPT}))
-    assert v == dict.fromkeys(v, "PASS") and len(v) == 10, v
-    kinds = {c.id: c.kind for c in check(_power_rows({0.0: OVEROPT, 0.25: OVEROPT}), CLAIM_CFG)}
+    rows = _power_rows({0.0: OVEROPT, 0.25: OVEROPT})
+    v = _power_verdicts(rows)
+    assert v == dict.fromkeys(v, "PASS") and len(v) == 17, v
+    kinds = {c.id: c.kind for c in check(rows, CLAIM_CFG)}
     assert kinds["0-control-type1-covered"] == kinds["2-control-type2-covered"] == "control"
-    assert kinds["3-premise-dpo-overoptimises-noise0.25"] == "premise"
+    assert kinds["2b-control-type2-covered"] == kinds["3a-control-clean-data-noise0"] == "control"
+    assert kinds["3-control-dpo-no-feature-cost-noise0.25"] == "control"
+    assert (
+        kinds["3-premise-dpo-overoptimises-noise0.25"] == kinds["3a-premise-type1-type2-pairs-noise0.25"] == "premise"
+    )
+    requires = {c.id: c.requires for c in check(rows, CLAIM_CFG)}
+    assert requires["3-world-win-rate-noise0.25"] == (
+        "3a-premise-type1-type2-pairs-noise0.25",
+        "3-premise-dpo-overoptimises-noise0.25",
+    )
+    assert requires["3-world-win-rate-noise0"] == ("3-premise-dpo-overoptimises-noise0",)
 
 
 def test_world_claim_untested_where_dpo_does_not_overoptimise_and_control_fails_when_dl_costs_reward():
     v = _power_verdicts(_power_rows({0.0: OVEROPT, 0.25: HOLD}, covered_dl=0.6))
     assert v["3-premise-dpo-overoptimises-noise0.25"] == "FAIL"
     assert v["3-world-win-rate-noise0.25"] == "UNTESTED" and v["3-world-win-rate-noise0"] == "PASS"
-    assert v["2-control-type2-covered"] == "FAIL"  # dynamic labels cost 0.3 where the arm is covered
+    assert v["2-control-type2-covered"] == v["2b-control-type2-covered"] == "FAIL"  # dynamic labels cost 0.3
     assert v["2-type2-dl"] == "PASS"  # the claim itself does not read the covered control
+
+
+def test_world_controls_fail_when_dpo_falls_without_the_feature_cost_and_type_pairs_decide_claim_3():
+    v = _power_verdicts(_power_rows({0.0: OVEROPT, 0.25: OVEROPT}, control_gold=OVEROPT, flipped_types=0.01))
+    assert v["3-control-dpo-no-feature-cost-noise0"] == v["3-control-dpo-no-feature-cost-noise0.25"] == "FAIL"
+    assert v["3a-premise-type1-type2-pairs-noise0.25"] == "FAIL"  # 1% < the 2% premise
+    assert v["3-world-win-rate-noise0.25"] == "UNTESTED" and v["3-world-win-rate-noise0"] == "PASS"
 
 
 def test_world_claim_reads_final_means_and_a_paired_ci():
@@ -302,3 +337,29 @@ def test_quick_claims(run_cli, tmp_path):
     committed = [json.loads(line) for line in open("results/power_dl/quick/records.jsonl")]
     expected = {c.id: c.verdict for c in resolve_verdicts(check(committed, PRESETS["quick"]))}
     assert {c["id"]: c["verdict"] for c in summary["claims"]} == expected
+
+
+# --- issue 31: the world's Type I / Type II pair counts and the gradient-descent variant ---
+
+
+def test_pair_types_count_mislabelled_poorly_covered_sides():
+    # 8 responses' SFT log-probs: the 25% quantile (linear) is −7, so only −10 (chosen, pair 1) and −11 (rejected,
+    # pair 2) are poorly covered; pairs 1-3 are mislabelled (chosen gold-worse), pair 0 is right
+    data = {
+        "ref_w": torch.tensor([-1.0, -10.0, -2.0, -3.0]),
+        "ref_l": torch.tensor([-4.0, -5.0, -11.0, -6.0]),
+        "gold_w": torch.tensor([1.0, 0.0, 0.0, 0.0]),
+        "gold_l": torch.tensor([0.0, 1.0, 1.0, 1.0]),
+    }
+    assert pair_types(data, 0.25) == {"type1": 0.25, "type2": 0.25, "mislabelled": 0.75}
+    data["gold_w"] = torch.ones(4) * 2  # every label right: no Type I / II pair, whatever the coverage
+    assert pair_types(data, 0.25) == {"type1": 0.0, "type2": 0.0, "mislabelled": 0.0}
+
+
+def test_gradient_descent_variant_rows_are_type2_only_and_labelled():
+    cfg = dataclasses.replace(PRESETS["smoke"], bandit_draws=4, bandit_steps=3, sgd_steps=3)
+    rows = bandit_rows(cfg, 0)
+    sgd = [r for r in rows if r["part"] == "bandit_sgd"]
+    assert {r["kind"] for r in sgd} == {"type2"} and {r["coverage"] for r in sgd} == {"rare", "covered"}
+    assert {r["method"] for r in sgd} == {"initial", *METHODS}
+    assert not [r for r in bandit_rows(dataclasses.replace(cfg, sgd_variant=False), 0) if r["part"] == "bandit_sgd"]
