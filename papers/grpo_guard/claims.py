@@ -1,5 +1,6 @@
 """The paper's premises, headline claims and controls as checks over the run records — pre-registration v2
-(README "Pre-registration v2").
+(README "Pre-registration v2"), with issue 35's design: the official 2 optimiser steps per rollout batch in the main
+runs, 10 main seeds, KL at β × √(D_paper/D), and the isolation claim 9.
 
 Kinds (DESIGN.md, "Results and claims"): a `premise` measures a condition of the world / baseline the paper relies on
 (Flow-GRPO's biased ratio and clipping asymmetry, the over-optimisation regime, a control run that learns), a `claim`
@@ -9,10 +10,12 @@ Kinds (DESIGN.md, "Results and claims"): a `premise` measures a condition of the
 Estimators: gold measures are read on the fixed-noise ODE evaluation set; a "final" value is the mean of the last
 FINAL_EVALS evaluations (`final_mean`), a "best" value the best 3-evaluation moving average (`smoothed_peak`), never a
 single evaluation. "Better" for realism (5-NN distance) is lower, for diversity higher. Paired differences are over
-seeds (same seed index = same rollout noise stream and evaluation noise) with the two-sided 95% Student-t CI
-(`paired_diff`); each reports `*_mde80`, the smallest effect its seeds detect with 80% power (one-sided paired t at
-α = 0.025, the level of the CI bound). Claims 1-7 are decided on the main runs (clip range `cfg.clip`); 2' and 4'
-repeat 2 and 4a at the other clip range; 8 and 8' are the two controls.
+the seeds both arms ran (same seed = same rollout noise stream and evaluation noise) with the two-sided 95% Student-t
+CI (`paired_diff`); each reports `*_mde80`, the smallest effect its seeds detect with 80% power (one-sided paired t
+at α = 0.025, the level of the CI bound). Claims 1-5 and 7 are decided on the main runs (clip range `cfg.clip`), 6 on
+the β-scaled KL arm against the main runs, 9 on the clip-band isolation arm; 2' and 4' repeat 2 and 4a at the other
+clip range; 8 and 8' are the two controls. The 8-update lever (`lever8`) is a labelled variant without a claim: its
+finals appear in the aggregate table.
 
 Thresholds: LOW_NOISE, STD_SPREAD, CENTRED, EQUAL_CLIP, DEGRADE, PROXY_SHARE and MATCH are v1's, fixed before the v1
 quick run; all are the project's own (the paper's tables could not be read: `shared/papers/grpo_guard.md`). v1's
@@ -28,7 +31,7 @@ import numpy as np
 
 from reprozoo.common.results import Claim, select
 from reprozoo.common.stats import PairedDiff, final_mean, min_detectable_effect, moving_average, paired_diff
-from reprozoo.papers.grpo_guard.experiment import Config, _curve
+from reprozoo.papers.grpo_guard.experiment import Config
 
 LOW_NOISE = 2  # the last LOW_NOISE trained denoising steps are "the low-noise steps" (7 and 8 of 0-8)
 STD_SPREAD = 10.0  # claim 1: max/min of the per-step ratio std under Flow-GRPO exceeds 10
@@ -38,12 +41,23 @@ DEGRADE = 0.05  # claim 3: final gold worse than its best by >= 5 % of the base 
 PROXY_SHARE = 0.9  # claim 5: Guard's proxy gain >= 90 % of Flow-GRPO's
 MATCH = 0.8  # claim 4b: matched proxy = base + 0.8 × the smaller of the two methods' seed-mean final gains
 FINAL_EVALS = 3  # a final value is the mean of the last 3 evaluations (epochs 15, 18, 20 of the main runs)
-FRONTIER_LEVELS = 20  # claims 4b, 6: proxy levels at which the frontiers are compared (v2)
+FRONTIER_LEVELS = 20  # claims 4b, 6, 9: proxy levels at which the frontiers are compared (v2)
 TOL = {"realism": 0.080, "diversity": 0.191, "gold_rm": 0.079}  # controls 8, 8': pooled seed SD of a final (v1 pilot)
 
+Seeds = dict[int, float]  # {seed: value}
 
-def per_seed(rows: list[dict], **match) -> dict[int, float]:
+
+def per_seed(rows: list[dict], **match) -> Seeds:
     return {r["seed"]: r["value"] for r in select(rows, **match)}
+
+
+def curves(rows: list[dict], method: str, kind: str, metric: str) -> dict[int, np.ndarray]:
+    """{seed: the metric's evaluation curve in epoch order} of an evaluated metric (empty when the run is absent)."""
+    pts = [r for r in select(rows, method=method, kind=kind, metric=metric) if "step" in r]
+    out: dict[int, list] = {}
+    for r in sorted(pts, key=lambda r: (r["seed"], r["step"])):
+        out.setdefault(r["seed"], []).append(r["value"])
+    return {s: np.array(v) for s, v in out.items()}
 
 
 def step_stat(rows: list[dict], method: str, kind: str, metric: str, t: int) -> np.ndarray:
@@ -56,65 +70,71 @@ def step_stat(rows: list[dict], method: str, kind: str, metric: str, t: int) -> 
     )
 
 
-def low_noise_asymmetry(rows: list[dict], method: str, kind: str, t: int) -> np.ndarray:
+def low_noise_asymmetry(rows: list[dict], method: str, kind: str, t: int) -> Seeds:
     """Per seed: mean over the low-noise steps of (clip frac A<0) − (clip frac A>0)."""
-    out = []
+    out = {}
     for s in sorted({r["seed"] for r in select(rows, method=method, kind=kind, metric="clip_frac_neg")}):
         d = [
             per_seed(rows, method=method, kind=kind, metric="clip_frac_neg", step=j)[s]
             - per_seed(rows, method=method, kind=kind, metric="clip_frac_pos", step=j)[s]
             for j in range(t - LOW_NOISE, t)
         ]
-        out.append(np.nanmean(d))
-    return np.array(out)
+        out[s] = float(np.nanmean(d))
+    return out
 
 
-def finals(rows: list[dict], method: str, kind: str, metric: str) -> np.ndarray:
-    """Per-seed final value of an evaluated metric: the mean of its last FINAL_EVALS evaluations (seed order)."""
-    c = _curve(rows, method, kind, metric)
-    return np.array([]) if c is None else np.array([final_mean(x, FINAL_EVALS) for x in c])
+def finals(rows: list[dict], method: str, kind: str, metric: str) -> Seeds:
+    """{seed: final value} of an evaluated metric: the mean of its last FINAL_EVALS evaluations."""
+    return {s: final_mean(c, FINAL_EVALS) for s, c in curves(rows, method, kind, metric).items()}
 
 
 def base(rows: list[dict], metric: str) -> float:
     return float(per_seed(rows, method="base", metric=f"base_{metric}")[0])
 
 
-def at_proxy(rows: list[dict], method: str, kind: str, metric: str, level: float) -> np.ndarray:
-    """Per seed: `metric` linearly interpolated where the proxy curve first reaches `level` (NaN if never)."""
-    px, gm = _curve(rows, method, kind, "proxy"), _curve(rows, method, kind, metric)
-    out = []
-    for p, g in zip(px, gm, strict=True):
-        above = np.nonzero(p >= level)[0]
-        if len(above) == 0:
-            out.append(np.nan)
-        elif above[0] == 0:
-            out.append(g[0])
-        else:
-            i = above[0]
-            w = (level - p[i - 1]) / (p[i] - p[i - 1])
-            out.append(g[i - 1] + w * (g[i] - g[i - 1]))
-    return np.array(out)
+def _interpolate(p: np.ndarray, g: np.ndarray, level: float) -> float:
+    """`g` linearly interpolated where the proxy curve `p` first reaches `level` (NaN if never)."""
+    above = np.nonzero(p >= level)[0]
+    if len(above) == 0:
+        return float("nan")
+    i = above[0]
+    if i == 0:
+        return float(g[0])
+    w = (level - p[i - 1]) / (p[i] - p[i - 1])
+    return float(g[i - 1] + w * (g[i] - g[i - 1]))
 
 
-def paired(prefix: str, a: np.ndarray, b: np.ndarray) -> tuple[PairedDiff, dict[str, float]]:
-    """Paired difference a − b over the seeds where both are defined (seed order), its 95% CI, SD and the
-    80%-power minimum detectable effect of its seeds; an all-NaN comparison gives NaNs (its check then fails)."""
-    keep = ~(np.isnan(a) | np.isnan(b)) if len(a) and len(a) == len(b) else np.zeros(0, bool)
-    if not keep.any():
+def at_proxy(rows: list[dict], method: str, kind: str, metric: str, level: float) -> Seeds:
+    """{seed: `metric` where the proxy curve first reaches `level`} (NaN if never)."""
+    px, gm = curves(rows, method, kind, "proxy"), curves(rows, method, kind, metric)
+    return {s: _interpolate(px[s], gm[s], level) for s in px}
+
+
+def paired(prefix: str, a: Seeds, b: Seeds | float) -> tuple[PairedDiff, dict[str, float]]:
+    """Paired difference a − b over the seeds both have with finite values (b may be one number: a − b per seed),
+    its 95% CI, SD and the 80%-power minimum detectable effect of its seeds; no common seed gives NaNs (the check
+    then fails)."""
+    if not isinstance(b, dict):
+        b = dict.fromkeys(a, float(b))
+    keep = sorted(s for s in set(a) & set(b) if np.isfinite(a[s]) and np.isfinite(b[s]))
+    if not keep:
         nan = float("nan")
         return PairedDiff(nan, nan, nan, 0), {prefix: nan, f"{prefix}_low": nan, f"{prefix}_high": nan, "n_seeds": 0}
-    idx = np.nonzero(keep)[0]
-    pd = paired_diff({int(i): float(a[i]) for i in idx}, {int(i): float(b[i]) for i in idx})
+    pd = paired_diff({s: float(a[s]) for s in keep}, {s: float(b[s]) for s in keep})
     obs = pd.as_observed(prefix)
     obs[f"{prefix}_sd"] = pd.sd
     obs[f"{prefix}_mde80"] = min_detectable_effect(pd.sd, pd.n, alpha=0.025)
     return pd, obs
 
 
-def better(prefix: str, guard: np.ndarray, other: np.ndarray, metric: str) -> tuple[PairedDiff, dict[str, float]]:
+def better(prefix: str, guard: Seeds, other: Seeds, metric: str) -> tuple[PairedDiff, dict[str, float]]:
     """Paired improvement of `guard` over `other` (positive = better: realism is a distance, lower is better)."""
     sign = -1.0 if metric == "realism" else 1.0
-    return paired(prefix, sign * guard, sign * other)
+    return paired(prefix, {s: sign * v for s, v in guard.items()}, {s: sign * v for s, v in other.items()})
+
+
+def _mean(x: Seeds) -> float:
+    return float(np.mean(list(x.values()))) if x else float("nan")
 
 
 def _headline(rows: list[dict], kind: str) -> tuple[dict, bool]:
@@ -123,37 +143,37 @@ def _headline(rows: list[dict], kind: str) -> tuple[dict, bool]:
     for metric in ("realism", "diversity"):
         g, f = finals(rows, "grpo_guard", kind, metric), finals(rows, "flow_grpo", kind, metric)
         pd, o = better(f"{metric}_gain", g, f, metric)
-        obs |= o | {f"{metric}_guard": float(np.mean(g)), f"{metric}_flow": float(np.mean(f))}
+        obs |= o | {f"{metric}_guard": _mean(g), f"{metric}_flow": _mean(f)}
         ok = ok and bool(pd.low > 0)
     return obs, ok
 
 
-def frontier_gap(rows: list[dict], a: str, b: str, metric: str, kind: str = "main") -> np.ndarray:
-    """Per seed: the mean improvement of method a over method b on `metric` along the proxy axis — the area between
-    the two proxy–metric frontiers divided by the proxy range both runs of that seed cover (from the higher of their
-    starting proxies to the lower of their peak proxies), read at FRONTIER_LEVELS evenly spaced levels where each
-    curve first reaches the level (linear interpolation, as `at_proxy`). Positive = a better (realism: lower)."""
-    pa, pb = _curve(rows, a, kind, "proxy"), _curve(rows, b, kind, "proxy")
-    out = []
-    for s in range(pa.shape[0]):
-        lo, hi = max(pa[s, 0], pb[s, 0]), min(pa[s].max(), pb[s].max())
+def frontier_gap(rows: list[dict], a: tuple[str, str], b: tuple[str, str], metric: str) -> Seeds:
+    """Per seed: the mean improvement of run a = (method, kind) over run b on `metric` along the proxy axis — the area
+    between the two proxy–metric frontiers divided by the proxy range both runs of that seed cover (from the higher
+    of their starting proxies to the lower of their peak proxies), read at FRONTIER_LEVELS evenly spaced levels where
+    each curve first reaches the level (linear interpolation, as `at_proxy`). Positive = a better (realism: lower)."""
+    pa, pb = curves(rows, *a, "proxy"), curves(rows, *b, "proxy")
+    ga, gb = curves(rows, *a, metric), curves(rows, *b, metric)
+    sign = -1.0 if metric == "realism" else 1.0
+    out = {}
+    for s in sorted(set(pa) & set(pb)):
+        lo, hi = max(pa[s][0], pb[s][0]), min(pa[s].max(), pb[s].max())
         if hi <= lo:
-            out.append(np.nan)
+            out[s] = float("nan")
             continue
         levels = np.linspace(lo, hi, FRONTIER_LEVELS)
-        ga = np.array([at_proxy(rows, a, kind, metric, lv)[s] for lv in levels])
-        gb = np.array([at_proxy(rows, b, kind, metric, lv)[s] for lv in levels])
-        sign = -1.0 if metric == "realism" else 1.0
-        out.append(float(np.mean(sign * (ga - gb))))
-    return np.array(out)
+        va = np.array([_interpolate(pa[s], ga[s], lv) for lv in levels])
+        vb = np.array([_interpolate(pb[s], gb[s], lv) for lv in levels])
+        out[s] = float(np.mean(sign * (va - vb)))
+    return out
 
 
-def _frontier(rows: list[dict], a: str, b: str) -> tuple[dict, bool]:
-    """Claims 4b and 6: method a's proxy–realism and proxy–diversity frontiers lie above b's (paired, CI above 0)."""
+def _frontier(rows: list[dict], a: tuple[str, str], b: tuple[str, str]) -> tuple[dict, bool]:
+    """Claims 4b, 6 and 9: run a's proxy–realism and proxy–diversity frontiers lie above run b's (paired, CI > 0)."""
     obs, ok = {}, True
     for metric in ("realism", "diversity"):
-        gap = frontier_gap(rows, a, b, metric)
-        pd, o = paired(f"{metric}_frontier_gain", gap, np.zeros_like(gap))
+        pd, o = paired(f"{metric}_frontier_gain", frontier_gap(rows, a, b, metric), 0.0)
         obs |= o
         ok = ok and bool(pd.low > 0)
     return obs, ok
@@ -161,9 +181,8 @@ def _frontier(rows: list[dict], a: str, b: str) -> tuple[dict, bool]:
 
 def _asymmetry(rows: list[dict], kind: str, t: int, premise_id: str, claim_id: str) -> list[Claim]:
     """Premise 2 (Flow-GRPO's clipping asymmetry) and claim 2b (Guard balances it) for one clip range."""
-    fa, ga = low_noise_asymmetry(rows, "flow_grpo", kind, t), low_noise_asymmetry(rows, "grpo_guard", kind, t)
-    pd_f, obs_f = paired("flow_neg_minus_pos", fa, np.zeros_like(fa))
-    pd_g, obs_g = paired("guard_neg_minus_pos", ga, np.zeros_like(ga))
+    pd_f, obs_f = paired("flow_neg_minus_pos", low_noise_asymmetry(rows, "flow_grpo", kind, t), 0.0)
+    pd_g, obs_g = paired("guard_neg_minus_pos", low_noise_asymmetry(rows, "grpo_guard", kind, t), 0.0)
     return [
         Claim(
             premise_id,
@@ -185,10 +204,11 @@ def _asymmetry(rows: list[dict], kind: str, t: int, premise_id: str, claim_id: s
 
 
 def check(rows: list[dict], cfg: Config) -> list[Claim]:
+    if cfg.model != "world":  # the SD3 runs (full.py) record rewards only: the claims are decided in the world
+        return []
     t = cfg.trained_steps()
     low = list(range(t - LOW_NOISE, t))
     claims = []
-    have = set(cfg.methods)
     P1, P2, P3 = "1-ratio-bias-premise", "2-clipping-asymmetry", "3-implicit-over-optimisation"
 
     # 1. ratio bias (premise) and RatioNorm's centring (claim 1b)
@@ -232,14 +252,14 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
 
     # 3. implicit over-optimisation under Flow-GRPO β = 0 (premise: the regime the headline needs)
     p0 = base(rows, "proxy")
-    px = _curve(rows, "flow_grpo", "main", "proxy")
-    pf = np.array([final_mean(x, FINAL_EVALS) for x in px])
-    pd3, obs3 = paired("proxy_gain", pf, np.full_like(pf, p0))
-    peak = float(moving_average(px.mean(0)).max())
-    at_peak = bool(float(pf.mean()) >= peak - 0.05 * abs(peak))
-    real, div = _curve(rows, "flow_grpo", "main", "realism"), _curve(rows, "flow_grpo", "main", "diversity")
-    real_worse = float(np.mean([final_mean(x, FINAL_EVALS) - moving_average(x).min() for x in real]))
-    div_worse = float(np.mean([moving_average(x).max() - final_mean(x, FINAL_EVALS) for x in div]))
+    px = curves(rows, "flow_grpo", "main", "proxy")
+    pf = finals(rows, "flow_grpo", "main", "proxy")
+    pd3, obs3 = paired("proxy_gain", pf, p0)
+    peak = float(moving_average(np.mean(list(px.values()), axis=0)).max())
+    at_peak = bool(_mean(pf) >= peak - 0.05 * abs(peak))
+    real, div = curves(rows, "flow_grpo", "main", "realism"), curves(rows, "flow_grpo", "main", "diversity")
+    real_worse = float(np.mean([final_mean(x, FINAL_EVALS) - moving_average(x).min() for x in real.values()]))
+    div_worse = float(np.mean([moving_average(x).max() - final_mean(x, FINAL_EVALS) for x in div.values()]))
     claims.append(
         Claim(
             P3,
@@ -264,8 +284,9 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
         )
     )
     head = (P1, P2, P3)
+    flow, guard = ("flow_grpo", "main"), ("grpo_guard", "main")
 
-    # 4a. headline at the end of training; 4b. at matched proxy
+    # 4a. headline at the end of training; 4b. on the frontier
     obs, ok = _headline(rows, "main")
     claims.append(
         Claim(
@@ -277,9 +298,9 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
             requires=head,
         )
     )
-    gains = {m: finals(rows, m, "main", "proxy") - p0 for m in ("flow_grpo", "grpo_guard")}
-    obs_b, ok_b = _frontier(rows, "grpo_guard", "flow_grpo")
-    level = p0 + MATCH * min(float(np.mean(g)) for g in gains.values())
+    gains = {m: {s: v - p0 for s, v in finals(rows, m, "main", "proxy").items()} for m in ("flow_grpo", "grpo_guard")}
+    obs_b, ok_b = _frontier(rows, guard, flow)
+    level = p0 + MATCH * min(_mean(g) for g in gains.values())
     for metric in ("realism", "diversity"):  # v1's single matched level, kept as context
         _, o = better("gain", at_proxy(rows, "grpo_guard", "main", metric, level),
                       at_proxy(rows, "flow_grpo", "main", metric, level), metric)  # fmt: skip
@@ -297,36 +318,34 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
     )
 
     # 5. proxy growth: Guard's gain non-inferior to Flow-GRPO's with a 10 % margin
-    margin = (1 - PROXY_SHARE) * float(np.mean(gains["flow_grpo"]))
+    margin = (1 - PROXY_SHARE) * _mean(gains["flow_grpo"])
     pd5, obs5 = paired("guard_minus_flow_gain", gains["grpo_guard"], gains["flow_grpo"])
     claims.append(
         Claim(
             "5-proxy-growth",
             f"GRPO-Guard's final proxy gain is >= {PROXY_SHARE:.0%} of Flow-GRPO β=0's: the 95% CI of the paired gain "
             f"difference lies above −{1 - PROXY_SHARE:.0%} of Flow-GRPO's mean gain",
-            obs5
-            | {
-                "guard_gain": float(np.mean(gains["grpo_guard"])),
-                "flow_gain": float(np.mean(gains["flow_grpo"])),
-                "margin": margin,
-            },  # fmt: skip
+            obs5 | {"guard_gain": _mean(gains["grpo_guard"]), "flow_gain": _mean(gains["flow_grpo"]), "margin": margin},
             bool(pd5.low >= -margin),
             requires=(P3,),
         )
     )
 
-    # 6. KL comparison: β = 0.04 slows the proxy, and Guard's frontier beats KL's at a proxy level both reach
-    if "flow_grpo_kl" in have:
-        kl_gain = finals(rows, "flow_grpo_kl", "main", "proxy") - p0
+    # 6. KL comparison (the β-scaled arm iso_kl, or KL in the main runs): KL slows the proxy, and Guard's frontier
+    # beats KL's over the proxy range both reach
+    kl_kind = "iso_kl" if select(rows, kind="iso_kl") else "main"
+    if select(rows, method="flow_grpo_kl", kind=kl_kind):
+        kl_gain = {s: v - p0 for s, v in finals(rows, "flow_grpo_kl", kl_kind, "proxy").items()}
         pd6, obs6 = paired("flow_minus_kl_gain", gains["flow_grpo"], kl_gain)
-        obs6b, ok6b = _frontier(rows, "grpo_guard", "flow_grpo_kl")
+        obs6b, ok6b = _frontier(rows, guard, ("flow_grpo_kl", kl_kind))
+        beta = select(rows, method="flow_grpo_kl", kind=kl_kind)
         claims.append(
             Claim(
                 "6-kl-comparison",
-                "Flow-GRPO β=0.04 gains less proxy than β=0 (paired, 95% CI above 0), and Guard's proxy–realism AND "
-                "proxy–diversity frontiers lie above KL's over the proxy range both reach (as claim 4b; paired, 95% "
-                "CIs above 0)",
-                obs6 | obs6b,
+                f"[{kl_kind}] Flow-GRPO with the KL penalty gains less proxy than β=0 (paired, 95% CI above 0), and "
+                "Guard's proxy–realism AND proxy–diversity frontiers lie above KL's over the proxy range both reach "
+                "(as claim 4b; paired, 95% CIs above 0)",
+                obs6 | obs6b | {"kl_kind": kl_kind, "kl_seeds": len({r["seed"] for r in beta})},
                 bool(pd6.low > 0 and ok6b),
                 requires=head,
             )
@@ -334,24 +353,21 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
 
     # 7. ablation: RatioNorm alone recovers part of the realism gain, the reweighting the rest (the ablation's last
     # 3 evaluations; the main runs read at the same epochs and seeds)
-    rn_curve = _curve(rows, "ratio_norm", "ablation", "realism")
-    if rn_curve is not None:
+    rn_curves = curves(rows, "ratio_norm", "ablation", "realism")
+    if rn_curves:
         epochs = sorted({r["step"] for r in select(rows, method="ratio_norm", kind="ablation", metric="realism")})
         last = epochs[-FINAL_EVALS:]
-        n = rn_curve.shape[0]
 
-        def at_epochs(method: str) -> np.ndarray:
-            return np.array(
-                [
-                    np.mean([per_seed(rows, method=method, kind="main", metric="realism", step=e)[s] for e in last])
-                    for s in range(n)
-                ]  # fmt: skip
-            )
+        def at_epochs(method: str) -> Seeds:
+            return {
+                s: float(np.mean([per_seed(rows, method=method, kind="main", metric="realism", step=e)[s]
+                                  for e in last]))
+                for s in rn_curves
+            }  # fmt: skip
 
-        rn = np.array([final_mean(x, FINAL_EVALS) for x in rn_curve])
-        flow, guard = at_epochs("flow_grpo"), at_epochs("grpo_guard")
-        pd_rn, o_rn = better("gain_ratio_norm", rn, flow, "realism")
-        pd_rw, o_rw = better("gain_reweighting", guard, rn, "realism")
+        rn = {s: final_mean(c, FINAL_EVALS) for s, c in rn_curves.items()}
+        pd_rn, o_rn = better("gain_ratio_norm", rn, at_epochs("flow_grpo"), "realism")
+        pd_rw, o_rw = better("gain_reweighting", at_epochs("grpo_guard"), rn, "realism")
         claims.append(
             Claim(
                 "7-ablation",
@@ -360,6 +376,24 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
                 o_rn | o_rw | {"epochs": last},
                 bool(pd_rn.low > 0 and pd_rw.low > 0),
                 requires=(P1, P3),
+            )
+        )
+
+    # 9. isolation: Guard with Flow-GRPO's clip band (ε_j = ε_flow·s̄_j) against Flow-GRPO — does the frontier edge
+    # survive when Guard's trust region is as wide as Flow-GRPO's (i.e. is it more than slower optimisation)?
+    if select(rows, kind="iso_eps"):
+        iso = ("grpo_guard", "iso_eps")
+        obs9, ok9 = _frontier(rows, iso, flow)
+        iso_gain = {s: v - p0 for s, v in finals(rows, *iso, "proxy").items()}
+        _, o9 = paired("iso_gain_minus_flow_final_gain", iso_gain, gains["flow_grpo"])
+        claims.append(
+            Claim(
+                "9-isolation-clip-band",
+                "GRPO-Guard with Flow-GRPO's clip band (per-step ε on ρ̃ = ε_flow·s̄_j) still beats Flow-GRPO β=0 on "
+                "the proxy–realism AND proxy–diversity frontiers (as claim 4b; paired, 95% CIs above 0)",
+                obs9 | o9,
+                ok9,
+                requires=head,
             )
         )
 
@@ -383,8 +417,8 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
     for kind, cid, what, measures, learns in (
         ("gold_reward", "8-control-gold-reward", "with the gold RM as reward (no proxy–gold gap)", ("gold_rm",),
          "gold_rm"),
-        ("on_policy", "8'-control-one-update", "with one update per rollout batch (ρ ≡ 1: only the reweighting "
-         "differs)", ("realism", "diversity", "gold_rm"), "proxy"),
+        ("on_policy", "8'-control-one-update", "with one update per rollout batch on the whole batch (ρ ≡ 1: only "
+         "the reweighting differs)", ("realism", "diversity", "gold_rm"), "proxy"),
     ):  # fmt: skip
         if not select(rows, kind=kind):
             continue
@@ -395,8 +429,8 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
                 pid,
                 f"premise of control {cid.split('-')[0]}: Flow-GRPO {what} raises its reward — final {learns} above "
                 "the base model's on every seed (the run learns instead of diverging)",
-                {f"final_{learns}_by_seed": f_learn.tolist(), f"base_{learns}": base(rows, learns)},
-                bool(len(f_learn) and np.all(f_learn > base(rows, learns))),
+                {f"final_{learns}_by_seed": list(f_learn.values()), f"base_{learns}": base(rows, learns)},
+                bool(f_learn and all(v > base(rows, learns) for v in f_learn.values())),
                 kind="premise",
             )
         )

@@ -5,6 +5,9 @@ The policy is Flow-GRPO's SDE step (official `sd3_sde_with_logprob.py`); GRPO-Gu
 - RatioNorm: b = mean_d((μ_θ − μ_old)²)/(2s̄²) with s̄ = mean(√−dt)·mean(σ_t), and ρ̃ = exp((log π_θ − log π_old + b)·s̄).
   Since x' = μ_old + sε, log ρ = mean_d(εΔ)/s − mean_d(Δ²)/(2s²) with Δ = μ_θ − μ_old, so b cancels the
   left-shift −Δ²/(2s²) (in value and gradient: b is not detached) and the factor s̄ removes the 1/s scale.
+  b is per sample as the paper writes it (`bias="sample"`); the official code's `.mean(dim=tuple(range(1, ndim)))`
+  is applied to the 1-D log-prob, i.e. `mean(dim=())`, which torch reads as a mean over everything: one scalar
+  b̄ = mean_{batch,d}(Δ²)/(2s̄²) per minibatch (`bias="batch"`), which cancels the shift only on average.
 - Gradient reweighting: the clipped loss is divided by mean(√−dt)², equalising the per-step gradient scale.
 """
 
@@ -68,12 +71,17 @@ def ratio_norm(
     mean_old: torch.Tensor,
     std: torch.Tensor,
     sqrt_dt: torch.Tensor,
+    bias: str = "sample",
 ) -> torch.Tensor:
-    """RatioNorm: s̄ = mean(√−dt)·mean(σ_t) over the minibatch; b = mean_d((μ_θ − μ_old)²)/(2s̄²) (not detached);
-    ρ̃ = exp((log π_θ − log π_old + b)·s̄)."""
+    """RatioNorm: s̄ = mean(√−dt)·mean(σ_t) over the minibatch; b = mean_d((μ_θ − μ_old)²)/(2s̄²) per sample
+    (`bias="sample"`, the paper) or b̄ = mean_{batch,d}((μ_θ − μ_old)²)/(2s̄²), one scalar (`bias="batch"`, the
+    official code); not detached. ρ̃ = exp((log π_θ − log π_old + b)·s̄)."""
+    if bias not in ("sample", "batch"):
+        raise ValueError(f"bias must be 'sample' or 'batch', got {bias!r}")
     # BEGIN SOLUTION
     s_bar = sqrt_dt.mean() * std.mean()
-    b = (mean - mean_old).pow(2).mean(dim=tuple(range(1, mean.dim()))) / (2 * s_bar**2)
+    dims = tuple(range(1, mean.dim())) if bias == "sample" else tuple(range(mean.dim()))
+    b = (mean - mean_old).pow(2).mean(dim=dims) / (2 * s_bar**2)
     return torch.exp((logp - logp_old + b) * s_bar)
     # END SOLUTION
 
@@ -96,11 +104,13 @@ def grpo_guard_loss(
     eps: float,
     *,
     reweighting: bool = True,
+    bias: str = "sample",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """GRPO-Guard's policy loss for one denoising step: ρ̃ = `ratio_norm`, L = mean max(−Aρ̃, −A·clip(ρ̃, 1 ± ε)),
-    divided by mean(√−dt)² (`reweighting=False` is the RatioNorm-only ablation). Returns (L, ρ̃)."""
+    """GRPO-Guard's policy loss for one denoising step: ρ̃ = `ratio_norm` (b per `bias`),
+    L = mean max(−Aρ̃, −A·clip(ρ̃, 1 ± ε)), divided by mean(√−dt)² (`reweighting=False` is the RatioNorm-only
+    ablation). Returns (L, ρ̃)."""
     # BEGIN SOLUTION
-    ratio = ratio_norm(logp, logp_old, mean, mean_old, std, sqrt_dt)
+    ratio = ratio_norm(logp, logp_old, mean, mean_old, std, sqrt_dt, bias)
     loss = clipped_loss(ratio, advantages, eps)
     return (reweight(loss, sqrt_dt) if reweighting else loss), ratio
     # END SOLUTION

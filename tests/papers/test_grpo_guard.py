@@ -194,6 +194,7 @@ def test_config_rejects_bad_values(capsys):
 
 def test_cli_smoke_records_per_step_ratio_statistics(run_cli, tmp_path):
     args = ["--preset", "smoke", "--other-clip-seeds", "0", "--ablation-seeds", "0", "--control-seeds", "0"]
+    args += ["--lever-seeds", "0", "--isolation-seeds", "0"]
     proc = run_cli("reprozoo.papers.grpo_guard", *args, "--out", str(tmp_path))
     assert "claims" in proc.stdout
     rows = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
