@@ -9,8 +9,10 @@ held-out prompts. Rules (DESIGN "Results and claims"):
 - **peak** = maximum of the 3-evaluation moving average of the win-rate curve (`smoothed_peak`; the v1 "max of 21
   noisy evaluations" added ≈ 0.045 to a flat curve's fall), **final** = mean of the last 3 evaluations
   (`final_mean`: iterations 90, 95, 100 in `quick`); fall = peak − final, per seed;
-- kinds: `premise` (Vanilla hacks; the world is in PAR's regime; the proxy is off-centre for claim 5), `claim`
-  (UNTESTED when a premise it requires FAILs), `control` (PPO on the gold reward: PASS when it does not collapse).
+- kinds: `premise` (Vanilla hacks; the world is in PAR's regime: 1b the hacked proxy lies above the references,
+  1c gold-aligned responses can beat the references; the proxy is off-centre for claim 5), `claim` (UNTESTED when a
+  premise it requires FAILs), `control` (PPO on the gold reward: PASS when it does not collapse; with a control
+  world, premises 1b / 1c measured where PAR's regime is switched off: PASS when they fail there).
 Thresholds: the paper's where it gives one (PAR's fall 0.72 → 0.67 = 0.05), otherwise the project's own, with the
 reason beside each.
 """
@@ -31,6 +33,8 @@ ALPHA = 0.025  # one-sided level of "the 95% CI excludes the bound" (power and M
 
 HACK_FALL = 0.15  # premise 1 / control 0: a collapse is a fall of ≥ 0.15 win-rate from the peak (project's own, v1)
 REGIME = 0.80  # premise 1b: Vanilla's final rollouts beat all M references on ≥ 80% of prompts (audit, project's own)
+BEATABLE = 0.75  # premise 1c: the gold-best of n SFT samples beats ≥ 75% of its prompt's references on the proxy:
+#   midway between a proxy blind to gold (0.5) and one that ranks as gold does (n/(n+1) = 0.97 at n = 32)
 PAPER_FALL = 0.05  # the paper: PAR 0.72 → 0.67 over two epochs (the effect claim 2's seed rule is powered for)
 HOLD_FALL = 0.10  # claim 2: PAR's fall ≤ 0.10 (upper 95% bound) = twice the paper's 0.05 (project's own, v1)
 BEST_MARGIN = 0.10  # claim 3: no rival beats PAR by more than 0.10 (lower bound of PAR − rival > −0.10); the paper's
@@ -91,6 +95,31 @@ def fall(rows: list[dict], name: str) -> tuple[PairedDiff, dict[str, float]]:
     return d, {"winrate_peak": mean(pk), "winrate_final": mean(fin), **test_obs(d, "fall")}
 
 
+def regime_1b(rows: list[dict], name: str) -> tuple[bool | None, dict]:
+    """Premise 1b's test on run `name`: final mean of `beats_all_refs`, mean over seeds ≥ REGIME (None: not
+    measured)."""
+    beats = final(rows, name, "beats_all_refs")
+    if not beats:
+        return None, {"beats_all_refs_final": "not measured (records written before claims v2)"}
+    obs = {"beats_all_refs_final": mean(beats), "per_seed": [beats[s] for s in sorted(beats)]}
+    return bool(mean(beats) >= REGIME), obs
+
+
+def beatable_1c(rows: list[dict], name: str) -> tuple[bool | None, dict]:
+    """Premise 1c's test on run `name`'s per-seed records: mean of `gold_bon_beats_frac` ≥ BEATABLE (None: not
+    measured)."""
+    vals = {
+        m: {r["seed"]: r["value"] for r in select(rows, method=name, metric=m) if "step" not in r}
+        for m in ("gold_bon_beats_frac", "gold_bon_beats_all", "proxy_bon_beats_frac", "gold_bon_gold_gain")
+    }
+    if not vals["gold_bon_beats_frac"]:
+        return None, {"gold_bon_beats_frac": "not measured (records written before issue 31)"}
+    obs = {m: mean(v) for m, v in vals.items() if v} | {
+        "per_seed": [vals["gold_bon_beats_frac"][s] for s in sorted(vals["gold_bon_beats_frac"])]
+    }
+    return bool(obs["gold_bon_beats_frac"] >= BEATABLE), obs
+
+
 def check(rows: list[dict], cfg: Config) -> list[Claim]:
     runs = set(cfg.runs)
     claims = []
@@ -134,12 +163,7 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
         premises.append("1-vanilla-hacks")
 
         # 1b. premise: PAR's regime — the hacked proxy lies above the references, where σ(r − r_ref) is flat
-        beats = final(rows, "vanilla", "beats_all_refs")
-        if beats:
-            obs = {"beats_all_refs_final": mean(beats), "per_seed": [beats[s] for s in sorted(beats)]}
-            ok = mean(beats) >= REGIME
-        else:
-            obs, ok = {"beats_all_refs_final": "not measured (records written before claims v2)"}, False
+        ok, obs = regime_1b(rows, "vanilla")
         claims.append(
             Claim(
                 "1b-premise-par-regime",
@@ -151,6 +175,50 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
             )
         )
         premises.append("1b-premise-par-regime")
+
+    # 1c. premise: PAR's regime — gold-aligned responses can beat the references (PAR can saturate without the exploit)
+    if need("par"):
+        ok, obs = beatable_1c(rows, "par")
+        if gold_beats := final(rows, "vanilla_gold", "beats_refs_frac"):  # not decided: the gold-optimised policy's
+            obs["vanilla_gold_beats_refs_frac_final"] = mean(gold_beats)  # share of references beaten, at the end
+        claims.append(
+            Claim(
+                "1c-premise-refs-beatable",
+                f"premise: the gold-best of {cfg.beat_n} SFT samples beats ≥ {BEATABLE:.0%} of its prompt's "
+                f"{cfg.n_refs} references on the proxy (mean over {cfg.beat_prompts} training prompts and seeds; "
+                "the proxy-best of the same samples reported beside it)",
+                obs,
+                bool(ok),
+                kind="premise",
+            )
+        )
+        premises.append("1c-premise-refs-beatable")
+
+    # controls of 1b / 1c: the same measurements on the control world, where PAR's regime is switched off
+    if need("vanilla_ctrl"):
+        ok, obs = regime_1b(rows, "vanilla_ctrl")
+        claims.append(
+            Claim(
+                "1b-control-regime-off",
+                "control: on the control world (PAR's regime switched off) Vanilla's final rollouts do NOT beat all "
+                f"references on ≥ {REGIME:.0%} of prompts",
+                obs,
+                ok is False,
+                kind="control",
+            )
+        )
+    if need("par_ctrl"):
+        ok, obs = beatable_1c(rows, "par_ctrl")
+        claims.append(
+            Claim(
+                "1c-control-regime-off",
+                f"control: on the control world the gold-best of {cfg.beat_n} SFT samples does NOT beat "
+                f"≥ {BEATABLE:.0%} of the references on the proxy",
+                obs,
+                ok is False,
+                kind="control",
+            )
+        )
     requires = tuple(premises)
 
     # 2. PAR holds its win-rate (non-inferiority of its fall to the margin) and ends above Vanilla, Meanstd, Clip, Reg

@@ -22,7 +22,8 @@ import torch
 
 from reprozoo.common import checkpoint
 from reprozoo.common.cache import cache_root, config_hash, save_atomic
-from reprozoo.common.config import RunConfig, check_positive, ensure
+from reprozoo.common.config import check_positive, ensure
+from reprozoo.common.hf import HubConfig
 from reprozoo.common.ppo import PPOConfig, PPOTrainer
 from reprozoo.common.progress import track
 from reprozoo.common.results import record, select
@@ -55,6 +56,7 @@ class Variant:
     shaping: str  # see baselines.SHAPINGS
     n_refs: int | None = None  # M (None: the config's n_refs)
     k: float = 1.0
+    world: str = "main"  # main | control (Config.control_world: PAR's regime switched off)
 
 
 VARIANTS: dict[str, Variant] = {
@@ -75,18 +77,25 @@ VARIANTS: dict[str, Variant] = {
     "sigmoid": Variant("proxy", "sigmoid"),
     # control: Vanilla PPO on the gold reward itself (the premise, a proxy error, switched off)
     "vanilla_gold": Variant("gold", "vanilla"),
+    # controls of premises 1b / 1c: Vanilla and PAR on the control world (PAR's regime switched off)
+    "vanilla_ctrl": Variant("proxy", "vanilla", world="control"),
+    "par_ctrl": Variant("proxy", "par", world="control"),
 }
 METHODS = ("vanilla", "warm", "odin", "reg", "meanstd", "clip", "minmax", "lsc", "par")
 ABLATIONS = ("par_m1", "par_m3", "par_k2", "par_k3", "sigmoid")
 CONTROLS = ("vanilla_gold",)
+REGIME_CONTROLS = ("vanilla_ctrl", "par_ctrl")
 
 
 @dataclass
-class Config(RunConfig):
-    """PAR and the reward-shaping baselines: PPO against one proxy RM on the preference world."""
+class Config(HubConfig):
+    """PAR and the reward-shaping baselines: PPO against one proxy RM on the preference world, or (with --model,
+    the full preset) the paper's own setting on real models through TRL (papers/par/full.py)."""
 
     world: WorldConfig = field(default_factory=WorldConfig)
     """The world (cached under .cache/preference_world/ by its hash)."""
+    control_world: WorldConfig | None = None
+    """The world of the regime controls `vanilla_ctrl` / `par_ctrl` (PAR's regime switched off); None: no controls."""
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     """Proxy RM template (seed and data seed are set per run seed; clean labels)."""
     runs: list[str] = field(default_factory=lambda: list(METHODS + ABLATIONS + CONTROLS))
@@ -119,6 +128,11 @@ class Config(RunConfig):
     """Reg: coefficient of r⁺² + r⁻² (official `reward_reg_val` = 0.005)."""
     eval_prompts: int = 256
     """Held-out prompts of the win-rate evaluation (one SFT response each)."""
+    beat_prompts: int = 256
+    """Premise 1c: training prompts on which the gold-best of `beat_n` SFT samples is scored against the prompt's
+    M references (once per seed, on the `par` run)."""
+    beat_n: int = 32
+    """Premise 1c: SFT samples per prompt of the gold-aligned best-of-n."""
     eval_every: int = 5
     """Iterations between win-rate evaluations (rollout statistics are averaged over the same windows)."""
     final_evals: int = 2
@@ -146,6 +160,8 @@ class Config(RunConfig):
             "valid_len",
             "warm_k",
             "eval_prompts",
+            "beat_prompts",
+            "beat_n",
             "eval_every",
             "final_evals",
             "threads",
@@ -153,11 +169,14 @@ class Config(RunConfig):
         )
         unknown = [r for r in self.runs if r not in VARIANTS]
         ensure(not unknown, "runs", f"unknown runs {unknown}; choose from {sorted(VARIANTS)}")
+        ctrl = [r for r in self.runs if VARIANTS[r].world == "control"]
+        ensure(not ctrl or self.control_world is not None, "runs", f"{ctrl} need a control_world")
         ensure(len(self.runs) > 0, "runs", "must not be empty")
         ensure(self.kl_coef >= 0, "kl_coef", f"must be >= 0, got {self.kl_coef}")
         ensure(self.len_penalty >= 0, "len_penalty", f"must be >= 0, got {self.len_penalty}")
         ensure(self.reg_coef >= 0, "reg_coef", f"must be >= 0, got {self.reg_coef}")
         ensure(self.train_prompts % self.ppo_batch == 0, "train_prompts", "must be a multiple of ppo_batch")
+        ensure(self.beat_prompts <= self.train_prompts, "beat_prompts", "must be <= train_prompts")
         ensure(self.iterations % self.eval_every == 0, "eval_every", "must divide the number of PPO iterations")
         ensure(
             self.final_evals <= self.iterations // self.eval_every, "final_evals", "exceeds the number of evaluations"
@@ -181,13 +200,30 @@ PRESETS = {
         ppo_batch=8,
         ppo_minibatch=8,
         eval_prompts=16,
+        beat_prompts=8,
+        beat_n=4,
         eval_every=2,
         final_evals=1,
     ),
     "quick": Config(preset="quick", seeds=3),
-    # The project's own scale-up of the synthetic preference world (5 seeds, more prompts), not Fu et al.'s setting
-    # (Gemma2-2B on UltraFeedback / HH-RLHF): no value here is quoted from the paper.
-    "full": Config(preset="full", seeds=5, train_prompts=12800, ppo_batch=128, ppo_minibatch=64, eval_prompts=1024),
+    # Fu et al.'s setting on real models (papers/par/full.py; its hyper-parameters are quoted there). With --model ''
+    # the project's own scale-up of the synthetic world instead (5 seeds, more prompts; nothing quoted from the paper).
+    "full": Config(
+        preset="full",
+        seeds=5,
+        train_prompts=12800,
+        ppo_batch=128,
+        ppo_minibatch=64,
+        eval_prompts=1024,
+        model="google/gemma-2-2b",  # official auto_sh/gemma2-2b_ultrafb_bin.sh: --model_name gemma2-2b
+        dataset="HuggingFaceH4/ultrafeedback_binarized",  # ibid.: --dataset ultrafb_bin
+        gold_reward_model="Skywork/Skywork-Reward-Gemma-2-27B-v0.2",  # official autorating/skywork.py (oracle RM)
+        runs=["vanilla", "meanstd", "clip", "minmax", "lsc", "par"],  # the shapings of one proxy RM (full.py)
+        n_refs=10,  # official --reward_maxref default 10
+        kl_coef=0.005,  # official --KL_coef default 0.005
+        valid_len=300,  # official --gen_valid_len 300
+        len_penalty=0.01,  # official --len_penalty 0.01
+    ),
 }
 
 
@@ -327,6 +363,7 @@ def ppo_run(world: PreferenceWorld, cfg: Config, name: str, seed: int) -> list[d
             ("features", world.feature_count(y, mask).float()),
             # PAR's regime (claims v2 premise): the rollout's proxy reward beats all M of the prompt's references
             ("beats_all_refs", (r_proxy > refs.max(-1).values).float()),
+            ("beats_refs_frac", (r_proxy[:, None] > refs).float().mean(-1)),
         ):
             logged.setdefault(key, []).append(float(val.mean()))
         return shaped
@@ -343,12 +380,45 @@ def ppo_run(world: PreferenceWorld, cfg: Config, name: str, seed: int) -> list[d
             for key, vals in logged.items():
                 rows.append(record(name, seed, key, float(np.mean(vals[-cfg.eval_every :])), step=step))
     rows += final_rows(rows, cfg, name, seed)
-    if name == "par":  # claim 5's premise: how far the proxy's references sit from 0, where σ(r) is centred
+    if name in (
+        "par",
+        "par_ctrl",
+    ):  # claim 5's premise: how far the proxy's references sit from 0, where σ(r) is centred
         rows += [
             record(name, seed, "ref_proxy_mean", float(p.ref_rewards.mean())),
             record(name, seed, "ref_proxy_std", float(p.ref_rewards.std())),
         ]
+        rows += [record(name, seed, k, v) for k, v in gold_bon_vs_refs(world, cfg, seed, proxy, p).items()]
     return rows
+
+
+@torch.no_grad()
+def gold_bon_vs_refs(
+    world: PreferenceWorld, cfg: Config, seed: int, proxy: torch.nn.Module, p: Prompts
+) -> dict[str, float]:
+    """Premise 1c (the references can be beaten by gold-aligned responses): on the first `beat_prompts` training
+    prompts, the gold-best of `beat_n` fresh SFT samples y_g = argmax_y R*(x, y), scored by the proxy against the
+    prompt's M references:
+
+    beats_frac = mean_x (1/M) Σ_m 1[r(x, y_g) > r(x, y_ref,m)]  (PAR's reward as k → ∞),
+    beats_all  = mean_x 1[r(x, y_g) > max_m r(x, y_ref,m)],
+
+    and the same two for the proxy-best of the same samples (what the exploit-free proxy could reach), with the gold
+    gain of y_g over the average sample."""
+    n, k = cfg.beat_prompts, cfg.beat_n
+    gen = torch.Generator().manual_seed(60_000 + seed)
+    x = p.train[:n].repeat_interleave(k, 0)
+    g = world.sample(x, gen)
+    gold = world.gold_reward(x, g.tokens, g.mask).view(n, k)
+    r = world.proxy_reward(proxy, x, g.tokens, g.mask).view(n, k)
+    refs = p.ref_rewards[:n]
+    out = {}
+    for pick, idx in (("gold_bon", gold.argmax(-1)), ("proxy_bon", r.argmax(-1))):
+        r_pick = r.gather(1, idx[:, None])
+        out[f"{pick}_beats_frac"] = float((r_pick > refs).float().mean())
+        out[f"{pick}_beats_all"] = float((r_pick[:, 0] > refs.max(-1).values).float().mean())
+    out["gold_bon_gold_gain"] = float((gold.max(-1).values - gold.mean(-1)).mean())
+    return out
 
 
 def final_rows(rows: list[dict], cfg: Config, name: str, seed: int) -> list[dict]:
@@ -370,19 +440,26 @@ def final_rows(rows: list[dict], cfg: Config, name: str, seed: int) -> list[dict
 # --- the whole experiment ---
 
 
+def world_of(cfg: Config, name: str) -> WorldConfig:
+    """The world run `name` trains in (the control world for the regime controls)."""
+    return cfg.control_world if VARIANTS[name].world == "control" else cfg.world
+
+
 def _prepare_job(cfg: Config, seed: int) -> None:
-    """Worker: train the seed's reward models and sample/score its references into the cache."""
+    """Worker: train the seed's reward models and sample/score its references into the cache, in every world."""
     torch.set_num_threads(cfg.threads)
-    world = build_world(cfg.world)
-    for kind in sorted({VARIANTS[r].rm for r in cfg.runs} - {"gold"}):
-        reward_model(world, cfg, kind, seed)
-    prompts(world, cfg, seed, reward_model(world, cfg, "proxy", seed))
+    for wc in dict.fromkeys(world_of(cfg, r) for r in cfg.runs):
+        world = build_world(wc)
+        kinds = {VARIANTS[r].rm for r in cfg.runs if world_of(cfg, r) == wc} - {"gold"}
+        for kind in sorted(kinds):
+            reward_model(world, cfg, kind, seed)
+        prompts(world, cfg, seed, reward_model(world, cfg, "proxy", seed))
 
 
 def _ppo_job(cfg: Config, name: str, seed: int) -> list[dict]:
     """Worker: one PPO run (world, reward models and references come from the cache)."""
     torch.set_num_threads(cfg.threads)
-    return ppo_run(build_world(cfg.world), cfg, name, seed)
+    return ppo_run(build_world(world_of(cfg, name)), cfg, name, seed)
 
 
 def run(cfg: Config) -> list[dict]:
@@ -391,10 +468,11 @@ def run(cfg: Config) -> list[dict]:
     import multiprocessing as mp
 
     torch.set_num_threads(cfg.threads)
-    world = build_world(cfg.world, verbose=True)
     seeds = cfg.seed_list()
-    for seed in seeds:  # the world's proxies first (the world's own cache; cheap once built)
-        reward_model(world, cfg, "proxy", seed)
+    for wc in dict.fromkeys(world_of(cfg, r) for r in cfg.runs):
+        world = build_world(wc, verbose=True)
+        for seed in seeds:  # the world's proxies first (the world's own cache; cheap once built)
+            reward_model(world, cfg, "proxy", seed)
     jobs = [(name, seed) for name in cfg.runs for seed in seeds]
     keys = [("ppo", name, seed) for name, seed in jobs]  # checkpointed units (--resume)
     rows: list[dict] = []
