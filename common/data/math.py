@@ -134,9 +134,19 @@ def rows(data, source: str) -> list[MathProblem]:
     return out
 
 
-def load_math(source: str, split: str | None = None, max_rows: int | None = None) -> list[MathProblem]:
-    """Open `source` (hub id[:config], save_to_disk folder or data file) and map it onto `MathProblem` rows."""
-    data = load_any(source, split, max_rows)
+def load_math(
+    source: str, split: str | None = None, max_rows: int | None = None, *, prefer: str | None = None
+) -> list[MathProblem]:
+    """Open `source` (hub id[:config], save_to_disk folder or data file) and map it onto `MathProblem` rows.
+
+    `split=None` takes the only split; with several, the `prefer`red one (e.g. "test" for a benchmark, "train" for a
+    calibration or RL prompt set), else it fails listing them."""
+    try:
+        data = load_any(source, split, max_rows)
+    except DatasetError as err:
+        if split is not None or prefer is None or "name one" not in str(err):
+            raise
+        data = load_any(source, prefer, max_rows)
     if len(data) == 0:
         raise DatasetError(f"{source}: no rows")
     return rows(data, source)

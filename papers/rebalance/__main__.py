@@ -5,7 +5,7 @@ Run base / static / ReBalance / ablations, write results, claims.
 import sys
 
 from reprozoo.common.cli import main
-from reprozoo.papers.rebalance import claims, experiment
+from reprozoo.papers.rebalance import claims, experiment, full
 
 if __name__ == "__main__":
     sys.exit(
@@ -14,7 +14,7 @@ if __name__ == "__main__":
             config_cls=experiment.Config,
             presets=experiment.PRESETS,
             run=experiment.run,
-            claims=claims.check,
-            figure=experiment.figure,
+            claims=full.for_preset(claims.check, full.claims),
+            figure=full.for_preset(experiment.figure, full.figure),
         )
     )

@@ -1,10 +1,12 @@
 """The headline experiment on the reasoning world: base vs static steering vs ReBalance (and its two ablations),
 in the premise world and in its control (the premise switched off).
 
-Per world and seed: a calibration set (problems of every difficulty) is decoded greedily by the base model (official
-protocol); its steps give the confidence quantiles, the labels, the layer (ridge R²), the prototypes and S. Then
-every method answers the same evaluation problems (same sampling stream) and is scored by the world's exact verifier
-and trace analysis.
+Per world: the steering layer is chosen once by the ridge R² search on the calibration sets of development seeds
+(`layer_seeds`, seeds 1000..; `layer_seeds=0`: per seed, the official protocol of one run). Per world and seed: a
+calibration set (problems of every difficulty) is decoded by the base model at `calib_temperature` (0: greedy, the
+official protocol); its steps give the confidence quantiles and the labels, and the steps of its first `n_vector`
+responses the prototypes and S (official `--max_files 100`). Then every method answers the same evaluation problems
+(same sampling stream) and is scored by the world's exact verifier and trace analysis.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 
 from reprozoo.common import checkpoint
-from reprozoo.common.config import ConfigError, RunConfig, check_fraction, check_positive, ensure
+from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
 from reprozoo.common.progress import track
 from reprozoo.common.results import record, select
 from reprozoo.common.worlds.reasoning import ReasoningWorld, build_world, rollout, step_table, summarise, world_config
@@ -35,6 +37,8 @@ from reprozoo.papers.rebalance.method import (
 )
 
 ROLES = ("mid", "chain_end", "loop")
+WORLDS = ("v3", "v3-control", "premise", "control", "smoke", "v3-smoke")
+DEV_SEED = 1000  # development seeds of the layer choice
 READOUTS = ("next_token", "separator")  # the decision a step boundary opens (common.worlds.reasoning.Step.boundary)
 
 
@@ -42,8 +46,9 @@ READOUTS = ("next_token", "separator")  # the decision a step boundary opens (co
 class Config(RunConfig):
     """ReBalance (Li et al. 2026) on the reasoning world: balanced thinking by confidence-steered hidden states."""
 
-    worlds: list[str] = field(default_factory=lambda: ["premise", "control"])
-    """Reasoning worlds: premise (WorldConfig()), control (premise=False), smoke (a seconds-scale world)."""
+    worlds: list[str] = field(default_factory=lambda: ["v3", "v3-control"])
+    """Reasoning worlds: v3 and v3-control (world v3 with and without ReBalance's premises), premise and control
+    (world v2), smoke and v3-smoke (seconds-scale worlds)."""
     model: str = "world"
     """"world" (the reasoning world's SFT'd tiny LM) or a Hugging Face name loaded with from_pretrained (full)."""
     methods: list[str] = field(default_factory=lambda: list(METHODS))
@@ -53,7 +58,15 @@ class Config(RunConfig):
     n_per_k: int = 100
     """Evaluation problems per difficulty and seed."""
     n_calib: int = 400
-    """Calibration problems per seed (difficulties drawn uniformly from ks), decoded greedily (official)."""
+    """Calibration problems per seed (difficulties drawn uniformly from ks): quantiles, labels, layer search."""
+    n_vector: int = 100
+    """Prototypes and S from the steps of the first this-many calibration responses (official `--max_files` 100)."""
+    calib_temperature: float = 0.7
+    """Calibration decoding temperature (top-p `top_p`); 0: greedy, the official protocol, which in a world whose
+    loops go on with probability > 0.5 runs every loop to its cap (the control world's degenerate S of v2)."""
+    layer_seeds: int = 3
+    """The steering layer: argmax of the mean ridge R² over the calibration sets of this many development seeds
+    (1000, 1001, …), one layer per world and readout for every evaluation seed; 0: chosen per seed (official)."""
     temperature: float = 0.7
     """Decoding temperature (paper: 0.7)."""
     top_p: float = 0.95
@@ -80,17 +93,32 @@ class Config(RunConfig):
     """λ traces recorded (seed 0, ReBalance) for the figure."""
     batch_size: int = 400
     """Rollout batch size."""
+    dataset: str = "HuggingFaceH4/MATH-500"
+    """full: evaluation benchmark, hub id[:config] or local save_to_disk folder / parquet / json file (paper: MATH-500,
+    AIME 2024/2025, GSM8K, ...; official `--dataset Math_AIME2024`)."""
+    calibration_dataset: str = "DigitalLearningGmbH/MATH-lighteval"
+    """full: calibration problems, same forms (official: the MATH training set, `Math_Train`); n_calib are used."""
+    max_samples: int | None = None
+    """full: evaluate at most this many problems of the benchmark (default: all)."""
+    max_new_tokens: int = 16000
+    """full: generation budget per response (official `--max_generated_tokens 16000`)."""
 
     def validate(self) -> None:
         super().validate()
-        bad = [w for w in self.worlds if w not in ("premise", "control", "smoke")]
-        ensure(self.worlds and not bad, "worlds", f"unknown {bad}; choose from premise, control, smoke")
+        bad = [w for w in self.worlds if w not in WORLDS]
+        ensure(self.worlds and not bad, "worlds", f"unknown {bad}; choose from {WORLDS}")
+        ensure(self.calib_temperature >= 0 and self.layer_seeds >= 0, "calib_temperature", "must be >= 0")
+        check_positive(self, "n_vector")
         bad = [r for r in self.readouts if r not in READOUTS]
         ensure(self.readouts and not bad, "readouts", f"unknown {bad}; choose from {READOUTS}")
         bad = [m for m in self.methods if m not in METHODS]
         ensure(not bad, "methods", f"unknown {bad}; choose from {METHODS}")
         ensure("base" in self.methods, "methods", "must include base (the claims compare against it)")
         check_positive(self, "ks", "n_per_k", "n_calib", "temperature", "pca_components", "ridge_alpha", "batch_size")
+        check_positive(self, "max_new_tokens")
+        ensure(
+            self.max_samples is None or self.max_samples >= 1, "max_samples", f"must be >= 1, got {self.max_samples}"
+        )
         check_fraction(self, "top_p", upper_open=False)
         ensure(self.low_val_1 < 0 and self.low_val_2 < 0, "low_val_1", "low_val_1 and low_val_2 must be < 0")
         ensure(self.high_val_2 >= 0, "high_val_2", f"must be >= 0, got {self.high_val_2}")
@@ -101,12 +129,24 @@ class Config(RunConfig):
 
 PRESETS = {
     "smoke": Config(
-        preset="smoke", seeds=1, worlds=["smoke"], ks=[1, 4, 8], n_per_k=8, n_calib=32, n_traces=2, lambda_sweep=[]
+        preset="smoke",
+        seeds=1,
+        worlds=["v3-smoke"],
+        ks=[1, 4, 8],
+        n_per_k=8,
+        n_calib=32,
+        n_vector=16,
+        layer_seeds=1,
+        n_traces=2,
+        lambda_sweep=[],
     ),
     "quick": Config(preset="quick", seeds=3),
     # Paper scale: DeepSeek-R1-Distill-Qwen-{1.5B,7B}, Qwen3-14B, QwQ-32B on MATH-500 / AIME / GSM8K / ...;
     # T = 0.7, top-p 0.95 (paper); per-model λ values as in the official code (7B ones are the defaults above).
-    "full": Config(preset="full", seeds=3, model="deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", n_per_k=500, n_calib=500),
+    # n_calib 500: official `--max_files 500` calibration responses; batch 8: 16k-token responses on one GPU.
+    "full": Config(
+        preset="full", seeds=3, model="deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", n_per_k=500, n_calib=500, batch_size=8
+    ),
 }
 
 
@@ -125,17 +165,25 @@ class Calibration:
     n_steps: int
 
 
-def calibrate(world: ReasoningWorld, cfg: Config, seed: int) -> dict[str, Calibration]:
-    """Greedy decoding of the calibration problems (official `transformer_inference_dp.py`: do_sample=False); offline
-    step confidence c = exp(mean log π(y_t)) over the step's tokens except the separator; the vector of step j is the
-    hidden state at its first token, i.e. the token after the previous separator, labelled by step j itself
-    (official `expected_offset = 1`; step 0 has no vector), or at that separator (`readout="separator"`); layers
-    0..n (0 = embeddings, n = final post-norm). One `Calibration` per readout in `cfg.readouts`."""
+def calibrate(world: ReasoningWorld, cfg: Config, seed: int, layers: dict[str, int] | None = None):
+    """Decoding of the calibration problems at `calib_temperature` (official `transformer_inference_dp.py`:
+    do_sample=False, i.e. 0); offline step confidence c = exp(mean log π(y_t)) over the step's tokens except the
+    separator; the vector of step j is the hidden state at its first token, i.e. the token after the previous
+    separator, labelled by step j itself (official `expected_offset = 1`; step 0 has no vector), or at that separator
+    (`readout="separator"`); layers 0..n (0 = embeddings, n = final post-norm), the layer `layers[readout]` if given,
+    else the ridge search's; prototypes from the first `n_vector` responses. One `Calibration` per readout."""
     v, P = world.v, world.cfg.max_prompt_len
     problems = world.problems(cfg.n_calib, cfg.ks, seed=10_000 + seed)
     ids, mask = world.prompts(problems)
     gen, maxprob = rollout(
-        world.model, ids, mask, max_new_tokens=world.cfg.max_new_tokens, eos_id=v.eos, temperature=0.0
+        world.model,
+        ids,
+        mask,
+        max_new_tokens=world.cfg.max_new_tokens,
+        eos_id=v.eos,
+        temperature=cfg.calib_temperature,
+        top_p=cfg.top_p,
+        generator=torch.Generator().manual_seed(11_000 + seed),
     )
     hs, _, logits = world.states(problems, gen.tokens)
     logp = torch.log_softmax(logits[:, P - 1 : -1].float(), -1).gather(-1, gen.tokens[..., None]).squeeze(-1)
@@ -165,14 +213,16 @@ def calibrate(world: ReasoningWorld, cfg: Config, seed: int) -> dict[str, Calibr
         layer, r2 = choose_layer(
             h_by_layer, c_off[first], n_components=cfg.pca_components, alpha=cfg.ridge_alpha, seed=seed
         )
-        mu_pos, mu_neg = prototypes(torch.as_tensor(h_by_layer[layer]), labels)
+        layer = layer if layers is None else layers[readout]
+        head = torch.as_tensor(rows[first] < cfg.n_vector)  # steps of the first n_vector responses
+        mu_pos, mu_neg = prototypes(torch.as_tensor(h_by_layer[layer])[head], labels[head.numpy()])
         out[readout] = Calibration(
             layer=layer,
             r2=r2,
             vector=steering_vector(mu_pos, mu_neg).float(),
             control=control,
-            n_pos=int((labels == 1).sum()),
-            n_neg=int((labels == -1).sum()),
+            n_pos=int((labels[head.numpy()] == 1).sum()),
+            n_neg=int((labels[head.numpy()] == -1).sum()),
             n_lexicon=int(lexicon.sum()),
             n_steps=len(steps),
         )
@@ -262,20 +312,15 @@ def boundary_stats(world: ReasoningWorld, problems, tokens, maxprob, ctrls, cal:
 
 
 def load_world(cfg: Config, name: str) -> ReasoningWorld:
-    if cfg.model != "world":
-        from reprozoo.common.lm import pretrained
-
-        pretrained(cfg.model)  # the full preset's model and tokenizer; its benchmarks and step splitting are not here
-        raise ConfigError(
-            "model",
-            f"{cfg.model}: this project cannot run ReBalance on a pretrained model yet (it needs the math benchmarks "
-            "and a tokenizer-level step splitter); use --model world (the synthetic reasoning world)",
-        )
     torch.set_num_threads(1)  # tiny models: a second OpenMP thread only spins on a shared 2-core machine
     return build_world(world_config(name), verbose=True)
 
 
 def run(cfg: Config) -> list[dict]:
+    if cfg.model != "world":  # a Hugging Face reasoning model on math benchmarks (papers/rebalance/full.py)
+        from reprozoo.papers.rebalance import full
+
+        return full.run(cfg)
     rows: list[dict] = []
     for name in cfg.worlds:
         world = load_world(cfg, name)
@@ -283,19 +328,41 @@ def run(cfg: Config) -> list[dict]:
     return rows
 
 
+def dev_layers(world: ReasoningWorld, name: str, cfg: Config) -> tuple[dict[str, int] | None, list[dict]]:
+    """Per readout, the layer of the largest ridge R² averaged over the development seeds' calibration sets (None
+    when `layer_seeds` is 0), and its records (`method="layer_choice"`, seeds 1000..)."""
+    if cfg.layer_seeds == 0:
+        return None, []
+    r2: dict[str, list[dict[int, float]]] = {r: [] for r in cfg.readouts}
+    rows = []
+    for dev in range(DEV_SEED, DEV_SEED + cfg.layer_seeds):
+        for readout, cal in calibrate(world, cfg, dev).items():
+            r2[readout].append(cal.r2)
+            rows += [
+                record("layer_choice", dev, "ridge_r2", x, layer=ell, readout=readout, world=name)
+                for ell, x in cal.r2.items()
+            ]
+    layers = {}
+    for readout, per_seed in r2.items():
+        mean = {ell: float(np.mean([d[ell] for d in per_seed])) for ell in per_seed[0]}
+        layers[readout] = max(mean, key=lambda ell: mean[ell] if np.isfinite(mean[ell]) else -np.inf)
+        rows.append(record("layer_choice", DEV_SEED, "layer", layers[readout], readout=readout, world=name))
+    return layers, rows
+
+
 def run_world(world: ReasoningWorld, name: str, cfg: Config) -> list[dict]:
-    """Every seed of one world; each (world, seed) is a checkpointed unit (--resume)."""
-    rows: list[dict] = []
+    """The development seeds' layer choice, then every seed of one world; each is a checkpointed unit (--resume)."""
+    layers, rows = checkpoint.unit((name, "layer"), partial(dev_layers, world, name, cfg))
     for seed in track(cfg.seed_list(), description=f"ReBalance seeds ({name} world)"):
-        rows += checkpoint.unit((name, seed), partial(seed_rows, world, name, cfg, seed))
+        rows += checkpoint.unit((name, seed), partial(seed_rows, world, name, cfg, seed, layers))
     return rows
 
 
-def seed_rows(world: ReasoningWorld, name: str, cfg: Config, seed: int) -> list[dict]:
+def seed_rows(world: ReasoningWorld, name: str, cfg: Config, seed: int, layers: dict[str, int] | None = None):
     """Calibration, then every method (and the static λ sweep at seed 0) on one seed's evaluation problems."""
     rows: list[dict] = []
     w = {"world": name}
-    cals = calibrate(world, cfg, seed)
+    cals = calibrate(world, cfg, seed, layers)
     for readout, cal in cals.items():
         r = {"readout": readout, **w}
         rows.append(record("calibration", seed, "layer", cal.layer, **r))
