@@ -131,6 +131,9 @@ class Config(RunConfig):
     M references (once per seed, on the `par` run)."""
     beat_n: int = 32
     """Premise 1c: SFT samples per prompt of the gold-aligned best-of-n."""
+    proxy_offset: float = 0.0
+    """A constant c added to every reward model's score (r + c; the references' too): Bradley–Terry training cannot
+    see it, and of the shapings only the uncentred σ(r) does (claim 5). The paper's proxy sits at 3.5 under π_SFT."""
     eval_every: int = 5
     """Iterations between win-rate evaluations (rollout statistics are averaged over the same windows)."""
     final_evals: int = 2
@@ -316,6 +319,7 @@ def ppo_run(world: PreferenceWorld, cfg: Config, name: str, seed: int) -> list[d
     proxy = reward_model(world, cfg, "proxy", seed)
     rm = proxy if v.rm == "proxy" else reward_model(world, cfg, v.rm, seed)
     p = prompts(world, cfg, seed, proxy)
+    p = dataclasses.replace(p, ref_rewards=p.ref_rewards + cfg.proxy_offset)  # r + c, as every score below
     m = v.n_refs or cfg.n_refs
     shaper = RewardShaper(v.shaping, k=v.k, valid_len=cfg.valid_len, len_penalty=cfg.len_penalty)
     pcfg = PPOConfig(
@@ -335,8 +339,11 @@ def ppo_run(world: PreferenceWorld, cfg: Config, name: str, seed: int) -> list[d
 
     def reward_fn(x, y, mask):
         length = mask.sum(-1)
-        r = world.gold_reward(x, y, mask) if v.rm == "gold" else world.proxy_reward(rm, x, y, mask)
-        r_proxy = r if rm is proxy else world.proxy_reward(proxy, x, y, mask)
+        if v.rm == "gold":
+            r = world.gold_reward(x, y, mask)
+        else:
+            r = world.proxy_reward(rm, x, y, mask) + cfg.proxy_offset
+        r_proxy = r if rm is proxy else world.proxy_reward(proxy, x, y, mask) + cfg.proxy_offset
         refs = p.ref_rewards[idx]
         shaped = shaper(r, None if v.rm == "odin" else length, refs[:, :m] if v.shaping == "par" else refs)
         for key, val in (
@@ -390,7 +397,7 @@ def gold_bon_vs_refs(
     x = p.train[:n].repeat_interleave(k, 0)
     g = world.sample(x, gen)
     gold = world.gold_reward(x, g.tokens, g.mask).view(n, k)
-    r = world.proxy_reward(proxy, x, g.tokens, g.mask).view(n, k)
+    r = world.proxy_reward(proxy, x, g.tokens, g.mask).view(n, k) + cfg.proxy_offset
     refs = p.ref_rewards[:n]
     out = {}
     for pick, idx in (("gold_bon", gold.argmax(-1)), ("proxy_bon", r.argmax(-1))):
