@@ -7,8 +7,9 @@ with thresholds fixed before the worlds were built (claims below):
   loop steps, and "the thinking ends right after step j" among mid-chain steps (cross-fitted logistic regression on
   (c, v), AUC); in the control both are at chance;
 - headroom: the concise (oracle) thinking length is ≤ 0.8 of the base model's;
-- steering direction: the reflection direction S (mean hidden state at the first token of reflective minus plain
-  steps, the official ReBalance alignment) added at decision separators raises P(reflect) without raising P(END);
+- steering direction (restated by issue 32): the reflection direction S (mean hidden state of reflective minus plain
+  steps) read and added at decision separators raises P(reflect) mid-chain and lowers it after the answer with −S;
+  its effect on P(END) is recorded, not claimed (the 2026-12 audit: +S raises P(END) too, at either readout);
 - the old properties: over-thinking on easy problems, under-thinking on hard ones, a difficulty knob, thinking
   pays, and (for TRAAC) problems the model mostly fails (k > 8 is unseen in SFT).
 """
@@ -41,6 +42,8 @@ PAPER = "reasoning_world"
 AUC_MIN = 0.7  # premise world: (c, v) predicts the next decision
 CHANCE = (0.4, 0.6)  # control world: within 0.5 ± 0.1
 HEADROOM = 0.8  # oracle / base thinking length
+WORLDS = ("premise", "control", "v3", "v3-control", "smoke", "v3-smoke")
+MAIN_WORLDS, CONTROL_WORLDS = ("v3", "premise"), ("v3-control", "control")
 
 
 @dataclass
@@ -48,7 +51,8 @@ class DemoConfig(RunConfig):
     """Reasoning world demo: the base model's behaviour and the premises' properties, premise vs control world."""
 
     worlds: list[str] = field(default_factory=lambda: ["premise", "control"])
-    """Worlds measured: premise (WorldConfig()), control (premise=False); smoke (a seconds-scale world)."""
+    """Worlds measured: premise (v2, WorldConfig()), control (v2, premise=False), v3 and v3-control (world v3),
+    smoke and v3-smoke (seconds-scale worlds)."""
     ks: list[int] = field(default_factory=lambda: list(range(1, 13)))
     """Difficulties evaluated (k > max(k_train) = 8 are unseen in SFT)."""
     n_per_k: int = 200
@@ -64,8 +68,8 @@ class DemoConfig(RunConfig):
 
     def validate(self) -> None:
         super().validate()
-        bad = [w for w in self.worlds if w not in ("premise", "control", "smoke")]
-        ensure(self.worlds and not bad, "worlds", f"unknown {bad}; choose from premise, control, smoke")
+        bad = [w for w in self.worlds if w not in WORLDS]
+        ensure(self.worlds and not bad, "worlds", f"unknown {bad}; choose from {WORLDS}")
         check_positive(self, "ks", "n_per_k", "temperature", "steer_lambda")
         check_fraction(self, "top_p", upper_open=False)
         for w in self.worlds:
@@ -77,6 +81,7 @@ class DemoConfig(RunConfig):
 PRESETS = {
     "smoke": DemoConfig(preset="smoke", seeds=1, worlds=["smoke"], ks=[1, 4, 8], n_per_k=16),
     "quick": DemoConfig(preset="quick", seeds=3),
+    "v3": DemoConfig(preset="v3", seeds=3, worlds=["v3", "v3-control"]),
     "full": DemoConfig(preset="full", seeds=5, n_per_k=1000),
 }
 
@@ -233,15 +238,16 @@ def _mean(rows, world, metric, ks=None) -> float:
 
 
 def _steer(rows, world, kind, where, sign) -> float:
-    """The official readout's probe (the separator readout is recorded beside it, no claim)."""
-    vals = [r["value"] for r in select(rows, method=world, metric=f"p_{kind}_{where}[{sign:+g}]", readout="next_token")]
+    """The separator readout's probe (where ReBalance adds λS; the official next-token readout is recorded beside
+    it, no claim: it reverses the direction, audit 2026-12)."""
+    vals = [r["value"] for r in select(rows, method=world, metric=f"p_{kind}_{where}[{sign:+g}]", readout="separator")]
     return float(np.mean(vals)) if vals else float("nan")
 
 
 def demo_claims(rows: list[dict], cfg: DemoConfig) -> list[Claim]:
     worlds = list(cfg.worlds)
-    main = "premise" if "premise" in worlds else worlds[0]
-    ctrl = "control" if "control" in worlds else None
+    main = next((w for w in MAIN_WORLDS if w in worlds), worlds[0])
+    ctrl = next((w for w in CONTROL_WORLDS if w in worlds), None)
     claims = []
     for metric, cid, what in (
         ("auc_redundant", "1-loops-follow-low-confidence", "step j + 1 is redundant, among redundant steps j"),
@@ -283,11 +289,10 @@ def demo_claims(rows: list[dict], cfg: DemoConfig) -> list[Claim]:
     claims.append(
         Claim(
             "4-S-is-a-reflection-direction",
-            "premise world, decision separators: +S raises P(reflect) mid-chain without raising P(END); −S lowers "
-            "P(reflect) mid-chain and after the answer",
+            "premise world, decision separators, S read and added at the separator (restated, issue 32): +S raises "
+            "P(reflect) mid-chain and −S lowers it mid-chain and after the answer (P(END) recorded, not claimed)",
             eff,
             e["p_reflect[-S,0,+S]"][2] > e["p_reflect[-S,0,+S]"][1] > e["p_reflect[-S,0,+S]"][0]
-            and e["p_end_mid[0,+S]"][1] <= e["p_end_mid[0,+S]"][0]
             and e["p_reflect_post[-S,0]"][0] < e["p_reflect_post[-S,0]"][1],
         )
     )

@@ -20,6 +20,16 @@ absent in world v2):
 - 0e accuracy headroom above the RL baseline: "+1 point over the length penalty" is decidable only if the length
   penalty leaves ≥ 2 points of accuracy on the training difficulties (v1: every RL variant reaches 1.000, so v1 claim
   2 was impossible). It is measured on the comparator itself: it is the world's difficulty for a trained policy.
+Issue 32 (world v3, pre-registered in `common/worlds/README_reasoning.md` before v3 was built; `premise.py`):
+- 0g the task is learned: teacher-forced answer accuracy at END ≥ 0.8 (A0), read before any attention number
+  (every claim that requires 0 or 0f requires 0g);
+- 0 is tightened: the gate must open **and** evict ≥ 1 step (A2, target 0.6), under the official scorer input
+  (THINK + thinking + END without the question; the project input is recorded as `input="project"`);
+- 0f compression evicts what is redundant: ≥ 70% of evicted steps are post-answer loops (A3) and the base model's
+  answer regenerated after the compressed thinking is as accurate as after the full one (A4, Δ ≥ −0.05);
+- 0h the base model puts ≥ 10% of training prompts in the hard bucket (A5; 0c measures it during TRAAC's training);
+- in the control world (v2, `world="premise"`) the control `0-control-v2-attention` expects END to read the loops
+  that restate its answer: AUC ≤ 0.55.
 
 Statistics: per-seed values, paired over seeds (same seed = same world sample, initial policy and evaluation
 problems), with two-sided 95% Student-t CIs; a direction is established when the CI excludes 0, a non-inferiority
@@ -41,6 +51,7 @@ import numpy as np
 from reprozoo.common.results import Claim, select
 from reprozoo.common.stats import PairedDiff, min_detectable_effect, paired_diff
 from reprozoo.papers.traac.experiment import Config
+from reprozoo.papers.traac.premise import PREMISE_TARGET
 
 MIN_ACC_GAIN = 0.01  # claims 1, 2: "raises accuracy" — at least one point (paper: +8.4 / +7.9 points)
 MIN_LENGTH_CUT = 0.15  # claims 1, 2b: at least 15% less than the comparator (paper: −36.8% / −29.4% length)
@@ -48,17 +59,25 @@ EQUAL_LENGTH = 1.05  # claim 2: "equal or shorter length" — within 5% of the l
 ABLATION_ACC_LOSS = 0.01  # claim 4: an ablation loses ≥ 1 point of accuracy …
 ABLATION_LENGTH_GAIN = 1.05  # … or thinks ≥ 5% longer than TRAAC
 PREMISE_AUC = 0.7  # premise 0: END's attention ranks redundant steps below chain steps with AUC ≥ 0.7 …
-PREMISE_GATE = 0.2  # … and the uniformity gate opens (U ≤ 0.8) on ≥ 20% of the base model's correct rollouts
+PREMISE_GATE = 0.2  # … and the uniformity gate opens and evicts on ≥ 20% of the base model's correct rollouts
+CONTROL_AUC = 0.55  # control world v2: END reads the loops (AUC ≤ 0.55)
+TF_ACCURACY = 0.8  # premise 0g: the answer is learned (teacher-forced accuracy at END)
+LOOP_SHARE = 0.7  # premise 0f: ≥ 70% of evicted steps are loops …
+COMPRESSION_ACC_LOSS = 0.05  # … and compression costs ≤ 5 points of regenerated-answer accuracy
 HARD_SHARE = 0.10  # premise 0c: ≥ 10% of TRAAC's training prompts in the hard bucket
 HEADROOM = 0.10  # premise 0d: ≥ 10% redundant thinking tokens and ≥ 10% under-thinking for the base model
 
-P_ATT, P_FIRES, P_BUCKETS, P_HEAD, P_ACC = (
+P_ATT, P_FIRES, P_BUCKETS, P_HEAD, P_ACC, P_EVICT, P_TASK, P_HARD = (
     "0-premise-attention",
     "0b-premise-compression-fires",
     "0c-premise-hard-bucket",
     "0d-premise-headroom",
     "0e-premise-accuracy-headroom",
+    "0f-premise-evicts-loops",
+    "0g-premise-task-learned",
+    "0h-premise-hard-prompts",
 )
+CONTROL_WORLDS = ("premise", "control")  # v2 worlds: TRAAC's control (END needs only the last step)
 
 
 def per_seed(rows: list[dict], method: str, metric: str, **setting) -> dict[int, float]:
@@ -99,26 +118,94 @@ def cut(a: dict[int, float], b: dict[int, float]) -> dict[int, float]:
     return {s: 1 - a[s] / b[s] if b[s] > 0 else float("nan") for s in a}
 
 
+WORLD_METRICS = ("tf_answer_accuracy", "hard_share")  # premise records without a scorer input
+
+
+def headroom(rows: list[dict]) -> list[Claim]:
+    """Premise 0d: the base model over-thinks and under-thinks on every seed."""
+    red_b = per_seed(rows, "base", "redundant_tokens", split="train")
+    len_b = per_seed(rows, "base", "think_len", split="train")
+    under_b = per_seed(rows, "base", "underthink", split="train")
+    share = min(red_b[s] / len_b[s] for s in red_b)
+    return [
+        Claim(
+            P_HEAD,
+            f"premise (base model): it over-thinks and under-thinks — on every seed redundant post-answer tokens are "
+            f"≥ {HEADROOM:.0%} of its thinking and ≥ {HEADROOM:.0%} of its answers are premature",
+            {"min_redundant_share": share, "min_underthink": min(under_b.values())},
+            share >= HEADROOM and min(under_b.values()) >= HEADROOM,
+            kind="premise",
+        )
+    ]
+
+
 def check(rows: list[dict], cfg: Config) -> list[Claim]:
     acc = lambda m: per_seed(rows, m, "accuracy", split="train")  # noqa: E731
     length = lambda m: per_seed(rows, m, "think_len", split="train")  # noqa: E731
     redundant = lambda m: per_seed(rows, m, "redundant_tokens", split="train")  # noqa: E731
     zero = lambda d: dict.fromkeys(d, 0.0)  # noqa: E731
 
-    # ---- premises
-    auc = per_seed(rows, "premise", "redundant_auc")
-    gate = per_seed(rows, "premise", "gate_open_rate")
-    auc_m, gate_m = float(np.nanmean(list(auc.values()))), float(np.nanmean(list(gate.values())))
+    # ---- premises (official scorer input, first-half readout)
+    def premise_mean(metric: str) -> tuple[float, dict[int, float]]:
+        by_seed = per_seed(rows, "premise", metric, **({} if metric in WORLD_METRICS else {"input": "official"}))
+        vals = [v for v in by_seed.values() if not np.isnan(v)]
+        return (float(np.mean(vals)) if vals else float("nan")), by_seed
+
+    tf, tf_s = premise_mean("tf_answer_accuracy")
+    auc_m, auc = premise_mean("redundant_auc")
+    gate_m, gate = premise_mean("gate_evict_rate")
+    loops_m, loops = premise_mean("evicted_loop_share")
+    dacc_m, dacc = premise_mean("compression_acc_delta")
+    hard_m, hard_s = premise_mean("hard_share")
     claims = [
         Claim(
+            P_TASK,
+            f"premise (base model): teacher-forced answer accuracy at END ≥ {TF_ACCURACY} on complete process traces "
+            "(mean over seeds), read before any attention number",
+            {"tf_answer_accuracy": tf, "by_seed": tf_s},
+            tf >= TF_ACCURACY,
+            kind="premise",
+        ),
+        Claim(
             P_ATT,
-            f"premise (base model): END's attention ranks redundant steps below chain steps (AUC ≥ {PREMISE_AUC}) "
-            f"and the uniformity gate opens on ≥ {PREMISE_GATE:.0%} of correct rollouts (means over seeds)",
-            {"redundant_auc": auc_m, "gate_open_rate": gate_m, "redundant_auc_by_seed": auc},
+            f"premise (base model, official scorer input): END's attention ranks redundant steps below necessary "
+            f"steps (AUC ≥ {PREMISE_AUC}) and the uniformity gate opens and evicts ≥ 1 step (target "
+            f"{PREMISE_TARGET}) on ≥ {PREMISE_GATE:.0%} of correct rollouts (means over seeds)",
+            {"redundant_auc": auc_m, "gate_evict_rate": gate_m, "redundant_auc_by_seed": auc},
             auc_m >= PREMISE_AUC and gate_m >= PREMISE_GATE,
             kind="premise",
-        )
+        ),
+        Claim(
+            P_EVICT,
+            f"premise (base model, official scorer input): ≥ {LOOP_SHARE:.0%} of evicted steps are post-answer loops "
+            f"and the regenerated answer's accuracy after compression is ≥ that after the full thinking − "
+            f"{COMPRESSION_ACC_LOSS} (means over seeds)",
+            {"evicted_loop_share": loops_m, "compression_acc_delta": dacc_m, "by_seed": loops, "delta_by_seed": dacc},
+            loops_m >= LOOP_SHARE and dacc_m >= -COMPRESSION_ACC_LOSS,
+            kind="premise",
+        ),
+        Claim(
+            P_HARD,
+            f"premise (base model, 8 rollouts at T = 1): ≥ {HARD_SHARE:.0%} of training prompts in the hard bucket "
+            "(mean over seeds)",
+            {"hard_share": hard_m, "by_seed": hard_s},
+            hard_m >= HARD_SHARE,
+            kind="premise",
+        ),
     ]
+    if cfg.world in CONTROL_WORLDS:
+        claims.append(
+            Claim(
+                "0-control-v2-attention",
+                f"control (world v2: END needs only the last step and the loops restate it): END's attention does not "
+                f"rank the loops below the chain — AUC ≤ {CONTROL_AUC} (mean over seeds, official scorer input)",
+                {"redundant_auc": auc_m, "redundant_auc_by_seed": auc},
+                auc_m <= CONTROL_AUC,
+                kind="control",
+            )
+        )
+    if "traac" not in cfg.methods:  # the premise presets: the base model only
+        return claims + headroom(rows)
     rollouts = cfg.prompts_per_step * cfg.group_size
     fired = {s: v / rollouts for s, v in training_mean(rows, "traac", "compressed").items()}
     claims.append(
@@ -143,18 +230,7 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
         )
     )
     red_b, len_b = redundant("base"), length("base")
-    under_b = per_seed(rows, "base", "underthink", split="train")
-    share = min(red_b[s] / len_b[s] for s in red_b)
-    claims.append(
-        Claim(
-            P_HEAD,
-            f"premise (base model): it over-thinks and under-thinks — on every seed redundant post-answer tokens are "
-            f"≥ {HEADROOM:.0%} of its thinking and ≥ {HEADROOM:.0%} of its answers are premature",
-            {"min_redundant_share": share, "min_underthink": min(under_b.values())},
-            share >= HEADROOM and min(under_b.values()) >= HEADROOM,
-            kind="premise",
-        )
-    )
+    claims += headroom(rows)
     if "length_penalty" in cfg.methods:
         lp_acc = acc("length_penalty")
         claims.append(
@@ -180,7 +256,7 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
             "fewer redundant (post-answer) thinking tokens (mean per-seed cut, its 95% CI above 0)",
             {**obs_a, **obs_c, "length_cut": float(np.mean(list(cut(length("traac"), len_b).values())))},
             pd_a.mean >= MIN_ACC_GAIN and pd_a.low > 0 and pd_c.mean >= MIN_LENGTH_CUT and pd_c.low > 0,
-            requires=(P_ATT, P_FIRES, P_HEAD),
+            requires=(P_TASK, P_ATT, P_EVICT, P_FIRES, P_HEAD),
         )
     )
     # control: correctness-only GRPO (no length reward, no compression) does not cut the redundant tokens
@@ -211,7 +287,7 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
                 f"{EQUAL_LENGTH}× its thinking length (mean per-seed ratio)",
                 {**obs2, "length_ratio": ratio},
                 pd2.mean >= MIN_ACC_GAIN and pd2.low > 0 and ratio <= EQUAL_LENGTH,
-                requires=(P_ATT, P_FIRES, P_ACC),
+                requires=(P_TASK, P_ATT, P_EVICT, P_FIRES, P_ACC),
             )
         )
         # 2b. the decidable half at a ceiling: no accuracy loss and ≥ 15% shorter than the length penalty
@@ -224,7 +300,7 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
                 f"and ≥ {MIN_LENGTH_CUT:.0%} shorter thinking (mean per-seed cut, its 95% CI above 0)",
                 {**obs2b, "acc_traac_minus_length_penalty": pd2.mean, "acc_low": pd2.low},
                 pd2.low >= -MIN_ACC_GAIN and pd2b.mean >= MIN_LENGTH_CUT and pd2b.low > 0,
-                requires=(P_ATT, P_FIRES),
+                requires=(P_TASK, P_ATT, P_EVICT, P_FIRES),
             )
         )
 
@@ -245,14 +321,14 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
                 f"than every baseline's ({', '.join(baselines)}): each paired slope difference's 95% CI above 0",
                 obs3,
                 ok3,
-                requires=(P_ATT, P_FIRES, P_BUCKETS),
+                requires=(P_TASK, P_ATT, P_EVICT, P_FIRES, P_BUCKETS),
             )
         )
 
     # 4. each ablation loses part of the gain: ≥ 1 point less accurate or ≥ 5% longer, with the paired CI above 0
     for m, cid, req in (
-        ("no_compression", "4a-no-compression-loses-gain", (P_ATT, P_FIRES)),
-        ("no_difficulty", "4b-no-difficulty-loses-gain", (P_ATT, P_FIRES, P_BUCKETS)),
+        ("no_compression", "4a-no-compression-loses-gain", (P_TASK, P_ATT, P_EVICT, P_FIRES)),
+        ("no_difficulty", "4b-no-difficulty-loses-gain", (P_TASK, P_ATT, P_EVICT, P_FIRES, P_BUCKETS)),
     ):
         if m not in cfg.methods:
             continue

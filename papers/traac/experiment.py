@@ -1,5 +1,6 @@
-"""The headline experiment on the reasoning world (v2, premise world): GRPO from the SFT'd base model with each
-method's reward and compression, evaluated on the training difficulties and on harder, unseen ones.
+"""The headline experiment on the reasoning world (v3 as the premise world, v2 as TRAAC's control): GRPO from the
+SFT'd base model with each method's reward and compression, evaluated on the training difficulties and on harder,
+unseen ones.
 
 Per seed and trained method: `iterations` GRPO steps of `prompts_per_step` prompts × `group_size` rollouts sampled
 by the current policy at temperature 1, top-p 1; TRAAC compresses the correct, well-formatted rollouts (frozen base
@@ -18,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import mannwhitneyu
 
 from reprozoo.common import checkpoint
 from reprozoo.common import distributed as dist
@@ -32,23 +32,25 @@ from reprozoo.common.worlds.reasoning import (
     Problem,
     ReasoningWorld,
     build_world,
-    roles,
-    segments,
     summarise,
     verify,
     world_config,
 )
 from reprozoo.papers.traac import method as M
 from reprozoo.papers.traac.baselines import METHODS, VARIANTS, Variant, correctness_reward, length_penalty_reward
-from reprozoo.papers.traac.compression import compress_rollouts, regenerate_answers, step_positions
+from reprozoo.papers.traac.compression import SCORER_INPUTS, compress_rollouts, regenerate_answers
+from reprozoo.papers.traac.premise import premise
+
+WORLDS = ("v3", "premise", "control", "v3-control", "smoke", "v3-smoke")
 
 
 @dataclass
 class Config(RunConfig):
     """TRAAC (Singh et al. 2025) on the reasoning world: adaptive, attentive compression RL vs length-penalty RL."""
 
-    world: str = "premise"
-    """Reasoning world: premise (WorldConfig()), control (premise=False) or smoke (a seconds-scale world)."""
+    world: str = "v3"
+    """Reasoning world: v3 (TRAAC's premise world), premise (v2: TRAAC's control, END needs only the last step and
+    the loops restate it), control (v2 without ReBalance's premises), v3-control, smoke or v3-smoke (seconds)."""
     model: str = "world"
     """"world" (the reasoning world's SFT'd tiny LM) or a Hugging Face name loaded with from_pretrained (full)."""
     methods: list[str] = field(default_factory=lambda: list(METHODS))
@@ -83,6 +85,9 @@ class Config(RunConfig):
     """L_norm uses the correct lengths of the last this-many batches per bucket (official: 10)."""
     scorer: str = "base"
     """Attention scorer: base (the frozen initial model, as the official code) or policy (the current policy)."""
+    scorer_input: str = "official"
+    """What the scorer reads: official (THINK + thinking + END, no question, as the official host) or project
+    (prompt + thinking + END, the v2 reproduction's input)."""
     n_per_k: int = 100
     """Evaluation problems per difficulty and seed."""
     eval_temperature: float = 0.7
@@ -92,10 +97,11 @@ class Config(RunConfig):
 
     def validate(self) -> None:
         super().validate()
-        ensure(self.world in ("premise", "control", "smoke"), "world", "choose premise, control or smoke")
+        ensure(self.world in WORLDS, "world", f"choose one of {WORLDS}")
         bad = [m for m in self.methods if m not in METHODS]
         ensure(not bad, "methods", f"unknown {bad}; choose from {METHODS}")
-        ensure("base" in self.methods and "traac" in self.methods, "methods", "must include base and traac")
+        ensure("base" in self.methods, "methods", "must include base (alone: the premise presets)")
+        ensure(self.scorer_input in SCORER_INPUTS, "scorer_input", f"choose one of {SCORER_INPUTS}")
         check_positive(self, "train_ks", "iterations", "prompts_per_step", "group_size", "minibatches", "lr")
         check_positive(self, "history_batches", "n_per_k", "eval_temperature", "rollout_temperature", "grad_clip")
         check_fraction(self, "rollout_top_p", "eval_top_p", upper_open=False)
@@ -111,7 +117,7 @@ PRESETS = {
     "smoke": Config(
         preset="smoke",
         seeds=1,
-        world="smoke",
+        world="v3-smoke",
         methods=["base", "grpo", "traac"],
         train_ks=[1, 3],
         unseen_ks=[5],
@@ -121,6 +127,9 @@ PRESETS = {
         n_per_k=6,
     ),
     "quick": Config(preset="quick", seeds=3),
+    # TRAAC's premise only (world v3's acceptance properties A0–A5) on the premise world and on the control (v2).
+    "premise": Config(preset="premise", seeds=3, methods=["base"]),
+    "premise-control": Config(preset="premise-control", seeds=3, methods=["base"], world="premise"),
     # Paper scale (official scripts/train/run_qwen3-4b-with-summary-linear-reward-attention.sh): Qwen/Qwen3-4B,
     # 8 prompts × 8 rollouts, mini-batch 4, lr 1e-6, clip 0.2 / 0.28, KL loss 0.001 (low_var_kl), 2 epochs of
     # DAPO-Math, max response 10,000 tokens; evaluation on AIME / AMC / GPQA-D / BBEH.
@@ -140,11 +149,16 @@ class Batch:
     buckets: list[str]  # per response: its prompt's difficulty bucket
     n_compressed: int
     n_eligible: int
+    compressed: list[bool]  # per response: a compressed rollout (pooled in)
 
 
-def format_flags(response: list[int], world: ReasoningWorld) -> tuple[bool, bool]:
+def format_flags(response: list[int], world: ReasoningWorld, compressed: bool = False) -> tuple[bool, bool]:
     """(soft, hard) format in the world's tokens: exactly one END; an END that closes the thinking opened by the
-    prompt's THINK (official get_soft_format_score / get_hard_format_score)."""
+    prompt's THINK (official get_soft_format_score / get_hard_format_score). A compressed rollout fails the soft
+    format, as in the official Qwen path: the host returns the chain with its tags and `vllm_rollout_spmd.py:1364`
+    wraps it again, so the response holds two "<think>" and two "</think>" (`math_verify_sum.py:67`)."""
+    if compressed:
+        return False, response.count(world.v.end) >= 1
     n_end = response.count(world.v.end)
     return n_end == 1, n_end >= 1
 
@@ -163,11 +177,17 @@ def collect(world: ReasoningWorld, policy, scorer, variant: Variant, cfg: Config
     pass_rates = [float(np.mean(correct[g * n : (g + 1) * n])) for g in range(len(prompts))]
     buckets = [M.difficulty_bucket(r) for r in pass_rates]
     if variant.compression is None:
-        return Batch(rep, tokens, [b for b in buckets for _ in range(n)], 0, 0)
+        return Batch(rep, tokens, [b for b in buckets for _ in range(n)], 0, 0, [False] * len(rep))
     eligible = [i for i, r in enumerate(rows) if correct[i] and all(format_flags(r, world))]
     targets = [M.TARGET_REDUCTION[buckets[i // n]] if variant.difficulty else M.NO_DIFFICULTY_TARGET for i in eligible]
     compressed = compress_rollouts(
-        world, [rep[i] for i in eligible], tokens[eligible], targets, scorer=scorer, kind=variant.compression
+        world,
+        [rep[i] for i in eligible],
+        tokens[eligible],
+        targets,
+        scorer=scorer,
+        kind=variant.compression,
+        scorer_input=cfg.scorer_input,
     )
     by_group: dict[int, list[torch.Tensor]] = {}
     if compressed:
@@ -182,23 +202,30 @@ def collect(world: ReasoningWorld, policy, scorer, variant: Variant, cfg: Config
             generator=torch.Generator().manual_seed(31 * seed + it),
         )
         for i, resp in zip(origin, new, strict=True):
-            by_group.setdefault(i // n, []).append(resp)
+            by_group.setdefault(i // n, []).append((resp, True))
     rng = np.random.default_rng([seed, it])
     pooled = []
     for g in range(len(prompts)):
-        originals = [tokens[g * n + j] for j in range(n)]
+        originals = [(tokens[g * n + j], False) for j in range(n)]
         pooled += M.pool(originals, by_group.get(g, []), n, rng)
-    return Batch(rep, torch.stack(pooled), [b for b in buckets for _ in range(n)], len(compressed), len(eligible))
+    responses, flags = torch.stack([r for r, _ in pooled]), [c for _, c in pooled]
+    return Batch(rep, responses, [b for b in buckets for _ in range(n)], len(compressed), len(eligible), flags)
 
 
 def rewards(batch: Batch, variant: Variant, history: M.LengthHistory, world: ReasoningWorld) -> torch.Tensor:
-    """Each response's reward; for TRAAC this batch's correct lengths join the bucket history first (official)."""
+    """Each response's reward; for TRAAC this batch's correct lengths join the bucket history first (official
+    `sumLinear`); without difficulty the normaliser is the lengths of every response of this batch, correct or not,
+    with no history (official `sumLinearNoDifficulty.py:242`)."""
     rows = batch.responses.tolist()
     lengths = response_mask(batch.responses, world.v.eos).sum(-1).tolist()
     correct = [verify(p, r, world.v) for p, r in zip(batch.problems, rows, strict=True)]
-    flags = [format_flags(r, world) for r in rows]
-    keys = batch.buckets if variant.difficulty else ["all"] * len(rows)
-    if variant.reward == "traac":
+    flags = [format_flags(r, world, c) for r, c in zip(rows, batch.compressed, strict=True)]
+    keys = batch.buckets
+    if variant.reward == "traac" and not variant.difficulty:
+        history = M.LengthHistory(1)
+        history.add_batch({"all": [float(x) for x in lengths]})
+        keys = ["all"] * len(rows)
+    elif variant.reward == "traac":
         this_batch: dict[str, list[float]] = {k: [] for k in keys}
         for key, ok, length in zip(keys, correct, lengths, strict=True):
             if ok:
@@ -281,58 +308,35 @@ def train(world: ReasoningWorld, variant: Variant, cfg: Config, seed: int, metho
 # --------------------------------------------------------------------------- premise
 
 
-def _auc_low_for_redundant(redundant: list[float], chain: list[float]) -> float:
-    """P(a redundant step scores lower than a chain step) (Mann-Whitney AUC; 0.5 = no signal)."""
-    if not redundant or not chain:
-        return float("nan")
-    u = mannwhitneyu(-np.asarray(redundant), -np.asarray(chain), alternative="two-sided").statistic
-    return float(u / (len(redundant) * len(chain)))
-
-
-def premise(world: ReasoningWorld, cfg: Config, seed: int) -> list[dict]:
-    """TRAAC's premise, measured on the base model's correct rollouts at the training decoding: END's attention
-    tells redundant (post-answer) steps from the chain's steps (AUC of −importance for "redundant"), and the
-    uniformity gate lets compression happen (share of rollouts with U ≤ 0.8). Without both, attentive compression
-    has nothing to act on. The official rule (first ⌊L/2⌋ layers) decides claim 0; every single layer is recorded
-    beside it as a diagnostic (`layer=`)."""
-    problems = world.problems(cfg.prompts_per_step * cfg.group_size, cfg.train_ks, seed=90_000 + seed)
-    gen = world.sample(problems, temperature=cfg.rollout_temperature, top_p=cfg.rollout_top_p, seed=91_000 + seed)
-    rows = gen.tokens.tolist()
-    keep = [i for i, r in enumerate(rows) if verify(problems[i], r, world.v) and all(format_flags(r, world))]
-    if not keep:
-        return [record("premise", seed, m, float("nan")) for m in ("redundant_auc", "gate_open_rate")]
-    problems, responses = [problems[i] for i in keep], gen.tokens[keep]
-    P = world.cfg.max_prompt_len
-    _, attentions, _ = world.states(problems, responses, attentions=True)
-    # "official": all layers, of which trigger_attention keeps the first half (as in training); then each layer alone.
-    readouts = {"official": list(range(len(attentions)))} | {l: [l] for l in range(len(attentions))}
-    out = []
-    for name, layers in readouts.items():
-        redundant, chain, gate_open = [], [], []
-        for b, (p, r) in enumerate(zip(problems, responses.tolist(), strict=True)):
-            row = M.trigger_attention([attentions[l][b] for l in layers], query=P + r.index(world.v.end))
-            imp = M.step_importance(row[P:], step_positions(r, world))
-            segs, _ = segments(r, world.v)
-            for role, x in zip(roles(segs, p.k, world.v), imp.tolist(), strict=True):
-                (redundant if role == "redundant" else chain).append(x)
-            gate_open.append(M.uniformity(imp) <= M.UNIFORMITY_GATE)
-        setting = {} if name == "official" else {"layer": name}
-        out += [
-            record("premise", seed, "redundant_auc", _auc_low_for_redundant(redundant, chain), **setting),
-            record("premise", seed, "gate_open_rate", float(np.mean(gate_open)), **setting),
-        ]
-    return out
-
-
 # --------------------------------------------------------------------------- evaluation
 
 
-EVAL_METRICS = ("accuracy", "think_len", "underthink", "overthink", "redundant_tokens")
+EVAL_METRICS = ("accuracy", "think_len", "underthink", "overthink", "redundant_tokens", "runaway", "think_len_finite")
+
+
+def runaway_stats(problems: list[Problem], tokens: torch.Tensor, world: ReasoningWorld) -> dict[int, dict[str, float]]:
+    """Per k: `runaway` = share of responses that hit the token budget (no EOS: the thinking or the answer was cut
+    off), and `think_len_finite` = mean thinking tokens of the others (NaN if none), so that runaway loops are
+    reported as such and not as length."""
+    by_k: dict[int, list[tuple[bool, int]]] = {}
+    for p, r in zip(problems, tokens.tolist(), strict=True):
+        run = world.v.eos not in r
+        think = r.index(world.v.end) if world.v.end in r else len(r)
+        by_k.setdefault(p.k, []).append((run, think))
+    out = {}
+    for k, xs in by_k.items():
+        finite = [t for run, t in xs if not run]
+        out[k] = {
+            "runaway": float(np.mean([run for run, _ in xs])),
+            "think_len_finite": float(np.mean(finite)) if finite else float("nan"),
+        }
+    return out
 
 
 def evaluate(world: ReasoningWorld, policy, cfg: Config, seed: int, method: str) -> list[dict]:
     """Per difficulty and per split (train / unseen difficulties): accuracy, thinking length, under- and
-    over-thinking rates and redundant tokens, on the same problems and sampling stream for every method."""
+    over-thinking rates, redundant tokens (over-thinking's length), runaway responses (hit the budget) and the
+    length of the others, on the same problems and sampling stream for every method."""
     out = []
     for split, ks in (("train", cfg.train_ks), ("unseen", cfg.unseen_ks)):
         if not ks:
@@ -342,10 +346,12 @@ def evaluate(world: ReasoningWorld, policy, cfg: Config, seed: int, method: str)
             problems, temperature=cfg.eval_temperature, top_p=cfg.eval_top_p, seed=60_000 + seed, model=policy
         )
         per_k = summarise(problems, gen.tokens, world.v)
+        for k, row in runaway_stats(problems, gen.tokens, world).items():
+            per_k[k] |= row
         for k, row in per_k.items():
             out += [record(method, seed, m, row[m], split=split, k=k) for m in EVAL_METRICS]
         out += [
-            record(method, seed, m, float(np.mean([per_k[k][m] for k in per_k])), split=split) for m in EVAL_METRICS
+            record(method, seed, m, float(np.nanmean([per_k[k][m] for k in per_k])), split=split) for m in EVAL_METRICS
         ]
     return out
 

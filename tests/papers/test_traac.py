@@ -227,8 +227,13 @@ def _traac_rows(seeds=4, compressed=40.0, hard_share=0.2, auc=0.8, lp_acc=None):
     rows = []
     for s in range(seeds):
         e = rng.normal(0, 0.005)
-        rows += [record("premise", s, "redundant_auc", auc), record("premise", s, "gate_open_rate", 0.5)]
-        rows.append(record("premise", s, "redundant_auc", 0.3, layer=1))  # other layers are not the readout
+        off = {"input": "official"}
+        rows += [record("premise", s, "redundant_auc", auc, **off), record("premise", s, "gate_evict_rate", 0.5, **off)]
+        rows += [record("premise", s, "evicted_loop_share", 0.9, **off)]
+        rows += [record("premise", s, "compression_acc_delta", -0.01, **off)]
+        rows += [record("premise", s, "tf_answer_accuracy", 0.9), record("premise", s, "hard_share", hard_share)]
+        rows.append(record("premise", s, "redundant_auc", 0.3, layer=1, **off))  # other layers are not the readout
+        rows.append(record("premise", s, "redundant_auc", 0.3, input="project"))  # the labelled variant
         for m, (acc, len1, slope, red) in _EVAL.items():
             acc = lp_acc if (m == "length_penalty" and lp_acc is not None) else acc
             lens = {k: len1 + slope * (k - 1) + e for k in cfg.train_ks}
@@ -282,3 +287,24 @@ def test_claims_v2_empty_hard_bucket_leaves_difficulty_claims_untested():
     assert got["0c-premise-hard-bucket"].verdict == "FAIL"
     assert got["4b-no-difficulty-loses-gain"].verdict == "UNTESTED"
     assert got["4a-no-compression-loses-gain"].verdict == "PASS"
+
+
+def test_claims_v2_unlearned_task_makes_the_attention_premises_untested():
+    rows, cfg = _traac_rows()
+    rows = [r | {"value": 0.5} if r["metric"] == "tf_answer_accuracy" else r for r in rows]
+    got = _traac_verdicts(rows, cfg)
+    assert got["0g-premise-task-learned"].verdict == "FAIL"
+    assert got["1-more-accurate-less-redundant"].verdict == "UNTESTED"
+
+
+def test_claims_v2_premise_preset_and_control_world():
+    import dataclasses
+
+    from reprozoo.papers.traac.experiment import PRESETS
+
+    rows, _ = _traac_rows(auc=0.5)
+    rows = [r for r in rows if r["method"] in ("premise", "base")]
+    got = _traac_verdicts(rows, dataclasses.replace(PRESETS["premise-control"]))
+    assert set(got) == {"0g-premise-task-learned", "0-premise-attention", "0f-premise-evicts-loops",
+                        "0h-premise-hard-prompts", "0d-premise-headroom", "0-control-v2-attention"}  # fmt: skip
+    assert got["0-control-v2-attention"].verdict == "PASS" and got["0-premise-attention"].verdict == "FAIL"
