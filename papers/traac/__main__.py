@@ -5,17 +5,17 @@ GRPO with TRAAC and its baselines on the reasoning world, claims last.
 import sys
 
 from reprozoo.common.cli import main
-from reprozoo.papers.traac import claims, experiment
+from reprozoo.papers.traac import claims, experiment, full
 
 if __name__ == "__main__":
     sys.exit(
         main(
             paper="traac",
-            config_cls=experiment.Config,
-            presets=experiment.PRESETS,
-            run=experiment.run,
-            claims=claims.check,
-            figure=experiment.figure,
-            table=experiment.table,
+            config_cls=full.Config,
+            presets=full.PRESETS,
+            run=lambda cfg: (experiment.run if cfg.model == "world" else full.run)(cfg),
+            claims=full.for_preset(claims.check, full.claims),
+            figure=full.for_preset(experiment.figure, full.figure),
+            table=full.for_preset(experiment.table, full.table),
         )
     )

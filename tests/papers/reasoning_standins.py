@@ -23,9 +23,21 @@ QWEN_SPLIT = (
 )
 
 
-def traces() -> list[tuple[str, str]]:
-    """(question, assistant text after the opened thinking) pairs the tiny model is fitted to."""
-    return [(q, THOUGHT + "</think>\n" + ANSWER + "<|im_end|>") for q in QUESTIONS]
+DAPO_PROMPT = "Solve step by step. The last line of your response should be of the form Answer: $Answer.\n\n{q}"
+
+
+def chats(q: str) -> list[list[dict[str, str]]]:
+    """The prompts a question reaches the model with: plain, MATH-500's (boxed system prompt), DAPO's."""
+    from reprozoo.common.data.math import BOXED_INSTRUCTION
+
+    user = {"role": "user", "content": q}
+    dapo = {"role": "user", "content": DAPO_PROMPT.format(q=q)}
+    return [[user], [{"role": "system", "content": BOXED_INSTRUCTION}, user], [dapo]]
+
+
+def traces() -> list[tuple[list[dict[str, str]], str]]:
+    """(chat prompt, assistant text after the opened thinking) pairs the tiny model is fitted to."""
+    return [(c, THOUGHT + "</think>\n" + ANSWER + "<|im_end|>") for q in QUESTIONS for c in chats(q)]
 
 
 def build_tokenizer(folder: Path):
@@ -40,7 +52,7 @@ def build_tokenizer(folder: Path):
         ]
     )
     tok.decoder = decoders.ByteLevel()
-    corpus = [q + "\n" + a for q, a in traces()] + ["system user assistant Please reason step by step \\boxed{}"]
+    corpus = [" ".join(m["content"] for m in c) + "\n" + a for c, a in traces()] + ["system user assistant"]
     trainer = trainers.BpeTrainer(
         vocab_size=500, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=["<|endoftext|>"]
     )
@@ -75,10 +87,7 @@ def build_model(folder: Path, *, fit_steps: int = 150, seed: int = 0) -> Path:
         pad_token_id=tok.pad_token_id,
     )
     model = Qwen2ForCausalLM(cfg)
-    prompts = [
-        tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
-        for q, _ in traces()
-    ]
+    prompts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c, _ in traces()]
     batch = tok([p + a for p, (_, a) in zip(prompts, traces(), strict=True)], return_tensors="pt", padding=True)
     labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
     for i, p in enumerate(prompts):  # fit the assistant text only
@@ -112,12 +121,11 @@ def build_datasets(folder: Path, n: int = 6) -> dict[str, Path]:
             }
         )
     )
-    dapo_prompt = "Solve step by step. The last line of your response should be of the form Answer: $Answer.\n\n{q}"
     dapo = datasets.DatasetDict(
         train=datasets.Dataset.from_dict(
             {
                 "data_source": ["math_dapo"] * n,
-                "prompt": [[{"role": "user", "content": dapo_prompt.format(q=q)}] for q in qs],
+                "prompt": [[{"role": "user", "content": DAPO_PROMPT.format(q=q)}] for q in qs],
                 "ability": ["MATH"] * n,
                 "reward_model": [{"ground_truth": "2", "style": "rule-lighteval/MATH_v2"}] * n,
                 "extra_info": [{"index": str(i)} for i in range(n)],
