@@ -226,7 +226,7 @@ _SLOPES = {  # method: (proxy gain per epoch, realism per unit of proxy, diversi
 _BASE = {"proxy": 3.3, "realism": 2.95, "diversity": 3.48, "gold_rm": -0.2}
 
 
-def _guard_rows(seeds=4, flow_ratio_low=0.99, control_gap=0.0, on_policy_gain=0.1):
+def _guard_rows(seeds=4, flow_ratio_low=0.99, control_gap=0.0, on_policy_gain=0.1, iso_slopes=None):
     from reprozoo.common.results import record
 
     cfg = PRESETS["quick"]
@@ -254,7 +254,13 @@ def _guard_rows(seeds=4, flow_ratio_low=0.99, control_gap=0.0, on_policy_gain=0.
             kinds = {"main": main_epochs, "other_clip": ctrl_epochs} if method != "ratio_norm" else {}
             if method == "ratio_norm":
                 kinds = {"ablation": ctrl_epochs}
+            if method == "flow_grpo_kl":
+                kinds = {"iso_kl": main_epochs}
+            if method == "grpo_guard":
+                kinds["iso_eps"] = ctrl_epochs
             for kind, epochs in kinds.items():
+                if kind == "iso_eps":
+                    gain, dr, dd = iso_slopes or (gain, dr, dd)
                 if kind == "other_clip" and method == "flow_grpo_kl":
                     continue
                 for ep in epochs:
@@ -299,11 +305,22 @@ def test_claims_v2_all_pass_where_guard_has_the_better_frontier():
     assert got["8-control-gold-reward"].kind == "control"
 
 
+def test_claims_v2_isolation_and_scaled_kl_arms():
+    """Claim 6 reads the β-scaled KL arm (iso_kl); claim 9 FAILs when Guard with Flow-GRPO's clip band traces
+    Flow-GRPO's frontier (the edge was only slower optimisation)."""
+    got = _guard_verdicts(*_guard_rows())
+    assert got["6-kl-comparison"].observed["kl_kind"] == "iso_kl"
+    assert got["9-isolation-clip-band"].verdict == "PASS"
+    got = _guard_verdicts(*_guard_rows(iso_slopes=_SLOPES["flow_grpo"]))
+    assert got["9-isolation-clip-band"].verdict == "FAIL"
+    assert got["4b-headline-frontier"].verdict == "PASS"
+
+
 def test_claims_v2_no_ratio_bias_makes_the_headline_untested():
     got = _guard_verdicts(*_guard_rows(flow_ratio_low=1.01))
     assert got["1-ratio-bias-premise"].verdict == "FAIL"
     for cid in ("1b-guard-centres-ratio", "4a-headline-final", "4b-headline-frontier", "6-kl-comparison",
-                "7-ablation"):  # fmt: skip
+                "7-ablation", "9-isolation-clip-band"):  # fmt: skip
         assert got[cid].verdict == "UNTESTED", cid
     assert got["5-proxy-growth"].verdict == "PASS"  # needs only the over-optimisation regime
 
