@@ -123,3 +123,21 @@ def test_full_rejects_missing_prompts_and_unknown_rewards(tiny_sd3, run_cli, mon
     assert "--reward" in bad.stderr
     bad = run_cli("reprozoo.papers.grpo_guard", *base, "--prompts", str(tiny_sd3 / "none.txt"), expect_rc=2)
     assert "--prompts" in bad.stderr and "no such file" in bad.stderr
+
+
+def test_prompts_from_a_dataset_file(tmp_path, monkeypatch):
+    """--prompts as a data file (the `prompt` column, or --prompt-column), cut by --max-samples; clear errors."""
+    from reprozoo.common.config import ConfigError
+    from reprozoo.papers.grpo_guard.experiment import Config
+    from reprozoo.papers.grpo_guard.full import load_prompts
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("".join(json.dumps({"text": f"a photo of {w}"}) + "\n" for w in WORDS[3:8]))
+    cfg = Config(preset="full", model="sd3", prompts=str(path), prompt_column="text", max_samples=3)
+    cfg.prompts_per_epoch = 2
+    assert load_prompts(cfg) == ["a photo of cat", "a photo of dog", "a photo of red"]
+    with pytest.raises(ConfigError, match="--prompts.*missing columns"):
+        load_prompts(Config(preset="full", model="sd3", prompts=str(path), prompts_per_epoch=2))
+    with pytest.raises(ConfigError, match="fewer than prompts_per_epoch"):
+        load_prompts(Config(preset="full", model="sd3", prompts=str(path), prompt_column="text", prompts_per_epoch=9))
