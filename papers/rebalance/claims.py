@@ -170,7 +170,8 @@ def paper_claims(rows: list[dict], cfg: Config, world: str, suffix: str, tag: st
 def check(rows: list[dict], cfg: Config) -> list[Claim]:
     """Premises, claims 1–3 and the control-world check for the first readout (official: the token after the
     separator); the same for every other readout with ids suffixed `@<readout>` (the deviation variant)."""
-    main = "premise" if "premise" in cfg.worlds else cfg.worlds[0]
+    main = next((w for w in ("v3", "premise") if w in cfg.worlds), cfg.worlds[0])
+    control = next((w for w in ("v3-control", "control") if w in cfg.worlds), None)
     g = lambda method, metric: per_seed(rows, method, metric, main)  # noqa: E731
     red, think, under = g("base", "redundant_tokens"), g("base", "think_len"), g("base", "underthink_hard")
     red_share = min(red[s] / think[s] for s in red)
@@ -190,8 +191,8 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
             kind="premise",
         )
     ]
-    if "control" in cfg.worlds:
-        n_neg = {r["seed"]: r["value"] for r in select(rows, method="calibration", metric="n_neg", world="control")}
+    if control:
+        n_neg = {r["seed"]: r["value"] for r in select(rows, method="calibration", metric="n_neg", world=control)}
         claims.append(
             Claim(
                 P_CONTROL_CAL,
@@ -207,11 +208,11 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
         tag = f" [S read at the {readout.replace('_', ' ')}]" if i else ""
         claims += premises(rows, cfg, main, suffix, tag)
         claims += paper_claims(rows, cfg, main, suffix, tag)
-        if "control" in cfg.worlds:
-            c = lambda method, metric, sfx=suffix: per_seed(rows, method + sfx, metric, "control")  # noqa: E731
+        if control:
+            c = lambda method, metric, sfx=suffix: per_seed(rows, method + sfx, metric, control)  # noqa: E731
             pd4, obs4 = paired("acc_rebalance_minus_static", c("rebalance", "accuracy"), c("static", "accuracy"))
             pd4b, _ = paired("acc_rebalance_minus_base", c("rebalance", "accuracy"), per_seed(
-                rows, "base", "accuracy", "control"))  # fmt: skip
+                rows, "base", "accuracy", control))  # fmt: skip
             claims.append(
                 Claim(
                     "4-control-no-dynamic-advantage" + suffix,

@@ -1,5 +1,6 @@
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -245,7 +246,7 @@ def _rebalance_rows(seeds=5, n_neg=200, static_underthink=0.50):
                     for metric, v in metrics.items():
                         if method == "static" and metric == "underthink_hard":
                             v = static_underthink
-                        if world == "control":  # no dynamic advantage: ReBalance = static = base
+                        if world.endswith("control"):  # no dynamic advantage: ReBalance = static = base
                             v = _GOOD["base"][metric]
                         rows.append(record(name, s, metric, v + noise * (1 + 0.1 * i), world=world))
                     rows.append(record(name, s, "accuracy", 0.5, world=world, k=1))  # per-k rows are ignored
@@ -290,7 +291,7 @@ def test_claims_v2_degenerate_control_calibration_leaves_the_control_untested():
 def test_claims_v2_control_fails_when_rebalance_beats_static_without_the_premise():
     rows, cfg = _rebalance_rows()
     for r in rows:
-        if r["world"] == "control" and r["method"] == "static" and r["metric"] == "accuracy" and "k" not in r:
+        if r["world"] == "v3-control" and r["method"] == "static" and r["metric"] == "accuracy" and "k" not in r:
             r["value"] -= 0.2  # static collapses in the control world: ReBalance "beats" it
     assert _rebalance_verdicts(rows, cfg)["4-control-no-dynamic-advantage"].verdict == "FAIL"
 
@@ -304,3 +305,25 @@ def test_claims_v2_accuracy_non_inferiority_uses_the_paired_ci():
     assert pd.low >= -ACC_TOL and obs["d_mde80"] == pytest.approx(0.0, abs=1e-12)
     pd, _ = paired("d", {0: 0.77, 1: 0.74, 2: 0.76}, base)  # +0.02, −0.02, +0.02: mean > 0, CI wide
     assert pd.mean > 0 and pd.low < -ACC_TOL
+
+
+def test_dev_seed_layer_choice_and_first_n_vector_responses(monkeypatch):
+    """The layer is the argmax of the dev seeds' mean R² (one per readout); S uses the first n_vector responses."""
+    import dataclasses
+
+    from reprozoo.papers.rebalance import experiment as E
+
+    r2_by_seed = {1000: {0: 0.1, 1: 0.70, 2: 0.72}, 1001: {0: 0.1, 1: 0.80, 2: 0.71}}
+    calls = []
+
+    def fake_calibrate(world, cfg, seed, layers=None):
+        calls.append(seed)
+        return {r: SimpleNamespace(r2=r2_by_seed[seed]) for r in cfg.readouts}
+
+    monkeypatch.setattr(E, "calibrate", fake_calibrate)
+    cfg = dataclasses.replace(E.PRESETS["quick"], layer_seeds=2)
+    layers, rows = E.dev_layers(None, "v3", cfg)
+    assert calls == [1000, 1001] and layers == dict.fromkeys(cfg.readouts, 1)  # mean R²: 0.75 vs 0.715
+    assert {r["method"] for r in rows} == {"layer_choice"}
+    assert E.dev_layers(None, "v3", dataclasses.replace(cfg, layer_seeds=0)) == (None, [])
+    assert E.PRESETS["quick"].n_vector == 100 and E.PRESETS["quick"].worlds == ["v3", "v3-control"]
