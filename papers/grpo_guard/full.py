@@ -5,8 +5,9 @@ Per run (method, seed): load the SD3 pipeline with diffusers (frozen VAE, CLIP-L
 precision's dtype, VAE in fp32), add a peft LoRA (rank 32, α 64, Gaussian init, the attention projections of the
 official `target_modules`; its weights stay fp32: the fp32 master weights of accelerate's bf16 autocast) and, per
 epoch:
-1. rollouts: `prompts_per_epoch` prompts × `group` images, `steps` Flow-GRPO SDE steps (`method.sde_step`, η 0.7) on
-   the SD3 sigmas (shift from the pipeline's scheduler), classifier-free guidance with the empty prompt as negative;
+1. rollouts: `prompts_per_epoch` prompts (in total over the processes) × `group` images, `steps` Flow-GRPO SDE
+   steps (`method.sde_step`, η 0.7) on the SD3 sigmas (shift from the pipeline's scheduler), classifier-free
+   guidance with the empty prompt as negative;
    the VAE decodes the final latents and the reward scores them (`ClipReward`: PickScore or CLIPScore);
 2. per-prompt advantages (`baselines.group_advantages`);
 3. `minibatches` optimiser steps (official 2): each minibatch recomputes, per trained step j, the velocity with CFG,
@@ -223,6 +224,7 @@ def train_run(method: str, seed: int, cfg: Config, accelerator, prompts: list[st
     eval_cond = encode(pipe, eval_prompts, device)
     eval_noise = latent_noise(pipe, len(eval_prompts), cfg, torch.Generator().manual_seed(12345), device)
     max_steps = cfg.max_steps or cfg.epochs * cfg.minibatches
+    per_process = max(1, cfg.prompts_per_epoch // accelerator.num_processes)  # official: 48 prompts over all GPUs
     rows: list[dict] = []
 
     def log_eval(epoch: int) -> None:
@@ -234,10 +236,10 @@ def train_run(method: str, seed: int, cfg: Config, accelerator, prompts: list[st
     step = epoch = 0
     while step < max_steps:
         epoch += 1
-        picks = torch.randperm(len(prompts), generator=gen)[: cfg.prompts_per_epoch].tolist()
+        picks = torch.randperm(len(prompts), generator=gen)[:per_process].tolist()
         batch = [prompts[i] for i in picks for _ in range(cfg.group)]
         groups = torch.tensor(picks, device=device).repeat_interleave(cfg.group)
-        cond = encode(pipe, batch, device)
+        cond = tuple(x.repeat_interleave(cfg.group, 0) for x in encode(pipe, [prompts[i] for i in picks], device))
         lat, logp_old, mean_old, images = [], [], [], []
         for i in range(0, len(batch), cfg.sample_batch):
             c = tuple(x[i : i + cfg.sample_batch] for x in cond)
