@@ -265,7 +265,6 @@ class TraacReward:
     max_len: int
     history: M.LengthHistory
     log: list[dict] = field(default_factory=list)
-    __name__: str = "traac_reward"
 
     def __call__(self, prompts, completions, completion_ids, answer, convention, bucket=None, **kw) -> list[float]:
         tags = Tags.of(self.tok, self.family)
