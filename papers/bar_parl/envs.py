@@ -174,6 +174,78 @@ class CartPole:
         return {"s": s2, "prev_theta": s[2], "done": done}, jnp.array(1.0), r_aux, done
 
 
+# ----------------------------------------------------------------------------- mountain car
+
+
+@dataclass(frozen=True)
+class MountainCar:
+    """gymnasium MountainCar-v0 physics with BARFI's sparse task and heuristics (barfi-mc, the env of its
+    experiments/PaperPlots, `MCSenseSparseBangAux`): start x ~ U(−0.6, −0.4), v = 0; actions push left / none /
+    right; r_p = 1 on reaching x ≥ 0.5 (terminal), 0 otherwise; horizon 2000 (official `max_horizon`).
+
+    Heuristics (0 on the terminating step, as in the official env): good = the official "bang" heuristic,
+    +scale when the push follows the velocity (v < 0 and left, or v > 0 and right), −scale otherwise
+    (`MCSenseSparseBangAux.get_aux_reward`, PaperPlots `env_param` = 1); bad = the official one-sided variant
+    `MCSenseSparseBangAuxLeft` (+scale for left while v < 0, 0 whenever v > 0, −scale otherwise): it never rewards
+    the push to the right that reaches the goal.
+    Features: tile coding of (x, v), `tilings` offset grids of (tiles + 1)² tiles (official basis "tilecoding",
+    "tiles": 4, "tilings": 5), one active tile per tiling.
+    """
+
+    horizon: int = 2000
+    force: float = 0.001
+    gravity: float = 0.0025
+    max_speed: float = 0.07
+    min_position: float = -1.2
+    max_position: float = 0.6
+    goal_position: float = 0.5
+    aux_scale: float = 1.0
+    tiles: int = 4
+    tilings: int = 5
+    n_actions: int = 3
+
+    @property
+    def n_features(self) -> int:
+        return self.tilings * (self.tiles + 1) ** 2
+
+    def reset(self, key: jax.Array) -> dict[str, Any]:
+        x = jax.random.uniform(key, (), minval=-0.6, maxval=-0.4)
+        return {"s": jnp.stack([x, jnp.array(0.0)]), "done": jnp.array(False)}
+
+    def constant_weights(self) -> jax.Array:
+        """w with x(s)ᵀ w = 1 for every s (exactly `tilings` tiles are active)."""
+        return jnp.full(self.n_features, 1.0 / self.tilings)
+
+    def features(self, state: dict[str, Any]) -> jax.Array:
+        """Tile coding: tiling j shifts the grid by j / tilings of a tile in both dimensions."""
+        lo = jnp.array([self.min_position, -self.max_speed])
+        width = (jnp.array([self.max_position, self.max_speed]) - lo) / self.tiles
+        z = (state["s"] - lo) / width  # in [0, tiles]
+        offsets = jnp.arange(self.tilings)[:, None] / self.tilings
+        cells = jnp.clip(jnp.floor(z[None] + offsets).astype(jnp.int32), 0, self.tiles)
+        idx = jnp.arange(self.tilings) * (self.tiles + 1) ** 2 + cells[:, 0] * (self.tiles + 1) + cells[:, 1]
+        return jnp.zeros(self.n_features).at[idx].set(1.0)
+
+    def dynamics(self, s: jax.Array, action: jax.Array) -> jax.Array:
+        """gymnasium MountainCarEnv.step: v += (a − 1) force − cos(3x) gravity, |v| ≤ 0.07; x += v, clipped to
+        [−1.2, 0.6]; v = 0 against the left wall."""
+        x, v = s[0], s[1]
+        v = jnp.clip(v + (action - 1) * self.force + jnp.cos(3 * x) * (-self.gravity), -self.max_speed, self.max_speed)
+        x = jnp.clip(x + v, self.min_position, self.max_position)
+        v = jnp.where((x == self.min_position) & (v < 0), 0.0, v)
+        return jnp.stack([x, v])
+
+    def step(self, state, action, u, heuristic):
+        del u  # deterministic dynamics
+        s2 = self.dynamics(state["s"], action)
+        done = s2[0] >= self.goal_position
+        v = s2[1]
+        bang = jnp.where(((v < 0) & (action == 0)) | ((v > 0) & (action == 2)), 1.0, -1.0)
+        left = jnp.where((v < 0) & (action == 0), 1.0, jnp.where(v > 0, 0.0, -1.0))
+        aux = self.aux_scale * jnp.stack([0.0, bang, left])[heuristic]
+        return {"s": s2, "done": done}, done.astype(jnp.float32), jnp.where(done, 0.0, aux), done
+
+
 # ----------------------------------------------------------------------------- rollouts
 
 
@@ -211,4 +283,4 @@ def linear_logits(theta: jax.Array, x: jax.Array) -> jax.Array:
     return x @ theta
 
 
-ENVS = {"gridworld": GridWorld, "cartpole": CartPole}
+ENVS = {"gridworld": GridWorld, "cartpole": CartPole, "mountaincar": MountainCar}

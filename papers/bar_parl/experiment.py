@@ -23,9 +23,11 @@ from reprozoo.common.config import RunConfig, check_positive, ensure
 from reprozoo.common.progress import track
 from reprozoo.common.results import record, select, values
 from reprozoo.papers.bar_parl import train
-from reprozoo.papers.bar_parl.envs import HEURISTICS, CartPole, GridWorld
+from reprozoo.papers.bar_parl.envs import HEURISTICS, CartPole, GridWorld, MountainCar
 
 ENV_NAMES: tuple[str, ...] = ("gridworld", "cartpole")
+ALL_ENVS: tuple[str, ...] = (*ENV_NAMES, "mountaincar")
+"""Every BARFI environment; mountaincar (the paper's MountainCar, barfi-mc) runs in the full preset."""
 BARFI_VARIANT_NAMES: tuple[str, ...] = (  # train.VARIANTS
     "barfi",
     "barfi_fo",
@@ -119,11 +121,26 @@ class Config(RunConfig):
     Hessian eigenvalue was measured at +0.19, so μ = 1 keeps the solve well conditioned)."""
     curve_points: int = 30
     """Points kept per learning curve in records.jsonl."""
+    mc_iterations: int = 166
+    """MountainCar: outer iterations (official barfi-mc PaperPlots "max_episodes": 500 at 3 episodes each)."""
+    mc_horizon: int = 2000
+    """MountainCar: episode cap (official `max_horizon` = 2000)."""
+    mc_replay_buffer: int = 50
+    """MountainCar: FIFO replay buffer in episodes (official PaperPlots "buffer_size": [5, 10, 50]; 50 holds the
+    hess_mul × batch older episodes of the curvature terms)."""
+    mc_actor_lr: float = 0.0625
+    """MountainCar: RMSprop learning rate of the linear softmax policy (official PaperPlots "actor_lr": 0.0625)."""
+    mc_phi_lr: float = 0.015625
+    """MountainCar: RMSprop learning rate of φ (official PaperPlots "reward_lr": [0.015625, 0.0625], the smaller)."""
+    max_steps: int = 0
+    """Cap on the outer iterations of every training (BARFI, baselines, PARL). 0: no cap. A capped run's claims
+    are UNTESTED."""
 
     def validate(self) -> None:
         super().validate()
         for name in self.envs:
-            ensure(name in ENV_NAMES, "envs", f"unknown environment {name!r}; choose from {ENV_NAMES}")
+            ensure(name in ALL_ENVS, "envs", f"unknown environment {name!r}; choose from {ALL_ENVS}")
+        ensure(self.max_steps >= 0, "max_steps", f"must be >= 0, got {self.max_steps}")
         check_positive(
             self,
             "gw_iterations",
@@ -148,6 +165,11 @@ class Config(RunConfig):
             "reward_lr",
             "parl_damping",
             "curve_points",
+            "mc_iterations",
+            "mc_horizon",
+            "mc_actor_lr",
+            "mc_phi_lr",
+            "mc_replay_buffer",
         )
         ensure(0 < self.gamma <= 1, "gamma", f"must lie in (0, 1], got {self.gamma}")
         ensure(self.entropy >= 0, "entropy", f"must be >= 0, got {self.entropy}")
@@ -162,6 +184,12 @@ class Config(RunConfig):
             f"must hold at least two batches (2 × {self.batch}), got {self.replay_buffer}",
         )
         ensure("gridworld" in self.envs, "envs", "must include gridworld (PARL's target return is defined from it)")
+
+    def capped(self) -> bool:
+        """True when --max-steps cuts a training short of its preset."""
+        key = {"gridworld": "gw", "cartpole": "cp", "mountaincar": "mc"}
+        its = [getattr(self, f"{key[e]}_iterations") for e in self.envs] + [self.parl_iterations]
+        return any(0 < self.max_steps < n for n in its)
         for name in self.parl_reward_models:
             ensure(name in ("tabular", "coarse"), "parl_reward_models", f"unknown {name!r}; choose tabular, coarse")
 
@@ -190,8 +218,12 @@ PRESETS = {
     # Paper scale (barfi-gw/experiments/PaperPlots/*/barfineumann.json, barfi-cp): 40 seeds ("seed": [1..40]),
     # "max_episodes": 2000, "batch_size": 1, "delta": 3 episodes between updates, "actor_lr": 0.005,
     # "reward_lr": 0.005, "actor_reg": 0.25, "Neumann_alpha": 0.0005, "Neumann_loops": 5; CartPole-v1 cap 500.
+    # MountainCar (barfi-mc/experiments/PaperPlots/barfineumann.json): "env_name": "MCSenseSparseBangAux",
+    # "env_param": [1], "max_episodes": [500], "actor_lr": [0.0625], "reward_lr": [0.015625, 0.0625], "tiles": 4,
+    # "tilings": 5; the mc_* defaults of Config hold these values.
     "full": Config(
         preset="full",
+        envs=(*ENV_NAMES, "mountaincar"),
         seeds=40,
         gw_iterations=2000 // 3,
         cp_iterations=2000 // 3,
@@ -218,23 +250,29 @@ PRESETS = {
 
 
 def make_env(name: str, cfg: Config):
+    if name == "mountaincar":
+        return MountainCar(horizon=cfg.mc_horizon)
     return GridWorld(good=cfg.gw_good) if name == "gridworld" else CartPole(horizon=cfg.cp_horizon)
 
 
 def hyper(cfg: Config, env_name: str, iterations: int | None = None) -> train.Hyper:
-    lr = cfg.gw_actor_lr if env_name == "gridworld" else cfg.cp_actor_lr
-    it = iterations if iterations is not None else (cfg.gw_iterations if env_name == "gridworld" else cfg.cp_iterations)
+    """The learner's settings on an env; `--max-steps` caps the iterations."""
+    key = {"gridworld": "gw", "cartpole": "cp", "mountaincar": "mc"}[env_name]
+    lr, phi_lr = getattr(cfg, f"{key}_actor_lr"), getattr(cfg, f"{key}_phi_lr")
+    it = iterations if iterations is not None else getattr(cfg, f"{key}_iterations")
+    if cfg.max_steps:
+        it = min(it, cfg.max_steps)
     return train.Hyper(
         iterations=it,
         inner_steps=cfg.inner_steps,
         batch=cfg.batch,
         replay_steps=cfg.replay_steps,
-        replay_buffer=cfg.replay_buffer,
+        replay_buffer=cfg.mc_replay_buffer if env_name == "mountaincar" else cfg.replay_buffer,
         hess_mul=cfg.hess_mul,
         gamma=cfg.gamma,
         actor_lr=lr,
         entropy=cfg.entropy,
-        phi_lr=cfg.gw_phi_lr if env_name == "gridworld" else cfg.cp_phi_lr,
+        phi_lr=phi_lr,
         phi_lr_sensitivity=cfg.phi_lr_sensitivity,
         neumann_alpha=cfg.neumann_alpha,
         neumann_loops=cfg.neumann_loops,
@@ -259,7 +297,7 @@ def _barfi_logs(env_name: str, job: str, cfg: Config) -> dict[str, dict[str, np.
     job "baselines": r_p / naive / potential (a traced mode: one program).
     """
     env, hp = make_env(env_name, cfg), hyper(cfg, env_name)
-    keys, heur = _seed_keys(cfg, ENV_NAMES.index(env_name)), jnp.arange(len(HEURISTICS))
+    keys, heur = _seed_keys(cfg, ALL_ENVS.index(env_name)), jnp.arange(len(HEURISTICS))
     if job == "barfi":
         names, flags = BARFI_VARIANT_NAMES, jnp.arange(len(train.VARIANTS))
         one = lambda k, h, f: train.train_barfi(env, hp, k, h, f)  # noqa: E731
