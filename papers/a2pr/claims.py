@@ -21,6 +21,8 @@ Claims:
 3. vae-advantage (requires convergence-gate): the VAE's error on non-positive-advantage dataset actions minus its
    error on positive-advantage ones (per seed, mean over cells) has a 95% CI above 0.
 
+A run capped by --max-steps or --max-samples (`Config.capped`) marks every check UNTESTED (its numbers kept).
+
 Controls (PASS when the control behaves as predicted):
 - medium-no-margin-<env> (requires convergence-gate, medium-bc-adequate-<env>): where BC does not over-constrain,
   A2PR has no clear margin over TD3+BC: the 95% CI upper end of A2PR − TD3+BC on medium is below MIXED_MARGIN.
@@ -31,6 +33,7 @@ Controls (PASS when the control behaves as predicted):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -252,6 +255,8 @@ def check(rows: list[dict], cfg) -> list[Claim]:
     for env in envs:
         if select(rows, env=env, dataset="medium", metric="score_final"):
             claims += medium_claims(rows, env)
+    if cfg is not None and cfg.capped():  # --max-steps / --max-samples: numbers shown, no verdict
+        claims = [dataclasses.replace(c, verdict="UNTESTED") for c in claims]
     return claims
 
 

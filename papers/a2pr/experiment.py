@@ -25,9 +25,9 @@ import numpy as np
 from reprozoo.common import checkpoint
 from reprozoo.common import distributed as dist
 from reprozoo.common.cache import enable_jax_compilation_cache
-from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
+from reprozoo.common.config import ConfigError, RunConfig, check_fraction, check_positive, ensure
 from reprozoo.common.results import mean_ci95, record, select
-from reprozoo.papers.a2pr import baselines, data, method
+from reprozoo.papers.a2pr import baselines, data, method, tasks
 from reprozoo.papers.a2pr.claims import paired
 from reprozoo.papers.a2pr.nets import Actor
 
@@ -103,11 +103,31 @@ class Config(RunConfig):
     """Dataset transitions used to measure λ, the advantage filter and the VAE error by advantage sign."""
     bootstrap_reps: int = 2_000
     """Stratified bootstrap resamples of the rliable interval estimates."""
+    dataset: tuple[str, ...] = ()
+    """Real offline datasets instead of generated ones, each `[<task>=]<source>`: task `<env>-<type>` (halfcheetah,
+    hopper, walker2d × random, medium, medium-replay, medium-expert, expert: it picks A2PR's official settings, the
+    evaluation env and D4RL's reference scores); source a Minari id (e.g. mujoco/hopper/medium-v0, downloaded by
+    Minari when not under MINARI_DATASETS_PATH), a local Minari dataset folder or a D4RL .hdf5 file. When given,
+    --envs, --datasets, --mixed-fractions and --online-steps are not used."""
+    max_steps: int = 0
+    """Cap on the gradient steps of every training (and the online steps of data generation); evaluations are
+    spread over 5 points of the capped run. 0: no cap. A capped run's claims are UNTESTED."""
+    max_samples: int = 0
+    """Cap on the evaluation episodes per agent and evaluation. 0: no cap. A capped run's claims are UNTESTED."""
     log: bool = field(default=True)
     """Print progress lines."""
 
     def validate(self) -> None:
         super().validate()
+        ensure(self.max_steps == 0 or self.max_steps >= 5, "max_steps", f"must be 0 or >= 5, got {self.max_steps}")
+        ensure(self.max_samples >= 0, "max_samples", f"must be >= 0, got {self.max_samples}")
+        for entry in self.dataset:
+            try:
+                tasks.parse_entry(entry)
+            except tasks.TaskError as err:
+                ensure(False, "dataset", str(err))
+        names = [tasks.parse_entry(e)[0] for e in self.dataset]
+        ensure(len(set(names)) == len(names), "dataset", f"a task is named twice: {names}")
         check_positive(
             self,
             "transitions",
@@ -152,6 +172,27 @@ class Config(RunConfig):
         n_evals = self.steps // self.eval_every
         ensure(n_evals >= 5, "eval_every", f"needs >= 5 evaluations for the convergence gate, got {n_evals}")
         ensure(self.final_evals <= n_evals, "final_evals", f"must be <= the {n_evals} evaluations")
+
+    def capped(self) -> bool:
+        """True when --max-steps or --max-samples cut the run short of its preset."""
+        return 0 < self.max_steps < self.steps or 0 < self.max_samples < self.eval_episodes
+
+    def effective(self) -> Config:
+        """This config with the caps applied: steps = 5 evaluations of max_steps // 5 steps each, eval_episodes
+        = max_samples, online_steps ≤ max_steps."""
+        out = self
+        if 0 < self.max_steps < self.steps:
+            every = self.max_steps // 5
+            out = replace(
+                out,
+                steps=5 * every,
+                eval_every=every,
+                final_evals=min(out.final_evals, 5),
+                online_steps=tuple(min(n, self.max_steps) for n in out.online_steps),
+            )
+        if 0 < self.max_samples < self.eval_episodes:
+            out = replace(out, eval_episodes=self.max_samples)
+        return out
 
     def cells(self) -> tuple[str, ...]:
         """Dataset names trained per env: the standard ones, then mixed-<p> per expert fraction."""
@@ -241,9 +282,13 @@ PRESETS = {
         # (mask 0.5) on medium, the pendulum-medium collapse of v1.
         mask_sensitivity=("medium=0.5",),
     ),
-    # Paper scale (Liu et al. 2024, Sec. 5 / official code): 1M-transition datasets of the D4RL locomotion
-    # tasks, "1e6" gradient steps ("--max_timesteps 1e6"), "batch_size 256", networks 256 wide and VAE "750",
-    # evaluation every "5000" steps on "10" episodes, α "2.5", mask "0.5", vae_weight "1.0", γ "0.99".
+    # Paper scale on the paper's data (Liu et al. 2024, Sec. 5 / official code github.com/ltlhuuu/A2PR): the 15
+    # D4RL v2 locomotion tasks (tasks.PAPER_TASKS) read from D4RL's own files (`d4rl.qlearning_dataset`, as main.py
+    # does; a Minari id may replace any of them: --dataset hopper-medium=mujoco/hopper/medium-v0), A2PR's official
+    # per-task α / vae_weight / mask / γ (tasks.OFFICIAL, quoted there), D4RL's reference scores (tasks.REF_SCORES).
+    # utils/config.py: "--max_timesteps", default=1e6; "--batch_size", default=256; "--eval_freq", default=5000;
+    # "--tau", default=0.005; "--actor_lr" / "--critic_lr", default=3e-4; utils/eval.py: "eval_episodes=10";
+    # networks 256 wide (core/network), VAE 750 wide (A2PR.py). The baselines keep α 2.5, γ 0.99 (TD3+BC's own).
     "full": Config(
         preset="full",
         seeds=10,
@@ -257,6 +302,7 @@ PRESETS = {
         batch=256,
         hidden=256,
         vae_hidden=750,
+        dataset=tuple(f"{t}={tasks.d4rl_file(t)}" for t in tasks.PAPER_TASKS),
     ),
 }
 
@@ -461,24 +507,27 @@ def _vae_probe(cfg, nets, state, stacked, names, seeds, spec, label: str = "A2PR
     ]
 
 
-def rliable_rows(rows: list[dict], cfg: Config) -> list[dict]:
+def rliable_rows(rows: list[dict], cfg: Config, groups: dict[str, list[tuple[str, str]]] | None = None) -> list[dict]:
     """rliable aggregates of the final normalised scores per method: IQM with 95% stratified-bootstrap CIs over
-    (env, dataset) tasks × seeds (Agarwal et al. 2021, as CORL reports), over all datasets and over the mixed
-    ones; one row each for the point estimate and the two CI ends (seed 0)."""
+    (env, dataset) tasks × seeds (Agarwal et al. 2021, as CORL reports), per group of tasks (default: all datasets
+    and the mixed ones of every env); one row each for the point estimate and the two CI ends (seed 0)."""
     from rliable import library, metrics
 
-    groups = {"all": cfg.cells(), "mixed": tuple(d for d in cfg.cells() if data.is_mixed(d))}
+    if groups is None:
+        groups = {
+            name: [(e, d) for e in cfg.envs for d in cells]
+            for name, cells in (("all", cfg.cells()), ("mixed", [d for d in cfg.cells() if data.is_mixed(d)]))
+        }
     out = []
     for group, cells in groups.items():
-        tasks = [(e, d) for e in cfg.envs for d in cells]
-        if not tasks:
+        if not cells:
             continue
         scores = {}
         for m in cfg.methods:
             table = {
                 (r["env"], r["dataset"], r["seed"]): r["value"] for r in select(rows, method=m, metric="score_final")
             }
-            scores[m] = np.array([[table[(e, d, s)] for e, d in tasks] for s in cfg.seed_list()])
+            scores[m] = np.array([[table[(e, d, s)] for e, d in cells] for s in cfg.seed_list()])
         with warnings.catch_warnings():  # arch deprecates the RandomState that rliable passes on
             warnings.simplefilter("ignore", FutureWarning)
             point, ci = library.get_interval_estimates(
@@ -493,10 +542,53 @@ def rliable_rows(rows: list[dict], cfg: Config) -> list[dict]:
     return out
 
 
+def run_real(cfg: Config, log) -> list[dict]:
+    """Every `--dataset` task: load its real dataset, train every method on it (A2PR at the task's official
+    settings, `tasks.hyper`), score with D4RL's reference returns; rliable IQM over the tasks × seeds."""
+    rows: list[dict] = []
+    for entry in cfg.dataset:
+        task, source = tasks.parse_entry(entry)
+        env, kind = tasks.split_task(task)
+        t0 = time.perf_counter()
+        try:
+            arrays, eval_id = tasks.load(task, source)
+        except tasks.TaskError as err:
+            raise ConfigError("dataset", str(err)) from None
+        spec = replace(data.ENVS[env], gym_id=eval_id)
+        shape = (arrays["obs"].shape[1], arrays["act"].shape[1])
+        if shape != (spec.obs_dim, spec.act_dim):
+            raise ConfigError("dataset", f"{source}: (obs, act) dims {shape}, {env} has {spec.obs_dim, spec.act_dim}")
+        r_random, r_expert = tasks.REF_SCORES[env]
+        world = {"ref": {"random": r_random, "expert": r_expert}, "datasets": {kind: arrays}}
+        stacked = _stack(world, (kind,))
+        h = tasks.hyper(task)
+        log(
+            f"[a2pr] {task}: {len(arrays['rew'])} transitions from {source} ({time.perf_counter() - t0:.1f} s), "
+            f"evaluated on {eval_id}; A2PR α {h.alpha:g}, vae_weight {h.vae_weight:g}, mask {h.mask:g}, γ {h.gamma:g}"
+        )
+        for name in cfg.methods:
+            c = (
+                replace(cfg, alpha=h.alpha, vae_weight=h.vae_weight, mask=h.mask, gamma=h.gamma)
+                if name == "A2PR"
+                else cfg
+            )
+            t0 = time.perf_counter()
+            new = checkpoint.unit((task, name), partial(train_method, name, c, spec, world, stacked, (kind,)))
+            rows += new
+            last = [r["value"] for r in select(new, metric="score_final")]
+            log(f"[a2pr] {task} {name}: mean final score {np.mean(last):.1f} ({time.perf_counter() - t0:.1f} s)")
+        rows.append(record("reference", 0, "transitions", len(arrays["rew"]), env=env, dataset=kind))
+    cells = [tasks.split_task(tasks.parse_entry(e)[0]) for e in cfg.dataset]
+    return rows + rliable_rows(rows, cfg, {"all": cells})
+
+
 def run(cfg: Config) -> list[dict]:
     """Generate (or load) the datasets of every env, train every method, return the records."""
     log = (lambda msg: print(msg, flush=True)) if cfg.log else (lambda *_: None)
     enable_jax_compilation_cache()  # reruns skip XLA compiles
+    cfg = cfg.effective()
+    if cfg.dataset:
+        return run_real(cfg, log)
     rows: list[dict] = []
     for i, env in enumerate(cfg.envs):
         t0 = time.perf_counter()
@@ -541,9 +633,14 @@ def figure(rows: list[dict], cfg: Config, path: Path) -> None:
     paired differences A2PR − TD3+BC and IQL − BC (the premise) on the mixed datasets; VAE error by advantage."""
     import matplotlib.pyplot as plt
 
-    cells = cfg.cells()
+    cfg = cfg.effective()
+    cells, envs = cfg.cells(), cfg.envs
+    if cfg.dataset:  # real datasets: the (env, type) pairs of --dataset
+        named = [tasks.split_task(tasks.parse_entry(e)[0]) for e in cfg.dataset]
+        envs = tuple(dict.fromkeys(e for e, _ in named))
+        cells = tuple(dict.fromkeys(d for _, d in named))
     n_cols = len(cells) + 3
-    fig, axes = plt.subplots(len(cfg.envs), n_cols, figsize=(3.0 * n_cols, 2.6 * len(cfg.envs)), squeeze=False)
+    fig, axes = plt.subplots(len(envs), n_cols, figsize=(3.0 * n_cols, 2.6 * len(envs)), squeeze=False)
     colors = dict(zip(METHODS, ("C3", "C0", "C2", "C7"), strict=True))
 
     def band(ax, x, samples, color, label):
@@ -552,7 +649,7 @@ def figure(rows: list[dict], cfg: Config, path: Path) -> None:
         ax.plot(x, mean, color=color, label=label)
         ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.15)
 
-    for r, env in enumerate(cfg.envs):
+    for r, env in enumerate(envs):
         for c, ds in enumerate(cells):
             ax = axes[r, c]
             for m in cfg.methods:
