@@ -185,17 +185,17 @@ def calibrate(lm: LM, problems: list[MathProblem], cfg, seed: int) -> FullCalibr
     """Greedy calibration responses → quantiles, labels, layer, prototypes and S (module docstring, item 1)."""
     official = official_for(cfg.model) or {}
     confs, c_next, var, lexicon, vectors = [], [], [], [], []  # c_next, lexicon, vectors: steps after the first
-    bs = cfg.batch_size
+    bs, search = cfg.batch_size, "layer" not in official
     for i in track(range(0, len(problems), bs), "ReBalance calibration"):
         ids, mask = encode(lm, problems[i : i + bs])
         gen, maxprob = rollout(
             lm.model, ids, mask, max_new_tokens=cfg.max_new_tokens, eos_id=lm.eos_id, temperature=0.0
         )
-        full = torch.cat([ids.to(lm.device), gen.tokens], 1)
-        am = torch.cat([mask.to(lm.device), gen.mask.to(mask.dtype)], 1)
-        hs = lm.model(input_ids=full, attention_mask=am, output_hidden_states=True).hidden_states
         for b in range(ids.shape[0]):
             resp = response_ids(lm, gen.tokens[b])
+            full = torch.cat([ids[b].to(lm.device), gen.tokens[b]])[None]  # one row: 16k tokens × every layer
+            am = torch.cat([mask[b].to(lm.device), gen.mask[b].to(mask.dtype)])[None]
+            hs = lm.model(input_ids=full, attention_mask=am, output_hidden_states=True, logits_to_keep=1).hidden_states
             spans = step_spans(lm, resp)
             # greedy: log π(y_t) of the chosen token is log max_v π(v); c = exp(mean log π) over the step
             c = [float(offline_confidence(maxprob[b, s:e].float().clamp_min(1e-12).log())) for s, e in spans]
@@ -204,7 +204,8 @@ def calibrate(lm: LM, problems: list[MathProblem], cfg, seed: int) -> FullCalibr
             var += [float(variance_proxy(np.float64(x), np.float64(y))) for x, y in zip(c[1:], c[:-1], strict=True)]
             pos = [ids.shape[1] + s for s, _ in spans[1:]]  # the first token of each step after the first
             lexicon += [reflective(lm.tokenizer.decode(resp[s:e])) for s, e in spans[1:]]
-            vectors += [torch.stack([h[b, p].float().cpu() for h in hs]) for p in pos]  # (layers+1, d) per step
+            kept = hs if search else [hs[int(official["layer"])]]  # a known layer: keep only its states
+            vectors += [torch.stack([h[0, p].float().cpu() for h in kept]) for p in pos]  # (layers+1, d) per step
     if len(vectors) < 4:
         raise ValueError(f"calibration found {len(vectors)} step vectors; use more or longer calibration responses")
     c_all = np.asarray(confs)
@@ -212,14 +213,15 @@ def calibrate(lm: LM, problems: list[MathProblem], cfg, seed: int) -> FullCalibr
     qv = np.quantile(var, [0.25, 0.75]) if var else np.array([0.0, 1e-6])
     c_next = np.asarray(c_next)
     labels = label_steps(c_next, np.asarray(lexicon), q25, q75)
-    h = torch.stack(vectors)  # (steps, layers+1, d)
-    if "layer" in official:
-        layer, r2 = int(official["layer"]), {}
+    h = torch.stack(vectors)  # (steps, layers+1 or 1, d)
+    if not search:
+        layer, r2, h_layer = int(official["layer"]), {}, h[:, 0]
     else:
         keep = np.random.default_rng(seed).permutation(len(h))[:MAX_SEARCH_VECTORS]
         by_layer = {ell: h[keep, ell].double().numpy() for ell in range(h.shape[1])}
         layer, r2 = choose_layer(by_layer, c_next[keep], n_components=cfg.pca_components, alpha=cfg.ridge_alpha)
-    mu_pos, mu_neg = prototypes(h[:, layer], labels)
+        h_layer = h[:, layer]
+    mu_pos, mu_neg = prototypes(h_layer, labels)
     control = Control(
         q25c=float(q25),
         q75c=float(max(q75, q25 + 1e-4)),

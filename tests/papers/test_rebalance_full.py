@@ -34,3 +34,14 @@ def test_full_preset_runs_end_to_end_and_steers(standins, run_cli, tmp_path):
     assert get[("calibration", "n_pos")] > 0 and get[("calibration", "n_neg")] > 0
     assert 0 < get[("calibration", "layer")] <= 2
     assert (out / "summary.json").is_file()
+
+
+def test_official_settings_and_lexicon():
+    from reprozoo.papers.rebalance.full import official_for, reflective
+
+    assert official_for("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B")["layer"] == 22
+    assert official_for("/models/DeepSeek-R1-Distill-Qwen-1.5B")["low_val_2"] == -1.91
+    assert official_for("Qwen/QwQ-32B")["layer"] == 58 and official_for("Qwen/Qwen3-14B") is None
+    assert reflective("Wait, let me double-check that.") and reflective("Let me double check")
+    assert reflective("Alternatively we could") and not reflective("So the sum is 2.")
+    assert not reflective("butter")  # word boundaries, as the official regex
