@@ -99,34 +99,39 @@ def finetune(model: nn.Module, batches, loss, steps: int, *, lr, weight_decay, w
 
 
 @torch.no_grad()
-def logits_on(model: nn.Module, batches, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits, labels) of every row; logits of classes absent from the dataset's labels are masked (−inf) when
-    it has fewer classes than the head (the shift datasets with a class subset)."""
+def logits_on(model: nn.Module, batches, device, classes: torch.Tensor | None = None):
+    """(logits, labels) of every row; when `classes` (the dataset's label set) is smaller than the head, the other
+    classes' logits are masked (−inf): the shift datasets with a class subset."""
     outs, ys = [], []
     for x, y in batches:
         outs.append(model(x.to(device)).float().cpu())
         ys.append(y)
     out, y = torch.cat(outs), torch.cat(ys)
-    present = torch.unique(y)
-    if len(present) < out.shape[1]:
+    if classes is not None and len(classes) < out.shape[1]:
         mask = torch.full((out.shape[1],), float("-inf"))
-        mask[present] = 0.0
+        mask[classes] = 0.0
         out = out + mask
     return out, y
+
+
+def label_set(data) -> torch.Tensor:
+    """The classes a dataset's `label` column holds (read before any --max-samples cut, so a cut cannot shrink it)."""
+    return torch.as_tensor(np.unique(np.asarray(data["label"])))
 
 
 def evaluate(
     variant: str, seed: int, zs: nn.Module, ft: nn.Module, evals: dict, alphas: list[float], device, shifts
 ) -> list[dict]:
     """Accuracy of WiSE-FT θ(α) on every dataset for every α, the OOD average over `shifts`, and at α = 0.5 the
-    FalseFalseTrue share and over-confidence per shift (α = 0, 0.5, 1 predictions kept for them)."""
+    FalseFalseTrue share and over-confidence per shift (α = 0, 0.5, 1 predictions kept for them). `evals` maps a
+    name to (batches, its label set)."""
     theta_zs, theta_ft = zs.state_dict(), ft.state_dict()
     model, rows, kept = copy.deepcopy(zs), [], {}
     for alpha in alphas:
         model.load_state_dict(wise_ft(theta_zs, theta_ft, alpha))
         accs = {}
-        for name, batches in evals.items():
-            out, y = logits_on(model, batches, device)
+        for name, (batches, classes) in evals.items():
+            out, y = logits_on(model, batches, device, classes)
             accs[name] = float((out.argmax(-1) == y).float().mean())
             rows.append(record(variant, seed, "acc", accs[name], alpha=alpha, dataset=name))
             if alpha in (0.0, 0.5, 1.0):

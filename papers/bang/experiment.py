@@ -594,16 +594,18 @@ def run_clip(cfg: Config, device: torch.device) -> list[dict]:
         processor = AutoProcessor.from_pretrained(cfg.model)
     except (OSError, ValueError) as err:
         raise ConfigError("model", f"cannot load a CLIP model and processor from {cfg.model!r}: {err}") from None
-    cap = cfg.max_samples or None
     try:
         train_set = open_images(cfg.dataset, cfg.train_split)
         names = class_names(train_set, cfg.classnames or None)
-        evals = {"id": open_images(cfg.dataset, cfg.eval_split, cap)}
+        evals = {"id": open_images(cfg.dataset, cfg.eval_split)}
         for entry in cfg.shifts:
             name, _, source = entry.partition("=")
-            evals[name] = open_images(source, None, cap)
+            evals[name] = open_images(source, None)
     except (DatasetError, FileNotFoundError) as err:
         raise ConfigError("dataset", str(err)) from None
+    classes = {k: clip.label_set(v) for k, v in evals.items()}  # before the --max-samples cut
+    if cfg.max_samples:
+        evals = {k: v.select(range(min(cfg.max_samples, len(v)))) for k, v in evals.items()}
     if cfg.templates:
         lines = Path(cfg.templates).expanduser().read_text().splitlines()
         templates = tuple(t.strip() for t in lines if "{}" in t)
@@ -614,7 +616,7 @@ def run_clip(cfg: Config, device: torch.device) -> list[dict]:
     del model.text_model  # only the vision side is fine-tuned and evaluated
     improc = processor.image_processor
     batches = ImageBatches(train_set, improc, cfg.clip_batch)
-    eval_batches = {k: ImageBatches(v, improc, cfg.eval_batch) for k, v in evals.items()}
+    eval_batches = {k: (ImageBatches(v, improc, cfg.eval_batch), classes[k]) for k, v in evals.items()}
     steps = cfg.clip_epochs * len(batches)
     if cfg.max_steps:
         steps = min(steps, cfg.max_steps)

@@ -113,8 +113,21 @@ def test_logits_on_masks_absent_classes():
         def forward(self, x):
             return torch.tensor([[5.0, 1.0, 0.0], [5.0, 0.0, 2.0]])
 
-    out, y = logits_on(Fixed(), [(torch.zeros(2, 1), torch.tensor([1, 2]))], "cpu")
-    assert out.argmax(-1).tolist() == [1, 2]  # class 0 is absent from the labels: masked
+    batches = [(torch.zeros(2, 1), torch.tensor([1, 2]))]
+    out, _ = logits_on(Fixed(), batches, "cpu", torch.tensor([1, 2]))
+    assert out.argmax(-1).tolist() == [1, 2]  # class 0 is not in the dataset's label set: masked
+    out, _ = logits_on(Fixed(), batches, "cpu", torch.tensor([0, 1, 2]))
+    assert out.argmax(-1).tolist() == [0, 0]  # every class present: nothing masked
+
+
+def test_max_samples_cut_keeps_the_label_set(stand_ins):
+    """--max-samples keeps the first rows; the masked classes come from the whole dataset, not from the cut."""
+    from reprozoo.common.data.images import open_images
+    from reprozoo.papers.bang.clip import label_set
+
+    data = open_images(str(stand_ins / "imagenet"), "validation")
+    assert label_set(data).tolist() == [0, 1, 2, 3]
+    assert label_set(data.select(range(2))).tolist() == [0, 1]  # what a cut would have given
 
 
 def test_zeroshot_head_is_normalised_mean_of_templates(stand_ins):
