@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 
 from reprozoo.common.data.math import ANSWER_LINE, BOXED, last_boxed
@@ -55,6 +56,8 @@ def split_thinking(response: str, close: str = "</think>") -> tuple[str, str | N
     return response.split(close)[0], response.split(close)[-1]
 
 
+TIMEOUT_S = 5
+"""Seconds math-verify may spend parsing or comparing one answer (its default) before the answer counts as wrong."""
 ANSWER_LINE_RE = re.compile(r"Answer\s*:\s*(.+)")
 
 
@@ -93,11 +96,13 @@ def is_correct(response: str, gold: str, convention: str = BOXED, *, close: str 
         answer = f"${answer}$"
     elif convention != BOXED:
         raise ValueError(f"unknown answer convention {convention!r}; choose {BOXED} or {ANSWER_LINE}")
-    gold_parsed = parse("\\boxed{" + gold + "}", extraction_config=[LatexExtractionConfig()], parsing_timeout=None)
-    pred = parse(answer, extraction_config=[ExprExtractionConfig(), LatexExtractionConfig()], parsing_timeout=None)
+    # math-verify's timeouts are SIGALRM-based: only the main thread can use them (elsewhere: none)
+    limit = TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
+    gold_parsed = parse("\\boxed{" + gold + "}", extraction_config=[LatexExtractionConfig()], parsing_timeout=limit)
+    pred = parse(answer, extraction_config=[ExprExtractionConfig(), LatexExtractionConfig()], parsing_timeout=limit)
     if not gold_parsed or not pred:
         return False
-    return bool(verify(gold_parsed, pred, timeout_seconds=None))
+    return bool(verify(gold_parsed, pred, timeout_seconds=limit))
 
 
 # --------------------------------------------------------------------------- steps
