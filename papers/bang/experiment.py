@@ -598,11 +598,14 @@ def run_clip(cfg: Config, device: torch.device) -> list[dict]:
         train_set = open_images(cfg.dataset, cfg.train_split)
         names = class_names(train_set, cfg.classnames or None)
         evals = {"id": open_images(cfg.dataset, cfg.eval_split)}
-        for entry in cfg.shifts:
-            name, _, source = entry.partition("=")
-            evals[name] = open_images(source, None)
-    except (DatasetError, FileNotFoundError) as err:
+    except (DatasetError, OSError) as err:
         raise ConfigError("dataset", str(err)) from None
+    for entry in cfg.shifts:
+        name, _, source = entry.partition("=")
+        try:
+            evals[name] = open_images(source, None)
+        except (DatasetError, OSError) as err:
+            raise ConfigError("shifts", f"{entry}: {err}") from None
     classes = {k: clip.label_set(v) for k, v in evals.items()}  # before the --max-samples cut
     if cfg.max_samples:
         evals = {k: v.select(range(min(cfg.max_samples, len(v)))) for k, v in evals.items()}

@@ -169,3 +169,14 @@ def test_finetune_changes_every_part_of_the_classifier(stand_ins):
         zs, batches, clip.finetune_loss("bang", 4, 0.1, 0.2, torch.Generator().manual_seed(0)), 2, **kw
     )
     assert all(torch.equal(after[k], again.state_dict()[k]) for k in after)  # seeded: deterministic
+
+
+def test_missing_shift_is_a_clear_error(stand_ins, tmp_path, capsys):
+    from reprozoo.common.cli import main
+    from reprozoo.papers.bang import claims, experiment
+
+    argv = ["--preset", "full", "--model", str(stand_ins / "clip"), "--dataset", str(stand_ins / "imagenet")]
+    argv += ["--shifts", f"objectnet={tmp_path / 'nowhere'}", "--device", "cpu", "--out", str(tmp_path / "o")]
+    kw = dict(paper="bang", config_cls=experiment.Config, presets=experiment.PRESETS, run=experiment.run)
+    assert main(argv=argv, claims=claims.check, results=tmp_path / "results", **kw) == 2
+    assert "--shifts: objectnet=" in capsys.readouterr().err
