@@ -29,6 +29,7 @@ import torch
 from reprozoo.common import checkpoint
 from reprozoo.common.config import ensure
 from reprozoo.common.data.math import MathProblem, load_math
+from reprozoo.common.hf import bf16_supported, changed_fraction, frozen_dtype, load_policy
 from reprozoo.common.results import record
 from reprozoo.common.verify import THINK_TAGS, family_of, is_correct, thinking_prompt, traac_steps
 from reprozoo.papers.traac import experiment
@@ -112,23 +113,25 @@ def format_flags(ids: list[int], tags: Tags) -> tuple[bool, bool]:
 
 @torch.no_grad()
 def sample(model, tok, prompt_ids: list[list[int]], *, max_new_tokens: int, temperature: float, top_p: float):
-    """One sampled continuation per prompt (left-padded batch through `generate`), EOS-terminated id lists."""
+    """One sampled continuation per prompt (left-padded batch through `generate`; bf16 autocast on a bf16 GPU, the
+    weights being fp32 master weights), EOS-terminated id lists."""
     width = max(len(p) for p in prompt_ids)
     pad = tok.pad_token_id
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompt_ids])
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids])
     dev = next(model.parameters()).device
-    out = model.generate(
-        input_ids=ids.to(dev),
-        attention_mask=mask.to(dev),
-        do_sample=True,
-        temperature=temperature,
-        top_p=top_p,
-        top_k=0,
-        max_new_tokens=max_new_tokens,
-        pad_token_id=pad,
-        eos_token_id=tok.eos_token_id,
-    )
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda" and bf16_supported()):
+        out = model.generate(
+            input_ids=ids.to(dev),
+            attention_mask=mask.to(dev),
+            do_sample=True,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=0,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=pad,
+            eos_token_id=tok.eos_token_id,
+        )
     return [response_ids(row[width:].tolist(), tok.eos_token_id, pad) for row in out.cpu()]
 
 
@@ -315,8 +318,6 @@ def grpo_config(cfg, out_dir: str, n_processes: int):
     one prompt group per micro-batch (gradient accumulation over the rest)."""
     from trl import GRPOConfig
 
-    from reprozoo.common.hf import bf16_supported
-
     if cfg.prompts_per_step % n_processes:
         raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must be a multiple of the {n_processes} processes")
     micro_steps = cfg.prompts_per_step // n_processes  # micro-batches of one group per process per generation
@@ -369,8 +370,6 @@ def train(cfg, method: str, seed: int, problems: list[MathProblem], out_dir: str
 
     from transformers import AutoModelForCausalLM
     from trl import GRPOTrainer
-
-    from reprozoo.common.hf import changed_fraction, frozen_dtype, load_policy
 
     variant = VARIANTS[method]
     torch.manual_seed(seed)
@@ -450,8 +449,6 @@ def evaluate(cfg, policy, tok, problems: list[MathProblem], method: str, seed: i
 
 def method_rows(cfg, method: str, seed: int, train_set, eval_set, out) -> list[dict]:
     """One method × seed: training (none for base) and evaluation."""
-    from reprozoo.common.hf import load_policy
-
     if VARIANTS[method] is None:
         policy, tok = load_policy(cfg.model, train=False)
         rows = []
