@@ -18,6 +18,13 @@ Tokens: content ids 0..V−1 (the first `n_features` are "feature" tokens), EOS 
   errors (members disagree where a member is wrong: the premise of Coste et al.'s conservative ensembles); without
   quirks every member learns the same error from the same labels (the control: Eisenstein et al.'s herding).
   `ensemble_disagreement` measures that premise.
+- World v2 (`WORLD_V2`; the default `WorldConfig()` is v1, with unchanged cache keys) adds two explicit error
+  channels (see common/worlds/README_preference.md, "API for papers"):
+  (ii) quirk cost κ: R* −= κ · Σ_{t∈Q} (n_t(y) − 1)₊ over the quirk tokens Q, so a labeller quirk that pays its
+  labeller linearly costs gold when overused; (iii) a proxy bias λ · n_b(y) on one token b that every proxy scored
+  through `PreferenceWorld.proxy_reward` carries (unbounded in the count, like a real RM's length bias; b ∈ Q, so
+  its overuse costs gold): the error that keeps paying far past the SFT references (PAR's regime).
+  Channel (i), the shared feature error, is v1's b(c); its gold cost is the knob p = `feature_penalty`.
 - Best-of-n evaluator: `bon_curve` (unbiased estimator, KL_BoN = log n − (n − 1)/n).
 
 World artefacts (SFT policy, gold teacher and its normalisation, pre-trained backbones, proxies) are cached under
@@ -84,9 +91,20 @@ class WorldConfig:
     feature_cap: int = 2
     """c₀ in b(c)."""
     feature_penalty: float = 1.0
-    """p in b(c)."""
+    """p in b(c): the gold cost of the shared proxy error, error channel (i)."""
     seed: int = 0
     """World seed (generator, policy init, gold teacher)."""
+    quirk_cost: float = 0.0
+    """κ (v2, channel ii): gold R* −= κ · Σ_{t∈Q} (n_t(y) − 1)₊ over the tokens Q = `quirk_tokens` (a labeller
+    quirk on one of them pays its labeller linearly and costs gold when overused; 0: v1)."""
+    quirk_tokens: tuple[int, ...] = ()
+    """Q (v2): content tokens whose overuse costs gold (κ); the labeller-quirk and proxy-bias tokens live here."""
+    proxy_bias_token: int | None = None
+    """b (v2, channel iii): every proxy scored through `PreferenceWorld.proxy_reward` gets + λ · n_b(y), an error
+    unbounded in the count of token b (like a real RM's length bias); None: no bias (v1). Not in the cache key
+    (no cached artefact depends on it)."""
+    proxy_bias_gain: float = 0.0
+    """λ of the proxy bias (per occurrence of `proxy_bias_token`)."""
 
     def __post_init__(self):
         for name in (
@@ -108,6 +126,33 @@ class WorldConfig:
         for name in ("eos_prob", "feature_prob", "copy_prob"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"WorldConfig.{name} must lie in [0, 1), got {getattr(self, name)}")
+        for name in ("quirk_cost", "proxy_bias_gain", "feature_penalty"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"WorldConfig.{name} must be >= 0, got {getattr(self, name)}")
+        content = range(self.n_features, self.vocab)
+        bad = [t for t in self.quirk_tokens if t not in content]
+        if bad or len(set(self.quirk_tokens)) != len(self.quirk_tokens):
+            raise ValueError(
+                f"WorldConfig.quirk_tokens must be distinct non-feature content tokens in [{self.n_features}, "
+                f"{self.vocab}), got {self.quirk_tokens}"
+            )
+        if self.proxy_bias_token is not None and self.proxy_bias_token not in content:
+            raise ValueError(
+                f"WorldConfig.proxy_bias_token must be a non-feature content token in [{self.n_features}, "
+                f"{self.vocab}), got {self.proxy_bias_token}"
+            )
+
+
+V2_FIELDS = ("quirk_cost", "quirk_tokens", "proxy_bias_token", "proxy_bias_gain")
+UNCACHED_FIELDS = ("proxy_bias_token", "proxy_bias_gain")
+
+
+def world_key(cfg: WorldConfig) -> str:
+    """Cache key of a world: `config_hash` of its fields, without the proxy-bias fields (no cached artefact depends
+    on them) and without the quirk-cost fields while κ = 0 (so every v1 world keeps its key)."""
+    drop = set(UNCACHED_FIELDS) | (set(V2_FIELDS) if cfg.quirk_cost == 0 else set())
+    fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in drop}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -219,7 +264,8 @@ def sample_corpus_responses(cfg: WorldConfig, prompts: torch.Tensor, gen: torch.
 
 
 class GoldReward(nn.Module):
-    """R*(x, y) = (T(x ⊕ y) − μ)/σ + b(c(y)), T a frozen random transformer, b the feature bonus/penalty."""
+    """R*(x, y) = (T(x ⊕ y) − μ)/σ + b(c(y)) − κ · Σ_{t∈Q} (n_t(y) − 1)₊, T a frozen random transformer, b the feature
+    bonus/penalty, the last term the quirk cost (v2; 0 in v1)."""
 
     def __init__(self, cfg: WorldConfig):
         super().__init__()
@@ -250,8 +296,20 @@ class GoldReward(nn.Module):
             - cfg.feature_penalty * (c - cfg.feature_cap).clamp_min(0) ** 2
         )
 
+    def quirk_penalty(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """κ · Σ_{t∈Q} (n_t(y) − 1)₊, n_t counted over the response part of x ⊕ y."""
+        cfg = self.cfg
+        out = torch.zeros(ids.shape[0], device=ids.device)
+        if cfg.quirk_cost == 0:
+            return out
+        y, m = ids[:, cfg.prompt_len + 1 :], mask[:, cfg.prompt_len + 1 :].bool()
+        for t in cfg.quirk_tokens:
+            n_t = ((y == t) & m).sum(-1).float()
+            out = out + (n_t - 1).clamp_min(0)
+        return cfg.quirk_cost * out
+
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        return (self.teacher(ids, mask) - self.mu) / self.sigma + self.bonus(features)
+        return (self.teacher(ids, mask) - self.mu) / self.sigma + self.bonus(features) - self.quirk_penalty(ids, mask)
 
 
 class PreferenceWorld:
@@ -299,6 +357,10 @@ class PreferenceWorld:
         """c(y): feature tokens in the response."""
         return ((responses < self.cfg.n_features).long() * mask.long()).sum(-1)
 
+    def token_count(self, responses: torch.Tensor, mask: torch.Tensor, token: int) -> torch.Tensor:
+        """n_t(y): occurrences of content token `token` in the response (quirk and proxy-bias counts)."""
+        return ((responses == token) & mask.bool()).sum(-1)
+
     @torch.no_grad()
     def gold_reward(self, prompts: torch.Tensor, responses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         ids, am = self.sequences(prompts, responses, mask)
@@ -310,8 +372,25 @@ class PreferenceWorld:
     def proxy_reward(
         self, rm: nn.Module, prompts: torch.Tensor, responses: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
+        """r(x, y) = rm(x ⊕ y) + λ · n_b(y): the RM's score plus the world's proxy bias (channel iii; 0 in v1)."""
         ids, am = self.sequences(prompts, responses, mask)
-        return score(rm, ids, am)
+        r = score(rm, ids, am)
+        if self.cfg.proxy_bias_token is None:
+            return r
+        return r + self.cfg.proxy_bias_gain * self.token_count(responses, mask, self.cfg.proxy_bias_token).float()
+
+    def insert_tokens(self, responses: torch.Tensor, mask: torch.Tensor, token: int, k: int):
+        """(responses, mask) with k copies of `token` put in front of each response (the response is cut to
+        max_response_len − 1 tokens, then EOS): the probe of what exploiting one token does to a reward."""
+        L, eos = self.cfg.max_response_len, self.eos_id
+        n = ((responses != eos) & mask.bool()).sum(-1)  # content tokens of each response
+        out = torch.full_like(responses, eos)
+        new_mask = torch.zeros_like(mask)
+        for i in range(responses.shape[0]):
+            body = ([token] * k + responses[i, : int(n[i])].tolist())[: L - 1]
+            out[i, : len(body)] = torch.tensor(body)
+            new_mask[i, : len(body) + 1] = 1
+        return out, new_mask
 
     # comparison data
     @torch.no_grad()
@@ -490,6 +569,22 @@ def ensemble_disagreement(members: torch.Tensor, gold: torch.Tensor) -> dict[str
     }
 
 
+def self_minus_others(z: torch.Tensor) -> float:
+    """Member error independence at the top picks: mean over members i and prompts of z_i(ŷ_i) − mean_{j≠i} z_j(ŷ_i),
+    ŷ_i = member i's best-of-N pick (argmax over the prompt's N samples of its standardised reward z_i).
+
+    Since z_i − z_j = (z_i − z_gold) − (z_j − z_gold), it is how much more member i over-rates its own pick than the
+    other members do: large when the errors best-of-n selects are member-specific (Coste et al.'s premise), ≈ 0 when
+    every member picks for the same reason (herding). z: (k, prompts, N), standardised members."""
+    k = z.shape[0]
+    pick = z.argmax(-1)  # (k, prompts)
+    idx = pick[None, :, :, None].expand(k, -1, -1, 1)  # (j, i, prompts, 1)
+    at_pick = z[:, None].expand(-1, k, -1, -1).gather(-1, idx)[..., 0]  # at_pick[j, i, p] = z_j(ŷ_i on prompt p)
+    own = at_pick.diagonal(dim1=0, dim2=1).T  # (k, prompts): z_i(ŷ_i)
+    others = (at_pick.sum(0) - own) / (k - 1)  # (k, prompts): mean_{j≠i} z_j(ŷ_i)
+    return float((own - others).mean())
+
+
 # --- building and caching ---
 
 
@@ -529,7 +624,7 @@ def build_world(cfg: WorldConfig = WorldConfig(), *, cache: bool = True, verbose
 
     The base policy is cached by the fields it depends on (`POLICY_FIELDS`), the rest by the whole config.
     """
-    cache_dir = cache_root() / "preference_world" / config_hash(cfg)
+    cache_dir = cache_root() / "preference_world" / world_key(cfg)
     policy_key = hashlib.sha256(json.dumps({k: getattr(cfg, k) for k in POLICY_FIELDS}).encode()).hexdigest()[:12]
     policy_path = cache_root() / "preference_world" / f"policy-{policy_key}.pt"
     vocab = cfg.vocab + 2
@@ -562,12 +657,34 @@ def build_world(cfg: WorldConfig = WorldConfig(), *, cache: bool = True, verbose
     gold.sigma.fill_(float(t.std()))
     if cache:
         save_atomic(gold.state_dict(), path)
-        (cache_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in UNCACHED_FIELDS}
+        (cache_dir / "config.json").write_text(json.dumps(fields, indent=2))
     return world
 
 
 # The seconds-long world of every smoke preset built on this world (papers and demo share its cache entry).
 SMOKE_WORLD = WorldConfig(corpus_size=512, policy_d=32, sft_steps=20, sft_batch=64, gold_d=32, gold_layers=2)
+
+# World v2 (issue 31): v1's policy and teacher (same SFT cache entry), three explicit error channels — (i) the
+# shared feature error, its gold cost p = feature_penalty lowered from 1.0; (ii) quirk cost κ on the tokens Q,
+# for member-specific labeller quirks (`ProxyConfig.quirk_token` ∈ Q, one per member; control: one shared); (iii) the
+# proxy bias λ · n_b(y), b = 5 ∈ Q (PAR's regime; control: proxy_bias_gain = 0). Values from the dev-seed pilot
+# (README_preference.md, "World v2: calibration").
+WORLD_V2 = WorldConfig(
+    feature_penalty=0.1,
+    quirk_cost=0.1,
+    quirk_tokens=(3, 7, 8, 13, 14, 18, 23, 27, 9, 5),
+    proxy_bias_token=5,
+    proxy_bias_gain=1.0,
+)
+SMOKE_WORLD_V2 = dataclasses.replace(
+    WORLD_V2, corpus_size=512, policy_d=32, sft_steps=20, sft_batch=64, gold_d=32, gold_layers=2
+)
+
+
+def member_quirks(cfg: WorldConfig) -> list[int]:
+    """The quirk tokens available to ensemble members (Q without the proxy-bias token), in order: member m's own."""
+    return [t for t in cfg.quirk_tokens if t != cfg.proxy_bias_token]
 
 
 def copy_policy(world: PreferenceWorld) -> nn.Module:

@@ -1,7 +1,7 @@
 """Claims v2: the premises, the five headline claims and their controls as checks over the run records.
 
 Pre-registered (claims v2, README "Pre-registration v2") before the run that decides them (issue 31, preference
-world v2); the committed quick results are still v1. Rules (DESIGN "Results and claims"):
+world v2). Rules (DESIGN "Results and claims"):
 - every statistic is computed per seed and compared across methods as a **paired difference over the same seeds**
   with a two-sided 95% Student-t CI (`common.stats.paired_diff`); "CI > 0" is a one-sided test at α = 0.025, and
   the minimum detectable effect (`*_mde`, power 0.8) reported beside each test uses that level;
@@ -11,7 +11,8 @@ world v2); the committed quick results are still v1. Rules (DESIGN "Results and 
 - kinds: a `premise` measures what the papers rely on in this set-up (members disagree where one of them is wrong;
   a single proxy over-optimises); a `claim` lists the premises it requires and is UNTESTED when one of them FAILs
   (`common.results.resolve_verdicts`); a `control` PASSes when it behaves as predicted with the premise switched
-  off (the `control` setting: members trained on the same labels, Eisenstein et al.'s herding case).
+  off (the `control` setting: every member's labeller has the same quirk, so members share their errors at matched
+  accuracy — Eisenstein et al.'s herding case; world v2).
 Best-of-n claims read the d = sizes, 25%-noise proxies (Coste et al.'s setting); PPO claims the β = ppo_kl_small runs.
 Every threshold below is the project's own (the papers give none in these units) unless marked as the paper's.
 """
@@ -124,7 +125,7 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
     small = cfg.ppo_kl_small
 
     # 0. the premise: members over-rate their own best-of-N picks more than the other members do (member-specific
-    #    errors); its control: members trained on the same labels do not
+    #    errors); its control: members sharing one quirk do not
     for setting in SETTINGS:
         tag = {"setting": setting, "d": d0, "noise": NOISE}
         prem = {r["seed"]: r["value"] for r in select(rows, method="premise", metric="self_minus_others", **tag)}
@@ -147,7 +148,7 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
             claims.append(Claim("0-premise", statement, obs, ok, kind="premise"))
         else:
             statement = (
-                f"control (d={d0}, 25% noise, members on the same labels): self − others at the best-of-{N} picks "
+                f"control (d={d0}, 25% noise, members sharing one quirk): self − others at the best-of-{N} picks "
                 f"≤ {SELF_OTHERS_CONTROL} (upper 95% bound): the members herd"
             )
             claims.append(Claim("0-control", statement, obs, ok, kind="control"))

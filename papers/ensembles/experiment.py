@@ -1,17 +1,19 @@
 """The papers' headline experiments on the preference world (`common/worlds/preference.py`).
 
-Two settings of the same world:
+Two settings of the same world (v2: `ENSEMBLES_WORLD`, quirks that cost gold when overused):
 - `premise`: each ensemble member's labeller has its own quirk (`ProxyConfig.quirk_token`), so members make
-  member-specific errors on top of the shared one (more feature tokens look better): Coste et al.'s premise;
-- `control`: one shared gold labeller, members differ only by seed (Eisenstein et al.'s herding case).
+  member-specific, gold-costly errors on top of the shared one (more feature tokens look better): Coste et al.'s
+  premise;
+- `control`: every member's labeller has the same quirk (the seed's first member's, matched accuracy), so members
+  share all their errors (Eisenstein et al.'s herding case).
 In each: k = 5 members per proxy size (d = 32, 64) and label-noise level (0, 25%); best-of-n curves (unbiased
 estimator, KL_BoN) of gold and proxy reward for a single member, mean, WCO, UWO, median and mean − std; PPO against
 a single member and the mean / WCO / UWO ensembles with a small and a larger KL coefficient; the pretrain-seed vs
 finetune-seed contrast (Eisenstein et al.); Gao et al.'s functional forms fitted to every curve.
 
-Seed s uses members s .. s + k − 1 of a pool of k + seeds − 1 members (rolling windows: adjacent seeds share
-k − 1 members; see the README's deviations); the single-member baseline of seed s is its members' mean curve for
-best-of-n and member s under PPO.
+Seed s uses its own members s·k .. s·k + k − 1 (independent ensembles; member m's quirk token is
+quirk_tokens[m mod len]); the single-member baseline of seed s is its members' mean curve for best-of-n and its
+first member s·k under PPO.
 """
 
 from __future__ import annotations
@@ -31,20 +33,25 @@ from reprozoo.common.ppo import PPOConfig, PPOTrainer
 from reprozoo.common.progress import track
 from reprozoo.common.results import record, select
 from reprozoo.common.reward import best_of_n, kl_bon
+from reprozoo.common.worlds.gao import fit_gao
 from reprozoo.common.worlds.preference import (
-    SMOKE_WORLD,
+    SMOKE_WORLD_V2,
+    WORLD_V2,
     PreferenceWorld,
     ProxyConfig,
     WorldConfig,
     build_world,
     copy_policy,
     ensemble_disagreement,
+    member_quirks,
+    self_minus_others,
 )
 from reprozoo.papers.ensembles.baselines import single_member
-from reprozoo.papers.ensembles.gao import fit_gao
 from reprozoo.papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate
 
 SETTINGS = ("premise", "control")
+# World v2 with channel (iii) (the proxy bias, PAR's premise) off: this paper's shared error is channel (i).
+ENSEMBLES_WORLD = dataclasses.replace(WORLD_V2, proxy_bias_token=None, proxy_bias_gain=0.0)
 PPO_METHODS = ("single", "mean", "wco", "uwo")
 Kind = Literal["random", "pretrain", "finetune"]
 
@@ -53,8 +60,8 @@ Kind = Literal["random", "pretrain", "finetune"]
 class Config(RunConfig):
     """Coste et al. 2023 + Eisenstein et al. 2023: reward-model ensembles against over-optimisation."""
 
-    world: WorldConfig = field(default_factory=WorldConfig)
-    """The preference world (cached under .cache/preference_world/ by its hash)."""
+    world: WorldConfig = field(default_factory=lambda: ENSEMBLES_WORLD)
+    """The preference world (v2 without the proxy bias; cached under .cache/preference_world/ by its key)."""
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     """Proxy RM template (size, seeds, noise and quirk are set per member)."""
     members: int = 5
@@ -65,8 +72,10 @@ class Config(RunConfig):
     """Label-flip rates of the proxies' training data (Coste et al.: 0 and 25%)."""
     clean_sizes: list[int] = field(default_factory=lambda: [32])
     """Sizes also trained at the noise levels other than 25% (25%-noise members come at every size)."""
-    quirk_tokens: list[int] = field(default_factory=lambda: [3, 7, 8, 13, 14, 18, 23])
-    """Premise setting: member m's labeller quirk token (content tokens, not features); needs members + seeds − 1."""
+    quirk_tokens: list[int] = field(default_factory=lambda: member_quirks(WORLD_V2))
+    """Member m's labeller quirk token is quirk_tokens[m mod len] (premise; the control shares the seed's first
+    member's); content tokens, not features, at least `members` of them (v2: the world's Q, whose overuse costs
+    gold)."""
     quirk_gain: float = 1.5
     """Premise setting: γ of the labeller quirk u = R* + γ · n_quirk(y)."""
     bon_prompts: int = 64
@@ -138,8 +147,7 @@ class Config(RunConfig):
         ensure(self.members >= 2, "members", f"must be >= 2, got {self.members}")
         ensure(self.bon_samples >= 2, "bon_samples", f"must be >= 2, got {self.bon_samples}")
         ensure(self.eisenstein_n <= self.bon_samples, "eisenstein_n", "must be <= bon_samples")
-        pool = self.members + self.seeds - 1
-        ensure(len(self.quirk_tokens) >= pool, "quirk_tokens", f"needs members + seeds − 1 = {pool} tokens")
+        ensure(len(self.quirk_tokens) >= self.members, "quirk_tokens", f"needs members = {self.members} tokens")
         ensure(len(set(self.quirk_tokens)) == len(self.quirk_tokens), "quirk_tokens", "must be distinct")
         ensure(
             all(self.world.n_features <= t < self.world.vocab for t in self.quirk_tokens),
@@ -170,7 +178,7 @@ PRESETS = {
         preset="smoke",
         seeds=1,
         workers=1,
-        world=SMOKE_WORLD,
+        world=dataclasses.replace(SMOKE_WORLD_V2, proxy_bias_token=None, proxy_bias_gain=0.0),
         proxy=ProxyConfig(n_pairs=128, steps=10, pretrain_steps=5),
         members=3,
         sizes=[16],
@@ -196,7 +204,6 @@ PRESETS = {
     "full": Config(
         preset="full",
         seeds=5,
-        quirk_tokens=[3, 7, 8, 13, 14, 18, 23, 27, 9],
         clean_sizes=[32, 64],
         bon_prompts=256,
         bon_samples=1024,
@@ -212,9 +219,11 @@ PRESETS = {
 
 
 def member_config(cfg: Config, setting: str, d: int, noise: float, m: int, kind: Kind = "random") -> ProxyConfig:
-    """Member m of a pool: same comparison data (data_seed 0) for every member, as in Coste et al.; its own
-    fine-tune seed; in the premise setting its own labeller quirk; pretrain-seed members get their own backbone."""
-    quirk = cfg.quirk_tokens[m] if setting == "premise" else None
+    """Member m: same comparison data (data_seed 0) for every member, as in Coste et al.; its own fine-tune seed;
+    its own labeller quirk (premise) or the quirk of its ensemble's first member (control: one shared quirk);
+    pretrain-seed members get their own backbone."""
+    anchor = m if setting == "premise" else m - m % cfg.members
+    quirk = cfg.quirk_tokens[anchor % len(cfg.quirk_tokens)]
     pretrain = {"random": None, "pretrain": m, "finetune": 0}[kind]
     return dataclasses.replace(
         cfg.proxy,
@@ -234,12 +243,12 @@ def grid(cfg: Config) -> list[tuple[int, float]]:
 
 
 def window(cfg: Config, seed: int) -> list[int]:
-    """Members of seed `seed`'s ensemble."""
-    return list(range(seed, seed + cfg.members))
+    """Members of seed `seed`'s ensemble: its own k (independent ensembles)."""
+    return list(range(seed * cfg.members, (seed + 1) * cfg.members))
 
 
 def all_member_configs(cfg: Config) -> list[ProxyConfig]:
-    pool = range(cfg.members + cfg.seeds - 1)
+    pool = [m for seed in cfg.seed_list() for m in window(cfg, seed)]
     out = [member_config(cfg, s, d, noise, m) for s in SETTINGS for d, noise in grid(cfg) for m in pool]
     if cfg.eisenstein:
         out += [member_config(cfg, "control", cfg.sizes[0], 0.25, m, k) for k in ("pretrain", "finetune") for m in pool]
@@ -303,22 +312,6 @@ def single_rows(seed: int, z: torch.Tensor, pool: dict, ns: list[int], **setting
     return [dict(rows[0], value=float(np.mean([r["value"] for r in rows]))) for rows in zip(*per_member, strict=True)]
 
 
-def self_minus_others(z: torch.Tensor) -> float:
-    """The premise on the top picks (claims v2): mean over members i and prompts of z_i(ŷ_i) − mean_{j≠i} z_j(ŷ_i),
-    ŷ_i = member i's best-of-N pick (argmax over the prompt's N samples of its standardised reward z_i).
-
-    Since z_i − z_j = (z_i − z_gold) − (z_j − z_gold), it is how much more member i over-rates its own pick than the
-    other members do: large when the errors best-of-n selects are member-specific (Coste et al.'s premise), ≈ 0 when
-    every member picks for the same reason (herding). z: (k, prompts, N), standardised members."""
-    k = z.shape[0]
-    pick = z.argmax(-1)  # (k, prompts)
-    idx = pick[None, :, :, None].expand(k, -1, -1, 1)  # (j, i, prompts, 1)
-    at_pick = z[:, None].expand(-1, k, -1, -1).gather(-1, idx)[..., 0]  # at_pick[j, i, p] = z_j(ŷ_i on prompt p)
-    own = at_pick.diagonal(dim1=0, dim2=1).T  # (k, prompts): z_i(ŷ_i)
-    others = (at_pick.sum(0) - own) / (k - 1)  # (k, prompts): mean_{j≠i} z_j(ŷ_i)
-    return float((own - others).mean())
-
-
 def bon_rows(world: PreferenceWorld, cfg: Config, members: dict) -> list[dict]:
     """Best-of-n curves of every aggregation, the premise measurement, and the Eisenstein contrast."""
     pool = bon_pool(world, cfg)
@@ -367,7 +360,8 @@ def bon_rows(world: PreferenceWorld, cfg: Config, members: dict) -> list[dict]:
 
 def ppo_rows(world: PreferenceWorld, ens: Ensemble, cfg: Config, method: str, beta: float, seed: int, setting: str):
     """PPO from π_SFT against `method` (single member 0 of `ens`, or an aggregation with the PPO settings);
-    per-window means of the optimised reward, gold, KL, length and feature count."""
+    per-window means of the optimised reward, gold, KL, length, feature count, the members' spread, and the quirk
+    tokens: `quirk_single` = count of member 0's quirk token, `quirk_members` = count of any member's quirk token."""
     torch.manual_seed(seed)
     pcfg = PPOConfig(
         lr=cfg.ppo_lr,
@@ -379,15 +373,19 @@ def ppo_rows(world: PreferenceWorld, ens: Ensemble, cfg: Config, method: str, be
     trainer = PPOTrainer(copy_policy(world), world.policy, pcfg, eos_id=world.eos_id)
     gen = torch.Generator().manual_seed(30_000 + seed)
     logged: dict[str, list[float]] = {}
+    tokens = [member_config(cfg, setting, cfg.ppo_size, cfg.ppo_label_noise, m).quirk_token for m in window(cfg, seed)]
 
     @torch.no_grad()
     def reward_fn(x, y, mask):
         ids, am = world.sequences(x, y, mask)
         z = ens.member_rewards(ids, am)
         r = single_member(z, 0) if method == "single" else aggregate(z, method, stage="ppo")
+        counts = {t: world.token_count(y, mask, t).float() for t in dict.fromkeys(tokens)}
         logged.setdefault("gold", []).append(float(world.gold_reward(x, y, mask).mean()))
         logged.setdefault("features", []).append(float(world.feature_count(y, mask).float().mean()))
         logged.setdefault("member_std", []).append(float(z.std(0).mean()))
+        logged.setdefault("quirk_single", []).append(float(counts[tokens[0]].mean()))
+        logged.setdefault("quirk_members", []).append(float(sum(counts.values()).mean()))
         return r
 
     rows = []
@@ -405,12 +403,14 @@ def ppo_rows(world: PreferenceWorld, ens: Ensemble, cfg: Config, method: str, be
                 ("length", "length"),
                 ("features", "features"),
                 ("member_std", "member_std"),
+                ("quirk_single", "quirk_single"),
+                ("quirk_members", "quirk_members"),
             ):
                 value = float(np.mean(logged[key][-cfg.log_every :]))
                 rows.append(record(name, seed, metric, value, setting=setting, beta=beta, step=mid))
     _log(
         f"PPO {setting} {method} β={beta} seed {seed}: "
-        + ", ".join(f"{r['metric']}={r['value']:.2f}" for r in rows[-6:])
+        + ", ".join(f"{r['metric']}={r['value']:.2f}" for r in rows[-8:])
     )
     return rows
 

@@ -154,7 +154,11 @@ def test_demo_smoke_cli(run_cli, tmp_path):
     assert "claims" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["paper"] == "preference_world" and summary["preset"] == "smoke"
-    assert {c["id"] for c in summary["claims"]} == {"rm_accuracy", "bon_overoptimisation", "ppo_overoptimisation"}
+    v1 = {"rm_accuracy", "bon_overoptimisation", "ppo_overoptimisation"}
+    v2 = {"gao_bon", "gao_ppo", "member_independence", "quirk_costs_gold", "shared_quirk_control", "par_regime"}
+    claims = {c["id"]: c for c in summary["claims"]}
+    assert set(claims) == v1 | v2 | {"par_regime_control"}  # the smoke world is v2 (every channel on)
+    assert claims["shared_quirk_control"]["kind"] == "control" and claims["par_regime"]["kind"] == "premise"
     assert (out / "figure.png").stat().st_size > 0 and (out / "records.jsonl").exists()
 
 

@@ -16,6 +16,7 @@ from reprozoo.common.ppo import PPOConfig, PPOTrainer
 from reprozoo.common.results import record, resolve_verdicts
 from reprozoo.common.reward import RewardModel
 from reprozoo.common.reward import aggregate as common_aggregate
+from reprozoo.common.worlds.gao import fit_gao, gao_form
 from reprozoo.papers.ensembles import claims
 from reprozoo.papers.ensembles.experiment import (
     PRESETS,
@@ -28,7 +29,6 @@ from reprozoo.papers.ensembles.experiment import (
     summary_rows,
     window,
 )
-from reprozoo.papers.ensembles.gao import fit_gao, gao_form
 from reprozoo.papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate, mean, mean_minus_std, median, uwo, wco
 
 # k = 3 members (rows) × 2 samples (columns)
@@ -155,22 +155,31 @@ def test_gao_forms_by_hand():
 
 def test_members_share_data_and_differ_by_seed_and_quirk():
     cfg = PRESETS["quick"]
-    assert grid(cfg) == [(32, 0.0), (32, 0.25), (64, 0.25)]
+    k, q = cfg.members, cfg.quirk_tokens
     prem = [member_config(cfg, "premise", 32, 0.25, m) for m in window(cfg, 1)]
     ctrl = [member_config(cfg, "control", 32, 0.25, m) for m in window(cfg, 1)]
-    assert [pc.seed for pc in prem] == [1, 2, 3, 4, 5] and {pc.data_seed for pc in prem + ctrl} == {0}
-    assert [pc.quirk_token for pc in prem] == cfg.quirk_tokens[1:6] and {pc.quirk_token for pc in ctrl} == {None}
+    # independent ensembles: seed 1 owns members k … 2k − 1; every member is trained on the same pairs
+    assert [pc.seed for pc in prem] == list(range(k, 2 * k)) and {pc.data_seed for pc in prem + ctrl} == {0}
+    assert not set(window(cfg, 0)) & set(window(cfg, 1))
+    # premise: k distinct quirks (member m's token q[m mod len]); control: the first member's quirk for all
+    assert [pc.quirk_token for pc in prem] == [q[m % len(q)] for m in range(k, 2 * k)]
+    assert {pc.quirk_token for pc in ctrl} == {prem[0].quirk_token} and ctrl[0] == prem[0]
+    assert set(q) <= set(cfg.world.quirk_tokens) and cfg.world.quirk_cost > 0  # the quirks cost gold (world v2)
     pre = [member_config(cfg, "control", 32, 0.25, m, "pretrain") for m in range(3)]
     fine = [member_config(cfg, "control", 32, 0.25, m, "finetune") for m in range(3)]
     assert [pc.pretrain_seed for pc in pre] == [0, 1, 2] and {pc.pretrain_seed for pc in fine} == {0}
-    assert len(all_member_configs(cfg)) == 2 * 3 * 7 + 13  # the pretrain/finetune pools share member 0
+    # per (size, noise): k·seeds premise members + (k − 1)·seeds control members (the first is shared), and the
+    # pretrain/finetune pools (their member 0 coincides)
+    n, s = len(grid(cfg)), cfg.seeds
+    eis = (2 * k * s - 1) if cfg.eisenstein else 0
+    assert len(all_member_configs(cfg)) == n * (k * s + (k - 1) * s) + eis
 
 
 @pytest.mark.parametrize(
     "field, value",
     [
         ("members", 1),
-        ("quirk_tokens", [3, 4]),  # quick needs members + seeds − 1 = 7
+        ("quirk_tokens", [3, 4]),  # quick needs members = 5
         ("quirk_tokens", [0, 4, 5]),  # 0 is a feature token
         ("ppo_methods", ["median"]),
         ("ppo_settings", ["nope"]),
