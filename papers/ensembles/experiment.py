@@ -198,7 +198,8 @@ PRESETS = {
         ppo_minibatch=8,
         log_every=2,
     ),
-    "quick": Config(preset="quick", seeds=3),
+    # world v2 (issue 31): independent ensembles double the members, so quick reads d = 32 only (full: 32 and 64)
+    "quick": Config(preset="quick", seeds=3, sizes=[32]),
     # The project's own scale-up of the synthetic preference world (5 seeds, larger best-of-n and PPO), not Coste et
     # al.'s or Eisenstein et al.'s LLM setting: no value here is quoted from the papers.
     "full": Config(

@@ -156,6 +156,12 @@ def test_gao_forms_by_hand():
 def test_members_share_data_and_differ_by_seed_and_quirk():
     cfg = PRESETS["quick"]
     k, q = cfg.members, cfg.quirk_tokens
+    assert grid(cfg) == [(32, 0.0), (32, 0.25)] and grid(PRESETS["full"]) == [
+        (32, 0.0),
+        (32, 0.25),
+        (64, 0.0),
+        (64, 0.25),
+    ]
     prem = [member_config(cfg, "premise", 32, 0.25, m) for m in window(cfg, 1)]
     ctrl = [member_config(cfg, "control", 32, 0.25, m) for m in window(cfg, 1)]
     # independent ensembles: seed 1 owns members k … 2k − 1; every member is trained on the same pairs
