@@ -14,6 +14,7 @@ Accepted layouts (hub id, `save_to_disk` folder or parquet / json / jsonl file, 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from reprozoo.common.data.core import DatasetError, load_any
@@ -98,11 +99,10 @@ def schema_of(columns: list[str], source: str) -> str:
     )
 
 
-def rows(data, source: str) -> list[MathProblem]:
-    """The `MathProblem` rows of an opened `datasets.Dataset`."""
+def rows(data, source: str) -> Iterator[MathProblem]:
+    """The `MathProblem` rows of an opened `datasets.Dataset`, in order."""
     columns = list(data.column_names)
     schema = schema_of(columns, source)
-    out = []
     if schema == "dapo":
         for i, row in enumerate(data):
             gold = (row["reward_model"] or {}).get("ground_truth")
@@ -112,8 +112,8 @@ def rows(data, source: str) -> list[MathProblem]:
             user = next((c for r, c in reversed(msgs) if r == "user"), msgs[-1][1])
             index = (row.get("extra_info") or {}).get("index", i)
             convention = ANSWER_LINE if re.search(r"Answer\s*:", user) else BOXED
-            out.append(MathProblem(str(index), user, str(gold).strip(), convention, "dapo", None, msgs))
-        return out
+            yield MathProblem(str(index), user, str(gold).strip(), convention, "dapo", None, msgs)
+        return
     q_col, a_col, id_col = (
         _first(columns, QUESTION_COLUMNS),
         _first(columns, ANSWER_COLUMNS),
@@ -130,8 +130,7 @@ def rows(data, source: str) -> list[MathProblem]:
             if answer is None:
                 raise DatasetError(f"{source} row {i}: no answer column and no \\boxed{{}} in its solution")
         ident = str(row[id_col]) if id_col else str(i)
-        out.append(MathProblem(ident, row[q_col], answer, BOXED, schema, _level(row.get("level"))))
-    return out
+        yield MathProblem(ident, row[q_col], answer, BOXED, schema, _level(row.get("level")))
 
 
 def load_math(
@@ -140,13 +139,25 @@ def load_math(
     """Open `source` (hub id[:config], save_to_disk folder or data file) and map it onto `MathProblem` rows.
 
     `split=None` takes the only split; with several, the `prefer`red one (e.g. "test" for a benchmark, "train" for a
-    calibration or RL prompt set), else it fails listing them."""
+    calibration or RL prompt set), else it fails listing them. Repeated problems (same question and answer) are kept
+    once: the hub's DAPO-Math-17k holds its ≈ 17k prompts about 100 times (BytedTsinghua-SIA/DAPO issue #36) and
+    verl's AIME 2024 parquet repeats its 30 problems 32 times (verl issue #3065). `max_rows` counts distinct
+    problems, in the dataset's order."""
+    if max_rows is not None and max_rows < 1:
+        raise DatasetError(f"max_rows must be >= 1, got {max_rows}")
     try:
-        data = load_any(source, split, max_rows)
+        data = load_any(source, split)
     except DatasetError as err:
         if split is not None or prefer is None or "name one" not in str(err):
             raise
-        data = load_any(source, prefer, max_rows)
-    if len(data) == 0:
+        data = load_any(source, prefer)
+    out, seen = [], set()
+    for problem in rows(data, source):
+        if (problem.question, problem.answer) not in seen:
+            seen.add((problem.question, problem.answer))
+            out.append(problem)
+            if max_rows is not None and len(out) >= max_rows:
+                break
+    if not out:
         raise DatasetError(f"{source}: no rows")
-    return rows(data, source)
+    return out

@@ -58,7 +58,9 @@ def test_every_layout_maps_to_rows(tmp_path):
     (row,) = load_math(_save(train, tmp_path / "train"))
     assert (row.answer, row.level) == ("\\frac{1}{2}", 4)
 
-    rows = load_math(_save(dapo(3), tmp_path / "dapo"), max_rows=2)
+    repeated = datasets.concatenate_datasets([dapo(3)] * 3)  # the hub's DAPO-Math-17k repeats its prompts ~100x
+    rows = load_math(_save(repeated, tmp_path / "dapo"), max_rows=2)
+    assert len(load_math(str(tmp_path / "dapo"))) == 3
     assert [r.answer for r in rows] == ["1", "2"] and rows[1].id == "id-1"
     assert rows[0].convention == ANSWER_LINE and rows[0].chat() == [dict(role="user", content=rows[0].question)]
 
