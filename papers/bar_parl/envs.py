@@ -174,6 +174,74 @@ class CartPole:
         return {"s": s2, "prev_theta": s[2], "done": done}, jnp.array(1.0), r_aux, done
 
 
+# ----------------------------------------------------------------------------- continuous maze
+
+
+@dataclass(frozen=True)
+class ContinuousMaze:
+    """BARFI's continuous gridworld (barfi-gw/src/environments/Maze_badreward.py, Maze_goodreward.py, the envs of
+    its experiments/PaperPlots): position in [0, 1]², start (0.125, 0.125), actions up / right / down / left; a
+    move is `substeps` = int(0.2 / 0.045) = 4 sub-steps of 0.045 ("max_step_length" 0.2, "step_unit" = wall width
+    0.05 − 0.005), stopped by the border or on entering the goal box G1 = [0.75, 0.99]²; 10% random action;
+    r_p = −0.1 per move + 100 on entering G1 (terminal); horizon int(10 / 0.2) = 50 moves.
+
+    Heuristics, summed over the sub-steps, 0 on the terminating move (official): bad = +50 for every sub-step
+    ending in the region [0.4, 0.6]² (`get_aux_rewards`, aux1_reward = 50); good = the official −dist(pos, G1),
+    whose y term reads the box's own y (`(pos2[1] − mid_y2)²`, the official code's slip), i.e.
+    −((x − 0.87)² + (0.75 − 0.87)²). Features: the official coupled Fourier basis of order 3 on the position,
+    cos(π cᵀs) for c ∈ {0, …, 3}² (barfi-gw/src/utils/Basis.py `Fourier_Basis`), 16 features, c = 0 constant."""
+
+    horizon: int = 50
+    step_unit: float = 0.045
+    substeps: int = 4
+    slip: float = 0.1
+    goal: tuple[float, float] = (0.75, 0.99)
+    region: tuple[float, float] = (0.4, 0.6)
+    goal_reward: float = 100.0
+    step_reward: float = -0.1
+    aux_bad: float = 50.0
+    order: int = 3
+    n_actions: int = 4
+
+    @property
+    def n_features(self) -> int:
+        return (self.order + 1) ** 2
+
+    def reset(self, key: jax.Array) -> dict[str, Any]:
+        del key
+        return {"pos": jnp.array([0.125, 0.125]), "done": jnp.array(False)}
+
+    def constant_weights(self) -> jax.Array:
+        """w with x(s)ᵀ w = 1 for every s (the c = (0, 0) cosine)."""
+        return jnp.zeros(self.n_features).at[0].set(1.0)
+
+    def features(self, state: dict[str, Any]) -> jax.Array:
+        """cos(π cᵀ s) for every c ∈ {0, …, order}² (c = (c_x, c_y), c_y fastest, as itertools.product)."""
+        c = jnp.stack(jnp.meshgrid(jnp.arange(self.order + 1), jnp.arange(self.order + 1), indexing="ij"), -1)
+        return jnp.cos(jnp.pi * c.reshape(-1, 2) @ state["pos"])
+
+    def _in(self, pos, box) -> jax.Array:
+        return jnp.all((pos >= box[0]) & (pos <= box[1]))
+
+    def step(self, state, action, u, heuristic):
+        """`u`: two uniform(0, 1) numbers, for the slip and the random action."""
+        action = jnp.where(u[0] < self.slip, jnp.minimum((u[1] * 4).astype(jnp.int32), 3), action)
+        motion = jnp.array([[0.0, 1.0], [1.0, 0.0], [0.0, -1.0], [-1.0, 0.0]])[action] * self.step_unit
+        pos, moving, reached, bad, good = state["pos"], jnp.array(True), jnp.array(False), 0.0, 0.0
+        for _ in range(self.substeps):
+            new = pos + motion
+            ok = moving & jnp.all((new >= 0.0) & (new <= 1.0))
+            pos = jnp.where(ok, new, pos)
+            bad = bad + jnp.where(ok & self._in(pos, self.region), self.aux_bad, 0.0)
+            good = good + jnp.where(ok, -((pos[0] - 0.87) ** 2 + (self.goal[0] - 0.87) ** 2), 0.0)
+            hit = ok & self._in(pos, self.goal)
+            reached = reached | hit
+            moving = ok & ~hit
+        r_p = self.step_reward + jnp.where(reached, self.goal_reward, 0.0)
+        aux = jnp.stack([0.0, good, bad])[heuristic]
+        return {"pos": pos, "done": reached}, r_p, jnp.where(reached, 0.0, aux), reached
+
+
 # ----------------------------------------------------------------------------- mountain car
 
 
@@ -283,4 +351,4 @@ def linear_logits(theta: jax.Array, x: jax.Array) -> jax.Array:
     return x @ theta
 
 
-ENVS = {"gridworld": GridWorld, "cartpole": CartPole, "mountaincar": MountainCar}
+ENVS = {"gridworld": GridWorld, "cartpole": CartPole, "mountaincar": MountainCar, "maze": ContinuousMaze}

@@ -23,11 +23,14 @@ from reprozoo.common.config import RunConfig, check_positive, ensure
 from reprozoo.common.progress import track
 from reprozoo.common.results import record, select, values
 from reprozoo.papers.bar_parl import train
-from reprozoo.papers.bar_parl.envs import HEURISTICS, CartPole, GridWorld, MountainCar
+from reprozoo.papers.bar_parl.envs import HEURISTICS, CartPole, ContinuousMaze, GridWorld, MountainCar
 
 ENV_NAMES: tuple[str, ...] = ("gridworld", "cartpole")
-ALL_ENVS: tuple[str, ...] = (*ENV_NAMES, "mountaincar")
-"""Every BARFI environment; mountaincar (the paper's MountainCar, barfi-mc) runs in the full preset."""
+ALL_ENVS: tuple[str, ...] = (*ENV_NAMES, "mountaincar", "maze")
+"""Every BARFI environment; mountaincar (barfi-mc) and maze (the official continuous gridworld, barfi-gw) run in the
+full preset."""
+ENV_KEY = {"gridworld": "gw", "cartpole": "cp", "mountaincar": "mc", "maze": "mz"}
+"""The prefix of each environment's Config fields (<key>_iterations, <key>_actor_lr, <key>_phi_lr)."""
 BARFI_VARIANT_NAMES: tuple[str, ...] = (  # train.VARIANTS
     "barfi",
     "barfi_fo",
@@ -132,6 +135,14 @@ class Config(RunConfig):
     """MountainCar: RMSprop learning rate of the linear softmax policy (official PaperPlots "actor_lr": 0.0625)."""
     mc_phi_lr: float = 0.015625
     """MountainCar: RMSprop learning rate of φ (official PaperPlots "reward_lr": [0.015625, 0.0625], the smaller)."""
+    mz_iterations: int = 150
+    """Continuous maze: outer iterations (official barfi-gw PaperPlots "max_episodes": 2000 at 3 episodes each in
+    the full preset)."""
+    mz_actor_lr: float = 0.005
+    """Continuous maze: RMSprop learning rate of the Fourier-linear softmax policy (official "actor_lr": [0.005,
+    0.001])."""
+    mz_phi_lr: float = 0.005
+    """Continuous maze: RMSprop learning rate of φ (official "reward_lr": [0.005])."""
     max_steps: int = 0
     """Cap on the outer iterations of every training (BARFI, baselines, PARL). 0: no cap. A capped run's claims
     are UNTESTED."""
@@ -170,6 +181,9 @@ class Config(RunConfig):
             "mc_actor_lr",
             "mc_phi_lr",
             "mc_replay_buffer",
+            "mz_iterations",
+            "mz_actor_lr",
+            "mz_phi_lr",
         )
         ensure(0 < self.gamma <= 1, "gamma", f"must lie in (0, 1], got {self.gamma}")
         ensure(self.entropy >= 0, "entropy", f"must be >= 0, got {self.entropy}")
@@ -187,8 +201,7 @@ class Config(RunConfig):
 
     def capped(self) -> bool:
         """True when --max-steps cuts a training short of its preset."""
-        key = {"gridworld": "gw", "cartpole": "cp", "mountaincar": "mc"}
-        its = [getattr(self, f"{key[e]}_iterations") for e in self.envs] + [self.parl_iterations]
+        its = [getattr(self, f"{ENV_KEY[e]}_iterations") for e in self.envs] + [self.parl_iterations]
         return any(0 < self.max_steps < n for n in its)
         for name in self.parl_reward_models:
             ensure(name in ("tabular", "coarse"), "parl_reward_models", f"unknown {name!r}; choose tabular, coarse")
@@ -218,12 +231,15 @@ PRESETS = {
     # Paper scale (barfi-gw/experiments/PaperPlots/*/barfineumann.json, barfi-cp): 40 seeds ("seed": [1..40]),
     # "max_episodes": 2000, "batch_size": 1, "delta": 3 episodes between updates, "actor_lr": 0.005,
     # "reward_lr": 0.005, "actor_reg": 0.25, "Neumann_alpha": 0.0005, "Neumann_loops": 5; CartPole-v1 cap 500.
+    # Continuous maze (barfi-gw/experiments/PaperPlots/{bad,good}/barfineumann.json): "env_name": "Maze_badreward",
+    # "max_episodes": 2000, "actor_lr": [0.005, 0.001], "reward_lr": [0.005], "buffer_size": [1000]; Fourier order 3.
     # MountainCar (barfi-mc/experiments/PaperPlots/barfineumann.json): "env_name": "MCSenseSparseBangAux",
     # "env_param": [1], "max_episodes": [500], "actor_lr": [0.0625], "reward_lr": [0.015625, 0.0625], "tiles": 4,
     # "tilings": 5; the mc_* defaults of Config hold these values.
     "full": Config(
         preset="full",
-        envs=(*ENV_NAMES, "mountaincar"),
+        envs=(*ENV_NAMES, "mountaincar", "maze"),
+        mz_iterations=2000 // 3,
         seeds=40,
         gw_iterations=2000 // 3,
         cp_iterations=2000 // 3,
@@ -252,12 +268,14 @@ PRESETS = {
 def make_env(name: str, cfg: Config):
     if name == "mountaincar":
         return MountainCar(horizon=cfg.mc_horizon)
+    if name == "maze":
+        return ContinuousMaze()
     return GridWorld(good=cfg.gw_good) if name == "gridworld" else CartPole(horizon=cfg.cp_horizon)
 
 
 def hyper(cfg: Config, env_name: str, iterations: int | None = None) -> train.Hyper:
     """The learner's settings on an env; `--max-steps` caps the iterations."""
-    key = {"gridworld": "gw", "cartpole": "cp", "mountaincar": "mc"}[env_name]
+    key = ENV_KEY[env_name]
     lr, phi_lr = getattr(cfg, f"{key}_actor_lr"), getattr(cfg, f"{key}_phi_lr")
     it = iterations if iterations is not None else getattr(cfg, f"{key}_iterations")
     if cfg.max_steps:

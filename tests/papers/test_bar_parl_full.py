@@ -1,5 +1,5 @@
-"""bar_parl's MountainCar (the paper's barfi-mc setting): gymnasium MountainCar-v0 parity, the official heuristics,
-tile features, and the full preset through the CLI with --max-steps."""
+"""bar_parl's full-preset environments: MountainCar (barfi-mc: gymnasium MountainCar-v0 parity, the official
+heuristics, tile features), the continuous maze (barfi-gw), and the full preset through the CLI with --max-steps."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from reprozoo.papers.bar_parl.envs import MountainCar
+from reprozoo.papers.bar_parl.envs import ContinuousMaze, MountainCar
 
 
 def test_dynamics_match_gymnasium_mountaincar():
@@ -54,13 +54,37 @@ def test_rewards_heuristics_and_features():
     )
 
 
+def test_continuous_maze_moves_rewards_and_features():
+    mz, u = ContinuousMaze(), jnp.array([0.5, 0.0])  # u[0] >= slip: the chosen action is taken
+    s0 = mz.reset(jax.random.key(0))
+    s1, r_p, r_aux, done = mz.step(s0, jnp.array(1), u, jnp.array(0))  # right: 4 sub-steps of 0.045
+    np.testing.assert_allclose(np.asarray(s1["pos"]), [0.125 + 4 * 0.045, 0.125], atol=1e-6)
+    assert (float(r_p), float(r_aux), bool(done)) == pytest.approx((-0.1, 0.0, False))
+    s2 = mz.step(s0, jnp.array(2), u, jnp.array(0))[0]  # down: the first sub-step would leave [0, 1]², so none
+    np.testing.assert_allclose(np.asarray(s2["pos"]), [0.125, 0.125 - 2 * 0.045], atol=1e-6)
+    slipped = mz.step(s0, jnp.array(1), jnp.array([0.05, 0.99]), jnp.array(0))[0]  # slip: random action 3 (left)
+    np.testing.assert_allclose(np.asarray(slipped["pos"]), [0.125 - 2 * 0.045, 0.125], atol=1e-6)
+    inside = {"pos": jnp.array([0.36, 0.5]), "done": jnp.array(False)}  # right: sub-steps at x = .405 … .54 in A1
+    assert float(mz.step(inside, jnp.array(1), u, jnp.array(2))[2]) == pytest.approx(4 * 50.0)
+    good = float(mz.step(inside, jnp.array(1), u, jnp.array(1))[2])
+    xs = 0.36 + 0.045 * np.arange(1, 5)
+    assert good == pytest.approx(-np.sum((xs - 0.87) ** 2 + (0.75 - 0.87) ** 2), rel=1e-5)  # official −dist
+    near = {"pos": jnp.array([0.8, 0.7]), "done": jnp.array(False)}  # up: the second sub-step enters G1
+    s3, r_p, r_aux, done = mz.step(near, jnp.array(0), u, jnp.array(2))
+    assert bool(done) and float(r_p) == pytest.approx(99.9) and float(r_aux) == 0.0
+    np.testing.assert_allclose(np.asarray(s3["pos"]), [0.8, 0.79], atol=1e-6)  # stops on entering the goal
+    f = mz.features(s0)
+    assert f.shape == (16,) and float(f @ mz.constant_weights()) == 1.0
+    assert float(f[5]) == pytest.approx(np.cos(np.pi * (0.125 + 0.125)))  # c = (1, 1)
+
+
 @pytest.mark.slow  # ≈ 95 s wall on 2 shared cores (XLA compiles of every program)
 def test_full_preset_runs_mountaincar_capped(tmp_path):
     from reprozoo.common.cli import main
     from reprozoo.papers.bar_parl import claims, experiment
 
     out = tmp_path / "run"
-    argv = ["--preset", "full", "--envs", "gridworld", "mountaincar", "--seeds", "2", "--max-steps", "2"]
+    argv = ["--preset", "full", "--envs", "gridworld", "mountaincar", "maze", "--seeds", "2", "--max-steps", "2"]
     argv += ["--mc-horizon", "40", "--mc-replay-buffer", "8", "--replay-buffer", "8", "--hess-mul", "1"]
     argv += ["--parl-reward-models", "tabular", "--out", str(out)]
     kw = dict(paper="bar_parl", config_cls=experiment.Config, presets=experiment.PRESETS, run=experiment.run)
@@ -72,4 +96,5 @@ def test_full_preset_runs_mountaincar_capped(tmp_path):
     assert all(0.0 <= r["value"] <= 1.0 for r in mc)  # sparse r_p: at most one goal per episode
     summary = json.loads((out / "summary.json").read_text())
     assert any(c["id"].startswith("1-mountaincar") for c in summary["claims"])
+    assert any(c["id"].startswith("1-maze") for c in summary["claims"])
     assert {c["verdict"] for c in summary["claims"]} == {"UNTESTED"}
