@@ -45,3 +45,21 @@ def test_official_settings_and_lexicon():
     assert reflective("Wait, let me double-check that.") and reflective("Let me double check")
     assert reflective("Alternatively we could") and not reflective("So the sum is 2.")
     assert not reflective("butter")  # word boundaries, as the official regex
+
+
+@pytest.mark.slow
+def test_full_preset_resumes_after_an_interrupt(standins, run_cli, tmp_path, monkeypatch):
+    """Two seeds; SIGTERM once seed 0 is saved; the same command with --resume loads it and runs seed 1: the records
+    equal an uninterrupted run's."""
+    from reprozoo.common import checkpoint
+
+    model, data = standins
+    args = ["--preset", "full", "--model", str(model), "--dataset", str(data["math500"]), "--n-calib", "4"]
+    args += ["--calibration-dataset", str(data["math500"]), "--max-samples", "4", "--max-new-tokens", "80"]
+    args += ["--seeds", "2", "--batch-size", "4", "--methods", "base", "rebalance"]
+    run_cli("reprozoo.papers.rebalance", *args, "--out", str(tmp_path / "ref"))
+    monkeypatch.setenv(checkpoint.STOP_ENV, "1")
+    run_cli("reprozoo.papers.rebalance", *args, "--out", str(tmp_path / "cut"), expect_rc=143)
+    monkeypatch.delenv(checkpoint.STOP_ENV)
+    run_cli("reprozoo.papers.rebalance", *args, "--out", str(tmp_path / "cut"), "--resume")
+    assert (tmp_path / "cut" / "records.jsonl").read_text() == (tmp_path / "ref" / "records.jsonl").read_text()
