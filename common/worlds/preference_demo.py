@@ -459,27 +459,28 @@ def overoptimisation(rows: list[dict], method: str, x_metric: str | None = None)
 
 
 def gao_shape(rows: list[dict], method: str, kind: Literal["bon", "rl"]) -> dict[str, float]:
-    """Gao et al.'s form fitted to the mean-over-seeds gold curve against d = √KL, gold centred at π_SFT's gold
-    (best-of-n at n = 1; for RL the point (0, 0) is prepended), with the robust peak and final of README rule 4:
-    smoothed peak (moving average of 3 evaluations) and final mean (last 3 evaluations)."""
-    gold_sft = mean_curve(rows, "bon_clean", "gold")[1][0]
+    """Gao et al.'s form fitted to the mean-over-seeds gold curve against d = √KL, gold centred at the curve's start
+    (best-of-n: n = 1, i.e. π_SFT; PPO: the first window, KL ≈ 0), with the robust peak and final of README rule 4:
+    smoothed peak (moving average of 3 evaluations) and final mean (last 3 evaluations); `gold_sft` = π_SFT's gold
+    (best-of-n pool, n = 1), the floor of "no collapse"."""
+    gold_sft = float(mean_curve(rows, "bon_clean", "gold")[1][0])
     if kind == "bon":
         n, gold = mean_curve(rows, method, "gold")
         kl = np.array([kl_bon(int(v)) for v in n])
-        fit = fit_gao(kl, gold - gold_sft, "bon")
     else:
         _, gold = mean_curve(rows, method, "gold")
         kl = mean_curve(rows, method, "kl")[1]
-        fit = fit_gao(np.concatenate([[0.0], kl]), np.concatenate([[0.0], gold - gold_sft]), "rl")
+    fit = fit_gao(kl, gold - gold[0], kind)
     peak, final = smoothed_peak(gold), final_mean(gold)
     return {
         "r2": fit["r2"],
         "alpha": fit["alpha"],
         "beta": fit["beta"],
-        "gold_sft": float(gold_sft),
+        "gold_sft": gold_sft,
+        "gold_start": float(gold[0]),
         "gold_peak_smoothed": peak,
         "gold_final_mean": final,
-        "fall_fraction": (peak - final) / max(peak - gold_sft, 1e-9),
+        "fall_fraction": (peak - final) / max(peak - float(gold[0]), 1e-9),
         "kl_final": float(kl[-1]),
     }
 
@@ -503,7 +504,7 @@ BON_MIN_FALL = 0.10  # gold(n_max) must lie ≥ 10% of the peak gain below the p
 PPO_MIN_FALL = 0.25  # final gold must lie ≥ 25% of the peak gain below the peak
 # v2 (pre-registered before the deciding quick run; the project's own thresholds, set from the dev-seed pilot)
 GAO_R2 = 0.9  # issue 31's calibration target: Gao's form explains ≥ 90% of the mean curve's variance
-GAO_PEAK_GAIN = 0.3  # "a clear peak": smoothed peak ≥ π_SFT gold + 0.3 (gold is in units of the teacher's std)
+GAO_PEAK_GAIN = 0.3  # "a clear peak": smoothed peak ≥ the curve's start + 0.3 (gold in units of the teacher's std)
 GAO_FLOOR = 1.0  # "no collapse": the final mean stays above π_SFT gold − 1.0 (v1 PPO: −3.2, ensembles: −12…−21)
 SMO_PREMISE = 0.75  # self − others at the picks (z units): prototype 1.33–1.63 with own quirks, 0.07–0.09 shared
 SMO_CONTROL = 0.25
@@ -568,12 +569,12 @@ def v2_claims(rows: list[dict], cfg: Config) -> list[Claim]:
         out.append(
             Claim(
                 cid,
-                f"{label} follows Gao et al.: {form} fits the mean gold-vs-√KL curve with R² ≥ {GAO_R2}, a clear "
-                f"peak (smoothed peak ≥ π_SFT gold + {GAO_PEAK_GAIN}), a decline by ≥ {fall:.0%} of the gain, and no "
-                f"collapse (final mean ≥ π_SFT gold − {GAO_FLOOR})",
+                f"{label} follows Gao et al.: {form} fits the mean gold-vs-√KL curve (gold − its start) with R² ≥ "
+                f"{GAO_R2}, a clear peak (smoothed peak ≥ start + {GAO_PEAK_GAIN}), a decline by ≥ {fall:.0%} of the "
+                f"gain, and no collapse (final mean ≥ π_SFT gold − {GAO_FLOOR})",
                 s,
                 s["r2"] >= GAO_R2
-                and s["gold_peak_smoothed"] >= s["gold_sft"] + GAO_PEAK_GAIN
+                and s["gold_peak_smoothed"] >= s["gold_start"] + GAO_PEAK_GAIN
                 and s["fall_fraction"] >= fall
                 and s["gold_final_mean"] >= s["gold_sft"] - GAO_FLOOR,
                 kind="premise",
