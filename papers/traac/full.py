@@ -308,26 +308,31 @@ EPOCHS = 2
 """Official `trainer.total_epochs=2` over the DAPO-Math prompts."""
 WARMUP_STEPS = 10
 """Official `actor.optim.lr_warmup_steps=10` (constant learning rate afterwards)."""
+MICRO_BATCH = 2
+"""Responses per forward / backward pass: a 10k-token response's logits alone are 10k × 152k × 2 B ≈ 3 GB in bf16."""
 WEIGHT_DECAY = 0.1
 """Official `actor.optim.weight_decay=0.1` (AdamW)."""
 
 
 def grpo_config(cfg, out_dir: str, n_processes: int):
     """TRL `GRPOConfig` with the official GRPO settings (module docstring). One generation batch = prompts_per_step
-    × group_size responses over all processes; each optimiser step takes 1/minibatches of it (official mini-batch),
-    one prompt group per micro-batch (gradient accumulation over the rest)."""
+    × group_size responses over all processes (each process gets whole groups); each optimiser step takes
+    1/minibatches of it (official mini-batch), in micro-batches of `MICRO_BATCH` responses (gradient accumulation)."""
     from trl import GRPOConfig
 
-    if cfg.prompts_per_step % n_processes:
+    rows = cfg.prompts_per_step * cfg.group_size
+    if rows % (n_processes * cfg.group_size):
         raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must be a multiple of the {n_processes} processes")
-    micro_steps = cfg.prompts_per_step // n_processes  # micro-batches of one group per process per generation
-    if micro_steps % cfg.minibatches:
-        raise ValueError(f"minibatches={cfg.minibatches} must divide the {micro_steps} groups per process")
+    per_process = rows // n_processes
+    micro = min(MICRO_BATCH, per_process)
+    if per_process % (micro * cfg.minibatches):
+        raise ValueError(f"minibatches={cfg.minibatches} must divide the {per_process // micro} micro-batches")
+    steps_per_generation = per_process // micro
     return GRPOConfig(
         output_dir=out_dir,
-        per_device_train_batch_size=cfg.group_size,
-        gradient_accumulation_steps=micro_steps // cfg.minibatches,
-        steps_per_generation=micro_steps,
+        per_device_train_batch_size=micro,
+        gradient_accumulation_steps=steps_per_generation // cfg.minibatches,
+        steps_per_generation=steps_per_generation,
         num_generations=cfg.group_size,
         num_iterations=1,
         max_completion_length=cfg.max_new_tokens,
