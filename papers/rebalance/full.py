@@ -51,9 +51,12 @@ OFFICIAL: dict[str, dict[str, float]] = {
     "QwQ-32B": dict(
         layer=58, q25c=0.700670, q75c=0.917506, q25v=0.000386, q75v=0.007279, low_val_1=-1.31, low_val_2=-2.73
     ),
+    "Qwen3-14B": dict(q25c=0.816174, q75c=0.965398, q25v=0.000149, q75v=0.003593, low_val_1=-1.03, low_val_2=-1.13),
 }
-"""Official per-model values (`transformer_inference_steer_dp.py` MODEL_DYN_DEFAULTS, high_val_2 = 0.1 for all; the
-layer from the released `vectors/<model>/steer_vector_layer<L>_conf_mixed.pt`). Qwen3-14B's are not released."""
+"""Official per-model values (`transformer_inference_steer_dp.py` MODEL_DYN_DEFAULTS; Qwen3-14B from
+`transformer_inference_steer_dp_qwen3.py` MODEL_DYN_HPARAMS; high_val_2 = 0.1 for all; the layer from the released
+`vectors/<model>/steer_vector_layer<L>_conf_mixed.pt`: none for Qwen3-14B, whose layer is searched). The official
+Qwen3 script also applies a repetition penalty of 1.18 during sampling, which this run does not."""
 
 LEXICON = (
     "alternatively", "alternative", "another", "perhaps", "maybe", "wait", "but", "think again", "make sure",

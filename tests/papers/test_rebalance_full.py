@@ -41,7 +41,8 @@ def test_official_settings_and_lexicon():
 
     assert official_for("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B")["layer"] == 22
     assert official_for("/models/DeepSeek-R1-Distill-Qwen-1.5B")["low_val_2"] == -1.91
-    assert official_for("Qwen/QwQ-32B")["layer"] == 58 and official_for("Qwen/Qwen3-14B") is None
+    assert official_for("Qwen/QwQ-32B")["layer"] == 58 and "layer" not in official_for("Qwen/Qwen3-14B")
+    assert official_for("Qwen/Qwen3-4B") is None
     assert reflective("Wait, let me double-check that.") and reflective("Let me double check")
     assert reflective("Alternatively we could") and not reflective("So the sum is 2.")
     assert not reflective("butter")  # word boundaries, as the official regex
