@@ -361,8 +361,9 @@ def bon_rows(world: PreferenceWorld, cfg: Config, members: dict) -> list[dict]:
 
 def ppo_rows(world: PreferenceWorld, ens: Ensemble, cfg: Config, method: str, beta: float, seed: int, setting: str):
     """PPO from π_SFT against `method` (single member 0 of `ens`, or an aggregation with the PPO settings);
-    per-window means of the optimised reward, gold, KL, length, feature count, the members' spread, and the quirk
-    tokens: `quirk_single` = count of member 0's quirk token, `quirk_members` = count of any member's quirk token."""
+    per-window means of the optimised reward, gold, KL, length, feature count, the members' spread, member 0's own
+    reward (`member0_z`, z units: the single proxy's view of an ensemble run), and the quirk tokens: `quirk_single`
+    = count of member 0's quirk token, `quirk_members` = count of any member's quirk token."""
     torch.manual_seed(seed)
     pcfg = PPOConfig(
         lr=cfg.ppo_lr,
@@ -385,6 +386,7 @@ def ppo_rows(world: PreferenceWorld, ens: Ensemble, cfg: Config, method: str, be
         logged.setdefault("gold", []).append(float(world.gold_reward(x, y, mask).mean()))
         logged.setdefault("features", []).append(float(world.feature_count(y, mask).float().mean()))
         logged.setdefault("member_std", []).append(float(z.std(0).mean()))
+        logged.setdefault("member0_z", []).append(float(z[0].mean()))
         logged.setdefault("quirk_single", []).append(float(counts[tokens[0]].mean()))
         logged.setdefault("quirk_members", []).append(float(sum(counts.values()).mean()))
         return r
@@ -404,6 +406,7 @@ def ppo_rows(world: PreferenceWorld, ens: Ensemble, cfg: Config, method: str, be
                 ("length", "length"),
                 ("features", "features"),
                 ("member_std", "member_std"),
+                ("member0_z", "member0_z"),
                 ("quirk_single", "quirk_single"),
                 ("quirk_members", "quirk_members"),
             ):
@@ -411,7 +414,7 @@ def ppo_rows(world: PreferenceWorld, ens: Ensemble, cfg: Config, method: str, be
                 rows.append(record(name, seed, metric, value, setting=setting, beta=beta, step=mid))
     _log(
         f"PPO {setting} {method} β={beta} seed {seed}: "
-        + ", ".join(f"{r['metric']}={r['value']:.2f}" for r in rows[-8:])
+        + ", ".join(f"{r['metric']}={r['value']:.2f}" for r in rows[-9:])
     )
     return rows
 

@@ -367,13 +367,15 @@ def from_par(rows: list[dict], run: str, seed: int, mu: float, sd: float) -> lis
 
 
 def from_ensembles(rows: list[dict], method: str, seed: int) -> list[dict]:
-    """papers.ensembles PPO records → leaderboard curve rows, x = PPO iteration (the window's middle). Its `proxy`
-    is the optimised reward: the single proxy's z only when the run optimises the single member."""
+    """papers.ensembles PPO records → leaderboard curve rows, x = PPO iteration (the window's middle). The single
+    proxy's z (`proxy_z`) is the optimised reward when the run optimises the single member, else member 0's logged
+    reward (`member0_z`: member 0 is the single proxy)."""
     name = "ppo_single_z" if method == "single" else f"ppo_ens_{method}"
     out = []
     for r in select(rows, method=f"ppo_{method}", seed=seed):
-        m = "proxy_z" if r["metric"] == "proxy" else r["metric"]
-        if m == "proxy_z" and method != "single":
+        proxy_metric = "proxy" if method == "single" else "member0_z"
+        m = "proxy_z" if r["metric"] == proxy_metric else r["metric"]
+        if r["metric"] == "proxy" and method != "single":
             continue
         if m in CURVE_METRICS:
             out.append(record(name, seed, m, r["value"], step=r["step"]))
