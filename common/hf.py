@@ -18,15 +18,67 @@ Options: LoRA adapters through `peft` (`lora_config`), gradient checkpointing (`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from reprozoo.common.config import ConfigError
+from reprozoo.common.config import ConfigError, RunConfig, ensure
 
 OA_PROMPT = "<|prompter|>{prompt}<|endoftext|><|assistant|>{answer}<|endoftext|>"
 """Coste et al.'s Open-Assistant text format (official `rm_dataset_formatter.py`), used for tokenizers that have
 no chat template (their Pythia reward models)."""
+
+
+@dataclass
+class HubConfig(RunConfig):
+    """Options of the `full` presets that run a paper on real models and datasets (the same for every RLHF paper).
+    With `model` empty a paper runs its synthetic world; the `full` preset names the paper's own models and data."""
+
+    model: str = ""
+    """Policy / SFT start: hub id or save_pretrained folder ('' runs the synthetic world; the full preset names the
+    paper's model)."""
+    dataset: str = ""
+    """Dataset: hub id[:config], DatasetDict.save_to_disk folder, or a parquet/json/jsonl/csv file (full preset: the
+    paper's)."""
+    dataset_format: str = ""
+    """Schema of --dataset: ultrafeedback, hh_rlhf, alpacafarm, coste_pref, coste_gold ('' = detect from the
+    columns; common/data/preference.py)."""
+    reward_model: str = ""
+    """Trained sequence-classification reward model (head included), hub id or folder ('' = train it here with
+    TRL's reward trainer, as the paper did)."""
+    gold_reward_model: str = ""
+    """Gold / judge reward model used only for evaluation, hub id or folder (full preset: the paper's)."""
+    max_steps: int = 0
+    """Cap on the optimiser steps of every training stage (0 = the paper's schedule); claims are UNTESTED when set."""
+    max_samples: int = 0
+    """Cap on the prompts of every generation / evaluation stage and on the training rows read (0 = all); claims are
+    UNTESTED when set."""
+    lora: int = 0
+    """LoRA rank of the trained policy / reward models through peft (0 = full fine-tuning, as the papers)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass of trained models (less memory, ~30% more time)."""
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("max_steps", "max_samples", "lora"):
+            ensure(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
+        if self.model:
+            ensure(bool(self.dataset), "dataset", "is required with --model")
+
+    @property
+    def capped(self) -> bool:
+        """Whether a stage was cut short (then the run decides no claim)."""
+        return bool(self.max_steps or self.max_samples)
+
+    def out_dir(self, paper: str) -> Path:
+        """The run's folder (the CLI's rule): --out, else runs/<paper>/<preset>/ (results/ with --publish)."""
+        if self.out is not None:
+            return Path(self.out)
+        if self.publish:
+            return Path(__file__).resolve().parent.parent / "results" / paper / self.preset
+        return Path("runs") / paper / self.preset
 
 
 def bf16_supported() -> bool:

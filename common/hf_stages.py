@@ -1,0 +1,159 @@
+"""The stages every RLHF `full` preset shares, on TRL (SFT, reward model) and transformers (sampling, scoring).
+
+Each stage saves what it trains with `save_pretrained` under the run's `models/` folder and returns the folder, so
+that a paper marks it as a checkpoint unit (`--resume` reuses the folder). Batch sizes are the paper's *global*
+batch: the per-device batch is the global batch over the number of processes (`accelerate launch`), and a global
+batch that does not divide is refused. `max_steps` > 0 caps the optimiser steps (smoke runs and budgets).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from reprozoo.common import hf
+from reprozoo.common.config import ConfigError
+
+
+def n_processes() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def per_device(global_batch: int, what: str) -> int:
+    """The per-device batch of a global batch under the current number of processes."""
+    n = n_processes()
+    if global_batch % n:
+        raise ConfigError("max_steps", f"{what}: the global batch {global_batch} does not divide over {n} processes")
+    return global_batch // n
+
+
+def common_args(out: Path, *, lr: float, epochs: float, max_grad_norm: float, max_steps: int, seed: int, cfg) -> dict:
+    """TrainingArguments shared by the stages: bf16 mixed precision with fp32 master weights where supported,
+    no intermediate checkpoints (the paper's unit is the stage), logs every step, nothing reported online."""
+    return {
+        "output_dir": str(out),
+        "learning_rate": lr,
+        "num_train_epochs": epochs,
+        "max_steps": max_steps or -1,
+        "max_grad_norm": max_grad_norm,
+        "seed": seed,
+        "bf16": hf.bf16_supported(),
+        "gradient_checkpointing": cfg.gradient_checkpointing,
+        "save_strategy": "no",
+        "logging_steps": 1,
+        "report_to": "none",
+        "disable_tqdm": True,
+    }
+
+
+def save(trainer, tok, out: Path) -> str:
+    """Save the trained model (LoRA merged into the weights) and its tokenizer; return the folder."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    if trainer.accelerator.is_main_process:
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
+    trainer.accelerator.wait_for_everyone()
+    return str(out)
+
+
+def train_sft(cfg, pairs, out: Path, *, lr: float, global_batch: int, epochs: float, max_grad_norm: float, seed: int):
+    """Supervised fine-tuning of --model on the chosen responses (TRL SFTTrainer, loss on the completion only)."""
+    from trl import SFTConfig, SFTTrainer
+
+    model, tok = hf.load_policy(cfg.model, lora=cfg.lora, gradient_checkpointing=cfg.gradient_checkpointing)
+    data = pairs.map(lambda r: {"prompt": r["prompt"], "completion": r["chosen"]}, remove_columns=pairs.column_names)
+    args = SFTConfig(
+        per_device_train_batch_size=per_device(global_batch, "SFT"),
+        max_length=1024,
+        **common_args(
+            out, lr=lr, epochs=epochs, max_grad_norm=max_grad_norm, max_steps=cfg.max_steps, seed=seed, cfg=cfg
+        ),
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok)
+    trainer.train()
+    return save(trainer, tok, out)
+
+
+def train_reward_model(
+    cfg,
+    start: str,
+    pairs,
+    out: Path,
+    *,
+    lr: float,
+    global_batch: int,
+    epochs: float,
+    max_grad_norm: float,
+    seed: int,
+    center_rewards_coefficient: float | None = None,
+):
+    """A Bradley–Terry reward model from `start` (a new one-label head) on the pairs (TRL RewardTrainer):
+    loss −log σ(r(x, y⁺) − r(x, y⁻)) [+ η (r⁺ + r⁻)² with center_rewards_coefficient η, Eisenstein et al.]."""
+    from trl import RewardConfig, RewardTrainer
+
+    model, tok = hf.load_reward_model(
+        start, train=True, new_head=True, lora=cfg.lora, gradient_checkpointing=cfg.gradient_checkpointing
+    )
+    args = RewardConfig(
+        per_device_train_batch_size=per_device(global_batch, "reward model"),
+        max_length=1024,
+        center_rewards_coefficient=center_rewards_coefficient,
+        **common_args(
+            out, lr=lr, epochs=epochs, max_grad_norm=max_grad_norm, max_steps=cfg.max_steps, seed=seed, cfg=cfg
+        ),
+    )
+    trainer = RewardTrainer(model=model, args=args, train_dataset=pairs, processing_class=tok)
+    trainer.train()
+    return save(trainer, tok, out)
+
+
+@torch.no_grad()
+def generate(
+    model,
+    tok,
+    prompts: list[list[dict]],
+    *,
+    n: int = 1,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    top_k: int,
+    seed: int,
+    batch_size: int = 16,
+) -> list[str]:
+    """n sampled responses per prompt (prompt-major order: the n responses of prompt 0 first), decoded without
+    special tokens, through the model's own `generate` (so any final-logit processing such as Gemma2's
+    soft-capping is applied)."""
+    torch.manual_seed(seed)
+    texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+    texts = [t for t in texts for _ in range(n)]
+    dev = next(model.parameters()).device
+    out = []
+    for i in range(0, len(texts), batch_size):
+        enc = tok(texts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
+        ids = model.generate(
+            **enc,
+            do_sample=True,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            pad_token_id=tok.pad_token_id,
+        )
+        out += tok.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+    return out
+
+
+def win_rate(policy_gold: torch.Tensor, sft_gold: torch.Tensor) -> float:
+    """Fraction of prompts whose policy response the gold model scores above the SFT response (ties count ½)."""
+    return float(((policy_gold > sft_gold).float() + 0.5 * (policy_gold == sft_gold).float()).mean())
+
+
+def log_value(trainer, key: str) -> float | None:
+    """The last logged value of `key` in a trainer's log history (None if never logged)."""
+    vals = [h[key] for h in trainer.state.log_history if key in h]
+    return float(vals[-1]) if vals else None
