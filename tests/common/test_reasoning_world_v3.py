@@ -74,3 +74,20 @@ def test_v2_cache_keys_are_unchanged_and_v3_has_its_own():
     assert len(keys) == 6
     v3 = world_config("v3")
     assert (v3.answer, v3.loop_word, v3.n_layers) == ("mean", "check", 4) and world_config("premise").answer == "last"
+
+
+@pytest.mark.slow
+def test_v3_quick_world_learns_the_mean_and_end_attends_to_the_chain(monkeypatch):
+    """Acceptance A0 and A1 on one seed of the quick world (cached under .cache/; building it takes ~8 CPU minutes):
+    the answer is learned (teacher-forced accuracy ≥ 0.8) and END's attention under the official scorer input ranks
+    the loops below the necessary steps (AUC ≥ 0.7)."""
+    from reprozoo.common.worlds.reasoning import build_world
+    from reprozoo.papers.traac import premise as PR
+    from reprozoo.papers.traac.experiment import PRESETS
+
+    monkeypatch.setattr(PR, "PREMISE_PROMPTS", 32)
+    monkeypatch.setattr(PR, "TF_TRACES", 128)
+    rows = PR.premise(build_world(world_config("v3")), PRESETS["premise"], 0)
+    got = {(r["metric"], r.get("input"), r.get("layer")): r["value"] for r in rows}
+    assert got[("tf_answer_accuracy", None, None)] >= 0.8
+    assert got[("redundant_auc", "official", None)] >= 0.7
