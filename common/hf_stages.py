@@ -40,12 +40,11 @@ def common_args(out: Path, *, lr: float, epochs: float, max_grad_norm: float, ma
         "max_grad_norm": max_grad_norm,
         "seed": seed,
         "bf16": hf.bf16_supported(),
-        "gradient_checkpointing": cfg.gradient_checkpointing,
         "save_strategy": "no",
         "logging_steps": 1,
         "report_to": "none",
         "disable_tqdm": True,
-    }
+    } | ({"gradient_checkpointing": True} if cfg.gradient_checkpointing else {})
 
 
 def save(trainer, tok, out: Path) -> str:

@@ -55,7 +55,7 @@ def policy(tok, seed: int = 0):
         num_attention_heads=2,
         num_key_value_heads=1,
         head_dim=16,
-        max_position_embeddings=256,
+        max_position_embeddings=1024,
         final_logit_softcapping=30.0,
         pad_token_id=tok.pad_token_id,
         eos_token_id=tok.eos_token_id,
@@ -80,7 +80,7 @@ def reward_model(tok, seed: int = 0):
         num_hidden_layers=1,
         num_attention_heads=2,
         num_key_value_heads=2,
-        max_position_embeddings=256,
+        max_position_embeddings=1024,
         num_labels=1,
         pad_token_id=tok.pad_token_id,
     )
