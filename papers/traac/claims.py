@@ -28,8 +28,8 @@ Issue 32 (world v3, pre-registered in `common/worlds/README_reasoning.md` before
 - 0f compression evicts what is redundant: ≥ 70% of evicted steps are post-answer loops (A3) and the base model's
   answer regenerated after the compressed thinking is as accurate as after the full one (A4, Δ ≥ −0.05);
 - 0h the base model puts ≥ 10% of training prompts in the hard bucket (A5; 0c measures it during TRAAC's training);
-- in the control world (v2, `world="premise"`) the control `0-control-v2-attention` expects END to read the loops
-  that restate its answer: AUC ≤ 0.55.
+- in the control world (v2, `control_world="premise"`, records `method="control-premise"`) the control
+  `0-control-v2-attention` expects END to read the loops that restate its answer: AUC ≤ 0.55.
 
 Statistics: per-seed values, paired over seeds (same seed = same world sample, initial policy and evaluation
 problems), with two-sided 95% Student-t CIs; a direction is established when the CI excludes 0, a non-inferiority
@@ -77,7 +77,6 @@ P_ATT, P_FIRES, P_BUCKETS, P_HEAD, P_ACC, P_EVICT, P_TASK, P_HARD = (
     "0g-premise-task-learned",
     "0h-premise-hard-prompts",
 )
-CONTROL_WORLDS = ("premise", "control")  # v2 worlds: TRAAC's control (END needs only the last step)
 
 
 def per_seed(rows: list[dict], method: str, metric: str, **setting) -> dict[int, float]:
@@ -193,14 +192,24 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
             kind="premise",
         ),
     ]
-    if cfg.world in CONTROL_WORLDS:
+    if cfg.control_world:
+        c_auc = per_seed(rows, "control-premise", "redundant_auc", input="official")
+        c_gate = per_seed(rows, "control-premise", "gate_evict_rate", input="official")
+        c_tf = per_seed(rows, "control-premise", "tf_answer_accuracy")
+        c_auc_m = float(np.nanmean(list(c_auc.values()))) if c_auc else float("nan")
         claims.append(
             Claim(
                 "0-control-v2-attention",
-                f"control (world v2: END needs only the last step and the loops restate it): END's attention does not "
-                f"rank the loops below the chain — AUC ≤ {CONTROL_AUC} (mean over seeds, official scorer input)",
-                {"redundant_auc": auc_m, "redundant_auc_by_seed": auc},
-                auc_m <= CONTROL_AUC,
+                f"control ({cfg.control_world} world, v2: END needs only the last step and the loops restate it): "
+                f"END's attention does not rank the loops below the chain — AUC ≤ {CONTROL_AUC} (mean over seeds, "
+                "official scorer input)",
+                {
+                    "redundant_auc": c_auc_m,
+                    "redundant_auc_by_seed": c_auc,
+                    "gate_evict_rate": float(np.nanmean(list(c_gate.values()))) if c_gate else float("nan"),
+                    "tf_answer_accuracy": float(np.nanmean(list(c_tf.values()))) if c_tf else float("nan"),
+                },
+                c_auc_m <= CONTROL_AUC,
                 kind="control",
             )
         )

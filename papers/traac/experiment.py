@@ -85,6 +85,9 @@ class Config(RunConfig):
     """L_norm uses the correct lengths of the last this-many batches per bucket (official: 10)."""
     scorer: str = "base"
     """Attention scorer: base (the frozen initial model, as the official code) or policy (the current policy)."""
+    control_world: str | None = "premise"
+    """TRAAC's control world (v2: END needs only the last step and the loops restate it), where the premise is
+    measured on its base model beside the main world's (records `method="control-premise"`); None: not measured."""
     scorer_input: str = "official"
     """What the scorer reads: official (THINK + thinking + END, no question, as the official host) or project
     (prompt + thinking + END, the v2 reproduction's input)."""
@@ -98,6 +101,7 @@ class Config(RunConfig):
     def validate(self) -> None:
         super().validate()
         ensure(self.world in WORLDS, "world", f"choose one of {WORLDS}")
+        ensure(self.control_world in (*WORLDS, None), "control_world", f"choose one of {WORLDS} or None")
         bad = [m for m in self.methods if m not in METHODS]
         ensure(not bad, "methods", f"unknown {bad}; choose from {METHODS}")
         ensure("base" in self.methods, "methods", "must include base (alone: the premise presets)")
@@ -127,9 +131,6 @@ PRESETS = {
         n_per_k=6,
     ),
     "quick": Config(preset="quick", seeds=3),
-    # TRAAC's premise only (world v3's acceptance properties A0–A5) on the premise world and on the control (v2).
-    "premise": Config(preset="premise", seeds=3, methods=["base"]),
-    "premise-control": Config(preset="premise-control", seeds=3, methods=["base"], world="premise"),
     # Paper scale (official scripts/train/run_qwen3-4b-with-summary-linear-reward-attention.sh): Qwen/Qwen3-4B,
     # 8 prompts × 8 rollouts, mini-batch 4, lr 1e-6, clip 0.2 / 0.28, KL loss 0.001 (low_var_kl), 2 epochs of
     # DAPO-Math, max response 10,000 tokens; evaluation on AIME / AMC / GPQA-D / BBEH.
@@ -366,9 +367,12 @@ def run(cfg: Config) -> list[dict]:
             "discourse-marker step splitter, which this repository does not ship; use the reasoning world"
         )
     world = build_world(world_config(cfg.world), verbose=True)
+    control = build_world(world_config(cfg.control_world), verbose=True) if cfg.control_world else None
     rows: list[dict] = []
     for seed in cfg.seed_list():  # checkpointed units (--resume): the base model per seed, each method × seed
         rows += checkpoint.unit(("base", seed), partial(base_rows, world, cfg, seed))
+        if control is not None:
+            rows += checkpoint.unit(("control", seed), partial(premise, control, cfg, seed, "control-premise"))
         for method in cfg.methods:
             if VARIANTS[method] is not None:
                 rows += checkpoint.unit((method, seed), partial(method_rows, world, cfg, seed, method))

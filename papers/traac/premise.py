@@ -58,8 +58,9 @@ def teacher_forced_accuracy(world: ReasoningWorld, n: int, seed: int) -> float:
     return float(np.mean([x == p.answer for x, p in zip(pred, problems, strict=True)]))
 
 
-def premise(world: ReasoningWorld, cfg, seed: int) -> list[dict]:
-    """A0–A5 for one seed (module docstring); `cfg`: the experiment's Config (train_ks, group_size, decoding)."""
+def premise(world: ReasoningWorld, cfg, seed: int, method: str = "premise") -> list[dict]:
+    """A0–A5 for one seed (module docstring), recorded under `method`; `cfg`: the experiment's Config (train_ks,
+    group_size, decoding)."""
     from reprozoo.papers.traac.experiment import format_flags
 
     n = cfg.group_size
@@ -70,9 +71,9 @@ def premise(world: ReasoningWorld, cfg, seed: int) -> list[dict]:
     correct = [verify(p, r, world.v) for p, r in zip(rep, rows, strict=True)]
     pass_rates = [np.mean(correct[g * n : (g + 1) * n]) for g in range(len(prompts))]
     out = [
-        record("premise", seed, "tf_answer_accuracy", teacher_forced_accuracy(world, TF_TRACES, 92_000 + seed)),
-        record("premise", seed, "hard_share", float(np.mean([M.difficulty_bucket(r) == "hard" for r in pass_rates]))),
-        record("premise", seed, "base_accuracy_t1", float(np.mean(correct))),
+        record(method, seed, "tf_answer_accuracy", teacher_forced_accuracy(world, TF_TRACES, 92_000 + seed)),
+        record(method, seed, "hard_share", float(np.mean([M.difficulty_bucket(r) == "hard" for r in pass_rates]))),
+        record(method, seed, "base_accuracy_t1", float(np.mean(correct))),
     ]
     keep = [i for i, r in enumerate(rows) if correct[i] and all(format_flags(r, world))]
     if not keep:
@@ -98,13 +99,15 @@ def premise(world: ReasoningWorld, cfg, seed: int) -> list[dict]:
             redundant = [x for x, r in pairs if r == "redundant"]
             chain = [x for x, r in pairs if r != "redundant"]
             setting = {"input": scorer_input} | ({} if layers is None else {"layer": layers[0]})
-            out.append(record("premise", seed, "redundant_auc", auc_low_for_redundant(redundant, chain), **setting))
+            out.append(record(method, seed, "redundant_auc", auc_low_for_redundant(redundant, chain), **setting))
             if layers is None:
-                out += compression_rows(world, problems, responses, imps, step_roles, cfg, seed, setting)
+                out += compression_rows(world, problems, responses, imps, step_roles, cfg, seed, setting, method)
     return out
 
 
-def compression_rows(world, problems, responses, imps, step_roles, cfg, seed: int, setting: dict) -> list[dict]:
+def compression_rows(
+    world, problems, responses, imps, step_roles, cfg, seed: int, setting: dict, method: str = "premise"
+) -> list[dict]:
     """A2–A4 of the official readout: gate, eviction at target 0.6, what is evicted, and the accuracy it keeps."""
     gate, evicted_roles, rows, kept = [], [], [], []
     for b, (imp, rl) in enumerate(zip(imps, step_roles, strict=True)):
@@ -117,9 +120,9 @@ def compression_rows(world, problems, responses, imps, step_roles, cfg, seed: in
             kept.append([t for j, s in enumerate(segs) if j not in evicted for t in s])
     evicted_flat = [r for e in evicted_roles for r in e]
     out = [
-        record("premise", seed, "gate_open_rate", float(np.mean(gate)), **setting),
-        record("premise", seed, "gate_evict_rate", len(rows) / len(imps), **setting),
-        record("premise", seed, "evicted_loop_share", _share(evicted_flat, "redundant"), **setting),
+        record(method, seed, "gate_open_rate", float(np.mean(gate)), **setting),
+        record(method, seed, "gate_evict_rate", len(rows) / len(imps), **setting),
+        record(method, seed, "evicted_loop_share", _share(evicted_flat, "redundant"), **setting),
         record(
             "premise",
             seed,
@@ -145,8 +148,8 @@ def compression_rows(world, problems, responses, imps, step_roles, cfg, seed: in
             )
             acc[name] = float(np.mean([verify(p, r, world.v) for p, r in zip(probs, regen.tolist(), strict=True)]))
         out += [
-            record("premise", seed, "compression_acc_delta", acc["compressed"] - acc["full"], **setting),
-            record("premise", seed, "compressed_accuracy", acc["compressed"], **setting),
+            record(method, seed, "compression_acc_delta", acc["compressed"] - acc["full"], **setting),
+            record(method, seed, "compressed_accuracy", acc["compressed"], **setting),
         ]
     return out
 

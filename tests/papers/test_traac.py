@@ -234,6 +234,7 @@ def _traac_rows(seeds=4, compressed=40.0, hard_share=0.2, auc=0.8, lp_acc=None):
         rows += [record("premise", s, "tf_answer_accuracy", 0.9), record("premise", s, "hard_share", hard_share)]
         rows.append(record("premise", s, "redundant_auc", 0.3, layer=1, **off))  # other layers are not the readout
         rows.append(record("premise", s, "redundant_auc", 0.3, input="project"))  # the labelled variant
+        rows.append(record("control-premise", s, "redundant_auc", 0.4, input="official"))  # v2: END reads loops
         for m, (acc, len1, slope, red) in _EVAL.items():
             acc = lp_acc if (m == "length_penalty" and lp_acc is not None) else acc
             lens = {k: len1 + slope * (k - 1) + e for k in cfg.train_ks}
@@ -297,14 +298,18 @@ def test_claims_v2_unlearned_task_makes_the_attention_premises_untested():
     assert got["1-more-accurate-less-redundant"].verdict == "UNTESTED"
 
 
-def test_claims_v2_premise_preset_and_control_world():
+def test_claims_v2_base_only_run_and_control_world():
     import dataclasses
 
+    from reprozoo.common.results import record
     from reprozoo.papers.traac.experiment import PRESETS
 
-    rows, _ = _traac_rows(auc=0.5)
-    rows = [r for r in rows if r["method"] in ("premise", "base")]
-    got = _traac_verdicts(rows, dataclasses.replace(PRESETS["premise-control"]))
+    rows, _ = _traac_rows()
+    rows = [r for r in rows if r["method"] in ("premise", "control-premise", "base")]
+    cfg = dataclasses.replace(PRESETS["quick"], methods=["base"])
+    got = _traac_verdicts(rows, cfg)
     assert set(got) == {"0g-premise-task-learned", "0-premise-attention", "0f-premise-evicts-loops",
                         "0h-premise-hard-prompts", "0d-premise-headroom", "0-control-v2-attention"}  # fmt: skip
-    assert got["0-control-v2-attention"].verdict == "PASS" and got["0-premise-attention"].verdict == "FAIL"
+    assert got["0-control-v2-attention"].verdict == "PASS" and got["0-premise-attention"].verdict == "PASS"
+    rows += [record("control-premise", 9, "redundant_auc", 1.7, input="official")]  # mean 0.66: END ignores loops
+    assert _traac_verdicts(rows, cfg)["0-control-v2-attention"].verdict == "FAIL"

@@ -105,7 +105,6 @@ def test_runaway_responses_are_reported_apart_from_length():
     assert stats == {"runaway": 0.5, "think_len_finite": 9.0}
 
 
-def test_premise_presets_run_the_base_model_only():
-    assert PRESETS["premise"].methods == ["base"] and PRESETS["premise"].world == "v3"
-    assert PRESETS["premise-control"].world == "premise" and PRESETS["quick"].world == "v3"
-    assert PRESETS["quick"].scorer_input == "official"
+def test_quick_runs_world_v3_with_v2_as_control_and_the_official_scorer_input():
+    cfg = PRESETS["quick"]
+    assert (cfg.world, cfg.control_world, cfg.scorer_input) == ("v3", "premise", "official")
