@@ -80,8 +80,8 @@ class DemoConfig(RunConfig):
 
 PRESETS = {
     "smoke": DemoConfig(preset="smoke", seeds=1, worlds=["smoke"], ks=[1, 4, 8], n_per_k=16),
-    "quick": DemoConfig(preset="quick", seeds=3),
-    "v3": DemoConfig(preset="v3", seeds=3, worlds=["v3", "v3-control"]),
+    # issue 32: world v3 and its control (`--worlds premise control`: world v2, the earlier quick results)
+    "quick": DemoConfig(preset="quick", seeds=3, worlds=["v3", "v3-control"]),
     "full": DemoConfig(preset="full", seeds=5, n_per_k=1000),
 }
 
