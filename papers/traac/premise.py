@@ -6,7 +6,8 @@ At TRAAC's training decoding (T = 1, top-p 1), `PREMISE_PROMPTS` training prompt
   first: without it the attention numbers describe a model that has not learned the task);
 - A1 `redundant_auc`: P(a redundant step's importance < a necessary step's), over the correct rollouts;
 - A2 `gate_evict_rate`: correct rollouts whose uniformity gate opens *and* that lose ≥ 1 step at target 0.6
-  (`gate_open_rate`: the gate alone);
+  (`gate_open_rate`: the gate alone; `gate_evict_ideal`: the same under an ideal END, uniform on the necessary
+  steps and blind to the loops);
 - A3 `evicted_loop_share`: evicted steps that are redundant (post-answer), pooled; `chain_loss_rate`: compressed
   rollouts that lose a necessary step;
 - A4 `compression_acc_delta`: accuracy of the answer the base model regenerates after the compressed thinking minus
@@ -119,7 +120,9 @@ def compression_rows(
             rows.append(b)
             kept.append([t for j, s in enumerate(segs) if j not in evicted for t in s])
     evicted_flat = [r for e in evicted_roles for r in e]
+    ideal = [M.compress(ideal_importance(rl), PREMISE_TARGET)[0] != [] for rl in step_roles]
     out = [
+        record(method, seed, "gate_evict_ideal", float(np.mean(ideal)), **setting),
         record(method, seed, "gate_open_rate", float(np.mean(gate)), **setting),
         record(method, seed, "gate_evict_rate", len(rows) / len(imps), **setting),
         record(method, seed, "evicted_loop_share", _share(evicted_flat, "redundant"), **setting),
@@ -152,6 +155,13 @@ def compression_rows(
             record(method, seed, "compressed_accuracy", acc["compressed"], **setting),
         ]
     return out
+
+
+def ideal_importance(step_roles: list[str]) -> torch.Tensor:
+    """The importances of an ideal END for this world: uniform over the necessary steps, 0 on the redundant ones
+    (`gate_evict_ideal`: the share of rollouts whose gate would open and evict under it, an upper bound of A2 for an
+    aggregate that needs every step)."""
+    return torch.tensor([0.0 if r == "redundant" else 1.0 for r in step_roles], dtype=torch.float64)
 
 
 def _share(items: list, value) -> float:
