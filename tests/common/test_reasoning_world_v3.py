@@ -87,7 +87,7 @@ def test_v3_quick_world_learns_the_mean_and_end_attends_to_the_chain(monkeypatch
 
     monkeypatch.setattr(PR, "PREMISE_PROMPTS", 32)
     monkeypatch.setattr(PR, "TF_TRACES", 128)
-    rows = PR.premise(build_world(world_config("v3")), PRESETS["premise"], 0)
+    rows = PR.premise(build_world(world_config("v3")), PRESETS["quick"], 0)
     got = {(r["metric"], r.get("input"), r.get("layer")): r["value"] for r in rows}
     assert got[("tf_answer_accuracy", None, None)] >= 0.8
     assert got[("redundant_auc", "official", None)] >= 0.7
