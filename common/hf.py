@@ -48,6 +48,8 @@ class HubConfig(RunConfig):
     reward_model: str = ""
     """Trained sequence-classification reward model (head included), hub id or folder ('' = train it here with
     TRL's reward trainer, as the paper did)."""
+    reward_dataset: str = ""
+    """Preference pairs of the reward-model stage when they differ from --dataset ('' = --dataset)."""
     gold_reward_model: str = ""
     """Gold / judge reward model used only for evaluation, hub id or folder (full preset: the paper's)."""
     max_steps: int = 0

@@ -89,9 +89,11 @@ def train_reward_model(
     max_grad_norm: float,
     seed: int,
     center_rewards_coefficient: float | None = None,
+    **extra,
 ):
     """A Bradley–Terry reward model from `start` (a new one-label head) on the pairs (TRL RewardTrainer):
-    loss −log σ(r(x, y⁺) − r(x, y⁻)) [+ η (r⁺ + r⁻)² with center_rewards_coefficient η, Eisenstein et al.]."""
+    loss −log σ(r(x, y⁺) − r(x, y⁻)) [+ η (r⁺ + r⁻)² with center_rewards_coefficient η, Eisenstein et al.];
+    `extra` overrides any RewardConfig argument (e.g. the optimiser's betas)."""
     from trl import RewardConfig, RewardTrainer
 
     model, tok = hf.load_reward_model(
