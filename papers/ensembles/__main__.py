@@ -5,7 +5,7 @@ Best-of-n and PPO against reward-model ensembles; print claims.
 import sys
 
 from reprozoo.common.cli import main
-from reprozoo.papers.ensembles import claims, experiment
+from reprozoo.papers.ensembles import claims, experiment, full
 
 if __name__ == "__main__":
     sys.exit(
@@ -14,8 +14,9 @@ if __name__ == "__main__":
             config_cls=experiment.Config,
             presets=experiment.PRESETS,
             run=experiment.run,
-            claims=claims.check,
-            figure=experiment.figure,
-            table=experiment.table,
+            # --model runs the best-of-n headline on real models (full.py), with its own claims, figure and table
+            claims=lambda rows, cfg: (full.claims if cfg.model else claims.check)(rows, cfg),
+            figure=lambda rows, cfg, path: (full.figure if cfg.model else experiment.figure)(rows, cfg, path),
+            table=lambda rows, cfg: (full.table if cfg.model else experiment.table)(rows, cfg),
         )
     )

@@ -28,7 +28,8 @@ import torch
 
 from reprozoo.common import checkpoint
 from reprozoo.common.cache import save_atomic
-from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
+from reprozoo.common.config import check_fraction, check_positive, ensure
+from reprozoo.common.hf import HubConfig
 from reprozoo.common.ppo import PPOConfig, PPOTrainer
 from reprozoo.common.progress import track
 from reprozoo.common.results import record, select
@@ -57,7 +58,7 @@ Kind = Literal["random", "pretrain", "finetune"]
 
 
 @dataclass
-class Config(RunConfig):
+class Config(HubConfig):
     """Coste et al. 2023 + Eisenstein et al. 2023: reward-model ensembles against over-optimisation."""
 
     world: WorldConfig = field(default_factory=lambda: ENSEMBLES_WORLD)
@@ -212,6 +213,11 @@ PRESETS = {
         ppo_batch=256,
         ppo_large_kl_settings=["premise", "control"],
         ppo_large_kl_methods=list(PPO_METHODS),
+        # Coste et al.'s best-of-n on their released data and real RMs (full.py; --model '' keeps the synthetic
+        # scale-up above): official configs/config_rm.yaml model_name, run_bon_pipeline.py --gold-labelled-generations
+        model="tlc4418/pythia_70m_sft",
+        dataset="tlc4418/gold_labelled_gens",
+        reward_dataset="tlc4418/1.4b-policy_preference_data_gold_labelled",  # data_utils/README.md: RM training
     ),
 }
 
@@ -467,6 +473,10 @@ def ppo_jobs(cfg: Config) -> list[tuple[str, str, float, int]]:
 def run(cfg: Config) -> list[dict]:
     """Members train in `workers` spawned processes (artefacts shared through the cache); then the best-of-n
     curves (the longest unit, first) and the PPO runs go to the same workers."""
+    if cfg.model:  # Coste et al.'s best-of-n on real models and their released generations
+        from reprozoo.papers.ensembles import full
+
+        return full.run(cfg)
     import concurrent.futures as cf
     import multiprocessing as mp
 
