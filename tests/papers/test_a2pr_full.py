@@ -111,6 +111,9 @@ def test_full_preset_on_a_minari_dataset(minari_hopper, tmp_path, capsys):
     assert main(argv=argv, **kw) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert {c["verdict"] for c in summary["claims"]} == {"UNTESTED"}
+    ids = {c["id"] for c in summary["claims"]}
+    assert {"convergence-gate", "avg-score", "vae-advantage"} <= ids
+    assert not [i for i in ids if "mixed" in i or "overconstrains" in i]  # no mixed sets in the D4RL task list
     assert summary["config"]["max_steps"] == 10
     rows = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     scores = [r for r in rows if r["metric"] == "score"]
