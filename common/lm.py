@@ -323,7 +323,9 @@ def response_logprobs(
     ids = torch.cat([prompts, responses], 1)
     am = torch.cat([pm, torch.ones_like(responses)], 1)
     P = prompts.shape[1]
-    if dist.fsdp():  # the sharded model runs only through its own forward (the LM head is sharded too)
+    # the sharded model runs only through its own forward (the LM head is sharded too); so does a model whose forward
+    # post-processes the logits (Gemma2's final_logit_softcapping: skipping it moves log-probs by nats)
+    if dist.fsdp() or getattr(getattr(model, "config", None), "final_logit_softcapping", None) is not None:
         out = model(input_ids=ids, attention_mask=am, position_ids=positions(am), output_hidden_states=True)
         logp = logprobs_from_logits(out.logits[:, P - 1 : -1].float(), responses, temperature)
         return (logp, out.hidden_states[-1][:, P - 1 : -1]) if return_hidden else logp

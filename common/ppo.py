@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from reprozoo.common import distributed as dist
+from reprozoo.common.hf import refuse_bf16_training
 from reprozoo.common.lm import generate, response_logprobs
 from reprozoo.common.policy import masked_mean, masked_whiten
 from reprozoo.common.rl import (
@@ -86,6 +87,7 @@ class PPOTrainer:
 
     def __init__(self, policy: nn.Module, ref: nn.Module, cfg: PPOConfig, *, eos_id: int | None = None):
         dist.data_parallel_only("PPOTrainer")
+        refuse_bf16_training(policy.parameters(), "PPOTrainer")  # plain Adam here: no fp32 master weights
         self.policy, self.ref, self.cfg, self.eos_id = policy, ref.eval(), cfg, eos_id
         d = policy.get_output_embeddings().weight.shape[1]
         device = next(policy.parameters()).device
