@@ -17,6 +17,7 @@ Options: LoRA adapters through `peft` (`lora_config`), gradient checkpointing (`
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,12 @@ def frozen_dtype() -> torch.dtype:
 
 
 def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """This process's device: its GPU under `accelerate launch` (LOCAL_RANK), the CPU without one."""
+    return (
+        torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if torch.cuda.is_available()
+        else torch.device("cpu")
+    )
 
 
 def refuse_bf16_training(params, what: str) -> None:
