@@ -78,7 +78,7 @@ def test_continuous_maze_moves_rewards_and_features():
     assert float(f[5]) == pytest.approx(np.cos(np.pi * (0.125 + 0.125)))  # c = (1, 1)
 
 
-@pytest.mark.slow  # ≈ 95 s wall on 2 shared cores (XLA compiles of every program)
+@pytest.mark.slow  # 23 s CPU with a warm XLA cache, ≈ 95 s wall cold on 2 loaded cores (compiles of every program)
 def test_full_preset_runs_mountaincar_capped(tmp_path):
     from reprozoo.common.cli import main
     from reprozoo.papers.bar_parl import claims, experiment
