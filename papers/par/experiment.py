@@ -29,7 +29,8 @@ from reprozoo.common.progress import track
 from reprozoo.common.results import record, select
 from reprozoo.common.reward import RewardModel, bradley_terry_loss
 from reprozoo.common.worlds.preference import (
-    SMOKE_WORLD,
+    SMOKE_WORLD_V2,
+    WORLD_V2,
     PreferenceWorld,
     ProxyConfig,
     WorldConfig,
@@ -193,9 +194,15 @@ PRESETS = {
         preset="smoke",
         seeds=1,
         workers=1,
-        world=SMOKE_WORLD,
+        world=SMOKE_WORLD_V2,
+        control_world=dataclasses.replace(SMOKE_WORLD_V2, proxy_bias_gain=0.0),
         proxy=ProxyConfig(n_pairs=128, steps=10),
-        runs=["vanilla", "warm", "odin", "reg", "minmax", "lsc", "par", "par_m1", "sigmoid", "vanilla_gold"],
+        runs=[
+            *("vanilla", "warm", "odin", "reg", "minmax", "lsc", "par", "par_m1", "sigmoid"),
+            *CONTROLS,
+            *REGIME_CONTROLS,
+        ],
+        proxy_offset=3.5,
         n_refs=3,
         warm_k=2,
         train_prompts=16,
@@ -208,7 +215,19 @@ PRESETS = {
         eval_every=2,
         final_evals=1,
     ),
-    "quick": Config(preset="quick", seeds=3),
+    # Issue 31: world v2 (common/worlds/README_preference.md, "API for papers"): channel (iii), the proxy bias that
+    # keeps paying past the SFT references, is PAR's regime; the regime controls run the same world with it off.
+    # The proxy sits at the paper's 3.5 under π_SFT (claim 5's premise); ablations M = 3, k = 2, 3 via --runs.
+    "quick": Config(
+        preset="quick",
+        seeds=3,
+        world=WORLD_V2,
+        control_world=dataclasses.replace(WORLD_V2, proxy_bias_gain=0.0),
+        runs=[*METHODS, "par_m1", "sigmoid", *CONTROLS, *REGIME_CONTROLS],
+        proxy_offset=3.5,
+    ),
+    # World v1 and claims' runs of the results committed before issue 31 (845ed0f).
+    "quick_v1": Config(preset="quick_v1", seeds=3),
     # Fu et al.'s setting on real models (papers/par/full.py; its hyper-parameters are quoted there). With --model ''
     # the project's own scale-up of the synthetic world instead (5 seeds, more prompts; nothing quoted from the paper).
     "full": Config(

@@ -25,7 +25,7 @@ from reprozoo.common.config import check_fraction, check_positive, ensure
 from reprozoo.common.hf import HubConfig
 from reprozoo.common.progress import track
 from reprozoo.common.results import record, select, values
-from reprozoo.common.worlds.preference import SMOKE_WORLD, WorldConfig, build_world
+from reprozoo.common.worlds.preference import SMOKE_WORLD_V2, WORLD_V2, WorldConfig, build_world
 from reprozoo.papers.power_dl.bandit import make_datasets, train_tabular
 from reprozoo.papers.power_dl.baselines import METHODS, Hyper
 from reprozoo.papers.power_dl.world import pair_types, preference_data, train_method
@@ -152,7 +152,7 @@ PRESETS = {
         bandit_draws=8,
         bandit_steps=20,
         sgd_steps=20,
-        world=SMOKE_WORLD,
+        world=SMOKE_WORLD_V2,
         methods=["dpo", "power", "power_dl"],
         world_pairs=64,
         world_steps=4,
@@ -161,7 +161,11 @@ PRESETS = {
         eval_prompts=16,
         workers=1,
     ),
-    "quick": Config(preset="quick", seeds=3),
+    # Issue 31: world v2 (common/worlds/README_preference.md, "API for papers"; offline gold-labelled data see its
+    # gold, whose shared feature error costs p = 0.1), the world runs trimmed to the methods the claims read.
+    "quick": Config(preset="quick", seeds=3, world=WORLD_V2, methods=["dpo", "power", "power_dl"]),
+    # World v1 without issue 31's additions: the results committed before issue 31.
+    "quick_v1": Config(preset="quick_v1", seeds=3, sgd_variant=False, control_feature_penalty=None),
     # The project's own scale-up of the bandit and the synthetic preference world (5 seeds, more draws and steps), not
     # Rashidinejad & Tian's LLM experiments: no value here is quoted from the paper.
     "full": Config(

@@ -254,7 +254,7 @@ def test_train_pairwise_with_bt_loss_learns_a_preference():
 def test_config_validation_names_the_field(capsys):
     for argv, flag in (
         (["--runs", "vanilla", "nope"], "--runs"),
-        (["--n-refs", "2"], "--n-refs"),  # ablation par_m3 needs M ≥ 3
+        (["--n-refs", "2", "--runs", "par", "par_m3"], "--n-refs"),  # ablation par_m3 needs M ≥ 3
         (["--kl-coef", "-1"], "--kl-coef"),
         (["--train-prompts", "100"], "--train-prompts"),
     ):
@@ -268,7 +268,7 @@ def test_config_validation_names_the_field(capsys):
 def test_cli_smoke(run_cli, tmp_path):
     proc = run_cli("reprozoo.papers.par", "--preset", "smoke", "--out", str(tmp_path))
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["paper"] == "par" and len(summary["claims"]) == 9
+    assert summary["paper"] == "par" and len(summary["claims"]) == 11  # with the regime controls
     assert {c["kind"] for c in summary["claims"]} == {"premise", "claim", "control"}
     assert "par" in summary["methods"] and "claims" in proc.stdout
     rows = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
