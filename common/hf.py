@@ -62,6 +62,9 @@ class HubConfig(RunConfig):
     """LoRA rank of the trained policy / reward models through peft (0 = full fine-tuning, as the papers)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass of trained models (less memory, ~30% more time)."""
+    fused_logprob: bool = False
+    """Compute the trainers' per-token log-probs with reprozoo.kernels' fused_logprob instead of TRL's chunked LM
+    head (refused for models that post-process their logits, e.g. Gemma2's soft-capping)."""
 
     def validate(self) -> None:
         super().validate()
@@ -239,3 +242,38 @@ def changed_fraction(before: dict[str, torch.Tensor], model: nn.Module) -> float
             total += p.numel()
             changed += int((p.detach().cpu().float() != before[name].float()).sum())
     return changed / max(total, 1)
+
+
+def use_fused_logprob(model: nn.Module, *, temperature: float = 1.0, backend: str = "auto") -> None:
+    """Route TRL's `model(..., labels=labels, fused_lm_head=True)` (its extension point for per-token log-probs,
+    installed by `trl.trainer.utils.add_fused_lm_head` in every trainer's __init__: call this after it) through
+    `reprozoo.kernels.api.fused_logprob`: backbone hidden states h, LM head W, log π(y_t) = (h Wᵀ/τ)_{y_t} −
+    logsumexp(h Wᵀ/τ) and the entropy, over the labelled positions only, without the N × V logits. Calls without
+    `fused_lm_head=True` (generation) keep the model's own forward."""
+    from trl.trainer.utils import FusedCausalLMOutput
+
+    from reprozoo.kernels.api import fused_logprob
+
+    text = model.config.get_text_config()
+    for attr in ("final_logit_softcapping", "logit_scale", "output_multiplier", "logits_scaling"):
+        if getattr(text, attr, None) not in (None, 1.0):
+            raise ConfigError(
+                "fused_logprob", f"the model post-processes its logits ({attr}); the fused kernel does not"
+            )
+    framework_forward = model.forward
+
+    def forward(*args, fused_lm_head: bool = False, labels=None, num_items_in_batch=None, **kwargs):
+        if not fused_lm_head:
+            return framework_forward(*args, labels=labels, num_items_in_batch=num_items_in_batch, **kwargs)
+        kwargs["use_cache"] = False
+        hidden = model.base_model(*args, **kwargs).last_hidden_state[:, :-1]
+        labels = labels[:, 1:]
+        mask = labels != -100
+        head = model.get_output_embeddings()
+        out = fused_logprob(hidden[mask], head.weight, labels[mask], temperature=temperature, backend=backend)
+        logp = hidden.new_zeros(mask.shape, dtype=out.logprobs.dtype).masked_scatter(mask, out.logprobs)
+        ent = hidden.new_zeros(mask.shape, dtype=out.entropy.dtype).masked_scatter(mask, out.entropy)
+        n = mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
+        return FusedCausalLMOutput(loss=-logp.sum() / n, log_probs=logp, entropy=ent, label_mask=mask)
+
+    model.forward = forward

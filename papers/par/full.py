@@ -133,6 +133,8 @@ def grpo_run(cfg, name: str, seed: int, sft: str, proxy: str, train, eval_prompt
         ),
     )
     trainer = GRPOTrainer(model=policy, reward_funcs=[reward], args=args, train_dataset=train, processing_class=tok)
+    if cfg.fused_logprob:  # after TRL installed its own fused LM head (the extension point it replaces)
+        hf.use_fused_logprob(trainer.model, temperature=SAMPLING["temperature"])
     trainer.train()
     train_kl = st.log_value(trainer, "kl")
     folder = st.save(trainer, tok, models / f"grpo-{name}-s{seed}")

@@ -136,6 +136,8 @@ def train_run(cfg, method: str, seed: int, pairs, eval_prompts, sft_gold, models
         hp=HYPER,
         n_pairs=len(pairs),
     )
+    if cfg.fused_logprob:  # after TRL installed its own fused LM head (the extension point it replaces)
+        hf.use_fused_logprob(trainer.model)
     trainer.train()
     labels = trainer.labels
     st.save(trainer, tok, folder)

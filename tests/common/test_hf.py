@@ -68,3 +68,31 @@ def test_render_falls_back_to_costes_format_without_a_chat_template():
     assert hf.render(tok, [{"role": "user", "content": "w1"}], "w2") == "<|user|> w1 <eos> <|assistant|> w2 <eos> "
     tok.chat_template = None
     assert hf.render(tok, [{"role": "user", "content": "w1"}], "w2") == hf.OA_PROMPT.format(prompt="w1", answer="w2")
+
+
+def test_fused_logprob_in_trls_extension_point_matches_trls_own_numbers():
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from trl.trainer.utils import add_fused_lm_head
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=5000, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=2, max_position_embeddings=64,
+    )  # fmt: skip
+    model = LlamaForCausalLM(cfg)
+    add_fused_lm_head(model, temperature=0.7)  # what TRL's trainers install
+    ids = torch.randint(0, 5000, (3, 12))
+    labels = ids.masked_fill(torch.rand(3, 12) < 0.3, -100)
+    want = model(input_ids=ids, labels=labels, fused_lm_head=True).log_probs
+    (want.sum()).backward()
+    g_want = model.lm_head.weight.grad.clone()
+    model.zero_grad()
+    hf.use_fused_logprob(model, temperature=0.7, backend="torch")
+    got = model(input_ids=ids, labels=labels, fused_lm_head=True)
+    got.log_probs.sum().backward()
+    assert torch.allclose(got.log_probs, want, atol=1e-5) and (want != 0).any()
+    assert torch.allclose(model.lm_head.weight.grad, g_want, atol=1e-5)
+    assert model(input_ids=ids).logits.shape == (3, 12, 5000)  # generation keeps the model's own forward
+    gemma = standins.policy(standins.tokenizer())
+    with pytest.raises(ConfigError, match="final_logit_softcapping"):
+        hf.use_fused_logprob(gemma)

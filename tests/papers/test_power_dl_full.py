@@ -37,8 +37,8 @@ def test_full_cli_end_to_end(stand, tmp_path, run_cli, monkeypatch):
         assert (out / f).is_file()
 
 
-@pytest.mark.parametrize("method", ["dpo", "power_dl"])
-def test_one_framework_update_equals_the_own_loop(method, tmp_path):
+@pytest.mark.parametrize(("method", "fused"), [("dpo", False), ("power_dl", False), ("power_dl", True)])
+def test_one_framework_update_equals_the_own_loop(method, fused, tmp_path):
     """SGD, so that the update is −lr·∇ (Adam's first step is lr·sign(∇), which would amplify float noise)."""
     import datasets
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -68,6 +68,8 @@ def test_one_framework_update_equals_the_own_loop(method, tmp_path):
         model=model, args=args, train_dataset=data, processing_class=tok,
         data_collator=collator_cls(pad_token_id=tok.pad_token_id), method=method, hp=hp, n_pairs=3,
     )  # fmt: skip
+    if fused:  # --fused-logprob: the project's kernel in TRL's log-prob extension point
+        hf.use_fused_logprob(trainer.model, backend="torch")
     tokd = trainer.train_dataset  # TRL's own tokenisation (EOS appended to the completions)
     trainer.train()
     framework = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
