@@ -27,8 +27,21 @@ from reprozoo.common.results import verdict_of
 _NOT_SETUP = ("out", "strict", "publish")
 
 
+def _hub_defaults() -> dict[str, Any]:
+    """The real-model options (common.hf.HubConfig) at their defaults: a synthetic run with them equals one recorded
+    before the options existed."""
+    import dataclasses
+
+    from reprozoo.common.config import RunConfig
+    from reprozoo.common.hf import HubConfig
+
+    shared = {f.name for f in dataclasses.fields(RunConfig)}
+    return {f.name: f.default for f in dataclasses.fields(HubConfig) if f.name not in shared}
+
+
 def _setup(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in _NOT_SETUP}
+    hub = _hub_defaults()
+    return {k: v for k, v in config.items() if k not in _NOT_SETUP and not (k in hub and v == hub[k])}
 
 
 def _inside(mean: float | None, ref_mean: float | None, half: float | None) -> bool:
