@@ -1,7 +1,9 @@
-"""The reasoning world (v2): chains of k modular operations solved by a tiny LM that over- and under-thinks.
+"""The reasoning world (v2 and v3): chains of k modular operations solved by a tiny LM that over- and under-thinks.
 
 Problem (difficulty knob k = number of operations): a_0 op_1 a_1 … op_k a_k with a_i ∈ {0..M−1} and
-op_i ∈ {+, −}; the answer is the left-to-right fold p_k, p_0 = a_0, p_i = (p_{i−1} op_i a_i) mod M.
+op_i ∈ {+, −}; the partials are the left-to-right fold p_0 = a_0, p_i = (p_{i−1} op_i a_i) mod M. The answer is
+p_k in v2 (`answer="last"`) and the floored mean ⌊(p_0 + … + p_k)/(k + 1)⌋ in v3 (`answer="mean"`, `V3`: every
+chain step is needed, loops say CHECK, 4 layers; README_reasoning "World v3").
 
 Tokens (`Vocab`): values 0..M−1, "[" (first slot), "+", "−", "," (slot separator), "_" (empty slot), THINK,
 ">" (plain-step marker), SEP ";" (step separator), WAIT and CHECK (reflection words), END (end of thinking), EOS, PAD.
