@@ -35,6 +35,7 @@ HACK_FALL = 0.15  # premise 1 / control 0: a collapse is a fall of ≥ 0.15 win-
 REGIME = 0.80  # premise 1b: Vanilla's final rollouts beat all M references on ≥ 80% of prompts (audit, project's own)
 BEATABLE = 0.75  # premise 1c: the gold-best of n SFT samples beats ≥ 75% of its prompt's references on the proxy:
 #   midway between a proxy blind to gold (0.5) and one that ranks as gold does (n/(n+1) = 0.97 at n = 32)
+RANDOM_PICK = 0.60  # control 1c: a random SFT sample beats ≤ 60% of the references (≈ 0.5; project's own)
 PAPER_FALL = 0.05  # the paper: PAR 0.72 → 0.67 over two epochs (the effect claim 2's seed rule is powered for)
 HOLD_FALL = 0.10  # claim 2: PAR's fall ≤ 0.10 (upper 95% bound) = twice the paper's 0.05 (project's own, v1)
 BEST_MARGIN = 0.10  # claim 3: no rival beats PAR by more than 0.10 (lower bound of PAR − rival > −0.10); the paper's
@@ -193,6 +194,17 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
             )
         )
         premises.append("1c-premise-refs-beatable")
+        rand = {r["seed"]: r["value"] for r in select(rows, method="par", metric="random_beats_frac")}
+        claims.append(
+            Claim(
+                "1c-control-random-pick",
+                f"control: a random one of the same {cfg.beat_n} SFT samples (gold alignment switched off) beats "
+                f"≤ {RANDOM_PICK:.0%} of the references (mean; ≈ ½ by exchangeability)",
+                {"random_beats_frac": mean(rand)} if rand else {"random_beats_frac": "not measured"},
+                bool(rand) and mean(rand) <= RANDOM_PICK,
+                kind="control",
+            )
+        )
 
     # controls of 1b / 1c: the same measurements on the control world, where PAR's regime is switched off
     if need("vanilla_ctrl"):
@@ -202,18 +214,6 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
                 "1b-control-regime-off",
                 "control: on the control world (PAR's regime switched off) Vanilla's final rollouts do NOT beat all "
                 f"references on ≥ {REGIME:.0%} of prompts",
-                obs,
-                ok is False,
-                kind="control",
-            )
-        )
-    if need("par_ctrl"):
-        ok, obs = beatable_1c(rows, "par_ctrl")
-        claims.append(
-            Claim(
-                "1c-control-regime-off",
-                f"control: on the control world the gold-best of {cfg.beat_n} SFT samples does NOT beat "
-                f"≥ {BEATABLE:.0%} of the references on the proxy",
                 obs,
                 ok is False,
                 kind="control",

@@ -78,7 +78,8 @@ VARIANTS: dict[str, Variant] = {
     "sigmoid": Variant("proxy", "sigmoid"),
     # control: Vanilla PPO on the gold reward itself (the premise, a proxy error, switched off)
     "vanilla_gold": Variant("gold", "vanilla"),
-    # controls of premises 1b / 1c: Vanilla and PAR on the control world (PAR's regime switched off)
+    # controls of premises 1b / 1c: Vanilla (which also records 1c's measurement there) and PAR on the control world
+    # (PAR's regime switched off)
     "vanilla_ctrl": Variant("proxy", "vanilla", world="control"),
     "par_ctrl": Variant("proxy", "par", world="control"),
 }
@@ -200,7 +201,7 @@ PRESETS = {
         runs=[
             *("vanilla", "warm", "odin", "reg", "minmax", "lsc", "par", "par_m1", "sigmoid"),
             *CONTROLS,
-            *REGIME_CONTROLS,
+            "vanilla_ctrl",
         ],
         proxy_offset=3.5,
         n_refs=3,
@@ -223,7 +224,7 @@ PRESETS = {
         seeds=3,
         world=WORLD_V2,
         control_world=dataclasses.replace(WORLD_V2, proxy_bias_gain=0.0),
-        runs=[*METHODS, "par_m1", "sigmoid", *CONTROLS, *REGIME_CONTROLS],
+        runs=[*METHODS, "par_m1", "sigmoid", *CONTROLS, "vanilla_ctrl"],
         proxy_offset=3.5,
     ),
     # World v1 and claims' runs of the results committed before issue 31 (845ed0f).
@@ -406,7 +407,7 @@ def ppo_run(world: PreferenceWorld, cfg: Config, name: str, seed: int) -> list[d
             for key, vals in logged.items():
                 rows.append(record(name, seed, key, float(np.mean(vals[-cfg.eval_every :])), step=step))
     rows += final_rows(rows, cfg, name, seed)
-    if name in ("par", "par_ctrl"):  # claim 5's premise: the references' offset from 0, where σ(r) is centred
+    if name == "par":  # claim 5's premise: the references' offset from 0, where σ(r) is centred; premise 1c
         rows += [
             record(name, seed, "ref_proxy_mean", float(p.ref_rewards.mean())),
             record(name, seed, "ref_proxy_std", float(p.ref_rewards.std())),
@@ -426,8 +427,9 @@ def gold_bon_vs_refs(
     beats_frac = mean_x (1/M) Σ_m 1[r(x, y_g) > r(x, y_ref,m)]  (PAR's reward as k → ∞),
     beats_all  = mean_x 1[r(x, y_g) > max_m r(x, y_ref,m)],
 
-    and the same two for the proxy-best of the same samples (what the exploit-free proxy could reach), with the gold
-    gain of y_g over the average sample."""
+    the same two for the proxy-best of the same samples (what the exploit-free proxy could reach) and for a random
+    one of them (the first: gold alignment switched off, premise 1c's control; ≈ ½ by exchangeability with the
+    references), and the gold gain of y_g over the average sample."""
     n, k = cfg.beat_prompts, cfg.beat_n
     gen = torch.Generator().manual_seed(60_000 + seed)
     x = p.train[:n].repeat_interleave(k, 0)
@@ -435,8 +437,9 @@ def gold_bon_vs_refs(
     gold = world.gold_reward(x, g.tokens, g.mask).view(n, k)
     r = world.proxy_reward(proxy, x, g.tokens, g.mask).view(n, k) + cfg.proxy_offset
     refs = p.ref_rewards[:n]
+    first = torch.zeros(n, dtype=torch.long)
     out = {}
-    for pick, idx in (("gold_bon", gold.argmax(-1)), ("proxy_bon", r.argmax(-1))):
+    for pick, idx in (("gold_bon", gold.argmax(-1)), ("proxy_bon", r.argmax(-1)), ("random", first)):
         r_pick = r.gather(1, idx[:, None])
         out[f"{pick}_beats_frac"] = float((r_pick > refs).float().mean())
         out[f"{pick}_beats_all"] = float((r_pick[:, 0] > refs.max(-1).values).float().mean())

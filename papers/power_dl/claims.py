@@ -114,38 +114,36 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
     )
 
     # 1. Type I: DPO / IPO / SimPO put substantial mass on the lucky bad arm; POWER does not and earns more
-    others = [m for m in ("dpo", "ipo", "simpo") if m in methods]
-    if "power" in methods:
-        mass = {m: bandit(rows, m, "rare_mass", "type1") for m in (*others, "power")}
-        reward = {m: bandit(rows, m, "true_reward", "type1") for m in (*others, "power")}
-        power_mass = one_sample(mass["power"])
-        obs = {f"{m}_mass": mean(mass[m]) for m in others} | {"power_mass_high": power_mass.high}
-        ok = power_mass.high <= SMALL
-        for m in others:
-            diff = paired_diff(reward["power"], reward[m])
-            obs |= test_obs(diff, f"power_minus_{m}_reward")
-            ok = ok and mean(mass[m]) >= SUBSTANTIAL and diff.low > 0
-        claims.append(
-            Claim(
-                "1-type1-power",
-                f"Type I bandit: {', '.join(others)} each put ≥ {SUBSTANTIAL} mean mass on the lucky bad arm, POWER "
-                f"≤ {SMALL} (upper 95% bound), and POWER's true expected reward exceeds each of theirs (paired 95% "
-                "CI above 0)",
-                obs,
-                bool(ok),
-                requires=("0-premise-type1",),
-            )
+    others = ["dpo", "ipo", "simpo"]  # the bandit runs every method, whatever the world runs
+    mass = {m: bandit(rows, m, "rare_mass", "type1") for m in (*others, "power")}
+    reward = {m: bandit(rows, m, "true_reward", "type1") for m in (*others, "power")}
+    power_mass = one_sample(mass["power"])
+    obs = {f"{m}_mass": mean(mass[m]) for m in others} | {"power_mass_high": power_mass.high}
+    ok = power_mass.high <= SMALL
+    for m in others:
+        diff = paired_diff(reward["power"], reward[m])
+        obs |= test_obs(diff, f"power_minus_{m}_reward")
+        ok = ok and mean(mass[m]) >= SUBSTANTIAL and diff.low > 0
+    claims.append(
+        Claim(
+            "1-type1-power",
+            f"Type I bandit: {', '.join(others)} each put ≥ {SUBSTANTIAL} mean mass on the lucky bad arm, POWER "
+            f"≤ {SMALL} (upper 95% bound), and POWER's true expected reward exceeds each of theirs (paired 95% "
+            "CI above 0)",
+            obs,
+            bool(ok),
+            requires=("0-premise-type1",),
         )
+    )
 
     # 2. Type II — premise: POWER loses the good arm when it is seen once and lost; claim: dynamic labels recover
     #    it; control: when the arm is covered, dynamic labels cost nothing. 2b: the same under gradient descent.
-    if {"power", "power_dl"} <= methods:
-        init = "softmax(r*)" if cfg.aligned_init else "uniform"
-        claims += type2_claims(rows, cfg, "bandit", "2", f"bandit premise (Adam; initial policy {init})")
-        if cfg.sgd_variant:
-            hp = cfg.sgd_hp
-            variant = f"bandit variant (gradient descent, lr {cfg.sgd_lr:g}, β/η = {hp.power_beta / hp.power_eta:g})"
-            claims += type2_claims(rows, cfg, "bandit_sgd", "2b", variant)
+    init = "softmax(r*)" if cfg.aligned_init else "uniform"
+    claims += type2_claims(rows, cfg, "bandit", "2", f"bandit premise (Adam; initial policy {init})")
+    if cfg.sgd_variant:
+        hp = cfg.sgd_hp
+        variant = f"bandit variant (gradient descent, lr {cfg.sgd_lr:g}, β/η = {hp.power_beta / hp.power_eta:g})"
+        claims += type2_claims(rows, cfg, "bandit_sgd", "2b", variant)
 
     # 3. preference world, per label-flip rate — premises: the data hold Type I / Type II pairs (control: clean
     #    labels hold none), DPO over-optimises (control: not where the shared error costs no gold); claim: POWER-DL's
