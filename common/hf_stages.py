@@ -61,8 +61,10 @@ def save(trainer, tok, out: Path) -> str:
 
 def train_sft(cfg, pairs, out: Path, *, lr: float, global_batch: int, epochs: float, max_grad_norm: float, seed: int):
     """Supervised fine-tuning of --model on the chosen responses (TRL SFTTrainer, loss on the completion only)."""
+    from transformers import set_seed
     from trl import SFTConfig, SFTTrainer
 
+    set_seed(seed)  # LoRA initialisation (the trainer seeds again for its own draws)
     model, tok = hf.load_policy(cfg.model, lora=cfg.lora, gradient_checkpointing=cfg.gradient_checkpointing)
     data = pairs.map(lambda r: {"prompt": r["prompt"], "completion": r["chosen"]}, remove_columns=pairs.column_names)
     args = SFTConfig(
@@ -94,8 +96,10 @@ def train_reward_model(
     """A Bradley–Terry reward model from `start` (a new one-label head) on the pairs (TRL RewardTrainer):
     loss −log σ(r(x, y⁺) − r(x, y⁻)) [+ η (r⁺ + r⁻)² with center_rewards_coefficient η, Eisenstein et al.];
     `extra` overrides any RewardConfig argument (e.g. the optimiser's betas)."""
+    from transformers import set_seed
     from trl import RewardConfig, RewardTrainer
 
+    set_seed(seed)  # the new head's initialisation (the trainer seeds again for its own draws)
     model, tok = hf.load_reward_model(
         start, train=True, new_head=True, lora=cfg.lora, gradient_checkpointing=cfg.gradient_checkpointing
     )

@@ -41,6 +41,35 @@ PAIR_FORMATS = ("ultrafeedback", "hh_rlhf", "alpacafarm", "coste_pref")
 _HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
 
 
+SPLIT_PAIRS = (("train_prefs", "test_prefs"), ("train", "test"), ("train", "validation"))
+"""(training, evaluation) split names, in the order they are looked for (UltraFeedback's first)."""
+
+
+def split_names(source: str) -> list[str]:
+    """The split names of a hub id[:config], a save_to_disk folder (a lone Dataset is 'train') or a data file."""
+    from pathlib import Path
+
+    import datasets
+
+    path = Path(source).expanduser()
+    if path.is_dir():
+        data = datasets.load_from_disk(str(path))
+        return list(data) if isinstance(data, datasets.DatasetDict) else ["train"]
+    if path.is_file():
+        return ["train"]
+    name, _, config = source.partition(":")
+    return list(datasets.get_dataset_split_names(name, config or None))
+
+
+def train_eval_splits(source: str) -> tuple[str, str]:
+    """(training split, evaluation split) of `source`: the first pair of `SPLIT_PAIRS` it has."""
+    names = split_names(source)
+    for train, test in SPLIT_PAIRS:
+        if train in names and test in names:
+            return train, test
+    raise DatasetError(f"{source} has splits {names}: a training and an evaluation split are needed {SPLIT_PAIRS}")
+
+
 def detect_format(columns: list[str], source: str = "dataset") -> str:
     """The schema whose identifying columns `columns` contain (see `COLUMNS`)."""
     for name, cols in COLUMNS.items():

@@ -108,7 +108,8 @@ def run(cfg) -> list[dict]:
     pairs = None
     if not cfg.reward_model:
         fmt = cfg.dataset_format or None
-        pairs = preference.pairs(cfg.reward_dataset or cfg.dataset, "train", fmt, n)
+        source = cfg.reward_dataset or cfg.dataset
+        pairs = preference.pairs(source, preference.train_eval_splits(source)[0], fmt, n)
     models = cfg.out_dir(PAPER) / "models"
     seed = cfg.first_seed
     noises = [0.0] if cfg.reward_model else cfg.label_noises

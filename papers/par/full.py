@@ -40,8 +40,6 @@ GRPO = {"lr": 3e-7, "prompts_per_step": 16, "epochs": 2, "max_grad_norm": 5.0, "
 group_size 5, cliprange 0.2."""
 SAMPLING = {"temperature": 0.9, "top_p": 0.9, "top_k": 50, "max_new_tokens": 512}
 """Official config.py: --temperature 0.9 --top_p 0.9 --top_k 50 --max_new_tokens 512 (prompts ≤ 512 tokens)."""
-SPLITS = {"ultrafeedback": ("train_prefs", "test_prefs"), "hh_rlhf": ("train", "test")}
-"""Training / evaluation splits of the paper's two datasets."""
 
 
 def _rows(cfg, n: int | None = None) -> int | None:
@@ -100,11 +98,13 @@ def _sft_eval(cfg, sft: str, gold: str, eval_prompts, seed: int) -> list[float]:
 
 def grpo_run(cfg, name: str, seed: int, sft: str, proxy: str, train, eval_prompts, sft_gold, models: Path):
     """GRPO against run `name`'s shaped reward, then the win-rate evaluation; the records of one (run, seed)."""
+    from transformers import set_seed
     from trl import GRPOConfig, GRPOTrainer
 
     from reprozoo.papers.par.experiment import VARIANTS
 
     v = VARIANTS[name]
+    set_seed(seed)  # LoRA initialisation
     policy, tok = hf.load_policy(sft, lora=cfg.lora, gradient_checkpointing=cfg.gradient_checkpointing)
     before = {k: t.detach().clone() for k, t in policy.state_dict().items()}
     rm, rm_tok = hf.load_reward_model(proxy)
@@ -174,7 +174,7 @@ def run(cfg) -> list[dict]:
             "path runs the shapings of one proxy RM",
         )
     fmt = cfg.dataset_format or None
-    train_split, eval_split = SPLITS.get(fmt or "", SPLITS["ultrafeedback"])
+    train_split, eval_split = preference.train_eval_splits(cfg.dataset)
     train_pairs = preference.pairs(cfg.dataset, train_split, fmt, _rows(cfg))
     train_prompts = preference.prompts(cfg.dataset, train_split, fmt, _rows(cfg))
     eval_prompts = preference.prompts(cfg.dataset, eval_split, fmt, _rows(cfg))["prompt"]

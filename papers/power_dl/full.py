@@ -39,7 +39,6 @@ HYPER = Hyper()
 SimPO β = 2.0 as Meng et al.); the paper's LLM values could not be read here."""
 SAMPLING = {"temperature": 0.7, "top_p": 0.9, "top_k": 50, "max_new_tokens": 512}
 """Evaluation sampling (AlpacaEval-style decoding; assumed)."""
-SPLITS = ("train_prefs", "test_prefs")
 
 
 def _trainer_class():
@@ -122,7 +121,10 @@ def dpo_config(cfg, out: Path, seed: int, n_pairs: int, **overrides):
 
 def train_run(cfg, method: str, seed: int, pairs, eval_prompts, sft_gold, models: Path) -> list[dict]:
     """One (method, seed): TRL with the method's pair loss, then the gold win-rate against the SFT responses."""
+    from transformers import set_seed
+
     trainer_cls, collator_cls = _trainer_class()
+    set_seed(seed)  # LoRA initialisation
     policy, tok = hf.load_policy(cfg.model, lora=cfg.lora, gradient_checkpointing=cfg.gradient_checkpointing)
     before = {k: t.detach().clone() for k, t in policy.state_dict().items()}
     folder = models / f"{method}-s{seed}"
@@ -171,9 +173,10 @@ def run(cfg) -> list[dict]:
         raise ConfigError("gold_reward_model", "the win-rate evaluation needs a gold reward model")
     fmt = cfg.dataset_format or None
     n = cfg.max_samples or None
-    pairs = preference.pairs(cfg.dataset, SPLITS[0], fmt, n)
+    train_split, eval_split = preference.train_eval_splits(cfg.dataset)
+    pairs = preference.pairs(cfg.dataset, train_split, fmt, n)
     pairs = pairs.add_column("pair_index", list(range(len(pairs))))
-    eval_prompts = preference.prompts(cfg.dataset, SPLITS[1], fmt, n)["prompt"]
+    eval_prompts = preference.prompts(cfg.dataset, eval_split, fmt, n)["prompt"]
     models = cfg.out_dir(PAPER) / "models"
     rows: list[dict] = []
     for seed in cfg.seed_list():

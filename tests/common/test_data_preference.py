@@ -65,3 +65,10 @@ def test_bad_inputs_fail_clearly(folders):
         preference.generations(folders["hh_rlhf"], "train")
     with pytest.raises(DatasetError, match="not an HH-RLHF transcript"):
         preference.hh_turns("Human: no leading blank lines")
+
+
+def test_train_and_eval_splits_of_each_layout(folders, tmp_path):
+    assert preference.train_eval_splits(folders["ultrafeedback"]) == ("train_prefs", "test_prefs")
+    assert preference.train_eval_splits(folders["hh_rlhf"]) == ("train", "test")
+    with pytest.raises(DatasetError, match="training and an evaluation split"):
+        preference.train_eval_splits(folders["alpacafarm"])

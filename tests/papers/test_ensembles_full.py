@@ -98,3 +98,18 @@ def test_one_reward_trainer_update_equals_the_own_bradley_terry_loss(stand, tmp_
     assert moved > 1e-4
     for k, v in own.state_dict().items():
         assert torch.allclose(trainer.model.state_dict()[k], v, atol=1e-6, rtol=0), k
+
+
+def test_full_resume_reuses_finished_stages(stand, tmp_path, run_cli, monkeypatch):
+    """An interrupted full run (SIGTERM after 2 units) resumes from its checkpoints to the same records."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    args = ["--preset", "full", "--model", stand["policy"], "--dataset", stand["coste_gold"], "--members", "2"]
+    args += ["--reward-dataset", stand["coste_pref"], "--max-steps", "1", "--max-samples", "3", "--workers", "1"]
+    args += ["--label-noises", "0.25", "--ppo-label-noise", "0.25"]
+    monkeypatch.setenv("REPROZOO_STOP_AFTER_UNITS", "2")
+    run_cli("reprozoo.papers.ensembles", *args, "--out", str(tmp_path / "a"), expect_rc=143)
+    assert (tmp_path / "a" / "models" / "rm-noise0.25-seed1").is_dir()
+    monkeypatch.delenv("REPROZOO_STOP_AFTER_UNITS")
+    run_cli("reprozoo.papers.ensembles", *args, "--out", str(tmp_path / "a"), "--resume")
+    run_cli("reprozoo.papers.ensembles", *args, "--out", str(tmp_path / "b"))
+    assert (tmp_path / "a" / "records.jsonl").read_text() == (tmp_path / "b" / "records.jsonl").read_text()
