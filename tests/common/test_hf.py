@@ -96,3 +96,46 @@ def test_fused_logprob_in_trls_extension_point_matches_trls_own_numbers():
     gemma = standins.policy(standins.tokenizer())
     with pytest.raises(ConfigError, match="final_logit_softcapping"):
         hf.use_fused_logprob(gemma)
+
+
+MEMORY_SCRIPT = """
+import resource, sys, time, torch
+from transformers import LlamaConfig, LlamaForCausalLM
+from trl.trainer.utils import add_fused_lm_head
+from reprozoo.common import hf
+torch.manual_seed(0)
+V, N = 131072, 1024
+model = LlamaForCausalLM(LlamaConfig(vocab_size=V, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+    num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048))
+ids = torch.randint(0, V, (1, N))
+mode = sys.argv[1]
+if mode != "naive":
+    add_fused_lm_head(model)
+if mode == "ours":
+    hf.use_fused_logprob(model, backend="torch")
+base, t = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+if mode == "naive":
+    lp = torch.log_softmax(model(input_ids=ids).logits[:, :-1].float(), -1).gather(-1, ids[:, 1:, None])[..., 0]
+else:
+    lp = model(input_ids=ids, labels=ids, fused_lm_head=True).log_probs
+lp.sum().backward()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024, time.perf_counter() - t, float(lp.sum()))
+"""
+
+
+@pytest.mark.slow
+def test_fused_logprob_memory_at_a_large_vocabulary():
+    """Peak host memory of one forward + backward of the log-probs at V = 131,072, 1,023 tokens (CPU, one thread):
+    materialised logits vs TRL's chunked LM head vs the project's kernel in TRL's extension point (README)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    out = {}
+    for mode in ("naive", "trl", "ours"):
+        res = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, mode], capture_output=True, text=True, env=env)
+        out[mode] = [float(x) for x in res.stdout.split()]
+        print(mode, "peak RSS +{:.0f} MB, {:.2f} s, sum {:.3f}".format(*out[mode]))
+    assert out["ours"][2] == pytest.approx(out["trl"][2], abs=1e-2) == out["naive"][2]
+    assert out["ours"][0] < out["trl"][0] < out["naive"][0]
