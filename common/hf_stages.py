@@ -116,6 +116,32 @@ def train_reward_model(
     return save(trainer, tok, out)
 
 
+def sharded(fn, items: list) -> list:
+    """fn(items) computed in shares over the processes of an `accelerate launch` (rank r takes items r, r + n, …)
+    and gathered back in order on every rank, so evaluation stages are not repeated on every GPU; one process runs
+    fn(items) itself."""
+    n = n_processes()
+    if n == 1:
+        return list(fn(items))
+    import torch.distributed as tdist
+    from accelerate import PartialState
+
+    PartialState()  # initialises the process group from the launcher's environment
+    rank = tdist.get_rank()
+    parts: list = [None] * n
+    tdist.all_gather_object(parts, list(fn(items[rank::n])))
+    out: list = [None] * len(items)
+    for k in range(n):
+        out[k::n] = parts[k]
+    return out
+
+
+def score(rm, tok, prompts: list[list[dict]], answers: list[str]) -> torch.Tensor:
+    """`common.hf.score` of every (prompt, answer), sharded over the processes."""
+    pairs = list(zip(prompts, answers, strict=True))
+    return torch.tensor(sharded(lambda ps: hf.score(rm, tok, [p for p, _ in ps], [a for _, a in ps]).tolist(), pairs))
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -132,25 +158,29 @@ def generate(
 ) -> list[str]:
     """n sampled responses per prompt (prompt-major order: the n responses of prompt 0 first), decoded without
     special tokens, through the model's own `generate` (so any final-logit processing such as Gemma2's
-    soft-capping is applied)."""
-    torch.manual_seed(seed)
+    soft-capping is applied); sharded over the processes (rank r samples with seed + 1000 r)."""
     texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
     texts = [t for t in texts for _ in range(n)]
     dev = next(model.parameters()).device
-    out = []
-    for i in range(0, len(texts), batch_size):
-        enc = tok(texts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
-        ids = model.generate(
-            **enc,
-            do_sample=True,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            pad_token_id=tok.pad_token_id,
-        )
-        out += tok.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-    return out
+
+    def run(share: list[str]) -> list[str]:
+        torch.manual_seed(seed + 1000 * int(os.environ.get("RANK", "0")))  # rank r's share
+        out = []
+        for i in range(0, len(share), batch_size):
+            enc = tok(share[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
+            ids = model.generate(
+                **enc,
+                do_sample=True,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                top_k=top_k,
+                pad_token_id=tok.pad_token_id,
+            )
+            out += tok.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        return out
+
+    return sharded(run, texts)
 
 
 def win_rate(policy_gold: torch.Tensor, sft_gold: torch.Tensor) -> float:

@@ -74,7 +74,7 @@ def member_scores(path: str, gens) -> list[list[float]]:
     rm, tok = hf.load_reward_model(path)
     out = []
     for prompt, answers in zip(gens["prompt"], gens["answers"], strict=True):
-        out.append(hf.score(rm, tok, [prompt] * len(answers), answers).tolist())
+        out.append(st.score(rm, tok, [prompt] * len(answers), answers).tolist())
     return out
 
 

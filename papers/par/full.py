@@ -85,7 +85,7 @@ def _references(cfg, sft: str, proxy: str, train_prompts, seed: int) -> list[lis
     rm, rm_tok = hf.load_reward_model(proxy)
     prompts = train_prompts["prompt"]
     refs = st.generate(policy, tok, prompts, n=cfg.n_refs, seed=10_000 + seed, **SAMPLING)
-    scores = hf.score(rm, rm_tok, [p for p in prompts for _ in range(cfg.n_refs)], refs)
+    scores = st.score(rm, rm_tok, [p for p in prompts for _ in range(cfg.n_refs)], refs)
     return scores.view(len(prompts), cfg.n_refs).tolist()
 
 
@@ -93,7 +93,7 @@ def _sft_eval(cfg, sft: str, gold: str, eval_prompts, seed: int) -> list[float]:
     policy, tok = hf.load_policy(sft, train=False)
     grm, gtok = hf.load_reward_model(gold)
     answers = st.generate(policy, tok, eval_prompts, seed=50_000 + seed, **SAMPLING)
-    return hf.score(grm, gtok, eval_prompts, answers).tolist()
+    return st.score(grm, gtok, eval_prompts, answers).tolist()
 
 
 def grpo_run(cfg, name: str, seed: int, sft: str, proxy: str, train, eval_prompts, sft_gold, models: Path):
@@ -144,8 +144,8 @@ def grpo_run(cfg, name: str, seed: int, sft: str, proxy: str, train, eval_prompt
     changed = hf.changed_fraction(before, policy)
     answers = st.generate(policy, tok, eval_prompts, seed=60_000 + seed, **SAMPLING)
     grm, gtok = hf.load_reward_model(cfg.gold_reward_model)
-    gold = hf.score(grm, gtok, eval_prompts, answers)
-    proxy_eval = hf.score(rm, rm_tok, eval_prompts, answers)
+    gold = st.score(grm, gtok, eval_prompts, answers)
+    proxy_eval = st.score(rm, rm_tok, eval_prompts, answers)
     lengths = [float(len(tok(a, add_special_tokens=False)["input_ids"])) for a in answers]
     rows = [
         record(name, seed, "winrate_final", st.win_rate(gold, torch.tensor(sft_gold))),

@@ -147,7 +147,7 @@ def train_run(cfg, method: str, seed: int, pairs, eval_prompts, sft_gold, models
     policy, tok = hf.load_policy(str(folder), train=False)
     answers = st.generate(policy, tok, eval_prompts, seed=60_000 + seed, **SAMPLING)
     grm, gtok = hf.load_reward_model(cfg.gold_reward_model)
-    gold = hf.score(grm, gtok, eval_prompts, answers)
+    gold = st.score(grm, gtok, eval_prompts, answers)
     lengths = [float(len(tok(a, add_special_tokens=False)["input_ids"])) for a in answers]
     rows = [
         record(method, seed, "winrate_final", st.win_rate(gold, torch.tensor(sft_gold))),
@@ -164,7 +164,7 @@ def _sft_eval(cfg, eval_prompts, seed: int) -> list[float]:
     policy, tok = hf.load_policy(cfg.model, train=False)
     grm, gtok = hf.load_reward_model(cfg.gold_reward_model)
     answers = st.generate(policy, tok, eval_prompts, seed=50_000 + seed, **SAMPLING)
-    return hf.score(grm, gtok, eval_prompts, answers).tolist()
+    return st.score(grm, gtok, eval_prompts, answers).tolist()
 
 
 def run(cfg) -> list[dict]:

@@ -5,7 +5,7 @@ import pytest
 pytest.importorskip("transformers")
 import torch  # noqa: E402
 
-from reprozoo.common import hf  # noqa: E402
+from reprozoo.common import hf, hf_stages  # noqa: E402
 from reprozoo.common.config import ConfigError  # noqa: E402
 from reprozoo.common.data import standins  # noqa: E402
 
@@ -139,3 +139,31 @@ def test_fused_logprob_memory_at_a_large_vocabulary():
         print(mode, "peak RSS +{:.0f} MB, {:.2f} s, sum {:.3f}".format(*out[mode]))
     assert out["ours"][2] == pytest.approx(out["trl"][2], abs=1e-2) == out["naive"][2]
     assert out["ours"][0] < out["trl"][0] < out["naive"][0]
+
+
+SHARD_SCRIPT = """
+import json, sys
+from reprozoo.common import hf_stages
+out = hf_stages.sharded(lambda xs: [x * 10 for x in xs], list(range(7)))
+print(json.dumps(out))
+"""
+
+
+def test_evaluation_stages_are_sharded_over_processes_and_gathered_in_order():
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank), "MASTER_PORT": str(port)}
+        env |= {"MASTER_ADDR": "127.0.0.1", "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen([sys.executable, "-c", SHARD_SCRIPT], env=env, stdout=subprocess.PIPE, text=True))
+    outs = [json.loads(p.communicate(timeout=120)[0].strip().splitlines()[-1]) for p in procs]
+    assert outs == [[x * 10 for x in range(7)]] * 2
+    assert hf_stages.sharded(lambda xs: [x + 1 for x in xs], [1, 2]) == [2, 3]  # one process: fn itself
