@@ -234,13 +234,32 @@ def score(
     return torch.cat(out) if out else torch.zeros(0)
 
 
+def _plain_name(name: str) -> str:
+    """A parameter's name in the plain model (PEFT's wrapper prefixes and LoRA's base_layer removed)."""
+    return name.removeprefix("base_model.model.").replace(".base_layer", "")
+
+
+def snapshot(model: nn.Module, n: int = 4096) -> dict[str, torch.Tensor]:
+    """The first n elements of every floating tensor (LoRA adapters excluded) under the plain model's names, copied
+    to the CPU: enough to tell later whether training moved the weights, at any model size."""
+    return {
+        _plain_name(k): v.detach().flatten()[:n].float().cpu().clone()
+        for k, v in model.state_dict().items()
+        if v.is_floating_point() and "lora_" not in k
+    }
+
+
 def changed_fraction(before: dict[str, torch.Tensor], model: nn.Module) -> float:
-    """Fraction of the parameters (elements) that differ from the `before` state dict (tests and smoke checks)."""
+    """Fraction of the elements in `before` (a `snapshot` or a state dict) that differ in `model` now."""
     total = changed = 0
     for name, p in model.state_dict().items():
-        if name in before and before[name].shape == p.shape and p.is_floating_point():
-            total += p.numel()
-            changed += int((p.detach().cpu().float() != before[name].float()).sum())
+        ref = before.get(_plain_name(name))
+        if ref is None or "lora_" in name or not p.is_floating_point():
+            continue
+        now = p.detach().flatten()[: ref.numel()].float().cpu()
+        if now.numel() == ref.numel():
+            total += now.numel()
+            changed += int((now != ref.flatten().float()).sum())
     return changed / max(total, 1)
 
 

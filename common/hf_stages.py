@@ -48,12 +48,15 @@ def common_args(out: Path, *, lr: float, epochs: float, max_grad_norm: float, ma
 
 
 def save(trainer, tok, out: Path) -> str:
-    """Save the trained model (LoRA merged into the weights) and its tokenizer; return the folder."""
+    """Save the trained model and its tokenizer; return the folder. Full fine-tuning goes through the trainer's
+    `save_model` (it gathers ZeRO-3 / FSDP shards); a LoRA adapter is merged into the weights first."""
     model = trainer.accelerator.unwrap_model(trainer.model)
     if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
+        if trainer.accelerator.is_main_process:
+            model.merge_and_unload().save_pretrained(out)
+    else:
+        trainer.save_model(str(out))
     if trainer.accelerator.is_main_process:
-        model.save_pretrained(out)
         tok.save_pretrained(out)
     trainer.accelerator.wait_for_everyone()
     return str(out)

@@ -106,7 +106,7 @@ def grpo_run(cfg, name: str, seed: int, sft: str, proxy: str, train, eval_prompt
     v = VARIANTS[name]
     set_seed(seed)  # LoRA initialisation
     policy, tok = hf.load_policy(sft, lora=cfg.lora, gradient_checkpointing=cfg.gradient_checkpointing)
-    before = {k: t.detach().clone() for k, t in policy.state_dict().items()}
+    before = hf.snapshot(policy)
     rm, rm_tok = hf.load_reward_model(proxy)
     reward = ShapedReward(rm, rm_tok, v.shaping, v.k, v.n_refs or cfg.n_refs, cfg.valid_len, cfg.len_penalty)
     prompts_per_step = min(GRPO["prompts_per_step"], len(train))

@@ -126,7 +126,7 @@ def train_run(cfg, method: str, seed: int, pairs, eval_prompts, sft_gold, models
     trainer_cls, collator_cls = _trainer_class()
     set_seed(seed)  # LoRA initialisation
     policy, tok = hf.load_policy(cfg.model, lora=cfg.lora, gradient_checkpointing=cfg.gradient_checkpointing)
-    before = {k: t.detach().clone() for k, t in policy.state_dict().items()}
+    before = hf.snapshot(policy)
     folder = models / f"{method}-s{seed}"
     trainer = trainer_cls(
         model=policy,

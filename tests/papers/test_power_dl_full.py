@@ -102,3 +102,16 @@ def test_one_framework_update_equals_the_own_loop(method, fused, tmp_path):
         delta = power_margin(pol_w.detach(), pol_l.detach(), m_w.sum(-1), m_l.sum(-1), beta=hp.power_beta)
         assert torch.allclose(trainer.labels, update_labels(labels, delta, hp.dl_gamma), atol=1e-6)
     assert hf.changed_fraction(start, own) > 0
+
+
+def test_full_cli_with_lora_and_gradient_checkpointing(stand, tmp_path, run_cli, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "lora"
+    args = ["--preset", "full", "--model", stand["policy"], "--dataset", stand["ultrafeedback"], "--seeds", "1"]
+    args += ["--gold-reward-model", stand["gold"], "--max-steps", "2", "--max-samples", "4", "--workers", "1"]
+    args += ["--methods", "dpo", "power", "power_dl", "--lora", "4", "--gradient-checkpointing", "--out", str(out)]
+    run_cli("reprozoo.papers.power_dl", *args, timeout=600)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["methods"]["power_dl"]["weights_changed"]["mean"] > 0  # the merged adapter moved the weights
+    merged, _ = hf.load_policy(str(out / "models" / "power_dl-s0"), train=False)
+    assert not any("lora" in k for k in merged.state_dict())  # saved as a plain model
