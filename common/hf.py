@@ -167,8 +167,11 @@ def load_policy(
     checkpointing; train=False: frozen, `frozen_dtype()`, on `device()`."""
     from transformers import AutoModelForCausalLM
 
-    tok = tokenizer(source)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32 if train else frozen_dtype())
+    try:
+        tok = tokenizer(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32 if train else frozen_dtype())
+    except OSError as err:  # not a folder nor a reachable hub id
+        raise ConfigError("model", str(err).splitlines()[0]) from None
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
     model = _finish(model, train=train, lora=lora, gradient_checkpointing=gradient_checkpointing, task_type="CAUSAL_LM")
@@ -184,8 +187,11 @@ def load_reward_model(
     reward model to be trained from a base LM (the head is then new by design)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    tok = tokenizer(source, padding_side="right")
-    config = AutoConfig.from_pretrained(source)
+    try:
+        tok = tokenizer(source, padding_side="right")
+        config = AutoConfig.from_pretrained(source)
+    except OSError as err:  # not a folder nor a reachable hub id
+        raise ConfigError("reward_model", str(err).splitlines()[0]) from None
     if not new_head and getattr(config, "num_labels", 1) != 1:
         raise ConfigError("reward_model", f"{source}: a reward model has one label, this one has {config.num_labels}")
     model, info = AutoModelForSequenceClassification.from_pretrained(

@@ -8,6 +8,7 @@ batch that does not divide is refused. `max_steps` > 0 caps the optimiser steps 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -15,6 +16,18 @@ import torch
 
 from reprozoo.common import hf
 from reprozoo.common.config import ConfigError
+
+
+@contextlib.contextmanager
+def clear_errors(field: str = "dataset"):
+    """Report a dataset or model that cannot be opened as a ConfigError of `field` (the CLI: `error: --field: …`,
+    exit 2) instead of a traceback."""
+    from reprozoo.common.data.core import DatasetError
+
+    try:
+        yield
+    except (DatasetError, FileNotFoundError, ConnectionError) as err:
+        raise ConfigError(field, str(err)) from None
 
 
 def n_processes() -> int:

@@ -57,6 +57,8 @@ def split_names(source: str) -> list[str]:
         return list(data) if isinstance(data, datasets.DatasetDict) else ["train"]
     if path.is_file():
         return ["train"]
+    if source.startswith((".", "/", "~")):
+        raise DatasetError(f"{source}: no such file or folder")
     name, _, config = source.partition(":")
     return list(datasets.get_dataset_split_names(name, config or None))
 

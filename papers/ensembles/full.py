@@ -103,13 +103,14 @@ def bon_rows(scores: torch.Tensor, gold: torch.Tensor, noise: float, seed: int) 
 def run(cfg) -> list[dict]:
     """Members (each a checkpoint unit), their scores of the released generations, the best-of-n curves."""
     n = cfg.max_samples or None
-    gens = preference.generations(cfg.dataset, "validation", None, n)
-    gold = torch.tensor(gens["gold_scores"], dtype=torch.float64)
-    pairs = None
-    if not cfg.reward_model:
-        fmt = cfg.dataset_format or None
-        source = cfg.reward_dataset or cfg.dataset
-        pairs = preference.pairs(source, preference.train_eval_splits(source)[0], fmt, n)
+    with st.clear_errors():
+        gens = preference.generations(cfg.dataset, "validation", None, n)
+        gold = torch.tensor(gens["gold_scores"], dtype=torch.float64)
+        pairs = None
+        if not cfg.reward_model:
+            fmt = cfg.dataset_format or None
+            source = cfg.reward_dataset or cfg.dataset
+            pairs = preference.pairs(source, preference.train_eval_splits(source)[0], fmt, n)
     models = cfg.out_dir(PAPER) / "models"
     seed = cfg.first_seed
     noises = [0.0] if cfg.reward_model else cfg.label_noises

@@ -173,11 +173,12 @@ def run(cfg) -> list[dict]:
             f"{unsupported} need their own reward models (WARM, ODIN, Reg) or the synthetic gold: the full "
             "path runs the shapings of one proxy RM",
         )
-    fmt = cfg.dataset_format or None
-    train_split, eval_split = preference.train_eval_splits(cfg.dataset)
-    train_pairs = preference.pairs(cfg.dataset, train_split, fmt, _rows(cfg))
-    train_prompts = preference.prompts(cfg.dataset, train_split, fmt, _rows(cfg))
-    eval_prompts = preference.prompts(cfg.dataset, eval_split, fmt, _rows(cfg))["prompt"]
+    with st.clear_errors():
+        fmt = cfg.dataset_format or None
+        train_split, eval_split = preference.train_eval_splits(cfg.dataset)
+        train_pairs = preference.pairs(cfg.dataset, train_split, fmt, _rows(cfg))
+        train_prompts = preference.prompts(cfg.dataset, train_split, fmt, _rows(cfg))
+        eval_prompts = preference.prompts(cfg.dataset, eval_split, fmt, _rows(cfg))["prompt"]
     models = cfg.out_dir(PAPER) / "models"
     sft = checkpoint.unit(("sft",), lambda: _sft(cfg, models, train_pairs))
     proxy = checkpoint.unit(("rm",), lambda: _proxy(cfg, models, train_pairs))

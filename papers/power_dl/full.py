@@ -173,10 +173,11 @@ def run(cfg) -> list[dict]:
         raise ConfigError("gold_reward_model", "the win-rate evaluation needs a gold reward model")
     fmt = cfg.dataset_format or None
     n = cfg.max_samples or None
-    train_split, eval_split = preference.train_eval_splits(cfg.dataset)
-    pairs = preference.pairs(cfg.dataset, train_split, fmt, n)
-    pairs = pairs.add_column("pair_index", list(range(len(pairs))))
-    eval_prompts = preference.prompts(cfg.dataset, eval_split, fmt, n)["prompt"]
+    with st.clear_errors():
+        train_split, eval_split = preference.train_eval_splits(cfg.dataset)
+        pairs = preference.pairs(cfg.dataset, train_split, fmt, n)
+        pairs = pairs.add_column("pair_index", list(range(len(pairs))))
+        eval_prompts = preference.prompts(cfg.dataset, eval_split, fmt, n)["prompt"]
     models = cfg.out_dir(PAPER) / "models"
     rows: list[dict] = []
     for seed in cfg.seed_list():

@@ -72,3 +72,5 @@ def test_train_and_eval_splits_of_each_layout(folders, tmp_path):
     assert preference.train_eval_splits(folders["hh_rlhf"]) == ("train", "test")
     with pytest.raises(DatasetError, match="training and an evaluation split"):
         preference.train_eval_splits(folders["alpacafarm"])
+    with pytest.raises(DatasetError, match="no such file"):
+        preference.train_eval_splits(str(tmp_path / "missing"))

@@ -167,3 +167,10 @@ def test_evaluation_stages_are_sharded_over_processes_and_gathered_in_order():
     outs = [json.loads(p.communicate(timeout=120)[0].strip().splitlines()[-1]) for p in procs]
     assert outs == [[x * 10 for x in range(7)]] * 2
     assert hf_stages.sharded(lambda xs: [x + 1 for x in xs], [1, 2]) == [2, 3]  # one process: fn itself
+
+
+def test_missing_models_are_clear_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="--model"):
+        hf.load_policy(str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="--reward-model"):
+        hf.load_reward_model(str(tmp_path / "missing"))
