@@ -209,7 +209,6 @@ def test_cli_smoke_records_per_step_ratio_statistics(run_cli, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="results/grpo_guard/quick is v1; issue 35 re-runs and re-publishes it under claims v2")
 def test_quick_claims_match_the_committed_verdicts(changed_quick_verdicts):
     """The quick run reproduces every committed verdict (README, Findings)."""
     assert changed_quick_verdicts("grpo_guard") == []
