@@ -22,6 +22,7 @@ LoRA gradients. The LoRA adapters are saved under `<out>/lora-<method>-seed<seed
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -257,21 +258,24 @@ def train_run(method: str, seed: int, cfg: Config, accelerator, prompts: list[st
             if step >= max_steps:
                 break
             opt.zero_grad()
-            for micro in idx.split(cfg.train_batch):
+            micros = idx.split(cfg.train_batch)
+            for k, micro in enumerate(micros):
                 c = tuple(x[micro] for x in cond)
                 for j in range(t):
-                    s, s_next = sig[j].expand(len(micro)), sig[j + 1].expand(len(micro))
-                    x, nxt = lat[micro, j], lat[micro, j + 1]
-                    v = velocity(transformer, x, s, c, cfg, accelerator)
-                    _, logp, mean, std, sqrt_dt = sde_step(x, v, s, s_next, float(sig[1]), cfg.eta, prev=nxt)
-                    new = {"logp": logp, "mean": mean, "std": std, "sqrt_dt": sqrt_dt}
-                    if beta > 0:
-                        with torch.no_grad(), peft_model.disable_adapter():  # the reference: the base model
-                            v_ref = velocity(peft_model, x, s, c, cfg, accelerator)
-                            new["mean_ref"] = sde_step(x, v_ref, s, s_next, float(sig[1]), cfg.eta, prev=nxt)[2]
-                    old = {"logp": logp_old[micro, j], "mean": mean_old[micro, j]}
-                    loss, ratio = step_loss(method, new, old, adv[micro], eps[j], beta, cfg.ratio_norm_bias)
-                    accelerator.backward(loss * len(micro) / (len(idx) * t))  # the minibatch mean over steps
+                    last = k == len(micros) - 1 and j == t - 1  # DDP all-reduces once, at the minibatch's last backward
+                    with contextlib.nullcontext() if last else accelerator.no_sync(transformer):
+                        s, s_next = sig[j].expand(len(micro)), sig[j + 1].expand(len(micro))
+                        x, nxt = lat[micro, j], lat[micro, j + 1]
+                        v = velocity(transformer, x, s, c, cfg, accelerator)
+                        _, logp, mean, std, sqrt_dt = sde_step(x, v, s, s_next, float(sig[1]), cfg.eta, prev=nxt)
+                        new = {"logp": logp, "mean": mean, "std": std, "sqrt_dt": sqrt_dt}
+                        if beta > 0:
+                            with torch.no_grad(), peft_model.disable_adapter():  # the reference: the base model
+                                v_ref = velocity(peft_model, x, s, c, cfg, accelerator)
+                                new["mean_ref"] = sde_step(x, v_ref, s, s_next, float(sig[1]), cfg.eta, prev=nxt)[2]
+                        old = {"logp": logp_old[micro, j], "mean": mean_old[micro, j]}
+                        loss, ratio = step_loss(method, new, old, adv[micro], eps[j], beta, cfg.ratio_norm_bias)
+                        accelerator.backward(loss * len(micro) / (len(idx) * t))  # the minibatch mean over steps
                     clipped.append(float(((ratio - 1).abs() > eps[j]).float().mean()))
                     ratios.append(float(ratio.detach().mean()))
             accelerator.clip_grad_norm_(transformer.parameters(), cfg.max_grad_norm)
@@ -284,6 +288,7 @@ def train_run(method: str, seed: int, cfg: Config, accelerator, prompts: list[st
     change = math.sqrt(sum(float((p.detach() - p0).pow(2).sum()) for p, p0 in zip(params, start, strict=True)))
     rows.append(record(method, seed, "lora_change_norm", change, step=epoch))
     rows.append(record(method, seed, "optimiser_steps", float(step)))
+    rows.append(record(method, seed, "processes", float(accelerator.num_processes)))
     if accelerator.is_main_process:
         peft_model.save_pretrained(out / f"lora-{method}-seed{seed}")
     return rows
