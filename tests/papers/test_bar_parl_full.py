@@ -88,6 +88,7 @@ def test_full_preset_runs_mountaincar_capped(tmp_path):
     argv += ["--mc-horizon", "40", "--mc-replay-buffer", "8", "--replay-buffer", "8", "--hess-mul", "1"]
     argv += ["--parl-reward-models", "tabular", "--out", str(out)]
     kw = dict(paper="bar_parl", config_cls=experiment.Config, presets=experiment.PRESETS, run=experiment.run)
+    kw["figure"] = experiment.figure
     assert main(argv=argv, claims=claims.check, results=tmp_path / "results", **kw) == 0
     rows = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     mc = [r for r in rows if r.get("env") == "mountaincar" and r["metric"] == "return"]
@@ -98,3 +99,4 @@ def test_full_preset_runs_mountaincar_capped(tmp_path):
     assert any(c["id"].startswith("1-mountaincar") for c in summary["claims"])
     assert any(c["id"].startswith("1-maze") for c in summary["claims"])
     assert {c["verdict"] for c in summary["claims"]} == {"UNTESTED"}
+    assert (out / "figure.png").is_file()
