@@ -199,7 +199,7 @@ def test_cli_smoke_and_bad_values(run_cli, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="results/traac/quick is v1; issue 32 re-runs and re-publishes it under claims v2")
+@pytest.mark.xfail(reason="results/traac/quick holds issue 32's base-only premise run; the preset adds methods")
 def test_quick_claims_match_the_committed_verdicts(changed_quick_verdicts):
     """The quick run reproduces every committed verdict (the premise FAILs in this world: README, Findings)."""
     assert changed_quick_verdicts("traac") == []
