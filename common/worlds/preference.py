@@ -672,7 +672,7 @@ SMOKE_WORLD = WorldConfig(corpus_size=512, policy_d=32, sft_steps=20, sft_batch=
 # (README_preference.md, "World v2: calibration").
 WORLD_V2 = WorldConfig(
     feature_penalty=0.1,
-    quirk_cost=0.1,
+    quirk_cost=0.2,
     quirk_tokens=(3, 7, 8, 13, 14, 18, 23, 27, 9, 5),
     proxy_bias_token=5,
     proxy_bias_gain=1.0,
