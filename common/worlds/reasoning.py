@@ -13,7 +13,7 @@ Tokens (`Vocab`): values 0..M−1, "[" (first slot), "+", "−", "," (slot separ
            the same computation under a reflection word), then post-answer re-verification loops "check v ;" or
            "wait v ;"
 - answer   one value token, then EOS.
-The exact verifier (`verify`) accepts a response iff, after END, it is exactly "p_k EOS".
+The exact verifier (`verify`) accepts a response iff, after END, it is exactly "answer EOS".
 
 The SFT corpus (`sample_trace`) is a stochastic process whose every choice depends only on what the prefix shows,
 so the SFT'd model learns these conditional probabilities and its step confidence carries exactly the information
