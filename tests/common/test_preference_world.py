@@ -167,9 +167,17 @@ def test_demo_rejects_bad_config(run_cli):
     assert "--label-noise" in proc.stderr
 
 
+# committed findings of the first world-v2 quick run (README_preference.md, "Results"): the verdicts must not change
+KNOWN_FAILS = {
+    "gao_bon": "p = 0.1: best-of-n gold falls 7% of its gain (< 10%), R² 0.98",
+    "gao_ppo": "Gao RL form R² 0.68: gold falls below its start within a 1.8-fold rise of √KL",
+    "par_regime_control": "the learned proxy alone beats the references' max on 90% of prompts (by ≈ 2, not ≈ 6)",
+}
+
+
 @pytest.mark.slow
-def test_quick_world_reward_hacks(run_cli, tmp_path):
+def test_quick_world_claims(run_cli, tmp_path):
     out = tmp_path / "quick"
     run_cli("reprozoo.common.worlds.preference", "--preset", "quick", "--out", str(out))
     claims = {c["id"]: c for c in json.loads((out / "summary.json").read_text())["claims"]}
-    assert all(c["passed"] for c in claims.values()), claims
+    assert {k for k, c in claims.items() if not c["passed"]} == set(KNOWN_FAILS), claims
