@@ -362,20 +362,20 @@ CLAIMS = [  # claims v2 (README "Pre-registration v2")
     "5-shared-exploit-control",
     "4-pretrain-finetune-single",
 ]
-# v2 claims scored on the committed v1 records (README "Pre-registration v2", preview). The quick preset of the v1
-# world is superseded by issue 31's run on preference world v2, which updates this dict from its own verdicts.
+# the verdicts of the deciding world-v2 run (README "Results (quick preset, world v2, claims v2, 5 seeds)"); the slow
+# test runs the 3-seed preset, whose verdicts may differ where the CIs are close to their bounds
 KNOWN_FAILS = {
-    "1-single-overoptimises-ppo-premise": "v1 world: PPO against one quirky member never raises gold (fall CI spans 0)",
-    "3-ppo-conservative-premise": "untested (premise 1-ppo fails) / ensembles flood the shared feature error",
-    "3b-ppo-small-penalty-premise": "untested (premise 1-ppo fails) / β = 0.1 does not prevent the collapse",
-    "2-bon-conservative-control": "3 seeds: the upper 95% bound of d64 WCO − single (0.18) exceeds the margin (0.14)",
-    "3-ppo-conservative-control": "3 seeds: collapse-sized SDs put the upper bound of WCO − single (0.67) above 0.11",
+    "0-control": "25%-noise members sharing one quirk: self − others 0.37 [0.26, 0.48] > 0.25",
+    "1-single-overoptimises-bon-premise": "p = 0.1: the single member's best-of-n gold plateaus (fall 0.011)",
+    "1-single-overoptimises-bon-control": "p = 0.1: best-of-n gold plateaus (fall 0.016)",
+    "2-bon-conservative-premise": "UNTESTED (1-bon-premise fails); would pass: WCO − single +0.77 [0.66, 0.89]",
+    "2-bon-conservative-control": "UNTESTED (1-bon-control fails)",
+    "3-ppo-conservative-premise": "WCO − single +0.39 [−0.03, 0.80]; ensembles fall more than the single member",
+    "3-ppo-conservative-control": "margin 0 (single never gains): UWO's upper bound 0.23 > 0",
+    "5-shared-exploit-control": "the shared exploit is the shared quirk: features fall (−0.31) under PPO",
+    "4-pretrain-finetune-single": "order holds in the means, CIs include 0 (MDE 0.14 / 0.12 at 5 seeds)",
 }
-UNDECIDED = {  # read a metric the committed v1 records lack: decided by issue 31's run
-    "0-premise": "self − others at the best-of-N picks, measured from claims v2 on",
-    "0-control": "self − others at the best-of-N picks, measured from claims v2 on",
-    "2-bon-conservative-premise": "requires 0-premise",
-}
+UNDECIDED: dict[str, str] = {}
 
 
 @pytest.mark.slow
