@@ -1,11 +1,11 @@
-"""Demo of the preference world: `python -m reprozoo.common.worlds.preference --preset smoke|quick|quick_v1`.
+"""Demo of the preference world: `python -m reprozoo.common.worlds.preference --preset smoke|quick`.
 
 Measures the properties the papers rely on and writes runs/preference_world/<preset>/ (`--publish`: the committed
 results/preference_world/<preset>/):
   1. proxy RM held-out accuracy against gold labels (clean and with label flips);
   2. best-of-n (unbiased estimator, n up to N) of gold and proxy reward against KL_BoN for single proxies;
   3. PPO against a single proxy (clean by default) with a tiny KL penalty: proxy, gold, KL, length, feature count;
-and, in a world v2 (`quick`; `quick_v1` is the v1 world of the earlier results), each error channel's premise
+and, in a world v2 (`quick`; V1_ARGS gives the v1 world of the earlier results), each error channel's premise
 property with its control (see README_preference.md, "API for papers"):
   4. Gao et al.'s functional forms fitted to the mean best-of-n and PPO curves (R², peak, decline, no collapse);
   5. channel (ii): member error independence at the top picks (self − others) of k members with their own quirks,
@@ -58,7 +58,7 @@ class Config(RunConfig):
     v2 also each error channel's premise property and its control."""
 
     world: WorldConfig = field(default_factory=WorldConfig)
-    """The world (cached under .cache/preference_world/ by its key; `quick` uses WORLD_V2, `quick_v1` v1)."""
+    """The world (cached under .cache/preference_world/ by its key; `quick` uses WORLD_V2; V1_ARGS: v1)."""
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     """Proxy RM template (seed, data seed and label noise are set per run)."""
     label_noise: float = 0.25
@@ -148,6 +148,12 @@ class Config(RunConfig):
         )
 
 
+# `--preset quick` + these options = the v1 quick run (results commit 82cd46c): world v1, no v2 measurements
+V1_ARGS = (
+    "--world.feature-penalty 1.0 --world.quirk-cost 0 --world.quirk-tokens "
+    "--world.proxy-bias-token None --world.proxy-bias-gain 0 --members 0 --no-bias-control --workers 3"
+)
+
 PRESETS = {
     "smoke": Config(
         preset="smoke",
@@ -169,7 +175,6 @@ PRESETS = {
         bias_control=True,
     ),
     "quick": Config(preset="quick", seeds=3, world=WORLD_V2, members=5, bias_control=True, workers=2),
-    "quick_v1": Config(preset="quick_v1", seeds=3),
     "full": Config(
         preset="full",
         seeds=5,

@@ -98,3 +98,12 @@ def test_bad_v2_fields_raise(bad):
 def test_member_quirks_leave_out_the_bias_token():
     q = W.member_quirks(W.WORLD_V2)
     assert W.WORLD_V2.proxy_bias_token not in q and set(q) < set(W.WORLD_V2.quirk_tokens)
+
+
+def test_v1_args_rebuild_the_v1_demo_config():
+    from reprozoo.common.cli import parse
+    from reprozoo.common.worlds.preference_demo import PRESETS, V1_ARGS, Config
+
+    cfg = parse(Config, PRESETS, ["--preset", "quick", *V1_ARGS.split()], prog="demo")
+    assert cfg.world == W.WorldConfig() and W.world_key(cfg.world) == "e36744cf0a98"
+    assert cfg.members == 0 and not cfg.bias_control  # no v2 measurement: the v1 quick run's records
