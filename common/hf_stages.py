@@ -208,3 +208,34 @@ def log_value(trainer, key: str) -> float | None:
     """The last logged value of `key` in a trainer's log history (None if never logged)."""
     vals = [h[key] for h in trainer.state.log_history if key in h]
     return float(vals[-1]) if vals else None
+
+
+def methods_table(rows: list[dict], methods: list[str], cols: tuple[str, ...], label: str = "method") -> str:
+    """Markdown table: one row per method, each column a metric's mean ± 95% CI half-width over seeds ("—" if none)."""
+    from reprozoo.common.results import mean_ci95, select
+
+    lines = [f"| {label} | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name in methods:
+        cells = []
+        for metric in cols:
+            v = [r["value"] for r in select(rows, method=name, metric=metric)]
+            cells.append("—" if not v else "{:.3f} ± {:.3f}".format(*mean_ci95(v)))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def winrate_figure(rows: list[dict], methods: list[str], title: str, path: Path) -> None:
+    """Bar chart of each method's final gold win-rate against the SFT policy (mean ± 95% CI over seeds)."""
+    import matplotlib.pyplot as plt
+
+    from reprozoo.common.results import mean_ci95, select
+
+    stats = [mean_ci95([r["value"] for r in select(rows, method=n, metric="winrate_final")]) for n in methods]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar(range(len(methods)), [s[0] for s in stats], yerr=[s[1] for s in stats], capsize=3, color="C0")
+    ax.axhline(0.5, color="k", lw=0.6, ls=":")
+    ax.set_xticks(range(len(methods)), methods, rotation=30)
+    ax.set(ylabel="gold win-rate vs SFT", title=title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)

@@ -44,6 +44,15 @@ def run_cli():
 
 
 @pytest.fixture(scope="session")
+def stand(tmp_path_factory):
+    """Tiny stand-ins of the RLHF papers' real models and datasets (common/data/standins.py), built once a session."""
+    pytest.importorskip("trl")
+    from reprozoo.common.data import standins
+
+    return standins.build(tmp_path_factory.mktemp("standins"))
+
+
+@pytest.fixture(scope="session")
 def quick_summary_of(tmp_path_factory):
     """`quick_summary_of("bang")` → summary.json of one quick run of papers.<slug> (run once per session)."""
     summaries: dict[str, dict] = {}

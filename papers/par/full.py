@@ -243,30 +243,9 @@ def claims(rows: list[dict], cfg) -> list[Claim]:
 
 
 def table(rows: list[dict], cfg) -> str:
-    from reprozoo.common.results import mean_ci95
-
     cols = ("winrate_final", "gold_final", "proxy_final", "length_final", "train_kl_final", "weights_changed")
-    lines = ["| run | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for name in cfg.runs:
-        cells = []
-        for metric in cols:
-            m, h = mean_ci95([r["value"] for r in select(rows, method=name, metric=metric)] or [float("nan")])
-            cells.append(f"{m:.3f} ± {h:.3f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return st.methods_table(rows, cfg.runs, cols, label="run")
 
 
 def figure(rows: list[dict], cfg, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    from reprozoo.common.results import mean_ci95
-
-    stats = [mean_ci95([r["value"] for r in select(rows, method=n, metric="winrate_final")]) for n in cfg.runs]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar(range(len(cfg.runs)), [s[0] for s in stats], yerr=[s[1] for s in stats], capsize=3, color="C0")
-    ax.axhline(0.5, color="k", lw=0.6, ls=":")
-    ax.set_xticks(range(len(cfg.runs)), cfg.runs, rotation=30)
-    ax.set(ylabel="gold win-rate vs SFT", title=f"PAR full ({cfg.model})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
+    st.winrate_figure(rows, cfg.runs, f"PAR full ({cfg.model})", path)

@@ -212,30 +212,9 @@ def claims(rows: list[dict], cfg) -> list[Claim]:
 
 
 def table(rows: list[dict], cfg) -> str:
-    from reprozoo.common.results import mean_ci95
-
     cols = ("winrate_final", "gold_final", "length_final", "weights_changed", "label_mean")
-    lines = ["| method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for name in cfg.methods:
-        cells = []
-        for metric in cols:
-            v = [r["value"] for r in select(rows, method=name, metric=metric)]
-            cells.append("—" if not v else "{:.3f} ± {:.3f}".format(*mean_ci95(v)))
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return st.methods_table(rows, cfg.methods, cols, label="method")
 
 
 def figure(rows: list[dict], cfg, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    from reprozoo.common.results import mean_ci95
-
-    stats = [mean_ci95([r["value"] for r in select(rows, method=n, metric="winrate_final")]) for n in cfg.methods]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar(range(len(cfg.methods)), [s[0] for s in stats], yerr=[s[1] for s in stats], capsize=3, color="C0")
-    ax.axhline(0.5, color="k", lw=0.6, ls=":")
-    ax.set_xticks(range(len(cfg.methods)), cfg.methods, rotation=30)
-    ax.set(ylabel="gold win-rate vs SFT", title=f"POWER-DL full ({cfg.model})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
+    st.winrate_figure(rows, cfg.methods, f"POWER-DL full ({cfg.model})", path)

@@ -16,11 +16,6 @@ from reprozoo.papers.ensembles import full  # noqa: E402
 from reprozoo.papers.ensembles.method import aggregate  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def stand(tmp_path_factory):
-    return standins.build(tmp_path_factory.mktemp("standins"))
-
-
 def test_full_cli_trains_members_and_runs_best_of_n(stand, tmp_path, run_cli, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = tmp_path / "run"

@@ -9,14 +9,8 @@ pytest.importorskip("trl")
 import torch  # noqa: E402
 
 from reprozoo.common import hf  # noqa: E402
-from reprozoo.common.data import standins  # noqa: E402
 from reprozoo.papers.par.full import ShapedReward  # noqa: E402
 from reprozoo.papers.par.method import par_reward  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def stand(tmp_path_factory):
-    return standins.build(tmp_path_factory.mktemp("standins"))
 
 
 def test_full_cli_end_to_end(stand, tmp_path, run_cli, monkeypatch):

@@ -16,11 +16,6 @@ from reprozoo.papers.power_dl.method import power_margin, update_labels  # noqa:
 from reprozoo.papers.power_dl.world import _seq_logp  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def stand(tmp_path_factory):
-    return standins.build(tmp_path_factory.mktemp("standins"))
-
-
 def test_full_cli_end_to_end(stand, tmp_path, run_cli, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = tmp_path / "run"
