@@ -21,7 +21,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from reprozoo.common.results import verdict_of
+
+def verdict_of(claim: dict[str, Any]) -> str:
+    """The verdict of a summary.json claim; summaries written before verdicts existed have only `passed`."""
+    return claim.get("verdict") or ("PASS" if claim["passed"] else "FAIL")
+
 
 # config fields that say where and how a run reports, not what it computes
 _NOT_SETUP = ("out", "strict", "publish")

@@ -35,6 +35,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from reprozoo.common.reproduce import compare, verdict_of
+
 RESERVED = ("method", "seed", "metric", "value")
 PACKAGES = (
     "numpy",
@@ -171,11 +173,6 @@ def resolve_verdicts(claims: Sequence[Claim]) -> list[Claim]:
         failed = [r for r in c.requires if premises[r].verdict != "PASS"]
         out.append(dataclasses.replace(c, verdict="UNTESTED") if failed and c.verdict != "UNTESTED" else c)
     return out
-
-
-def verdict_of(claim: dict[str, Any]) -> str:
-    """The verdict of a summary.json claim; summaries written before verdicts existed have only `passed`."""
-    return claim.get("verdict") or ("PASS" if claim["passed"] else "FAIL")
 
 
 def count_verdicts(claims: Sequence[dict[str, Any]]) -> str:
@@ -383,8 +380,6 @@ def write_run(
     All files are made in a staging folder inside `out` first and moved into place together at the end, so an
     error or an interrupt while they are made leaves `out` as it was. The reference is read before anything is
     written, so `out` may be the reference folder itself (publishing); then no comparison.json is written there."""
-    from reprozoo.common.reproduce import compare
-
     methods = aggregate(rows)
     summary = {
         "paper": paper,

@@ -13,7 +13,7 @@ if __name__ == "__main__":
             paper="ensembles",
             config_cls=experiment.Config,
             presets=experiment.PRESETS,
-            run=experiment.run,
+            run=lambda cfg: (full.run if cfg.model else experiment.run)(cfg),
             # --model runs the best-of-n headline on real models (full.py), with its own claims, figure and table
             claims=lambda rows, cfg: (full.claims if cfg.model else claims.check)(rows, cfg),
             figure=lambda rows, cfg, path: (full.figure if cfg.model else experiment.figure)(rows, cfg, path),

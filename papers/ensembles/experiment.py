@@ -473,10 +473,6 @@ def ppo_jobs(cfg: Config) -> list[tuple[str, str, float, int]]:
 def run(cfg: Config) -> list[dict]:
     """Members train in `workers` spawned processes (artefacts shared through the cache); then the best-of-n
     curves (the longest unit, first) and the PPO runs go to the same workers."""
-    if cfg.model:  # Coste et al.'s best-of-n on real models and their released generations
-        from reprozoo.papers.ensembles import full
-
-        return full.run(cfg)
     import concurrent.futures as cf
     import multiprocessing as mp
 

@@ -515,10 +515,6 @@ def eval_set(cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
 def run(cfg: Config) -> list[dict]:
     torch.set_num_threads(cfg.threads)
     device = torch_device(cfg.device)  # type: ignore[arg-type]
-    if cfg.model != "world":  # SD3 with LoRA on text prompts (the full preset)
-        from reprozoo.papers.grpo_guard.full import run_sd3
-
-        return run_sd3(cfg)
     world = build_world(cfg.world(), verbose=True)
     sig = sigmas(cfg)
     ev = eval_set(cfg)

@@ -298,6 +298,7 @@ def run_sd3(cfg: Config) -> list[dict]:
     """Every (method, seed) run of the SD3 preset, one after the other, on the devices accelerate gives."""
     from accelerate import Accelerator
 
+    torch.set_num_threads(cfg.threads)
     mixed = cfg.mixed_precision if cfg.device != "cpu" else "no"  # CPU tests and runs compute in fp32
     accelerator = Accelerator(mixed_precision=mixed, cpu=cfg.device == "cpu")
     prompts = load_prompts(cfg)

@@ -490,10 +490,6 @@ def _ppo_job(cfg: Config, name: str, seed: int) -> list[dict]:
 
 def run(cfg: Config) -> list[dict]:
     """Reward models and references per seed, then every (run, seed) PPO job, in `workers` spawned processes."""
-    if cfg.model:  # the paper's own setting on real models (TRL)
-        from reprozoo.papers.par import full
-
-        return full.run(cfg)
     import concurrent.futures as cf
     import multiprocessing as mp
 

@@ -311,10 +311,6 @@ def world_rows(cfg: Config) -> list[dict]:
 
 
 def run(cfg: Config) -> list[dict]:
-    if cfg.model:  # the methods on real models (TRL)
-        from reprozoo.papers.power_dl import full
-
-        return full.run(cfg)
     torch.set_num_threads(cfg.threads)
     rows: list[dict] = []
     for seed in track(cfg.seed_list(), description="bandit seeds"):

@@ -173,3 +173,14 @@ def regenerate_answers(
         row = (think + [v.end] + gen.tokens[i].tolist())[:T]
         out[i, : len(row)] = torch.tensor(row)
     return out
+
+
+def format_flags(response: list[int], world: ReasoningWorld, compressed: bool = False) -> tuple[bool, bool]:
+    """(soft, hard) format in the world's tokens: exactly one END; an END that closes the thinking opened by the
+    prompt's THINK (official get_soft_format_score / get_hard_format_score). A compressed rollout fails the soft
+    format, as in the official Qwen path: the host returns the chain with its tags and `vllm_rollout_spmd.py:1364`
+    wraps it again, so the response holds two "<think>" and two "</think>" (`math_verify_sum.py:67`)."""
+    if compressed:
+        return False, response.count(world.v.end) >= 1
+    n_end = response.count(world.v.end)
+    return n_end == 1, n_end >= 1

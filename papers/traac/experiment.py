@@ -38,7 +38,7 @@ from reprozoo.common.worlds.reasoning import (
 )
 from reprozoo.papers.traac import method as M
 from reprozoo.papers.traac.baselines import METHODS, VARIANTS, Variant, correctness_reward, length_penalty_reward
-from reprozoo.papers.traac.compression import SCORER_INPUTS, compress_rollouts, regenerate_answers
+from reprozoo.papers.traac.compression import SCORER_INPUTS, compress_rollouts, format_flags, regenerate_answers
 from reprozoo.papers.traac.premise import premise
 
 WORLDS = ("v3", "premise", "control", "v3-control", "smoke", "v3-smoke")
@@ -151,17 +151,6 @@ class Batch:
     n_compressed: int
     n_eligible: int
     compressed: list[bool]  # per response: a compressed rollout (pooled in)
-
-
-def format_flags(response: list[int], world: ReasoningWorld, compressed: bool = False) -> tuple[bool, bool]:
-    """(soft, hard) format in the world's tokens: exactly one END; an END that closes the thinking opened by the
-    prompt's THINK (official get_soft_format_score / get_hard_format_score). A compressed rollout fails the soft
-    format, as in the official Qwen path: the host returns the chain with its tags and `vllm_rollout_spmd.py:1364`
-    wraps it again, so the response holds two "<think>" and two "</think>" (`math_verify_sum.py:67`)."""
-    if compressed:
-        return False, response.count(world.v.end) >= 1
-    n_end = response.count(world.v.end)
-    return n_end == 1, n_end >= 1
 
 
 def collect(world: ReasoningWorld, policy, scorer, variant: Variant, cfg: Config, seed: int, it: int) -> Batch:

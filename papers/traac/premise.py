@@ -26,7 +26,7 @@ from scipy.stats import mannwhitneyu
 from reprozoo.common.results import record
 from reprozoo.common.worlds.reasoning import ReasoningWorld, roles, sample_trace, segments, verify
 from reprozoo.papers.traac import method as M
-from reprozoo.papers.traac.compression import SCORER_INPUTS, importances, regenerate_answers
+from reprozoo.papers.traac.compression import SCORER_INPUTS, format_flags, importances, regenerate_answers
 
 PREMISE_PROMPTS = 64  # prompts per seed (× group_size rollouts)
 PREMISE_TARGET = M.TARGET_REDUCTION["easy"]  # 0.6: the easy bucket's target, and the no-difficulty ablation's
@@ -62,8 +62,6 @@ def teacher_forced_accuracy(world: ReasoningWorld, n: int, seed: int) -> float:
 def premise(world: ReasoningWorld, cfg, seed: int, method: str = "premise") -> list[dict]:
     """A0–A5 for one seed (module docstring), recorded under `method`; `cfg`: the experiment's Config (train_ks,
     group_size, decoding)."""
-    from reprozoo.papers.traac.experiment import format_flags
-
     n = cfg.group_size
     prompts = world.problems(PREMISE_PROMPTS, cfg.train_ks, seed=90_000 + seed)
     rep = [p for p in prompts for _ in range(n)]
