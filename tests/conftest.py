@@ -53,6 +53,15 @@ def stand(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def reasoning_standins(tmp_path_factory):
+    """(model folder, datasets) of the reasoning papers' full tests (tests/papers/reasoning_standins.py), built once."""
+    from reasoning_standins import build_datasets, build_model
+
+    root = tmp_path_factory.mktemp("reasoning_full")
+    return build_model(root / "model"), build_datasets(root)
+
+
+@pytest.fixture(scope="session")
 def quick_summary_of(tmp_path_factory):
     """`quick_summary_of("bang")` → summary.json of one quick run of papers.<slug> (run once per session)."""
     summaries: dict[str, dict] = {}

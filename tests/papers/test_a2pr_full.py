@@ -89,17 +89,14 @@ def test_d4rl_hdf5_as_qlearning_dataset(tmp_path):
         tasks.load("hopper-medium", str(tmp_path / "missing.hdf5"))
 
 
-def test_full_preset_on_a_minari_dataset(minari_hopper, tmp_path, capsys):
-    """The full preset (256-wide nets, 750-wide VAE, batch 256, official hopper-medium settings) trains and
-    evaluates on the Minari dataset; the capped run writes its files with every claim UNTESTED."""
+def _main(argv: list[str], tmp_path) -> int:
+    """a2pr's CLI in this process (committed references looked up under tmp_path, so none is found)."""
     from reprozoo.common.cli import main
     from reprozoo.papers.a2pr.claims import check
     from reprozoo.papers.a2pr.experiment import PRESETS, Config, figure, run
 
-    out = tmp_path / "run"
-    argv = ["--preset", "full", "--dataset", minari_hopper, "--methods", "A2PR", "TD3+BC", "--seeds", "2"]
-    argv += ["--max-steps", "10", "--max-samples", "2", "--bootstrap-reps", "20", "--out", str(out)]
-    kw = dict(
+    return main(
+        argv=argv,
         paper="a2pr",
         config_cls=Config,
         presets=PRESETS,
@@ -108,7 +105,15 @@ def test_full_preset_on_a_minari_dataset(minari_hopper, tmp_path, capsys):
         figure=figure,
         results=tmp_path / "results",
     )
-    assert main(argv=argv, **kw) == 0
+
+
+def test_full_preset_on_a_minari_dataset(minari_hopper, tmp_path, capsys):
+    """The full preset (256-wide nets, 750-wide VAE, batch 256, official hopper-medium settings) trains and
+    evaluates on the Minari dataset; the capped run writes its files with every claim UNTESTED."""
+    out = tmp_path / "run"
+    argv = ["--preset", "full", "--dataset", minari_hopper, "--methods", "A2PR", "TD3+BC", "--seeds", "2"]
+    argv += ["--max-steps", "10", "--max-samples", "2", "--bootstrap-reps", "20", "--out", str(out)]
+    assert _main(argv, tmp_path) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert {c["verdict"] for c in summary["claims"]} == {"UNTESTED"}
     ids = {c["id"] for c in summary["claims"]}
@@ -133,19 +138,6 @@ def test_full_preset_on_a_minari_dataset(minari_hopper, tmp_path, capsys):
 
 
 def test_bad_dataset_is_a_clear_error(minari_hopper, tmp_path, capsys):
-    from reprozoo.common.cli import main
-    from reprozoo.papers.a2pr.claims import check
-    from reprozoo.papers.a2pr.experiment import PRESETS, Config, figure, run
-
-    kw = dict(
-        paper="a2pr",
-        config_cls=Config,
-        presets=PRESETS,
-        run=run,
-        claims=check,
-        figure=figure,
-        results=tmp_path / "results",
-    )
     argv = ["--preset", "full", "--dataset", "walker2d-medium=" + minari_hopper, "--max-steps", "5"]
-    assert main(argv=[*argv, "--out", str(tmp_path / "o")], **kw) == 2
+    assert _main([*argv, "--out", str(tmp_path / "o")], tmp_path) == 2
     assert "(obs, act) dims (11, 3)" in capsys.readouterr().err

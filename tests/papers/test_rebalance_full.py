@@ -9,19 +9,12 @@ import pytest
 pytest.importorskip("datasets")
 pytest.importorskip("math_verify")
 
-from reasoning_standins import build_datasets, build_model  # noqa: E402
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 
-@pytest.fixture(scope="module")
-def standins(tmp_path_factory):
-    root = tmp_path_factory.mktemp("rebalance_full")
-    return build_model(root / "model"), build_datasets(root)
-
-
-def test_full_preset_runs_end_to_end_and_steers(standins, run_cli, tmp_path):
-    model, data = standins
+def test_full_preset_runs_end_to_end_and_steers(reasoning_standins, run_cli, tmp_path):
+    model, data = reasoning_standins
     out = tmp_path / "out"
     args = ["--preset", "full", "--model", str(model), "--dataset", str(data["math500"])]
     args += ["--calibration-dataset", str(data["math500"]), "--n-calib", "4", "--max-samples", "4"]
@@ -49,12 +42,12 @@ def test_official_settings_and_lexicon():
 
 
 @pytest.mark.slow
-def test_full_preset_resumes_after_an_interrupt(standins, run_cli, tmp_path, monkeypatch):
+def test_full_preset_resumes_after_an_interrupt(reasoning_standins, run_cli, tmp_path, monkeypatch):
     """Two seeds; SIGTERM once seed 0 is saved; the same command with --resume loads it and runs seed 1: the records
     equal an uninterrupted run's."""
     from reprozoo.common import checkpoint
 
-    model, data = standins
+    model, data = reasoning_standins
     args = ["--preset", "full", "--model", str(model), "--dataset", str(data["math500"]), "--n-calib", "4"]
     args += ["--calibration-dataset", str(data["math500"]), "--max-samples", "4", "--max-new-tokens", "80"]
     args += ["--seeds", "2", "--batch-size", "4", "--methods", "base", "rebalance"]
