@@ -122,6 +122,7 @@ PRESETS = {
         preset="smoke",
         seeds=1,
         world="v3-smoke",
+        control_world="smoke",
         methods=["base", "grpo", "traac"],
         train_ks=[1, 3],
         unseen_ks=[5],
