@@ -19,6 +19,7 @@ first member s·k under PPO.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -365,11 +366,21 @@ def bon_rows(world: PreferenceWorld, cfg: Config, members: dict) -> list[dict]:
 # --- PPO ---
 
 
-def ppo_rows(world: PreferenceWorld, ens: Ensemble, cfg: Config, method: str, beta: float, seed: int, setting: str):
+def ppo_rows(
+    world: PreferenceWorld,
+    ens: Ensemble,
+    cfg: Config,
+    method: str,
+    beta: float,
+    seed: int,
+    setting: str,
+    winrate: Callable[[torch.nn.Module], float] | None = None,
+):
     """PPO from π_SFT against `method` (single member 0 of `ens`, or an aggregation with the PPO settings);
     per-window means of the optimised reward, gold, KL, length, feature count, the members' spread, member 0's own
     reward (`member0_z`, z units: the single proxy's view of an ensemble run), and the quirk tokens: `quirk_single`
-    = count of member 0's quirk token, `quirk_members` = count of any member's quirk token."""
+    = count of member 0's quirk token, `quirk_members` = count of any member's quirk token. `winrate` (optional, the
+    leaderboard's): an evaluator of the policy, recorded as `winrate` at iteration 0 and at each window's end."""
     torch.manual_seed(seed)
     pcfg = PPOConfig(
         lr=cfg.ppo_lr,
@@ -397,8 +408,8 @@ def ppo_rows(world: PreferenceWorld, ens: Ensemble, cfg: Config, method: str, be
         logged.setdefault("quirk_members", []).append(float(sum(counts.values()).mean()))
         return r
 
-    rows = []
     name = f"ppo_{method}"
+    rows = [] if winrate is None else [record(name, seed, "winrate", winrate(trainer.policy), setting=setting, step=0)]
     for step in track(range(cfg.ppo_steps), f"PPO {setting} {method} β={beta} seed {seed}"):
         stats = trainer.step(world.sample_prompts(cfg.ppo_batch, gen), reward_fn, generator=gen)
         for k in ("score", "kl", "length"):
@@ -418,6 +429,8 @@ def ppo_rows(world: PreferenceWorld, ens: Ensemble, cfg: Config, method: str, be
             ):
                 value = float(np.mean(logged[key][-cfg.log_every :]))
                 rows.append(record(name, seed, metric, value, setting=setting, beta=beta, step=mid))
+            if winrate is not None:
+                rows.append(record(name, seed, "winrate", winrate(trainer.policy), setting=setting, step=step + 1))
     _log(
         f"PPO {setting} {method} β={beta} seed {seed}: "
         + ", ".join(f"{r['metric']}={r['value']:.2f}" for r in rows[-9:])
