@@ -38,7 +38,15 @@ from reprozoo.common.config import RunConfig, check_positive, ensure
 from reprozoo.common.progress import track
 from reprozoo.common.results import record, select
 from reprozoo.common.reward import best_of_n, kl_bon
-from reprozoo.common.worlds.preference import SMOKE_WORLD, PreferenceWorld, ProxyConfig, WorldConfig, build_world
+from reprozoo.common.stats import final_mean, moving_average
+from reprozoo.common.worlds.preference import (
+    SMOKE_WORLD_V2,
+    WORLD_V2,
+    PreferenceWorld,
+    ProxyConfig,
+    WorldConfig,
+    build_world,
+)
 from reprozoo.papers.ensembles import experiment as ensembles
 from reprozoo.papers.ensembles.baselines import single_member
 from reprozoo.papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate
@@ -53,6 +61,10 @@ REFERENCE = "ppo_vanilla_gold"
 """PPO against the gold reward itself (PAR's control run): the premise (a proxy error) switched off; plotted and
 checked, never ranked."""
 CURVE_METRICS = ("gold", "kl", "winrate", "proxy_z", "features", "length")
+WINDOW = 3
+"""Smoothed peak: the maximum of the moving average of this many consecutive points of a curve."""
+LAST = 3
+"""Final value: the mean of a curve's last this-many points."""
 SCALARS = (
     "gold_final",
     "gold_peak",
@@ -69,8 +81,8 @@ SCALARS = (
 class Config(RunConfig):
     """One leaderboard: best-of-n, PPO (shaped, RM baselines, ensembles) and offline preference optimisation."""
 
-    world: WorldConfig = field(default_factory=WorldConfig)
-    """The shared preference world (cached under .cache/preference_world/ by its hash)."""
+    world: WorldConfig = field(default_factory=lambda: WORLD_V2)
+    """The shared preference world (world v2, cached under .cache/preference_world/ by its hash)."""
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     """Single-proxy template: seed s uses seed = data_seed = s (PAR's proxy); its pairs are every method's data."""
     members: int = 5
@@ -170,7 +182,7 @@ PRESETS = {
         preset="smoke",
         seeds=1,
         workers=1,
-        world=SMOKE_WORLD,
+        world=SMOKE_WORLD_V2,
         proxy=ProxyConfig(n_pairs=128, steps=10),
         members=2,
         bon=["single", "wco"],
@@ -406,7 +418,15 @@ def _ensemble_job(cfg: Config, method: str, seed: int) -> list[dict]:
     ecfg = ensembles_config(cfg)
     mu, sd = ensembles.standardiser(world, rms, ecfg)
     ens = Ensemble(rms, mu, sd).eval()
-    return from_ensembles(ensembles.ppo_rows(world, ens, ecfg, method, cfg.kl_coef, seed, "control"), method, seed)
+    pcfg = par_config(cfg)
+    p = par.prompts(world, pcfg, seed, par.reward_model(world, pcfg, "proxy", seed))
+    eval_gen = torch.Generator().manual_seed(50_000 + seed)  # PAR's evaluation stream: the same held-out prompts
+
+    def winrate(policy: torch.nn.Module) -> float:
+        return par.win_rate(world, policy, p, eval_gen)
+
+    rows = ensembles.ppo_rows(world, ens, ecfg, method, cfg.kl_coef, seed, "control", winrate=winrate)
+    return from_ensembles(rows, method, seed)
 
 
 def _prepare(world: PreferenceWorld, cfg: Config) -> None:
@@ -461,28 +481,32 @@ def curve(rows: list[dict], method: str, seed: int, metric: str) -> tuple[np.nda
 
 
 def scalars(curves: dict[str, tuple[np.ndarray, np.ndarray]], sft: dict[str, float]) -> dict[str, float]:
-    """One run's leaderboard metrics from its curves (final = the last point, peak = the best point): gold final
-    and peak, KL at the end and at the gold peak, win-rate at the end, the proxy–gold gap at the end
-    (Δ single-proxy z − Δ gold, both from π_SFT), feature-token and length drift from π_SFT. A metric whose curve
-    the run lacks is left out (e.g. the win-rate of the ensembles' PPO runs). Gold and KL share their x."""
+    """One run's leaderboard metrics from its curves. Final = the mean of the last `LAST` points (`final_mean`),
+    peak = the smoothed peak (maximum of the `WINDOW`-point moving average), so one noisy evaluation makes neither:
+    gold final and peak, KL at the end and at the centre of the gold peak's window, win-rate at the end, the
+    proxy–gold gap at the end (Δ single-proxy z − Δ gold, both from π_SFT), feature-token and length drift from
+    π_SFT. A metric whose curve the run lacks is left out. Gold and KL share their x."""
     (x, gold), (kx, kl) = curves["gold"], curves["kl"]
     if not np.array_equal(x, kx):
         raise ValueError("gold and KL curves must share their x")
-    peak = int(np.argmax(gold))
+    smooth = moving_average(gold, WINDOW)
+    peak = int(np.argmax(smooth))
+    centre = min(peak + WINDOW // 2, len(gold) - 1) if len(gold) >= WINDOW else len(gold) // 2
+    gold_final = final_mean(gold, LAST)
     out = {
-        "gold_final": float(gold[-1]),
-        "gold_peak": float(gold[peak]),
-        "kl_final": float(kl[-1]),
-        "kl_at_gold_peak": float(kl[peak]),
+        "gold_final": gold_final,
+        "gold_peak": float(smooth[peak]),
+        "kl_final": final_mean(kl, LAST),
+        "kl_at_gold_peak": float(kl[centre]),
     }
     has = {m: len(curves.get(m, ((), ()))[1]) > 0 for m in CURVE_METRICS}
     if has["winrate"]:
-        out["winrate_final"] = float(curves["winrate"][1][-1])
+        out["winrate_final"] = final_mean(curves["winrate"][1], LAST)
     if has["proxy_z"]:
-        out["gap_final"] = float(curves["proxy_z"][1][-1] - (gold[-1] - sft["gold"]))
+        out["gap_final"] = final_mean(curves["proxy_z"][1], LAST) - (gold_final - sft["gold"])
     for m in ("features", "length"):
         if has[m]:
-            out[f"{m}_drift"] = float(curves[m][1][-1] - sft[m])
+            out[f"{m}_drift"] = final_mean(curves[m][1], LAST) - sft[m]
     return out
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from reprozoo.common.results import aggregate, select
+from reprozoo.common.stats import paired_diff
 
 REFERENCES = ("sft", "ppo_vanilla_gold")
 """Rows shown for reference, never ranked: π_SFT itself and PPO on the gold reward (no proxy error)."""
@@ -45,12 +46,22 @@ def rank(methods: dict[str, dict[str, dict[str, float]]], metric: str = "gold_fi
     return sorted(sorted(rows), key=lambda r: -r[1])
 
 
-def tied_with_best(ranked: list[tuple[str, float, float]]) -> set[str]:
-    """Methods whose 95% CI overlaps the first-ranked method's CI (not separable from the leader by these seeds)."""
+def per_seed(rows: list[dict], metric: str = "gold_final") -> dict[str, dict[int, float]]:
+    """{method: {seed: value}} of a per-run metric (the rows without `step`)."""
+    out: dict[str, dict[int, float]] = {}
+    for r in rows:
+        if r["metric"] == metric and "step" not in r:
+            out.setdefault(r["method"], {})[r["seed"]] = r["value"]
+    return out
+
+
+def tied_with_best(ranked: list[tuple[str, float, float]], seeds: dict[str, dict[int, float]]) -> set[str]:
+    """The leader and every method whose paired difference leader − method (same seeds, Student-t 95% CI,
+    `common.stats.paired_diff`) has a lower bound ≤ 0: the seeds cannot separate it from the leader."""
     if not ranked:
         return set()
-    _, best, best_ci = ranked[0]
-    return {m for m, mean, ci in ranked if mean + ci >= best - best_ci}
+    best = ranked[0][0]
+    return {best} | {m for m, _, _ in ranked[1:] if paired_diff(seeds[best], seeds[m]).low <= 0}
 
 
 def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
@@ -82,15 +93,17 @@ def _cell(agg: dict[str, dict[str, float]], metric: str) -> str:
 
 def ranked_table(rows: list[dict]) -> str:
     """The leaderboard: methods ranked by final gold reward (mean ± 95% CI over seeds), with the other metrics, the
-    methods not separable from the leader (CI overlap) and those on the gold-vs-KL Pareto front; references below."""
+    methods not separable from the leader (paired 95% CI of leader − method contains 0) and those on the gold-vs-KL
+    Pareto front; references below."""
     methods = aggregate(rows)
     ranked = rank(methods)
-    tied = tied_with_best(ranked)
+    tied = tied_with_best(ranked, per_seed(rows))
     front = set(pareto_front(final_points(methods)))
     head = "| rank | method | family | paper | " + " | ".join(c[1] for c in COLUMNS) + " | front |"
     lines = [
-        "Ranked by final gold reward (mean ± 95% CI over seeds). **bold**: CI overlaps the leader's; front: on the "
-        "gold-vs-KL Pareto front of the final points; — : not measured by that paper's entry point.",
+        "Ranked by final gold reward (mean of the last 3 points; mean ± 95% CI over seeds). **bold**: the paired 95% "
+        "CI of leader − method (same seeds) contains 0; front: on the gold-vs-KL Pareto front of the final points; "
+        "— : not measured by that paper's entry point.",
         "",
         head,
         "|---" * (len(COLUMNS) + 5) + "|",

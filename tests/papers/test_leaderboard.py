@@ -115,29 +115,31 @@ def test_config_validates(field, value):
 
 
 def test_scalars_hand_computed():
+    x = np.arange(6) * 10
     curves = {
-        "gold": (np.array([0, 10, 20]), np.array([0.5, 1.0, 0.2])),
-        "kl": (np.array([0, 10, 20]), np.array([0.0, 2.0, 3.0])),
-        "proxy_z": (np.array([0, 10, 20]), np.array([0.0, 1.0, 2.0])),
-        "features": (np.array([0, 10, 20]), np.array([0.4, 1.0, 3.0])),
-        "length": (np.array([0, 10, 20]), np.array([6.0, 6.5, 9.0])),
+        "gold": (x, np.array([0.0, 1.0, 1.3, 0.4, 0.2, -0.3])),
+        "kl": (x, np.array([0.0, 2.0, 3.0, 4.0, 5.0, 6.0])),
+        "proxy_z": (x, np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])),
+        "features": (x, np.array([0.4, 1.0, 3.0, 3.0, 3.0, 3.0])),
+        "length": (x, np.array([6.0, 6.5, 9.0, 9.0, 9.0, 12.0])),
     }
     sft = {"gold": 0.3, "features": 0.4, "length": 6.0}
     out = experiment.scalars(curves, sft)
+    final = (0.4 + 0.2 - 0.3) / 3  # the mean of the last 3 points, not the last point
     assert out == pytest.approx(
         {
-            "gold_final": 0.2,
-            "gold_peak": 1.0,
-            "kl_final": 3.0,
-            "kl_at_gold_peak": 2.0,
-            "gap_final": 2.0 - (0.2 - 0.3),
+            "gold_final": final,
+            "gold_peak": (1.0 + 1.3 + 0.4) / 3,  # the best 3-point moving average (points 1-3), not the max 1.3
+            "kl_final": 5.0,
+            "kl_at_gold_peak": 3.0,  # KL at the centre of the peak's window
+            "gap_final": 4.0 - (final - 0.3),
             "features_drift": 2.6,
-            "length_drift": 3.0,
+            "length_drift": 10.0 - 6.0,
         }
     )
     assert "winrate_final" not in out  # a curve the run lacks leaves its metric out
     with pytest.raises(ValueError, match="share"):
-        experiment.scalars({**curves, "kl": (np.array([0, 5, 20]), curves["kl"][1])}, sft)
+        experiment.scalars({**curves, "kl": (x + 1, curves["kl"][1])}, sft)
 
 
 def test_win_probability_and_best_of_n_win_rate():
@@ -200,7 +202,13 @@ def test_rank_uses_mean_and_student_t_ci_and_leaves_references_out():
     m, mean, ci = ranked[0]
     assert mean == pytest.approx(2.0)
     assert ci == pytest.approx(4.302652729911275 * 1.0 / np.sqrt(3))  # t(0.975, 2) · s / √n
-    assert ranking.tied_with_best(ranked) == {"ppo_a", "bon_b"}  # dpo's CI [−0.95, −0.75] misses ppo_a's
+    seeds = ranking.per_seed(_synthetic())
+    assert seeds["bon_b"] == {0: 0.0, 1: 0.5, 2: 1.0}
+    # separate CIs overlap (ppo_a 2.0 ± 2.48, bon_b 0.5 ± 1.24), but the paired leader − bon_b = 1, 1.5, 2 has the
+    # CI 1.5 ± 4.30 · 0.5 / √3 = [0.26, 2.74]: the same seeds separate them
+    assert ranking.tied_with_best(ranked, seeds) == {"ppo_a"}
+    noisy = {**seeds, "bon_b": {0: 2.5, 1: 0.5, 2: 1.0}}  # leader − bon_b = −1.5, 1.5, 2: CI contains 0
+    assert ranking.tied_with_best(ranked, noisy) == {"ppo_a", "bon_b"}
 
 
 def test_pareto_front_hand_example():
@@ -212,7 +220,7 @@ def test_ranked_table_rows_and_references():
     table = ranking.ranked_table(_synthetic())
     lines = [line for line in table.splitlines() if line.startswith("| ")]
     assert lines[1].startswith("| 1 | **ppo_a** | PPO | par | 2.00 ± 2.48 |")
-    assert lines[2].startswith("| 2 | **bon_b** | best-of-n | ensembles |") and lines[2].endswith("✓ |")
+    assert lines[2].startswith("| 2 | bon_b | best-of-n | ensembles |") and lines[2].endswith("✓ |")
     assert lines[3].startswith("| 3 | dpo | offline | power_dl |") and lines[3].endswith("|  |")  # bon_b dominates it
     assert lines[-2].startswith("| ref | sft |") and lines[-1].startswith("| ref | ppo_vanilla_gold |")
     assert "| — |" in lines[1]  # no win-rate measured: a dash, not a number
