@@ -13,6 +13,12 @@ The paper's premises, as the 2026-12 audit (`shared/audits/2026-12/reasoning.md`
   constant λ cannot cure both failure modes). The audit found −S lowering both at either readout (static λ = −2 at
   the separator reaches accuracy 1.000): where 0c FAILs, "dynamic beats static" and "both branches matter" are
   UNTESTED, not FAIL;
+- 0e, 0f the confidence signal ReBalance steers by (the world's properties 1–2, measured here on the base model's
+  evaluation samples of every seed, `reasoning_demo.premise_aucs`): among redundant steps, the step's (c, v) predicts
+  that the loop goes on (0e, needed by w_low); among mid-chain steps, it predicts a premature END (0f, needed by
+  w_high) — cross-fitted AUC >= 0.7;
+- 0g (for the control-world check): in the control world the same AUCs are chance (0.5 ± 0.1): the premise is
+  switched off there, so a ReBalance advantage would not come from confidence;
 - 0d (for the control-world check): the control world's calibration is usable — enough confident non-reflective
   steps to build μ_neg. The audit's R4: greedy calibration in the control world loops to the cap, n_neg is 15–25 and
   ‖S‖ = 26.6 > ‖h‖ = 16.3, so static steering collapses there for a reason unrelated to confidence.
@@ -30,7 +36,9 @@ Thresholds — all the project's own (the paper reports benchmark tables, not ma
 - HEADROOM 0.10 (v2): each failure mode must affect ≥ 10% of the base model's thinking tokens / hard problems, so a
   30% cut or a drop is measurable with 800 problems per seed;
 - N_NEG_MIN 50 (v2, audit R4): fewer than 50 negative steps make μ_neg a handful of steps (the official calibration
-  takes 100 responses and yields hundreds).
+  takes 100 responses and yields hundreds);
+- AUC_MIN 0.7 and CHANCE_BAND 0.1 (issue 32): the reasoning world's pre-registered properties 1–2 (premise world
+  >= 0.7, control within 0.5 ± 0.1; `common/worlds/README_reasoning.md`), on the mean over seeds.
 """
 
 from __future__ import annotations
@@ -48,9 +56,15 @@ ACC_TOL = 0.01  # claims 1, 2, 4: "no accuracy loss" / "no advantage" tolerates 
 SIMILAR_LEN = 1.10  # claim 2: "similar or shorter length": at most 10% longer than static steering
 HEADROOM = 0.10  # premise 0a: each failure mode affects >= 10% of base thinking tokens / hard problems
 N_NEG_MIN = 50  # premise 0d: negative calibration steps needed for a usable μ_neg (audit R4)
+AUC_MIN = 0.7  # premises 0e, 0f: the confidence signal predicts the coming decision (world properties 1-2)
+CHANCE_BAND = 0.1  # premise 0g: in the control world those AUCs lie within 0.5 ± 0.1
 
 P_HEADROOM = "0a-premise-headroom"
 P_CONTROL_CAL = "0d-premise-control-calibration"
+P_LOOPS = "0e-premise-confidence-precedes-loops"
+P_END = "0f-premise-confidence-precedes-premature-end"
+P_CONTROL_OFF = "0g-premise-control-confidence-uninformative"
+AUCS = {"auc_redundant": "the loop goes on (among redundant steps)", "auc_premature_end": "a premature END (mid-chain)"}
 
 
 def per_seed(rows: list[dict], method: str, metric: str, world: str) -> dict[int, float]:
@@ -75,6 +89,50 @@ def paired(prefix: str, a: dict[int, float], b: dict[int, float]) -> tuple[Paire
     obs[f"{prefix}_sd"] = pd.sd
     obs[f"{prefix}_mde80"] = min_detectable_effect(pd.sd, pd.n, alpha=0.025)
     return pd, obs
+
+
+def signal_premises(rows: list[dict], main: str, control: str | None) -> list[Claim]:
+    """0e, 0f: the base model's (c, v) AUCs for the coming decision in the main world (mean over seeds >= AUC_MIN);
+    0g: the same AUCs at chance in the control world (means within 0.5 ± CHANCE_BAND)."""
+
+    def obs(world: str) -> dict[str, float]:
+        out = {}
+        for metric in AUCS:
+            vals = per_seed(rows, "base", metric, world)
+            ci = paired_diff(vals, dict.fromkeys(vals, 0.0))
+            out |= {
+                metric: ci.mean,
+                f"{metric}_low": ci.low,
+                f"{metric}_high": ci.high,
+                f"{metric}_min": min(vals.values()),
+            }
+        return out
+
+    o = obs(main)
+    claims = [
+        Claim(
+            pid,
+            f"{main} world: the base model's step confidence announces {AUCS[metric]} — cross-fitted AUC of (c, v), "
+            f"mean over seeds >= {AUC_MIN}",
+            {k: v for k, v in o.items() if k.startswith(metric)},
+            o[metric] >= AUC_MIN,
+            kind="premise",
+        )
+        for pid, metric in ((P_LOOPS, "auc_redundant"), (P_END, "auc_premature_end"))
+    ]
+    if control:
+        oc = obs(control)
+        claims.append(
+            Claim(
+                P_CONTROL_OFF,
+                f"{control} world: the premise is switched off — both AUCs (the loop goes on; a premature END) are "
+                f"chance, mean over seeds within 0.5 ± {CHANCE_BAND}",
+                oc,
+                all(abs(oc[m] - 0.5) <= CHANCE_BAND for m in AUCS),
+                kind="premise",
+            )
+        )
+    return claims
 
 
 def premises(rows: list[dict], cfg: Config, world: str, suffix: str, tag: str) -> list[Claim]:
@@ -126,7 +184,7 @@ def paper_claims(rows: list[dict], cfg: Config, world: str, suffix: str, tag: st
         f"accuracy difference's 95% CI above −{ACC_TOL})",
         {**obs_cut, **obs_acc1, "len_base": m("base", "think_len"), "len_rebalance": m("rebalance", "think_len")},
         pd_cut.mean >= REDUNDANT_CUT and pd_cut.low > 0 and pd_acc1.low >= -ACC_TOL,
-        requires=(P_HEADROOM, pre_b),
+        requires=(P_HEADROOM, P_LOOPS, pre_b),
     )
 
     # 2. accuracy non-inferior to static (CI above −1 point, mean >= 0) at <= 1.1x its length (mean per-seed ratio)
@@ -139,7 +197,7 @@ def paper_claims(rows: list[dict], cfg: Config, world: str, suffix: str, tag: st
         f">= 0 with its 95% CI above −{ACC_TOL}, at <= {SIMILAR_LEN}× static's thinking length (mean per-seed ratio)",
         {**obs_acc2, "len_ratio_rebalance_over_static": ratio},
         pd_acc2.mean >= 0 and pd_acc2.low >= -ACC_TOL and ratio <= SIMILAR_LEN,
-        requires=(P_HEADROOM, pre_b, pre_c),
+        requires=(P_HEADROOM, P_LOOPS, P_END, pre_b, pre_c),
     )
 
     # 3. each ablation loses its side: w_high lowers hard under-thinking, w_low shortens loops (paired CIs above 0),
@@ -162,7 +220,7 @@ def paper_claims(rows: list[dict], cfg: Config, world: str, suffix: str, tag: st
             "loop_len_base_minus_rebalance": pd_lb.mean,
         },  # fmt: skip
         pd_u.low > 0 and pd_l.low > 0 and pd_ub.mean >= 0 and pd_lb.mean >= 0,
-        requires=(P_HEADROOM, pre_b, pre_c),
+        requires=(P_HEADROOM, P_LOOPS, P_END, pre_b, pre_c),
     )
     return [c1, c2, c3]
 
@@ -203,6 +261,7 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
                 kind="premise",
             )
         )
+    claims += signal_premises(rows, main, control)
     for i, readout in enumerate(cfg.readouts):
         suffix = "" if i == 0 else f"@{readout}"
         tag = f" [S read at the {readout.replace('_', ' ')}]" if i else ""
@@ -222,7 +281,7 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
                     {**obs4, "acc_rebalance_minus_base": pd4b.mean},
                     pd4.high < ACC_TOL,
                     kind="control",
-                    requires=(P_CONTROL_CAL,),
+                    requires=(P_CONTROL_CAL, P_CONTROL_OFF),
                 )
             )
     return claims

@@ -24,6 +24,7 @@ from reprozoo.common.config import RunConfig, check_fraction, check_positive, en
 from reprozoo.common.progress import track
 from reprozoo.common.results import record, select
 from reprozoo.common.worlds.reasoning import ReasoningWorld, build_world, rollout, step_table, summarise, world_config
+from reprozoo.common.worlds.reasoning_demo import premise_aucs
 from reprozoo.papers.rebalance.baselines import METHODS, controller_for
 from reprozoo.papers.rebalance.method import (
     Control,
@@ -379,6 +380,9 @@ def seed_rows(world: ReasoningWorld, name: str, cfg: Config, seed: int, layers: 
         for method in cfg.methods if i == 0 else [m for m in cfg.methods if m != "base"]:
             tokens, maxprob, ctrls = steered_rollout(world, problems, method, cal, cfg, seed)
             rows += score(method + suffix, seed, problems, tokens, world, w)
+            if method == "base":  # ReBalance's premises: does the step confidence announce the coming decision?
+                steps = step_table(problems, tokens, maxprob, world.v)
+                rows += [record("base", seed, m, x, **w) for m, x in premise_aucs(steps).items()]
             if method != "base":
                 stats = boundary_stats(world, problems, tokens, maxprob, ctrls, cal, cfg)
                 rows += [record(method + suffix, seed, m, x, **w) for m, x in stats.items()]

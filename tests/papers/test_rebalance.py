@@ -197,8 +197,8 @@ def test_cli_smoke(run_cli, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert {"base", "static", "rebalance", "no_w_low", "no_w_high", "calibration"} <= set(summary["methods"])
     assert {"rebalance@separator", "static@separator"} <= set(summary["methods"])
-    # premise 0a, then premises 0b, 0c and claims 1-3 for each readout (the smoke preset has no control world)
-    assert len(summary["claims"]) == 11
+    # premises 0a, 0e, 0f, then premises 0b, 0c and claims 1-3 for each readout (the smoke preset has no control)
+    assert len(summary["claims"]) == 13
     assert {c["kind"] for c in summary["claims"]} == {"premise", "claim"}
 
 
@@ -228,7 +228,7 @@ _GOOD = {  # per-method overall metrics in the premise world: a world where ever
 }
 
 
-def _rebalance_rows(seeds=5, n_neg=200, static_underthink=0.50):
+def _rebalance_rows(seeds=5, n_neg=200, static_underthink=0.50, auc=0.8, control_auc=0.5):
     from reprozoo.common.results import record
 
     cfg = PRESETS["quick"]
@@ -238,6 +238,9 @@ def _rebalance_rows(seeds=5, n_neg=200, static_underthink=0.50):
         noise = rng.normal(0, 0.003)
         for world in cfg.worlds:
             rows.append(record("calibration", s, "n_neg", n_neg, world=world))
+            for metric in ("auc_redundant", "auc_premature_end"):  # the confidence signal (premises 0e-0g)
+                a = control_auc if world.endswith("control") else auc
+                rows.append(record("base", s, metric, a + noise, world=world))
             for method, metrics in _GOOD.items():
                 for i, readout in enumerate(cfg.readouts):
                     if method == "base" and i:
@@ -266,8 +269,14 @@ def test_claims_v2_all_pass_where_every_premise_holds():
     assert all(c.verdict == "PASS" for c in got.values()), {k: (c.verdict, c.observed) for k, c in got.items()}
     assert got["2-dynamic-beats-static"].requires == (
         "0a-premise-headroom",
+        "0e-premise-confidence-precedes-loops",
+        "0f-premise-confidence-precedes-premature-end",
         "0b-premise-prune-direction",
         "0c-premise-tradeoff",
+    )
+    assert got["4-control-no-dynamic-advantage"].requires == (
+        "0d-premise-control-calibration",
+        "0g-premise-control-confidence-uninformative",
     )
     assert got["1-prunes-redundancy-no-loss@separator"].requires[-1] == "0b-premise-prune-direction@separator"
 
@@ -286,6 +295,19 @@ def test_claims_v2_degenerate_control_calibration_leaves_the_control_untested():
     assert got["0d-premise-control-calibration"].verdict == "FAIL"
     assert got["4-control-no-dynamic-advantage"].verdict == "UNTESTED"
     assert got["4-control-no-dynamic-advantage"].kind == "control"
+
+
+def test_claims_v2_confidence_signal_premises_gate_the_claims():
+    got = _rebalance_verdicts(*_rebalance_rows(auc=0.6))  # confidence does not announce loops or premature END
+    assert got["0e-premise-confidence-precedes-loops"].verdict == "FAIL"
+    assert got["0f-premise-confidence-precedes-premature-end"].verdict == "FAIL"
+    for cid in ("1-prunes-redundancy-no-loss", "2-dynamic-beats-static", "3-both-branches-matter@separator"):
+        assert got[cid].verdict == "UNTESTED"
+    assert got["4-control-no-dynamic-advantage"].verdict == "PASS"  # the control does not need them
+    got = _rebalance_verdicts(*_rebalance_rows(control_auc=0.75))  # the control world still carries the signal
+    assert got["0g-premise-control-confidence-uninformative"].verdict == "FAIL"
+    assert got["4-control-no-dynamic-advantage"].verdict == "UNTESTED"
+    assert got["1-prunes-redundancy-no-loss"].verdict == "PASS"
 
 
 def test_claims_v2_control_fails_when_rebalance_beats_static_without_the_premise():
