@@ -145,40 +145,18 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
         variant = f"bandit variant (gradient descent, lr {cfg.sgd_lr:g}, β/η = {hp.power_beta / hp.power_eta:g})"
         claims += type2_claims(rows, cfg, "bandit_sgd", "2b", variant)
 
-    # 3. preference world, per label-flip rate — premises: the data hold Type I / Type II pairs (control: clean
-    #    labels hold none), DPO over-optimises (control: not where the shared error costs no gold); claim: POWER-DL's
-    #    final win-rate beats DPO's by a clear margin (gold final beside it, not decided)
+    # 3. preference world, per data set — premises: the flipped data hold Type I / Type II pairs (control: clean
+    #    labels hold none), DPO over-optimises (controls: not on the same pairs with clean labels; not where the shared
+    #    error costs no gold); claim: POWER-DL's final win-rate beats DPO's by a clear margin (gold final beside it,
+    #    not decided). Claims v3: clean labels are decided on the small data set when there is one.
     if {"dpo", "power_dl"} <= methods:
         for noise in cfg.label_noises:
             requires = []
-            types = {k: _data(rows, k, noise) for k in ("type1", "type2", "mislabelled")}
-            measured = all(types.values())
-            obs = {f"{k}_frac": mean(v) for k, v in types.items()} if measured else {"types": "not measured"}
             if noise > 0:
                 requires.append(f"3a-premise-type1-type2-pairs-noise{noise:g}")
-                claims.append(
-                    Claim(
-                        requires[-1],
-                        f"world premise ({noise:.0%} flips): ≥ {TYPE_MIN:.0%} of the pairs are Type I (chosen = the "
-                        f"gold-worse response, poorly covered: SFT log-prob below the {cfg.coverage_quantile:.0%} "
-                        f"quantile) and ≥ {TYPE_MIN:.0%} Type II (rejected = the gold-better one, poorly covered); "
-                        "means over seeds",
-                        obs,
-                        measured and min(obs["type1_frac"], obs["type2_frac"]) >= TYPE_MIN,
-                        kind="premise",
-                    )
-                )
+                claims.append(type_pairs_claim(rows, cfg, requires[-1], noise, None))
             else:
-                claims.append(
-                    Claim(
-                        "3a-control-clean-data-noise0",
-                        f"world control (clean labels): ≤ {TYPE_OFF:.1%} of the pairs are Type I and ≤ {TYPE_OFF:.1%} "
-                        "Type II (the statistical fluctuation switched off); means over seeds",
-                        obs,
-                        measured and max(obs["type1_frac"], obs["type2_frac"]) <= TYPE_OFF,
-                        kind="control",
-                    )
-                )
+                claims.append(type_pairs_claim(rows, cfg, "3a-control-clean-data-noise0", 0.0, None))
             ok, obs = dpo_overoptimises(world_curves(rows, "dpo", "gold", noise))
             requires.append(f"3-premise-dpo-overoptimises-noise{noise:g}")
             claims.append(
@@ -203,29 +181,101 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
                         kind="control",
                     )
                 )
-            win = paired_diff(
-                finals(world_curves(rows, "power_dl", "win_rate", noise)),
-                finals(world_curves(rows, "dpo", "win_rate", noise)),
+            claims.append(
+                win_rate_claim(rows, f"3-world-win-rate-noise{noise:g}", f"{noise:.0%} flips", noise, requires)
             )
-            gd = paired_diff(
-                finals(world_curves(rows, "power_dl", "gold", noise)), finals(world_curves(rows, "dpo", "gold", noise))
-            )
+        if cfg.clean_control:
+            if 0.0 not in cfg.label_noises:
+                claims.append(type_pairs_claim(rows, cfg, "3a-control-clean-data-noise0", 0.0, cfg.world_pairs))
+            ok, obs = dpo_overoptimises(world_curves(rows, "dpo", "gold", 0.0, part="world_clean"))
+            small = f", {cfg.world_pairs / cfg.small_pairs:g}× the small data set's pairs" if cfg.small_pairs else ""
             claims.append(
                 Claim(
-                    f"3-world-win-rate-noise{noise:g}",
-                    f"preference world ({noise:.0%} flips): POWER-DL's final gold win-rate over SFT exceeds DPO's by "
-                    f"≥ {MARGIN} (mean paired difference) with a paired 95% CI above 0 (final gold reported beside it)",
-                    {**test_obs(win, "win_rate_diff"), **test_obs(gd, "gold_final_diff")},
-                    bool(win.mean >= MARGIN and win.low > 0),
-                    requires=tuple(requires),
+                    "3-control-dpo-clean-labels",
+                    f"world control (the {cfg.world_pairs} pairs with clean labels: the flipped data sets' pairs "
+                    f"without their Type I / II pairs{small}): DPO's gold does NOT fall by premise 3's criterion",
+                    obs,
+                    not ok,
+                    kind="control",
+                )
+            )
+        if cfg.small_pairs is not None:
+            n = cfg.small_pairs
+            ok, obs = dpo_overoptimises(world_curves(rows, "dpo", "gold", 0.0, part="world_small"))
+            premise = f"3-premise-dpo-overoptimises-clean{n}"
+            claims.append(
+                Claim(
+                    premise,
+                    f"world premise (clean labels, {n} pairs): DPO's gold falls from its smoothed peak to its final "
+                    f"mean by ≥ {FALL:.0%} of its gain over the start (mean), 95% CI of the fall above 0",
+                    obs,
+                    ok,
+                    kind="premise",
+                )
+            )
+            claims.append(
+                win_rate_claim(
+                    rows, f"3-world-win-rate-clean{n}", f"clean labels, {n} pairs", 0.0, [premise], "world_small"
                 )
             )
     return claims
 
 
-def _data(rows: list[dict], metric: str, noise: float) -> dict[int, float]:
-    """{seed: value} of a world data-set measurement (Type I / II fractions)."""
-    return {r["seed"]: r["value"] for r in select(rows, part="world_data", metric=metric, noise=noise)}
+def type_pairs_claim(rows: list[dict], cfg: Config, cid: str, noise: float, pairs: int | None) -> Claim:
+    """Premise 3a (flipped labels: ≥ TYPE_MIN of the pairs are Type I and ≥ TYPE_MIN Type II) or its control (clean
+    labels: ≤ TYPE_OFF of either), from the part=world_data records of that flip rate (and `pairs`, for the
+    clean-control data set)."""
+    types = {k: _data(rows, k, noise, pairs) for k in ("type1", "type2", "mislabelled")}
+    measured = all(types.values())
+    obs = {f"{k}_frac": mean(v) for k, v in types.items()} if measured else {"types": "not measured"}
+    if noise > 0:
+        return Claim(
+            cid,
+            f"world premise ({noise:.0%} flips): ≥ {TYPE_MIN:.0%} of the pairs are Type I (chosen = the gold-worse "
+            f"response, poorly covered: SFT log-prob below the {cfg.coverage_quantile:.0%} quantile) and "
+            f"≥ {TYPE_MIN:.0%} Type II (rejected = the gold-better one, poorly covered); means over seeds",
+            obs,
+            measured and min(obs["type1_frac"], obs["type2_frac"]) >= TYPE_MIN,
+            kind="premise",
+        )
+    return Claim(
+        cid,
+        f"world control (clean labels): ≤ {TYPE_OFF:.1%} of the pairs are Type I and ≤ {TYPE_OFF:.1%} Type II (the "
+        "statistical fluctuation switched off); means over seeds",
+        obs,
+        measured and max(obs["type1_frac"], obs["type2_frac"]) <= TYPE_OFF,
+        kind="control",
+    )
+
+
+def win_rate_claim(
+    rows: list[dict], cid: str, data: str, noise: float, requires: list[str], part: str = "world"
+) -> Claim:
+    """Claim 3 on one data set: POWER-DL − DPO final win-rate ≥ MARGIN with a paired 95% CI above 0; the final
+    gold difference is reported beside it (not decided)."""
+    win = paired_diff(
+        finals(world_curves(rows, "power_dl", "win_rate", noise, part)),
+        finals(world_curves(rows, "dpo", "win_rate", noise, part)),
+    )
+    gd = paired_diff(
+        finals(world_curves(rows, "power_dl", "gold", noise, part)),
+        finals(world_curves(rows, "dpo", "gold", noise, part)),
+    )
+    return Claim(
+        cid,
+        f"preference world ({data}): POWER-DL's final gold win-rate over SFT exceeds DPO's by ≥ {MARGIN} (mean paired "
+        "difference) with a paired 95% CI above 0 (final gold reported beside it)",
+        {**test_obs(win, "win_rate_diff"), **test_obs(gd, "gold_final_diff")},
+        bool(win.mean >= MARGIN and win.low > 0),
+        requires=tuple(requires),
+    )
+
+
+def _data(rows: list[dict], metric: str, noise: float, pairs: int | None = None) -> dict[int, float]:
+    """{seed: value} of a world data-set measurement (Type I / II fractions); `pairs` names an extra data set
+    (None: the part=world data set of that flip rate, whose records carry no size)."""
+    sel = select(rows, part="world_data", metric=metric, noise=noise)
+    return {r["seed"]: r["value"] for r in sel if r.get("pairs") == pairs}
 
 
 def dpo_overoptimises(gold: dict[int, np.ndarray]) -> tuple[bool, dict[str, float]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import dataclasses
 import multiprocessing as mp
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -98,7 +99,16 @@ class Config(HubConfig):
     responses (Type I / Type II pair counts)."""
     control_feature_penalty: float | None = 0.0
     """DPO also trains, at every flip rate, on the world with this feature penalty p (the gold cost of the shared
-    feature error; 0 = switched off): the control of premise 3 (records part=world_control). None: skip it."""
+    feature error; 0 = switched off): the world-channel control of premise 3 (records part=world_control). None:
+    skip it."""
+    clean_control: bool = False
+    """DPO also trains on the `world_pairs` pairs with clean labels (the flipped data sets' pairs before the flips;
+    records part=world_clean): the data control of premise 3 — the same pairs without the label noise's Type I / II
+    pairs, and 4× the pairs of `small_pairs` (less statistical fluctuation)."""
+    small_pairs: int | None = None
+    """Also train `methods` on a clean-label data set of this many gold-labelled pairs (records part=world_small):
+    a smaller sample of the same SFT pairs' distribution, so larger statistical fluctuation of its coverage (the
+    paper's source of reward hacking). Claim 3 (clean labels) is decided there when set. None: skip."""
     threads: int = 1
     """torch CPU threads per process."""
     workers: int = 2
@@ -137,6 +147,9 @@ class Config(HubConfig):
         ensure(self.world_steps % self.eval_every == 0, "eval_every", "must divide world_steps")
         ensure(self.world_batch <= self.world_pairs, "world_batch", "must be <= world_pairs")
         ensure(0 < self.coverage_quantile < 1, "coverage_quantile", f"must lie in (0, 1), got {self.coverage_quantile}")
+        ensure(
+            self.small_pairs is None or self.small_pairs >= self.world_batch, "small_pairs", "must be >= world_batch"
+        )
         p = self.control_feature_penalty
         ensure(p is None or p >= 0, "control_feature_penalty", f"must be >= 0 or None, got {p}")
         for name in ("bandit_hp", "world_hp", "sgd_hp"):
@@ -145,6 +158,8 @@ class Config(HubConfig):
             ensure(0 <= hp.eps < 0.5, name, f"eps must lie in [0, 0.5), got {hp.eps}")
             ensure(min(hp.dpo_beta, hp.ipo_tau, hp.simpo_beta, hp.power_beta, hp.power_eta) > 0, name, "β, τ, η > 0")
 
+
+SMALL_PAIRS = 512  # claim 3 (clean labels): chosen by the dev-seed pilot (README "Pre-registration v3")
 
 PRESETS = {
     "smoke": Config(
@@ -164,8 +179,19 @@ PRESETS = {
     ),
     # Issue 31: world v2 (common/worlds/README_preference.md, "API for papers"; offline gold-labelled data see its
     # gold, whose shared feature error costs p = 0.1); the world runs trimmed to the two methods claim 3 reads, so
-    # that the pre-registered 8 seeds fit the budget (README "Pre-registration v2").
-    "quick": Config(preset="quick", seeds=8, world=WORLD_V2, methods=["dpo", "power_dl"]),
+    # that the pre-registered 8 seeds fit the budget. Claims v3 (README "Pre-registration v3"): claim 3 at 25% flips
+    # on 2048 pairs, claim 3 on clean labels on `small_pairs`, DPO on the 2048 pairs' clean labels as the control;
+    # the p = 0 control world is cut (README "Quick preset").
+    "quick": Config(
+        preset="quick",
+        seeds=8,
+        world=WORLD_V2,
+        methods=["dpo", "power_dl"],
+        label_noises=[0.25],
+        control_feature_penalty=None,
+        clean_control=True,
+        small_pairs=SMALL_PAIRS,
+    ),
     # World v1 without issue 31's additions: the results committed before issue 31.
     "quick_v1": Config(preset="quick_v1", seeds=3, sgd_variant=False, control_feature_penalty=None),
     # The project's own scale-up of the bandit and the synthetic preference world (5 seeds, more draws and steps), not
@@ -250,72 +276,90 @@ def control_world(cfg: Config) -> WorldConfig | None:
     return dataclasses.replace(cfg.world, feature_penalty=cfg.control_feature_penalty)
 
 
-def curve_summary(rows: list[dict], method: str, seed: int, noise: float) -> list[dict]:
-    """Start / peak / final of the win-rate and gold curves of one run, and the KL at the end and at the peak."""
+def curve_summary(rows: list[dict], method: str, seed: int, setting: dict) -> list[dict]:
+    """Start / peak / final of the win-rate and gold curves of one run, and the KL at the end and at the peak
+    (records part=<the run's part>_summary)."""
     out = []
-    setting = dict(part="world_summary", noise=noise)
+    run = dict(method=method, seed=seed, **setting)
+    summary = {**setting, "part": f"{setting['part']}_summary"}
     for metric in ("win_rate", "gold"):
-        pts = sorted(
-            select(rows, part="world", method=method, seed=seed, noise=noise, metric=metric), key=lambda r: r["step"]
-        )
+        pts = sorted(select(rows, metric=metric, **run), key=lambda r: r["step"])
         v = np.array([r["value"] for r in pts])
-        kl = [
-            select(rows, part="world", method=method, seed=seed, noise=noise, metric="kl", step=r["step"])[0]["value"]
-            for r in pts
-        ]
+        kl = [select(rows, metric="kl", step=r["step"], **run)[0]["value"] for r in pts]
         i = int(np.argmax(v))
         out += [
-            record(method, seed, f"{metric}_start", float(v[0]), **setting),
-            record(method, seed, f"{metric}_peak", float(v[i]), **setting),
-            record(method, seed, f"{metric}_final", float(v[-1]), **setting),
-            record(method, seed, f"{metric}_peak_step", float(pts[i]["step"]), **setting),
-            record(method, seed, f"kl_at_{metric}_peak", float(kl[i]), **setting),
+            record(method, seed, f"{metric}_start", float(v[0]), **summary),
+            record(method, seed, f"{metric}_peak", float(v[i]), **summary),
+            record(method, seed, f"{metric}_final", float(v[-1]), **summary),
+            record(method, seed, f"{metric}_peak_step", float(pts[i]["step"]), **summary),
+            record(method, seed, f"kl_at_{metric}_peak", float(kl[i]), **summary),
         ]
-    out.append(record(method, seed, "kl_final", float(kl[-1]), **setting))
+    out.append(record(method, seed, "kl_final", float(kl[-1]), **summary))
     return out
 
 
-def world_rows(cfg: Config) -> list[dict]:
-    """Every (seed, flip rate): the data set's Type I / Type II pair counts (part=world_data), every method's run
-    (part=world) and, with a control world, DPO's run there (part=world_control)."""
-    worlds = [("world", cfg.world, cfg.methods)]
+def world_settings(cfg: Config, extras: bool = True) -> list[tuple[str, WorldConfig, int, float, list[str]]]:
+    """(part, world, pairs, flip rate, methods) of every world data set: `methods` on the `world_pairs` data set at
+    each flip rate (part=world), DPO on the control world (part=world_control); with `extras`, DPO on the clean
+    `world_pairs` data (part=world_clean) and `methods` on the small clean data set (part=world_small)."""
+    out = [("world", cfg.world, cfg.world_pairs, noise, cfg.methods) for noise in cfg.label_noises]
     if (ctrl := control_world(cfg)) is not None:
-        worlds.append(("world_control", ctrl, ["dpo"]))
-    jobs, rows = [], []
-    for part, world_cfg, methods in worlds:
-        world = build_world(world_cfg, verbose=True)
+        out += [("world_control", ctrl, cfg.world_pairs, noise, ["dpo"]) for noise in cfg.label_noises]
+    if extras and cfg.clean_control:
+        out.append(("world_clean", cfg.world, cfg.world_pairs, 0.0, ["dpo"]))
+    if extras and cfg.small_pairs is not None:
+        out.append(("world_small", cfg.world, cfg.small_pairs, 0.0, cfg.methods))
+    return out
+
+
+def world_rows(cfg: Config, extras: bool = False, during: Callable[[], list[dict]] | None = None) -> list[dict]:
+    """Every (seed, data set of `world_settings`): the data set's Type I / Type II pair counts (part=world_data;
+    with `pairs` beside the flip rate for the extra data sets) and every method's run. `during` (e.g. the bandit)
+    runs in this process while the worker processes train. The leaderboard calls it without `extras`."""
+    jobs, rows, worlds = [], [], {}
+    for part, world_cfg, n_pairs, noise, methods in world_settings(cfg, extras):
+        key = repr(world_cfg)  # one world object per config: its memoised pairs are shared by the flip rates
+        world = worlds[key] = worlds.get(key) or build_world(world_cfg, verbose=True)
         for seed in cfg.seed_list():
             gen = torch.Generator().manual_seed(30_000 + seed)
             prompts = world.sample_prompts(cfg.eval_prompts, gen)
             g = world.sample(prompts, gen)
             sft_gold = world.gold_reward(prompts, g.tokens, g.mask)
-            for noise in cfg.label_noises:
-                data = preference_data(world, cfg.world_pairs, noise, seed)
-                if part == "world":
-                    types = pair_types(data, cfg.coverage_quantile)
-                    rows += [record("data", seed, k, v, part="world_data", noise=noise) for k, v in types.items()]
-                setting = dict(part=part, noise=noise)
-                jobs += [(cfg, world_cfg, data, prompts, sft_gold, method, seed, setting) for method in methods]
-    keys = [(st["part"], m, s, st["noise"]) for *_, m, s, st in jobs]  # checkpointed units (--resume)
-    if cfg.workers > 1:
-        with cf.ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
-            for res in track(checkpoint.map_units(_world_job, jobs, keys, pool), "world runs", total=len(jobs)):
-                rows += res
-    else:
-        for res in track(checkpoint.map_units(_world_job, jobs, keys, None), "world runs", total=len(jobs)):
-            rows += res
+            data = preference_data(world, n_pairs, noise, seed)
+            setting = dict(part=part, noise=noise)
+            if part not in ("world", "world_control"):  # the extra data sets name their size
+                setting["pairs"] = n_pairs
+            if part != "world_control":
+                tag = {k: v for k, v in setting.items() if k != "part"}
+                types = pair_types(data, cfg.coverage_quantile)
+                rows += [record("data", seed, k, v, part="world_data", **tag) for k, v in types.items()]
+            jobs += [(cfg, world_cfg, data, prompts, sft_gold, method, seed, setting) for method in methods]
+    keys = [tuple(st.values()) + (m, s) for *_, m, s, st in jobs]  # checkpointed units (--resume)
+    pool = cf.ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) if cfg.workers > 1 else None
+    results = checkpoint.map_units(_world_job, jobs, keys, pool)  # in a pool: every job submitted here
+    if during is not None:
+        rows += during()
+    for res in track(results, "world runs", total=len(jobs)):
+        rows += res
+    if pool is not None:
+        pool.shutdown()
     for *_, method, seed, setting in jobs:
-        if setting["part"] == "world":
-            rows += curve_summary(rows, method, seed, setting["noise"])
+        if setting["part"] != "world_control":
+            rows += curve_summary(rows, method, seed, setting)
     return rows
 
 
 def run(cfg: Config) -> list[dict]:
+    """The world runs are submitted first; the bandit runs in this process while the workers train."""
     torch.set_num_threads(cfg.threads)
-    rows: list[dict] = []
-    for seed in track(cfg.seed_list(), description="bandit seeds"):
-        rows += checkpoint.unit(("bandit", seed), partial(bandit_rows, cfg, seed))
-    return rows + world_rows(cfg)
+
+    def bandit() -> list[dict]:
+        rows: list[dict] = []
+        for seed in track(cfg.seed_list(), description="bandit seeds"):
+            rows += checkpoint.unit(("bandit", seed), partial(bandit_rows, cfg, seed))
+        return rows
+
+    return world_rows(cfg, extras=True, during=bandit)
 
 
 # --- figure and table ---
@@ -332,18 +376,32 @@ LABELS = {
 }
 
 
-def _world_curve(rows: list[dict], method: str, noise: float, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    pts = select(rows, part="world", method=method, noise=noise, metric=metric)
+def _world_curve(rows: list[dict], method: str, metric: str, **setting) -> tuple[np.ndarray, np.ndarray]:
+    pts = select(rows, method=method, metric=metric, **setting)
     steps = sorted({r["step"] for r in pts})
     return np.array(steps), np.array([np.mean([r["value"] for r in pts if r["step"] == s]) for s in steps])
 
 
+def _panels(cfg: Config) -> list[tuple[str, dict, list[str]]]:
+    """(title, record filter, methods) of every world data set the methods train on (not the DPO-only controls)."""
+    out = [
+        (f"{cfg.world_pairs} pairs, {noise:.0%} label flips", dict(part="world", noise=noise), cfg.methods)
+        for noise in cfg.label_noises
+    ]
+    if cfg.small_pairs is not None:
+        out.append((f"{cfg.small_pairs} pairs, clean labels", dict(part="world_small", noise=0.0), cfg.methods))
+    if cfg.clean_control:
+        out.append((f"{cfg.world_pairs} pairs, clean labels", dict(part="world_clean", noise=0.0), ["dpo"]))
+    return out
+
+
 def figure(rows: list[dict], cfg: Config, path: Path) -> None:
     """Top: bandit true reward and rare-arm mass per method (Type I / II, rare vs covered); bottom: gold
-    win-rate over SFT vs KL through training, per method, for each label-flip rate."""
+    win-rate over SFT vs KL through training, per method, for each world data set."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(2, max(2, len(cfg.label_noises)), figsize=(13, 9))
+    panels = _panels(cfg)
+    fig, ax = plt.subplots(2, max(2, len(panels)), figsize=(6.5 * max(2, len(panels)), 9))
     x = np.arange(len(METHODS))
     for j, (metric, title) in enumerate((("true_reward", "true expected reward"), ("rare_mass", "mass on rare arm"))):
         for k, (kind, coverage) in enumerate(DATASETS):
@@ -356,20 +414,24 @@ def figure(rows: list[dict], cfg: Config, path: Path) -> None:
         ax[0, j].set(title=f"bandit: {title} (mean over {cfg.seeds} × {cfg.bandit_draws} datasets)")
         ax[0, j].legend(fontsize=7)
         ax[0, j].grid(alpha=0.3, axis="y")
-    for j, noise in enumerate(cfg.label_noises):
-        for i, m in enumerate(cfg.methods):
-            _, kl = _world_curve(rows, m, noise, "kl")
-            _, win = _world_curve(rows, m, noise, "win_rate")
+    for j in range(2, ax.shape[1]):
+        ax[0, j].axis("off")
+    for j, (title, setting, methods) in enumerate(panels):
+        for m in methods:
+            _, kl = _world_curve(rows, m, "kl", **setting)
+            _, win = _world_curve(rows, m, "win_rate", **setting)
             style = "-o" if m.startswith("power") else "--."
-            ax[1, j].plot(kl, win, style, color=f"C{i}", ms=4, label=LABELS[m])
+            ax[1, j].plot(kl, win, style, color=f"C{cfg.methods.index(m)}", ms=4, label=LABELS[m])
         ax[1, j].axhline(0.5, color="k", lw=0.5)
         ax[1, j].set(
-            title=f"preference world, {noise:.0%} label flips: gold win-rate vs SFT through training",
+            title=f"preference world, {title}: gold win-rate vs SFT",
             xlabel="KL(π ‖ π_SFT) estimate (nats)",
             ylabel="gold win-rate over SFT",
         )
         ax[1, j].legend(fontsize=7)
         ax[1, j].grid(alpha=0.3)
+    for j in range(len(panels), ax.shape[1]):
+        ax[1, j].axis("off")
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
     plt.close(fig)
@@ -396,18 +458,18 @@ def table(rows: list[dict], cfg: Config) -> str:
         f"Preference world (mean over {cfg.seeds} seeds): gold win-rate over SFT at the start, at its peak (step) "
         "and at the end of training; gold reward peak → final; KL at the end.",
         "",
-        "| flips | method | win start | win peak (step) | win final | gold peak → final | KL final |",
+        "| data | method | win start | win peak (step) | win final | gold peak → final | KL final |",
         "|---|---|---|---|---|---|---|",
     ]
-    for noise in cfg.label_noises:
-        for m in cfg.methods:
-            s = dict(part="world_summary", method=m, noise=noise)
+    for title, setting, methods in _panels(cfg):
+        for m in methods:
+            s = {**setting, "part": f"{setting['part']}_summary", "method": m}
 
             def v(metric: str, s=s) -> float:
                 return float(np.mean(values(rows, metric=metric, **s)))
 
             lines.append(
-                f"| {noise:g} | {LABELS[m]} | {v('win_rate_start'):.3f} | {v('win_rate_peak'):.3f} "
+                f"| {title} | {LABELS[m]} | {v('win_rate_start'):.3f} | {v('win_rate_peak'):.3f} "
                 f"({v('win_rate_peak_step'):.0f}) | {v('win_rate_final'):.3f} | {v('gold_peak'):.3f} → "
                 f"{v('gold_final'):.3f} | {v('kl_final'):.2f} |"
             )

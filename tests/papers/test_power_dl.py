@@ -17,7 +17,7 @@ from reprozoo.common.results import record, resolve_verdicts
 from reprozoo.papers.power_dl.bandit import make_datasets, power_bandit_loss, solve_maxmin, train_tabular
 from reprozoo.papers.power_dl.baselines import METHODS, Hyper, chipo_loss, pair_loss
 from reprozoo.papers.power_dl.claims import check
-from reprozoo.papers.power_dl.experiment import PRESETS, Config, bandit_rows
+from reprozoo.papers.power_dl.experiment import PRESETS, Config, bandit_rows, world_settings
 from reprozoo.papers.power_dl.method import power_loss, power_margin, power_reward, update_labels, weighted_entropy
 from reprozoo.papers.power_dl.world import pair_types
 
@@ -230,7 +230,9 @@ def test_config_validation_names_the_field(capsys):
 
 # --- claims v2 on synthetic rows ---
 
-CLAIM_CFG = Config(preset="quick", methods=["dpo", "ipo", "simpo", "power", "power_dl"], label_noises=[0.0, 0.25])
+CLAIM_CFG = Config(  # claims v2's layout: both flip rates on one data set, the p = 0 control world
+    preset="quick", methods=["dpo", "ipo", "simpo", "power", "power_dl"], label_noises=[0.0, 0.25]
+)
 BANDIT = {  # (method, kind, coverage): (rare-arm mass, true reward)
     **{(m, "type1", "rare"): (0.9, -0.9) for m in ("dpo", "ipo", "simpo")},
     **{(m, "type1", "covered"): (0.01, 0.8) for m in ("dpo", "ipo", "simpo")},
@@ -327,6 +329,56 @@ def test_world_claim_reads_final_means_and_a_paired_ci():
     assert out["3-premise-dpo-overoptimises-noise0"].observed["dpo_gold_peak"] == pytest.approx(
         (1.0 + 0.9 + 0.9) / 3 + 0.001
     )
+
+
+V3_CFG = dataclasses.replace(
+    CLAIM_CFG, label_noises=[0.25], control_feature_penalty=None, clean_control=True, small_pairs=512
+)
+
+
+def _v3_rows(
+    clean_gold: list[float] = HOLD, small_gold: list[float] = OVEROPT, small_dl_win: float = 0.7
+) -> list[dict]:
+    """Claims v3's layout (the quick preset): 25% flips on 2048 pairs, DPO on their clean labels (world_clean), both
+    methods on 512 clean pairs (world_small)."""
+    rows = [r for r in _power_rows({0.0: OVEROPT, 0.25: OVEROPT}) if r.get("part") != "world_control"]
+    rows = [r for r in rows if not (r.get("noise") == 0.0 and r["part"] in ("world", "world_data"))]
+    for seed in range(3):
+        j = 0.001 * seed
+        rows += [record("data", seed, k, 0.0, part="world_data", noise=0.0, pairs=2048) for k in ("type1", "type2")]
+        rows.append(record("data", seed, "mislabelled", 0.0, part="world_data", noise=0.0, pairs=2048))
+        runs = (("dpo", "world_clean", 2048, clean_gold, 0.6), ("dpo", "world_small", 512, small_gold, 0.6))
+        for m, part, n, gold, win in (*runs, ("power_dl", "world_small", 512, HOLD, small_dl_win)):
+            for i, t in enumerate(WORLD_STEPS):
+                w = {"part": part, "noise": 0.0, "pairs": n, "step": t, "epoch": t / 32}
+                rows += [record(m, seed, "gold", gold[i] + j, **w), record(m, seed, "win_rate", win + j, **w)]
+    return rows
+
+
+def test_claims_v3_decide_clean_labels_on_the_small_data_set_with_the_clean_pairs_as_control():
+    out = {c.id: c for c in check(_v3_rows(), V3_CFG)}
+    v = {c.id: c.verdict for c in resolve_verdicts(list(out.values()))}
+    assert v == dict.fromkeys(v, "PASS") and len(v) == 16, v
+    assert "3-world-win-rate-noise0" not in v and "3-control-dpo-no-feature-cost-noise0.25" not in v
+    assert out["3-control-dpo-clean-labels"].kind == out["3a-control-clean-data-noise0"].kind == "control"
+    assert out["3-world-win-rate-clean512"].requires == ("3-premise-dpo-overoptimises-clean512",)
+    assert out["3-world-win-rate-clean512"].observed["win_rate_diff"] == pytest.approx(0.1)
+    # DPO also falls on the clean 2048 pairs: the control FAILs; DPO holds on the small set: its claim is UNTESTED
+    v = {c.id: c.verdict for c in resolve_verdicts(check(_v3_rows(clean_gold=OVEROPT, small_gold=HOLD), V3_CFG))}
+    assert v["3-control-dpo-clean-labels"] == "FAIL" and v["3-world-win-rate-clean512"] == "UNTESTED"
+    v = {c.id: c.verdict for c in resolve_verdicts(check(_v3_rows(small_dl_win=0.64), V3_CFG))}
+    assert v["3-world-win-rate-clean512"] == "FAIL"  # +0.04 < the 0.05 margin
+
+
+def test_leaderboard_path_runs_no_extra_data_sets():
+    cfg = PRESETS["quick"]
+    parts = [(part, n, noise, m) for part, _, n, noise, m in world_settings(cfg)]
+    assert parts == [
+        ("world", 2048, 0.25, ["dpo", "power_dl"]),
+        ("world_clean", 2048, 0.0, ["dpo"]),
+        ("world_small", cfg.small_pairs, 0.0, ["dpo", "power_dl"]),
+    ]
+    assert [p[0] for p in world_settings(cfg, extras=False)] == ["world"]  # papers.leaderboard's call
 
 
 @pytest.mark.slow
