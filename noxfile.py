@@ -83,21 +83,21 @@ def bench(session: nox.Session) -> None:
 def readme(session: nox.Session) -> None:
     """Regenerate the README paper table from results/."""
     _install(session, "all")
-    session.run("python", "-m", "reprozoo.common.readme")
+    session.run("python", "-m", "reprozoo.papers.readme")
 
 
 @nox.session
 def assignment(session: nox.Session) -> None:
     """Write a paper's student copy: `nox -s assignment -- <slug> [--out DIR]` (see README, For instructors)."""
     _install(session, "all", "test")
-    session.run("python", "-m", "reprozoo.common.assignments", "make", *session.posargs)
+    session.run("python", "-m", "reprozoo.papers.assignments", "make", *session.posargs)
 
 
 @nox.session
 def grade(session: nox.Session) -> None:
     """Grade student copies: `nox -s grade -- <slug> PATH... [--json FILE] [--csv FILE] [--timeout S]`."""
     _install(session, "all", "test")
-    session.run("python", "-m", "reprozoo.common.assignments", "grade", *session.posargs)
+    session.run("python", "-m", "reprozoo.papers.assignments", "grade", *session.posargs)
 
 
 @nox.session

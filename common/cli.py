@@ -4,7 +4,9 @@ parse → check --out → run → claims → write → print claims, then the re
 Where a run writes:
 - by default the git-ignored `runs/<paper>/<preset>/` (a user's run never touches tracked files);
 - `--out DIR` anywhere else; it is created and test-written before any computation (`error: --out: ...`, exit 2);
-- `--publish`: the committed reference `results/<paper>/<preset>/`, then the README tables are regenerated.
+- `--publish`: the committed reference `results/<paper>/<preset>/`, then the project's after-publish steps run: the
+  functions that pyproject.toml names in `[tool.reprozoo] after-publish` (the README tables' regeneration,
+  `reprozoo.papers.readme:main`). They live above common/, which therefore names no paper-level module itself.
 When the reference exists, the run is compared with it (common/reproduce.py): printed after the claims and written
 as `comparison.json` beside the run. `--strict` exits 1 when a claim FAILs or its verdict differs from the
 reference's. Ctrl-C or SIGTERM during a run leaves the run's files in `--out` as they were and says so in one line
@@ -20,11 +22,13 @@ final files are in place the folder is deleted. The config recorded in summary.j
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import signal
 import sys
 import tempfile
 import threading
 import time
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -106,6 +110,27 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise Interrupted
 
 
+def after_publish_steps(root: Path = ROOT) -> list[str]:
+    """The `module:function` names in `root/pyproject.toml`'s `[tool.reprozoo] after-publish` list ([] without one)."""
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        return []
+    return list(tomllib.loads(pyproject.read_text()).get("tool", {}).get("reprozoo", {}).get("after-publish", []))
+
+
+def run_after_publish(steps: Sequence[str]) -> None:
+    """Call each `module:function` of `steps` with an empty argv list; a step whose module is not in this copy of the
+    project (an assignment copy holds one paper) is skipped with a warning."""
+    for step in steps:
+        module, _, function = step.partition(":")
+        try:
+            hook = getattr(importlib.import_module(module), function)
+        except ModuleNotFoundError as err:
+            print(f"warning: --publish: after-publish step {step} skipped ({err})", file=sys.stderr)
+            continue
+        hook([])
+
+
 def main(
     *,
     paper: str,
@@ -182,9 +207,7 @@ def main(
         written.append("comparison.json")
     print(f"[{paper}] wrote {out}/ ({', '.join(written)}) in {wall:.1f} s", flush=True)
     if cfg.publish:
-        from reprozoo.common.readme import main as regenerate_readmes
-
-        regenerate_readmes([])
+        run_after_publish(after_publish_steps())
     print_claims(checked, title=f"{paper} ({cfg.preset}) claims")
     if comparison is not None:
         print_comparison(comparison)

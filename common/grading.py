@@ -1,4 +1,4 @@
-"""pytest plugin behind `python -m reprozoo.common.assignments grade`: points, hidden tests, a per-test time limit,
+"""pytest plugin behind `python -m reprozoo.papers.assignments grade`: points, hidden tests, a per-test time limit,
 and a machine-readable report written as each test ends (so a crash of the interpreter loses only the test it was in).
 
 Markers (registered in pyproject.toml):

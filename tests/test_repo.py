@@ -31,13 +31,13 @@ def test_nox_registers_one_session_per_implemented_paper():
 
 
 def test_readme_tables_are_generated_from_results():
-    from reprozoo.common.readme import main
+    from reprozoo.papers.readme import main
 
     assert main(["--check"]) == 0, "README tables are stale: run `nox -s readme`"
 
 
 def test_long_aggregate_tables_fold_in_readmes_and_keep_every_row():
-    from reprozoo.common.readme import AGGREGATES_HEADER, FOLD_AFTER_ROWS, fold_aggregates
+    from reprozoo.papers.readme import AGGREGATES_HEADER, FOLD_AFTER_ROWS, fold_aggregates
 
     def table(n: int) -> str:
         rows = [f"| m | metric{i} | 1 ± 0 | 3 |" for i in range(n)]

@@ -690,11 +690,3 @@ def member_quirks(cfg: WorldConfig) -> list[int]:
 def copy_policy(world: PreferenceWorld) -> nn.Module:
     """A trainable copy of the base policy (for RL / DPO): train mode, every parameter requiring gradients."""
     return copy.deepcopy(world.policy).train().requires_grad_(True)
-
-
-if __name__ == "__main__":  # python -m reprozoo.common.worlds.preference --preset smoke|quick
-    import sys
-
-    from reprozoo.common.worlds.preference_demo import main
-
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Demo of the preference world: `python -m reprozoo.common.worlds.preference --preset smoke|quick`.
+"""Demo of the preference world: `python -m reprozoo.common.worlds.preference_demo --preset smoke|quick`.
 
 Measures the properties the papers rely on and writes runs/preference_world/<preset>/ (`--publish`: the committed
 results/preference_world/<preset>/):
@@ -18,6 +18,7 @@ The claims are the world's properties, with kinds (premise / control) as in the 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -726,3 +727,7 @@ def main(argv=None) -> int:
     return cli_main(
         paper=PAPER, config_cls=Config, presets=PRESETS, run=run, claims=claims, figure=figure, table=table, argv=argv
     )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

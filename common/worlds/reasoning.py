@@ -45,9 +45,9 @@ steering hooks) and `ReasoningWorld.states` (teacher-forced hidden states of eve
 `step_table` lists every thinking step of sampled responses with its role, confidence and what follows it.
 The SFT'd model is cached under `.cache/reasoning_world/<config hash>/`.
 
-Demo (the world's properties, premise and control): `python -m reprozoo.common.worlds.reasoning --preset smoke|quick`
-writes `runs/reasoning_world/<preset>/`, `--publish` the committed `results/reasoning_world/<preset>/` (see
-`common/worlds/reasoning_demo.py`).
+Demo (the world's properties, premise and control; it imports this module, never the reverse):
+`python -m reprozoo.common.worlds.reasoning_demo --preset smoke|quick` writes `runs/reasoning_world/<preset>/`,
+`--publish` the committed `results/reasoning_world/<preset>/` (see `common/worlds/reasoning_demo.py`).
 """
 
 from __future__ import annotations
@@ -745,11 +745,3 @@ def world_config(name: str) -> WorldConfig:
     if name not in worlds:
         raise ValueError(f"unknown world {name!r}; choose one of {sorted(worlds)}")
     return worlds[name]
-
-
-if __name__ == "__main__":  # python -m reprozoo.common.worlds.reasoning --preset smoke|quick
-    import sys
-
-    from reprozoo.common.worlds.reasoning_demo import main
-
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Demo of the reasoning world: `python -m reprozoo.common.worlds.reasoning --preset smoke|quick`.
+"""Demo of the reasoning world: `python -m reprozoo.common.worlds.reasoning_demo --preset smoke|quick`.
 
 Builds the premise world and its control (`WorldConfig(premise=False)`), samples the SFT'd base model on every
 difficulty (T = 0.7, top-p 0.95, as the papers decode) and measures the properties ReBalance and TRAAC rely on,
@@ -16,6 +16,7 @@ with thresholds fixed before the worlds were built (claims below):
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -389,3 +390,7 @@ def main(argv=None) -> int:
         figure=demo_figure,
         argv=argv,
     )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

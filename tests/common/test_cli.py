@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reprozoo.common import checkpoint, cli, readme
+from reprozoo.common import checkpoint, cli
 from reprozoo.common.cli import main
 from reprozoo.common.config import ConfigError, RunConfig
 from reprozoo.common.results import Claim, record
@@ -58,7 +58,7 @@ def toy(argv, results, *, run=None, figure=None):
 def workdir(tmp_path, monkeypatch):
     """A scratch cwd (so the default runs/ lands in it) and a scratch committed-results root."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(readme, "main", lambda argv: 0)  # --publish must not rewrite the real READMEs
+    monkeypatch.setattr(cli, "after_publish_steps", lambda: [])  # --publish must not rewrite the real READMEs
     return tmp_path
 
 
@@ -71,6 +71,26 @@ def test_default_out_is_runs_and_publish_writes_the_reference(workdir):
     assert (results / "toy/smoke/records.jsonl").is_file()
     assert not (results / "toy/smoke/comparison.json").exists()  # the reference does not compare with itself
     assert toy(["--preset", "smoke", "--publish", "--out", "x"], results) == 2
+
+
+def test_publish_runs_the_after_publish_steps_that_pyproject_names(tmp_path, monkeypatch, capsys):
+    assert cli.after_publish_steps() == ["reprozoo.papers.readme:main"]  # the README tables, above common/
+    monkeypatch.chdir(tmp_path)
+    steps = ["toy_step:main", "no_such_module:main"]
+    (tmp_path / "pyproject.toml").write_text(f"[tool.reprozoo]\nafter-publish = {json.dumps(steps)}\n")
+    assert cli.after_publish_steps(tmp_path) == steps
+    assert cli.after_publish_steps(tmp_path / "results") == []
+
+    (tmp_path / "toy_step.py").write_text("CALLS = []\n\n\ndef main(argv):\n    CALLS.append(argv)\n")
+    monkeypatch.syspath_prepend(tmp_path)
+    monkeypatch.setattr(cli, "after_publish_steps", lambda: steps)
+    assert toy(["--preset", "smoke"], tmp_path / "results") == 0
+    import toy_step
+
+    assert toy_step.CALLS == []  # a run that does not publish runs no step
+    assert toy(["--preset", "smoke", "--publish"], tmp_path / "results") == 0
+    assert toy_step.CALLS == [[]]
+    assert "after-publish step no_such_module:main skipped" in capsys.readouterr().err
 
 
 def test_run_is_compared_with_the_reference(workdir, capsys):

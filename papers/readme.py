@@ -1,6 +1,7 @@
 """Generate the README tables from the registry and `results/` (never typed by hand).
 
-`python -m reprozoo.common.readme` rewrites, in place:
+`python -m reprozoo.papers.readme` (`nox -s readme`; also run after every `--publish`: pyproject.toml names it in
+`[tool.reprozoo] after-publish`, see common/cli.py) rewrites, in place:
 - README.md between `<!-- papers:start -->` and `<!-- papers:end -->`: one row per paper (status, claims, time);
 - each papers/<slug>/README.md between `<!-- results:start -->` and `<!-- results:end -->`:
   results/<slug>/quick/table.md;
@@ -8,7 +9,7 @@
 - papers/leaderboard/README.md (not in the registry) between the same markers: results/leaderboard/quick/table.md.
 A per-metric aggregate table longer than FOLD_AFTER_ROWS rows is folded into a `<details>` block in the READMEs
 (table.md keeps it as it is).
-`python -m reprozoo.common.readme --check` exits 1 if any file is out of date (the tests run this).
+`python -m reprozoo.papers.readme --check` exits 1 if any file is out of date (the tests run this).
 """
 
 from __future__ import annotations
@@ -47,13 +48,20 @@ def paper_table() -> str:
     return "\n".join(lines)
 
 
+def world_command(name: str) -> str:
+    """The command that runs world `name`'s demo: its own module `<name>_demo.py` where the world has one (the demo
+    imports the world, never the reverse), else the world module itself."""
+    module = f"{name}_demo" if (ROOT / "common" / "worlds" / f"{name}_demo.py").is_file() else name
+    return f"python -m reprozoo.common.worlds.{module}"
+
+
 def world_table() -> str:
     """One row per synthetic world demo found under results/<name>_world/quick/."""
     lines = ["| world | properties checked (quick preset) | wall time | run |", "|---|---|---|---|"]
     for summary_path in sorted((ROOT / "results").glob("*_world/quick/summary.json")):
         name = summary_path.parent.parent.name.removesuffix("_world")
         claims, wall = _claims_and_wall(summary_path)
-        lines.append(f"| `{name}` | {claims} | {wall} | `python -m reprozoo.common.worlds.{name} --preset quick` |")
+        lines.append(f"| `{name}` | {claims} | {wall} | `{world_command(name)} --preset quick` |")
     return "\n".join(lines)
 
 
@@ -120,7 +128,7 @@ def targets() -> dict[Path, str]:
     )
     for table in sorted((ROOT / "results").glob("*_world/quick/table.md")):
         name = table.parent.parent.name.removesuffix("_world")
-        rerun = f"`python -m reprozoo.common.worlds.{name} --preset quick --publish`"
+        rerun = f"`{world_command(name)} --preset quick --publish`"
         sections.append(
             (ROOT / "common" / "worlds" / f"README_{name}.md", table, f"results/{name}_world/quick/", rerun)
         )

@@ -11,7 +11,7 @@ import tomllib
 
 import pytest
 
-from reprozoo.common import assignments as A
+from reprozoo.papers import assignments as A
 from reprozoo.papers.registry import BY_SLUG, ROOT, implemented
 
 

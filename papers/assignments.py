@@ -1,7 +1,7 @@
 """Every paper as a course assignment: make a student copy, grade submissions with the paper's own tests.
 
-    python -m reprozoo.common.assignments make <slug> [--out DIR] [--force]
-    python -m reprozoo.common.assignments grade <slug> PATH [PATH ...] [--timeout S] [--json FILE|-] [--csv FILE|-]
+    python -m reprozoo.papers.assignments make <slug> [--out DIR] [--force]
+    python -m reprozoo.papers.assignments grade <slug> PATH [PATH ...] [--timeout S] [--json FILE|-] [--csv FILE|-]
     (nox -s assignment -- <slug> …, nox -s grade -- <slug> PATH …)
 
 Solution regions are the lines between `# BEGIN SOLUTION` and `# END SOLUTION` in the paper's files (the
@@ -420,7 +420,7 @@ def _paper(slug: str) -> Paper:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reprozoo.common.assignments", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m reprozoo.papers.assignments", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     mk = sub.add_parser("make", help="write a student copy of a paper")
     mk.add_argument("slug", help="the paper, e.g. subgm")
