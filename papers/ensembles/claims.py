@@ -41,9 +41,10 @@ ALPHA = 0.025  # one-sided level of "the 95% CI excludes the bound" (power and M
 CONSERVATIVE = ("wco", "uwo")  # Coste et al.'s conservative aggregations
 
 # project's own thresholds, with the reason
-SELF_OTHERS = 0.5  # premise: lower 95% bound of self − others at the best-of-N picks (z units) ≥ 0.5 ...
-SELF_OTHERS_CONTROL = 0.25  # ... control: upper bound ≤ 0.25. Between the world-v2 prototype's shared-quirk control
-#   (0.07–0.09) and its member-quirk setting (1.33–1.63), audits/2026-12/preference_world_v2_prototype.md
+SELF_OTHERS = 0.5  # premise: lower 95% bound of self − others at the best-of-N picks (z units) ≥ 0.5; between the
+#   world-v2 prototype's shared-quirk control (0.07–0.09) and its member-quirk setting (1.33–1.63),
+#   audits/2026-12/preference_world_v2_prototype.md. Control (claims v2.1): premise − control, paired over seeds,
+#   lower 95% bound ≥ the same 0.5 (v2's absolute bound 0.25 came from noise-free members; see README Deviations 8)
 BON_FALL = 0.10  # premise 1: best-of-n gold falls ≥ 10% of its gain from its smoothed peak (the world demo's value)
 PPO_FALL = 0.25  # premise 1: PPO gold falls ≥ 25% of its gain from its smoothed peak (the world demo's value)
 BON_MARGIN = 0.20  # claim 2: aggregation − single at the end ≥ 0.2 × the single member's gain (paper: "up to +70%")
@@ -125,21 +126,31 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
     small = cfg.ppo_kl_small
 
     # 0. the premise: members over-rate their own best-of-N picks more than the other members do (member-specific
-    #    errors); its control: members sharing one quirk do not
+    #    errors); its control: members sharing one quirk lose that excess (paired over seeds, same noise)
+    smo = {}
     for setting in SETTINGS:
         tag = {"setting": setting, "d": d0, "noise": NOISE}
-        prem = {r["seed"]: r["value"] for r in select(rows, method="premise", metric="self_minus_others", **tag)}
+        sel = select(rows, method="premise", metric="self_minus_others", **tag)
+        smo[setting] = {r["seed"]: r["value"] for r in sel}
         legacy = {
             k: float(np.mean([r["value"] for r in select(rows, method="premise", metric=k, **tag)] or [np.nan]))
             for k in ("var_ratio", "gap_corr")
         }
-        if prem:
-            d = paired_diff(prem, dict.fromkeys(prem, 0.0))  # the mean over seeds and its 95% CI
-            obs = {**test_obs(d, "self_minus_others"), **legacy}
-            ok = d.low >= SELF_OTHERS if setting == "premise" else d.high <= SELF_OTHERS_CONTROL
-        else:
+        if not smo[setting]:
             obs = {"self_minus_others": "not measured (records written before claims v2)", **legacy}
             ok = False
+        elif setting == "premise":
+            d = paired_diff(smo[setting], dict.fromkeys(smo[setting], 0.0))  # the mean over seeds and its 95% CI
+            obs = {**test_obs(d, "self_minus_others"), **legacy}
+            ok = d.low >= SELF_OTHERS
+        else:
+            own = paired_diff(smo[setting], dict.fromkeys(smo[setting], 0.0))
+            obs = {**test_obs(own, "self_minus_others"), **legacy}
+            ok = bool(smo["premise"])
+            if ok:
+                d = paired_diff(smo["premise"], smo[setting])
+                obs |= test_obs(d, "premise_minus_control")
+                ok = d.low >= SELF_OTHERS
         if setting == "premise":
             statement = (
                 f"premise (d={d0}, 25% noise): at each member's best-of-{N} pick, its z-score exceeds the other "
@@ -149,10 +160,12 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
         else:
             statement = (
                 f"control (d={d0}, 25% noise, members sharing one quirk): self − others at the best-of-{N} picks "
-                f"≤ {SELF_OTHERS_CONTROL} (upper 95% bound): the members herd"
+                f"is below the premise setting's by ≥ {SELF_OTHERS} (lower 95% bound of premise − control, paired "
+                "over seeds): sharing the quirk removes the member-specific excess; the rest is the label-noise floor"
             )
             claims.append(Claim("0-control", statement, obs, ok, kind="control"))
 
+    prem_gain: dict[str, dict[int, float]] = {}  # claim 3: premise-setting (aggregation − single) per seed
     for setting in SETTINGS:
         is_premise = setting == "premise"
         # 1. premises: a single proxy over-optimises (best-of-n with label noise; PPO with the small β)
@@ -239,8 +252,15 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
                 obs |= test_obs(diff, f"{a}_minus_single")
                 if is_premise:
                     ok = ok and diff.low > 0 and diff.mean >= bound and fall[a] < fall["single"]
+                    prem_gain[a] = sub(final(g[a]), final(g["single"]))
+                elif a in prem_gain:
+                    # the benefit over the single member is smaller when the members herd (difference in
+                    # differences, paired over seeds; claims v2.1, README Deviations 8)
+                    did = paired_diff(prem_gain[a], sub(final(g[a]), final(g["single"])))
+                    obs |= test_obs(did, f"{a}_premise_minus_control")
+                    ok = ok and did.low > 0
                 else:
-                    ok = ok and diff.high < bound
+                    ok = False
             if is_premise:
                 statement = (
                     f"premise setting, PPO β={small}: the final gold of WCO and of UWO each exceeds the single "
@@ -252,8 +272,9 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
                 )
             else:
                 statement = (
-                    f"control setting, PPO β={small}: WCO and UWO do not end above the single member by the claim-3 "
-                    f"margin ({PPO_MARGIN:.0%} of its peak gain): upper 95% bound of each paired difference below it"
+                    f"control setting, PPO β={small}: WCO's and UWO's final-gold advantage over the single member is "
+                    "smaller than in the premise setting: (premise − control) of (aggregation − single), paired over "
+                    "seeds, lower 95% bound above 0 (members that herd lose the benefit)"
                 )
                 claims.append(
                     Claim(f"3-ppo-conservative-{setting}", statement, obs, ok, kind="control", requires=(ppo_premise,))

@@ -19,6 +19,7 @@ first member s·k under PPO.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,8 +201,10 @@ PRESETS = {
         ppo_minibatch=8,
         log_every=2,
     ),
-    # world v2 (issue 31): independent ensembles double the members, so quick reads d = 32 only (full: 32 and 64)
-    "quick": Config(preset="quick", seeds=3, sizes=[32]),
+    # world v2 (issue 31): independent ensembles double the members, so quick reads d = 32 only (full: 32 and 64);
+    # the Eisenstein contrast (claim 4: 5 backbones + 10 members per seed, ≈ 1/3 of the CPU) is underpowered at any
+    # seed count the 15-minute budget allows (README "Seeds"), so it runs in `full` only
+    "quick": Config(preset="quick", seeds=3, sizes=[32], eisenstein=False),
     # The project's own scale-up of the synthetic preference world (5 seeds, larger best-of-n and PPO), not Coste et
     # al.'s or Eisenstein et al.'s LLM setting: no value here is quoted from the papers.
     "full": Config(
@@ -440,10 +443,13 @@ def ppo_rows(
 
 def _bon_job(cfg: Config) -> list[dict]:
     """Worker: every best-of-n curve (world and members come from the cache; members train here without workers)."""
+    t0 = time.perf_counter()
     torch.set_num_threads(cfg.threads)
     world = build_world(cfg.world)
     members = {pc: world.train_proxy(pc) for pc in track(all_member_configs(cfg), "members")}
-    return bon_rows(world, cfg, members)
+    rows = bon_rows(world, cfg, members)
+    _log(f"best-of-n unit: {time.perf_counter() - t0:.0f} s wall ({len(members)} members scored)")
+    return rows
 
 
 def _unit_job(cfg: Config, key: tuple) -> list[dict]:
@@ -453,12 +459,15 @@ def _unit_job(cfg: Config, key: tuple) -> list[dict]:
 
 def _ppo_job(cfg: Config, setting: str, method: str, beta: float, seed: int) -> list[dict]:
     """Worker: one PPO run (world and members come from the cache)."""
+    t0 = time.perf_counter()
     torch.set_num_threads(cfg.threads)
     world = build_world(cfg.world)
     pcs = [member_config(cfg, setting, cfg.ppo_size, cfg.ppo_label_noise, m) for m in window(cfg, seed)]
     rms = [world.train_proxy(pc) for pc in pcs]
     mu, sd = standardiser(world, rms, cfg)
-    return ppo_rows(world, Ensemble(rms, mu, sd).eval(), cfg, method, beta, seed, setting)
+    rows = ppo_rows(world, Ensemble(rms, mu, sd).eval(), cfg, method, beta, seed, setting)
+    _log(f"PPO unit {setting} {method} β={beta} seed {seed}: {time.perf_counter() - t0:.0f} s wall")
+    return rows
 
 
 def _train_job(cfg: Config, pc: ProxyConfig) -> None:
@@ -478,9 +487,33 @@ def ppo_runs(cfg: Config) -> dict[tuple[str, float], list[str]]:
     return runs
 
 
+def reuses_premise_single(cfg: Config, setting: str, method: str, beta: float) -> bool:
+    """PPO against the single member in the control setting is the premise setting's run at the same β: the single
+    member of seed s is member s·k, whose quirk is its own in both settings (the control shares the seed's first
+    member's quirk), so the proxy, prompts and seeds are identical."""
+    return setting != "premise" and method == "single" and "single" in ppo_runs(cfg).get(("premise", beta), [])
+
+
 def ppo_jobs(cfg: Config) -> list[tuple[str, str, float, int]]:
-    """(setting, method, β, seed) of every PPO run."""
-    return [(setting, m, b, s) for (setting, b), ms in ppo_runs(cfg).items() for m in ms for s in cfg.seed_list()]
+    """(setting, method, β, seed) of every PPO run, without the runs `reuses_premise_single` copies."""
+    return [
+        (setting, m, b, s)
+        for (setting, b), ms in ppo_runs(cfg).items()
+        for m in ms
+        for s in cfg.seed_list()
+        if not reuses_premise_single(cfg, setting, m, b)
+    ]
+
+
+def copied_single_rows(rows: list[dict], cfg: Config) -> list[dict]:
+    """The premise setting's single-member PPO records, relabelled for each setting that reuses them."""
+    return [
+        dict(r, setting=setting)
+        for (setting, b), ms in ppo_runs(cfg).items()
+        if "single" in ms and reuses_premise_single(cfg, setting, "single", b)
+        for r in rows
+        if r["method"] == "ppo_single" and r.get("setting") == "premise" and r.get("beta") == b
+    ]
 
 
 def run(cfg: Config) -> list[dict]:
@@ -489,8 +522,15 @@ def run(cfg: Config) -> list[dict]:
     import concurrent.futures as cf
     import multiprocessing as mp
 
+    clock = [time.perf_counter()]
+
+    def stage(name: str) -> None:  # wall time per stage (README, deviation 6)
+        clock.append(time.perf_counter())
+        _log(f"stage {name}: {clock[-1] - clock[-2]:.0f} s wall")
+
     torch.set_num_threads(cfg.threads)
     build_world(cfg.world, verbose=True)  # once, into the cache, before any worker starts
+    stage("world")
     pcs = all_member_configs(cfg)
     backbones = sorted(
         {(pc.d_model, pc.n_layers, pc.pretrain_seed, pc.pretrain_steps) for pc in pcs if pc.pretrain_seed is not None}
@@ -498,11 +538,15 @@ def run(cfg: Config) -> list[dict]:
     pool = cf.ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) if cfg.workers > 1 else None
     if pool is not None:
         list(pool.map(_backbone_job, [cfg] * len(backbones), backbones))
+        stage(f"{len(backbones)} backbones")
         list(pool.map(_train_job, [cfg] * len(pcs), pcs))
+        stage(f"{len(pcs)} members")
     keys = [("bon",)] + [("ppo", *job) for job in ppo_jobs(cfg)]  # checkpointed units (--resume)
     rows = [r for res in checkpoint.map_units(_unit_job, [(cfg, k) for k in keys], keys, pool) for r in res]
+    stage(f"best-of-n + {len(keys) - 1} PPO runs")
     if pool is not None:
         pool.shutdown()
+    rows += copied_single_rows(rows, cfg)
     rows += summary_rows(rows, cfg)
     return rows
 

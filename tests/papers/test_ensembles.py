@@ -21,6 +21,7 @@ from reprozoo.papers.ensembles import claims
 from reprozoo.papers.ensembles.experiment import (
     PRESETS,
     all_member_configs,
+    copied_single_rows,
     grid,
     member_config,
     ppo_jobs,
@@ -201,11 +202,27 @@ def test_config_validates(field, value):
 
 
 def test_quick_ppo_runs_are_the_ones_the_claims_read():
-    # every reward at β = 0.01 (claims 1, 3, 5); WCO and UWO at β = 0.1 in the premise setting (claim 3b)
+    # every reward at β = 0.01 (claims 1, 3, 5); WCO and UWO at β = 0.1 in the premise setting (claim 3b); the
+    # control's single-member run is the premise's (same member, same quirk), run once and copied
     cfg = PRESETS["quick"]
     every = ["single", "mean", "wco", "uwo"]
     assert ppo_runs(cfg) == {("premise", 0.01): every, ("premise", 0.1): ["wco", "uwo"], ("control", 0.01): every}
-    assert len(ppo_jobs(cfg)) == (4 + 2 + 4) * 3
+    assert len(ppo_jobs(cfg)) == (4 + 2 + 3) * cfg.seeds
+    assert ("control", "single", 0.01, 0) not in ppo_jobs(cfg) and ("premise", "single", 0.01, 0) in ppo_jobs(cfg)
+    assert not cfg.eisenstein  # claim 4 is underpowered at the quick budget (README "Seeds"): full only
+
+
+def test_the_control_single_member_is_the_premise_one_and_its_records_are_copied():
+    cfg = PRESETS["quick"]
+    for seed in cfg.seed_list():
+        m = window(cfg, seed)[0]
+        assert member_config(cfg, "premise", 32, 0.0, m) == member_config(cfg, "control", 32, 0.0, m)
+    rows = [
+        record("ppo_single", 0, "gold", 0.5, setting="premise", beta=0.01, step=3),
+        record("ppo_single", 0, "gold", 0.7, setting="premise", beta=0.1, step=3),
+        record("ppo_wco", 0, "gold", 0.9, setting="premise", beta=0.01, step=3),
+    ]
+    assert copied_single_rows(rows, cfg) == [dict(rows[0], setting="control")]
 
 
 def test_summary_rows_keep_peak_and_final_of_the_curves_claims_read():
@@ -316,9 +333,18 @@ def test_a_failed_premise_makes_its_claims_untested_and_a_control_fails_when_the
     for c in ("2-bon-conservative-premise", "3-ppo-conservative-premise", "3b-ppo-small-penalty-premise"):
         assert v[c] == "UNTESTED", c
     assert v["1-single-overoptimises-bon-premise"] == "PASS" and v["5-shared-exploit-premise"] == "PASS"
-    # the control setting's ensembles help as if members did not herd: both controls fail (not as predicted)
-    assert v["0-control"] == "PASS"
+    # the control setting's ensembles help as if members did not herd: the controls fail (not as predicted); the
+    # control's self − others is not below the premise's by the premise threshold either
+    assert v["0-control"] == "FAIL"
     assert v["2-bon-conservative-control"] == "FAIL" and v["3-ppo-conservative-control"] == "FAIL"
+
+
+@pytest.mark.parametrize(("premise", "control", "verdict"), [(1.5, 0.4, "PASS"), (0.7, 0.4, "FAIL")])
+def test_the_self_minus_others_control_is_read_against_the_premise_setting(premise, control, verdict):
+    # claims v2.1: a label-noise floor in both settings (here 0.4) is not the members' planted error; the control
+    # passes when sharing the quirk removes at least the premise threshold (0.5) of the premise setting's value
+    v = _verdicts(_claim_rows({"premise": premise, "control": control}, {"premise": True, "control": False}))
+    assert v["0-control"] == verdict
 
 
 def test_claims_on_records_without_the_v2_premise_metric_leave_the_claims_untested():
