@@ -505,14 +505,23 @@ def ppo_jobs(cfg: Config) -> list[tuple[str, str, float, int]]:
     ]
 
 
+ENSEMBLE_DIAGNOSTICS = ("member_std", "quirk_members")
+"""PPO records that depend on the other members of the ensemble, not on the optimised reward: not copied."""
+
+
 def copied_single_rows(rows: list[dict], cfg: Config) -> list[dict]:
-    """The premise setting's single-member PPO records, relabelled for each setting that reuses them."""
+    """The premise setting's single-member PPO records, relabelled for each setting that reuses them, except the
+    `ENSEMBLE_DIAGNOSTICS` (the control's other members differ; the v2 run logged them, every other record of the
+    two runs was identical)."""
     return [
         dict(r, setting=setting)
         for (setting, b), ms in ppo_runs(cfg).items()
         if "single" in ms and reuses_premise_single(cfg, setting, "single", b)
         for r in rows
-        if r["method"] == "ppo_single" and r.get("setting") == "premise" and r.get("beta") == b
+        if r["method"] == "ppo_single"
+        and r.get("setting") == "premise"
+        and r.get("beta") == b
+        and r["metric"] not in ENSEMBLE_DIAGNOSTICS
     ]
 
 

@@ -221,6 +221,7 @@ def test_the_control_single_member_is_the_premise_one_and_its_records_are_copied
         record("ppo_single", 0, "gold", 0.5, setting="premise", beta=0.01, step=3),
         record("ppo_single", 0, "gold", 0.7, setting="premise", beta=0.1, step=3),
         record("ppo_wco", 0, "gold", 0.9, setting="premise", beta=0.01, step=3),
+        record("ppo_single", 0, "member_std", 0.8, setting="premise", beta=0.01, step=3),  # other members: not copied
     ]
     assert copied_single_rows(rows, cfg) == [dict(rows[0], setting="control")]
 
