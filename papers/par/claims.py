@@ -32,7 +32,12 @@ LAST = 3  # final: mean of the last 3 evaluations
 ALPHA = 0.025  # one-sided level of "the 95% CI excludes the bound" (power and MDE are computed at it)
 
 HACK_FALL = 0.15  # premise 1 / control 0: a collapse is a fall of ≥ 0.15 win-rate from the peak (project's own, v1)
-REGIME = 0.80  # premise 1b: Vanilla's final rollouts beat all M references on ≥ 80% of prompts (audit, project's own)
+EXCESS = 1.0  # premise 1b (issue 31, replaces v2's sign statistic "beats all M references on ≥ 80% of prompts",
+#   which the v2 run showed cannot separate the regimes: 86.9% with the proxy bias, 86.8% without): Vanilla's final
+#   rollouts exceed the max of their prompt's M references by ≥ 1 reference SD σ_ref (mean of (r − max_m r_ref,m) /
+#   σ_ref). Why 1: with k = 1 and σ_ref ≈ 3 proxy units (v2: 3.1), an excess of σ_ref puts every σ(r − r_ref,m) at
+#   ≥ σ(3) = 0.95, where its slope is ≤ 0.045 < ⅕ of σ′(0): the flat part of PAR's reward the paper's hacked
+#   responses sit on (paper: 11.7 vs 3.5 under π_SFT). Project's own, fixed before the pilot (README).
 BEATABLE = 0.75  # premise 1c: the gold-best of n SFT samples beats ≥ 75% of its prompt's references on the proxy:
 #   midway between a proxy blind to gold (0.5) and one that ranks as gold does (n/(n+1) = 0.97 at n = 32)
 RANDOM_PICK = 0.60  # control 1c: a random SFT sample beats ≤ 60% of the references (≈ 0.5; project's own)
@@ -97,13 +102,17 @@ def fall(rows: list[dict], name: str) -> tuple[PairedDiff, dict[str, float]]:
 
 
 def regime_1b(rows: list[dict], name: str) -> tuple[bool | None, dict]:
-    """Premise 1b's test on run `name`: final mean of `beats_all_refs`, mean over seeds ≥ REGIME (None: not
-    measured)."""
-    beats = final(rows, name, "beats_all_refs")
-    if not beats:
-        return None, {"beats_all_refs_final": "not measured (records written before claims v2)"}
-    obs = {"beats_all_refs_final": mean(beats), "per_seed": [beats[s] for s in sorted(beats)]}
-    return bool(mean(beats) >= REGIME), obs
+    """Premise 1b's test on run `name`: final mean of `excess_sd` = (r − max_m r_ref,m) / σ_ref over the rollouts,
+    mean over seeds ≥ EXCESS (None: not measured). Beside it, not decided: the share of rollouts with an excess
+    ≥ σ_ref and v2's sign statistic (the share above every reference)."""
+    excess = final(rows, name, "excess_sd")
+    if not excess:
+        return None, {"excess_sd_final": "not measured (records written before issue 31's second run)"}
+    obs = {"excess_sd_final": mean(excess), "per_seed": [excess[s] for s in sorted(excess)]}
+    for m in ("excess_1sd", "beats_all_refs"):
+        if v := final(rows, name, m):
+            obs[f"{m}_final"] = mean(v)
+    return bool(mean(excess) >= EXCESS), obs
 
 
 def beatable_1c(rows: list[dict], name: str) -> tuple[bool | None, dict]:
@@ -124,9 +133,14 @@ def beatable_1c(rows: list[dict], name: str) -> tuple[bool | None, dict]:
 def check(rows: list[dict], cfg: Config) -> list[Claim]:
     runs = set(cfg.runs)
     claims = []
+    paired = set(cfg.seed_list())  # the seeds every run has (`vanilla` also runs on cfg.premise_seed_list())
 
     def need(*names: str) -> bool:
         return set(names) <= runs
+
+    def fin(name: str) -> dict[int, float]:
+        """Final win-rate per seed, on the seeds every run has (the paired comparisons)."""
+        return {s: v for s, v in final(rows, name).items() if s in paired}
 
     # 0. control: the same PPO on the gold reward itself (no proxy error) does not collapse
     if need("vanilla_gold"):
@@ -168,8 +182,9 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
         claims.append(
             Claim(
                 "1b-premise-par-regime",
-                f"premise: at the end of training Vanilla's rollouts have a proxy reward above all {cfg.n_refs} "
-                f"SFT references of their prompt on ≥ {REGIME:.0%} of prompts (final mean over seeds)",
+                f"premise: at the end of training Vanilla's rollouts exceed the max of their prompt's {cfg.n_refs} "
+                f"SFT references' proxy rewards by ≥ {EXCESS:g} reference SD (mean of (r − max_m r_ref,m) / σ_ref; "
+                "final mean, mean over seeds)",
                 obs,
                 bool(ok),
                 kind="premise",
@@ -212,8 +227,8 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
         claims.append(
             Claim(
                 "1b-control-regime-off",
-                "control: on the control world (PAR's regime switched off) Vanilla's final rollouts do NOT beat all "
-                f"references on ≥ {REGIME:.0%} of prompts",
+                "control: on the control world (PAR's regime switched off) Vanilla's final rollouts do NOT exceed "
+                f"the max of the references by ≥ {EXCESS:g} reference SD (the statistic of 1b)",
                 obs,
                 ok is False,
                 kind="control",
@@ -226,16 +241,16 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
     if need("par"):
         d, obs = fall(rows, "par")
         ok = d.high <= HOLD_FALL
-        par_final = final(rows, "par")
+        par_final = fin("par")
         for m in others:
-            diff = paired_diff(par_final, final(rows, m))
+            diff = paired_diff(par_final, fin(m))
             obs |= test_obs(diff, f"par_minus_{m}")
             ok = ok and diff.low > 0
         if need("vanilla"):  # the audit's regime diagnostic (not decided): PAR's proxy gain / Vanilla's
             gain = {}
             for m in ("par", "vanilla"):
                 c = curve(rows, m, "proxy")
-                gain[m] = mean({s: final_mean(_values(v), LAST) - _values(v)[0] for s, v in c.items()})
+                gain[m] = mean({s: final_mean(_values(v), LAST) - _values(v)[0] for s, v in c.items() if s in paired})
             obs["proxy_gain_ratio_par_to_vanilla"] = gain["par"] / gain["vanilla"] if gain["vanilla"] else math.nan
         claims.append(
             Claim(
@@ -252,10 +267,10 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
     # 3. PAR is the best or within BEST_MARGIN of the best shaping method (non-inferiority to every rival)
     rivals = [m for m in METHODS if m in runs and m != "par"]
     if need("par") and rivals:
-        par_final = final(rows, "par")
+        par_final = fin("par")
         obs, ok = {"par_final": mean(par_final)}, True
         for m in rivals:
-            diff = paired_diff(par_final, final(rows, m))
+            diff = paired_diff(par_final, fin(m))
             obs |= test_obs(diff, f"par_minus_{m}")
             ok = ok and diff.low > -BEST_MARGIN
         claims.append(
@@ -271,7 +286,7 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
 
     # 4. one reference suffices (equivalence within ±EQUIV)
     if need("par", "par_m1"):
-        diff = paired_diff(final(rows, "par_m1"), final(rows, "par"))
+        diff = paired_diff(fin("par_m1"), fin("par"))
         claims.append(
             Claim(
                 "4-one-reference",
@@ -301,7 +316,7 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
                 kind="premise",
             )
         )
-        diff = paired_diff(final(rows, "par"), final(rows, "sigmoid"))
+        diff = paired_diff(fin("par"), fin("sigmoid"))
         claims.append(
             Claim(
                 "5-centred-beats-uncentred",
@@ -313,3 +328,69 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
             )
         )
     return claims
+
+
+# --- the power pilot (development seeds, README "Pre-registration v3") ---
+
+PAPER_WINRATE = {  # the paper's average win-rates (Gemma2-2B / UltraFeedback): the effects the seed rule assumes
+    "vanilla": 0.29,
+    "warm": 0.58,
+    "odin": 0.35,
+    "reg": 0.32,
+    "meanstd": 0.33,
+    "clip": 0.32,
+    "minmax": 0.61,
+    "lsc": 0.58,
+    "par": 0.63,
+}
+
+
+def power_tests(rows: list[dict], cfg: Config) -> dict[str, tuple[PairedDiff, float, float]]:
+    """Every paired test the claims decide that `rows` hold: {test: (pilot paired difference, effect the seed rule
+    assumes, target power)}. Effects: premise 1 the collapse size HACK_FALL; claim 2's fall the margin minus the
+    paper's fall; PAR − rival the paper's gap (claim 2) or the gap + BEST_MARGIN (claim 3); claim 4 the margin at a
+    true difference of 0 (power 0.9 per one-sided test ≈ 0.8 for both); claim 5 the paper's gap."""
+    runs, out = set(cfg.runs) & {r["method"] for r in rows}, {}
+    paired = set(cfg.seed_list())
+
+    def fin(name: str) -> dict[int, float]:
+        return {s: v for s, v in final(rows, name).items() if s in paired}
+
+    if "vanilla" in runs:
+        pk, f, _ = peak_final(rows, "vanilla")
+        out["1 Vanilla's fall"] = (paired_diff(pk, f), HACK_FALL, 0.8)
+    if "par" in runs:
+        pk, f, _ = peak_final(rows, "par")
+        out["2 PAR's fall ≤ margin"] = (paired_diff(pk, f), HOLD_FALL - PAPER_FALL, 0.8)
+        gap = {m: PAPER_WINRATE["par"] - w for m, w in PAPER_WINRATE.items() if m != "par"}
+        for m in [m for m in METHODS if m in runs and m != "par"]:
+            d = paired_diff(fin("par"), fin(m))
+            if m in BELOW_PAR:
+                out[f"2 PAR − {m}"] = (d, gap[m], 0.8)
+            out[f"3 PAR − {m} > −margin"] = (d, gap[m] + BEST_MARGIN, 0.8)
+    if {"par", "par_m1"} <= runs:
+        out["4 M=1 − M=10 within ±margin"] = (paired_diff(fin("par_m1"), fin("par")), EQUIV, 0.9)
+    if {"par", "sigmoid"} <= runs:
+        out["5 PAR − σ(r)"] = (paired_diff(fin("par"), fin("sigmoid")), PAPER_CENTRED, 0.8)
+    return out
+
+
+def pilot_table(rows: list[dict], cfg: Config) -> str:
+    """Markdown: per test the pilot's mean and paired SD, the effect, the seeds for the target power
+    (`seeds_for_power` at one-sided α = 0.025) and the MDE at the pilot's seed count; with the regime statistic."""
+    from reprozoo.common.stats import seeds_for_power
+
+    lines = ["| test | pilot mean | paired SD | effect | power | seeds |", "|---|---|---|---|---|---|"]
+    for name, (d, effect, target) in power_tests(rows, cfg).items():
+        try:
+            n = str(seeds_for_power(effect, d.sd, target, alpha=ALPHA))
+        except ValueError:
+            n = "> 200"
+        lines.append(f"| {name} | {d.mean:.3f} | {d.sd:.3f} | {effect:.3f} | {target} | {n} |")
+    for name in ("vanilla", "vanilla_ctrl"):
+        if excess := final(rows, name, "excess_sd"):
+            lines.append(
+                f"| 1b excess of {name} (reference SDs) | {mean(excess):.3f} | "
+                f"{np.std(list(excess.values()), ddof=1):.3f} (between seeds) | — | — | — |"
+            )
+    return "\n".join(lines) + "\n"

@@ -140,12 +140,21 @@ class Config(HubConfig):
     see it, and of the shapings only the uncentred σ(r) does (claim 5). The paper's proxy sits at 3.5 under π_SFT."""
     eval_every: int = 5
     """Iterations between win-rate evaluations (rollout statistics are averaged over the same windows)."""
+    premise_seeds: int = 0
+    """Extra evaluation seeds, after the `seeds` every run has, on which only `vanilla` runs: premise 1 (Vanilla's
+    fall) is a property of Vanilla alone and its seed-to-seed spread needs more seeds than the paired claims
+    (power pilot, README); the paired comparisons use the seeds every run has."""
     final_evals: int = 2
     """'Final' values average the last this-many evaluation windows."""
     threads: int = 1
     """torch CPU threads per process (<= 2 on the 2-core CI machine)."""
     workers: int = 2
     """Processes for reward models and PPO runs (1 = all in this process)."""
+
+    def premise_seed_list(self) -> list[int]:
+        """The seeds on which only `vanilla` runs (premise 1), after `seed_list()`."""
+        start = self.first_seed + self.seeds
+        return list(range(start, start + self.premise_seeds)) if "vanilla" in self.runs else []
 
     @property
     def iterations(self) -> int:
@@ -177,6 +186,7 @@ class Config(HubConfig):
         ctrl = [r for r in self.runs if VARIANTS[r].world == "control"]
         ensure(not ctrl or self.control_world is not None, "runs", f"{ctrl} need a control_world")
         ensure(len(self.runs) > 0, "runs", "must not be empty")
+        ensure(self.premise_seeds >= 0, "premise_seeds", f"must be >= 0, got {self.premise_seeds}")
         ensure(self.kl_coef >= 0, "kl_coef", f"must be >= 0, got {self.kl_coef}")
         ensure(self.len_penalty >= 0, "len_penalty", f"must be >= 0, got {self.len_penalty}")
         ensure(self.reg_coef >= 0, "reg_coef", f"must be >= 0, got {self.reg_coef}")
@@ -373,6 +383,7 @@ def ppo_run(world: PreferenceWorld, cfg: Config, name: str, seed: int) -> list[d
     order = torch.cat([torch.randperm(cfg.train_prompts, generator=gen) for _ in range(cfg.prompt_epochs)])
     logged: dict[str, list[float]] = {}
     idx = order[:0]
+    ref_sd = float(p.ref_rewards.std())  # σ_ref: SD of all the seed's reference rewards (premise 1b's unit)
 
     def reward_fn(x, y, mask):
         length = mask.sum(-1)
@@ -391,6 +402,10 @@ def ppo_run(world: PreferenceWorld, cfg: Config, name: str, seed: int) -> list[d
             # PAR's regime (claims v2 premise): the rollout's proxy reward beats all M of the prompt's references
             ("beats_all_refs", (r_proxy > refs.max(-1).values).float()),
             ("beats_refs_frac", (r_proxy[:, None] > refs).float().mean(-1)),
+            # premise 1b (the size of the excess, not its sign): (r − max_m r_ref,m) / σ_ref, and the share of
+            # rollouts with r − max_m r_ref,m ≥ σ_ref (every σ(r − r_ref,m) then on its flat part)
+            ("excess_sd", (r_proxy - refs.max(-1).values) / ref_sd),
+            ("excess_1sd", (r_proxy - refs.max(-1).values >= ref_sd).float()),
         ):
             logged.setdefault(key, []).append(float(val.mean()))
         return shaped
@@ -471,12 +486,13 @@ def world_of(cfg: Config, name: str) -> WorldConfig:
     return cfg.control_world if VARIANTS[name].world == "control" else cfg.world
 
 
-def _prepare_job(cfg: Config, seed: int) -> None:
-    """Worker: train the seed's reward models and sample/score its references into the cache, in every world."""
+def _prepare_job(cfg: Config, seed: int, runs: list[str]) -> None:
+    """Worker: train the reward models and sample/score the references the seed's `runs` need into the cache, in
+    every world they train in."""
     torch.set_num_threads(cfg.threads)
-    for wc in dict.fromkeys(world_of(cfg, r) for r in cfg.runs):
+    for wc in dict.fromkeys(world_of(cfg, r) for r in runs):
         world = build_world(wc)
-        kinds = {VARIANTS[r].rm for r in cfg.runs if world_of(cfg, r) == wc} - {"gold"}
+        kinds = {VARIANTS[r].rm for r in runs if world_of(cfg, r) == wc} - {"gold"}
         for kind in sorted(kinds):
             reward_model(world, cfg, kind, seed)
         prompts(world, cfg, seed, reward_model(world, cfg, "proxy", seed))
@@ -489,24 +505,26 @@ def _ppo_job(cfg: Config, name: str, seed: int) -> list[dict]:
 
 
 def run(cfg: Config) -> list[dict]:
-    """Reward models and references per seed, then every (run, seed) PPO job, in `workers` spawned processes."""
+    """Reward models and references per seed, then every (run, seed) PPO job, in `workers` spawned processes
+    (`vanilla` also on the premise seeds)."""
     import concurrent.futures as cf
     import multiprocessing as mp
 
     torch.set_num_threads(cfg.threads)
-    seeds = cfg.seed_list()
+    seeds, extra = cfg.seed_list(), cfg.premise_seed_list()
     for wc in dict.fromkeys(world_of(cfg, r) for r in cfg.runs):
         world = build_world(wc, verbose=True)
-        for seed in seeds:  # the world's proxies first (the world's own cache; cheap once built)
+        for seed in seeds + (extra if wc == cfg.world else []):  # the world's proxies first (its own cache)
             reward_model(world, cfg, "proxy", seed)
-    jobs = [(name, seed) for name in cfg.runs for seed in seeds]
+    jobs = [(name, seed) for name in cfg.runs for seed in seeds] + [("vanilla", seed) for seed in extra]
     keys = [("ppo", name, seed) for name, seed in jobs]  # checkpointed units (--resume)
     rows: list[dict] = []
     # workers = 1 runs the same jobs here, one by one (a fresh world per PPO run either way: records do not depend
     # on --workers)
     pool = cf.ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) if cfg.workers > 1 else None
     with pool or contextlib.nullcontext():
-        list((pool.map if pool else map)(_prepare_job, [cfg] * len(seeds), seeds))
+        prep = [(seed, list(cfg.runs)) for seed in seeds] + [(seed, ["vanilla"]) for seed in extra]
+        list((pool.map if pool else map)(_prepare_job, [cfg] * len(prep), *zip(*prep, strict=True)))
         results = checkpoint.map_units(_ppo_job, [(cfg, name, seed) for name, seed in jobs], keys, pool)
         for (name, seed), res in zip(jobs, results, strict=True):
             rows += res

@@ -275,7 +275,11 @@ def test_cli_smoke(run_cli, tmp_path):
     par_rl = [r["value"] for r in rows if r["method"] == "par" and r["metric"] == "rl_reward"]
     assert par_rl and all(0 < v < 1 for v in par_rl)
     beats = [r["value"] for r in rows if r["method"] == "vanilla" and r["metric"] == "beats_all_refs"]
-    assert beats and all(0 <= v <= 1 for v in beats)  # claims v2's regime premise is measured
+    assert beats and all(0 <= v <= 1 for v in beats)  # claims v2's sign statistic is measured (context)
+    excess = {r["step"]: r["value"] for r in rows if r["method"] == "vanilla" and r["metric"] == "excess_sd"}
+    share = {r["step"]: r["value"] for r in rows if r["method"] == "vanilla" and r["metric"] == "excess_1sd"}
+    assert excess and set(share) == set(excess) and all(0 <= v <= 1 for v in share.values())  # premise 1b's excess
+    assert all(share[t] <= beats_t for t, beats_t in zip(sorted(share), beats, strict=True))  # ≥ 1 SD above ⊂ above
     assert [r for r in rows if r["method"] == "par" and r["metric"] == "ref_proxy_mean"]
     beatable = {r["metric"]: r["value"] for r in rows if r["method"] == "par" and "bon_beats" in r["metric"]}
     assert {k.split("_beats")[0] for k in beatable} == {"gold_bon", "proxy_bon"}
@@ -291,11 +295,11 @@ RISE_AND_HOLD = [min(0.5 + 0.05 * t / 5, 0.8) for t in STEPS]
 
 
 def _par_rows(
-    hold: dict[str, list[float]], beats: float = 0.9, ref_mean: float = 3.0, beatable: float = 0.85
+    hold: dict[str, list[float]], excess: float = 2.0, ref_mean: float = 3.0, beatable: float = 0.85
 ) -> list[dict]:
-    """3 seeds of win-rate curves (a per-seed offset shared by every run), a rising proxy, Vanilla's fraction of
-    rollouts above all references, the references' mean proxy reward, and the share of references the gold-best
-    SFT sample beats."""
+    """3 seeds of win-rate curves (a per-seed offset shared by every run), a rising proxy, the rollouts' excess
+    over the max of their references in reference SDs (rising to `excess`), the references' mean proxy reward, and
+    the share of references the gold-best SFT sample beats."""
     rows = []
     for seed in range(3):
         j = 0.01 * seed
@@ -305,7 +309,7 @@ def _par_rows(
                 rows.append(record(name, seed, "winrate", w + j, step=t))
                 if t:
                     rows.append(record(name, seed, "proxy", t / 10, step=t))
-                    rows.append(record(name, seed, "beats_all_refs", beats * t / 100, step=t))
+                    rows.append(record(name, seed, "excess_sd", excess * t / 100, step=t))
         rows.append(record("par", seed, "ref_proxy_mean", ref_mean))
         rows.append(record("par", seed, "gold_bon_beats_frac", beatable + j))
         rows.append(record("par", seed, "random_beats_frac", 0.5 + j))
@@ -333,7 +337,7 @@ def test_claims_pass_when_premises_hold_and_the_control_behaves_as_predicted():
 
 
 def test_failed_premises_make_claims_untested_and_a_collapsing_control_fails():
-    v = _par_verdicts(_par_rows({"par": RISE_AND_HOLD, "par_m1": RISE_AND_HOLD}, beats=0.3, ref_mean=0.1))
+    v = _par_verdicts(_par_rows({"par": RISE_AND_HOLD, "par_m1": RISE_AND_HOLD}, excess=0.5, ref_mean=0.1))
     assert v["1-vanilla-hacks"] == "PASS" and v["1b-premise-par-regime"] == "FAIL"
     for c in ("2-par-holds", "3-par-best", "4-one-reference", "5-centred-beats-uncentred"):
         assert v[c] == "UNTESTED", c
@@ -353,8 +357,8 @@ def test_regime_controls_pass_only_where_the_control_world_switches_the_regime_o
     v = {c.id: c.verdict for c in resolve_verdicts(check(rows + ctrl, cfg))}
     assert v["1b-control-regime-off"] == "FAIL"  # the regime is still on there
     for r in ctrl:
-        if r["metric"] == "beats_all_refs":
-            r["value"] *= 0.5
+        if r["metric"] == "excess_sd":  # the excess shrinks below 1 reference SD (1.9 -> 0.6)
+            r["value"] *= 0.3
     v = {c.id: c.verdict for c in resolve_verdicts(check(rows + ctrl, cfg))}
     assert v["1b-control-regime-off"] == "PASS"
     for r in rows:  # a "random" pick that beats most references: the measurement is not what it claims
