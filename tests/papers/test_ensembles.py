@@ -387,8 +387,7 @@ CLAIMS = [  # claims v2 (README "Pre-registration v2")
     "2-bon-conservative-control",
     "3-ppo-conservative-control",
     "5-shared-exploit-control",
-    "4-pretrain-finetune-single",
-]
+]  # 4-pretrain-finetune-single runs in `full` only (underpowered at the quick budget, README Pre-registration v2.1)
 # the verdicts of the deciding world-v2 run (README "Results (quick preset, world v2, claims v2, 5 seeds)"); the slow
 # test runs the 3-seed preset, whose verdicts may differ where the CIs are close to their bounds
 KNOWN_FAILS = {
