@@ -229,9 +229,13 @@ PRESETS = {
     # Issue 31: world v2 (common/worlds/README_preference.md, "API for papers"): channel (iii), the proxy bias that
     # keeps paying past the SFT references, is PAR's regime; the regime controls run the same world with it off.
     # The proxy sits at the paper's 3.5 under π_SFT (claim 5's premise); ablations M = 3, k = 2, 3 via --runs.
+    # Pre-registration v3 (README): fresh evaluation seeds 3-5 for every run (seeds 0-2 decided the first v2 run),
+    # Vanilla also on seeds 6-12 (premise 1: 10 seeds, the power rule on the dev-seed pilot).
     "quick": Config(
         preset="quick",
         seeds=3,
+        first_seed=3,
+        premise_seeds=7,
         world=WORLD_V2,
         control_world=dataclasses.replace(WORLD_V2, proxy_bias_gain=0.0),
         runs=[*METHODS, "par_m1", "sigmoid", *CONTROLS, "vanilla_ctrl"],
@@ -513,9 +517,7 @@ def run(cfg: Config) -> list[dict]:
     torch.set_num_threads(cfg.threads)
     seeds, extra = cfg.seed_list(), cfg.premise_seed_list()
     for wc in dict.fromkeys(world_of(cfg, r) for r in cfg.runs):
-        world = build_world(wc, verbose=True)
-        for seed in seeds + (extra if wc == cfg.world else []):  # the world's proxies first (its own cache)
-            reward_model(world, cfg, "proxy", seed)
+        build_world(wc, verbose=True)  # once, here; the seeds' proxies and RMs are trained by the workers
     jobs = [(name, seed) for name in cfg.runs for seed in seeds] + [("vanilla", seed) for seed in extra]
     keys = [("ppo", name, seed) for name, seed in jobs]  # checkpointed units (--resume)
     rows: list[dict] = []

@@ -22,6 +22,8 @@ def test_premise_seeds_run_only_vanilla_after_the_paired_seeds():
     cfg.validate()
     assert cfg.seed_list() == [3, 4, 5] and cfg.premise_seed_list() == [6, 7, 8, 9]
     assert Config(preset="quick", runs=["par"], premise_seeds=4).premise_seed_list() == []  # no Vanilla, no seeds
+    quick = PRESETS["quick"]  # pre-registration v3: fresh seeds 3-5 for every run, Vanilla on 10 seeds
+    assert quick.seed_list() == [3, 4, 5] and quick.premise_seed_list() == list(range(6, 13))
     with pytest.raises(ValueError, match="premise-seeds"):
         Config(preset="quick", premise_seeds=-1).validate()
 
@@ -52,8 +54,8 @@ def test_pilot_table_lists_each_paired_test_with_its_seed_count():
     for r in rows:  # seed-to-seed spread in Vanilla's collapse
         if r["method"] == "vanilla" and r["metric"] == "winrate" and r["step"] >= 50:
             r["value"] -= 0.1 * r["seed"]
-    tests = power_tests(rows, PRESETS["quick"])
+    tests = power_tests(rows, PAR_CFG)
     assert tests["1 Vanilla's fall"][0].sd == pytest.approx(0.1, rel=0.05)
     assert {"2 PAR − vanilla", "3 PAR − warm > −margin", "4 M=1 − M=10 within ±margin", "5 PAR − σ(r)"} <= set(tests)
-    table = pilot_table(rows, PRESETS["quick"])
+    table = pilot_table(rows, PAR_CFG)
     assert table.count("\n") == 2 + len(tests) + 1 and "excess of vanilla" in table
