@@ -141,7 +141,9 @@ PRESETS = {
         n_traces=2,
         lambda_sweep=[],
     ),
-    "quick": Config(preset="quick", seeds=3),
+    # seeds (issue 32): the power rule's 40-seed cap does not fit the 15-minute quick budget; 16 seeds at ≈ 47 s per
+    # seed for both worlds (dev-seed pilot, README "Issue 32: the pilot and the deciding run")
+    "quick": Config(preset="quick", seeds=16),
     # Paper scale: DeepSeek-R1-Distill-Qwen-{1.5B,7B}, Qwen3-14B, QwQ-32B on MATH-500 / AIME / GSM8K / ...;
     # T = 0.7, top-p 0.95 (paper); per-model λ values as in the official code (7B ones are the defaults above).
     # n_calib 500: official `--max_files 500` calibration responses; batch 8: 16k-token responses on one GPU.
