@@ -4,7 +4,7 @@
 import sys
 
 from reprozoo.common.cli import main
-from reprozoo.papers.grpo_guard import claims, experiment, full
+from reprozoo.papers.grpo_guard import claims, experiment, full, report
 
 if __name__ == "__main__":
     sys.exit(
@@ -14,7 +14,7 @@ if __name__ == "__main__":
             presets=experiment.PRESETS,
             run=lambda cfg: (experiment.run if cfg.model == "world" else full.run_sd3)(cfg),
             claims=claims.check,
-            figure=experiment.figure,
-            table=experiment.table,
+            figure=report.figure,
+            table=report.table,
         )
     )

@@ -23,8 +23,6 @@ import copy
 import math
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,23 +31,19 @@ from reprozoo.common import checkpoint
 from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
 from reprozoo.common.device import torch_device
 from reprozoo.common.progress import track
-from reprozoo.common.results import record, select
+from reprozoo.common.results import record
 from reprozoo.common.seeding import seed_everything
-from reprozoo.papers.grpo_guard.baselines import flow_grpo_loss, group_advantages
-from reprozoo.papers.grpo_guard.method import grpo_guard_loss, sde_std, sde_step
-from reprozoo.papers.grpo_guard.world import N_CLASSES, World, WorldConfig, build_world, diversity, realism, velocity
-
-if TYPE_CHECKING:  # diffusers takes seconds to import: loaded when a run starts, not for --help
-    from diffusers import DiTTransformer2DModel
+from reprozoo.papers.grpo_guard.baselines import group_advantages
+from reprozoo.papers.grpo_guard.method import GUARDED, RatioLog, sde_std, step_loss
+from reprozoo.papers.grpo_guard.sampling import evaluate, rollout, sigmas, transition_logprobs
+from reprozoo.papers.grpo_guard.world import N_CLASSES, World, WorldConfig, build_world, diversity, realism_loo
 
 METHODS = ("flow_grpo", "flow_grpo_kl", "grpo_guard", "ratio_norm")
-GUARDED = ("grpo_guard", "ratio_norm")  # methods with RatioNorm (their ε is Guard's)
 D_PAPER = 16 * 64 * 64  # SD3.5-M latent dimensions at 512 px (16 channels × 64 × 64)
 EPS_OFFICIAL = {"flow": 1e-4, "guard": 2e-6}  # config/grpo.py general_ocr_sd3, config/grpo_guard.py (OCR)
 KINDS = ("main", "lever8", "other_clip", "ablation", "iso_eps", "iso_kl", "gold_reward", "on_policy")
 REWARD_SCALE = {"pickscore": 26.0, "clipscore": 100.0}  # SD3 rewards: CLIP logit / scale (flow_grpo rewards.py)
 REWARDS = tuple(REWARD_SCALE)
-QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
 @dataclass
@@ -277,57 +271,6 @@ PRESETS = {
 }
 
 
-# --------------------------------------------------------------------------- sampling
-
-
-def sigmas(cfg: Config) -> torch.Tensor:
-    """SD3's schedule: `FlowMatchEulerDiscreteScheduler(shift)` with sigmas linspace(1, 1/N, N), 0 appended."""
-    from diffusers import FlowMatchEulerDiscreteScheduler
-
-    sched = FlowMatchEulerDiscreteScheduler(shift=cfg.shift)
-    sched.set_timesteps(sigmas=np.linspace(1.0, 1.0 / cfg.steps, cfg.steps))
-    return sched.sigmas.float()
-
-
-@torch.no_grad()
-def rollout(model: DiTTransformer2DModel, labels: torch.Tensor, sig: torch.Tensor, cfg: Config, gen: torch.Generator):
-    """SDE trajectories: latents (B, N+1, ...), log π_old (B, N), μ_old (B, N, ...)."""
-    s = cfg.image_size
-    x = torch.randn(len(labels), 1, s, s, generator=gen)
-    lat, logps, means = [x], [], []
-    for j in range(cfg.steps):
-        b = torch.full((len(x),), float(sig[j]))
-        v = velocity(model, x, b, labels)
-        noise = torch.randn(x.shape, generator=gen)
-        x, logp, mean, _, _ = sde_step(
-            x, v, b, torch.full_like(b, float(sig[j + 1])), float(sig[1]), cfg.eta, noise=noise
-        )
-        lat.append(x)
-        logps.append(logp)
-        means.append(mean)
-    return torch.stack(lat, 1), torch.stack(logps, 1), torch.stack(means, 1)
-
-
-@torch.no_grad()
-def ode_sample(model: DiTTransformer2DModel, labels: torch.Tensor, noise: torch.Tensor, sig: torch.Tensor):
-    """Deterministic Euler ODE (SD3's sampler): x ← x + v·(σ_next − σ)."""
-    x = noise
-    for j in range(len(sig) - 1):
-        x = x + velocity(model, x, sig[j].expand(len(x)), labels) * (sig[j + 1] - sig[j])
-    return x
-
-
-def evaluate(world: World, model, eval_set, sig) -> dict[str, float]:
-    labels, noise = eval_set
-    x = ode_sample(model, labels, noise, sig).clamp(-1, 1)
-    return {
-        "proxy": float(world.proxy(x, labels).mean()),
-        "gold_rm": float(world.gold_rm(x, labels).mean()),
-        "realism": realism(x, world.gold_x),
-        "diversity": diversity(x, labels),
-    }
-
-
 # --------------------------------------------------------------------------- training
 
 
@@ -389,51 +332,6 @@ def step_eps(cfg: Config, method: str, clip: str, sig: torch.Tensor) -> list[flo
     return [cfg.eps("flow_grpo", cfg.clip) * float(v) for v in s_bar]
 
 
-def step_loss(method: str, new: dict, old: dict, adv: torch.Tensor, eps: float, beta: float = 0.0, bias="sample"):
-    """(loss, ratio) of one denoising step: `new` holds this step's logp, mean, std, sqrt_dt (and mean_ref for the
-    KL) under the current policy, `old` the rollout's logp and mean. Shared by the world runs and `full.py`."""
-    if method in GUARDED:
-        return grpo_guard_loss(
-            new["logp"],
-            old["logp"],
-            new["mean"],
-            old["mean"],
-            new["std"],
-            new["sqrt_dt"],
-            adv,
-            eps,
-            reweighting=method == "grpo_guard",
-            bias=bias,
-        )
-    return flow_grpo_loss(
-        new["logp"],
-        old["logp"],
-        adv,
-        eps,
-        beta=beta if method == "flow_grpo_kl" else 0.0,
-        mean=new["mean"],
-        mean_ref=new.get("mean_ref"),
-        std=new["std"],
-    )
-
-
-def _forward(model, lat, labels, sig, cfg: Config, t: int) -> dict:
-    """Log-probs of the stored transitions x_j → x_{j+1}, j < t, under `model`: one batched forward."""
-    b = len(lat)
-    shape = lat.shape[2:]
-    xs = lat[:, :t].reshape(b * t, *shape)
-    nxt = lat[:, 1 : t + 1].reshape(b * t, *shape)
-    s_now, s_next = sig[:t].repeat(b), sig[1 : t + 1].repeat(b)
-    v = velocity(model, xs, s_now, labels.repeat_interleave(t))
-    _, logp, mean, std, sq = sde_step(xs, v, s_now, s_next, float(sig[1]), cfg.eta, prev=nxt)
-    return {
-        "logp": logp.view(b, t),
-        "mean": mean.view(b, t, *shape),
-        "std": std.view(b, t),
-        "sqrt_dt": sq.view(b, t),
-    }
-
-
 def train_run(world: World, run: Run, cfg: Config, eval_set, sig, device) -> list[dict]:
     """One GRPO run; returns its records (curves with `step` = epoch, final values, per-step ratio statistics)."""
     seed_everything(run.seed)
@@ -447,9 +345,7 @@ def train_run(world: World, run: Run, cfg: Config, eval_set, sig, device) -> lis
     t = cfg.trained_steps()
     tag = {"kind": run.kind, "clip": run.clip}
     rows: list[dict] = []
-    ratios: list[list[torch.Tensor]] = [[] for _ in range(t)]
-    clip_pos: list[list[float]] = [[] for _ in range(t)]
-    clip_neg: list[list[float]] = [[] for _ in range(t)]
+    ratios = RatioLog(t)
 
     def log_eval(epoch: int) -> None:
         for metric, value in evaluate(world, policy, eval_set, sig).items():
@@ -459,17 +355,17 @@ def train_run(world: World, run: Run, cfg: Config, eval_set, sig, device) -> lis
     for epoch in range(1, run.epochs + 1):
         classes = torch.randperm(N_CLASSES, generator=gen)[: run.prompts]
         labels = classes.repeat_interleave(run.group)
-        lat, logp_old, mean_old = rollout(policy, labels, sig, cfg, gen)
+        lat, logp_old, mean_old = rollout(policy, labels, sig, cfg.image_size, cfg.eta, gen)
         rewards = reward_fn(lat[:, -1].clamp(-1, 1), labels)
         rows.append(record(run.method, run.seed, "train_reward", float(rewards.mean()), step=epoch, **tag))
         adv = group_advantages(rewards, labels, cfg.adv_clip)
         perm = torch.randperm(len(labels), generator=gen)
         for i, idx in enumerate(perm.chunk(run.minibatches)):
             old = {"logp": logp_old[idx], "mean": mean_old[idx]}
-            new = _forward(policy, lat[idx], labels[idx], sig, cfg, t)
+            new = transition_logprobs(policy, lat[idx], labels[idx], sig, cfg.eta, t)
             if run.method == "flow_grpo_kl":
                 with torch.no_grad():
-                    new["mean_ref"] = _forward(ref, lat[idx], labels[idx], sig, cfg, t)["mean"]
+                    new["mean_ref"] = transition_logprobs(ref, lat[idx], labels[idx], sig, cfg.eta, t)["mean"]
             losses = []
             for j in range(t):
                 at_j = {k: v[:, j] for k, v in new.items()}
@@ -477,29 +373,15 @@ def train_run(world: World, run: Run, cfg: Config, eval_set, sig, device) -> lis
                 loss, ratio = step_loss(run.method, at_j, old_j, adv[idx], eps[j], run.beta, cfg.ratio_norm_bias)
                 losses.append(loss)
                 if i > 0:  # off-policy minibatch: the ratio's per-step distribution and clipping by sign of A
-                    r, a = ratio.detach(), adv[idx]
-                    ratios[j].append(r)
-                    if (a > 0).any():
-                        clip_pos[j].append(float((r[a > 0] > 1 + eps[j]).float().mean()))
-                    if (a < 0).any():
-                        clip_neg[j].append(float((r[a < 0] < 1 - eps[j]).float().mean()))
+                    ratios.add(j, ratio.detach(), adv[idx], eps[j])
             opt.zero_grad()
             torch.stack(losses).mean().backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
             opt.step()
         if epoch % run.eval_every == 0 or epoch == run.epochs:
             log_eval(epoch)
-    for j in range(t):
-        if not ratios[j]:
-            continue
-        r = torch.cat(ratios[j]).double()
-        at = dict(step=j, **tag)  # a curve over the denoising step (drawn in the figure, not aggregated)
-        rows.append(record(run.method, run.seed, "ratio_mean", float(r.mean()), **at))
-        rows.append(record(run.method, run.seed, "ratio_std", float(r.std()), **at))
-        for q in QUANTILES:
-            rows.append(record(run.method, run.seed, f"ratio_q{int(q * 100):02d}", float(r.quantile(q)), **at))
-        rows.append(record(run.method, run.seed, "clip_frac_pos", float(np.mean(clip_pos[j] or [np.nan])), **at))
-        rows.append(record(run.method, run.seed, "clip_frac_neg", float(np.mean(clip_neg[j] or [np.nan])), **at))
+    for j, stats in ratios.stats():  # a curve over the denoising step (drawn in the figure, not aggregated)
+        rows += [record(run.method, run.seed, metric, value, step=j, **tag) for metric, value in stats.items()]
     last = {r["metric"]: r["value"] for r in rows if r.get("step") == run.epochs and r["metric"] != "train_reward"}
     rows += [record(run.method, run.seed, f"final_{m}", v, **tag) for m, v in last.items()]
     return rows
@@ -516,123 +398,13 @@ def run(cfg: Config) -> list[dict]:
     torch.set_num_threads(cfg.threads)
     device = torch_device(cfg.device)  # type: ignore[arg-type]
     world = build_world(cfg.world(), verbose=True)
-    sig = sigmas(cfg)
+    sig = sigmas(cfg.steps, cfg.shift)
     ev = eval_set(cfg)
     rows = [record("base", 0, "flow_loss_end", float(np.mean(world.losses[-20:])))]
     rows += [record("base", 0, f"base_{m}", v) for m, v in evaluate(world, world.model, ev, sig).items()]
     real = world.gold_x[: len(ev[0])]
-    rows.append(record("real", 0, "real_realism_loo", _loo_realism(world)))
+    rows.append(record("real", 0, "real_realism_loo", realism_loo(world.gold_x)))
     rows.append(record("real", 0, "real_diversity", diversity(real, world.gold_y[: len(ev[0])])))
     for r in track(plan(cfg), description="grpo_guard runs"):  # checkpointed units (--resume)
         rows += checkpoint.unit((r.kind, r.method, r.clip, r.seed), partial(train_run, world, r, cfg, ev, sig, device))
     return rows
-
-
-def _loo_realism(world: World, k: int = 5) -> float:
-    """Realism of the gold digits themselves (leave-one-out: a digit's own distance 0 is skipped)."""
-    x = world.gold_x.reshape(len(world.gold_x), -1)
-    d = torch.cdist(x, x)
-    return float(d.topk(k + 1, dim=1, largest=False).values[:, 1:].mean())
-
-
-# --------------------------------------------------------------------------- figure and table
-
-
-def figure(rows: list[dict], cfg: Config, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    if cfg.model != "world":  # SD3: reward curves
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for method in cfg.methods:
-            for metric, style in (("train_reward", "-"), ("eval_reward", "o--")):
-                pts = sorted((r["step"], r["value"]) for r in select(rows, method=method, metric=metric))
-                if pts:
-                    ax.plot(*zip(*pts, strict=True), style, label=f"{method} {metric}")
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=8)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return
-
-    colours = {"flow_grpo": "C3", "flow_grpo_kl": "C1", "grpo_guard": "C0", "ratio_norm": "C2"}
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
-    t = cfg.trained_steps()
-    # (0, 0-1): per-step ratio distributions (main runs, seeds pooled by averaging quantiles)
-    for ax, method in zip(axes[0, :2], ("flow_grpo", "grpo_guard"), strict=True):
-        stats = []
-        for j in range(t):
-            q = {
-                qq: np.mean(
-                    [r["value"] for r in select(rows, method=method, kind="main", step=j, metric=f"ratio_q{qq:02d}")]
-                    or [np.nan]
-                )
-                for qq in (5, 25, 50, 75, 95)
-            }
-            stats.append({"med": q[50], "q1": q[25], "q3": q[75], "whislo": q[5], "whishi": q[95], "label": str(j)})
-        ax.bxp(stats, showfliers=False)
-        ax.axhline(1.0, color="k", lw=0.6)
-        ax.set_title(f"{method}: off-policy ratio per step (5-95 %)")
-        ax.set_xlabel("denoising step (0 = pure noise)")
-    # (0, 2): proxy–gold frontier
-    ax = axes[0, 2]
-    for method in METHODS:
-        px, gy = _curve(rows, method, "main", "proxy"), _curve(rows, method, "main", "realism")
-        if px is not None:
-            ax.plot(px.mean(0), gy.mean(0), "o-", color=colours[method], label=method, ms=3)
-    ax.set_xlabel("proxy (margin)")
-    ax.set_ylabel("realism: 5-NN distance (lower = better)")
-    ax.set_title("proxy–gold frontier (main runs, seed mean)")
-    ax.legend(fontsize=8)
-    # (1, *): proxy, realism, diversity vs epoch
-    for ax, metric in zip(axes[1], ("proxy", "realism", "diversity"), strict=True):
-        for method in METHODS:
-            c = _curve(rows, method, "main", metric)
-            if c is None:
-                continue
-            epochs = _epochs(rows, method, "main", metric)
-            ax.plot(epochs, c.mean(0), color=colours[method], label=method)
-            ax.fill_between(epochs, c.min(0), c.max(0), color=colours[method], alpha=0.15)
-        ax.set_xlabel("epoch")
-        ax.set_title(f"{metric} (eval set; band = seed range)")
-    axes[1, 0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _epochs(rows, method, kind, metric) -> list[int]:
-    return sorted({r["step"] for r in select(rows, method=method, kind=kind, metric=metric)})
-
-
-def _curve(rows, method, kind, metric) -> np.ndarray | None:
-    """seeds × evaluations matrix of an evaluated metric (None when the run is absent)."""
-    pts = [r for r in select(rows, method=method, kind=kind, metric=metric) if "step" in r]
-    if not pts:
-        return None
-    seeds, epochs = sorted({r["seed"] for r in pts}), sorted({r["step"] for r in pts})
-    value = {(r["seed"], r["step"]): r["value"] for r in pts}
-    return np.array([[value[(s, e)] for e in epochs] for s in seeds])
-
-
-def table(rows: list[dict], cfg: Config) -> str:
-    """Per-step off-policy ratio statistics of the main runs (seed means)."""
-    if cfg.model != "world":
-        return ""
-    t = cfg.trained_steps()
-    lines = [
-        "| method | step | ratio mean | ratio std | clip frac A>0 (ρ>1+ε) | clip frac A<0 (ρ<1−ε) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for method in cfg.methods:
-        for j in range(t):
-            v = {
-                m: np.nanmean(
-                    [r["value"] for r in select(rows, method=method, kind="main", step=j, metric=m)] or [np.nan]
-                )
-                for m in ("ratio_mean", "ratio_std", "clip_frac_pos", "clip_frac_neg")
-            }
-            cells = (
-                f"{v['ratio_mean']:.5f} | {v['ratio_std']:.2g} | {v['clip_frac_pos']:.3f} | {v['clip_frac_neg']:.3f}"
-            )
-            lines.append(f"| {method} | {j} | {cells} |")
-    return "\n".join(lines) + "\n"

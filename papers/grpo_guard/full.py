@@ -11,7 +11,7 @@ epoch:
    the VAE decodes the final latents and the reward scores them (`ClipReward`: PickScore or CLIPScore);
 2. per-prompt advantages (`baselines.group_advantages`);
 3. `minibatches` optimiser steps (official 2): each minibatch recomputes, per trained step j, the velocity with CFG,
-   log π and μ (`sde_step` at the stored x_{j+1}) and the loss of `experiment.step_loss` (Flow-GRPO's clipped
+   log π and μ (`sde_step` at the stored x_{j+1}) and the loss of `method.step_loss` (Flow-GRPO's clipped
    ratio + β·KL, the KL's reference being the same transformer with the adapter disabled; or GRPO-Guard's RatioNorm +
    reweighting), backpropagated per step and micro-batch, averaged over the trained steps; gradient clip, AdamW.
 Every `eval_every` epochs, the first `eval_prompts` prompts are sampled with the deterministic Euler ODE at
@@ -31,8 +31,8 @@ import torch
 from reprozoo.common.config import ConfigError
 from reprozoo.common.results import record
 from reprozoo.papers.grpo_guard.baselines import group_advantages
-from reprozoo.papers.grpo_guard.experiment import REWARD_SCALE, Config, step_eps, step_loss
-from reprozoo.papers.grpo_guard.method import sde_step
+from reprozoo.papers.grpo_guard.experiment import REWARD_SCALE, Config, step_eps
+from reprozoo.papers.grpo_guard.method import sde_step, step_loss
 
 # official target_modules (train_sd3.py / train_sd3_GRPO_Guard.py): the joint attention's image and text projections
 LORA_TARGETS = (

@@ -14,10 +14,15 @@ The policy is Flow-GRPO's SDE step (official `sd3_sde_with_logprob.py`); GRPO-Gu
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
+import numpy as np
 import torch
 
-from reprozoo.papers.grpo_guard.baselines import clipped_loss
+from reprozoo.papers.grpo_guard.baselines import clipped_loss, flow_grpo_loss
+
+GUARDED = ("grpo_guard", "ratio_norm")  # methods with RatioNorm (their ε is Guard's)
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)  # of the off-policy ratio, per denoising step (RatioLog)
 
 # --- method ---
 
@@ -114,3 +119,66 @@ def grpo_guard_loss(
     loss = clipped_loss(ratio, advantages, eps)
     return (reweight(loss, sqrt_dt) if reweighting else loss), ratio
     # END SOLUTION
+
+
+# --- every compared method's loss of one denoising step ---
+
+
+def step_loss(method: str, new: dict, old: dict, adv: torch.Tensor, eps: float, beta: float = 0.0, bias="sample"):
+    """(loss, ratio) of one denoising step: `new` holds this step's logp, mean, std, sqrt_dt (and mean_ref for the
+    KL) under the current policy, `old` the rollout's logp and mean: GRPO-Guard's loss for the GUARDED methods, else
+    Flow-GRPO's (β·KL for flow_grpo_kl only). Shared by the world runs (experiment.py) and `full.py`."""
+    if method in GUARDED:
+        return grpo_guard_loss(
+            new["logp"],
+            old["logp"],
+            new["mean"],
+            old["mean"],
+            new["std"],
+            new["sqrt_dt"],
+            adv,
+            eps,
+            reweighting=method == "grpo_guard",
+            bias=bias,
+        )
+    return flow_grpo_loss(
+        new["logp"],
+        old["logp"],
+        adv,
+        eps,
+        beta=beta if method == "flow_grpo_kl" else 0.0,
+        mean=new["mean"],
+        mean_ref=new.get("mean_ref"),
+        std=new["std"],
+    )
+
+
+class RatioLog:
+    """The ratio a loss used (ρ, or ρ̃ under RatioNorm) on off-policy minibatches, pooled per trained denoising step
+    over a run: its distribution, and the fraction clipped on the side that binds for each sign of A (ρ > 1 + ε for
+    A > 0, ρ < 1 − ε for A < 0), as the paper's analysis of the left-shifted ratio."""
+
+    def __init__(self, steps: int):
+        self.ratios: list[list[torch.Tensor]] = [[] for _ in range(steps)]
+        self.clip_pos: list[list[float]] = [[] for _ in range(steps)]
+        self.clip_neg: list[list[float]] = [[] for _ in range(steps)]
+
+    def add(self, j: int, ratio: torch.Tensor, adv: torch.Tensor, eps: float) -> None:
+        """One minibatch's ratios at denoising step j, with their advantages and the step's ε."""
+        self.ratios[j].append(ratio)
+        if (adv > 0).any():
+            self.clip_pos[j].append(float((ratio[adv > 0] > 1 + eps).float().mean()))
+        if (adv < 0).any():
+            self.clip_neg[j].append(float((ratio[adv < 0] < 1 - eps).float().mean()))
+
+    def stats(self) -> Iterator[tuple[int, dict[str, float]]]:
+        """(j, {ratio_mean, ratio_std, ratio_qNN, clip_frac_pos, clip_frac_neg}) of each step that saw a ratio."""
+        for j, pooled in enumerate(self.ratios):
+            if not pooled:
+                continue
+            r = torch.cat(pooled).double()
+            out = {"ratio_mean": float(r.mean()), "ratio_std": float(r.std())}
+            out |= {f"ratio_q{int(q * 100):02d}": float(r.quantile(q)) for q in QUANTILES}
+            out["clip_frac_pos"] = float(np.mean(self.clip_pos[j] or [np.nan]))
+            out["clip_frac_neg"] = float(np.mean(self.clip_neg[j] or [np.nan]))
+            yield j, out

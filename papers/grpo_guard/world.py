@@ -186,6 +186,13 @@ def realism(x: torch.Tensor, gold: torch.Tensor, k: int = 5) -> float:
     return float(d.topk(k, dim=1, largest=False).values.mean())
 
 
+def realism_loo(gold: torch.Tensor, k: int = 5) -> float:
+    """`realism` of the gold digits themselves (leave-one-out: a digit's own distance 0 is skipped)."""
+    x = gold.reshape(len(gold), -1)
+    d = torch.cdist(x, x)
+    return float(d.topk(k + 1, dim=1, largest=False).values[:, 1:].mean())
+
+
 def diversity(x: torch.Tensor, c: torch.Tensor) -> float:
     """Mean within-class pairwise L2 distance (classes with >= 2 samples, averaged over classes)."""
     per = []

@@ -169,7 +169,7 @@ def test_flow_grpo_loss_is_on_policy_neutral_and_adds_the_kl():
 
 def test_schedule_is_sd3_shifted_and_eps_is_dimension_matched():
     cfg = PRESETS["quick"]
-    sig = sigmas(cfg).double()
+    sig = sigmas(cfg.steps, cfg.shift).double()
     lin = torch.linspace(1, 0.1, 10, dtype=torch.float64)
     torch.testing.assert_close(sig[:-1], 3 * lin / (1 + 2 * lin), atol=1e-6, rtol=0)
     assert float(sig[-1]) == 0.0

@@ -31,7 +31,7 @@ def test_quick_plan_has_the_official_main_row_variants_and_isolation_arms():
 def test_flow_band_maps_guards_clip_band_onto_flow_grpos():
     """ε_j = ε_flow·s̄_j: a ρ̃ at the edge of Guard's band is a log-ratio (after centring) at the edge of Flow-GRPO's."""
     cfg = PRESETS["quick"]
-    sig = sigmas(cfg)
+    sig = sigmas(cfg.steps, cfg.shift)
     eps = step_eps(cfg, "grpo_guard", "flow_band", sig)
     eps_f = cfg.eps("flow_grpo", cfg.clip)
     for j, e in enumerate(eps):
