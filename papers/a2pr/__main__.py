@@ -6,7 +6,8 @@ import sys
 
 from reprozoo.common.cli import main
 from reprozoo.papers.a2pr.claims import check
-from reprozoo.papers.a2pr.experiment import PRESETS, Config, figure, run
+from reprozoo.papers.a2pr.experiment import PRESETS, Config, run
+from reprozoo.papers.a2pr.report import figure
 
 if __name__ == "__main__":
     sys.exit(main(paper="a2pr", config_cls=Config, presets=PRESETS, run=run, claims=check, figure=figure))

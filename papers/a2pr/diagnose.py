@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 from reprozoo.common.results import select
 from reprozoo.common.stats import paired_diff
-from reprozoo.papers.a2pr import data, experiment, method
+from reprozoo.papers.a2pr import data, experiment, method, training
 
 _official = method.advantage_guided_target
 
@@ -64,14 +64,14 @@ def main(argv=None) -> None:
     i = cfg.envs.index(args.env)
     world = data.load(cfg.data_config(i))
     spec, names = data.ENVS[args.env], (args.dataset,)
-    stacked = experiment._stack(world, names)
+    stacked = training.stack_datasets(world, names)
     finals = {}
     for label, name, mask, bc_target in VARIANTS:
         t0 = time.perf_counter()
         if bc_target is not None:
             method.advantage_guided_target = bc_target
         try:
-            rows = experiment.train_method(name, cfg, spec, world, stacked, names, mask, label)
+            rows = training.train_method(name, cfg, spec, world, stacked, names, mask, label)
         finally:
             method.advantage_guided_target = _official
         finals[label] = {r["seed"]: r["value"] for r in select(rows, metric="score_final")}

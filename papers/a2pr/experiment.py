@@ -15,32 +15,21 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field, replace
-from functools import lru_cache, partial
-from pathlib import Path
+from functools import partial
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from reprozoo.common import checkpoint
-from reprozoo.common import distributed as dist
 from reprozoo.common.cache import enable_jax_compilation_cache
 from reprozoo.common.config import ConfigError, RunConfig, check_fraction, check_positive, ensure
-from reprozoo.common.results import mean_ci95, record, select
-from reprozoo.papers.a2pr import baselines, data, method, tasks
-from reprozoo.papers.a2pr.claims import paired
-from reprozoo.papers.a2pr.nets import Actor
-
-METHODS = ("A2PR", "TD3+BC", "IQL", "BC")
+from reprozoo.common.results import record, select
+from reprozoo.papers.a2pr import data, tasks
+from reprozoo.papers.a2pr.training import METHODS, stack_datasets, train_method
 
 
 def sensitivity_label(mask: float) -> str:
     """Method name of an A2PR sensitivity run at `mask`, e.g. "A2PR mask=0.5"."""
     return f"A2PR mask={mask:g}"
-
-
-CONVERGED_CHANGE = 0.05
-"""Convergence gate (pre-registered): a critic has converged when λ changed < 5% over the last 20% of training."""
 
 
 @dataclass
@@ -307,206 +296,6 @@ PRESETS = {
 }
 
 
-# ----------------------------------------------------------------------------- plumbing
-
-
-def _hyper(cfg: Config):
-    a2pr = method.A2PRConfig(
-        hidden=cfg.hidden,
-        vae_hidden=cfg.vae_hidden,
-        lr=cfg.lr,
-        vae_lr=cfg.vae_lr,
-        gamma=cfg.gamma,
-        tau=cfg.tau,
-        alpha=cfg.alpha,
-        mask=cfg.mask,
-        vae_weight=cfg.vae_weight,
-    )
-    base = baselines.BaselineConfig(
-        hidden=cfg.hidden,
-        lr=cfg.lr,
-        gamma=cfg.gamma,
-        tau=cfg.tau,
-        alpha=cfg.alpha,
-        iql_tau=cfg.iql_tau,
-        iql_beta=cfg.iql_beta,
-    )
-    return a2pr, base
-
-
-def _algorithm(name: str, cfg: Config, act_dim: int, mask: float | None = None):
-    """(nets, init(key, obs_dim) -> state, update(state, batch, key) -> (state, metrics)); `mask` replaces
-    `cfg.mask` for A2PR."""
-    a2pr, base = _hyper(cfg if mask is None else replace(cfg, mask=mask))
-    if name == "A2PR":
-        nets = method.make_nets(a2pr, act_dim)
-        return nets, partial(method.init, a2pr, nets), partial(method.update, a2pr, nets)
-    nets = baselines.make_nets(base, act_dim)
-    upd = {"TD3+BC": baselines.td3_bc_update, "IQL": baselines.iql_update, "BC": baselines.bc_update}[name]
-    return nets, partial(baselines.init, base, nets), partial(upd, base, nets)
-
-
-def _stack(world: dict, names: tuple[str, ...]) -> dict[str, jax.Array]:
-    """Datasets padded to one length and stacked on a leading axis; states normalised per dataset
-    (x − μ) / (σ + 1e-3) as in TD3+BC / A2PR."""
-    sets = [world["datasets"][n] for n in names]
-    n_max = max(len(d["rew"]) for d in sets)
-    pad = lambda x: np.concatenate([x, np.zeros((n_max - len(x), *x.shape[1:]), x.dtype)])  # noqa: E731
-    mu = np.stack([d["obs"].mean(0) for d in sets])
-    sd = np.stack([d["obs"].std(0) + 1e-3 for d in sets])
-    out = {k: np.stack([pad(d[k]) for d in sets]) for k in data.FIELDS}
-    out["obs"] = (out["obs"] - mu[:, None]) / sd[:, None]
-    out["next_obs"] = (out["next_obs"] - mu[:, None]) / sd[:, None]
-    out |= {"size": np.array([len(d["rew"]) for d in sets]), "mu": mu, "sd": sd}
-    return {k: jnp.asarray(v) for k, v in out.items()}
-
-
-def _sample(stacked, d, key, batch: int, reward_scale: float):
-    idx = jax.random.randint(key, (batch,), 0, stacked["size"][d])
-    g = lambda k: stacked[k][d, idx]  # noqa: E731
-    return g("obs"), g("act"), g("rew") * reward_scale, g("next_obs"), g("done")
-
-
-@lru_cache
-def _eval_policy(hidden: tuple[int, ...], act_dim: int, n_agents: int):
-    """Policy over n_agents × episodes envs: agent i acts with its own actor and state normaliser."""
-    actor = Actor(hidden, act_dim)
-
-    def pol(p, obs, key):
-        o = obs.reshape(n_agents, -1, obs.shape[-1])
-        o = (o - p["mu"][:, None]) / p["sd"][:, None]
-        return jax.vmap(actor.apply)(p["actor"], o).reshape(obs.shape[0], act_dim)
-
-    return pol
-
-
-def evaluate(spec, cfg: Config, params: dict, n_agents: int, key, seed: int) -> np.ndarray:
-    """Mean unscaled return per agent over `eval_episodes` episodes (deterministic policies)."""
-    pol = _eval_policy((cfg.hidden,) * 3, spec.act_dim, n_agents)
-    ep = data.episodes(spec, pol, params, n_agents * cfg.eval_episodes, key, seed)
-    ret = (ep["rew"] * ep["valid"]).sum(1)
-    return ret.reshape(n_agents, cfg.eval_episodes).mean(1)
-
-
-def _probe_fn(name: str, cfg: Config, nets, stacked: dict):
-    """(state, d, key) -> {"lambda": α / mean|Q_1(s, π(s))|, ["pos_fraction"]} on `vae_probe` dataset states of
-    dataset d; None for BC (no critic). pos_fraction = share of data actions with Q_1(s, a) > V(s) (A2PR's filter)."""
-    if name == "BC":
-        return None
-
-    def probe(state, d, key):
-        s, a, _, _, _ = _sample(stacked, d, key, cfg.vae_probe, 1.0)
-        q_pi = nets.critic.apply(state["critic"], s, nets.actor.apply(state["actor"], s))[0]
-        out = {"lambda": cfg.alpha / jnp.abs(q_pi).mean()}
-        if name == "A2PR":
-            adv = nets.critic.apply(state["critic"], s, a)[0] - nets.value.apply(state["value"], s)
-            out["pos_fraction"] = (adv > 0).mean()
-        return out
-
-    return jax.jit(jax.vmap(probe))
-
-
-def train_method(
-    name: str,
-    cfg: Config,
-    spec,
-    world: dict,
-    stacked: dict,
-    names: tuple[str, ...],
-    mask: float | None = None,
-    label: str | None = None,
-) -> list[dict]:
-    """Train one agent per (dataset, seed) with a vmapped update; returns curves and per-run final rows.
-
-    `stacked` holds the datasets `names` (in that order); `mask` replaces A2PR's `cfg.mask`; rows are recorded
-    under `label` (default `name`). An agent's key depends on (seed, the dataset's place in `cfg.cells()`, name),
-    not on `label` or `mask`, so a sensitivity run shares its initial parameters and minibatches with the main
-    run of the same (dataset, seed)."""
-    label = label or name
-    n_d, seeds = len(names), cfg.seed_list()
-    n_agents = n_d * len(seeds)
-    d_idx = jnp.repeat(jnp.arange(n_d), len(seeds))
-    nets, init, update = _algorithm(name, cfg, spec.act_dim, mask)
-    cell = {c: i for i, c in enumerate(cfg.cells())}
-    keys = jnp.stack(
-        [
-            jax.random.fold_in(jax.random.key(s), 7919 * cell.get(n, i) + METHODS.index(name))
-            for i, n in enumerate(names)
-            for s in seeds
-        ]
-    )
-    state = jax.vmap(lambda k: init(k, spec.obs_dim, spec.act_dim))(keys)
-    state, keys, d_idx = dist.shard_seeds((state, keys, d_idx))  # agents over the JAX devices when there are several
-
-    def chunk(state, d, key):
-        def step(state, k):
-            kb, ku = jax.random.split(k)
-            return update(state, _sample(stacked, d, kb, cfg.batch, spec.reward_scale), ku)[0], None
-
-        return jax.lax.scan(step, state, jax.random.split(key, cfg.eval_every))[0]
-
-    train, probe = jax.jit(jax.vmap(chunk)), _probe_fn(name, cfg, nets, stacked)
-    probe_keys = jax.random.split(jax.random.key(321), n_agents)  # the same probe states at every evaluation
-    ref = world["ref"]
-    run = lambda j: {"env": spec.name, "dataset": names[j // len(seeds)], "seed": seeds[j % len(seeds)]}  # noqa: E731
-    rows, scores, lambdas = [], [], []
-    for i in range(cfg.steps // cfg.eval_every):
-        keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, i)
-        state = train(state, d_idx, keys)
-        params = {"actor": state["actor"], "mu": stacked["mu"][d_idx], "sd": stacked["sd"][d_idx]}
-        ret = evaluate(spec, cfg, params, n_agents, jax.random.key(10_000 + i), seed=10_000 + 97 * i)
-        scores.append(data.normalized_score(ret, ref["random"], ref["expert"]))
-        curves = {"score": scores[-1]}
-        if probe is not None:
-            curves |= {k: np.asarray(v) for k, v in probe(state, d_idx, probe_keys).items()}
-            lambdas.append(curves["lambda"])
-        step = (i + 1) * cfg.eval_every
-        rows += [
-            record(label, metric=m, value=v[j], step=step, **run(j)) for m, v in curves.items() for j in range(n_agents)
-        ]
-    final = np.mean(scores[-cfg.final_evals :], axis=0)
-    rows += [record(label, metric="score_final", value=final[j], **run(j)) for j in range(n_agents)]
-    if lambdas:
-        change = lambda_change(np.stack(lambdas))
-        for j in range(n_agents):
-            rows.append(record(label, metric="lambda_change", value=change[j], **run(j)))
-            rows.append(record(label, metric="converged", value=float(change[j] < CONVERGED_CHANGE), **run(j)))
-    if name == "A2PR":
-        rows += _vae_probe(cfg, nets, state, stacked, names, seeds, spec, label)
-    return rows
-
-
-def lambda_change(lambdas: np.ndarray) -> np.ndarray:
-    """Relative change of λ over the last 20% of training, |λ_end − λ_0.8| / λ_0.8, per run.
-
-    `lambdas` [evaluations, runs], the evaluations equally spaced; λ_0.8 is the evaluation at 80% of the steps
-    (rounded to the nearest evaluation)."""
-    n = lambdas.shape[0]
-    i80 = max(round(0.8 * n) - 1, 0)
-    return np.abs(lambdas[-1] - lambdas[i80]) / np.abs(lambdas[i80])
-
-
-def _vae_probe(cfg, nets, state, stacked, names, seeds, spec, label: str = "A2PR") -> list[dict]:
-    """Claim 3's measurement: VAE reconstruction error of dataset actions split by advantage sign, and the share
-    of dataset actions that pass the advantage filter (`pos_fraction`), after training."""
-    n = cfg.vae_probe
-
-    def probe(st, d, key):
-        k1, k2 = jax.random.split(key)
-        s, a, _, _, _ = _sample(stacked, d, k1, n, 1.0)
-        return method.vae_error_by_advantage(nets, st, s, a, k2)
-
-    n_agents = len(names) * len(seeds)
-    out = jax.jit(jax.vmap(probe))(
-        state, jnp.repeat(jnp.arange(len(names)), len(seeds)), jax.random.split(jax.random.key(123), n_agents)
-    )
-    return [
-        record(label, seeds[j % len(seeds)], metric, out[metric][j], env=spec.name, dataset=names[j // len(seeds)])
-        for j in range(n_agents)
-        for metric in ("vae_err_pos", "vae_err_neg", "pos_fraction")
-    ]
-
-
 def rliable_rows(rows: list[dict], cfg: Config, groups: dict[str, list[tuple[str, str]]] | None = None) -> list[dict]:
     """rliable aggregates of the final normalised scores per method: IQM with 95% stratified-bootstrap CIs over
     (env, dataset) tasks × seeds (Agarwal et al. 2021, as CORL reports), per group of tasks (default: all datasets
@@ -560,7 +349,7 @@ def run_real(cfg: Config, log) -> list[dict]:
             raise ConfigError("dataset", f"{source}: (obs, act) dims {shape}, {env} has {spec.obs_dim, spec.act_dim}")
         r_random, r_expert = tasks.REF_SCORES[env]
         world = {"ref": {"random": r_random, "expert": r_expert}, "datasets": {kind: arrays}}
-        stacked = _stack(world, (kind,))
+        stacked = stack_datasets(world, (kind,))
         h = tasks.hyper(task)
         log(
             f"[a2pr] {task}: {len(arrays['rew'])} transitions from {source} ({time.perf_counter() - t0:.1f} s), "
@@ -597,7 +386,7 @@ def run(cfg: Config) -> list[dict]:
             f"[a2pr] {env}: datasets ready in {time.perf_counter() - t0:.1f} s (ref {world['ref']['random']:.1f}"
             f" / {world['ref']['expert']:.1f})"
         )
-        stacked = _stack(world, cfg.cells())
+        stacked = stack_datasets(world, cfg.cells())
         spec = data.ENVS[env]
         jobs = []  # (unit key, method, label, mask, datasets)
         for name in cfg.methods:
@@ -609,7 +398,7 @@ def run(cfg: Config) -> list[dict]:
                 jobs.append((key, name, label, mask, names))
         for key, name, label, mask, names in jobs:
             t0 = time.perf_counter()
-            sub = stacked if names == cfg.cells() else _stack(world, names)
+            sub = stacked if names == cfg.cells() else stack_datasets(world, names)
             new = checkpoint.unit(key, partial(train_method, name, cfg, spec, world, sub, names, mask, label))
             rows += new
             last = [r["value"] for r in select(new, metric="score_final")]
@@ -623,80 +412,3 @@ def run(cfg: Config) -> list[dict]:
         for key in ("random", "expert"):
             rows.append(record("reference", 0, f"return_{key}", world["ref"][key], env=env))
     return rows + rliable_rows(rows, cfg)
-
-
-# ----------------------------------------------------------------------------- figure
-
-
-def figure(rows: list[dict], cfg: Config, path: Path) -> None:
-    """Per env: normalised score vs gradient steps per dataset and method; λ(t) / λ(end) (convergence);
-    paired differences A2PR − TD3+BC and IQL − BC (the premise) on the mixed datasets; VAE error by advantage."""
-    import matplotlib.pyplot as plt
-
-    cfg = cfg.effective()
-    cells, envs = cfg.cells(), cfg.envs
-    if cfg.dataset:  # real datasets: the (env, type) pairs of --dataset
-        named = [tasks.split_task(tasks.parse_entry(e)[0]) for e in cfg.dataset]
-        envs = tuple(dict.fromkeys(e for e, _ in named))
-        cells = tuple(dict.fromkeys(d for _, d in named))
-    n_cols = len(cells) + 3
-    fig, axes = plt.subplots(len(envs), n_cols, figsize=(3.0 * n_cols, 2.6 * len(envs)), squeeze=False)
-    colors = dict(zip(METHODS, ("C3", "C0", "C2", "C7"), strict=True))
-
-    def band(ax, x, samples, color, label):
-        stats = [mean_ci95(v) for v in samples]
-        mean, half = np.array([m for m, _ in stats]), np.array([h for _, h in stats])
-        ax.plot(x, mean, color=color, label=label)
-        ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.15)
-
-    for r, env in enumerate(envs):
-        for c, ds in enumerate(cells):
-            ax = axes[r, c]
-            for m in cfg.methods:
-                sel = select(rows, method=m, metric="score", env=env, dataset=ds)
-                steps = sorted({x["step"] for x in sel})
-                band(ax, steps, [[x["value"] for x in sel if x["step"] == s] for s in steps], colors[m], m)
-            ax.set_title(f"{env} {ds}", fontsize=9)
-            ax.set_xlabel("gradient steps", fontsize=8)
-            if c == 0:
-                ax.set_ylabel("normalised score", fontsize=8)
-        ax = axes[r, len(cells)]
-        for m in cfg.methods:
-            sel = select(rows, method=m, metric="lambda", env=env)
-            if not sel:
-                continue
-            end = {(x["dataset"], x["seed"]): x["value"] for x in sel if x["step"] == cfg.steps}
-            steps = sorted({x["step"] for x in sel})
-            rel = [[x["value"] / end[(x["dataset"], x["seed"])] for x in sel if x["step"] == s] for s in steps]
-            band(ax, steps, rel, colors[m], m)
-        ax.axvspan(0.8 * cfg.steps, cfg.steps, color="0.9")
-        ax.set_ylim(0.5, 2.0)
-        ax.set_title(f"{env}: λ(t) / λ(end)", fontsize=9)
-        ax = axes[r, len(cells) + 1]
-        mixed = [d for d in cells if data.is_mixed(d)]
-        x = np.arange(len(mixed))
-        for off, (a, b), color in ((-0.15, ("A2PR", "TD3+BC"), "C3"), (0.15, ("IQL", "BC"), "C2")):
-            diffs = [paired(rows, a, b, env=env, dataset=d) for d in mixed]
-            stats = [mean_ci95(v) if v else (np.nan, 0.0) for v in diffs]
-            ax.errorbar(
-                x + off, [m for m, _ in stats], yerr=[h for _, h in stats], fmt="o", color=color, label=f"{a} − {b}"
-            )
-        ax.axhline(0, color="k", lw=0.5)
-        ax.set_xticks(x, mixed, fontsize=7)
-        ax.set_title(f"{env}: paired differences (95% CI)", fontsize=9)
-        ax.legend(fontsize=7)
-        ax = axes[r, -1]
-        x = np.arange(len(cells))
-        for off, metric, label in ((-0.2, "vae_err_pos", "A > 0"), (0.2, "vae_err_neg", "A ≤ 0")):
-            vals = [
-                mean_ci95([v["value"] for v in select(rows, metric=metric, env=env, dataset=ds)] or [np.nan])
-                for ds in cells
-            ]
-            ax.bar(x + off, [v[0] for v in vals], 0.4, yerr=[v[1] for v in vals], label=label)
-        ax.set_xticks(x, cells, rotation=30, fontsize=7)
-        ax.set_title(f"{env}: A2PR VAE error ‖â−a‖²", fontsize=9)
-        ax.legend(fontsize=7)
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100, format="png")
-    plt.close(fig)

@@ -13,7 +13,7 @@ from scipy import stats
 from reprozoo.common.config import ConfigError
 from reprozoo.common.results import resolve_verdicts
 from reprozoo.common.stats import min_detectable_effect
-from reprozoo.papers.a2pr import baselines, claims, data, experiment, method
+from reprozoo.papers.a2pr import baselines, claims, data, experiment, method, training
 
 
 @pytest.fixture
@@ -223,7 +223,7 @@ def test_minari_round_trip(tmp_path, monkeypatch):
 
 def test_lambda_change_over_last_fifth():
     lam = np.array([[4.0, 1.0], [3.0, 1.0], [2.0, 1.0], [1.0, 1.0], [0.5, 1.02]])  # 5 evaluations, 2 runs
-    np.testing.assert_allclose(experiment.lambda_change(lam), [0.5, 0.02])
+    np.testing.assert_allclose(training.lambda_change(lam), [0.5, 0.02])
 
 
 def _row(method, seed, value, dataset, env="pendulum", metric="score_final"):

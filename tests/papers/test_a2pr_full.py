@@ -93,7 +93,8 @@ def _main(argv: list[str], tmp_path) -> int:
     """a2pr's CLI in this process (committed references looked up under tmp_path, so none is found)."""
     from reprozoo.common.cli import main
     from reprozoo.papers.a2pr.claims import check
-    from reprozoo.papers.a2pr.experiment import PRESETS, Config, figure, run
+    from reprozoo.papers.a2pr.experiment import PRESETS, Config, run
+    from reprozoo.papers.a2pr.report import figure
 
     return main(
         argv=argv,
