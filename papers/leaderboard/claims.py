@@ -3,10 +3,10 @@ and will be decided by issue 31's run on preference world v2). A leaderboard mak
 method wins (its ranking is a table, stated with paired CIs); it checks that its premise holds on this budget, that
 the premise's control behaves as predicted, and that its evaluators agree on the origin:
 
-0. premise: vanilla PPO over-optimises here — per seed, gold falls from its smoothed peak (maximum of the 3-point
-   moving average) to its final mean (mean of the last 3 points) by ≥ `FALL` of the peak's gain over π_SFT (mean
-   over seeds) with a 95% CI of the fall above 0, while the single proxy's reward ends (final mean) above its value
-   over the peak's window (mean over seeds);
+0. premise: vanilla PPO over-optimises here — per seed (main and premise-only seeds), gold falls from its smoothed
+   peak (maximum of the 3-point moving average) to its final mean (mean of the last 3 points) by ≥ `FALL` of the
+   peak's gain over π_SFT (mean over seeds) with a 95% CI of the fall above 0, while the single proxy's reward ends
+   (final mean) above its value over the peak's window (mean over seeds);
    control: PPO on the gold reward itself (no proxy error) does not — the upper 95% bound of its fall is below
    `FALL` of its gain (PASS when it behaves as predicted);
 1. premise (evaluators): at zero optimisation (best-of-n n = 1, PPO iteration 0, offline step 0) every evaluator puts
@@ -93,7 +93,8 @@ def origin(rows: list[dict], sft_gold: float) -> dict[str, float]:
 def check(rows: list[dict], cfg: Config) -> list[Claim]:
     sft_gold = select(rows, method="sft", metric="gold")[0]["value"]
     claims = []
-    v, low, _ = fall_and_rise(rows, "ppo_vanilla", sft_gold)
+    vanilla = [{**r, "method": "ppo_vanilla"} if r["method"] == "ppo_vanilla_extra" else r for r in rows]
+    v, low, _ = fall_and_rise(vanilla, "ppo_vanilla", sft_gold)  # main and premise-only seeds
     claims.append(
         Claim(
             "0-premise-vanilla-overoptimises",

@@ -129,6 +129,10 @@ class Config(RunConfig):
     """Offline learning rate."""
     offline_eval_every: int = 50
     """Offline evaluation interval (steps)."""
+    premise_seeds: int = 0
+    """Extra seeds, after the main ones, on which only vanilla PPO runs (records `ppo_vanilla_extra`): the premise
+    (vanilla's fall) is a property of vanilla alone and needs more seeds than the budget allows for every method
+    (PAR's development-seed pilot, README); the ranking uses the main seeds only."""
     threads: int = 1
     """torch CPU threads per process."""
     workers: int = 2
@@ -137,6 +141,11 @@ class Config(RunConfig):
     @property
     def iterations(self) -> int:
         return self.prompt_epochs * self.train_prompts // self.ppo_batch
+
+    def premise_seed_list(self) -> list[int]:
+        """The seeds on which only vanilla PPO runs (the premise), after `seed_list()`."""
+        start = self.first_seed + self.seeds
+        return list(range(start, start + self.premise_seeds))
 
     def validate(self) -> None:
         super().validate()
@@ -161,6 +170,7 @@ class Config(RunConfig):
             "workers",
         )
         ensure(self.members >= 2, "members", f"must be >= 2, got {self.members}")
+        ensure(self.premise_seeds >= 0, "premise_seeds", f"must be >= 0, got {self.premise_seeds}")
         ensure(self.bon_samples >= 2, "bon_samples", f"must be >= 2, got {self.bon_samples}")
         for name, allowed in (
             ("bon", BON),
@@ -201,7 +211,9 @@ PRESETS = {
         offline_batch=16,
         offline_eval_every=2,
     ),
-    "quick": Config(preset="quick", seeds=3, train_prompts=1920, offline_steps=200, offline_eval_every=25),
+    # PAR's quick PPO budget (100 iterations × 64): on world v2 vanilla PPO is still rising at 60 iterations (PAR's
+    # development-seed pilot); 3 seeds fit 15 min, vanilla gets 7 more for the premise (README, seeds rule)
+    "quick": Config(preset="quick", seeds=3, premise_seeds=7, offline_steps=200, offline_eval_every=25),
     "full": Config(
         preset="full",
         seeds=5,
@@ -408,7 +420,10 @@ def _par_job(cfg: Config, run: str, seed: int) -> list[dict]:
     torch.set_num_threads(cfg.threads)
     world = build_world(cfg.world)
     mu, sd = proxy_stats(world, cfg, seed)
-    return from_par(par.ppo_run(world, par_config(cfg), run, seed), run, seed, mu, sd)
+    rows = from_par(par.ppo_run(world, par_config(cfg), run, seed), run, seed, mu, sd)
+    if seed in cfg.premise_seed_list():  # premise-only seeds: kept out of the ranking's paired seeds
+        rows = [{**r, "method": f"{r['method']}_extra"} for r in rows]
+    return rows
 
 
 def _ensemble_job(cfg: Config, method: str, seed: int) -> list[dict]:
@@ -433,10 +448,11 @@ def _prepare(world: PreferenceWorld, cfg: Config) -> None:
     """Train (or load) every reward model and PAR's references here, once, before the workers read the cache."""
     pcfg = par_config(cfg)
     kinds = sorted({par.VARIANTS[r].rm for r in cfg.ppo_runs} - {"gold"})
-    for seed in track(cfg.seed_list(), "reward models"):
-        for pc in member_configs(cfg, seed):
+    for seed in track(cfg.seed_list() + cfg.premise_seed_list(), "reward models"):
+        main = seed in cfg.seed_list()
+        for pc in member_configs(cfg, seed) if main else member_configs(cfg, seed)[:1]:
             world.train_proxy(pc)
-        for kind in kinds:
+        for kind in kinds if main else []:
             par.reward_model(world, pcfg, kind, seed)
         par.prompts(world, pcfg, seed, par.reward_model(world, pcfg, "proxy", seed))
 
@@ -449,6 +465,7 @@ def run(cfg: Config) -> list[dict]:
     world = build_world(cfg.world, verbose=True)
     _prepare(world, cfg)
     jobs = [(_par_job, run, s) for run in cfg.ppo_runs for s in cfg.seed_list()]
+    jobs += [(_par_job, "vanilla", s) for s in cfg.premise_seed_list()]
     jobs += [(_ensemble_job, m, s) for m in cfg.ensemble_ppo for s in cfg.seed_list()]
     keys = [("ppo", fn.__name__, name, seed) for fn, name, seed in jobs]
     pool = cf.ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) if cfg.workers > 1 else None

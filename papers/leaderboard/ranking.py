@@ -11,6 +11,8 @@ from reprozoo.common.stats import paired_diff
 
 REFERENCES = ("sft", "ppo_vanilla_gold")
 """Rows shown for reference, never ranked: π_SFT itself and PPO on the gold reward (no proxy error)."""
+PREMISE_ONLY = ("ppo_vanilla_extra",)
+"""Vanilla PPO on the premise-only seeds: read by the premise check, neither ranked nor tabled."""
 FAMILIES = (
     ("bon_", "best-of-n", "ensembles"),
     ("ppo_ens_", "PPO, ensemble RM", "ensembles"),
@@ -95,6 +97,7 @@ def ranked_table(rows: list[dict]) -> str:
     """The leaderboard: methods ranked by final gold reward (mean ± 95% CI over seeds), with the other metrics, the
     methods not separable from the leader (paired 95% CI of leader − method contains 0) and those on the gold-vs-KL
     Pareto front; references below."""
+    rows = [r for r in rows if r["method"] not in PREMISE_ONLY]
     methods = aggregate(rows)
     ranked = rank(methods)
     tied = tied_with_best(ranked, per_seed(rows))
@@ -145,6 +148,7 @@ def figure(rows: list[dict], cfg, path: Path) -> None:
     mean ± 95% CI); the final points (mean KL, mean gold ± 95% CI) and their Pareto front. π_SFT: a star at KL 0."""
     import matplotlib.pyplot as plt
 
+    rows = [r for r in rows if r["method"] not in PREMISE_ONLY]
     methods = aggregate(rows)
     names = [m for m in methods if m != "sft" and "gold_final" in methods[m]]
     fams = list(dict.fromkeys(family(m)[0] for m in names))

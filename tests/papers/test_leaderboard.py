@@ -67,7 +67,7 @@ def test_every_family_goes_through_its_papers_entry_points(monkeypatch):
 def test_one_budget_and_one_data_set_for_every_paper():
     cfg = PRESETS["quick"]
     p, e, d = experiment.par_config(cfg), experiment.ensembles_config(cfg), experiment.power_dl_config(cfg)
-    assert p.iterations == e.ppo_steps == cfg.iterations == 60
+    assert p.iterations == e.ppo_steps == cfg.iterations == 100  # PAR's quick budget
     assert p.kl_coef == e.ppo_kl_small == cfg.kl_coef
     for field in ("ppo_batch", "ppo_lr", "ppo_epochs", "ppo_minibatch"):
         assert getattr(p, field) == getattr(e, field) == getattr(cfg, field)
