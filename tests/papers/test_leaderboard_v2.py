@@ -30,7 +30,8 @@ def test_premise_only_seeds_feed_the_premise_but_not_the_ranking():
     assert cfg.seed_list() == [0, 1] and cfg.premise_seed_list() == [2, 3]
     rise_fall = [0.0, 0.5, 1.0, 1.0, 0.6, 0.3, 0.2]
     rows = [record("sft", 0, "gold", 0.0)]
-    rows += [record("bon_single", 0, m, v, step=1) for m, v in (("winrate", 0.5), ("gold", 0.0), ("kl", 0.0))]
+    metrics = (("winrate", 0.5), ("gold", 0.0), ("kl", 0.0))
+    rows += [record("bon_single", s, m, v, step=1) for s in (0, 1) for m, v in metrics]
     for method, seeds in (("ppo_vanilla", (0, 1)), ("ppo_vanilla_extra", (2, 3)), ("ppo_par", (0, 1))):
         for s in seeds:
             for x, g in enumerate(rise_fall):
