@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import itertools
 import multiprocessing as mp
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -314,9 +315,11 @@ def world_settings(cfg: Config, extras: bool = True) -> list[tuple[str, WorldCon
 
 def world_rows(cfg: Config, extras: bool = False, during: Callable[[], list[dict]] | None = None) -> list[dict]:
     """Every (seed, data set of `world_settings`): the data set's Type I / Type II pair counts (part=world_data;
-    with `pairs` beside the flip rate for the extra data sets) and every method's run. `during` (e.g. the bandit)
-    runs in this process while the worker processes train. The leaderboard calls it without `extras`."""
-    jobs, rows, worlds = [], [], {}
+    with `pairs` beside the flip rate for the extra data sets) and every method's run. Each data set's runs are
+    submitted to the workers as soon as it is built; `during` (e.g. the bandit) then runs in this process while
+    the workers train. The leaderboard calls it without `extras`."""
+    pool = cf.ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) if cfg.workers > 1 else None
+    jobs, rows, results, worlds = [], [], [], {}
     for part, world_cfg, n_pairs, noise, methods in world_settings(cfg, extras):
         key = repr(world_cfg)  # one world object per config: its memoised pairs are shared by the flip rates
         world = worlds[key] = worlds.get(key) or build_world(world_cfg, verbose=True)
@@ -333,13 +336,13 @@ def world_rows(cfg: Config, extras: bool = False, during: Callable[[], list[dict
                 tag = {k: v for k, v in setting.items() if k != "part"}
                 types = pair_types(data, cfg.coverage_quantile)
                 rows += [record("data", seed, k, v, part="world_data", **tag) for k, v in types.items()]
-            jobs += [(cfg, world_cfg, data, prompts, sft_gold, method, seed, setting) for method in methods]
-    keys = [tuple(st.values()) + (m, s) for *_, m, s, st in jobs]  # checkpointed units (--resume)
-    pool = cf.ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) if cfg.workers > 1 else None
-    results = checkpoint.map_units(_world_job, jobs, keys, pool)  # in a pool: every job submitted here
+            new = [(cfg, world_cfg, data, prompts, sft_gold, method, seed, setting) for method in methods]
+            keys = [(*setting.values(), method, seed) for method in methods]  # checkpointed units (--resume)
+            results.append(checkpoint.map_units(_world_job, new, keys, pool))  # in a pool: submitted here
+            jobs += new
     if during is not None:
         rows += during()
-    for res in track(results, "world runs", total=len(jobs)):
+    for res in track(itertools.chain.from_iterable(results), "world runs", total=len(jobs)):
         rows += res
     if pool is not None:
         pool.shutdown()
