@@ -1,7 +1,8 @@
-"""Claims v2: the paper's headline claims, their premises and controls, as checks over the run records.
+"""Claims v3: the paper's headline claims, their premises and controls, as checks over the run records.
 
-Pre-registered (claims v2, README "Pre-registration v2") before the run that decides them (issue 31, preference
-world v2); the committed quick results are still v1. Rules (DESIGN "Results and claims"):
+Pre-registered (claims v2, README "Pre-registration v2"; v3's changes — clean-label claim 3 on the small clean data
+set, premise 3's control = the same pairs with clean labels — in "Pre-registration v3") before the run that decides
+them (issue 31, preference world v2). Rules (DESIGN "Results and claims"):
 - every statistic is computed per seed (a bandit seed's value is the mean over its dataset draws) and methods are
   compared as **paired differences over the same seeds** with a two-sided 95% Student-t CI
   (`common.stats.paired_diff`); a bound tested against the CI is a one-sided test at α = 0.025, and the minimum
