@@ -176,6 +176,8 @@ PRESETS = {
         world_batch=16,
         eval_every=2,
         eval_prompts=16,
+        clean_control=True,  # every data set of the quick preset, in miniature
+        small_pairs=32,
         workers=1,
     ),
     # Issue 31: world v2 (common/worlds/README_preference.md, "API for papers"; offline gold-labelled data see its
