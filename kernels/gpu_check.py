@@ -22,9 +22,11 @@ Sections, each case reported PASS / FAIL / SKIP with its numbers; nothing assert
 (b) benchmark — forward+backward of Σ g_i log p_i: naive full logits, torch `linear_cross_entropy`, Liger's fused
     linear cross-entropy, the fused paths (`fused_loss`, torch, triton, jax), and the bare GEMMs (the floor); median of
     CUDA-event times after warm-ups, peak `torch.cuda.max_memory_allocated` above the inputs (JAX: time only).
-(c) smoke — a tiny transformers causal LM in bf16 through the policy path (`reprozoo.common.policy`: fused log-probs
-    against the model's own logits, one optimiser step); the real-scale `full` presets are SKIP until they exist
-    (issues 33, 34).
+(c) smoke — a tiny transformers causal LM in bf16 through the policy path: log-probs from its last hidden states by
+    `reprozoo.kernels.api.fused_logprob(backend="auto")`, which is what `common.policy.logprobs_from_hidden` calls at a
+    vocabulary ≥ its FUSED_MIN_VOCAB (4096; that dispatch is tested on CPU, tests/test_install.py), against the
+    model's own logits, then one optimiser step; the real-scale `full` presets are SKIP until they exist (issues 33,
+    34). The check imports no module above kernels/.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ GPU_PARITY = ((16384, 4096, 32768), (4096, 2048, 151936))
 GPU_BENCH = ((8192, 4096, 128256), (4096, 2048, 151936))
 DRY_PARITY = ((24, 16, 50),)
 DRY_BENCH = ((64, 32, 256),)
+POLICY_VOCAB = 8192
+"""Vocabulary of the smoke's LM: twice common.policy's FUSED_MIN_VOCAB, so the policy takes the fused path."""
 
 
 def _import_view() -> None:
@@ -343,11 +347,11 @@ def smoke(report: Report, device: str, dtype: str) -> None:
     else:
         from transformers import LlamaConfig, LlamaForCausalLM
 
-        from reprozoo.common.policy import FUSED_MIN_VOCAB, fused_kernels_status, logprobs_from_hidden
+        from reprozoo.kernels.api import fused_logprob
 
         torch.manual_seed(0)
         cfg = LlamaConfig(
-            vocab_size=FUSED_MIN_VOCAB * 2,
+            vocab_size=POLICY_VOCAB,
             hidden_size=64,
             intermediate_size=128,
             num_hidden_layers=2,
@@ -358,7 +362,8 @@ def smoke(report: Report, device: str, dtype: str) -> None:
         ids = torch.randint(0, cfg.vocab_size, (4, 33), device=device)
         out = lm(ids, output_hidden_states=True)
         plain = torch.log_softmax(out.logits[:, :-1].float(), -1).gather(-1, ids[:, 1:, None])[..., 0]
-        fused = logprobs_from_hidden(out.hidden_states[-1][:, :-1], lm.lm_head.weight, ids[:, 1:])
+        h, w = out.hidden_states[-1][:, :-1], lm.lm_head.weight
+        fused = fused_logprob(h, w, ids[:, 1:].long(), temperature=1.0, backend="auto").logprobs
         err = _err(fused.detach().float().cpu(), plain.detach().cpu())
         opt = torch.optim.AdamW(lm.parameters(), lr=1e-3)
         before = lm.lm_head.weight.detach().float().clone()
@@ -368,7 +373,12 @@ def smoke(report: Report, device: str, dtype: str) -> None:
         ok = err <= TOL[dtype][0] and changed > 0 and torch.isfinite(fused).all()
         status = "PASS" if ok else "FAIL"
         report.add(
-            "smoke", f"policy path {dtype}", status, err_logp=err, weights_changed=changed, path=fused_kernels_status()
+            "smoke",
+            f"policy path {dtype}",
+            status,
+            err_logp=err,
+            weights_changed=changed,
+            path="fused (reprozoo.kernels.api)",
         )
     report.add("smoke", "full preset", "SKIP", reason="no real-scale full preset runs end to end yet (issues 33, 34)")
 

@@ -6,12 +6,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = {"kernels": 0, "common": 1, "papers": 2}
 
-# Known exceptions, still to be removed (issue 37): the GPU check (one script run on a GPU machine from the checkout)
-# ends with a smoke of the policy path that drives common.policy; its home is a project-level check above common/.
-# Anything else fails.
-KNOWN_UPWARD = {
-    ("reprozoo.kernels.gpu_check", "reprozoo.common.policy"),
-}
+# Known exceptions: none left (issue 37). A new one needs its reason here.
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 KNOWN_CYCLES: set[frozenset[str]] = set()
 
 

@@ -45,3 +45,12 @@ def test_bad_options_exit_2(tmp_path):
     proc = _run("--dry-run", "--sections", "parity,nope", cwd=tmp_path)
     assert proc.returncode == 2 and "unknown ['nope']" in proc.stderr
     assert _run("--dry-run", "--repeats", "0", cwd=tmp_path).returncode == 2
+
+
+def test_the_smoke_vocabulary_takes_the_policys_fused_path():
+    """The smoke calls the kernels' API itself (kernels/ imports nothing above it); its LM's vocabulary must be one at
+    which common.policy.logprobs_from_hidden takes that fused path."""
+    from reprozoo.common.policy import FUSED_MIN_VOCAB
+    from reprozoo.kernels.gpu_check import POLICY_VOCAB
+
+    assert POLICY_VOCAB >= FUSED_MIN_VOCAB
