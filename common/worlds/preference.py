@@ -690,3 +690,7 @@ def member_quirks(cfg: WorldConfig) -> list[int]:
 def copy_policy(world: PreferenceWorld) -> nn.Module:
     """A trainable copy of the base policy (for RL / DPO): train mode, every parameter requiring gradients."""
     return copy.deepcopy(world.policy).train().requires_grad_(True)
+
+
+if __name__ == "__main__":  # the world is a library; its demo imports it, never the reverse
+    raise SystemExit("error: the preference world demo runs as `python -m reprozoo.common.worlds.preference_demo`")

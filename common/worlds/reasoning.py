@@ -745,3 +745,7 @@ def world_config(name: str) -> WorldConfig:
     if name not in worlds:
         raise ValueError(f"unknown world {name!r}; choose one of {sorted(worlds)}")
     return worlds[name]
+
+
+if __name__ == "__main__":  # the world is a library; its demo imports it, never the reverse
+    raise SystemExit("error: the reasoning world demo runs as `python -m reprozoo.common.worlds.reasoning_demo`")
