@@ -253,19 +253,19 @@ def win_rate_claim(
     rows: list[dict], cid: str, data: str, noise: float, requires: list[str], part: str = "world"
 ) -> Claim:
     """Claim 3 on one data set: POWER-DL − DPO final win-rate ≥ MARGIN with a paired 95% CI above 0; the final
-    gold difference is reported beside it (not decided)."""
-    win = paired_diff(
-        finals(world_curves(rows, "power_dl", "win_rate", noise, part)),
-        finals(world_curves(rows, "dpo", "win_rate", noise, part)),
+    gold difference is reported beside it (not decided). FAIL with "not measured" where the records lack the runs."""
+    statement = (
+        f"preference world ({data}): POWER-DL's final gold win-rate over SFT exceeds DPO's by ≥ {MARGIN} (mean paired "
+        "difference) with a paired 95% CI above 0 (final gold reported beside it)"
     )
-    gd = paired_diff(
-        finals(world_curves(rows, "power_dl", "gold", noise, part)),
-        finals(world_curves(rows, "dpo", "gold", noise, part)),
-    )
+    curves = {(m, k): world_curves(rows, m, k, noise, part) for m in ("power_dl", "dpo") for k in ("win_rate", "gold")}
+    if not all(curves.values()):
+        return Claim(cid, statement, {"runs": "not measured"}, False, requires=tuple(requires))
+    win = paired_diff(finals(curves["power_dl", "win_rate"]), finals(curves["dpo", "win_rate"]))
+    gd = paired_diff(finals(curves["power_dl", "gold"]), finals(curves["dpo", "gold"]))
     return Claim(
         cid,
-        f"preference world ({data}): POWER-DL's final gold win-rate over SFT exceeds DPO's by ≥ {MARGIN} (mean paired "
-        "difference) with a paired 95% CI above 0 (final gold reported beside it)",
+        statement,
         {**test_obs(win, "win_rate_diff"), **test_obs(gd, "gold_final_diff")},
         bool(win.mean >= MARGIN and win.low > 0),
         requires=tuple(requires),

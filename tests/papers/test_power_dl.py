@@ -368,6 +368,10 @@ def test_claims_v3_decide_clean_labels_on_the_small_data_set_with_the_clean_pair
     assert v["3-control-dpo-clean-labels"] == "FAIL" and v["3-world-win-rate-clean512"] == "UNTESTED"
     v = {c.id: c.verdict for c in resolve_verdicts(check(_v3_rows(small_dl_win=0.64), V3_CFG))}
     assert v["3-world-win-rate-clean512"] == "FAIL"  # +0.04 < the 0.05 margin
+    rows = [r for r in _v3_rows() if r.get("part") != "world_small"]  # records without the small data set's runs
+    out = {c.id: c for c in check(rows, V3_CFG)}
+    assert out["3-world-win-rate-clean512"].observed == {"runs": "not measured"}
+    assert not out["3-world-win-rate-clean512"].passed and not out["3-premise-dpo-overoptimises-clean512"].passed
 
 
 def test_leaderboard_path_runs_no_extra_data_sets():
