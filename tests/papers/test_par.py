@@ -401,15 +401,13 @@ CLAIMS = [  # claims v2 (README "Pre-registration v2")
     "5-premise-proxy-offset",
     "5-centred-beats-uncentred",
 ]
-# The verdicts of world v2's deciding quick run (issue 31; README "Results"): 3 seeds, declared underpowered for
-# claims 2-5, which are UNTESTED because premise 1 FAILs at that seed count.
+# The verdicts of the second world-v2 deciding quick run (pre-registration v3, README "Results"): every premise and
+# control PASSes; claims 2-5 FAIL at the 3 paired seeds (pre-declared underpowered except claim 2's Clip comparison).
 KNOWN_FAILS: dict[str, str] = {
-    "1-vanilla-hacks": "win-rate 0.920 -> 0.685 at 3 seeds: fall 0.236, CI too wide to clear the bound",
-    "1b-control-regime-off": "without the proxy bias Vanilla still beats the references' max on 86.8% of prompts",
-    "2-par-holds": "UNTESTED (premise 1 fails)",
-    "3-par-best": "UNTESTED (premise 1 fails)",
-    "4-one-reference": "UNTESTED (premise 1 fails)",
-    "5-centred-beats-uncentred": "UNTESTED (premise 1 fails)",
+    "2-par-holds": "Clip holds in this world: PAR - Clip +0.026 [-0.104, 0.156] (PAR - Vanilla [-0.78, 1.38])",
+    "3-par-best": "PAR - Clip lower bound -0.104 < -0.10; Vanilla / WARM / ODIN CIs +-0.6-1.1 at 3 seeds",
+    "4-one-reference": "M = 1 - M = 10 = -0.022 [-0.143, 0.099]: not inside +-0.10 at 3 seeds",
+    "5-centred-beats-uncentred": "PAR - sigma(r) = +0.114 [-0.063, 0.290] at 3 seeds",
 }
 
 
