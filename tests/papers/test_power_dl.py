@@ -372,6 +372,8 @@ def test_claims_v3_decide_clean_labels_on_the_small_data_set_with_the_clean_pair
     out = {c.id: c for c in check(rows, V3_CFG)}
     assert out["3-world-win-rate-clean512"].observed == {"runs": "not measured"}
     assert not out["3-world-win-rate-clean512"].passed and not out["3-premise-dpo-overoptimises-clean512"].passed
+    rows = [r for r in _v3_rows() if r.get("part") != "world_clean"]  # nor the clean control's: it does not PASS
+    assert not {c.id: c for c in check(rows, V3_CFG)}["3-control-dpo-clean-labels"].passed
 
 
 def test_leaderboard_path_runs_no_extra_data_sets():
