@@ -373,7 +373,7 @@ def test_claims_use_smoothed_peaks_and_paired_differences():
     assert out["2-bon-conservative-premise"]["d16_wco_minus_single"] == pytest.approx(0.4)
 
 
-CLAIMS = [  # claims v2 (README "Pre-registration v2")
+CLAIMS = [  # claims v2.1 (README "Pre-registration v2", "Pre-registration v2.1")
     "0-premise",
     "0-control",
     "1-single-overoptimises-bon-premise",
@@ -388,18 +388,19 @@ CLAIMS = [  # claims v2 (README "Pre-registration v2")
     "3-ppo-conservative-control",
     "5-shared-exploit-control",
 ]  # 4-pretrain-finetune-single runs in `full` only (underpowered at the quick budget, README Pre-registration v2.1)
-# the verdicts of the deciding world-v2 run (README "Results (quick preset, world v2, claims v2, 5 seeds)"); the slow
-# test runs the 3-seed preset, whose verdicts may differ where the CIs are close to their bounds
+# the verdicts of the deciding world-v2 run, claims v2.1 (README "Results (quick preset, world v2, claims v2.1, 3
+# seeds)"); the slow test re-runs that preset, whose records are deterministic
 KNOWN_FAILS = {
-    "0-control": "25%-noise members sharing one quirk: self − others 0.37 [0.26, 0.48] > 0.25",
-    "1-single-overoptimises-bon-premise": "p = 0.1: the single member's best-of-n gold plateaus (fall 0.011)",
-    "1-single-overoptimises-bon-control": "p = 0.1: best-of-n gold plateaus (fall 0.016)",
-    "2-bon-conservative-premise": "UNTESTED (1-bon-premise fails); would pass: WCO − single +0.77 [0.66, 0.89]",
+    "1-single-overoptimises-bon-premise": "p = 0.1: the single member's best-of-n gold plateaus (fall 0.016)",
+    "1-single-overoptimises-bon-control": "p = 0.1: best-of-n gold plateaus (fall 0.0005)",
+    "1-single-overoptimises-ppo-premise": "underpowered at 3 seeds: fall 0.27 [−0.25, 0.80], MDE 0.69",
+    "1-single-overoptimises-ppo-control": "the premise setting's run (same member): underpowered, fall 0.27",
+    "2-bon-conservative-premise": "UNTESTED (1-bon-premise fails); would pass: WCO − single +0.75 [0.45, 1.04]",
     "2-bon-conservative-control": "UNTESTED (1-bon-control fails)",
-    "3-ppo-conservative-premise": "WCO − single +0.39 [−0.03, 0.80]; ensembles fall more than the single member",
-    "3-ppo-conservative-control": "margin 0 (single never gains): UWO's upper bound 0.23 > 0",
-    "5-shared-exploit-control": "the shared exploit is the shared quirk: features fall (−0.31) under PPO",
-    "4-pretrain-finetune-single": "order holds in the means, CIs include 0 (MDE 0.14 / 0.12 at 5 seeds)",
+    "3-ppo-conservative-premise": "UNTESTED (1-ppo-premise fails); ensembles fall more than the single member",
+    "3b-ppo-small-penalty-premise": "UNTESTED (1-ppo-premise fails)",
+    "3-ppo-conservative-control": "UNTESTED (1-ppo-control fails)",
+    "5-shared-exploit-control": "the shared exploit is the shared quirk: features fall (−0.34) under PPO",
 }
 UNDECIDED: dict[str, str] = {}
 
