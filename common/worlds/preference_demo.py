@@ -218,9 +218,10 @@ def bon_rows(world: PreferenceWorld, proxies: dict[str, list], cfg: Config) -> l
 
 @torch.no_grad()
 def par_regime(world: PreferenceWorld, rm, policy, cfg: Config, seed: int) -> dict[str, float]:
-    """PAR's regime after PPO: on `par_prompts` fresh prompts, the fraction where the final policy's proxy reward
-    exceeds the maximum of `par_refs` π_SFT references (per prompt), and how many references a gold-aligned
-    response beats (the gold-best of `gold_aligned_n` π_SFT samples, scored by the same proxy)."""
+    """PAR's regime after PPO: on `par_prompts` fresh prompts, the final policy's proxy excess over the maximum of
+    `par_refs` π_SFT references (per prompt) in units of the references' SD, excess = (r − max_m r_ref,m) / σ_ref
+    (mean over prompts; the fraction with excess > 0 beside it), and how many references a gold-aligned response
+    beats (the gold-best of `gold_aligned_n` π_SFT samples, scored by the same proxy)."""
     gen = torch.Generator().manual_seed(40_000 + seed)
     P, M, K = cfg.par_prompts, cfg.par_refs, cfg.gold_aligned_n
     prompts = world.sample_prompts(P, gen)
@@ -232,7 +233,9 @@ def par_regime(world: PreferenceWorld, rm, policy, cfg: Config, seed: int) -> di
     refs, cand = r[:, :M], r[:, M:]
     gold = world.gold_reward(rep, g.tokens, g.mask).view(P, M + K)[:, M:]
     aligned = cand.gather(1, gold.argmax(1, keepdim=True))  # proxy reward of the gold-best candidate
+    excess = (r_final - refs.max(1).values) / refs.std()  # σ_ref: SD of every reference's proxy reward
     return {
+        "final_excess_sd": float(excess.mean()),
         "final_beats_max_ref": float((r_final > refs.max(1).values).float().mean()),
         "aligned_beats_refs": float((aligned > refs).float().mean()),
         "aligned_beats_max_ref": float((aligned[:, 0] > refs.max(1).values).float().mean()),
@@ -517,7 +520,9 @@ SMO_CONTROL = 0.25
 OWN_GAIN = 1.0  # inserting member i's quirk raises z_i by ≥ 1 more than it raises the other members
 QUIRK_COST = -0.5  # … and costs ≥ 0.5 gold more than inserting a token outside Q
 ACC_MATCH = 0.03  # shared-quirk control members: accuracy within 0.03 of the premise members
-PAR_BEYOND = 0.8  # PAR regime: Vanilla's final proxy > per-prompt max of the refs on ≥ 80% of prompts
+PAR_EXCESS = 1.0  # PAR regime: Vanilla's final proxy exceeds the per-prompt max of the refs by ≥ 1 reference SD
+# (mean over prompts; papers/par's premise 1b statistic and threshold, issue 31; it replaced v2's sign statistic
+# "final proxy > max of the refs on ≥ 80% of prompts", which the v2 run showed cannot separate the regimes)
 PAR_ALIGNED = 0.8  # a gold-aligned response beats ≥ 80% of the references (mean over prompts)
 
 
@@ -624,10 +629,11 @@ def v2_claims(rows: list[dict], cfg: Config) -> list[Claim]:
         Claim(
             "par_regime",
             f"channel (iii): Vanilla PPO's final proxy exceeds the per-prompt max of {cfg.par_refs} π_SFT references "
-            f"on ≥ {PAR_BEYOND:.0%} of prompts, and a gold-aligned response (gold-best of {cfg.gold_aligned_n} "
-            f"π_SFT samples) beats ≥ {PAR_ALIGNED:.0%} of the references (means over seeds)",
+            f"by ≥ {PAR_EXCESS:g} reference SD (mean of (r − max r_ref) / σ_ref), and a gold-aligned response "
+            f"(gold-best of {cfg.gold_aligned_n} π_SFT samples) beats ≥ {PAR_ALIGNED:.0%} of the references "
+            "(means over seeds)",
             par,
-            par["final_beats_max_ref"] >= PAR_BEYOND and par["aligned_beats_refs"] >= PAR_ALIGNED,
+            par["final_excess_sd"] >= PAR_EXCESS and par["aligned_beats_refs"] >= PAR_ALIGNED,
             kind="premise",
         )
     ]
@@ -637,9 +643,9 @@ def v2_claims(rows: list[dict], cfg: Config) -> list[Claim]:
             Claim(
                 "par_regime_control",
                 f"control of channel (iii): with the proxy bias off (λ = 0) Vanilla's final proxy exceeds the max of "
-                f"the references on < {PAR_BEYOND:.0%} of prompts",
+                f"the references by < {PAR_EXCESS:g} reference SD",
                 ctl,
-                ctl["final_beats_max_ref"] < PAR_BEYOND,
+                ctl["final_excess_sd"] < PAR_EXCESS,
                 kind="control",
             )
         )
@@ -647,7 +653,14 @@ def v2_claims(rows: list[dict], cfg: Config) -> list[Claim]:
 
 
 MEMBER_METRICS = ("accuracy", "self_minus_others", "quirk_own_gain", "quirk_other_gain", "quirk_gold_cost")
-PAR_METRICS = ("final_beats_max_ref", "aligned_beats_refs", "aligned_beats_max_ref", "ref_max_mean", "final_proxy_mean")
+PAR_METRICS = (
+    "final_excess_sd",
+    "final_beats_max_ref",
+    "aligned_beats_refs",
+    "aligned_beats_max_ref",
+    "ref_max_mean",
+    "final_proxy_mean",
+)
 
 
 def table(rows: list[dict], cfg: Config) -> str:
