@@ -150,7 +150,7 @@ def test_world_config_validates():
 
 def test_demo_smoke_cli(run_cli, tmp_path):
     out = tmp_path / "smoke"
-    proc = run_cli("reprozoo.common.worlds.preference", "--preset", "smoke", "--out", str(out))
+    proc = run_cli("reprozoo.common.worlds.preference_demo", "--preset", "smoke", "--out", str(out))
     assert "claims" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["paper"] == "preference_world" and summary["preset"] == "smoke"
@@ -163,7 +163,7 @@ def test_demo_smoke_cli(run_cli, tmp_path):
 
 
 def test_demo_rejects_bad_config(run_cli):
-    proc = run_cli("reprozoo.common.worlds.preference", "--preset", "smoke", "--label-noise", "1.5", expect_rc=2)
+    proc = run_cli("reprozoo.common.worlds.preference_demo", "--preset", "smoke", "--label-noise", "1.5", expect_rc=2)
     assert "--label-noise" in proc.stderr
 
 
@@ -178,6 +178,6 @@ KNOWN_FAILS = {
 @pytest.mark.slow
 def test_quick_world_claims(run_cli, tmp_path):
     out = tmp_path / "quick"
-    run_cli("reprozoo.common.worlds.preference", "--preset", "quick", "--out", str(out))
+    run_cli("reprozoo.common.worlds.preference_demo", "--preset", "quick", "--out", str(out))
     claims = {c["id"]: c for c in json.loads((out / "summary.json").read_text())["claims"]}
     assert {k for k, c in claims.items() if not c["passed"]} == set(KNOWN_FAILS), claims

@@ -222,7 +222,7 @@ def test_world_smoke_builds_caches_and_exposes_states(tmp_path, monkeypatch):
 
 
 def test_demo_cli_smoke(run_cli, tmp_path):
-    proc = run_cli("reprozoo.common.worlds.reasoning", "--preset", "smoke", "--out", str(tmp_path))
+    proc = run_cli("reprozoo.common.worlds.reasoning_demo", "--preset", "smoke", "--out", str(tmp_path))
     assert "loops-follow-low-confidence" in proc.stdout and (tmp_path / "summary.json").exists()
 
 
