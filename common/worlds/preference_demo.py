@@ -233,13 +233,14 @@ def par_regime(world: PreferenceWorld, rm, policy, cfg: Config, seed: int) -> di
     refs, cand = r[:, :M], r[:, M:]
     gold = world.gold_reward(rep, g.tokens, g.mask).view(P, M + K)[:, M:]
     aligned = cand.gather(1, gold.argmax(1, keepdim=True))  # proxy reward of the gold-best candidate
-    excess = (r_final - refs.max(1).values) / refs.std()  # σ_ref: SD of every reference's proxy reward
+    ref_max = refs.max(1).values
+    excess = (r_final - ref_max) / refs.std()  # σ_ref: SD of every reference's proxy reward
     return {
         "final_excess_sd": float(excess.mean()),
-        "final_beats_max_ref": float((r_final > refs.max(1).values).float().mean()),
+        "final_beats_max_ref": float((r_final > ref_max).float().mean()),
         "aligned_beats_refs": float((aligned > refs).float().mean()),
-        "aligned_beats_max_ref": float((aligned[:, 0] > refs.max(1).values).float().mean()),
-        "ref_max_mean": float(refs.max(1).values.mean()),
+        "aligned_beats_max_ref": float((aligned[:, 0] > ref_max).float().mean()),
+        "ref_max_mean": float(ref_max.mean()),
         "final_proxy_mean": float(r_final.mean()),
     }
 

@@ -21,11 +21,9 @@ import math
 import numpy as np
 
 from reprozoo.common.results import Claim, select
-from reprozoo.common.stats import final_mean, min_detectable_effect, moving_average, paired_diff
-from reprozoo.papers.leaderboard.experiment import Config
+from reprozoo.common.stats import final_mean, min_detectable_effect, paired_diff
+from reprozoo.papers.leaderboard.experiment import LAST, Config, smoothed_peak_at
 
-WINDOW = 3  # smoothed peak: moving average of 3 points
-LAST = 3  # final: mean of the last 3 points
 FALL = 0.25  # premise: fall from the peak, as a fraction of the peak's gain over π_SFT (the world demo's threshold)
 WIN_TOL = 0.05  # sanity: |win-rate at zero optimisation − ½| at most this (mean over seeds)
 GOLD_TOL = 0.15  # sanity: |gold at zero optimisation − π_SFT's gold| at most this (mean over seeds)
@@ -49,10 +47,8 @@ def fall_and_rise(rows: list[dict], method: str, sft_gold: float) -> tuple[dict[
     gold, proxy = per_seed_curves(rows, method, "gold"), per_seed_curves(rows, method, "proxy_z")
     pk, fin, at, p_at, p_fin = {}, {}, {}, {}, {}
     for s, (x, g) in gold.items():
-        ma = moving_average(g, WINDOW)
-        i = int(np.argmax(ma))
-        pk[s], fin[s] = float(ma[i]), final_mean(g, LAST)
-        at[s] = float(x[min(i + WINDOW // 2, len(x) - 1)])
+        pk[s], centre = smoothed_peak_at(g)
+        fin[s], at[s] = final_mean(g, LAST), float(x[centre])
         if s in proxy:
             px, pz = proxy[s]
             p_at[s] = float(pz[int(np.argmin(np.abs(px - at[s])))])

@@ -435,7 +435,7 @@ def _ensemble_job(cfg: Config, method: str, seed: int) -> list[dict]:
     ens = Ensemble(rms, mu, sd).eval()
     pcfg = par_config(cfg)
     p = par.prompts(world, pcfg, seed, par.reward_model(world, pcfg, "proxy", seed))
-    eval_gen = torch.Generator().manual_seed(50_000 + seed)  # PAR's evaluation stream: the same held-out prompts
+    eval_gen = par.eval_generator(seed)  # PAR's evaluation stream on the same held-out prompts
 
     def winrate(policy: torch.nn.Module) -> float:
         return par.win_rate(world, policy, p, eval_gen)
@@ -449,11 +449,11 @@ def _prepare(world: PreferenceWorld, cfg: Config) -> None:
     pcfg = par_config(cfg)
     kinds = sorted({par.VARIANTS[r].rm for r in cfg.ppo_runs} - {"gold"})
     for seed in track(cfg.seed_list() + cfg.premise_seed_list(), "reward models"):
-        main = seed in cfg.seed_list()
-        for pc in member_configs(cfg, seed) if main else member_configs(cfg, seed)[:1]:
-            world.train_proxy(pc)
-        for kind in kinds if main else []:
-            par.reward_model(world, pcfg, kind, seed)
+        if seed in cfg.seed_list():  # premise-only seeds run vanilla alone: the single proxy and its references
+            for pc in member_configs(cfg, seed):
+                world.train_proxy(pc)
+            for kind in kinds:
+                par.reward_model(world, pcfg, kind, seed)
         par.prompts(world, pcfg, seed, par.reward_model(world, pcfg, "proxy", seed))
 
 
@@ -497,6 +497,13 @@ def curve(rows: list[dict], method: str, seed: int, metric: str) -> tuple[np.nda
     return np.array([p[0] for p in pts], float), np.array([p[1] for p in pts], float)
 
 
+def smoothed_peak_at(values: np.ndarray) -> tuple[float, int]:
+    """(smoothed peak, index of the centre of its window): the maximum of the `WINDOW`-point moving average."""
+    smooth = moving_average(values, WINDOW)
+    i = int(np.argmax(smooth))
+    return float(smooth[i]), min(i + WINDOW // 2, len(values) - 1)
+
+
 def scalars(curves: dict[str, tuple[np.ndarray, np.ndarray]], sft: dict[str, float]) -> dict[str, float]:
     """One run's leaderboard metrics from its curves. Final = the mean of the last `LAST` points (`final_mean`),
     peak = the smoothed peak (maximum of the `WINDOW`-point moving average), so one noisy evaluation makes neither:
@@ -506,13 +513,11 @@ def scalars(curves: dict[str, tuple[np.ndarray, np.ndarray]], sft: dict[str, flo
     (x, gold), (kx, kl) = curves["gold"], curves["kl"]
     if not np.array_equal(x, kx):
         raise ValueError("gold and KL curves must share their x")
-    smooth = moving_average(gold, WINDOW)
-    peak = int(np.argmax(smooth))
-    centre = min(peak + WINDOW // 2, len(gold) - 1) if len(gold) >= WINDOW else len(gold) // 2
+    gold_peak, centre = smoothed_peak_at(gold)
     gold_final = final_mean(gold, LAST)
     out = {
         "gold_final": gold_final,
-        "gold_peak": float(smooth[peak]),
+        "gold_peak": gold_peak,
         "kl_final": final_mean(kl, LAST),
         "kl_at_gold_peak": float(kl[centre]),
     }

@@ -353,6 +353,11 @@ def prompts(world: PreferenceWorld, cfg: Config, seed: int, proxy: torch.nn.Modu
 
 
 @torch.no_grad()
+def eval_generator(seed: int) -> torch.Generator:
+    """The sampling stream of seed `seed`'s win-rate evaluations (on `prompts(...).eval`)."""
+    return torch.Generator().manual_seed(50_000 + seed)
+
+
 def win_rate(world: PreferenceWorld, policy: torch.nn.Module, p: Prompts, gen: torch.Generator) -> float:
     """Gold win-rate against SFT: mean over evaluation prompts of 1[R*(y) > R*(y_SFT)] + ½ 1[R*(y) = R*(y_SFT)]."""
     g = world.sample(p.eval, gen, policy=policy)
@@ -383,7 +388,7 @@ def ppo_run(world: PreferenceWorld, cfg: Config, name: str, seed: int) -> list[d
     )
     trainer = PPOTrainer(copy_policy(world), world.policy, pcfg, eos_id=world.eos_id)
     gen = torch.Generator().manual_seed(30_000 + seed)
-    eval_gen = torch.Generator().manual_seed(50_000 + seed)
+    eval_gen = eval_generator(seed)
     order = torch.cat([torch.randperm(cfg.train_prompts, generator=gen) for _ in range(cfg.prompt_epochs)])
     logged: dict[str, list[float]] = {}
     idx = order[:0]
