@@ -672,6 +672,49 @@ class ReasoningWorld:
     def evaluate(self, problems: list[Problem], responses: torch.Tensor) -> dict[int, dict[str, float]]:
         return summarise(problems, responses, self.v)
 
+    def chain_accuracy(self, n: int = 1000, seed: int = 123) -> float:
+        """Build acceptance: teacher-forced argmax accuracy of the chain's values (`chain_accuracy`), cached in the
+        world's folder (`acceptance.json`) for the default n and seed."""
+        path = self.cache_dir / "acceptance.json"
+        default = (n, seed) == (1000, 123)
+        if default and path.exists():
+            return float(json.loads(path.read_text())["tf_chain_accuracy"])
+        acc = chain_accuracy(self, n, seed)
+        if default and self.cache_dir.exists():
+            path.write_text(json.dumps({"tf_chain_accuracy": acc, "n": n, "seed": seed, "min": CHAIN_ACCURACY_MIN}))
+        return acc
+
+
+CHAIN_ACCURACY_MIN = 0.95
+"""A built world is usable when its model has learned the chain: teacher-forced chain-value accuracy >= 0.95 (issue
+32: the first v3-control build stayed at 0.72, reading each operand but not its sign, so its base accuracy was 0.30
+and ReBalance's control calibration degenerated; v3: 1.000)."""
+
+
+@torch.no_grad()
+def chain_accuracy(world: ReasoningWorld, n: int = 1000, seed: int = 123) -> float:
+    """Teacher-forced argmax accuracy of the chain's value tokens: n traces of the world's own process (k drawn from
+    k_train, `sample_trace`) are fed to the model, and at each chain step i (plain or reflective, before any loop,
+    up to a premature END) the model's most likely next token after the step's marker must be the partial p_i.
+    Every chain value is a deterministic function of the prompt, so a model that has learned the arithmetic scores
+    1; one that ignores the operations' signs scores about 0.6."""
+    cfg, v = world.cfg, world.v
+    rng = np.random.default_rng(seed)
+    problems = sample_problems(n, cfg.k_train, cfg.modulus, rng, cfg.op_signs, cfg.answer)
+    traces = [sample_trace(p, cfg, rng) for p in problems]
+    resp = torch.full((n, max(len(t.tokens) for t in traces)), v.eos, dtype=torch.long)
+    for b, t in enumerate(traces):
+        resp[b, : len(t.tokens)] = torch.tensor(t.tokens)
+    _, _, logits = world.states(problems, resp)
+    pred = logits[:, cfg.max_prompt_len - 1 : -1].argmax(-1)  # pred[:, t] predicts response token t
+    hits = [
+        int(pred[b, 3 * j + 1]) == t.tokens[3 * j + 1]  # segment j is "marker p_j ;"
+        for b, t in enumerate(traces)
+        for j, role in enumerate(t.roles)
+        if role != "loop"
+    ]
+    return float(np.mean(hits))
+
 
 def new_model(cfg: WorldConfig) -> nn.Module:
     return tiny_lm(
@@ -731,14 +774,24 @@ token weighs 4 in SFT, and 4 layers, so that TRAAC's scorer (the first ⌊L/2⌋
 the one that can tag each step as chain or loop."""
 
 
+V3_1 = V3 | dict(loop_word="by_kind", sft_steps=4000)
+"""World v3.1 (`WorldConfig(**V3_1)`, issue 32 for ReBalance): v3 with v2's loop markers back (hesitant loops say
+WAIT, brisk ones CHECK, so a loop's marker token carries its fate into the step confidence) and 4000 SFT steps
+(at 2000 the v3-control model stayed on a sign-blind plateau: teacher-forced chain accuracy 0.72, README_reasoning
+"World v3.1")."""
+
+
 def world_config(name: str) -> WorldConfig:
     """Named worlds: "premise" (v2, WorldConfig()), "control" (v2, the premise switched off), "v3" and
-    "v3-control" (world v3, premise and control), "smoke" and "v3-smoke" (seconds)."""
+    "v3-control" (world v3, premise and control), "v3.1" and "v3.1-control" (world v3.1), "smoke" and "v3-smoke"
+    (seconds)."""
     worlds = {
         "premise": WorldConfig(),
         "control": WorldConfig(**CONTROL),
         "v3": WorldConfig(**V3),
         "v3-control": WorldConfig(**V3, **CONTROL),
+        "v3.1": WorldConfig(**V3_1),
+        "v3.1-control": WorldConfig(**V3_1, **CONTROL),
         "smoke": SMOKE_WORLD,
         "v3-smoke": dataclasses.replace(SMOKE_WORLD, **V3),
     }

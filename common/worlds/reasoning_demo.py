@@ -43,8 +43,8 @@ PAPER = "reasoning_world"
 AUC_MIN = 0.7  # premise world: (c, v) predicts the next decision
 CHANCE = (0.4, 0.6)  # control world: within 0.5 ± 0.1
 HEADROOM = 0.8  # oracle / base thinking length
-WORLDS = ("premise", "control", "v3", "v3-control", "smoke", "v3-smoke")
-MAIN_WORLDS, CONTROL_WORLDS = ("v3", "premise"), ("v3-control", "control")
+WORLDS = ("premise", "control", "v3", "v3-control", "v3.1", "v3.1-control", "smoke", "v3-smoke")
+MAIN_WORLDS, CONTROL_WORLDS = ("v3.1", "v3", "premise"), ("v3.1-control", "v3-control", "control")
 
 
 @dataclass
@@ -53,7 +53,7 @@ class DemoConfig(RunConfig):
 
     worlds: list[str] = field(default_factory=lambda: ["premise", "control"])
     """Worlds measured: premise (v2, WorldConfig()), control (v2, premise=False), v3 and v3-control (world v3),
-    smoke and v3-smoke (seconds-scale worlds)."""
+    v3.1 and v3.1-control (world v3.1, ReBalance's), smoke and v3-smoke (seconds-scale worlds)."""
     ks: list[int] = field(default_factory=lambda: list(range(1, 13)))
     """Difficulties evaluated (k > max(k_train) = 8 are unseen in SFT)."""
     n_per_k: int = 200
@@ -190,6 +190,7 @@ def demo_run(cfg: DemoConfig) -> list[dict]:
         world = build_world(world_config(name), verbose=True)
         wc = world.cfg
         rows += [record(name, 0, "sft_loss", x, step=i) for i, x in enumerate(world.sft_losses) if i % 20 == 0]
+        rows.append(record(name, 0, "tf_chain_accuracy", world.chain_accuracy()))  # build acceptance
         layer = wc.n_layers - 1 if cfg.steer_layer < 0 else cfg.steer_layer
         for seed in cfg.seed_list():  # each world × seed is a checkpointed unit (--resume)
             rows += checkpoint.unit((name, seed), partial(seed_rows, world, name, cfg, seed, layer))
