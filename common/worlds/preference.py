@@ -97,6 +97,9 @@ class WorldConfig:
     quirk_cost: float = 0.0
     """κ (v2, channel ii): gold R* −= κ · Σ_{t∈Q} (n_t(y) − 1)₊ over the tokens Q = `quirk_tokens` (a labeller
     quirk on one of them pays its labeller linearly and costs gold when overused; 0: v1)."""
+    quirk_cost_power: float = 1.0
+    """q (v2.2): the quirk cost is κ · Σ_{t∈Q} (n_t(y) − 1)₊^q; 1: linear (v2), < 1: concave — gold falls about in
+    proportion to d = √KL under RL instead of to KL (Gao et al.'s d(α − β log d)); not in the cache key while 1."""
     quirk_tokens: tuple[int, ...] = ()
     """Q (v2): content tokens whose overuse costs gold (κ); the labeller-quirk and proxy-bias tokens live here."""
     proxy_bias_token: int | None = None
@@ -129,6 +132,8 @@ class WorldConfig:
         for name in ("quirk_cost", "proxy_bias_gain", "feature_penalty"):
             if getattr(self, name) < 0:
                 raise ValueError(f"WorldConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.quirk_cost_power <= 2:
+            raise ValueError(f"WorldConfig.quirk_cost_power must lie in (0, 2], got {self.quirk_cost_power}")
         content = range(self.n_features, self.vocab)
         bad = [t for t in self.quirk_tokens if t not in content]
         if bad or len(set(self.quirk_tokens)) != len(self.quirk_tokens):
@@ -149,8 +154,10 @@ UNCACHED_FIELDS = ("proxy_bias_token", "proxy_bias_gain")
 
 def world_key(cfg: WorldConfig) -> str:
     """Cache key of a world: `config_hash` of its fields, without the proxy-bias fields (no cached artefact depends
-    on them) and without the quirk-cost fields while κ = 0 (so every v1 world keeps its key)."""
+    on them), without the quirk-cost fields while κ = 0 (so every v1 world keeps its key) and without q while it is 1
+    (so every v2 world keeps its key)."""
     drop = set(UNCACHED_FIELDS) | (set(V2_FIELDS) if cfg.quirk_cost == 0 else set())
+    drop |= {"quirk_cost_power"} if cfg.quirk_cost == 0 or cfg.quirk_cost_power == 1 else set()
     fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in drop}
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -297,7 +304,7 @@ class GoldReward(nn.Module):
         )
 
     def quirk_penalty(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """κ · Σ_{t∈Q} (n_t(y) − 1)₊, n_t counted over the response part of x ⊕ y."""
+        """κ · Σ_{t∈Q} (n_t(y) − 1)₊^q, n_t counted over the response part of x ⊕ y (q = `quirk_cost_power`)."""
         cfg = self.cfg
         out = torch.zeros(ids.shape[0], device=ids.device)
         if cfg.quirk_cost == 0:
@@ -305,7 +312,8 @@ class GoldReward(nn.Module):
         y, m = ids[:, cfg.prompt_len + 1 :], mask[:, cfg.prompt_len + 1 :].bool()
         for t in cfg.quirk_tokens:
             n_t = ((y == t) & m).sum(-1).float()
-            out = out + (n_t - 1).clamp_min(0)
+            excess = (n_t - 1).clamp_min(0)
+            out = out + (excess if cfg.quirk_cost_power == 1 else excess**cfg.quirk_cost_power)
         return cfg.quirk_cost * out
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:

@@ -53,6 +53,19 @@ def test_quirk_cost_is_kappa_times_overuse(tmp_path):
     # R*_v2 − R*_v1 = −κ Σ_{t∈Q} (n_t − 1)₊ : (3 + 1), 0, 0, 2 overused copies
     expected = -V2.quirk_cost * torch.tensor([4.0, 0.0, 0.0, 2.0])
     assert torch.allclose(diff, expected, atol=1e-5)
+    # concave cost (v2.2): −κ Σ_{t∈Q} (n_t − 1)₊^q, per token type
+    concave = dataclasses.replace(V2, quirk_cost_power=0.5)
+    diff = _world(concave, tmp_path).gold_reward(prompts, tokens, mask) - w1.gold_reward(prompts, tokens, mask)
+    expected = -V2.quirk_cost * torch.tensor([3**0.5 + 1.0, 0.0, 0.0, 2**0.5])
+    assert torch.allclose(diff, expected, atol=1e-5)
+
+
+def test_quirk_cost_power_keys():
+    # q = 1 (linear, v2) keeps every v2 key; any other q is a new world; q is meaningless without κ
+    assert W.world_key(dataclasses.replace(W.WORLD_V2, quirk_cost_power=1.0)) == W.world_key(W.WORLD_V2)
+    assert W.world_key(dataclasses.replace(W.WORLD_V2, quirk_cost_power=0.5)) != W.world_key(W.WORLD_V2)
+    v1 = W.WorldConfig()
+    assert W.world_key(dataclasses.replace(v1, quirk_cost_power=0.5)) == W.world_key(v1)
 
 
 def test_proxy_bias_adds_lambda_per_token(tmp_path):
@@ -88,6 +101,8 @@ def test_insert_tokens_counts_and_masks(tmp_path):
         {"proxy_bias_token": 40},
         {"quirk_cost": -0.1},
         {"proxy_bias_gain": -1.0},
+        {"quirk_cost_power": 0.0},
+        {"quirk_cost_power": 3.0},
     ],
 )
 def test_bad_v2_fields_raise(bad):
