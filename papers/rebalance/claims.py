@@ -1,4 +1,5 @@
-"""The paper's headline claims as checks over the records — pre-registration v2 (README "Pre-registration v2").
+"""The paper's headline claims as checks over the records — claims v3 = pre-registration v2 (README "Pre-registration
+v2") plus the build-acceptance premises 0h, 0i (README "Issue 32, round 2").
 
 Kinds (DESIGN.md, "Results and claims"): a `premise` measures a condition of the world / model the paper relies on, a
 `claim` `requires` premises and is UNTESTED when one of them FAILs, a `control` states the outcome expected where the
@@ -19,6 +20,10 @@ The paper's premises, as the 2026-12 audit (`shared/audits/2026-12/reasoning.md`
   w_high) — cross-fitted AUC >= 0.7;
 - 0g (for the control-world check): in the control world the same AUCs are chance (0.5 ± 0.1): the premise is
   switched off there, so a ReBalance advantage would not come from confidence;
+- 0h, 0i (issue 32, world v3.1): each world's SFT'd model has learned the chain — teacher-forced chain-value argmax
+  accuracy >= CHAIN_ACCURACY_MIN (0.95) in the main world (0h, for claims 1–3) and in the control world (0i, for
+  control 4): the first v3-control model read each operand but not its sign (0.72), so its base accuracy was 0.30
+  and its calibration had 6–16 negative steps;
 - 0d (for the control-world check): the control world's calibration is usable — enough confident non-reflective
   steps to build μ_neg. The audit's R4: greedy calibration in the control world loops to the cap, n_neg is 15–25 and
   ‖S‖ = 26.6 > ‖h‖ = 16.3, so static steering collapses there for a reason unrelated to confidence.
@@ -49,6 +54,7 @@ import numpy as np
 
 from reprozoo.common.results import Claim, select
 from reprozoo.common.stats import PairedDiff, min_detectable_effect, paired_diff
+from reprozoo.common.worlds.reasoning import CHAIN_ACCURACY_MIN
 from reprozoo.papers.rebalance.experiment import Config
 
 REDUNDANT_CUT = 0.30  # claim 1: ReBalance removes >= 30% of the base model's redundant (post-answer) thinking tokens
@@ -64,6 +70,10 @@ P_CONTROL_CAL = "0d-premise-control-calibration"
 P_LOOPS = "0e-premise-confidence-precedes-loops"
 P_END = "0f-premise-confidence-precedes-premature-end"
 P_CONTROL_OFF = "0g-premise-control-confidence-uninformative"
+P_LEARNED = "0h-premise-world-learned"
+P_CONTROL_LEARNED = "0i-premise-control-world-learned"
+MAIN_WORLDS = ("v3.1", "v3", "premise")
+CONTROL_WORLDS = ("v3.1-control", "v3-control", "control")
 AUCS = {"auc_redundant": "the loop goes on (among redundant steps)", "auc_premature_end": "a premature END (mid-chain)"}
 
 
@@ -89,6 +99,20 @@ def paired(prefix: str, a: dict[int, float], b: dict[int, float]) -> tuple[Paire
     obs[f"{prefix}_sd"] = pd.sd
     obs[f"{prefix}_mde80"] = min_detectable_effect(pd.sd, pd.n, alpha=0.025)
     return pd, obs
+
+
+def learned(rows: list[dict], world: str, pid: str) -> Claim:
+    """0h / 0i: the world's build acceptance — its model predicts the chain's values teacher-forced (the world's
+    `chain_accuracy`, recorded once per world) with argmax accuracy >= CHAIN_ACCURACY_MIN."""
+    acc = per_seed(rows, "world", "tf_chain_accuracy", world).get(0, float("nan"))
+    return Claim(
+        pid,
+        f"{world} world: the SFT'd model has learned the chain's arithmetic — teacher-forced chain-value argmax "
+        f"accuracy >= {CHAIN_ACCURACY_MIN}",
+        {"tf_chain_accuracy": acc},
+        acc >= CHAIN_ACCURACY_MIN,
+        kind="premise",
+    )
 
 
 def signal_premises(rows: list[dict], main: str, control: str | None) -> list[Claim]:
@@ -184,7 +208,7 @@ def paper_claims(rows: list[dict], cfg: Config, world: str, suffix: str, tag: st
         f"accuracy difference's 95% CI above −{ACC_TOL})",
         {**obs_cut, **obs_acc1, "len_base": m("base", "think_len"), "len_rebalance": m("rebalance", "think_len")},
         pd_cut.mean >= REDUNDANT_CUT and pd_cut.low > 0 and pd_acc1.low >= -ACC_TOL,
-        requires=(P_HEADROOM, P_LOOPS, pre_b),
+        requires=(P_LEARNED, P_HEADROOM, P_LOOPS, pre_b),
     )
 
     # 2. accuracy non-inferior to static (CI above −1 point, mean >= 0) at <= 1.1x its length (mean per-seed ratio)
@@ -197,7 +221,7 @@ def paper_claims(rows: list[dict], cfg: Config, world: str, suffix: str, tag: st
         f">= 0 with its 95% CI above −{ACC_TOL}, at <= {SIMILAR_LEN}× static's thinking length (mean per-seed ratio)",
         {**obs_acc2, "len_ratio_rebalance_over_static": ratio},
         pd_acc2.mean >= 0 and pd_acc2.low >= -ACC_TOL and ratio <= SIMILAR_LEN,
-        requires=(P_HEADROOM, P_LOOPS, P_END, pre_b, pre_c),
+        requires=(P_LEARNED, P_HEADROOM, P_LOOPS, P_END, pre_b, pre_c),
     )
 
     # 3. each ablation loses its side: w_high lowers hard under-thinking, w_low shortens loops (paired CIs above 0),
@@ -220,7 +244,7 @@ def paper_claims(rows: list[dict], cfg: Config, world: str, suffix: str, tag: st
             "loop_len_base_minus_rebalance": pd_lb.mean,
         },  # fmt: skip
         pd_u.low > 0 and pd_l.low > 0 and pd_ub.mean >= 0 and pd_lb.mean >= 0,
-        requires=(P_HEADROOM, P_LOOPS, P_END, pre_b, pre_c),
+        requires=(P_LEARNED, P_HEADROOM, P_LOOPS, P_END, pre_b, pre_c),
     )
     return [c1, c2, c3]
 
@@ -228,12 +252,14 @@ def paper_claims(rows: list[dict], cfg: Config, world: str, suffix: str, tag: st
 def check(rows: list[dict], cfg: Config) -> list[Claim]:
     """Premises, claims 1–3 and the control-world check for the first readout (official: the token after the
     separator); the same for every other readout with ids suffixed `@<readout>` (the deviation variant)."""
-    main = next((w for w in ("v3", "premise") if w in cfg.worlds), cfg.worlds[0])
-    control = next((w for w in ("v3-control", "control") if w in cfg.worlds), None)
+    main = next((w for w in MAIN_WORLDS if w in cfg.worlds), cfg.worlds[0])
+    control = next((w for w in CONTROL_WORLDS if w in cfg.worlds), None)
     g = lambda method, metric: per_seed(rows, method, metric, main)  # noqa: E731
     red, think, under = g("base", "redundant_tokens"), g("base", "think_len"), g("base", "underthink_hard")
     red_share = min(red[s] / think[s] for s in red)
-    claims = [
+    claims = [learned(rows, main, P_LEARNED)]
+    claims += [learned(rows, control, P_CONTROL_LEARNED)] if control else []
+    claims += [
         Claim(
             P_HEADROOM,
             f"{main} world: the base model over-thinks and under-thinks — on every seed, redundant post-answer tokens "
@@ -281,7 +307,7 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
                     {**obs4, "acc_rebalance_minus_base": pd4b.mean},
                     pd4.high < ACC_TOL,
                     kind="control",
-                    requires=(P_CONTROL_CAL, P_CONTROL_OFF),
+                    requires=(P_CONTROL_LEARNED, P_CONTROL_CAL, P_CONTROL_OFF),
                 )
             )
     return claims

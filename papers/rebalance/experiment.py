@@ -38,7 +38,7 @@ from reprozoo.papers.rebalance.method import (
 )
 
 ROLES = ("mid", "chain_end", "loop")
-WORLDS = ("v3", "v3-control", "premise", "control", "smoke", "v3-smoke")
+WORLDS = ("v3.1", "v3.1-control", "v3", "v3-control", "premise", "control", "smoke", "v3-smoke")
 DEV_SEED = 1000  # development seeds of the layer choice
 READOUTS = ("next_token", "separator")  # the decision a step boundary opens (common.worlds.reasoning.Step.boundary)
 
@@ -47,9 +47,9 @@ READOUTS = ("next_token", "separator")  # the decision a step boundary opens (co
 class Config(RunConfig):
     """ReBalance (Li et al. 2026) on the reasoning world: balanced thinking by confidence-steered hidden states."""
 
-    worlds: list[str] = field(default_factory=lambda: ["v3", "v3-control"])
-    """Reasoning worlds: v3 and v3-control (world v3 with and without ReBalance's premises), premise and control
-    (world v2), smoke and v3-smoke (seconds-scale worlds)."""
+    worlds: list[str] = field(default_factory=lambda: ["v3.1", "v3.1-control"])
+    """Reasoning worlds: v3.1 and v3.1-control (world v3.1 with and without ReBalance's premises: v3 with v2's loop
+    markers), v3 and v3-control (world v3), premise and control (world v2), smoke and v3-smoke (seconds-scale)."""
     model: str = "world"
     """"world" (the reasoning world's SFT'd tiny LM) or a Hugging Face name loaded with from_pretrained (full)."""
     methods: list[str] = field(default_factory=lambda: list(METHODS))
@@ -327,6 +327,8 @@ def run(cfg: Config) -> list[dict]:
     rows: list[dict] = []
     for name in cfg.worlds:
         world = load_world(cfg, name)
+        # build acceptance (premises 0h, 0i): has the SFT'd model learned the chain's arithmetic?
+        rows.append(record("world", 0, "tf_chain_accuracy", world.chain_accuracy(), world=name))
         rows += run_world(world, name, cfg)
     return rows
 

@@ -197,8 +197,8 @@ def test_cli_smoke(run_cli, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert {"base", "static", "rebalance", "no_w_low", "no_w_high", "calibration"} <= set(summary["methods"])
     assert {"rebalance@separator", "static@separator"} <= set(summary["methods"])
-    # premises 0a, 0e, 0f, then premises 0b, 0c and claims 1-3 for each readout (the smoke preset has no control)
-    assert len(summary["claims"]) == 13
+    # premises 0h, 0a, 0e, 0f, then premises 0b, 0c and claims 1-3 for each readout (the smoke preset has no control)
+    assert len(summary["claims"]) == 14
     assert {c["kind"] for c in summary["claims"]} == {"premise", "claim"}
 
 
@@ -228,12 +228,13 @@ _GOOD = {  # per-method overall metrics in the premise world: a world where ever
 }
 
 
-def _rebalance_rows(seeds=5, n_neg=200, static_underthink=0.50, auc=0.8, control_auc=0.5):
+def _rebalance_rows(seeds=5, n_neg=200, static_underthink=0.50, auc=0.8, control_auc=0.5, control_learned=1.0):
     from reprozoo.common.results import record
 
     cfg = PRESETS["quick"]
     rng = np.random.default_rng(0)
-    rows = []
+    rows = [record("world", 0, "tf_chain_accuracy", 1.0, world=cfg.worlds[0])]
+    rows.append(record("world", 0, "tf_chain_accuracy", control_learned, world=cfg.worlds[1]))
     for s in range(seeds):
         noise = rng.normal(0, 0.003)
         for world in cfg.worlds:
@@ -268,6 +269,7 @@ def test_claims_v2_all_pass_where_every_premise_holds():
     assert {c.kind for c in got.values()} == {"premise", "claim", "control"}
     assert all(c.verdict == "PASS" for c in got.values()), {k: (c.verdict, c.observed) for k, c in got.items()}
     assert got["2-dynamic-beats-static"].requires == (
+        "0h-premise-world-learned",
         "0a-premise-headroom",
         "0e-premise-confidence-precedes-loops",
         "0f-premise-confidence-precedes-premature-end",
@@ -275,6 +277,7 @@ def test_claims_v2_all_pass_where_every_premise_holds():
         "0c-premise-tradeoff",
     )
     assert got["4-control-no-dynamic-advantage"].requires == (
+        "0i-premise-control-world-learned",
         "0d-premise-control-calibration",
         "0g-premise-control-confidence-uninformative",
     )
@@ -297,6 +300,14 @@ def test_claims_v2_degenerate_control_calibration_leaves_the_control_untested():
     assert got["4-control-no-dynamic-advantage"].kind == "control"
 
 
+def test_claims_v3_a_control_model_that_has_not_learned_the_chain_leaves_the_control_untested():
+    got = _rebalance_verdicts(*_rebalance_rows(control_learned=0.72))  # the first v3-control build
+    assert got["0i-premise-control-world-learned"].verdict == "FAIL"
+    assert got["0h-premise-world-learned"].verdict == "PASS"
+    assert got["4-control-no-dynamic-advantage"].verdict == "UNTESTED"
+    assert got["1-prunes-redundancy-no-loss"].verdict == "PASS"
+
+
 def test_claims_v2_confidence_signal_premises_gate_the_claims():
     got = _rebalance_verdicts(*_rebalance_rows(auc=0.6))  # confidence does not announce loops or premature END
     assert got["0e-premise-confidence-precedes-loops"].verdict == "FAIL"
@@ -313,7 +324,7 @@ def test_claims_v2_confidence_signal_premises_gate_the_claims():
 def test_claims_v2_control_fails_when_rebalance_beats_static_without_the_premise():
     rows, cfg = _rebalance_rows()
     for r in rows:
-        if r["world"] == "v3-control" and r["method"] == "static" and r["metric"] == "accuracy" and "k" not in r:
+        if r["world"] == "v3.1-control" and r["method"] == "static" and r["metric"] == "accuracy" and "k" not in r:
             r["value"] -= 0.2  # static collapses in the control world: ReBalance "beats" it
     assert _rebalance_verdicts(rows, cfg)["4-control-no-dynamic-advantage"].verdict == "FAIL"
 
@@ -348,4 +359,4 @@ def test_dev_seed_layer_choice_and_first_n_vector_responses(monkeypatch):
     assert calls == [1000, 1001] and layers == dict.fromkeys(cfg.readouts, 1)  # mean R²: 0.75 vs 0.715
     assert {r["method"] for r in rows} == {"layer_choice"}
     assert E.dev_layers(None, "v3", dataclasses.replace(cfg, layer_seeds=0)) == (None, [])
-    assert E.PRESETS["quick"].n_vector == 100 and E.PRESETS["quick"].worlds == ["v3", "v3-control"]
+    assert E.PRESETS["quick"].n_vector == 100 and E.PRESETS["quick"].worlds == ["v3.1", "v3.1-control"]
