@@ -129,6 +129,10 @@ class WorldConfig:
     every loop segment says CHECK, so loops are marked apart from the chain's WAIT steps)."""
     answer_weight: float = 1.0
     """SFT loss weight of the answer token (the other response tokens weigh 1)."""
+    reflect_after_reflect: bool = False
+    """False (v2, v3, v3.1): the boundary right after a reflective step always continues with a plain step (a certain,
+    maximally confident step); True (v3.2): it has the rates of a boundary after one plain step (reflection ρ(1) is
+    possible, END h(1) = 0 is not), so the confident plain steps are those of streaks, where END comes next."""
     corpus_size: int = 40_000
     """Number of SFT sequences."""
     d_model: int = 48
@@ -340,6 +344,7 @@ def sample_trace(p: Problem, cfg: WorldConfig, rng: np.random.Generator) -> Trac
     s = 1  # plain steps since the last reflection
     for i in range(1, k + 1):  # boundary after step i − 1: premature END, a reflective step or a plain step
         u = rng.random()
+        s = max(s, 1) if cfg.reflect_after_reflect else s
         if u < cfg.hazard(s):
             so_far = aggregate(ps[:i], cfg.answer)
             guess = so_far if rng.random() < cfg.p_guess_partial else int(rng.integers(0, v.modulus))
@@ -727,7 +732,7 @@ def new_model(cfg: WorldConfig) -> nn.Module:
     )
 
 
-V3_FIELDS = ("answer", "loop_word", "answer_weight")
+V3_FIELDS = ("answer", "loop_word", "answer_weight", "reflect_after_reflect")
 
 
 def world_key(cfg: WorldConfig) -> str:
@@ -781,10 +786,17 @@ WAIT, brisk ones CHECK, so a loop's marker token carries its fate into the step 
 "World v3.1")."""
 
 
+V3_2 = V3_1 | dict(reflect_after_reflect=True)
+"""World v3.2 (`WorldConfig(**V3_2)`, issue 32 for ReBalance's premises 0b/0c): v3.1 in which a reflection does not
+buy a certain plain step (`reflect_after_reflect`). In v3/v3.1 the calibration's negative (confident plain) steps
+are the steps right after a reflection, where END cannot come, so S points towards END and −S suppresses it
+everywhere (README_reasoning "World v3.2")."""
+
+
 def world_config(name: str) -> WorldConfig:
     """Named worlds: "premise" (v2, WorldConfig()), "control" (v2, the premise switched off), "v3" and
-    "v3-control" (world v3, premise and control), "v3.1" and "v3.1-control" (world v3.1), "smoke" and "v3-smoke"
-    (seconds)."""
+    "v3-control" (world v3, premise and control), "v3.1" / "v3.1-control" and "v3.2" / "v3.2-control" (worlds v3.1
+    and v3.2), "smoke" and "v3-smoke" (seconds)."""
     worlds = {
         "premise": WorldConfig(),
         "control": WorldConfig(**CONTROL),
@@ -792,6 +804,8 @@ def world_config(name: str) -> WorldConfig:
         "v3-control": WorldConfig(**V3, **CONTROL),
         "v3.1": WorldConfig(**V3_1),
         "v3.1-control": WorldConfig(**V3_1, **CONTROL),
+        "v3.2": WorldConfig(**V3_2),
+        "v3.2-control": WorldConfig(**V3_2, **CONTROL),
         "smoke": SMOKE_WORLD,
         "v3-smoke": dataclasses.replace(SMOKE_WORLD, **V3),
     }

@@ -43,8 +43,9 @@ PAPER = "reasoning_world"
 AUC_MIN = 0.7  # premise world: (c, v) predicts the next decision
 CHANCE = (0.4, 0.6)  # control world: within 0.5 ± 0.1
 HEADROOM = 0.8  # oracle / base thinking length
-WORLDS = ("premise", "control", "v3", "v3-control", "v3.1", "v3.1-control", "smoke", "v3-smoke")
-MAIN_WORLDS, CONTROL_WORLDS = ("v3.1", "v3", "premise"), ("v3.1-control", "v3-control", "control")
+WORLDS = ("premise", "control", "v3", "v3-control", "v3.1", "v3.1-control", "v3.2", "v3.2-control", "smoke", "v3-smoke")
+MAIN_WORLDS = ("v3.2", "v3.1", "v3", "premise")
+CONTROL_WORLDS = ("v3.2-control", "v3.1-control", "v3-control", "control")
 
 
 @dataclass

@@ -72,8 +72,8 @@ P_END = "0f-premise-confidence-precedes-premature-end"
 P_CONTROL_OFF = "0g-premise-control-confidence-uninformative"
 P_LEARNED = "0h-premise-world-learned"
 P_CONTROL_LEARNED = "0i-premise-control-world-learned"
-MAIN_WORLDS = ("v3.1", "v3", "premise")
-CONTROL_WORLDS = ("v3.1-control", "v3-control", "control")
+MAIN_WORLDS = ("v3.2", "v3.1", "v3", "premise")
+CONTROL_WORLDS = ("v3.2-control", "v3.1-control", "v3-control", "control")
 AUCS = {"auc_redundant": "the loop goes on (among redundant steps)", "auc_premature_end": "a premature END (mid-chain)"}
 
 

@@ -38,7 +38,7 @@ from reprozoo.papers.rebalance.method import (
 )
 
 ROLES = ("mid", "chain_end", "loop")
-WORLDS = ("v3.1", "v3.1-control", "v3", "v3-control", "premise", "control", "smoke", "v3-smoke")
+WORLDS = ("v3.1", "v3.1-control", "v3.2", "v3.2-control", "v3", "v3-control", "premise", "control", "smoke", "v3-smoke")
 DEV_SEED = 1000  # development seeds of the layer choice
 READOUTS = ("next_token", "separator")  # the decision a step boundary opens (common.worlds.reasoning.Step.boundary)
 

@@ -94,3 +94,28 @@ def test_a_small_build_reports_and_caches_its_acceptance(tmp_path, monkeypatch):
     cached = json.loads((world.cache_dir / "acceptance.json").read_text())
     assert cached["tf_chain_accuracy"] == acc and cached["min"] == CHAIN_ACCURACY_MIN
     assert build_world(SMOKE_WORLD).chain_accuracy() == acc  # read back from the world's folder
+
+
+def _after_reflection(cfg: WorldConfig, n: int = 2000) -> tuple[int, int]:
+    """(reflections right after a reflection, ENDs right after a reflection) in n traces of k = 8."""
+    rng = np.random.default_rng(1)
+    again = end = 0
+    for _ in range(n):
+        p = Problem(tuple(rng.integers(0, 10, 9).tolist()), (1,) * 8, 10, cfg.answer)
+        t = sample_trace(p, cfg, rng)
+        for a, b in zip(t.roles, t.roles[1:], strict=False):
+            again += a == b == "reflect"
+        end += t.truncated and t.roles[-1] == "reflect"
+    return again, end
+
+
+def test_v32_a_reflection_restarts_the_streak_at_one_plain_step():
+    from reprozoo.common.worlds.reasoning import V3_2
+
+    assert world_config("v3.2") == WorldConfig(**(V3_1 | {"reflect_after_reflect": True}))
+    assert world_key(world_config("v3.1")) != world_key(world_config("v3.2"))
+    assert _after_reflection(world_config("v3.1")) == (0, 0)  # v2-v3.1: a certain plain step after a reflection
+    again, end = _after_reflection(WorldConfig(**V3_2))
+    assert again > 100 and end == 0  # v3.2: reflection may come again (ρ(1) = 0.4), END still cannot (h(1) = 0)
+    again, end = _after_reflection(world_config("v3.2-control"))
+    assert again > 100 and end > 100  # control: the flat rates apply right after a reflection too
