@@ -676,15 +676,17 @@ SMOKE_WORLD = WorldConfig(corpus_size=512, policy_d=32, sft_steps=20, sft_batch=
 # World v2 (issue 31): v1's policy and teacher (same SFT cache entry), three explicit error channels — (i) the
 # shared feature error, its gold cost p = feature_penalty lowered from 1.0; (ii) quirk cost κ on the tokens Q,
 # for member-specific labeller quirks (`ProxyConfig.quirk_token` ∈ Q, one per member; control: one shared); (iii) the
-# proxy bias λ · n_b(y), b = 5 ∈ Q (PAR's regime; control: proxy_bias_gain = 0). Values from the dev-seed pilot
-# (README_preference.md, "World v2: calibration").
-WORLD_V2 = WorldConfig(
+# proxy bias λ · n_b(y), b = 5 ∈ Q (PAR's regime; control: proxy_bias_gain = 0). Values from the dev-seed pilots
+# (README_preference.md, "World v2: calibration"): v2.1 (linear quirk cost, the papers' results of 2026-12-07 up to
+# the third session) and v2.2 (round 6: a concave cost, q = 0.5, and λ = 1.4, where Vanilla PPO fits Gao's RL form).
+WORLD_V2_1 = WorldConfig(
     feature_penalty=0.1,
     quirk_cost=0.2,
     quirk_tokens=(3, 7, 8, 13, 14, 18, 23, 27, 9, 5),
     proxy_bias_token=5,
     proxy_bias_gain=1.0,
 )
+WORLD_V2 = dataclasses.replace(WORLD_V2_1, quirk_cost=0.3, quirk_cost_power=0.5, proxy_bias_gain=1.4)
 SMOKE_WORLD_V2 = dataclasses.replace(
     WORLD_V2, corpus_size=512, policy_d=32, sft_steps=20, sft_batch=64, gold_d=32, gold_layers=2
 )

@@ -59,7 +59,8 @@ class Config(RunConfig):
     v2 also each error channel's premise property and its control."""
 
     world: WorldConfig = field(default_factory=WorldConfig)
-    """The world (cached under .cache/preference_world/ by its key; `quick` uses WORLD_V2; V1_ARGS: v1)."""
+    """The world (cached under .cache/preference_world/ by its key; `quick` uses WORLD_V2 (v2.2); V1_ARGS: v1,
+    V2_1_ARGS: v2.1)."""
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     """Proxy RM template (seed, data seed and label noise are set per run)."""
     label_noise: float = 0.25
@@ -151,9 +152,11 @@ class Config(RunConfig):
 
 # `--preset quick` + these options = the v1 quick run (results commit 82cd46c): world v1, no v2 measurements
 V1_ARGS = (
-    "--world.feature-penalty 1.0 --world.quirk-cost 0 --world.quirk-tokens "
-    "--world.proxy-bias-token None --world.proxy-bias-gain 0 --members 0 --no-bias-control --workers 3"
+    "--world.feature-penalty 1.0 --world.quirk-cost 0 --world.quirk-cost-power 1 --world.quirk-tokens "
+    "--world.proxy-bias-token None --world.proxy-bias-gain 0 --members 0 --no-bias-control --workers 3 --ppo-steps 100"
 )
+# `--preset quick` + these options = the world v2.1 quick run (results commit 0646e02): linear quirk cost, λ = 1
+V2_1_ARGS = "--world.quirk-cost 0.2 --world.quirk-cost-power 1 --world.proxy-bias-gain 1.0 --ppo-steps 100"
 
 PRESETS = {
     "smoke": Config(
@@ -175,7 +178,8 @@ PRESETS = {
         gold_aligned_n=8,
         bias_control=True,
     ),
-    "quick": Config(preset="quick", seeds=3, world=WORLD_V2, members=5, bias_control=True, workers=2),
+    # 75 PPO iterations: the horizon calibration round 6 chose with the world (README "World v2: calibration")
+    "quick": Config(preset="quick", seeds=3, world=WORLD_V2, members=5, bias_control=True, workers=2, ppo_steps=75),
     "full": Config(
         preset="full",
         seeds=5,

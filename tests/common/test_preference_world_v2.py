@@ -39,31 +39,31 @@ def test_v1_cache_keys_are_unchanged():
     assert W.world_key(W.SMOKE_WORLD) == "aa3be2affd1b"
     # the proxy bias is not part of the key (no cached artefact depends on it); the quirk cost is
     assert W.world_key(dataclasses.replace(W.WORLD_V2, proxy_bias_gain=0.0)) == W.world_key(W.WORLD_V2)
-    assert W.world_key(dataclasses.replace(W.WORLD_V2, quirk_cost=0.3)) != W.world_key(W.WORLD_V2)
+    assert W.world_key(dataclasses.replace(W.WORLD_V2, quirk_cost=0.25)) != W.world_key(W.WORLD_V2)
 
 
 def test_quirk_cost_is_kappa_times_overuse(tmp_path):
     v1 = dataclasses.replace(V2, quirk_cost=0.0)
-    w2, w1 = _world(V2, tmp_path), _world(v1, tmp_path)
+    w2, w1 = _world(dataclasses.replace(V2, quirk_cost_power=1.0), tmp_path), _world(v1, tmp_path)
     q = W.member_quirks(V2)
     rows = [[q[0]] * 4 + [q[1]] * 2, [q[0]], [20, 21, 22], [V2.proxy_bias_token] * 3]
     tokens, mask = _responses(V2, rows)
     prompts = torch.zeros(len(rows), V2.prompt_len + 1, dtype=torch.long)
     diff = w2.gold_reward(prompts, tokens, mask) - w1.gold_reward(prompts, tokens, mask)
-    # R*_v2 − R*_v1 = −κ Σ_{t∈Q} (n_t − 1)₊ : (3 + 1), 0, 0, 2 overused copies
+    # linear cost (v2.1): R*_v2 − R*_v1 = −κ Σ_{t∈Q} (n_t − 1)₊ : (3 + 1), 0, 0, 2 overused copies
     expected = -V2.quirk_cost * torch.tensor([4.0, 0.0, 0.0, 2.0])
     assert torch.allclose(diff, expected, atol=1e-5)
-    # concave cost (v2.2): −κ Σ_{t∈Q} (n_t − 1)₊^q, per token type
-    concave = dataclasses.replace(V2, quirk_cost_power=0.5)
-    diff = _world(concave, tmp_path).gold_reward(prompts, tokens, mask) - w1.gold_reward(prompts, tokens, mask)
+    # concave cost (v2.2, q = 0.5): −κ Σ_{t∈Q} (n_t − 1)₊^q, per token type
+    assert V2.quirk_cost_power == 0.5
+    diff = _world(V2, tmp_path).gold_reward(prompts, tokens, mask) - w1.gold_reward(prompts, tokens, mask)
     expected = -V2.quirk_cost * torch.tensor([3**0.5 + 1.0, 0.0, 0.0, 2**0.5])
     assert torch.allclose(diff, expected, atol=1e-5)
 
 
 def test_quirk_cost_power_keys():
     # q = 1 (linear, v2) keeps every v2 key; any other q is a new world; q is meaningless without κ
-    assert W.world_key(dataclasses.replace(W.WORLD_V2, quirk_cost_power=1.0)) == W.world_key(W.WORLD_V2)
-    assert W.world_key(dataclasses.replace(W.WORLD_V2, quirk_cost_power=0.5)) != W.world_key(W.WORLD_V2)
+    assert W.world_key(W.WORLD_V2_1) == "c1988ab1abbe"  # v2.1's cache entry from before q existed
+    assert W.world_key(dataclasses.replace(W.WORLD_V2_1, quirk_cost_power=0.5)) != W.world_key(W.WORLD_V2_1)
     v1 = W.WorldConfig()
     assert W.world_key(dataclasses.replace(v1, quirk_cost_power=0.5)) == W.world_key(v1)
 
@@ -122,3 +122,13 @@ def test_v1_args_rebuild_the_v1_demo_config():
     cfg = parse(Config, PRESETS, ["--preset", "quick", *V1_ARGS.split()], prog="demo")
     assert cfg.world == W.WorldConfig() and W.world_key(cfg.world) == "e36744cf0a98"
     assert cfg.members == 0 and not cfg.bias_control  # no v2 measurement: the v1 quick run's records
+    assert cfg.ppo_steps == 100
+
+
+def test_v2_1_args_rebuild_the_v2_1_world():
+    from reprozoo.common.cli import parse
+    from reprozoo.common.worlds.preference_demo import PRESETS, V2_1_ARGS, Config
+
+    cfg = parse(Config, PRESETS, ["--preset", "quick", *V2_1_ARGS.split()], prog="demo")
+    assert cfg.world == W.WORLD_V2_1 and W.world_key(cfg.world) == "c1988ab1abbe"  # the v2.1 results' cache entry
+    assert cfg.ppo_steps == 100 and PRESETS["quick"].ppo_steps == 75
