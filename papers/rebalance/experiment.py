@@ -49,7 +49,9 @@ class Config(RunConfig):
 
     worlds: list[str] = field(default_factory=lambda: ["v3.1", "v3.1-control"])
     """Reasoning worlds: v3.1 and v3.1-control (world v3.1 with and without ReBalance's premises: v3 with v2's loop
-    markers), v3 and v3-control (world v3), premise and control (world v2), smoke and v3-smoke (seconds-scale)."""
+    markers), v3.2 and v3.2-control (v3.1 in which a reflection restarts the streak at one plain step; their control
+    has no negative calibration steps), v3 and v3-control (world v3), premise and control (world v2), smoke and
+    v3-smoke (seconds-scale)."""
     model: str = "world"
     """"world" (the reasoning world's SFT'd tiny LM) or a Hugging Face name loaded with from_pretrained (full)."""
     methods: list[str] = field(default_factory=lambda: list(METHODS))
