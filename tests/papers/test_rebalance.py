@@ -211,8 +211,8 @@ def test_bad_config_names_the_field(run_cli):
 
 @pytest.mark.slow
 def test_quick_claims_match_the_committed_verdicts(changed_quick_verdicts):
-    """The quick run reproduces every committed verdict (issue 32, world v3: premises FAIL and the claims are
-    UNTESTED — README, Results; regression, not correctness)."""
+    """The quick run reproduces every committed verdict (issue 32 round 2, world v3.1: 0b, 0c, 0d FAIL and the claims
+    are UNTESTED — README, Results; regression, not correctness)."""
     different = changed_quick_verdicts("rebalance")
     assert not different, f"verdicts differ from results/rebalance/quick: {different}"
 
