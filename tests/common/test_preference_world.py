@@ -167,10 +167,9 @@ def test_demo_rejects_bad_config(run_cli):
     assert "--label-noise" in proc.stderr
 
 
-# committed findings of the world-v2 quick run, v2.1 checks (README_preference.md, "Results"): verdicts must not change
+# committed findings of the world-v2.2 quick run (README_preference.md, "Results"): verdicts must not change
 KNOWN_FAILS = {
-    "gao_bon": "p = 0.1: best-of-n gold falls 7% of its gain (< 10%), R² 0.98",
-    "gao_ppo": "Gao RL form R² 0.68: gold falls below its start within a 1.8-fold rise of √KL",
+    "gao_ppo": "v2.2: RL form R² 0.95 but smoothed peak only +0.24 above the start (< 0.3): seeds 1-2 exploit early",
 }
 
 
