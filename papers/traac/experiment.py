@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from reprozoo.common import checkpoint
-from reprozoo.common import distributed as dist
 from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
 from reprozoo.common.lm import response_logprobs
 from reprozoo.common.policy import response_mask
@@ -240,7 +239,6 @@ def rewards(batch: Batch, variant: Variant, history: M.LengthHistory, world: Rea
 def train(world: ReasoningWorld, variant: Variant, cfg: Config, seed: int, method: str) -> tuple[torch.nn.Module, list]:
     """GRPO from the base model; returns the trained policy and its training curves. With `--checkpoint-every N`
     the loop's state (policy, optimiser, length history, curves, RNG) is saved every N steps for `--resume`."""
-    dist.data_parallel_only("traac's GRPO loop")
     torch.manual_seed(seed)
     base = world.model
     policy = copy.deepcopy(base).train()
@@ -260,16 +258,14 @@ def train(world: ReasoningWorld, variant: Variant, cfg: Config, seed: int, metho
         adv = grpo_advantages(r.view(-1, n), eps=1e-6).flatten()
         prompts, _ = world.prompts(batch.problems)
         mask = response_mask(batch.responses, world.v.eos)
-        rows_all, x, y = len(batch.problems), dist.shard(prompts), dist.shard(batch.responses)  # this rank's rows
         with torch.no_grad():
-            old = dist.gather_rows(response_logprobs(policy, x, y), rows_all)
-            ref = dist.gather_rows(response_logprobs(base, x, y), rows_all) if cfg.beta else None
+            old = response_logprobs(policy, prompts, batch.responses)
+            ref = response_logprobs(base, prompts, batch.responses) if cfg.beta else None
         policy.train()
         chunk = len(batch.problems) // cfg.minibatches
         for mb in range(cfg.minibatches):
-            sl = dist.shard_slice(slice(mb * chunk, (mb + 1) * chunk))
-            with dist.autocast():  # accelerate's --mixed_precision (a no-op without it)
-                logp = response_logprobs(policy, prompts[sl], batch.responses[sl]).float()
+            sl = slice(mb * chunk, (mb + 1) * chunk)
+            logp = response_logprobs(policy, prompts[sl], batch.responses[sl])
             loss = grpo_loss(
                 logp,
                 old[sl],
@@ -282,8 +278,7 @@ def train(world: ReasoningWorld, variant: Variant, cfg: Config, seed: int, metho
                 aggregation="token",
             )
             opt.zero_grad()
-            (loss * dist.local_share(mask[sl].sum())).backward()  # this rank's share of the token mean
-            dist.sync_gradients(policy.parameters())
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
             opt.step()
         rows += [
