@@ -1,11 +1,11 @@
 """Every RLHF method of the project on one preference world, one budget and the same seeds.
 
 Nothing here re-implements a method: each entry calls its paper's public functions.
-- best-of-n (`bon_*`): `papers.ensembles.experiment.bon_pool`, `standardiser`, `curve_rows` with
+- best-of-n (`bon_*`): `papers.ensembles.best_of_n.bon_pool`, `curve_rows`, `members.standardiser` with
   `papers.ensembles.method.aggregate` (mean, WCO, UWO, median, mean − std) or `baselines.single_member`;
 - PPO with each shaping / RM baseline of Fu et al. (`ppo_<run>`: vanilla, Meanstd, Clip, Minmax, LSC, PAR, WARM,
   ODIN, Reg): `papers.par.experiment.ppo_run` (its RMs and references from `reward_model` / `prompts`);
-- PPO against the ensembles (`ppo_ens_<agg>`: mean, WCO, UWO): `papers.ensembles.experiment.ppo_rows`;
+- PPO against the ensembles (`ppo_ens_<agg>`: mean, WCO, UWO): `papers.ensembles.ppo.ppo_rows`;
 - offline (`dpo`, `ipo`, `simpo`, `cdpo`, `rdpo`, `chipo`, `power`, `power_dl`):
   `papers.power_dl.experiment.world_rows`.
 
@@ -47,7 +47,10 @@ from reprozoo.common.worlds.preference import (
     WorldConfig,
     build_world,
 )
+from reprozoo.papers.ensembles import best_of_n as ensembles_bon
 from reprozoo.papers.ensembles import experiment as ensembles
+from reprozoo.papers.ensembles import members as ensembles_members
+from reprozoo.papers.ensembles import ppo as ensembles_ppo
 from reprozoo.papers.ensembles.baselines import single_member
 from reprozoo.papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate
 from reprozoo.papers.par import experiment as par
@@ -175,7 +178,7 @@ class Config(RunConfig):
         for name, allowed in (
             ("bon", BON),
             ("ppo_runs", tuple(par.VARIANTS)),
-            ("ensemble_ppo", ensembles.PPO_METHODS),
+            ("ensemble_ppo", ensembles_ppo.PPO_METHODS),
             ("offline", OFFLINE_METHODS),
         ):
             bad = [m for m in getattr(self, name) if m not in allowed]
@@ -218,7 +221,7 @@ PRESETS = {
         preset="full",
         seeds=5,
         ppo_runs=list(par.VARIANTS),
-        ensemble_ppo=list(ensembles.PPO_METHODS),
+        ensemble_ppo=list(ensembles_ppo.PPO_METHODS),
         offline=list(OFFLINE_METHODS),
         bon_prompts=256,
         bon_samples=1024,
@@ -306,7 +309,9 @@ def member_configs(cfg: Config, seed: int) -> list[ProxyConfig]:
 
 def proxy_stats(world: PreferenceWorld, cfg: Config, seed: int) -> tuple[float, float]:
     """(μ, σ) of the single proxy under π_SFT (the ensembles' `standardiser`), to z-score its reward everywhere."""
-    mu, sd = ensembles.standardiser(world, [world.train_proxy(member_configs(cfg, seed)[0])], ensembles_config(cfg))
+    mu, sd = ensembles_members.standardiser(
+        world, [world.train_proxy(member_configs(cfg, seed)[0])], ensembles_config(cfg)
+    )
     return float(mu[0]), float(sd[0])
 
 
@@ -338,7 +343,7 @@ def bon_curves(world: PreferenceWorld, cfg: Config) -> list[dict]:
     """Best-of-n curves of every ranker on the ensembles' shared pool, by the ensembles' own functions, plus the
     win-rate, length and single-proxy reward of the picks (unbiased estimator, `common.reward.best_of_n`)."""
     ecfg = ensembles_config(cfg)
-    pool = ensembles.bon_pool(world, ecfg)
+    pool = ensembles_bon.bon_pool(world, ecfg)
     P, N = cfg.bon_prompts, cfg.bon_samples
     ns = [2**k for k in range(int(np.log2(N)) + 1)]
     win = win_probability(pool["gold"])
@@ -349,11 +354,11 @@ def bon_curves(world: PreferenceWorld, cfg: Config) -> list[dict]:
         raw = torch.stack(
             [world.proxy_reward(rm, pool["prompts"], pool["tokens"], pool["mask"]).view(P, N) for rm in rms]
         )
-        mu, sd = ensembles.standardiser(world, rms, ecfg)
+        mu, sd = ensembles_members.standardiser(world, rms, ecfg)
         z = (raw - mu[:, None, None]) / sd[:, None, None]
         for name in cfg.bon:
             score = single_member(z, 0) if name == "single" else aggregate(z, name, stage="bon")
-            rows = ensembles.curve_rows(f"bon_{name}", seed, score, pool, ns)
+            rows = ensembles_bon.curve_rows(f"bon_{name}", seed, score, pool, ns)
             for n in ns:
                 rows += [
                     record(f"bon_{name}", seed, "winrate", float(best_of_n(score, win, n).mean()), n=n, step=n),
@@ -431,7 +436,7 @@ def _ensemble_job(cfg: Config, method: str, seed: int) -> list[dict]:
     world = build_world(cfg.world)
     rms = [world.train_proxy(pc) for pc in member_configs(cfg, seed)]
     ecfg = ensembles_config(cfg)
-    mu, sd = ensembles.standardiser(world, rms, ecfg)
+    mu, sd = ensembles_members.standardiser(world, rms, ecfg)
     ens = Ensemble(rms, mu, sd).eval()
     pcfg = par_config(cfg)
     p = par.prompts(world, pcfg, seed, par.reward_model(world, pcfg, "proxy", seed))
@@ -440,7 +445,7 @@ def _ensemble_job(cfg: Config, method: str, seed: int) -> list[dict]:
     def winrate(policy: torch.nn.Module) -> float:
         return par.win_rate(world, policy, p, eval_gen)
 
-    rows = ensembles.ppo_rows(world, ens, ecfg, method, cfg.kl_coef, seed, "control", winrate=winrate)
+    rows = ensembles_ppo.ppo_rows(world, ens, ecfg, method, cfg.kl_coef, seed, "control", winrate=winrate)
     return from_ensembles(rows, method, seed)
 
 
@@ -479,7 +484,7 @@ def run(cfg: Config) -> list[dict]:
     for method in cfg.offline:
         for seed in cfg.seed_list():
             rows += from_power_dl(offline, method, seed)
-    sft = sft_reference(ensembles.bon_pool(world, ensembles_config(cfg)))
+    sft = sft_reference(ensembles_bon.bon_pool(world, ensembles_config(cfg)))
     rows += [record("sft", 0, k, v) for k, v in sft.items()]
     return rows + scalar_rows(rows, sft)
 

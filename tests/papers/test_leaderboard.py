@@ -14,7 +14,9 @@ from reprozoo.common.config import ConfigError
 from reprozoo.common.results import aggregate, record
 from reprozoo.common.reward import best_of_n
 from reprozoo.common.worlds.preference import build_world
-from reprozoo.papers.ensembles import experiment as ensembles
+from reprozoo.papers.ensembles import best_of_n as ensembles_bon
+from reprozoo.papers.ensembles import members as ensembles_members
+from reprozoo.papers.ensembles import ppo as ensembles_ppo
 from reprozoo.papers.leaderboard import claims, experiment, ranking
 from reprozoo.papers.leaderboard.experiment import PRESETS
 from reprozoo.papers.par import experiment as par
@@ -23,10 +25,10 @@ from reprozoo.papers.power_dl.world import preference_data
 
 SUMMARY_KEYS = ["paper", "preset", "seeds", "config", "env", "wall_time_s", "methods", "claims"]
 ENTRY_POINTS = [
-    (ensembles, "bon_pool"),
-    (ensembles, "standardiser"),
-    (ensembles, "curve_rows"),
-    (ensembles, "ppo_rows"),
+    (ensembles_bon, "bon_pool"),
+    (ensembles_members, "standardiser"),
+    (ensembles_bon, "curve_rows"),
+    (ensembles_ppo, "ppo_rows"),
     (par, "ppo_run"),
     (par, "reward_model"),
     (par, "prompts"),
