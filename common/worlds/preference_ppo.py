@@ -77,7 +77,7 @@ class PromptSetPPO(PPOFields):
     kl_coef: float = 0.005
     """β of the per-token KL penalty (PAR's official `KL_coef` = 0.005)."""
     train_prompts: int = 3200
-    """Training prompts per epoch."""
+    """Training prompts per epoch (PAR: each with its M SFT references, scored by the proxy once, offline)."""
     prompt_epochs: int = 2
     """Passes over the training prompts (PAR: two epochs); iterations = prompt_epochs · train_prompts / ppo_batch."""
     ppo_batch: int = 64
@@ -87,7 +87,7 @@ class PromptSetPPO(PPOFields):
     eval_every: int = 5
     """Iterations between win-rate evaluations (rollout statistics are averaged over the same windows)."""
     eval_prompts: int = 256
-    """Held-out prompts of the win-rate evaluations."""
+    """Held-out prompts of the win-rate evaluations (one SFT response each)."""
     premise_seeds: int = 0
     """Extra evaluation seeds, after the `seeds` every run has, on which only vanilla PPO runs: the premise
     (Vanilla's fall) is a property of Vanilla alone and its seed-to-seed spread needs more seeds than the paired

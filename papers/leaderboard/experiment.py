@@ -4,7 +4,7 @@ Nothing here re-implements a method: each entry calls its paper's public functio
 - best-of-n (`bon_*`): `papers.ensembles.best_of_n.bon_pool`, `curve_rows`, `members.standardiser` with
   `papers.ensembles.method.aggregate` (mean, WCO, UWO, median, mean − std) or `baselines.single_member`;
 - PPO with each shaping / RM baseline of Fu et al. (`ppo_<run>`: vanilla, Meanstd, Clip, Minmax, LSC, PAR, WARM,
-  ODIN, Reg): `papers.par.experiment.ppo_run` (its RMs and references from `reward_model` / `prompts`);
+  ODIN, Reg): `papers.par.ppo.ppo_run` (its RMs and references from `reward_models.reward_model` / `ppo.prompts`);
 - PPO against the ensembles (`ppo_ens_<agg>`: mean, WCO, UWO): `papers.ensembles.ppo.ppo_rows`;
 - offline (`dpo`, `ipo`, `simpo`, `cdpo`, `rdpo`, `chipo`, `power`, `power_dl`):
   `papers.power_dl.experiment.world_rows`.
@@ -54,6 +54,9 @@ from reprozoo.papers.ensembles import ppo as ensembles_ppo
 from reprozoo.papers.ensembles.baselines import single_member
 from reprozoo.papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate
 from reprozoo.papers.par import experiment as par
+from reprozoo.papers.par import ppo as par_ppo
+from reprozoo.papers.par import reward_models as par_reward_models
+from reprozoo.papers.par import variants as par_variants
 from reprozoo.papers.power_dl import experiment as power_dl
 from reprozoo.papers.power_dl.baselines import METHODS as OFFLINE_METHODS
 
@@ -177,7 +180,7 @@ class Config(RunConfig):
         ensure(self.bon_samples >= 2, "bon_samples", f"must be >= 2, got {self.bon_samples}")
         for name, allowed in (
             ("bon", BON),
-            ("ppo_runs", tuple(par.VARIANTS)),
+            ("ppo_runs", tuple(par_variants.VARIANTS)),
             ("ensemble_ppo", ensembles_ppo.PPO_METHODS),
             ("offline", OFFLINE_METHODS),
         ):
@@ -220,7 +223,7 @@ PRESETS = {
     "full": Config(
         preset="full",
         seeds=5,
-        ppo_runs=list(par.VARIANTS),
+        ppo_runs=list(par_variants.VARIANTS),
         ensemble_ppo=list(ensembles_ppo.PPO_METHODS),
         offline=list(OFFLINE_METHODS),
         bon_prompts=256,
@@ -425,7 +428,7 @@ def _par_job(cfg: Config, run: str, seed: int) -> list[dict]:
     torch.set_num_threads(cfg.threads)
     world = build_world(cfg.world)
     mu, sd = proxy_stats(world, cfg, seed)
-    rows = from_par(par.ppo_run(world, par_config(cfg), run, seed), run, seed, mu, sd)
+    rows = from_par(par_ppo.ppo_run(world, par_config(cfg), run, seed), run, seed, mu, sd)
     if seed in cfg.premise_seed_list():  # premise-only seeds: kept out of the ranking's paired seeds
         rows = [{**r, "method": f"{r['method']}_extra"} for r in rows]
     return rows
@@ -439,11 +442,11 @@ def _ensemble_job(cfg: Config, method: str, seed: int) -> list[dict]:
     mu, sd = ensembles_members.standardiser(world, rms, ecfg)
     ens = Ensemble(rms, mu, sd).eval()
     pcfg = par_config(cfg)
-    p = par.prompts(world, pcfg, seed, par.reward_model(world, pcfg, "proxy", seed))
-    eval_gen = par.eval_generator(seed)  # PAR's evaluation stream on the same held-out prompts
+    p = par_ppo.prompts(world, pcfg, seed, par_reward_models.reward_model(world, pcfg, "proxy", seed))
+    eval_gen = par_ppo.eval_generator(seed)  # PAR's evaluation stream on the same held-out prompts
 
     def winrate(policy: torch.nn.Module) -> float:
-        return par.win_rate(world, policy, p, eval_gen)
+        return par_ppo.win_rate(world, policy, p, eval_gen)
 
     rows = ensembles_ppo.ppo_rows(world, ens, ecfg, method, cfg.kl_coef, seed, "control", winrate=winrate)
     return from_ensembles(rows, method, seed)
@@ -452,14 +455,14 @@ def _ensemble_job(cfg: Config, method: str, seed: int) -> list[dict]:
 def _prepare(world: PreferenceWorld, cfg: Config) -> None:
     """Train (or load) every reward model and PAR's references here, once, before the workers read the cache."""
     pcfg = par_config(cfg)
-    kinds = sorted({par.VARIANTS[r].rm for r in cfg.ppo_runs} - {"gold"})
+    kinds = sorted({par_variants.VARIANTS[r].rm for r in cfg.ppo_runs} - {"gold"})
     for seed in track(cfg.seed_list() + cfg.premise_seed_list(), "reward models"):
         if seed in cfg.seed_list():  # premise-only seeds run vanilla alone: the single proxy and its references
             for pc in member_configs(cfg, seed):
                 world.train_proxy(pc)
             for kind in kinds:
-                par.reward_model(world, pcfg, kind, seed)
-        par.prompts(world, pcfg, seed, par.reward_model(world, pcfg, "proxy", seed))
+                par_reward_models.reward_model(world, pcfg, kind, seed)
+        par_ppo.prompts(world, pcfg, seed, par_reward_models.reward_model(world, pcfg, "proxy", seed))
 
 
 def run(cfg: Config) -> list[dict]:

@@ -19,7 +19,8 @@ from reprozoo.papers.ensembles import members as ensembles_members
 from reprozoo.papers.ensembles import ppo as ensembles_ppo
 from reprozoo.papers.leaderboard import claims, experiment, ranking
 from reprozoo.papers.leaderboard.experiment import PRESETS
-from reprozoo.papers.par import experiment as par
+from reprozoo.papers.par import ppo as par_ppo
+from reprozoo.papers.par import reward_models as par_reward_models
 from reprozoo.papers.power_dl import experiment as power_dl
 from reprozoo.papers.power_dl.world import preference_data
 
@@ -29,9 +30,9 @@ ENTRY_POINTS = [
     (ensembles_members, "standardiser"),
     (ensembles_bon, "curve_rows"),
     (ensembles_ppo, "ppo_rows"),
-    (par, "ppo_run"),
-    (par, "reward_model"),
-    (par, "prompts"),
+    (par_ppo, "ppo_run"),
+    (par_reward_models, "reward_model"),
+    (par_ppo, "prompts"),
     (power_dl, "world_rows"),
 ]
 
