@@ -11,6 +11,7 @@ and checks are written once:
   per-token KL coefficient and win-rate evaluations every `eval_every` iterations (Fu et al.'s protocol: papers.par,
   and the leaderboard's budget).
 A paper whose default differs declares the field again with its own value and docstring (dataclass override).
+`budget(cfg, names)` hands one experiment's PPO budget to another's config (the leaderboard's to each paper's).
 """
 
 from __future__ import annotations
@@ -19,6 +20,17 @@ from dataclasses import dataclass
 
 from reprozoo.common.config import RunConfig, check_positive, ensure
 from reprozoo.common.ppo import PPOConfig
+
+OPTIMISER = ("ppo_batch", "ppo_lr", "ppo_epochs", "ppo_minibatch")
+"""The fields of `PPOFields` that decide PPO's optimisation (not where it runs)."""
+PROMPT_SET_BUDGET = ("kl_coef", "train_prompts", "prompt_epochs", *OPTIMISER, "eval_every", "eval_prompts")
+"""The fields of `PromptSetPPO` that decide a run's budget and evaluation (not its seeds or processes)."""
+
+
+def budget(cfg: PPOFields, names: tuple[str, ...]) -> dict[str, object]:
+    """`names` of `cfg` by name, to give another experiment's config the same PPO budget:
+    `dataclasses.replace(other, **budget(cfg, OPTIMISER))`."""
+    return {name: getattr(cfg, name) for name in names}
 
 
 @dataclass

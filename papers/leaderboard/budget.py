@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from reprozoo.common.worlds.preference import PreferenceWorld, ProxyConfig
+from reprozoo.common.worlds.preference_ppo import OPTIMISER, PROMPT_SET_BUDGET, budget
 from reprozoo.papers.ensembles import experiment as ensembles
 from reprozoo.papers.ensembles import members as ensembles_members
 from reprozoo.papers.par import experiment as par
@@ -24,15 +25,7 @@ def par_config(cfg) -> par.Config:
         world=cfg.world,
         proxy=cfg.proxy,
         runs=list(cfg.ppo_runs),
-        kl_coef=cfg.kl_coef,
-        train_prompts=cfg.train_prompts,
-        prompt_epochs=cfg.prompt_epochs,
-        ppo_batch=cfg.ppo_batch,
-        ppo_lr=cfg.ppo_lr,
-        ppo_epochs=cfg.ppo_epochs,
-        ppo_minibatch=cfg.ppo_minibatch,
-        eval_every=cfg.eval_every,
-        eval_prompts=cfg.eval_prompts,
+        **budget(cfg, PROMPT_SET_BUDGET),
         threads=cfg.threads,
         workers=1,
     )
@@ -50,10 +43,7 @@ def ensembles_config(cfg) -> ensembles.Config:
         bon_samples=cfg.bon_samples,
         std_samples=cfg.std_samples,
         ppo_steps=cfg.iterations,
-        ppo_batch=cfg.ppo_batch,
-        ppo_lr=cfg.ppo_lr,
-        ppo_epochs=cfg.ppo_epochs,
-        ppo_minibatch=cfg.ppo_minibatch,
+        **budget(cfg, OPTIMISER),
         ppo_kl_small=cfg.kl_coef,
         log_every=cfg.eval_every,
         threads=cfg.threads,

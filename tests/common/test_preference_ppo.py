@@ -8,7 +8,14 @@ import dataclasses
 import pytest
 
 from reprozoo.common.config import ConfigError, parse
-from reprozoo.common.worlds.preference_ppo import FreshPromptsPPO, PPOFields, PromptSetPPO
+from reprozoo.common.worlds.preference_ppo import (
+    OPTIMISER,
+    PROMPT_SET_BUDGET,
+    FreshPromptsPPO,
+    PPOFields,
+    PromptSetPPO,
+    budget,
+)
 
 
 def test_ppo_config_carries_the_optimiser_fields():
@@ -63,3 +70,12 @@ def test_inherited_fields_are_options_with_help(capsys):
         parse(Paper, presets, ["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "This paper's batch" in text and "PPO learning rate" in text and "--premise-seeds" in text
+
+
+def test_budget_hands_the_named_fields_to_another_config():
+    mine = PromptSetPPO(ppo_lr=5e-4, ppo_minibatch=16, kl_coef=0.02, train_prompts=640, seeds=4, workers=3)
+    other = dataclasses.replace(FreshPromptsPPO(), **budget(mine, OPTIMISER))
+    assert (other.ppo_lr, other.ppo_minibatch, other.ppo_batch) == (5e-4, 16, mine.ppo_batch)
+    assert (other.seeds, other.workers) == (FreshPromptsPPO().seeds, FreshPromptsPPO().workers)  # not budget
+    same = dataclasses.replace(PromptSetPPO(), **budget(mine, PROMPT_SET_BUDGET))
+    assert same.iterations == mine.iterations and (same.kl_coef, same.seeds) == (0.02, PromptSetPPO().seeds)
