@@ -43,4 +43,3 @@ VARIANTS: dict[str, Variant] = {
 METHODS = ("vanilla", "warm", "odin", "reg", "meanstd", "clip", "minmax", "lsc", "par")
 ABLATIONS = ("par_m1", "par_m3", "par_k2", "par_k3", "sigmoid")
 CONTROLS = ("vanilla_gold",)
-REGIME_CONTROLS = ("vanilla_ctrl", "par_ctrl")
