@@ -91,8 +91,9 @@ def checkpoints(cfg: Any, paper: str, out: Path) -> Checkpoints:
 
 
 def check_launch(cfg: Any) -> None:
-    """Under `accelerate launch` every rank is one data-parallel share of each job; a worker pool (`--workers` > 1)
-    would compute alone and run every job on every rank, so it is refused before anything runs."""
+    """Under `accelerate launch` (a `full` preset's framework run) every rank takes its share of each job; a worker
+    pool (`--workers` > 1) would compute alone and run every job on every rank, so it is refused before anything
+    runs. The synthetic presets run in one process (`python -m`): their loops are single-process algorithms."""
     workers = getattr(cfg, "workers", 1)
     if world_size() > 1 and workers != 1:
         raise ConfigError("workers", f"must be 1 under accelerate launch ({world_size()} processes), got {workers}")

@@ -21,13 +21,12 @@ from typing import Literal
 import torch
 from torch import nn
 
-from reprozoo.common import distributed as dist
+from reprozoo.common import hf
 from reprozoo.common.policy import (
     logprobs_from_hidden,
     logprobs_from_logits,
     response_mask,
     sample_from_logits,
-    top_p_filter,
 )
 from reprozoo.common.progress import track
 
@@ -96,11 +95,10 @@ def from_pretrained(
 
 def pretrained(name: str, **kwargs) -> tuple[nn.Module, object]:
     """The model and its tokenizer from `from_pretrained(name)` (a hub name or a saved folder), for `full` presets:
-    bf16 on GPUs that support it, on this process's device (left on the CPU under FSDP, which places the shards)."""
+    a frozen model (`hf.frozen_dtype()`: bf16 on GPUs that support it, float32 elsewhere) on this process's device."""
     from transformers import AutoTokenizer
 
-    device = None if dist.fsdp() else dist.device()
-    model = from_pretrained(name, dtype=dist.pretrained_dtype(), device=device, **kwargs)
+    model = from_pretrained(name, dtype=hf.frozen_dtype(), device=hf.device(), **kwargs)
     return model.eval(), AutoTokenizer.from_pretrained(name)
 
 
@@ -133,32 +131,28 @@ def sft(
     """Minimise L = −Σ_t m_t log π(x_t | x_<t) / Σ_t m_t over random minibatches; returns the loss per step.
 
     `loss_mask[:, t]` = 1 where token t is a target (e.g. the response part). Progress is shown as `description`.
-    Under an accelerate launch each rank takes its block of every minibatch (common/distributed.py).
     """
     n = tokens.shape[0]
     device = next(model.parameters()).device
     attention_mask = torch.ones_like(tokens) if attention_mask is None else attention_mask
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    model, opt = dist.prepare(model, opt)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10)))
     gen = torch.Generator().manual_seed(seed)
     model.train()
     losses = []
     for _ in track(range(steps), description):
-        idx = dist.shard(torch.randint(0, n, (min(batch_size, n),), generator=gen))
+        idx = torch.randint(0, n, (min(batch_size, n),), generator=gen)
         x, m, am = tokens[idx].to(device), loss_mask[idx].to(device), attention_mask[idx].to(device)
-        with dist.autocast():
-            logits = model(input_ids=x, attention_mask=am, position_ids=positions(am)).logits[:, :-1]
+        logits = model(input_ids=x, attention_mask=am, position_ids=positions(am)).logits[:, :-1]
         logp = torch.log_softmax(logits.float(), -1).gather(-1, x[:, 1:, None]).squeeze(-1)
         mm = m[:, 1:].float()
-        loss = -(logp * mm).sum() / mm.sum().clamp_min(1.0) * dist.local_share(mm.sum())
+        loss = -(logp * mm).sum() / mm.sum().clamp_min(1.0)
         opt.zero_grad(set_to_none=True)
-        dist.backward(loss)
-        dist.sync_gradients(model.parameters())
-        dist.clip_grad_norm_(model.parameters(), 1.0)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(dist.all_sum(loss.detach()).item())
+        losses.append(loss.item())
     model.eval()
     return losses
 
@@ -200,8 +194,6 @@ def generate(
     """Sample y_t ∼ softmax(z_t/τ) (top-p nucleus) for t = 1..max_new_tokens with a KV cache, in batches.
 
     After a row emits `eos_id` it keeps emitting `pad_id` (default: eos_id), masked out of `mask`.
-    Under an accelerate launch each rank samples its block of rows with its rows of the global batch's noise, and
-    every rank returns the whole batch: the same tokens as one process draws (common/distributed.py).
     """
     if batch_size is not None and batch_size < prompts.shape[0]:
         parts = [
@@ -228,9 +220,8 @@ def generate(
             sum((p.attentions for p in parts), []) if output_attentions else None,
         )
     device = next(model.parameters()).device
-    n_rows = prompts.shape[0]
     am = torch.ones_like(prompts) if prompt_mask is None else prompt_mask
-    prompts, am = dist.shard(prompts).to(device), dist.shard(am).to(device)
+    prompts, am = prompts.to(device), am.to(device)
     pad_id = eos_id if pad_id is None else pad_id
     B = prompts.shape[0]
     done = torch.zeros(B, dtype=torch.bool, device=device)
@@ -246,7 +237,7 @@ def generate(
     pos = positions(am)[:, -1:]
     for _ in range(max_new_tokens):
         logits = out.logits[:, -1].float()
-        tok, lp = _sample(logits, n_rows, temperature=temperature, top_p=top_p, generator=generator)
+        tok, lp = sample_from_logits(logits, temperature=temperature, top_p=top_p, generator=generator)
         if eos_id is not None:
             tok = torch.where(done, torch.full_like(tok, pad_id), tok)
             lp = torch.where(done, torch.zeros_like(lp), lp)
@@ -257,7 +248,7 @@ def generate(
             hids.append(out.hidden_states[-1][:, -1])
         if output_attentions:
             atts.append(out.attentions)
-        if len(toks) == max_new_tokens or (eos_id is not None and dist.all_true(done)):
+        if len(toks) == max_new_tokens or (eos_id is not None and bool(done.all())):
             break
         am = torch.cat([am, torch.ones_like(tok[:, None])], dim=1)
         pos = pos + 1
@@ -280,25 +271,7 @@ def generate(
     hidden = torch.stack(hids, 1) if output_hidden_states else None
     if hidden is not None and T < max_new_tokens:
         hidden = torch.cat([hidden, hidden.new_zeros(B, max_new_tokens - T, hidden.shape[-1])], 1)
-    if dist.world_size() > 1:
-        tokens, logprobs, hidden = (dist.gather_rows(t, n_rows) for t in (tokens, logprobs, hidden))
-        atts = [tuple(dist.gather_rows(a, n_rows) for a in step) for step in atts]
     return Generation(tokens, logprobs, response_mask(tokens, eos_id), hidden, atts if output_attentions else None)
-
-
-def _sample(logits: torch.Tensor, n_rows: int, *, temperature: float, top_p: float, generator):
-    """`sample_from_logits` for this rank's block of an `n_rows` batch. torch.multinomial draws one token per row as
-    argmax_v p_v / q_v with q ~ Exp(1) of the batch's shape (the exponential race); each rank draws the whole
-    batch's q from the shared generator and uses its own rows, so it samples the tokens one process would."""
-    if dist.world_size() == 1 or temperature == 0:
-        return sample_from_logits(logits, temperature=temperature, top_p=top_p, generator=generator)
-    logp = torch.log_softmax(top_p_filter(logits / temperature, top_p), dim=-1)
-    p = logp.exp()
-    noise_device = generator.device if generator is not None else p.device
-    q = torch.empty((n_rows, p.shape[-1]), dtype=p.dtype, device=noise_device).exponential_(1, generator=generator)
-    start, stop = dist.bounds(n_rows)
-    tok = (p / q[start:stop].to(p.device)).argmax(-1)
-    return tok, logp.gather(-1, tok.unsqueeze(-1)).squeeze(-1)
 
 
 def _cache_kwarg(out) -> dict:
@@ -323,9 +296,9 @@ def response_logprobs(
     ids = torch.cat([prompts, responses], 1)
     am = torch.cat([pm, torch.ones_like(responses)], 1)
     P = prompts.shape[1]
-    # the sharded model runs only through its own forward (the LM head is sharded too); so does a model whose forward
-    # post-processes the logits (Gemma2's final_logit_softcapping: skipping it moves log-probs by nats)
-    if dist.fsdp() or getattr(getattr(model, "config", None), "final_logit_softcapping", None) is not None:
+    # a model whose forward post-processes the logits runs through its own forward (Gemma2's
+    # final_logit_softcapping: skipping it moves log-probs by nats)
+    if getattr(getattr(model, "config", None), "final_logit_softcapping", None) is not None:
         out = model(input_ids=ids, attention_mask=am, position_ids=positions(am), output_hidden_states=True)
         logp = logprobs_from_logits(out.logits[:, P - 1 : -1].float(), responses, temperature)
         return (logp, out.hidden_states[-1][:, P - 1 : -1]) if return_hidden else logp

@@ -6,10 +6,6 @@ One `PPOTrainer.step(prompts, reward_fn)`:
   3. values V_t from a linear value head on the policy's last hidden states; GAE(γ, λ) advantages;
   4. `epochs` passes of shuffled minibatches on L = L^CLIP + c_V L^V − c_H H;
   5. β is fixed or adapted toward a target KL (Ziegler's controller).
-
-Under an accelerate launch (common/distributed.py) the rollout's rows are split over ranks and gathered back, and
-every minibatch's rows too, with the gradients of the ranks' shares of the minibatch loss summed: the same update as
-one process makes.
 """
 
 from __future__ import annotations
@@ -20,7 +16,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from reprozoo.common import distributed as dist
 from reprozoo.common.hf import refuse_bf16_training
 from reprozoo.common.lm import generate, response_logprobs
 from reprozoo.common.policy import masked_mean, masked_whiten
@@ -86,7 +81,6 @@ class PPOTrainer:
     of the same module (a second PPO run on a `copy_policy` of that world then trained only its value head)."""
 
     def __init__(self, policy: nn.Module, ref: nn.Module, cfg: PPOConfig, *, eos_id: int | None = None):
-        dist.data_parallel_only("PPOTrainer")
         refuse_bf16_training(policy.parameters(), "PPOTrainer")  # plain Adam here: no fp32 master weights
         self.policy, self.ref, self.cfg, self.eos_id = policy, ref.eval(), cfg, eos_id
         d = policy.get_output_embeddings().weight.shape[1]
@@ -103,16 +97,15 @@ class PPOTrainer:
         )
 
     def _forward(self, prompts, responses, prompt_mask):
-        with dist.autocast():  # accelerate's --mixed_precision (a no-op without it)
-            logp, hidden = response_logprobs(
-                self.policy,
-                prompts,
-                responses,
-                prompt_mask=prompt_mask,
-                temperature=self.cfg.temperature,
-                return_hidden=True,
-            )
-            return logp.float(), self.value_head(hidden).squeeze(-1).float()
+        logp, hidden = response_logprobs(
+            self.policy,
+            prompts,
+            responses,
+            prompt_mask=prompt_mask,
+            temperature=self.cfg.temperature,
+            return_hidden=True,
+        )
+        return logp.float(), self.value_head(hidden).squeeze(-1).float()
 
     @torch.no_grad()
     def rollout(
@@ -136,10 +129,8 @@ class PPOTrainer:
             generator=generator,
         )
         y, mask = gen.tokens, gen.mask
-        n = prompts.shape[0]
-        x, yy, pm = (None if t is None else dist.shard(t) for t in (prompts, y, prompt_mask))
-        old_logp, old_values = (dist.gather_rows(t, n) for t in self._forward(x, yy, pm))
-        ref_logp = dist.gather_rows(response_logprobs(self.ref, x, yy, prompt_mask=pm, temperature=cfg.temperature), n)
+        old_logp, old_values = self._forward(prompts, y, prompt_mask)
+        ref_logp = response_logprobs(self.ref, prompts, y, prompt_mask=prompt_mask, temperature=cfg.temperature)
         score = reward_fn(prompts, y, mask).to(old_logp.device).float()
         rewards, kl = kl_penalised_rewards(
             score, old_logp, ref_logp, mask, beta=self.kl_ctl.beta, kind=cfg.kl_estimator
@@ -179,7 +170,7 @@ class PPOTrainer:
         for _ in range(cfg.epochs):
             perm = torch.randperm(B, generator=generator, device="cpu").to(prompts.device)
             for i in range(0, B, cfg.minibatch_size):
-                idx = dist.shard(perm[i : i + cfg.minibatch_size])
+                idx = perm[i : i + cfg.minibatch_size]
                 pm = None if prompt_mask is None else prompt_mask[idx]
                 mask = batch["mask"][idx]
                 logp, values = self._forward(prompts[idx], batch["responses"][idx], pm)
@@ -190,16 +181,14 @@ class PPOTrainer:
                 loss = p_loss + cfg.vf_coef * v_loss
                 if cfg.entropy_coef:
                     loss = loss + cfg.entropy_coef * masked_mean(logp, mask)  # −H estimated by E[log π]
-                share = dist.local_share(mask.sum())  # this rank's tokens / the minibatch's (1.0 in one process)
                 self.opt.zero_grad(set_to_none=True)
-                (loss * share).backward()
+                loss.backward()
                 params = list(self.policy.parameters()) + list(self.value_head.parameters())
-                dist.sync_gradients(params)
                 nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 self.opt.step()
-                pl.append(dist.all_sum(p_loss.detach() * share).item())
-                vl.append(dist.all_sum(v_loss.detach() * share).item())
-                cf.append(float(dist.all_sum(st["clipfrac"] * share)))
+                pl.append(p_loss.item())
+                vl.append(v_loss.item())
+                cf.append(float(st["clipfrac"]))
         self.policy.eval()
         kl = float(batch["kl"].mean())
         beta = self.kl_ctl.beta

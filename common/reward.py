@@ -10,7 +10,6 @@ from typing import Literal
 import torch
 from torch import nn
 
-from reprozoo.common import distributed as dist
 from reprozoo.common.lm import backbone, positions, tiny_lm
 
 Aggregation = Literal["mean", "median", "min", "wco", "uwo", "mean_minus_std"]
@@ -170,9 +169,7 @@ def train_bradley_terry(
     seed: int = 0,
 ) -> list[float]:
     """Fit `rm` on pairs (a, b) with `prefs` = P(a ≻ b) ∈ [0, 1] (hard labels 0/1 or soft) by Adam on
-    `bradley_terry_loss`; minibatches drawn with a seeded generator. Returns the loss per step. Under an accelerate
-    launch each rank takes its block of every minibatch and the ranks' gradients are summed (common/distributed.py)."""
-    dist.data_parallel_only("train_bradley_terry")
+    `bradley_terry_loss`; minibatches drawn with a seeded generator. Returns the loss per step."""
     device = next(rm.parameters()).device
     opt = torch.optim.AdamW(rm.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
@@ -181,7 +178,7 @@ def train_bradley_terry(
     rm.train()
     losses = []
     for _ in range(steps):
-        idx = dist.shard(torch.randint(0, n, (min(batch_size, n),), generator=gen))
+        idx = torch.randint(0, n, (min(batch_size, n),), generator=gen)
         ids = torch.cat([seq_a[idx], seq_b[idx]]).to(device)
         am = torch.cat([mask_a[idx], mask_b[idx]]).to(device)
         r = rm(ids, am)
@@ -189,14 +186,12 @@ def train_bradley_terry(
         loss = bradley_terry_loss(
             r[:half], r[half:], labels=prefs[idx].to(device), label_smoothing=label_smoothing, eta=eta
         )
-        loss = loss * dist.local_share(half)  # this rank's pairs / the minibatch's (1.0 in one process)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        dist.sync_gradients(rm.parameters())
         torch.nn.utils.clip_grad_norm_(rm.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(dist.all_sum(loss.detach()).item())
+        losses.append(loss.item())
     rm.eval()
     return losses
 

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from reprozoo.common import checkpoint
-from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
-from reprozoo.common.ppo import PPOConfig, PPOTrainer
+from reprozoo.common.config import check_fraction, check_positive, ensure
+from reprozoo.common.ppo import PPOTrainer
 from reprozoo.common.progress import track
 from reprozoo.common.results import Claim, record, select
 from reprozoo.common.reward import kl_bon
@@ -48,13 +48,14 @@ from reprozoo.common.worlds.preference import (
     self_minus_others,
     standardise,
 )
+from reprozoo.common.worlds.preference_ppo import FreshPromptsPPO
 
 PAPER = "preference_world"
 SETTINGS = ("premise", "control")
 
 
 @dataclass
-class Config(RunConfig):
+class Config(FreshPromptsPPO):
     """Preference-world demo: proxy accuracy, best-of-n and PPO over-optimisation against a single proxy; in a world
     v2 also each error channel's premise property and its control."""
 
@@ -73,20 +74,8 @@ class Config(RunConfig):
     """Base-policy samples per prompt (N); n runs over powers of two up to N."""
     ppo_proxy: Literal["clean", "noisy"] = "clean"
     """Which proxy of each seed PPO optimises (clean: trained without label flips, as in Gao et al. / PAR)."""
-    ppo_steps: int = 100
-    """PPO iterations."""
-    ppo_batch: int = 128
-    """Prompts (= rollouts) per PPO iteration."""
-    ppo_lr: float = 2e-4
-    """PPO learning rate."""
     ppo_kl: float = 0.01
     """Fixed KL coefficient β of the PPO run (tiny: the run is meant to over-optimise)."""
-    ppo_epochs: int = 2
-    """PPO epochs per batch."""
-    ppo_minibatch: int = 64
-    """PPO minibatch size."""
-    log_every: int = 5
-    """PPO curve resolution: statistics are averaged over windows of this many iterations."""
     members: int = 0
     """v2, channel (ii): ensemble size k of the member-quirk premise and its shared-quirk control (0: not measured;
     needs a world with quirk_cost > 0 and members + seeds − 1 quirk tokens besides the proxy-bias token)."""
@@ -106,8 +95,6 @@ class Config(RunConfig):
     """A gold-aligned response = the gold-best of this many base-policy samples (no exploit: SFT support only)."""
     bias_control: bool = False
     """v2, channel (iii) control: also run PPO against the same proxy with the world's proxy bias off (λ = 0)."""
-    threads: int = 1
-    """torch CPU threads per process (≤ 2 on the 2-core CI machine)."""
     workers: int = 3
     """Processes for proxy training and PPO seeds (1 = all in this process)."""
 
@@ -118,25 +105,16 @@ class Config(RunConfig):
             "test_pairs",
             "bon_prompts",
             "bon_samples",
-            "ppo_steps",
-            "ppo_batch",
-            "ppo_lr",
-            "ppo_epochs",
-            "ppo_minibatch",
-            "log_every",
             "probe_samples",
             "probe_tokens",
             "par_refs",
             "par_prompts",
             "gold_aligned_n",
             "member_quirk_gain",
-            "threads",
-            "workers",
         )
         check_fraction(self, "label_noise", "member_noise")
         ensure(self.ppo_kl >= 0, "ppo_kl", f"must be >= 0, got {self.ppo_kl}")
         ensure(self.bon_samples >= 2, "bon_samples", f"must be >= 2, got {self.bon_samples}")
-        ensure(self.ppo_steps % self.log_every == 0, "log_every", "must divide ppo_steps")
         ensure(self.members == 0 or self.members >= 2, "members", f"must be 0 or >= 2, got {self.members}")
         if self.members:
             ensure(self.world.quirk_cost > 0, "members", "the member-quirk premise needs world.quirk_cost > 0")
@@ -253,13 +231,7 @@ def ppo_rows(world: PreferenceWorld, rm, cfg: Config, seed: int, method: str = "
     """PPO from π_SFT against one proxy; per-window means of proxy, gold, KL, length, feature count (and, with a
     proxy bias, its token count); in a world v2 the PAR-regime measures of the final policy."""
     torch.manual_seed(seed)
-    pcfg = PPOConfig(
-        lr=cfg.ppo_lr,
-        epochs=cfg.ppo_epochs,
-        minibatch_size=cfg.ppo_minibatch,
-        kl_coef=cfg.ppo_kl,
-        max_new_tokens=world.cfg.max_response_len,
-    )
+    pcfg = cfg.ppo_config(cfg.ppo_kl, world.cfg.max_response_len)
     trainer = PPOTrainer(copy_policy(world), world.policy, pcfg, eos_id=world.eos_id)
     gen = torch.Generator().manual_seed(30_000 + seed)
     logged: dict[str, list[float]] = {}

@@ -5,7 +5,7 @@ Run (a) diversity, (b) WiSE-FT, (c) BANG; write results; print claims.
 import sys
 
 from reprozoo.common.cli import main
-from reprozoo.papers.bang import claims, experiment
+from reprozoo.papers.bang import claims, experiment, report
 
 if __name__ == "__main__":
     sys.exit(
@@ -15,7 +15,7 @@ if __name__ == "__main__":
             presets=experiment.PRESETS,
             run=experiment.run,
             claims=claims.check,
-            figure=experiment.figure,
-            table=experiment.table,
+            figure=report.figure,
+            table=report.table,
         )
     )

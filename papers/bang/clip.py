@@ -18,13 +18,18 @@ FalseFalseTrue share (`method.false_false_true`) and the over-confidence (`metho
 from __future__ import annotations
 
 import copy
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from reprozoo.common import checkpoint
+from reprozoo.common.config import ConfigError
 from reprozoo.common.results import record
-from reprozoo.papers.bang.method import bang_loss, false_false_true, overconfidence, wise_ft
+from reprozoo.papers.bang.method import false_false_true, overconfidence, wise_ft
+from reprozoo.papers.bang.training import cosine_lr, finetune_loss
 
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
 """The CLIP paper's basic prompt; the paper's run uses WiSE-FT's 80 `openai_imagenet_template` prompts, given as a
@@ -63,16 +68,6 @@ def zeroshot_head(clip, tokenizer, names: list[str], templates: tuple[str, ...],
         e = (e / e.norm(dim=-1, keepdim=True)).mean(0)
         rows.append(e / e.norm())
     return clip.logit_scale.exp() * torch.stack(rows)
-
-
-def finetune_loss(variant: str, n_classes: int, eps: float, mixup_alpha: float, gen: torch.Generator):
-    """The fine-tuning loss of a variant: wise_ft = cross-entropy; +ls / +mixup / bang = `method.bang_loss` with
-    label smoothing ε and/or Mixup Beta(a, a)."""
-    e = eps if variant in ("wise_ft+ls", "bang") else 0.0
-    a = mixup_alpha if variant in ("wise_ft+mixup", "bang") else 0.0
-    if variant == "wise_ft":
-        return lambda m, x, y: nn.functional.cross_entropy(m(x), y)
-    return lambda m, x, y: bang_loss(m, x, y, n_classes=n_classes, eps=e, mixup_alpha=a, generator=gen)
 
 
 def finetune(model: nn.Module, batches, loss, steps: int, *, lr, weight_decay, warmup, clip, seed, device, schedule):
@@ -145,6 +140,84 @@ def evaluate(
             rows.append(record(variant, seed, "false_false_true", fft, alpha=0.5, dataset=name))
             for a, o in ((0.0, o0), (1.0, o1)):
                 rows.append(record(variant, seed, "overconfidence", overconfidence(o, y), alpha=a, dataset=name))
+    return rows
+
+
+def run(cfg, device: torch.device) -> list[dict]:
+    """The CLIP experiment of `cfg` (an `experiment.Config` with --model set): zero-shot head, then per seed and
+    variant a fine-tune, WiSE-FT over α and the evaluation on the ID split and the shifts (one checkpointed unit
+    each)."""
+    from transformers import AutoProcessor, CLIPModel
+
+    from reprozoo.common.data.core import DatasetError
+    from reprozoo.common.data.images import ImageBatches, class_names, open_images
+
+    try:
+        model = CLIPModel.from_pretrained(cfg.model).float().to(device)
+        processor = AutoProcessor.from_pretrained(cfg.model)
+    except (OSError, ValueError) as err:
+        raise ConfigError("model", f"cannot load a CLIP model and processor from {cfg.model!r}: {err}") from None
+    try:
+        train_set = open_images(cfg.dataset, cfg.train_split)
+        names = class_names(train_set, cfg.classnames or None)
+        evals = {"id": open_images(cfg.dataset, cfg.eval_split)}
+    except (DatasetError, OSError) as err:
+        raise ConfigError("dataset", str(err)) from None
+    for entry in cfg.shifts:
+        name, _, source = entry.partition("=")
+        try:
+            evals[name] = open_images(source, None)
+        except (DatasetError, OSError) as err:
+            raise ConfigError("shifts", f"{entry}: {err}") from None
+    classes = {k: label_set(v) for k, v in evals.items()}  # before the --max-samples cut
+    if cfg.max_samples:
+        evals = {k: v.select(range(min(cfg.max_samples, len(v)))) for k, v in evals.items()}
+    if cfg.templates:
+        lines = Path(cfg.templates).expanduser().read_text().splitlines()
+        templates = tuple(t.strip() for t in lines if "{}" in t)
+    else:
+        templates = DEFAULT_TEMPLATES
+    head = zeroshot_head(model, processor.tokenizer, names, templates, device)
+    zs = CLIPClassifier(model, head).to(device).eval()
+    del model.text_model  # only the vision side is fine-tuned and evaluated
+    improc = processor.image_processor
+    batches = ImageBatches(train_set, improc, cfg.clip_batch)
+    eval_batches = {k: (ImageBatches(v, improc, cfg.eval_batch), classes[k]) for k, v in evals.items()}
+    steps = cfg.clip_epochs * len(batches)
+    if cfg.max_steps:
+        steps = min(steps, cfg.max_steps)
+    shifts = [k for k in evals if k != "id"]
+    print(
+        f"[bang] CLIP {cfg.model}: {len(names)} classes, {len(train_set)} training images, {steps} steps, "
+        f"{len(templates)} templates, eval sets { {k: len(v) for k, v in evals.items()} }",
+        flush=True,
+    )
+
+    def unit(seed: int, variant: str) -> list[dict]:
+        torch.manual_seed(seed)
+        loss = finetune_loss(
+            variant, len(names), cfg.label_smoothing, cfg.mixup_alpha, torch.Generator().manual_seed(seed + 20_000)
+        )
+        ft = finetune(
+            zs,
+            batches,
+            loss,
+            steps,
+            lr=cfg.clip_lr,
+            weight_decay=cfg.weight_decay,
+            warmup=cfg.clip_warmup,
+            clip=cfg.clip,
+            seed=seed + 30_000,
+            device=device,
+            schedule=cosine_lr,
+        )
+        rows = evaluate(variant, seed, zs, ft, eval_batches, cfg.alphas, device, shifts)
+        return rows + [record(variant, seed, "finetune_steps", steps)]
+
+    rows: list[dict] = []
+    for seed in cfg.seed_list():
+        for variant in cfg.finetunes:
+            rows += checkpoint.unit(("clip", seed, variant), partial(unit, seed, variant))
     return rows
 
 

@@ -15,44 +15,50 @@
     the FalseFalseTrue fraction and the over-confidence (max-probability on wrong OOD predictions).
 
 Each seed is one world (splits and colour maps) and one set of initialisations; both (b) worlds of a seed share
-the fine-tuning data, the test data and the initialisation.
+the fine-tuning data, the test data and the initialisation. The training loop is in `training.py`, the feature probes
+and colour diagnostics in `probes.py`, the figure and table in `report.py`, the paper's CLIP experiment in `clip.py`.
 """
-
-from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from reprozoo.common import checkpoint
-from reprozoo.common.config import ConfigError, RunConfig, check_fraction, check_positive, ensure
+from reprozoo.common.config import RunConfig, check_fraction, check_positive, ensure
 from reprozoo.common.device import torch_device
 from reprozoo.common.progress import track
-from reprozoo.common.results import record, select
-from reprozoo.common.worlds.digits import (
-    BLOCK,
-    GROUPS,
-    N_CLASSES,
-    N_PATCHES,
-    MultiColorDigits,
-    Split,
-    canvas,
-    colour_indices,
-    group_sp,
-    load_digits,
-    paint,
+from reprozoo.common.results import record
+from reprozoo.common.worlds.digits import GROUPS, N_CLASSES, N_PATCHES, MultiColorDigits, Split, group_sp
+from reprozoo.papers.bang import clip
+from reprozoo.papers.bang.baselines import cross_entropy, ensemble_accuracy, mse_to_one_hot
+from reprozoo.papers.bang.method import false_false_true, output_ensemble, overconfidence, wise_ft
+from reprozoo.papers.bang.probes import (
+    colour_marginal_prediction,
+    feature_probes,
+    group_vote,
+    group_vote_accuracy,
+    marginal_fix_share,
+    recoloured_tests,
+    vote_follow_share,
 )
-from reprozoo.papers.bang.baselines import cross_entropy, ensemble_accuracy, mlp, mse_to_one_hot
-from reprozoo.papers.bang.method import bang_loss, false_false_true, output_ensemble, overconfidence, wise_ft
+from reprozoo.papers.bang.training import (
+    accuracy,
+    adam,
+    cosine_lr,
+    finetune_loss,
+    fit_temperature,
+    init_mlp,
+    outputs,
+    subset,
+    tensors,
+    train,
+)
 
-D_IN = 3 * 24 * 24
 FINETUNES = ("wise_ft", "wise_ft+ls", "wise_ft+mixup", "bang")  # fine-tuning variants, then WiSE-FT
 WORLDS = ("diverse", "control")  # (b, c): pre-trained endpoint with its own spurious group A / colour-blind
 
@@ -273,78 +279,6 @@ PRESETS = {
 }
 
 
-# --------------------------------------------------------------------------- training plumbing
-
-
-def _tensors(split: Split, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.from_numpy(split.flat()).to(device), torch.from_numpy(split.y).to(device)
-
-
-def _model(cfg: Config, init_seed: int, device: torch.device) -> nn.Module:
-    torch.manual_seed(init_seed)
-    return mlp(D_IN, cfg.hidden, N_CLASSES).to(device)
-
-
-def cosine_lr(base_lr: float, warmup: int, steps: int) -> Callable[[int], float]:
-    """WiSE-FT's schedule (`src/models/utils.py: cosine_lr`): lr = base·(t + 1)/warmup for t < warmup, then
-    lr = ½(1 + cos(π (t − warmup)/(steps − warmup)))·base."""
-
-    def lr(t: int) -> float:
-        if t < warmup:
-            return base_lr * (t + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (t - warmup) / max(steps - warmup, 1))) * base_lr
-
-    return lr
-
-
-def train(
-    models: list[nn.Module],
-    x: torch.Tensor,
-    y: torch.Tensor,
-    loss: Callable,
-    iters: int,
-    *,
-    batch_size: int,
-    data_seed: int,
-    optimizer: Callable[[nn.Module], torch.optim.Optimizer],
-    schedule: Callable[[int], float] | None = None,
-    clip: float | None = None,
-) -> None:
-    """Minimise `loss(model, xb, yb)`; every model sees the same mini-batches (epochs of a seeded permutation);
-    `schedule(t)` sets the lr of step t, `clip` the max gradient norm."""
-    opts = [optimizer(m) for m in models]
-    gen = torch.Generator().manual_seed(data_seed)
-    n, bs = len(x), min(batch_size, len(x))
-    perm, k = torch.randperm(n, generator=gen), 0
-    for t in range(iters):
-        if k + bs > n:
-            perm, k = torch.randperm(n, generator=gen), 0
-        idx = perm[k : k + bs].to(x.device)
-        k += bs
-        for m, opt in zip(models, opts, strict=True):
-            if schedule is not None:
-                for group in opt.param_groups:
-                    group["lr"] = schedule(t)
-            opt.zero_grad()
-            loss(m, x[idx], y[idx]).backward()
-            if clip is not None:
-                nn.utils.clip_grad_norm_(m.parameters(), clip)
-            opt.step()
-
-
-def _adam(lr: float) -> Callable[[nn.Module], torch.optim.Optimizer]:
-    return lambda m: torch.optim.Adam(m.parameters(), lr=lr)
-
-
-@torch.no_grad()
-def _out(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return model(x)
-
-
-def _acc(out: torch.Tensor, y: torch.Tensor) -> float:
-    return float((out.argmax(-1) == y).float().mean())
-
-
 # --------------------------------------------------------------------------- (a) diversity of spurious features
 
 
@@ -352,8 +286,8 @@ def part_a(cfg: Config, seed: int, device: torch.device) -> list[dict]:
     rows = []
     for n_colors in (N_PATCHES, 1):
         world = MultiColorDigits(seed=seed, n_colors=n_colors, n_test=cfg.n_test)
-        x, y = _tensors(world.train(1.0), device)
-        m1, m2 = _model(cfg, 1000 * seed + 1, device), _model(cfg, 1000 * seed + 2, device)
+        x, y = tensors(world.train(1.0), device)
+        m1, m2 = init_mlp(cfg.hidden, 1000 * seed + 1, device), init_mlp(cfg.hidden, 1000 * seed + 2, device)
         train(
             [m1, m2],
             x,
@@ -362,13 +296,13 @@ def part_a(cfg: Config, seed: int, device: torch.device) -> list[dict]:
             cfg.iters,
             batch_size=cfg.batch_size,
             data_seed=seed,
-            optimizer=_adam(cfg.lr),
+            optimizer=adam(cfg.lr),
         )
         tests = {"id": world.test(1.0), **{p: world.test(1 - p) for p in cfg.ps}}
         for p, split in tests.items():
-            xt, yt = _tensors(split, device)
-            o1, o2 = _out(m1, xt), _out(m2, xt)
-            a1, a2, ens = _acc(o1, yt), _acc(o2, yt), ensemble_accuracy(o1, o2, yt)
+            xt, yt = tensors(split, device)
+            o1, o2 = outputs(m1, xt), outputs(m2, xt)
+            a1, a2, ens = accuracy(o1, yt), accuracy(o2, yt), ensemble_accuracy(o1, o2, yt)
             metric, setting = ("id_acc", {}) if p == "id" else ("ood_acc", {"p": p})
             for method, v in (("mlp_1", a1), ("mlp_2", a2), ("output_ensemble", ens)):
                 rows.append(record(method, seed, metric, v, colors=n_colors, **setting))
@@ -382,45 +316,6 @@ def part_a(cfg: Config, seed: int, device: torch.device) -> list[dict]:
 # --------------------------------------------------------------------------- (b, c) WiSE-FT and BANG
 
 
-def _finetune_loss(cfg: Config, variant: str, gen: torch.Generator) -> Callable:
-    eps = cfg.label_smoothing if variant in ("wise_ft+ls", "bang") else 0.0
-    a = cfg.mixup_alpha if variant in ("wise_ft+mixup", "bang") else 0.0
-    if variant == "wise_ft":
-        return lambda m, xb, yb: cross_entropy(m(xb), yb)
-    return lambda m, xb, yb: bang_loss(m, xb, yb, n_classes=N_CLASSES, eps=eps, mixup_alpha=a, generator=gen)
-
-
-def _feature_probes(world: MultiColorDigits, device: torch.device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """What a model reads: test digits with label-free colours (the digit alone carries the label), and the digit
-    blanked with only patch group A (or B) in its label colours, the other group random (one group alone)."""
-    blank = world.test(1.0)
-    blank.x = blank.x.copy()
-    blank.x[:, :, BLOCK : 2 * BLOCK, BLOCK : 2 * BLOCK] = 0.0
-    return {
-        "digit_only_acc": _tensors(world.test(0.0), device),
-        "colour_only_acc": _tensors(blank, device),
-        "colour_A_only_acc": _tensors(world.colour_only("A"), device),
-        "colour_B_only_acc": _tensors(world.colour_only("B"), device),
-    }
-
-
-def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
-    """Temperature scaling (Guo et al. 2017): T = argmin_T −(1/n) Σ_i log softmax(z_i / T)_{y_i} on held-out data
-    (a bounded 1-D search over log T ∈ [−4, 4])."""
-    from scipy.optimize import minimize_scalar
-
-    z, t = logits.detach().double().cpu(), y.cpu()
-
-    def nll(log_t: float) -> float:
-        return float(torch.nn.functional.cross_entropy(z / math.exp(log_t), t))
-
-    return float(math.exp(minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded").x))
-
-
-def _subset(split: Split, idx: np.ndarray) -> Split:
-    return Split(split.x[idx], split.y[idx], split.colours[idx], split.sp)
-
-
 def _pretrain(
     cfg: Config, world: MultiColorDigits, kind: str, seed: int, device: torch.device
 ) -> tuple[nn.Module, float]:
@@ -429,78 +324,30 @@ def _pretrain(
     n_calib of those digits, then the temperature T fitted on the n_calib held-out ones (same colouring) and folded
     into the last layer (W, b) ← (W / T, b / T), so the endpoint's confidence is learned from data, as CLIP's
     logit scale; returns (model, T) (T = 1 for ce and mse)."""
-    pre = _model(cfg, 1000 * seed + 3, device)
+    pre = init_mlp(cfg.hidden, 1000 * seed + 3, device)
     data = world.pretrain(cfg.sp_pre if kind == "diverse" else 0.0)
     calib = None
     if cfg.pretrain_loss == "ce_ts":
         order = np.random.default_rng([seed, 40_000]).permutation(len(data.y))
-        calib, data = _subset(data, order[: cfg.n_calib]), _subset(data, order[cfg.n_calib :])
+        calib, data = subset(data, order[: cfg.n_calib]), subset(data, order[cfg.n_calib :])
     loss = mse_to_one_hot if cfg.pretrain_loss == "mse" else cross_entropy
     train(
         [pre],
-        *_tensors(data, device),
+        *tensors(data, device),
         lambda m, xb, yb: loss(m(xb), yb),
         cfg.pretrain_iters,
         batch_size=cfg.batch_size,
         data_seed=seed + 10_000,
-        optimizer=_adam(cfg.lr),
+        optimizer=adam(cfg.lr),
     )
     temperature = 1.0
     if calib is not None:
-        xc, yc = _tensors(calib, device)
-        temperature = fit_temperature(_out(pre, xc), yc)
+        xc, yc = tensors(calib, device)
+        temperature = fit_temperature(outputs(pre, xc), yc)
         with torch.no_grad():
             pre[-1].weight.div_(temperature)
             pre[-1].bias.div_(temperature)
     return pre, temperature
-
-
-def _recoloured_tests(world: MultiColorDigits, cfg: Config, seed: int, device: torch.device) -> torch.Tensor:
-    """(n_marginal, n_test, 1728): the test digits, each time with fresh label-free colours (sp = 0)."""
-    images, labels = load_digits()
-    ids = world.digit_ids("test")
-    base, y = canvas(images[ids]), labels[ids]
-    rng = np.random.default_rng([seed, 50_000])
-    xs = [paint(base, colour_indices(y, 0.0, world.maps, N_PATCHES, rng)) for _ in range(cfg.n_marginal)]
-    return torch.from_numpy(np.stack([x.reshape(len(x), -1) for x in xs])).to(device)
-
-
-@torch.no_grad()
-def colour_marginal_prediction(model: nn.Module, recoloured: torch.Tensor) -> torch.Tensor:
-    """argmax_k (1/K) Σ_c softmax(f(x_digit, colours_c))_k over K random recolourings: the model's prediction with
-    the colours marginalised out (what it reads from the digit)."""
-    return torch.stack([torch.softmax(model(x), -1) for x in recoloured]).mean(0).argmax(-1)
-
-
-def marginal_fix_share(out: torch.Tensor, marginal: torch.Tensor, y: torch.Tensor) -> float:
-    """Share of the wrong predictions (argmax out ≠ y) that the colour-marginal prediction gets right (NaN if there
-    is none): errors that colours of any kind cause, label-mapped or mere noise (a diagnostic; the premise uses
-    `vote_follow_share`)."""
-    wrong = out.argmax(-1) != y
-    return float((wrong & (marginal == y)).sum() / wrong.sum()) if bool(wrong.any()) else float("nan")
-
-
-def group_vote(split: Split, maps: np.ndarray, group: str) -> np.ndarray:
-    """(n,) colour vote of one patch group: patch j votes π_j⁻¹(colour); the most voted label (ties → lowest)."""
-    patches = GROUPS[group]
-    inverse = np.argsort(maps, axis=1)  # inverse[j, c] = the label whose colour on patch j is c
-    votes = inverse[patches[None, :], split.colours[:, patches]]
-    counts = np.stack([(votes == k).sum(1) for k in range(N_CLASSES)], axis=1)
-    return counts.argmax(1)
-
-
-def group_vote_accuracy(split: Split, maps: np.ndarray, group: str) -> float:
-    """Accuracy of a group's colour vote. Below 0.5: the group's colours point to a wrong label on most images."""
-    return float(np.mean(group_vote(split, maps, group) == split.y))
-
-
-def vote_follow_share(out: torch.Tensor, vote: np.ndarray, y: torch.Tensor) -> float:
-    """Share of the wrong predictions that equal the (wrong) colour vote of a patch group (NaN if none is wrong):
-    errors where the model followed colours pointing to a wrong label. A model blind to the group follows it by
-    chance only (≈ P(vote = one given wrong label) < 0.1)."""
-    pred = out.argmax(-1).cpu().numpy()
-    wrong = pred != y.cpu().numpy()
-    return float(np.mean(pred[wrong] == vote[wrong])) if wrong.any() else float("nan")
 
 
 def _finetune(cfg: Config, pre: nn.Module, variant: str, data: Split, seed: int, device: torch.device) -> nn.Module:
@@ -509,8 +356,10 @@ def _finetune(cfg: Config, pre: nn.Module, variant: str, data: Split, seed: int,
     steps = cfg.finetune_iters()
     train(
         [ft],
-        *_tensors(data, device),
-        _finetune_loss(cfg, variant, torch.Generator().manual_seed(seed + 20_000)),
+        *tensors(data, device),
+        finetune_loss(
+            variant, N_CLASSES, cfg.label_smoothing, cfg.mixup_alpha, torch.Generator().manual_seed(seed + 20_000)
+        ),
         steps,
         batch_size=cfg.batch_size,
         data_seed=seed + 30_000,
@@ -532,10 +381,10 @@ def part_bc(cfg: Config, seed: int, kind: str, device: torch.device) -> list[dic
         for g in GROUPS:
             rows.append(record("data", seed, f"colour_vote_{g}_acc", group_vote_accuracy(split, world.maps, g), p=p))
     tests = {
-        "id": _tensors(world.test(group_sp(B=cfg.sp_ft)), device),  # the fine-tuning distribution, test digits
-        **{p: _tensors(split, device) for p, split in ood.items()},
+        "id": tensors(world.test(group_sp(B=cfg.sp_ft)), device),  # the fine-tuning distribution, test digits
+        **{p: tensors(split, device) for p, split in ood.items()},
     }
-    recoloured = _recoloured_tests(world, cfg, seed, device)
+    recoloured = recoloured_tests(world, cfg.n_marginal, seed, device)
     votes = {(p, g): group_vote(split, world.maps, g) for p, split in ood.items() for g in GROUPS}
 
     def colour_rows(method: str, out: dict, marginal: torch.Tensor) -> list[dict]:
@@ -550,16 +399,16 @@ def part_bc(cfg: Config, seed: int, kind: str, device: torch.device) -> list[dic
                 got.append(record(method, seed, f"follows_vote_{g}", share, p=p))
         return got
 
-    pre_out = {p: _out(pre, xt) for p, (xt, _) in tests.items()}
+    pre_out = {p: outputs(pre, xt) for p, (xt, _) in tests.items()}
     rows += colour_rows("pre-trained", pre_out, colour_marginal_prediction(pre, recoloured))
-    probes = _feature_probes(world, device)
-    rows += [record("pre-trained", seed, m, _acc(_out(pre, xp), yp)) for m, (xp, yp) in probes.items()]
+    probes = feature_probes(world, device)
+    rows += [record("pre-trained", seed, m, accuracy(outputs(pre, xp), yp)) for m, (xp, yp) in probes.items()]
     data = world.finetune(cfg.sp_ft)
     student = copy.deepcopy(pre)
     for variant in FINETUNES:
         ft = _finetune(cfg, pre, variant, data, seed, device)
-        rows += [record(variant, seed, m, _acc(_out(ft, xp), yp)) for m, (xp, yp) in probes.items()]
-        ft_out = {p: _out(ft, xt) for p, (xt, _) in tests.items()}
+        rows += [record(variant, seed, m, accuracy(outputs(ft, xp), yp)) for m, (xp, yp) in probes.items()]
+        ft_out = {p: outputs(ft, xt) for p, (xt, _) in tests.items()}
         rows += colour_rows(variant, ft_out, colour_marginal_prediction(ft, recoloured))
         for p in cfg.ps:
             yt = tests[p][1]
@@ -569,191 +418,25 @@ def part_bc(cfg: Config, seed: int, kind: str, device: torch.device) -> list[dic
             student.load_state_dict(wise_ft(pre.state_dict(), ft.state_dict(), alpha))
             for p, (xt, yt) in tests.items():
                 metric, setting = ("id_acc", {}) if p == "id" else ("ood_acc", {"p": p})
-                w_out = _out(student, xt)
+                w_out = outputs(student, xt)
                 at = dict(alpha=alpha, step=step, **setting)
-                rows.append(record(variant, seed, metric, _acc(w_out, yt), space="weight", **at))
+                rows.append(record(variant, seed, metric, accuracy(w_out, yt), space="weight", **at))
                 o_out = output_ensemble(pre_out[p], ft_out[p], alpha)
-                rows.append(record(variant, seed, metric, _acc(o_out, yt), space="output", **at))
+                rows.append(record(variant, seed, metric, accuracy(o_out, yt), space="output", **at))
                 if p != "id":
                     fft = false_false_true(pre_out[p].argmax(-1), ft_out[p].argmax(-1), w_out.argmax(-1), yt)
                     rows.append(record(variant, seed, "false_false_true", fft, space="weight", **at))
     return [{**r, "world": kind} for r in rows]
 
 
-def run_clip(cfg: Config, device: torch.device) -> list[dict]:
-    """The CLIP experiment (papers/bang/clip.py): zero-shot head, then per seed and variant a fine-tune, WiSE-FT
-    over α and the evaluation on the ID split and the shifts (one checkpointed unit each)."""
-    from transformers import AutoProcessor, CLIPModel
-
-    from reprozoo.common.data.core import DatasetError
-    from reprozoo.common.data.images import ImageBatches, class_names, open_images
-    from reprozoo.papers.bang import clip
-
-    try:
-        model = CLIPModel.from_pretrained(cfg.model).float().to(device)
-        processor = AutoProcessor.from_pretrained(cfg.model)
-    except (OSError, ValueError) as err:
-        raise ConfigError("model", f"cannot load a CLIP model and processor from {cfg.model!r}: {err}") from None
-    try:
-        train_set = open_images(cfg.dataset, cfg.train_split)
-        names = class_names(train_set, cfg.classnames or None)
-        evals = {"id": open_images(cfg.dataset, cfg.eval_split)}
-    except (DatasetError, OSError) as err:
-        raise ConfigError("dataset", str(err)) from None
-    for entry in cfg.shifts:
-        name, _, source = entry.partition("=")
-        try:
-            evals[name] = open_images(source, None)
-        except (DatasetError, OSError) as err:
-            raise ConfigError("shifts", f"{entry}: {err}") from None
-    classes = {k: clip.label_set(v) for k, v in evals.items()}  # before the --max-samples cut
-    if cfg.max_samples:
-        evals = {k: v.select(range(min(cfg.max_samples, len(v)))) for k, v in evals.items()}
-    if cfg.templates:
-        lines = Path(cfg.templates).expanduser().read_text().splitlines()
-        templates = tuple(t.strip() for t in lines if "{}" in t)
-    else:
-        templates = clip.DEFAULT_TEMPLATES
-    head = clip.zeroshot_head(model, processor.tokenizer, names, templates, device)
-    zs = clip.CLIPClassifier(model, head).to(device).eval()
-    del model.text_model  # only the vision side is fine-tuned and evaluated
-    improc = processor.image_processor
-    batches = ImageBatches(train_set, improc, cfg.clip_batch)
-    eval_batches = {k: (ImageBatches(v, improc, cfg.eval_batch), classes[k]) for k, v in evals.items()}
-    steps = cfg.clip_epochs * len(batches)
-    if cfg.max_steps:
-        steps = min(steps, cfg.max_steps)
-    shifts = [k for k in evals if k != "id"]
-    print(
-        f"[bang] CLIP {cfg.model}: {len(names)} classes, {len(train_set)} training images, {steps} steps, "
-        f"{len(templates)} templates, eval sets { {k: len(v) for k, v in evals.items()} }",
-        flush=True,
-    )
-
-    def unit(seed: int, variant: str) -> list[dict]:
-        torch.manual_seed(seed)
-        loss = clip.finetune_loss(
-            variant, len(names), cfg.label_smoothing, cfg.mixup_alpha, torch.Generator().manual_seed(seed + 20_000)
-        )
-        ft = clip.finetune(
-            zs,
-            batches,
-            loss,
-            steps,
-            lr=cfg.clip_lr,
-            weight_decay=cfg.weight_decay,
-            warmup=cfg.clip_warmup,
-            clip=cfg.clip,
-            seed=seed + 30_000,
-            device=device,
-            schedule=cosine_lr,
-        )
-        rows = clip.evaluate(variant, seed, zs, ft, eval_batches, cfg.alphas, device, shifts)
-        return rows + [record(variant, seed, "finetune_steps", steps)]
-
-    rows: list[dict] = []
-    for seed in cfg.seed_list():
-        for variant in cfg.finetunes:
-            rows += checkpoint.unit(("clip", seed, variant), partial(unit, seed, variant))
-    return rows
-
-
 def run(cfg: Config) -> list[dict]:
     torch.set_num_threads(cfg.threads)
     device = torch_device(cfg.device)  # type: ignore[arg-type]
     if cfg.model:
-        return run_clip(cfg, device)
+        return clip.run(cfg, device)
     rows: list[dict] = []
     for seed in track(cfg.seed_list(), description="bang seeds"):  # checkpointed units (--resume)
         rows += checkpoint.unit(("a", seed), partial(part_a, cfg, seed, device))
         for kind in WORLDS:
             rows += checkpoint.unit(("bc", seed, kind), partial(part_bc, cfg, seed, kind, device))
     return rows
-
-
-# --------------------------------------------------------------------------- figure
-
-
-def curve(rows: list[dict], **match) -> tuple[list[float], np.ndarray]:
-    """(α values, seed-mean values) of an α curve."""
-    pts = select(rows, **match)
-    alphas = sorted({r["alpha"] for r in pts})
-    return alphas, np.array([np.mean([r["value"] for r in pts if r["alpha"] == a]) for a in alphas])
-
-
-def figure(rows: list[dict], cfg: Config, path: Path) -> None:
-    """OOD accuracy vs α in the diverse and the control world; FalseFalseTrue vs α; (a) ensemble gain vs p.
-    CLIP path: ID against OOD accuracy along the WiSE-FT path per variant."""
-    if cfg.model:
-        from reprozoo.papers.bang import clip
-
-        return clip.figure(rows, cfg.alphas, path)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(1, 4, figsize=(19, 4.5))
-    for k, kind in enumerate(WORLDS):
-        for variant, color in zip(FINETUNES, ("C0", "C2", "C4", "C3"), strict=True):
-            for space, style in (("weight", "-o"), ("output", "--")):
-                a, v = curve(rows, method=variant, metric="ood_acc", space=space, p=cfg.p_wise, world=kind)
-                ax[k].plot(a, v, style, color=color, ms=3, label=f"{variant} ({space})")
-        ax[k].set(
-            title=f"{kind} world: OOD accuracy vs α (p = {cfg.p_wise})",
-            xlabel="α (0 = pre-trained, 1 = fine-tuned)",
-            ylabel="OOD accuracy",
-        )
-    for kind, style in zip(WORLDS, ("-o", "--s"), strict=True):
-        for variant, color in (("wise_ft", "C0"), ("bang", "C3")):
-            a, v = curve(rows, method=variant, metric="false_false_true", space="weight", p=cfg.p_wise, world=kind)
-            ax[2].plot(a, v, style, color=color, ms=3, label=f"{variant}, {kind}")
-    ax[2].set(title=f"FalseFalseTrue vs α (weight space, p = {cfg.p_wise})", xlabel="α", ylabel="fraction")
-    for n_colors in (N_PATCHES, 1):
-        g = [select(rows, metric="ensemble_gain", colors=n_colors, p=p) for p in cfg.ps]
-        mean = [np.mean([r["value"] for r in gp]) for gp in g]
-        sd = [np.std([r["value"] for r in gp]) for gp in g]
-        ax[3].errorbar(cfg.ps, mean, yerr=sd, fmt="-o", capsize=3, label=f"{n_colors} colour feature(s)")
-    ax[3].axhline(0, color="k", lw=0.5)
-    ax[3].set(
-        title="(a) output-ensemble gain over the better member (OOD)",
-        xlabel="shift p (OOD sp = 1 − p)",
-        ylabel="acc(ensemble) − max(acc(mlp_1), acc(mlp_2))",
-    )
-    for a in ax:
-        a.legend(fontsize=7)
-        a.grid(alpha=0.3)
-    fig.suptitle(f"MultiColorDigits, mean over {cfg.seeds} seeds")
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=110)
-    plt.close(fig)
-
-
-def table(rows: list[dict], cfg: Config) -> str:
-    """The α sweeps (mean over seeds) at p = p_wise in both worlds: OOD accuracy, FalseFalseTrue, ID accuracy.
-    CLIP path: accuracy per variant, α and dataset."""
-    if cfg.model:
-        from reprozoo.papers.bang import clip
-
-        return clip.table(rows, cfg.alphas)
-    head = "| world | fine-tuning | quantity | " + " | ".join(f"α={a:g}" for a in cfg.alphas) + " |"
-    lines = [
-        f"WiSE-FT α sweeps, OOD at p = {cfg.p_wise} (α = 0: pre-trained, 1: fine-tuned), mean of {cfg.seeds} seeds:",
-        "",
-        head,
-        "|---|---|---|" + "---|" * len(cfg.alphas),
-    ]
-    quantities = {
-        "OOD acc, weight space": dict(metric="ood_acc", space="weight", p=cfg.p_wise),
-        "OOD acc, output space": dict(metric="ood_acc", space="output", p=cfg.p_wise),
-        "FalseFalseTrue, weight": dict(metric="false_false_true", space="weight", p=cfg.p_wise),
-        "ID acc, weight space": dict(metric="id_acc", space="weight"),
-    }
-    for kind in WORLDS:
-        for variant in FINETUNES:
-            shown = (
-                quantities
-                if variant in ("wise_ft", "bang")
-                else {"OOD acc, weight space": quantities["OOD acc, weight space"]}
-            )
-            for label, match in shown.items():
-                _, v = curve(rows, method=variant, world=kind, **match)
-                lines.append(f"| {kind} | {variant} | {label} | " + " | ".join(f"{x:.3f}" for x in v) + " |")
-    return "\n".join(lines) + "\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from reprozoo.common.cli import main
-from reprozoo.papers.bar_parl import claims, experiment
+from reprozoo.papers.bar_parl import claims, experiment, report
 
 if __name__ == "__main__":
     sys.exit(
@@ -15,6 +15,6 @@ if __name__ == "__main__":
             presets=experiment.PRESETS,
             run=experiment.run,
             claims=claims.check,
-            figure=experiment.figure,
+            figure=report.figure,
         )
     )

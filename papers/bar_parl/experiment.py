@@ -1,7 +1,8 @@
 """Headline experiments: BARFI vs fixed-reward baselines under good / bad / no heuristics (gridworld, CartPole),
 and A-PARL vs a PEBBLE-style alternating learner on preference-based alignment (gridworld, scripted oracle).
 
-Seeds and heuristics are vmapped; each method is one jitted program per environment.
+Seeds and heuristics are vmapped; each method is one jitted program per environment (the learners: `train.py`);
+the records of the logs are `metrics.py`'s, the figure `report.py`'s.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -21,9 +21,10 @@ from reprozoo.common import distributed as dist
 from reprozoo.common.cache import enable_jax_compilation_cache
 from reprozoo.common.config import RunConfig, check_positive, ensure
 from reprozoo.common.progress import track
-from reprozoo.common.results import record, select, values
+from reprozoo.common.results import record
 from reprozoo.papers.bar_parl import train
 from reprozoo.papers.bar_parl.envs import HEURISTICS, CartPole, ContinuousMaze, GridWorld, MountainCar
+from reprozoo.papers.bar_parl.metrics import barfi_rows, curve_rows, final_return, parl_target_rows
 
 ENV_NAMES: tuple[str, ...] = ("gridworld", "cartpole")
 ALL_ENVS: tuple[str, ...] = (*ENV_NAMES, "mountaincar", "maze")
@@ -41,19 +42,6 @@ BARFI_VARIANT_NAMES: tuple[str, ...] = (  # train.VARIANTS
 )
 BARFI_METHODS: tuple[str, ...] = (*BARFI_VARIANT_NAMES, "rp", "naive", "potential")
 PARL_METHODS: tuple[str, ...] = ("pebble", "aparl")  # train_preference modes 0, 1
-LABELS = {
-    "barfi": "BARFI (Neumann)",
-    "barfi_fo": "BARFI (first-order)",
-    "shrink": "shrink φ, no hypergradient",
-    "barfi_rand": "BARFI (Neumann), random φ start",
-    "shrink_rand": "shrink φ, random φ start",
-    "barfi_lr_x": "BARFI (Neumann), 10× φ lr",
-    "rp": "r_p only",
-    "naive": "r_p + r_aux",
-    "potential": "potential shaping",
-    "aparl": "A-PARL",
-    "pebble": "PEBBLE-style",
-}
 
 
 @dataclass
@@ -345,31 +333,6 @@ def _parl_logs(cfg: Config, reward_model: str) -> dict[str, dict[str, np.ndarray
     return {name: {"return": ret[i], "indirect_ratio": ratio[i]} for i, name in enumerate(PARL_METHODS)}
 
 
-def _curve_rows(method, seeds, values, episodes_per_iter, points, **setting) -> list[dict]:
-    n = values.shape[-1]
-    idx = np.unique(np.linspace(0, n - 1, min(points, n)).round().astype(int))
-    return [
-        record(
-            method, s, "return", float(values[i, t]), step=int(t), episodes=int((t + 1) * episodes_per_iter), **setting
-        )
-        for i, s in enumerate(seeds)
-        for t in idx
-    ]
-
-
-def _final(values: np.ndarray) -> np.ndarray:
-    """Mean return over the last 10% of iterations (per seed)."""
-    k = max(1, values.shape[-1] // 10)
-    return values[..., -k:].mean(-1)
-
-
-def episodes_to_target(curve: np.ndarray, target: float, episodes_per_iter: int) -> float:
-    """Environment episodes until the return first reaches `target` (the whole budget + 1 iteration if never)."""
-    hit = np.nonzero(curve >= target)[0]
-    t = hit[0] if hit.size else curve.shape[-1]
-    return float((t + 1) * episodes_per_iter)
-
-
 def _setup_jax(cfg: Config) -> None:
     """Persistent compilation cache (`common.cache`); for `smoke`, XLA's cheapest optimisation level (the run is
     dominated by compile time). Both only take effect if no JAX computation has run in this process yet."""
@@ -394,113 +357,15 @@ def job_rows(env_name: str, job: str, cfg: Config, earlier: list[dict]) -> list[
     seeds = cfg.seed_list()
     if env_name != "parl":
         for method, logs in _barfi_logs(env_name, job, cfg).items():
-            rows += _barfi_rows(method, logs, env_name, cfg)
+            rows += barfi_rows(method, logs, env_name, seeds, cfg.batch, cfg.curve_points, cfg.early_fraction)
         return rows
     logs, where = _parl_logs(cfg, job), {"env": "parl", "reward_model": job}
     curves = {method: log["return"] for method, log in logs.items()}
     for method, ret in curves.items():
-        rows += _curve_rows(method, seeds, ret, cfg.batch, cfg.curve_points, **where)
+        rows += curve_rows(method, seeds, ret, cfg.batch, cfg.curve_points, **where)
         for i, s in enumerate(seeds):
-            rows.append(record(method, s, "final_return", _final(ret[i]), **where))
+            rows.append(record(method, s, "final_return", final_return(ret[i]), **where))
             rows.append(record(method, s, "initial_return", ret[i, 0], **where))
             ratio = logs[method]["indirect_ratio"][i]
             rows.append(record(method, s, "indirect_ratio", float(np.median(ratio)), **where))
-    return rows + _parl_target_rows(cfg, curves, earlier + rows, where)
-
-
-def _barfi_rows(method: str, logs: dict[str, np.ndarray], env_name: str, cfg: Config) -> list[dict]:
-    rows, seeds = [], cfg.seed_list()
-    per_iter = cfg.batch
-    for h, heuristic in enumerate(HEURISTICS):
-        ret = logs["return"][:, h]
-        rows += _curve_rows(method, seeds, ret, per_iter, cfg.curve_points, env=env_name, heuristic=heuristic)
-        for name in ("phi1", "phi2", "gamma_phi", "hyper_norm"):
-            if name in logs:
-                vals = logs[name][:, h]
-                idx = np.unique(
-                    np.linspace(0, vals.shape[-1] - 1, min(cfg.curve_points, vals.shape[-1])).round().astype(int)
-                )
-                rows += [
-                    record(method, s, name, float(vals[i, t]), step=int(t), env=env_name, heuristic=heuristic)
-                    for i, s in enumerate(seeds)
-                    for t in idx
-                ]
-        for i, s in enumerate(seeds):
-            rows.append(record(method, s, "final_return", _final(ret[i]), env=env_name, heuristic=heuristic))
-            rows.append(record(method, s, "mean_return", ret[i].mean(), env=env_name, heuristic=heuristic))
-            early = max(1, round(ret.shape[-1] * cfg.early_fraction))
-            rows.append(record(method, s, "early_return", ret[i, :early].mean(), env=env_name, heuristic=heuristic))
-            rows.append(record(method, s, "initial_return", ret[i, 0], env=env_name, heuristic=heuristic))
-    return rows
-
-
-def _parl_target_rows(cfg: Config, curves: dict[str, np.ndarray], rows: list[dict], where: dict) -> list[dict]:
-    """episodes_to_target per seed. Fixed before any data was seen: target = R_0 + 0.8 (R_oracle − R_0) with R_0
-    the PARL runs' mean initial return and R_oracle the final return of the gridworld `rp` baseline (no heuristic,
-    the BARFI learner on the true reward r_p). Measured per batch of `batch` episodes."""
-    r0 = float(np.mean([c[:, 0].mean() for c in curves.values()]))
-    r_oracle = float(np.mean(values(rows, method="rp", env="gridworld", heuristic="none", metric="final_return")))
-    target = r0 + 0.8 * (r_oracle - r0)
-    return [
-        record(
-            method,
-            s,
-            "episodes_to_target",
-            episodes_to_target(curves[method][i], target, cfg.batch),
-            **where,
-            target=round(target, 3),
-            r_oracle=round(r_oracle, 3),
-        )
-        for method in curves
-        for i, s in enumerate(cfg.seed_list())
-    ]
-
-
-# ----------------------------------------------------------------------------- figure and table
-
-
-def figure(rows: list[dict], cfg: Config, path: Path) -> None:
-    """Return vs environment episodes per method and heuristic; learned φ_2 and γ_φ; PARL curves."""
-    import matplotlib.pyplot as plt
-
-    envs = list(cfg.envs)
-    fig, axes = plt.subplots(len(envs) + 1, 3, figsize=(15, 3.6 * (len(envs) + 1)), squeeze=False)
-    for r_i, env_name in enumerate(envs):
-        for c_i, heuristic in enumerate(HEURISTICS):
-            ax = axes[r_i, c_i]
-            for method in BARFI_METHODS:
-                _plot_curve(
-                    ax, select(rows, method=method, env=env_name, heuristic=heuristic, metric="return"), LABELS[method]
-                )
-            ax.set_title(f"{env_name}, {heuristic} heuristic")
-            ax.set_xlabel("environment episodes")
-            ax.set_ylabel("return (r_p)")
-    axes[0, 0].legend(fontsize=7)
-    ax = axes[-1, 0]
-    for reward_model in cfg.parl_reward_models:
-        for method in PARL_METHODS:
-            sel = select(rows, method=method, env="parl", reward_model=reward_model, metric="return")
-            _plot_curve(ax, sel, f"{LABELS[method]} ({reward_model} reward model)")
-    ax.set_title("PARL: preference-based alignment (gridworld)")
-    ax.set_xlabel("environment episodes")
-    ax.legend(fontsize=7)
-    for c_i, metric in enumerate(("phi2", "gamma_phi"), start=1):
-        ax = axes[-1, c_i]
-        for env_name in envs:
-            for heuristic in HEURISTICS:
-                sel = select(rows, method="barfi", env=env_name, heuristic=heuristic, metric=metric)
-                _plot_curve(ax, sel, f"{env_name}/{heuristic}", x="step")
-        ax.set_title(f"BARFI learned {'φ_2 (visit-weighted)' if metric == 'phi2' else 'γ_φ'}")
-        ax.set_xlabel("outer iteration")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90, format="png")
-    plt.close(fig)
-
-
-def _plot_curve(ax, rows: list[dict], label: str, x: str = "episodes") -> None:
-    if not rows:
-        return
-    xs = sorted({r[x] for r in rows})
-    mean = [np.mean([r["value"] for r in rows if r[x] == v]) for v in xs]
-    ax.plot(xs, mean, label=label)
+    return rows + parl_target_rows(curves, earlier + rows, where, seeds, cfg.batch)

@@ -1,11 +1,11 @@
 """Every RLHF method of the project on one preference world, one budget and the same seeds.
 
 Nothing here re-implements a method: each entry calls its paper's public functions.
-- best-of-n (`bon_*`): `papers.ensembles.experiment.bon_pool`, `standardiser`, `curve_rows` with
+- best-of-n (`bon_*`): `papers.ensembles.best_of_n.bon_pool`, `curve_rows`, `members.standardiser` with
   `papers.ensembles.method.aggregate` (mean, WCO, UWO, median, mean − std) or `baselines.single_member`;
 - PPO with each shaping / RM baseline of Fu et al. (`ppo_<run>`: vanilla, Meanstd, Clip, Minmax, LSC, PAR, WARM,
-  ODIN, Reg): `papers.par.experiment.ppo_run` (its RMs and references from `reward_model` / `prompts`);
-- PPO against the ensembles (`ppo_ens_<agg>`: mean, WCO, UWO): `papers.ensembles.experiment.ppo_rows`;
+  ODIN, Reg): `papers.par.ppo.ppo_run` (its RMs and references from `reward_models.reward_model` / `ppo.prompts`);
+- PPO against the ensembles (`ppo_ens_<agg>`: mean, WCO, UWO): `papers.ensembles.ppo.ppo_rows`;
 - offline (`dpo`, `ipo`, `simpo`, `cdpo`, `rdpo`, `chipo`, `power`, `power_dl`):
   `papers.power_dl.experiment.world_rows`.
 
@@ -20,12 +20,15 @@ losses' β / η / γ, UWO's λ) come from that paper's preset of the same name.
 Each paper's records are mapped onto one curve per (method, seed): gold reward, KL(π ‖ π_SFT), gold win-rate vs
 π_SFT, the single proxy's reward (z-scored under π_SFT), feature-token count and length, against the paper's own
 x (best-of-n: n; PPO: iteration; offline: step). `scalar_rows` reduces a curve to the leaderboard's metrics.
+
+Here: the config, its presets, the run and the metrics. `budget.py` gives each paper its config with the shared
+world, data and budget; `families.py` runs best-of-n and maps each paper's records onto the curves; `ranking.py`
+ranks, tables and plots.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import dataclasses
 import multiprocessing as mp
 from dataclasses import dataclass, field
 from functools import partial
@@ -34,10 +37,9 @@ import numpy as np
 import torch
 
 from reprozoo.common import checkpoint
-from reprozoo.common.config import RunConfig, check_positive, ensure
+from reprozoo.common.config import check_positive, ensure
 from reprozoo.common.progress import track
 from reprozoo.common.results import record, select
-from reprozoo.common.reward import best_of_n, kl_bon
 from reprozoo.common.stats import final_mean, moving_average
 from reprozoo.common.worlds.preference import (
     SMOKE_WORLD_V2,
@@ -47,10 +49,29 @@ from reprozoo.common.worlds.preference import (
     WorldConfig,
     build_world,
 )
-from reprozoo.papers.ensembles import experiment as ensembles
-from reprozoo.papers.ensembles.baselines import single_member
-from reprozoo.papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate
-from reprozoo.papers.par import experiment as par
+from reprozoo.common.worlds.preference_ppo import PromptSetPPO
+from reprozoo.papers.ensembles import best_of_n as ensembles_bon
+from reprozoo.papers.ensembles import members as ensembles_members
+from reprozoo.papers.ensembles import ppo as ensembles_ppo
+from reprozoo.papers.ensembles.method import AGGREGATIONS, Ensemble
+from reprozoo.papers.leaderboard.budget import (
+    ensembles_config,
+    member_configs,
+    par_config,
+    power_dl_config,
+    proxy_stats,
+)
+from reprozoo.papers.leaderboard.families import (
+    CURVE_METRICS,
+    bon_curves,
+    from_ensembles,
+    from_par,
+    from_power_dl,
+    sft_reference,
+)
+from reprozoo.papers.par import ppo as par_ppo
+from reprozoo.papers.par import reward_models as par_reward_models
+from reprozoo.papers.par import variants as par_variants
 from reprozoo.papers.power_dl import experiment as power_dl
 from reprozoo.papers.power_dl.baselines import METHODS as OFFLINE_METHODS
 
@@ -60,7 +81,6 @@ ENSEMBLE_PPO = ("mean", "wco", "uwo")
 REFERENCE = "ppo_vanilla_gold"
 """PPO against the gold reward itself (PAR's control run): the premise (a proxy error) switched off; plotted and
 checked, never ranked."""
-CURVE_METRICS = ("gold", "kl", "winrate", "proxy_z", "features", "length")
 WINDOW = 3
 """Smoothed peak: the maximum of the moving average of this many consecutive points of a curve."""
 LAST = 3
@@ -78,7 +98,7 @@ SCALARS = (
 
 
 @dataclass
-class Config(RunConfig):
+class Config(PromptSetPPO):
     """One leaderboard: best-of-n, PPO (shaped, RM baselines, ensembles) and offline preference optimisation."""
 
     world: WorldConfig = field(default_factory=lambda: WORLD_V2)
@@ -103,24 +123,6 @@ class Config(RunConfig):
         default_factory=lambda: ["dpo", "ipo", "simpo", "cdpo", "rdpo", "chipo", "power", "power_dl"]
     )
     """Offline methods of papers.power_dl."""
-    kl_coef: float = 0.005
-    """β of every PPO run's per-token KL penalty (PAR's official KL_coef)."""
-    train_prompts: int = 3200
-    """PPO training prompts per epoch (papers.par's runs; the ensembles' runs draw fresh prompts)."""
-    prompt_epochs: int = 2
-    """Passes over the training prompts: iterations = prompt_epochs · train_prompts / ppo_batch."""
-    ppo_batch: int = 64
-    """Prompts (= rollouts) per PPO iteration."""
-    ppo_lr: float = 2e-4
-    """PPO learning rate."""
-    ppo_epochs: int = 2
-    """PPO optimisation passes over each rollout batch."""
-    ppo_minibatch: int = 32
-    """PPO minibatch size."""
-    eval_every: int = 5
-    """PPO curve resolution (iterations per window / win-rate evaluation)."""
-    eval_prompts: int = 256
-    """Held-out prompts of the win-rate evaluations (PPO of papers.par and the offline runs)."""
     offline_steps: int = 400
     """Adam steps per offline run."""
     offline_batch: int = 64
@@ -129,23 +131,6 @@ class Config(RunConfig):
     """Offline learning rate."""
     offline_eval_every: int = 50
     """Offline evaluation interval (steps)."""
-    premise_seeds: int = 0
-    """Extra seeds, after the main ones, on which only vanilla PPO runs (records `ppo_vanilla_extra`): the premise
-    (vanilla's fall) is a property of vanilla alone and needs more seeds than the budget allows for every method
-    (PAR's development-seed pilot, README); the ranking uses the main seeds only."""
-    threads: int = 1
-    """torch CPU threads per process."""
-    workers: int = 2
-    """Processes for the PPO and offline runs (1 = all in this process)."""
-
-    @property
-    def iterations(self) -> int:
-        return self.prompt_epochs * self.train_prompts // self.ppo_batch
-
-    def premise_seed_list(self) -> list[int]:
-        """The seeds on which only vanilla PPO runs (the premise), after `seed_list()`."""
-        start = self.first_seed + self.seeds
-        return list(range(start, start + self.premise_seeds))
 
     def validate(self) -> None:
         super().validate()
@@ -154,35 +139,22 @@ class Config(RunConfig):
             "bon_prompts",
             "std_samples",
             "kl_coef",
-            "train_prompts",
-            "prompt_epochs",
-            "ppo_batch",
-            "ppo_lr",
-            "ppo_epochs",
-            "ppo_minibatch",
-            "eval_every",
-            "eval_prompts",
             "offline_steps",
             "offline_batch",
             "offline_lr",
             "offline_eval_every",
-            "threads",
-            "workers",
         )
         ensure(self.members >= 2, "members", f"must be >= 2, got {self.members}")
-        ensure(self.premise_seeds >= 0, "premise_seeds", f"must be >= 0, got {self.premise_seeds}")
         ensure(self.bon_samples >= 2, "bon_samples", f"must be >= 2, got {self.bon_samples}")
         for name, allowed in (
             ("bon", BON),
-            ("ppo_runs", tuple(par.VARIANTS)),
-            ("ensemble_ppo", ensembles.PPO_METHODS),
+            ("ppo_runs", tuple(par_variants.VARIANTS)),
+            ("ensemble_ppo", ensembles_ppo.PPO_METHODS),
             ("offline", OFFLINE_METHODS),
         ):
             bad = [m for m in getattr(self, name) if m not in allowed]
             ensure(not bad, name, f"unknown {bad}; choose from {allowed}")
         ensure("vanilla" in self.ppo_runs, "ppo_runs", "must include vanilla (the premise is read on it)")
-        ensure(self.train_prompts % self.ppo_batch == 0, "train_prompts", "must be a multiple of ppo_batch")
-        ensure(self.iterations % self.eval_every == 0, "eval_every", "must divide the number of PPO iterations")
         ensure(self.offline_steps % self.offline_eval_every == 0, "offline_eval_every", "must divide offline_steps")
         ensure(self.offline_batch <= self.proxy.n_pairs, "offline_batch", "must be <= proxy.n_pairs")
 
@@ -217,8 +189,8 @@ PRESETS = {
     "full": Config(
         preset="full",
         seeds=5,
-        ppo_runs=list(par.VARIANTS),
-        ensemble_ppo=list(ensembles.PPO_METHODS),
+        ppo_runs=list(par_variants.VARIANTS),
+        ensemble_ppo=list(ensembles_ppo.PPO_METHODS),
         offline=list(OFFLINE_METHODS),
         bon_prompts=256,
         bon_samples=1024,
@@ -232,229 +204,7 @@ PRESETS = {
 }
 
 
-# --- each paper's config, with the shared world, data and budget ---
-
-
-def par_config(cfg: Config) -> par.Config:
-    """PAR's preset of the same name with the leaderboard's world, proxy, PPO budget and evaluation set."""
-    return dataclasses.replace(
-        par.PRESETS[cfg.preset],
-        seeds=cfg.seeds,
-        world=cfg.world,
-        proxy=cfg.proxy,
-        runs=list(cfg.ppo_runs),
-        kl_coef=cfg.kl_coef,
-        train_prompts=cfg.train_prompts,
-        prompt_epochs=cfg.prompt_epochs,
-        ppo_batch=cfg.ppo_batch,
-        ppo_lr=cfg.ppo_lr,
-        ppo_epochs=cfg.ppo_epochs,
-        ppo_minibatch=cfg.ppo_minibatch,
-        eval_every=cfg.eval_every,
-        eval_prompts=cfg.eval_prompts,
-        threads=cfg.threads,
-        workers=1,
-    )
-
-
-def ensembles_config(cfg: Config) -> ensembles.Config:
-    """The ensembles' preset of the same name with the leaderboard's world, pool and PPO budget."""
-    return dataclasses.replace(
-        ensembles.PRESETS[cfg.preset],
-        seeds=cfg.seeds,
-        world=cfg.world,
-        proxy=cfg.proxy,
-        members=cfg.members,
-        bon_prompts=cfg.bon_prompts,
-        bon_samples=cfg.bon_samples,
-        std_samples=cfg.std_samples,
-        ppo_steps=cfg.iterations,
-        ppo_batch=cfg.ppo_batch,
-        ppo_lr=cfg.ppo_lr,
-        ppo_epochs=cfg.ppo_epochs,
-        ppo_minibatch=cfg.ppo_minibatch,
-        ppo_kl_small=cfg.kl_coef,
-        log_every=cfg.eval_every,
-        threads=cfg.threads,
-        workers=1,
-    )
-
-
-def power_dl_config(cfg: Config) -> power_dl.Config:
-    """POWER-DL's preset of the same name with the leaderboard's world, data (the single proxy's pairs) and budget."""
-    return dataclasses.replace(
-        power_dl.PRESETS[cfg.preset],
-        seeds=cfg.seeds,
-        world=cfg.world,
-        methods=list(cfg.offline),
-        world_pairs=cfg.proxy.n_pairs,
-        label_noises=[cfg.proxy.label_noise],
-        world_steps=cfg.offline_steps,
-        world_batch=cfg.offline_batch,
-        world_lr=cfg.offline_lr,
-        eval_every=cfg.offline_eval_every,
-        eval_prompts=cfg.eval_prompts,
-        threads=cfg.threads,
-        workers=cfg.workers,
-    )
-
-
-def member_configs(cfg: Config, seed: int) -> list[ProxyConfig]:
-    """Seed `seed`'s ensemble: the single proxy's pairs and labels, fine-tune seeds seed + 1000 j (j = 0: the proxy)."""
-    return [dataclasses.replace(cfg.proxy, seed=seed + 1000 * j, data_seed=seed) for j in range(cfg.members)]
-
-
-def proxy_stats(world: PreferenceWorld, cfg: Config, seed: int) -> tuple[float, float]:
-    """(μ, σ) of the single proxy under π_SFT (the ensembles' `standardiser`), to z-score its reward everywhere."""
-    mu, sd = ensembles.standardiser(world, [world.train_proxy(member_configs(cfg, seed)[0])], ensembles_config(cfg))
-    return float(mu[0]), float(sd[0])
-
-
-# --- π_SFT reference ---
-
-
-def sft_reference(pool: dict) -> dict[str, float]:
-    """Gold, feature count and length of π_SFT (the best-of-n pool's mean): the origin of every drift."""
-    return {
-        "gold": float(pool["gold"].mean()),
-        "features": float(pool["features"].mean()),
-        "length": float(pool["mask"].float().sum(-1).mean()),
-    }
-
-
-def win_probability(gold: torch.Tensor) -> torch.Tensor:
-    """w(x, y_i) = P(R*(y_i) > R*(y′)) + ½ P(R*(y_i) = R*(y′)), y′ ∼ π_SFT(·|x), estimated on the prompt's N samples
-    (gold: (prompts, N)); best-of-n of w is then the unbiased win-rate of best-of-n against π_SFT."""
-    g = gold.double()
-    above = (g[:, :, None] > g[:, None, :]).double().mean(-1)
-    tie = (g[:, :, None] == g[:, None, :]).double().mean(-1)
-    return above + 0.5 * tie
-
-
-# --- the four families, each through its paper ---
-
-
-def bon_curves(world: PreferenceWorld, cfg: Config) -> list[dict]:
-    """Best-of-n curves of every ranker on the ensembles' shared pool, by the ensembles' own functions, plus the
-    win-rate, length and single-proxy reward of the picks (unbiased estimator, `common.reward.best_of_n`)."""
-    ecfg = ensembles_config(cfg)
-    pool = ensembles.bon_pool(world, ecfg)
-    P, N = cfg.bon_prompts, cfg.bon_samples
-    ns = [2**k for k in range(int(np.log2(N)) + 1)]
-    win = win_probability(pool["gold"])
-    length = pool["mask"].float().sum(-1).view(P, N)
-    out = []
-    for seed in track(cfg.seed_list(), "best-of-n seeds"):
-        rms = [world.train_proxy(pc) for pc in member_configs(cfg, seed)]
-        raw = torch.stack(
-            [world.proxy_reward(rm, pool["prompts"], pool["tokens"], pool["mask"]).view(P, N) for rm in rms]
-        )
-        mu, sd = ensembles.standardiser(world, rms, ecfg)
-        z = (raw - mu[:, None, None]) / sd[:, None, None]
-        for name in cfg.bon:
-            score = single_member(z, 0) if name == "single" else aggregate(z, name, stage="bon")
-            rows = ensembles.curve_rows(f"bon_{name}", seed, score, pool, ns)
-            for n in ns:
-                rows += [
-                    record(f"bon_{name}", seed, "winrate", float(best_of_n(score, win, n).mean()), n=n, step=n),
-                    record(f"bon_{name}", seed, "length", float(best_of_n(score, length, n).mean()), n=n, step=n),
-                    record(f"bon_{name}", seed, "proxy_z", float(best_of_n(score, z[0], n).mean()), n=n, step=n),
-                ]
-            out += from_bon(rows, f"bon_{name}", seed)
-    return out
-
-
-def from_bon(rows: list[dict], method: str, seed: int) -> list[dict]:
-    """The ensembles' best-of-n records (+ win-rate, length, proxy_z) → leaderboard curve rows, x = n."""
-    out = []
-    for r in rows:
-        if r["metric"] in ("gold", "features", "winrate", "length", "proxy_z"):
-            out.append(record(method, seed, r["metric"], r["value"], step=r["step"]))
-            if r["metric"] == "gold":
-                out.append(record(method, seed, "kl", kl_bon(int(r["step"])), step=r["step"]))
-    return out
-
-
-def from_par(rows: list[dict], run: str, seed: int, mu: float, sd: float) -> list[dict]:
-    """papers.par records of one run → leaderboard curve rows, x = PPO iteration (the window's end). The vanilla
-    proxy's raw reward becomes z = (r − μ)/σ; the win-rate at iteration 0 is kept (the SFT check)."""
-    out = []
-    for r in select(rows, method=run, seed=seed):
-        if "step" not in r:
-            continue
-        m, v = r["metric"], r["value"]
-        if m == "proxy":
-            m, v = "proxy_z", (v - mu) / sd
-        if m in CURVE_METRICS:
-            out.append(record(f"ppo_{run}", seed, m, v, step=r["step"]))
-    return out
-
-
-def from_ensembles(rows: list[dict], method: str, seed: int) -> list[dict]:
-    """papers.ensembles PPO records → leaderboard curve rows, x = PPO iteration (the window's middle). The single
-    proxy's z (`proxy_z`) is the optimised reward when the run optimises the single member, else member 0's logged
-    reward (`member0_z`: member 0 is the single proxy)."""
-    name = "ppo_single_z" if method == "single" else f"ppo_ens_{method}"
-    out = []
-    for r in select(rows, method=f"ppo_{method}", seed=seed):
-        proxy_metric = "proxy" if method == "single" else "member0_z"
-        m = "proxy_z" if r["metric"] == proxy_metric else r["metric"]
-        if r["metric"] == "proxy" and method != "single":
-            continue
-        if m in CURVE_METRICS:
-            out.append(record(name, seed, m, r["value"], step=r["step"]))
-    return out
-
-
-def from_power_dl(rows: list[dict], method: str, seed: int) -> list[dict]:
-    """papers.power_dl world records → leaderboard curve rows, x = optimisation step."""
-    out = []
-    for r in select(rows, part="world", method=method, seed=seed):
-        m = "winrate" if r["metric"] == "win_rate" else r["metric"]
-        if m in CURVE_METRICS:
-            out.append(record(method, seed, m, r["value"], step=r["step"]))
-    return out
-
-
-def _par_job(cfg: Config, run: str, seed: int) -> list[dict]:
-    torch.set_num_threads(cfg.threads)
-    world = build_world(cfg.world)
-    mu, sd = proxy_stats(world, cfg, seed)
-    rows = from_par(par.ppo_run(world, par_config(cfg), run, seed), run, seed, mu, sd)
-    if seed in cfg.premise_seed_list():  # premise-only seeds: kept out of the ranking's paired seeds
-        rows = [{**r, "method": f"{r['method']}_extra"} for r in rows]
-    return rows
-
-
-def _ensemble_job(cfg: Config, method: str, seed: int) -> list[dict]:
-    torch.set_num_threads(cfg.threads)
-    world = build_world(cfg.world)
-    rms = [world.train_proxy(pc) for pc in member_configs(cfg, seed)]
-    ecfg = ensembles_config(cfg)
-    mu, sd = ensembles.standardiser(world, rms, ecfg)
-    ens = Ensemble(rms, mu, sd).eval()
-    pcfg = par_config(cfg)
-    p = par.prompts(world, pcfg, seed, par.reward_model(world, pcfg, "proxy", seed))
-    eval_gen = par.eval_generator(seed)  # PAR's evaluation stream on the same held-out prompts
-
-    def winrate(policy: torch.nn.Module) -> float:
-        return par.win_rate(world, policy, p, eval_gen)
-
-    rows = ensembles.ppo_rows(world, ens, ecfg, method, cfg.kl_coef, seed, "control", winrate=winrate)
-    return from_ensembles(rows, method, seed)
-
-
-def _prepare(world: PreferenceWorld, cfg: Config) -> None:
-    """Train (or load) every reward model and PAR's references here, once, before the workers read the cache."""
-    pcfg = par_config(cfg)
-    kinds = sorted({par.VARIANTS[r].rm for r in cfg.ppo_runs} - {"gold"})
-    for seed in track(cfg.seed_list() + cfg.premise_seed_list(), "reward models"):
-        if seed in cfg.seed_list():  # premise-only seeds run vanilla alone: the single proxy and its references
-            for pc in member_configs(cfg, seed):
-                world.train_proxy(pc)
-            for kind in kinds:
-                par.reward_model(world, pcfg, kind, seed)
-        par.prompts(world, pcfg, seed, par.reward_model(world, pcfg, "proxy", seed))
+# --- the run: reward models, PPO runs in workers, best-of-n, offline runs, scalars ---
 
 
 def run(cfg: Config) -> list[dict]:
@@ -479,13 +229,54 @@ def run(cfg: Config) -> list[dict]:
     for method in cfg.offline:
         for seed in cfg.seed_list():
             rows += from_power_dl(offline, method, seed)
-    sft = sft_reference(ensembles.bon_pool(world, ensembles_config(cfg)))
+    sft = sft_reference(ensembles_bon.bon_pool(world, ensembles_config(cfg)))
     rows += [record("sft", 0, k, v) for k, v in sft.items()]
     return rows + scalar_rows(rows, sft)
 
 
+def _prepare(world: PreferenceWorld, cfg: Config) -> None:
+    """Train (or load) every reward model and PAR's references here, once, before the workers read the cache."""
+    pcfg = par_config(cfg)
+    kinds = sorted({par_variants.VARIANTS[r].rm for r in cfg.ppo_runs} - {"gold"})
+    for seed in track(cfg.seed_list() + cfg.premise_seed_list(), "reward models"):
+        if seed in cfg.seed_list():  # premise-only seeds run vanilla alone: the single proxy and its references
+            for pc in member_configs(cfg, seed):
+                world.train_proxy(pc)
+            for kind in kinds:
+                par_reward_models.reward_model(world, pcfg, kind, seed)
+        par_ppo.prompts(world, pcfg, seed, par_reward_models.reward_model(world, pcfg, "proxy", seed))
+
+
 def _job(cfg: Config, fn, name: str, seed: int) -> list[dict]:
     return fn(cfg, name, seed)
+
+
+def _par_job(cfg: Config, run: str, seed: int) -> list[dict]:
+    torch.set_num_threads(cfg.threads)
+    world = build_world(cfg.world)
+    mu, sd = proxy_stats(world, cfg, seed)
+    rows = from_par(par_ppo.ppo_run(world, par_config(cfg), run, seed), run, seed, mu, sd)
+    if seed in cfg.premise_seed_list():  # premise-only seeds: kept out of the ranking's paired seeds
+        rows = [{**r, "method": f"{r['method']}_extra"} for r in rows]
+    return rows
+
+
+def _ensemble_job(cfg: Config, method: str, seed: int) -> list[dict]:
+    torch.set_num_threads(cfg.threads)
+    world = build_world(cfg.world)
+    rms = [world.train_proxy(pc) for pc in member_configs(cfg, seed)]
+    ecfg = ensembles_config(cfg)
+    mu, sd = ensembles_members.standardiser(world, rms, ecfg)
+    ens = Ensemble(rms, mu, sd).eval()
+    pcfg = par_config(cfg)
+    p = par_ppo.prompts(world, pcfg, seed, par_reward_models.reward_model(world, pcfg, "proxy", seed))
+    eval_gen = par_ppo.eval_generator(seed)  # PAR's evaluation stream on the same held-out prompts
+
+    def winrate(policy: torch.nn.Module) -> float:
+        return par_ppo.win_rate(world, policy, p, eval_gen)
+
+    rows = ensembles_ppo.ppo_rows(world, ens, ecfg, method, cfg.kl_coef, seed, "control", winrate=winrate)
+    return from_ensembles(rows, method, seed)
 
 
 # --- curves → leaderboard metrics ---

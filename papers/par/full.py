@@ -29,6 +29,7 @@ from reprozoo.common.config import ConfigError
 from reprozoo.common.data import preference
 from reprozoo.common.results import Claim, record, select
 from reprozoo.papers.par.baselines import RewardShaper
+from reprozoo.papers.par.variants import VARIANTS
 
 PAPER = "par"
 SFT = {"lr": 5e-6, "global_batch": 64, "epochs": 2, "max_grad_norm": 10.0}
@@ -101,8 +102,6 @@ def grpo_run(cfg, name: str, seed: int, sft: str, proxy: str, train, eval_prompt
     from transformers import set_seed
     from trl import GRPOConfig, GRPOTrainer
 
-    from reprozoo.papers.par.experiment import VARIANTS
-
     v = VARIANTS[name]
     set_seed(seed)  # LoRA initialisation
     policy, tok = hf.load_policy(sft, lora=cfg.lora, gradient_checkpointing=cfg.gradient_checkpointing)
@@ -164,8 +163,6 @@ def run(cfg) -> list[dict]:
     """Every stage, each a checkpoint unit; the records of the evaluation (one row per run, seed and metric)."""
     if not cfg.gold_reward_model:
         raise ConfigError("gold_reward_model", "the win-rate evaluation needs a gold reward model")
-    from reprozoo.papers.par.experiment import VARIANTS
-
     unsupported = [r for r in cfg.runs if VARIANTS[r].rm != "proxy"]
     if unsupported:
         raise ConfigError(

@@ -5,7 +5,7 @@ Bandit Type I / II study and the preference world; claims last.
 import sys
 
 from reprozoo.common.cli import main
-from reprozoo.papers.power_dl import claims, experiment, full
+from reprozoo.papers.power_dl import claims, experiment, full, report
 
 if __name__ == "__main__":
     sys.exit(
@@ -16,7 +16,7 @@ if __name__ == "__main__":
             run=lambda cfg: (full.run if cfg.model else experiment.run)(cfg),
             # --model runs the methods on real models (full.py), which has its own claims, figure and table
             claims=lambda rows, cfg: (full.claims if cfg.model else claims.check)(rows, cfg),
-            figure=lambda rows, cfg, path: (full.figure if cfg.model else experiment.figure)(rows, cfg, path),
-            table=lambda rows, cfg: (full.table if cfg.model else experiment.table)(rows, cfg),
+            figure=lambda rows, cfg, path: (full.figure if cfg.model else report.figure)(rows, cfg, path),
+            table=lambda rows, cfg: (full.table if cfg.model else report.table)(rows, cfg),
         )
     )

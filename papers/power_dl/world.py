@@ -4,15 +4,12 @@ Data: pairs of SFT-policy samples for the same prompt, labelled by the gold rewa
 Each method fine-tunes a copy of the SFT policy (the reference π_ref) with Adam on minibatches of pairs; every
 `eval_every` steps it samples responses to held-out prompts and records the gold reward, the gold win-rate against
 the SFT policy's responses to the same prompts, and the KL(π‖π_ref) estimate Σ_t log π/π_ref on its samples.
-Under an accelerate launch each rank trains on its block of every minibatch and the ranks' gradients are summed
-(common/distributed.py): the same steps as one process.
 """
 
 from __future__ import annotations
 
 import torch
 
-from reprozoo.common import distributed as dist
 from reprozoo.common.lm import response_logprobs
 from reprozoo.common.results import record
 from reprozoo.common.worlds.preference import PreferenceWorld, copy_policy
@@ -99,7 +96,6 @@ def train_method(
     setting: dict,
 ) -> list[dict]:
     """Fine-tune a copy of the SFT policy with `method`; one record per (evaluation step, metric)."""
-    dist.data_parallel_only("power_dl world runs")
     torch.manual_seed(seed)
     policy = copy_policy(world)
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
@@ -126,18 +122,15 @@ def train_method(
             order, pos = torch.randperm(n, generator=gen), 0
         batch = order[pos : pos + batch_size]
         pos += batch_size
-        idx = dist.shard(batch)  # this rank's block of the minibatch (all of it in one process)
-        with dist.autocast():  # accelerate's --mixed_precision (a no-op without it)
-            pol_w = _seq_logp(policy, data["prompts"][idx], data["y_w"][idx], data["mask_w"][idx]).float()
-            pol_l = _seq_logp(policy, data["prompts"][idx], data["y_l"][idx], data["mask_l"][idx]).float()
-        lab = None if labels is None else labels[idx]
-        per = pair_loss(method, pol_w, pol_l, data["ref_w"][idx], data["ref_l"][idx], len_w[idx], len_l[idx], hp, lab)
+        pol_w = _seq_logp(policy, data["prompts"][batch], data["y_w"][batch], data["mask_w"][batch])
+        pol_l = _seq_logp(policy, data["prompts"][batch], data["y_l"][batch], data["mask_l"][batch])
+        lab = None if labels is None else labels[batch]
+        ref_w, ref_l = data["ref_w"][batch], data["ref_l"][batch]
+        per = pair_loss(method, pol_w, pol_l, ref_w, ref_l, len_w[batch], len_l[batch], hp, lab)
         opt.zero_grad()
-        (per.mean() * dist.local_share(idx.shape[0])).backward()
-        dist.sync_gradients(policy.parameters())
+        per.mean().backward()
         opt.step()
         if labels is not None:  # (P6) on the pairs just visited, with the margin of the step's model
-            pol_w, pol_l = (dist.gather_rows(t.detach(), len(batch)) for t in (pol_w, pol_l))  # every rank's pairs
-            delta = power_margin(pol_w, pol_l, len_w[batch], len_l[batch], beta=hp.power_beta)
+            delta = power_margin(pol_w.detach(), pol_l.detach(), len_w[batch], len_l[batch], beta=hp.power_beta)
             labels[batch] = update_labels(labels[batch], delta, hp.dl_gamma)
     return rows

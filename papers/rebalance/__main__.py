@@ -5,7 +5,7 @@ Run base / static / ReBalance / ablations, write results, claims.
 import sys
 
 from reprozoo.common.cli import main
-from reprozoo.papers.rebalance import claims, experiment, full
+from reprozoo.papers.rebalance import claims, experiment, full, report
 
 if __name__ == "__main__":
     sys.exit(
@@ -15,6 +15,6 @@ if __name__ == "__main__":
             presets=experiment.PRESETS,
             run=experiment.run,
             claims=full.for_preset(claims.check, full.claims),
-            figure=full.for_preset(experiment.figure, full.figure),
+            figure=full.for_preset(report.figure, full.figure),
         )
     )

@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = Path(__file__).with_name("smoke_records.json")
-PAPERS = ("grpo_guard", "a2pr", "traac")
+PAPERS = ("grpo_guard", "a2pr", "traac", "bang", "bar_parl", "subgm")
 """Papers whose smoke records are pinned: their code is settled (others change numbers on purpose this month)."""
 STACK_PACKAGES = ("numpy", "torch", "jax", "jaxlib", "flax", "optax", "diffusers", "transformers")
 

@@ -13,15 +13,7 @@ from reprozoo.common.results import record, resolve_verdicts
 from reprozoo.common.stats import paired_diff
 from reprozoo.papers.bang.baselines import ensemble_accuracy, mlp, mse_to_one_hot
 from reprozoo.papers.bang.claims import EFFECTS, best_alpha, check, pilot_table, wise_ft_gain
-from reprozoo.papers.bang.experiment import (
-    PRESETS,
-    Config,
-    cosine_lr,
-    fit_temperature,
-    group_vote,
-    marginal_fix_share,
-    vote_follow_share,
-)
+from reprozoo.papers.bang.experiment import PRESETS, Config
 from reprozoo.papers.bang.method import (
     bang_loss,
     beta_draw,
@@ -33,6 +25,8 @@ from reprozoo.papers.bang.method import (
     soft_cross_entropy,
     wise_ft,
 )
+from reprozoo.papers.bang.probes import group_vote, marginal_fix_share, vote_follow_share
+from reprozoo.papers.bang.training import cosine_lr, fit_temperature
 
 pytestmark = pytest.mark.usefixtures("float64_default")  # hand-computed checks in float64
 

@@ -67,7 +67,7 @@ def stand_ins(tmp_path, monkeypatch):
 
 def test_full_preset_clip_path_runs_end_to_end(stand_ins, tmp_path):
     from reprozoo.common.cli import main
-    from reprozoo.papers.bang import claims, experiment
+    from reprozoo.papers.bang import claims, experiment, report
 
     out = tmp_path / "run"
     argv = ["--preset", "full", "--model", str(stand_ins / "clip"), "--dataset", str(stand_ins / "imagenet")]
@@ -81,8 +81,8 @@ def test_full_preset_clip_path_runs_end_to_end(stand_ins, tmp_path):
         presets=experiment.PRESETS,
         run=experiment.run,
         claims=claims.check,
-        figure=experiment.figure,
-        table=experiment.table,
+        figure=report.figure,
+        table=report.table,
         results=tmp_path / "results",
     )
     assert main(argv=argv, **kw) == 0
@@ -153,21 +153,19 @@ def test_finetune_changes_every_part_of_the_classifier(stand_ins):
 
     from reprozoo.common.data.images import ImageBatches, open_images
     from reprozoo.papers.bang import clip
-    from reprozoo.papers.bang.experiment import cosine_lr
+    from reprozoo.papers.bang.training import cosine_lr, finetune_loss
 
     model = CLIPModel.from_pretrained(str(stand_ins / "clip"))
     proc = AutoProcessor.from_pretrained(str(stand_ins / "clip"))
     zs = clip.CLIPClassifier(model, clip.zeroshot_head(model, proc.tokenizer, CLASSES, ("a {}.",), "cpu"))
     batches = ImageBatches(open_images(str(stand_ins / "imagenet"), "train"), proc.image_processor, 8)
-    loss = clip.finetune_loss("bang", 4, 0.1, 0.2, torch.Generator().manual_seed(0))
+    loss = finetune_loss("bang", 4, 0.1, 0.2, torch.Generator().manual_seed(0))
     kw = dict(lr=1e-3, weight_decay=0.1, warmup=1, clip=1.0, seed=0, device="cpu", schedule=cosine_lr)
     ft = clip.finetune(zs, batches, loss, 2, **kw)
     before, after = zs.state_dict(), ft.state_dict()
     for part in ("vision.embeddings.patch_embedding.weight", "proj.weight", "head.weight", "head.bias"):
         assert not torch.equal(before[part], after[part]), part
-    again = clip.finetune(
-        zs, batches, clip.finetune_loss("bang", 4, 0.1, 0.2, torch.Generator().manual_seed(0)), 2, **kw
-    )
+    again = clip.finetune(zs, batches, finetune_loss("bang", 4, 0.1, 0.2, torch.Generator().manual_seed(0)), 2, **kw)
     assert all(torch.equal(after[k], again.state_dict()[k]) for k in after)  # seeded: deterministic
 
 

@@ -81,14 +81,14 @@ def test_continuous_maze_moves_rewards_and_features():
 @pytest.mark.slow  # 23 s CPU with a warm XLA cache, ≈ 95 s wall cold on 2 loaded cores (compiles of every program)
 def test_full_preset_runs_mountaincar_capped(tmp_path):
     from reprozoo.common.cli import main
-    from reprozoo.papers.bar_parl import claims, experiment
+    from reprozoo.papers.bar_parl import claims, experiment, report
 
     out = tmp_path / "run"
     argv = ["--preset", "full", "--envs", "gridworld", "mountaincar", "maze", "--seeds", "2", "--max-steps", "2"]
     argv += ["--mc-horizon", "40", "--mc-replay-buffer", "8", "--replay-buffer", "8", "--hess-mul", "1"]
     argv += ["--parl-reward-models", "tabular", "--out", str(out)]
     kw = dict(paper="bar_parl", config_cls=experiment.Config, presets=experiment.PRESETS, run=experiment.run)
-    kw["figure"] = experiment.figure
+    kw["figure"] = report.figure
     assert main(argv=argv, claims=claims.check, results=tmp_path / "results", **kw) == 0
     rows = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     mc = [r for r in rows if r.get("env") == "mountaincar" and r["metric"] == "return"]

@@ -17,20 +17,13 @@ from reprozoo.common.results import record, resolve_verdicts
 from reprozoo.common.reward import RewardModel
 from reprozoo.common.reward import aggregate as common_aggregate
 from reprozoo.common.worlds.gao import fit_gao, gao_form
+from reprozoo.common.worlds.preference import self_minus_others
 from reprozoo.papers.ensembles import claims
-from reprozoo.papers.ensembles.experiment import (
-    PRESETS,
-    all_member_configs,
-    copied_single_rows,
-    grid,
-    member_config,
-    ppo_jobs,
-    ppo_runs,
-    self_minus_others,
-    summary_rows,
-    window,
-)
+from reprozoo.papers.ensembles.experiment import PRESETS
+from reprozoo.papers.ensembles.members import all_member_configs, grid, member_config, window
 from reprozoo.papers.ensembles.method import AGGREGATIONS, Ensemble, aggregate, mean, mean_minus_std, median, uwo, wco
+from reprozoo.papers.ensembles.ppo import copied_single_rows, ppo_jobs, ppo_runs
+from reprozoo.papers.ensembles.report import summary_rows
 
 # k = 3 members (rows) × 2 samples (columns)
 R = torch.tensor([[1.0, 2.0], [3.0, 6.0], [5.0, 1.0]], dtype=torch.float64)

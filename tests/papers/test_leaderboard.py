@@ -14,22 +14,25 @@ from reprozoo.common.config import ConfigError
 from reprozoo.common.results import aggregate, record
 from reprozoo.common.reward import best_of_n
 from reprozoo.common.worlds.preference import build_world
-from reprozoo.papers.ensembles import experiment as ensembles
-from reprozoo.papers.leaderboard import claims, experiment, ranking
+from reprozoo.papers.ensembles import best_of_n as ensembles_bon
+from reprozoo.papers.ensembles import members as ensembles_members
+from reprozoo.papers.ensembles import ppo as ensembles_ppo
+from reprozoo.papers.leaderboard import budget, claims, experiment, families, ranking
 from reprozoo.papers.leaderboard.experiment import PRESETS
-from reprozoo.papers.par import experiment as par
+from reprozoo.papers.par import ppo as par_ppo
+from reprozoo.papers.par import reward_models as par_reward_models
 from reprozoo.papers.power_dl import experiment as power_dl
 from reprozoo.papers.power_dl.world import preference_data
 
 SUMMARY_KEYS = ["paper", "preset", "seeds", "config", "env", "wall_time_s", "methods", "claims"]
 ENTRY_POINTS = [
-    (ensembles, "bon_pool"),
-    (ensembles, "standardiser"),
-    (ensembles, "curve_rows"),
-    (ensembles, "ppo_rows"),
-    (par, "ppo_run"),
-    (par, "reward_model"),
-    (par, "prompts"),
+    (ensembles_bon, "bon_pool"),
+    (ensembles_members, "standardiser"),
+    (ensembles_bon, "curve_rows"),
+    (ensembles_ppo, "ppo_rows"),
+    (par_ppo, "ppo_run"),
+    (par_reward_models, "reward_model"),
+    (par_ppo, "prompts"),
     (power_dl, "world_rows"),
 ]
 
@@ -66,7 +69,7 @@ def test_every_family_goes_through_its_papers_entry_points(monkeypatch):
 
 def test_one_budget_and_one_data_set_for_every_paper():
     cfg = PRESETS["quick"]
-    p, e, d = experiment.par_config(cfg), experiment.ensembles_config(cfg), experiment.power_dl_config(cfg)
+    p, e, d = budget.par_config(cfg), budget.ensembles_config(cfg), budget.power_dl_config(cfg)
     assert p.iterations == e.ppo_steps == cfg.iterations == 100  # PAR's quick budget
     assert p.kl_coef == e.ppo_kl_small == cfg.kl_coef
     for field in ("ppo_batch", "ppo_lr", "ppo_epochs", "ppo_minibatch"):
@@ -76,7 +79,7 @@ def test_one_budget_and_one_data_set_for_every_paper():
     assert d.world_pairs == cfg.proxy.n_pairs and d.label_noises == [cfg.proxy.label_noise]
     # member 0 of every seed's ensemble is PAR's proxy; all members share its pairs
     for seed in cfg.seed_list():
-        pcs = experiment.member_configs(cfg, seed)
+        pcs = budget.member_configs(cfg, seed)
         assert pcs[0] == dataclasses.replace(cfg.proxy, seed=seed, data_seed=seed)
         assert {pc.data_seed for pc in pcs} == {seed} and len({pc.seed for pc in pcs}) == cfg.members
 
@@ -85,7 +88,7 @@ def test_offline_methods_train_on_the_proxys_pairs():
     cfg = PRESETS["smoke"]
     world = build_world(cfg.world)
     pairs = world.comparisons(cfg.proxy.n_pairs, label_noise=cfg.proxy.label_noise, seed=0)
-    data = preference_data(world, experiment.power_dl_config(cfg).world_pairs, cfg.proxy.label_noise, 0)
+    data = preference_data(world, budget.power_dl_config(cfg).world_pairs, cfg.proxy.label_noise, 0)
     chosen = torch.where(pairs.labels.bool()[:, None], pairs.ids_a, pairs.ids_b)
     assert torch.equal(data["prompts"], chosen[:, : world.prompt_width])
     assert torch.equal(data["y_w"], chosen[:, world.prompt_width :])
@@ -144,11 +147,11 @@ def test_scalars_hand_computed():
 
 def test_win_probability_and_best_of_n_win_rate():
     gold = torch.tensor([[0.0, 1.0, 1.0, 3.0]])
-    w = experiment.win_probability(gold)
+    w = families.win_probability(gold)
     torch.testing.assert_close(w, torch.tensor([[0.125, 0.5, 0.5, 0.875]], dtype=torch.float64))
     score = torch.randn(5, 64, generator=torch.Generator().manual_seed(0))
     gold = torch.randn(5, 64, generator=torch.Generator().manual_seed(1))
-    w = experiment.win_probability(gold)
+    w = families.win_probability(gold)
     assert float(best_of_n(score, w, 1).mean()) == pytest.approx(0.5)  # n = 1 is π_SFT: a fair coin
     assert float(best_of_n(gold, w, 64).mean()) == pytest.approx(1 - 0.5 / 64)  # the best sample beats all but itself
 
@@ -161,7 +164,7 @@ def test_paper_records_map_onto_one_curve_schema():
         record("vanilla", 0, "rl_reward", 9.0, step=5),
         record("vanilla", 0, "gold_final", 0.4),
     ]
-    out = experiment.from_par(par_rows, "vanilla", 0, mu=1.0, sd=2.0)
+    out = families.from_par(par_rows, "vanilla", 0, mu=1.0, sd=2.0)
     assert {(r["method"], r["metric"], r["value"], r["step"]) for r in out} == {
         ("ppo_vanilla", "winrate", 0.5, 0),
         ("ppo_vanilla", "proxy_z", 1.0, 5),
@@ -172,14 +175,14 @@ def test_paper_records_map_onto_one_curve_schema():
         record("ppo_wco", 0, "member_std", 0.3, setting="control", beta=0.005, step=3),
         record("ppo_wco", 0, "kl", 1.0, setting="control", beta=0.005, step=3),
     ]
-    out = experiment.from_ensembles(ens_rows, "wco", 0)
+    out = families.from_ensembles(ens_rows, "wco", 0)
     assert [(r["method"], r["metric"]) for r in out] == [("ppo_ens_wco", "kl")]  # an aggregate is not the proxy
     pdl_rows = [
         record("dpo", 0, "win_rate", 0.6, part="world", noise=0.0, step=50, epoch=1.0),
         record("dpo", 0, "label_clean", 1.0, part="world", noise=0.0, step=50, epoch=1.0),
         record("dpo", 0, "gold_peak", 1.0, part="world_summary", noise=0.0),
     ]
-    out = experiment.from_power_dl(pdl_rows, "dpo", 0)
+    out = families.from_power_dl(pdl_rows, "dpo", 0)
     assert [(r["method"], r["metric"], r["step"]) for r in out] == [("dpo", "winrate", 50)]
 
 

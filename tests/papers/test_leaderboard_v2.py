@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reprozoo.common.results import record
-from reprozoo.papers.leaderboard.experiment import from_ensembles
+from reprozoo.papers.leaderboard.families import from_ensembles
 
 
 def test_ensemble_ppo_rows_report_member0_as_the_single_proxy():

@@ -8,7 +8,8 @@ import torch
 
 from reprozoo.common.worlds import reasoning as rw
 from reprozoo.papers.rebalance.baselines import controller_for
-from reprozoo.papers.rebalance.experiment import PRESETS, calibrate, vector_positions
+from reprozoo.papers.rebalance.calibration import calibrate, vector_positions
+from reprozoo.papers.rebalance.experiment import PRESETS
 from reprozoo.papers.rebalance.method import (
     Control,
     Controller,
@@ -344,7 +345,7 @@ def test_dev_seed_layer_choice_and_first_n_vector_responses(monkeypatch):
     """The layer is the argmax of the dev seeds' mean R² (one per readout); S uses the first n_vector responses."""
     import dataclasses
 
-    from reprozoo.papers.rebalance import experiment as E
+    from reprozoo.papers.rebalance import calibration as C
 
     r2_by_seed = {1000: {0: 0.1, 1: 0.70, 2: 0.72}, 1001: {0: 0.1, 1: 0.80, 2: 0.71}}
     calls = []
@@ -353,10 +354,10 @@ def test_dev_seed_layer_choice_and_first_n_vector_responses(monkeypatch):
         calls.append(seed)
         return {r: SimpleNamespace(r2=r2_by_seed[seed]) for r in cfg.readouts}
 
-    monkeypatch.setattr(E, "calibrate", fake_calibrate)
-    cfg = dataclasses.replace(E.PRESETS["quick"], layer_seeds=2)
-    layers, rows = E.dev_layers(None, "v3", cfg)
+    monkeypatch.setattr(C, "calibrate", fake_calibrate)
+    cfg = dataclasses.replace(PRESETS["quick"], layer_seeds=2)
+    layers, rows = C.dev_layers(None, "v3", cfg)
     assert calls == [1000, 1001] and layers == dict.fromkeys(cfg.readouts, 1)  # mean R²: 0.75 vs 0.715
     assert {r["method"] for r in rows} == {"layer_choice"}
-    assert E.dev_layers(None, "v3", dataclasses.replace(cfg, layer_seeds=0)) == (None, [])
-    assert E.PRESETS["quick"].n_vector == 100 and E.PRESETS["quick"].worlds == ["v3.1", "v3.1-control"]
+    assert C.dev_layers(None, "v3", dataclasses.replace(cfg, layer_seeds=0)) == (None, [])
+    assert PRESETS["quick"].n_vector == 100 and PRESETS["quick"].worlds == ["v3.1", "v3.1-control"]

@@ -71,29 +71,30 @@ def test_smoke_interrupted_then_resumed_writes_identical_records(tmp_path, monke
 
 
 def test_traac_training_resumes_mid_unit_with_identical_policy_and_curves(tmp_path, monkeypatch):
-    from reprozoo.common.worlds.reasoning import build_world
-    from reprozoo.papers.traac import experiment
+    from reprozoo.common.worlds.reasoning import build_world, world_config
+    from reprozoo.papers.traac import experiment, training
+    from reprozoo.papers.traac.baselines import VARIANTS
 
     cfg = dataclasses.replace(experiment.PRESETS["smoke"], iterations=3)
-    world = build_world(experiment.world_config(cfg.world))
-    variant = experiment.VARIANTS["traac"]
-    policy, curves = experiment.train(world, variant, cfg, 0, "traac")
+    world = build_world(world_config(cfg.world))
+    variant = VARIANTS["traac"]
+    policy, curves = training.train(world, variant, cfg, 0, "traac")
     folder = tmp_path / "checkpoints"
-    collect = experiment.collect
+    collect = training.collect
 
     def stop_at_step_2(world, policy, scorer, variant, cfg, seed, it):
         if it == 2:
             raise KeyboardInterrupt
         return collect(world, policy, scorer, variant, cfg, seed, it)
 
-    monkeypatch.setattr(experiment, "collect", stop_at_step_2)
+    monkeypatch.setattr(training, "collect", stop_at_step_2)
     with checkpoint.active(Checkpoints(folder, every=1)), pytest.raises(KeyboardInterrupt):
-        experiment.train(world, variant, cfg, 0, "traac")
-    monkeypatch.setattr(experiment, "collect", collect)
+        training.train(world, variant, cfg, 0, "traac")
+    monkeypatch.setattr(training, "collect", collect)
     steps = []
-    monkeypatch.setattr(experiment, "collect", lambda *a: steps.append(a[-1]) or collect(*a))
+    monkeypatch.setattr(training, "collect", lambda *a: steps.append(a[-1]) or collect(*a))
     with checkpoint.active(Checkpoints(folder, resume=True, every=1)):
-        resumed, resumed_curves = experiment.train(world, variant, cfg, 0, "traac")
+        resumed, resumed_curves = training.train(world, variant, cfg, 0, "traac")
     assert steps == [2]  # steps 0 and 1 came from the checkpoint
     assert resumed_curves == curves
     for a, b in zip(policy.state_dict().values(), resumed.state_dict().values(), strict=True):

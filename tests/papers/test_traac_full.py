@@ -54,8 +54,8 @@ def world_tokenizer(world):
 
 
 def test_one_trl_update_matches_the_own_loop_on_the_reasoning_world(tmp_path):
-    """One TRAAC step on the smoke reasoning world: the project's GRPO loop (experiment.train, 1 iteration, 1
-    minibatch) against TRL's GRPOTrainer fed the same rollouts (compressed and pooled by experiment.collect) and
+    """One TRAAC step on the smoke reasoning world: the project's GRPO loop (training.train, 1 iteration, 1
+    minibatch) against TRL's GRPOTrainer fed the same rollouts (compressed and pooled by training.collect) and
     rewards. Same loss (clip 0.2 / 0.28, token mean, k3 KL β, ratio 1 at the first step), same Adam (AdamW with
     weight decay 0), same gradient clip. Known difference: TRL's advantage divides by std + 1e-4, the own loop by
     std + 1e-6; Adam's first step is lr · g / (|g| + 1e-8) ≈ ±lr, so weights whose gradient is ~0 can take opposite
@@ -68,17 +68,18 @@ def test_one_trl_update_matches_the_own_loop_on_the_reasoning_world(tmp_path):
 
     from reprozoo.common.policy import response_mask
     from reprozoo.common.worlds.reasoning import build_world, world_config
-    from reprozoo.papers.traac import experiment as E
     from reprozoo.papers.traac import method as M
+    from reprozoo.papers.traac import training as T
     from reprozoo.papers.traac.baselines import VARIANTS
+    from reprozoo.papers.traac.experiment import PRESETS
 
     world = build_world(world_config("smoke"))
-    cfg = dataclasses.replace(E.PRESETS["smoke"], iterations=1, minibatches=1, lr=1e-3)
+    cfg = dataclasses.replace(PRESETS["smoke"], iterations=1, minibatches=1, lr=1e-3)
     variant = VARIANTS["traac"]
-    own, _ = E.train(world, variant, cfg, 0, "traac")
+    own, _ = T.train(world, variant, cfg, 0, "traac")
 
-    batch = E.collect(world, copy.deepcopy(world.model).eval(), world.model, variant, cfg, 0, 0)
-    rewards = E.rewards(batch, variant, M.LengthHistory(cfg.history_batches), world).tolist()
+    batch = T.collect(world, copy.deepcopy(world.model).eval(), world.model, variant, cfg, 0, 0)
+    rewards = T.rewards(batch, variant, M.LengthHistory(cfg.history_batches), world).tolist()
     prompts, mask = world.prompts(batch.problems)
     keep = response_mask(batch.responses, world.v.eos).bool()
     prompt_ids = [p[m.bool()].tolist() for p, m in zip(prompts, mask, strict=True)]

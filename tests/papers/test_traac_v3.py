@@ -11,8 +11,10 @@ import torch
 from reprozoo.common.worlds.reasoning import ReasoningWorld, new_model, world_config
 from reprozoo.papers.traac import method as M
 from reprozoo.papers.traac.baselines import VARIANTS
-from reprozoo.papers.traac.compression import importances
-from reprozoo.papers.traac.experiment import PRESETS, Batch, format_flags, rewards, runaway_stats
+from reprozoo.papers.traac.compression import format_flags, importances
+from reprozoo.papers.traac.evaluation import runaway_stats
+from reprozoo.papers.traac.experiment import PRESETS
+from reprozoo.papers.traac.training import Batch, rewards
 
 CFG = world_config("v3-smoke")
 V = CFG.vocab
