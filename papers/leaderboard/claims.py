@@ -1,5 +1,5 @@
-"""What the leaderboard checks — claims v2 (README "Pre-registration v2"; the committed quick results are still v1
-and will be decided by issue 31's run on preference world v2). A leaderboard makes no claim of its own about which
+"""What the leaderboard checks — claims v2 (README "Pre-registration v2"; decided on preference world v2.1, re-run
+unchanged on v2.2). A leaderboard makes no claim of its own about which
 method wins (its ranking is a table, stated with paired CIs); it checks that its premise holds on this budget, that
 the premise's control behaves as predicted, and that its evaluators agree on the origin:
 

@@ -183,7 +183,7 @@ PRESETS = {
         offline_batch=16,
         offline_eval_every=2,
     ),
-    # PAR's quick PPO budget (100 iterations × 64): on world v2 vanilla PPO is still rising at 60 iterations (PAR's
+    # PAR's quick PPO budget (100 iterations × 64): on world v2.1 vanilla PPO was still rising at 60 iterations (PAR's
     # development-seed pilot); 3 seeds fit 15 min, vanilla gets 7 more for the premise (README, seeds rule)
     "quick": Config(preset="quick", seeds=3, premise_seeds=7, offline_steps=200, offline_eval_every=25),
     "full": Config(
