@@ -95,7 +95,7 @@ class WorldConfig:
     seed: int = 0
     """World seed (generator, policy init, gold teacher)."""
     quirk_cost: float = 0.0
-    """κ (v2, channel ii): gold R* −= κ · Σ_{t∈Q} (n_t(y) − 1)₊ over the tokens Q = `quirk_tokens` (a labeller
+    """κ (v2, channel ii): gold R* −= κ · Σ_{t∈Q} (n_t(y) − 1)₊^q over the tokens Q = `quirk_tokens` (a labeller
     quirk on one of them pays its labeller linearly and costs gold when overused; 0: v1)."""
     quirk_cost_power: float = 1.0
     """q (v2.2): the quirk cost is κ · Σ_{t∈Q} (n_t(y) − 1)₊^q; 1: linear (v2), < 1: concave — gold falls about in
@@ -148,7 +148,7 @@ class WorldConfig:
             )
 
 
-V2_FIELDS = ("quirk_cost", "quirk_tokens", "proxy_bias_token", "proxy_bias_gain")
+V2_FIELDS = ("quirk_cost", "quirk_cost_power", "quirk_tokens", "proxy_bias_token", "proxy_bias_gain")
 UNCACHED_FIELDS = ("proxy_bias_token", "proxy_bias_gain")
 
 
@@ -157,7 +157,7 @@ def world_key(cfg: WorldConfig) -> str:
     on them), without the quirk-cost fields while κ = 0 (so every v1 world keeps its key) and without q while it is 1
     (so every v2 world keeps its key)."""
     drop = set(UNCACHED_FIELDS) | (set(V2_FIELDS) if cfg.quirk_cost == 0 else set())
-    drop |= {"quirk_cost_power"} if cfg.quirk_cost == 0 or cfg.quirk_cost_power == 1 else set()
+    drop |= {"quirk_cost_power"} if cfg.quirk_cost_power == 1 else set()
     fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in drop}
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -312,8 +312,7 @@ class GoldReward(nn.Module):
         y, m = ids[:, cfg.prompt_len + 1 :], mask[:, cfg.prompt_len + 1 :].bool()
         for t in cfg.quirk_tokens:
             n_t = ((y == t) & m).sum(-1).float()
-            excess = (n_t - 1).clamp_min(0)
-            out = out + (excess if cfg.quirk_cost_power == 1 else excess**cfg.quirk_cost_power)
+            out = out + (n_t - 1).clamp_min(0) ** cfg.quirk_cost_power
         return cfg.quirk_cost * out
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
