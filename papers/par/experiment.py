@@ -28,7 +28,7 @@ from reprozoo.common.hf import HubConfig
 from reprozoo.common.worlds.preference import SMOKE_WORLD_V2, WORLD_V2, ProxyConfig, WorldConfig, build_world
 from reprozoo.common.worlds.preference_ppo import PromptSetPPO
 from reprozoo.papers.par.ppo import ppo_run, prompts
-from reprozoo.papers.par.reward_models import reward_model
+from reprozoo.papers.par.reward_models import WARM_MEMBERS, reward_model
 from reprozoo.papers.par.variants import ABLATIONS, CONTROLS, METHODS, VARIANTS
 
 PAPER = "par"
@@ -56,7 +56,7 @@ class Config(PromptSetPPO, HubConfig):
     len_penalty: float = 0.01
     """Per-token length penalty (official 0.01)."""
     warm_k: int = 5
-    """WARM: reward models averaged (official 5)."""
+    """WARM: reward models averaged, the first K of the official members M1-M5 (official 5; at most 5)."""
     reg_coef: float = 0.005
     """Reg: coefficient of r⁺² + r⁻² (official `reward_reg_val` = 0.005)."""
     beat_prompts: int = 256
@@ -92,6 +92,7 @@ class Config(PromptSetPPO, HubConfig):
         ensure(len(self.runs) > 0, "runs", "must not be empty")
         ensure(self.len_penalty >= 0, "len_penalty", f"must be >= 0, got {self.len_penalty}")
         ensure(self.reg_coef >= 0, "reg_coef", f"must be >= 0, got {self.reg_coef}")
+        ensure(self.warm_k <= len(WARM_MEMBERS), "warm_k", f"must be <= {len(WARM_MEMBERS)} (the official members)")
         ensure(self.beat_prompts <= self.train_prompts, "beat_prompts", "must be <= train_prompts")
         ensure(
             self.final_evals <= self.iterations // self.eval_every, "final_evals", "exceeds the number of evaluations"
