@@ -29,7 +29,7 @@ DEV_SEED = 1000  # development seeds of the layer choice
 class Calibration:
     layer: int
     r2: dict[int, float]
-    vector: torch.Tensor
+    vector: torch.Tensor | None  # None: no positive or no negative step in the first n_vector responses
     control: Control
     n_pos: int
     n_neg: int
@@ -43,7 +43,9 @@ def calibrate(world: ReasoningWorld, cfg, seed: int, layers: dict[str, int] | No
     separator; the vector of step j is the hidden state at its first token, i.e. the token after the previous
     separator, labelled by step j itself (official `expected_offset = 1`; step 0 has no vector), or at that separator
     (`readout="separator"`); layers 0..n (0 = embeddings, n = final post-norm), the layer `layers[readout]` if given,
-    else the ridge search's; prototypes from the first `n_vector` responses. One `Calibration` per readout."""
+    else the ridge search's; prototypes from the first `n_vector` responses. One `Calibration` per readout; its
+    `vector` is None when those responses hold no positive or no negative step (S = μ_pos − μ_neg is undefined:
+    a control world whose flat rates leave no confident plain step, premise 0d; `n_pos` / `n_neg` say which)."""
     v, P = world.v, world.cfg.max_prompt_len
     problems = world.problems(cfg.n_calib, cfg.ks, seed=10_000 + seed)
     ids, mask = world.prompts(problems)
@@ -87,14 +89,19 @@ def calibrate(world: ReasoningWorld, cfg, seed: int, layers: dict[str, int] | No
         )
         layer = layer if layers is None else layers[readout]
         head = torch.as_tensor(rows[first] < cfg.n_vector)  # steps of the first n_vector responses
-        mu_pos, mu_neg = prototypes(torch.as_tensor(h_by_layer[layer])[head], labels[head.numpy()])
+        head_labels = labels[head.numpy()]
+        n_pos, n_neg = int((head_labels == 1).sum()), int((head_labels == -1).sum())
+        vector = None
+        if n_pos and n_neg:
+            mu_pos, mu_neg = prototypes(torch.as_tensor(h_by_layer[layer])[head], head_labels)
+            vector = steering_vector(mu_pos, mu_neg).float()
         out[readout] = Calibration(
             layer=layer,
             r2=r2,
-            vector=steering_vector(mu_pos, mu_neg).float(),
+            vector=vector,
             control=control,
-            n_pos=int((labels[head.numpy()] == 1).sum()),
-            n_neg=int((labels[head.numpy()] == -1).sum()),
+            n_pos=n_pos,
+            n_neg=n_neg,
             n_lexicon=int(lexicon.sum()),
             n_steps=len(steps),
         )

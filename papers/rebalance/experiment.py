@@ -12,6 +12,7 @@ responses the prototypes and S (official `--max_files 100`). Then every method a
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -175,7 +176,9 @@ def run_world(world: ReasoningWorld, name: str, cfg: Config) -> list[dict]:
 
 
 def seed_rows(world: ReasoningWorld, name: str, cfg: Config, seed: int, layers: dict[str, int] | None = None):
-    """Calibration, then every method (and the static λ sweep at seed 0) on one seed's evaluation problems."""
+    """Calibration, then every method (and the static λ sweep at seed 0) on one seed's evaluation problems. Without
+    a steering vector (no negative or no positive calibration step) a control world runs the base model only, and
+    premise 0d reports it (claim 4 UNTESTED); a premise world stops with an error."""
     rows: list[dict] = []
     w = {"world": name}
     cals = calibrate(world, cfg, seed, layers)
@@ -183,8 +186,20 @@ def seed_rows(world: ReasoningWorld, name: str, cfg: Config, seed: int, layers: 
         r = {"readout": readout, **w}
         rows.append(record("calibration", seed, "layer", cal.layer, **r))
         rows += [record("calibration", seed, "ridge_r2", x, layer=ell, **r) for ell, x in cal.r2.items()]
-        rows.append(record("calibration", seed, "steer_norm", float(cal.vector.norm()), **r))
+        norm = float("nan") if cal.vector is None else float(cal.vector.norm())
+        rows.append(record("calibration", seed, "steer_norm", norm, **r))
     cal = cals[cfg.readouts[0]]
+    steerable = cal.vector is not None  # the labels, hence the classes, are the same for every readout
+    if not steerable:
+        what = (
+            f"ReBalance: {name} world, seed {seed}: the first {cfg.n_vector} calibration responses hold {cal.n_pos} "
+            f"positive and {cal.n_neg} negative steps; the steering vector S = μ_pos − μ_neg needs both"
+        )
+        if world.cfg.premise:
+            raise ValueError(f"{what}, so no steered method can run in this premise world")
+        warnings.warn(
+            f"{what}: only the base model runs on this seed (premise 0d FAILs, claim 4 UNTESTED)", stacklevel=2
+        )
     for q in ("q25c", "q75c", "q25v", "q75v", "g_m"):
         rows.append(record("calibration", seed, q, getattr(cal.control, q), **w))
     for q in ("n_pos", "n_neg", "n_lexicon", "n_steps"):
@@ -192,7 +207,7 @@ def seed_rows(world: ReasoningWorld, name: str, cfg: Config, seed: int, layers: 
     problems = [p for k in cfg.ks for p in world.problems(cfg.n_per_k, k, seed=20_000 + 97 * seed + k)]
     for i, (readout, cal) in enumerate(cals.items()):
         suffix = "" if i == 0 else f"@{readout}"
-        for method in cfg.methods if i == 0 else [m for m in cfg.methods if m != "base"]:
+        for method in [m for m in cfg.methods if (m == "base" and i == 0) or (m != "base" and steerable)]:
             tokens, maxprob, ctrls = steered_rollout(world, problems, method, cal, cfg, seed)
             rows += score(method + suffix, seed, problems, tokens, world, w)
             if method == "base":  # ReBalance's premises: does the step confidence announce the coming decision?
@@ -203,7 +218,7 @@ def seed_rows(world: ReasoningWorld, name: str, cfg: Config, seed: int, layers: 
                 rows += [record(method + suffix, seed, m, x, **w) for m, x in stats.items()]
             if method == "rebalance" and seed == 0:
                 rows += lambda_traces(ctrls[0], problems, cfg, w | {"readout": readout})
-        for lam in cfg.lambda_sweep if seed == 0 else []:
+        for lam in cfg.lambda_sweep if seed == 0 and steerable else []:
             sweep = dataclasses.replace(cfg, static_lambda=lam)
             tokens, _, _ = steered_rollout(world, problems, "static", cal, sweep, seed)
             scored = score("static_sweep" + suffix, seed, problems, tokens, world, w)

@@ -22,6 +22,8 @@ def figure(rows: list[dict], cfg: Config, path: Path) -> None:
     fig, ax = plt.subplots(len(cfg.worlds), 3, figsize=(15, 4 * len(cfg.worlds)), squeeze=False)
     for row, name in zip(ax, cfg.worlds, strict=True):
         for m in methods:
+            if not overall(rows, m, "accuracy", name).size:  # not run here: a calibration without steering vector
+                continue
             acc, acc_ci = mean_ci95(overall(rows, m, "accuracy", name))
             ln, ln_ci = mean_ci95(overall(rows, m, "think_len", name))
             row[0].errorbar(ln, acc, xerr=ln_ci, yerr=acc_ci, fmt="o", capsize=3, label=m)
