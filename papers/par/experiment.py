@@ -69,10 +69,20 @@ class Config(PromptSetPPO, HubConfig):
     see it, and of the shapings only the uncentred σ(r) does (claim 5). The paper's proxy sits at 3.5 under π_SFT."""
     final_evals: int = 2
     """'Final' values average the last this-many evaluation windows."""
+    few_seed_runs: list[str] = field(default_factory=list)
+    """Runs of `runs` that run only on the first `few_seeds` seeds (controls whose seed-to-seed spread is small; claim
+    4's M = 1, underpowered at any affordable seed count); paired claims read the seeds both runs have."""
+    few_seeds: int = 3
+    """Seeds of the `few_seed_runs`."""
 
     def premise_seed_list(self) -> list[int]:
         """The seeds on which only `vanilla` runs (premise 1), after `seed_list()`."""
         return super().premise_seed_list() if "vanilla" in self.runs else []
+
+    def run_seeds(self, name: str) -> list[int]:
+        """The seeds run `name` runs on (`vanilla` also on `premise_seed_list()`)."""
+        seeds = self.seed_list()[: self.few_seeds] if name in self.few_seed_runs else self.seed_list()
+        return seeds + (self.premise_seed_list() if name == "vanilla" else [])
 
     def validate(self) -> None:
         super().validate()
@@ -90,6 +100,10 @@ class Config(PromptSetPPO, HubConfig):
         ctrl = [r for r in self.runs if VARIANTS[r].world == "control"]
         ensure(not ctrl or self.control_world is not None, "runs", f"{ctrl} need a control_world")
         ensure(len(self.runs) > 0, "runs", "must not be empty")
+        few = [r for r in self.few_seed_runs if r not in VARIANTS]
+        ensure(not few, "few_seed_runs", f"unknown runs {few}; choose from {sorted(VARIANTS)}")
+        ok = not self.few_seed_runs or 1 <= self.few_seeds <= self.seeds
+        ensure(ok, "few_seeds", f"must be in 1..seeds with few_seed_runs, got {self.few_seeds}")
         ensure(self.len_penalty >= 0, "len_penalty", f"must be >= 0, got {self.len_penalty}")
         ensure(self.reg_coef >= 0, "reg_coef", f"must be >= 0, got {self.reg_coef}")
         ensure(self.warm_k <= len(WARM_MEMBERS), "warm_k", f"must be <= {len(WARM_MEMBERS)} (the official members)")
@@ -130,16 +144,21 @@ PRESETS = {
     # Issue 31: world v2 (common/worlds/README_preference.md, "API for papers"): channel (iii), the proxy bias that
     # keeps paying past the SFT references, is PAR's regime; the regime controls run the same world with it off.
     # The proxy sits at the paper's 3.5 under π_SFT (claim 5's premise); ablations M = 3, k = 2, 3 via --runs.
-    # Pre-registration v3 (README): fresh evaluation seeds 3-5 for every run (seeds 0-2 decided the first v2 run),
-    # Vanilla also on seeds 6-12 (premise 1: 10 seeds, the power rule on the dev-seed pilot).
+    # Pre-registration v4 (README; power from the v2.2 run's paired SDs): fresh evaluation seeds 13-18 for the runs
+    # claims 2, 3 and 5 compare (6 paired seeds), Vanilla also on 19-22 (premise 1: 10 seeds); the controls and
+    # claim 4's M = 1 on seeds 13-15 only; 128 evaluation prompts. Claim 3's other rivals (WARM, ODIN, Minmax) are the
+    # secondary setting `--runs par warm odin minmax --out runs/par/quick_rivals` (README).
     "quick": Config(
         preset="quick",
-        seeds=3,
-        first_seed=3,
-        premise_seeds=7,
+        seeds=6,
+        first_seed=13,
+        premise_seeds=4,
         world=WORLD_V2,
         control_world=dataclasses.replace(WORLD_V2, proxy_bias_gain=0.0),
-        runs=[*METHODS, "par_m1", "sigmoid", *CONTROLS, "vanilla_ctrl"],
+        runs=["vanilla", "meanstd", "clip", "reg", "lsc", "par", "sigmoid", "par_m1", *CONTROLS, "vanilla_ctrl"],
+        few_seed_runs=["par_m1", *CONTROLS, "vanilla_ctrl"],
+        few_seeds=3,
+        eval_prompts=128,
         proxy_offset=3.5,
     ),
     # World v1 and claims' runs of the results committed before issue 31 (845ed0f).
@@ -180,17 +199,17 @@ def run(cfg: Config) -> list[dict]:
     import multiprocessing as mp
 
     torch.set_num_threads(cfg.threads)
-    seeds, extra = cfg.seed_list(), cfg.premise_seed_list()
     for wc in dict.fromkeys(world_of(cfg, r) for r in cfg.runs):
         build_world(wc, verbose=True)  # once, here; the seeds' proxies and RMs are trained by the workers
-    jobs = [(name, seed) for name in cfg.runs for seed in seeds] + [("vanilla", seed) for seed in extra]
+    jobs = [(name, seed) for name in cfg.runs for seed in cfg.run_seeds(name)]
     keys = [("ppo", name, seed) for name, seed in jobs]  # checkpointed units (--resume)
     rows: list[dict] = []
     # workers = 1 runs the same jobs here, one by one (a fresh world per PPO run either way: records do not depend
     # on --workers)
     pool = cf.ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) if cfg.workers > 1 else None
     with pool or contextlib.nullcontext():
-        prep = [(seed, list(cfg.runs)) for seed in seeds] + [(seed, ["vanilla"]) for seed in extra]
+        seeds = dict.fromkeys(seed for _, seed in jobs)
+        prep = [(seed, [name for name, s in jobs if s == seed]) for seed in seeds]
         list((pool.map if pool else map)(_prepare_job, [cfg] * len(prep), *zip(*prep, strict=True)))
         results = checkpoint.map_units(_ppo_job, [(cfg, name, seed) for name, seed in jobs], keys, pool)
         for (name, seed), res in zip(jobs, results, strict=True):

@@ -22,8 +22,9 @@ def test_premise_seeds_run_only_vanilla_after_the_paired_seeds():
     cfg.validate()
     assert cfg.seed_list() == [3, 4, 5] and cfg.premise_seed_list() == [6, 7, 8, 9]
     assert Config(preset="quick", runs=["par"], premise_seeds=4).premise_seed_list() == []  # no Vanilla, no seeds
-    quick = PRESETS["quick"]  # pre-registration v3: fresh seeds 3-5 for every run, Vanilla on 10 seeds
-    assert quick.seed_list() == [3, 4, 5] and quick.premise_seed_list() == list(range(6, 13))
+    quick = PRESETS["quick"]  # pre-registration v4: fresh seeds 13-18 for the compared runs, Vanilla on 10 seeds
+    assert quick.seed_list() == list(range(13, 19)) and quick.premise_seed_list() == list(range(19, 23))
+    assert quick.run_seeds("vanilla") == list(range(13, 23)) and quick.run_seeds("vanilla_gold") == [13, 14, 15]
     with pytest.raises(ValueError, match="premise-seeds"):
         Config(preset="quick", premise_seeds=-1).validate()
 
@@ -59,3 +60,19 @@ def test_pilot_table_lists_each_paired_test_with_its_seed_count():
     assert {"2 PAR − vanilla", "3 PAR − warm > −margin", "4 M=1 − M=10 within ±margin", "5 PAR − σ(r)"} <= set(tests)
     table = pilot_table(rows, PAR_CFG)
     assert table.count("\n") == 2 + len(tests) + 1 and "excess of vanilla" in table
+
+
+def test_few_seed_runs_run_on_the_first_seeds_and_pair_over_the_seeds_both_runs_have():
+    """A few-seed run (here M = 1) runs on the first `few_seeds` seeds; claim 4 pairs it with PAR over those seeds,
+    while claims 2 and 3 pair PAR with the full runs over every seed."""
+    cfg = Config(preset="quick", runs=PAR_CFG.runs, seeds=3, few_seed_runs=["par_m1", "vanilla_gold"], few_seeds=2)
+    cfg.validate()
+    assert cfg.run_seeds("par_m1") == [0, 1] and cfg.run_seeds("par") == [0, 1, 2]
+    rows = [r for r in _par_rows(HOLDS) if not (r["method"] in cfg.few_seed_runs and r["seed"] == 2)]
+    claims = {c.id: c for c in check(rows, cfg)}
+    assert claims["4-one-reference"].observed["n_seeds"] == 2 and claims["3-par-best"].observed["n_seeds"] == 3
+    assert claims["0-control-no-proxy-error"].observed["n_seeds"] == 2
+    with pytest.raises(ValueError, match="few-seeds"):
+        Config(preset="quick", seeds=3, few_seed_runs=["par_m1"], few_seeds=4).validate()
+    with pytest.raises(ValueError, match="few-seed-runs"):
+        Config(preset="quick", few_seed_runs=["nope"]).validate()
