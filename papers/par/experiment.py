@@ -144,15 +144,15 @@ PRESETS = {
     # Issue 31: world v2 (common/worlds/README_preference.md, "API for papers"): channel (iii), the proxy bias that
     # keeps paying past the SFT references, is PAR's regime; the regime controls run the same world with it off.
     # The proxy sits at the paper's 3.5 under π_SFT (claim 5's premise); ablations M = 3, k = 2, 3 via --runs.
-    # Pre-registration v4 (README; power from the v2.2 run's paired SDs): fresh evaluation seeds 13-18 for the runs
-    # claims 2, 3 and 5 compare (6 paired seeds), Vanilla also on 19-22 (premise 1: 10 seeds); the controls and
+    # Pre-registration v4 (README; power from the v2.2 run's paired SDs): fresh evaluation seeds 13-19 for the runs
+    # claims 2, 3 and 5 compare (7 paired seeds), Vanilla also on 20-22 (premise 1: 10 seeds); the controls and
     # claim 4's M = 1 on seeds 13-15 only; 128 evaluation prompts. Claim 3's other rivals (WARM, ODIN, Minmax) are the
     # secondary setting `--runs par warm odin minmax --out runs/par/quick_rivals` (README).
     "quick": Config(
         preset="quick",
-        seeds=6,
+        seeds=7,
         first_seed=13,
-        premise_seeds=4,
+        premise_seeds=3,
         world=WORLD_V2,
         control_world=dataclasses.replace(WORLD_V2, proxy_bias_gain=0.0),
         runs=["vanilla", "meanstd", "clip", "reg", "lsc", "par", "sigmoid", "par_m1", *CONTROLS, "vanilla_ctrl"],

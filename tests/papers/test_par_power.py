@@ -22,8 +22,8 @@ def test_premise_seeds_run_only_vanilla_after_the_paired_seeds():
     cfg.validate()
     assert cfg.seed_list() == [3, 4, 5] and cfg.premise_seed_list() == [6, 7, 8, 9]
     assert Config(preset="quick", runs=["par"], premise_seeds=4).premise_seed_list() == []  # no Vanilla, no seeds
-    quick = PRESETS["quick"]  # pre-registration v4: fresh seeds 13-18 for the compared runs, Vanilla on 10 seeds
-    assert quick.seed_list() == list(range(13, 19)) and quick.premise_seed_list() == list(range(19, 23))
+    quick = PRESETS["quick"]  # pre-registration v4: fresh seeds 13-19 for the compared runs, Vanilla on 10 seeds
+    assert quick.seed_list() == list(range(13, 20)) and quick.premise_seed_list() == list(range(20, 23))
     assert quick.run_seeds("vanilla") == list(range(13, 23)) and quick.run_seeds("vanilla_gold") == [13, 14, 15]
     with pytest.raises(ValueError, match="premise-seeds"):
         Config(preset="quick", premise_seeds=-1).validate()
