@@ -47,8 +47,11 @@ from reprozoo.papers.ensembles.method import Ensemble
 from reprozoo.papers.ensembles.ppo import PPO_METHODS, copied_single_rows, ppo_jobs, ppo_rows
 from reprozoo.papers.ensembles.report import summary_rows
 
-# World v2 with channel (iii) (the proxy bias, PAR's premise) off: this paper's shared error is channel (i).
-ENSEMBLES_WORLD = dataclasses.replace(WORLD_V2, proxy_bias_token=None, proxy_bias_gain=0.0)
+# World v2.2 with channel (iii) (the proxy bias, PAR's premise) off: this paper's shared error is channel (i). Its
+# member quirks (channel ii) cost gold linearly, κ = 1 per extra copy (world v2.2: 0.3 · (n − 1)^0.5), so that a
+# single member's best-of-n picks pay for its quirk (README, deviation 10: with v2.2's price they plateau).
+ENSEMBLES_QUIRK_COST = dict(proxy_bias_token=None, proxy_bias_gain=0.0, quirk_cost=1.0, quirk_cost_power=1.0)
+ENSEMBLES_WORLD = dataclasses.replace(WORLD_V2, **ENSEMBLES_QUIRK_COST)
 
 
 @dataclass
@@ -71,8 +74,9 @@ class Config(FreshPromptsPPO, HubConfig):
     """Member m's labeller quirk token is quirk_tokens[m mod len] (premise; the control shares the seed's first
     member's); content tokens, not features, at least `members` of them (v2: the world's Q, whose overuse costs
     gold)."""
-    quirk_gain: float = 1.5
-    """Premise setting: γ of the labeller quirk u = R* + γ · n_quirk(y)."""
+    quirk_gain: float = 2.5
+    """γ of every member's labeller quirk u = R* + γ · n_quirk(y) (deviation 10: 2.5, so that a second copy pays the
+    labeller more than its gold cost κ = 1; v2.2 runs: 1.5)."""
     bon_prompts: int = 64
     """Prompts of the best-of-n evaluation."""
     bon_samples: int = 512
@@ -150,7 +154,7 @@ PRESETS = {
         preset="smoke",
         seeds=1,
         workers=1,
-        world=dataclasses.replace(SMOKE_WORLD_V2, proxy_bias_token=None, proxy_bias_gain=0.0),
+        world=dataclasses.replace(SMOKE_WORLD_V2, **ENSEMBLES_QUIRK_COST),
         proxy=ProxyConfig(n_pairs=128, steps=10, pretrain_steps=5),
         members=3,
         sizes=[16],
