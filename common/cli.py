@@ -37,7 +37,15 @@ from reprozoo.common.checkpoint import Checkpoints, ResumeError, active, setup_o
 from reprozoo.common.config import C, ConfigError, parse
 from reprozoo.common.distributed import is_main_process, world_size
 from reprozoo.common.reproduce import print_comparison
-from reprozoo.common.results import Claim, exit_code, git_commit, print_claims, resolve_verdicts, write_run
+from reprozoo.common.results import (
+    Claim,
+    environment,
+    exit_code,
+    git_commit,
+    print_claims,
+    resolve_verdicts,
+    write_run,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -162,7 +170,7 @@ def main(
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     try:
-        start = time.perf_counter()
+        env, start = environment(), time.perf_counter()  # the commit that runs, not the one at the end
         with active(store):
             rows = run(cfg)
         wall = time.perf_counter() - start
@@ -182,6 +190,7 @@ def main(
             figure=fig,
             extra_table=table(rows, cfg) if table else "",
             reference=reference,
+            env=env,
         )
     except NotImplementedError as err:
         if not (ROOT / "ASSIGNMENT.md").is_file():

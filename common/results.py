@@ -373,9 +373,13 @@ def write_run(
     figure: Callable[[Path], None] | None = None,
     extra_table: str = "",
     reference: Path | None = None,
+    env: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Write records.jsonl, summary.json, table.md, figure.png and, when `reference` holds a committed
     summary.json, comparison.json (see common.reproduce); return (summary, comparison or None).
+
+    `env` is the run's `environment()` taken when it started (its commit is the code that ran, even when commits
+    land during a long run); None takes it now.
 
     All files are made in a staging folder inside `out` first and moved into place together at the end, so an
     error or an interrupt while they are made leaves `out` as it was. The reference is read before anything is
@@ -386,7 +390,7 @@ def write_run(
         "preset": preset,
         "seeds": list(seeds),
         "config": _jsonable(config),
-        "env": environment(),
+        "env": env if env is not None else environment(),
         "wall_time_s": round(float(wall_time_s), 1),
         "methods": _jsonable(methods),
         "claims": [c.as_dict() for c in claims],

@@ -296,3 +296,19 @@ def test_pilot_seeds_are_development_seeds_and_stay_out_of_the_config(workdir):
     with pytest.raises(SystemExit) as bad:
         toy(["--preset", "smoke", "--first-seed", "-1"], workdir / "results")
     assert bad.value.code == 2
+
+
+def test_summary_records_the_commit_the_run_started_at(workdir, monkeypatch):
+    """A commit landing during a long run does not relabel it: summary.json's env is taken before the run."""
+    import reprozoo.common.results as results_mod
+
+    commit = ["abc123"]
+    monkeypatch.setattr(results_mod, "git_commit", lambda root=None: commit[0])
+
+    def run(cfg):
+        commit[0] = "def456"  # somebody commits while the run computes
+        return [record("toy", s, "value", 1.0) for s in cfg.seed_list()]
+
+    assert toy(["--preset", "smoke"], workdir / "results", run=run) == 0
+    summary = json.loads((workdir / "runs/toy/smoke/summary.json").read_text())
+    assert summary["env"]["commit"] == "abc123"
