@@ -42,6 +42,16 @@ def step_positions(response: list[int], world: ReasoningWorld) -> list[list[int]
     return out
 
 
+def official_steps(response: list[int], world: ReasoningWorld) -> tuple[list[list[int]], int]:
+    """Positions of each step in the official scorer input THINK + thinking + END (THINK, position 0, joins step 0
+    and END the last step, as the official splitter leaves them), and END's position."""
+    end = response.index(world.v.end) + 1
+    steps = [[t + 1 for t in s] for s in step_positions(response, world)]
+    steps[0] = [0] + steps[0]
+    steps[-1] = steps[-1] + [end]
+    return steps, end
+
+
 SCORER_INPUTS = ("official", "project")
 
 
@@ -94,11 +104,8 @@ def importances(
         steps = step_positions(resp, world)
         if kind == "attention":
             chosen = attentions if layers is None else [attentions[layer] for layer in layers]
-            if official:  # sequence THINK + thinking + END: THINK joins step 0, END the last step
-                end = resp.index(world.v.end) + 1
-                steps = [[t + 1 for t in s] for s in steps]
-                steps[0] = [0] + steps[0]
-                steps[-1] = steps[-1] + [end]
+            if official:  # sequence THINK + thinking + END
+                steps, end = official_steps(resp, world)
                 scores = M.trigger_attention([a[b] for a in chosen], query=end)
             else:
                 end = P + resp.index(world.v.end)

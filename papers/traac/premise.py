@@ -26,11 +26,20 @@ from scipy.stats import mannwhitneyu
 from reprozoo.common.results import record
 from reprozoo.common.worlds.reasoning import ReasoningWorld, roles, sample_trace, segments, verify
 from reprozoo.papers.traac import method as M
-from reprozoo.papers.traac.compression import SCORER_INPUTS, format_flags, importances, regenerate_answers
+from reprozoo.papers.traac.compression import (
+    SCORER_INPUTS,
+    format_flags,
+    importances,
+    official_attentions,
+    official_steps,
+    regenerate_answers,
+)
 
 PREMISE_PROMPTS = 64  # prompts per seed (× group_size rollouts)
 PREMISE_TARGET = M.TARGET_REDUCTION["easy"]  # 0.6: the easy bucket's target, and the no-difficulty ablation's
 TF_TRACES = 512  # complete process traces per seed for A0
+SINK_MASSES = (0.4, 0.6, 0.8)  # gate_diagnosis: counterfactual END attention on THINK (an LLM's attention sink)
+LEAK = 0.1  # gate_diagnosis: an ideal END whose loops keep a tenth of a necessary step's importance
 
 
 def auc_low_for_redundant(redundant: list[float], chain: list[float]) -> float:
@@ -101,7 +110,7 @@ def premise(world: ReasoningWorld, cfg, seed: int, method: str = "premise") -> l
             out.append(record(method, seed, "redundant_auc", auc_low_for_redundant(redundant, chain), **setting))
             if layers is None:
                 out += compression_rows(world, problems, responses, imps, step_roles, cfg, seed, setting, method)
-    return out
+    return out + gate_diagnosis(world, responses, step_roles, seed, method)
 
 
 def compression_rows(
@@ -125,7 +134,7 @@ def compression_rows(
         record(method, seed, "gate_evict_rate", len(rows) / len(imps), **setting),
         record(method, seed, "evicted_loop_share", _share(evicted_flat, "redundant"), **setting),
         record(
-            "premise",
+            method,
             seed,
             "chain_loss_rate",
             float(np.mean([any(r != "redundant" for r in e) for e in evicted_roles])) if rows else float("nan"),
@@ -151,6 +160,64 @@ def compression_rows(
         out += [
             record(method, seed, "compression_acc_delta", acc["compressed"] - acc["full"], **setting),
             record(method, seed, "compressed_accuracy", acc["compressed"], **setting),
+        ]
+    return out
+
+
+def gate_diagnosis(world, responses, step_roles, seed: int, method: str = "premise") -> list[dict]:
+    """Why the uniformity gate stays shut, on the correct rollouts (official input, first-half layers):
+    `think_mass`, END's attention on THINK (position 0, an LLM's attention sink; a flat row gives it ≈ 1/length);
+    `loop_leak`, the median over rollouts with loops of (median loop importance / median necessary-step importance);
+    `gate_evict_ideal` with `leak=0.1`, an ideal END whose loops keep a tenth of a necessary step's importance; and,
+    per sink mass m in `SINK_MASSES` (a counterfactual: END's attention on THINK set to m, the rest of its row
+    rescaled to 1 − m), `gate_evict_rate`, `evicted_loop_share` and `chain_loss_rate` with setting `sink=m` (A2, A3
+    and the compressed rollouts that would lose a necessary step)."""
+    attentions = official_attentions(world, responses, world.model)
+    rows, think = [], []
+    for b, resp in enumerate(responses.tolist()):
+        steps, end = official_steps(resp, world)
+        scores = M.trigger_attention([a[b] for a in attentions], query=end)[: end + 1].double()
+        rows.append((scores, steps, step_roles[b]))
+        think.append(float(scores[0]))
+    leak = [
+        float(np.median([x for x, r in zip(i.tolist(), rl, strict=True) if r == "redundant"]))
+        / float(np.median([x for x, r in zip(i.tolist(), rl, strict=True) if r != "redundant"]))
+        for i, rl in ((M.step_importance(s, st), rl) for s, st, rl in rows)
+        if "redundant" in rl
+    ]
+    leaky = [ideal_importance(rl).clamp(min=LEAK) for rl in step_roles]
+    setting = {"input": "official"}
+    out = [
+        record(method, seed, "think_mass", float(np.mean(think)), **setting),
+        record(method, seed, "loop_leak", float(np.median(leak)) if leak else float("nan"), **setting),
+        record(
+            method,
+            seed,
+            "gate_evict_ideal",
+            float(np.mean([M.compress(i, PREMISE_TARGET)[0] != [] for i in leaky])),
+            leak=LEAK,
+            **setting,
+        ),  # fmt: skip
+    ]
+    for m in SINK_MASSES:
+        evicted_roles = []
+        for scores, steps, rl in rows:
+            sunk = torch.cat([scores.new_tensor([m]), scores[1:] * (1 - m) / (1 - scores[0])])
+            evicted_roles.append([rl[j] for j in M.compress(M.step_importance(sunk, steps), PREMISE_TARGET)[0]])
+        hit = [e for e in evicted_roles if e]
+        out += [
+            record(method, seed, "gate_evict_rate", len(hit) / len(rows), sink=m, **setting),
+            record(
+                method, seed, "evicted_loop_share", _share([r for e in hit for r in e], "redundant"), sink=m, **setting
+            ),  # fmt: skip
+            record(
+                method,
+                seed,
+                "chain_loss_rate",
+                _share([any(r != "redundant" for r in e) for e in hit], True),
+                sink=m,
+                **setting,
+            ),  # fmt: skip
         ]
     return out
 
