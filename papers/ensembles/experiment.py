@@ -50,8 +50,9 @@ from reprozoo.papers.ensembles.report import summary_rows
 # World v2.2 with channel (iii) (the proxy bias, PAR's premise) off: this paper's shared error is channel (i). Its
 # member quirks (channel ii) cost gold linearly, κ = 1 per extra copy (world v2.2: 0.3 · (n − 1)^0.5), so that a
 # single member's best-of-n picks pay for its quirk (README, deviation 10: with v2.2's price they plateau).
-ENSEMBLES_QUIRK_COST = dict(proxy_bias_token=None, proxy_bias_gain=0.0, quirk_cost=1.0, quirk_cost_power=1.0)
-ENSEMBLES_WORLD = dataclasses.replace(WORLD_V2, **ENSEMBLES_QUIRK_COST)
+ENSEMBLES_WORLD_CHANGES = dict(proxy_bias_token=None, proxy_bias_gain=0.0, quirk_cost=1.0, quirk_cost_power=1.0)
+ENSEMBLES_WORLD = dataclasses.replace(WORLD_V2, **ENSEMBLES_WORLD_CHANGES)
+V2_2_QUIRK_GAIN = 1.5  # γ of the runs on world v2.2's own quirk price (κ 0.3, q 0.5): the v2.2 results, the leaderboard
 
 
 @dataclass
@@ -76,7 +77,7 @@ class Config(FreshPromptsPPO, HubConfig):
     gold)."""
     quirk_gain: float = 2.5
     """γ of every member's labeller quirk u = R* + γ · n_quirk(y) (deviation 10: 2.5, so that a second copy pays the
-    labeller more than its gold cost κ = 1; v2.2 runs: 1.5)."""
+    labeller more than its gold cost κ = 1; runs on world v2.2's price: `V2_2_QUIRK_GAIN`)."""
     bon_prompts: int = 64
     """Prompts of the best-of-n evaluation."""
     bon_samples: int = 512
@@ -154,7 +155,7 @@ PRESETS = {
         preset="smoke",
         seeds=1,
         workers=1,
-        world=dataclasses.replace(SMOKE_WORLD_V2, **ENSEMBLES_QUIRK_COST),
+        world=dataclasses.replace(SMOKE_WORLD_V2, **ENSEMBLES_WORLD_CHANGES),
         proxy=ProxyConfig(n_pairs=128, steps=10, pretrain_steps=5),
         members=3,
         sizes=[16],

@@ -39,7 +39,7 @@ def ensembles_config(cfg) -> ensembles.Config:
         world=cfg.world,
         proxy=cfg.proxy,
         members=cfg.members,
-        quirk_gain=1.5,  # γ priced for world v2.2's quirk cost (the ensembles' own world: κ 1, γ 2.5, its deviation 10)
+        quirk_gain=ensembles.V2_2_QUIRK_GAIN,  # the leaderboard's world prices quirks as v2.2 (ensembles: deviation 10)
         bon_prompts=cfg.bon_prompts,
         bon_samples=cfg.bon_samples,
         std_samples=cfg.std_samples,

@@ -295,9 +295,13 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
         claims += paper_claims(rows, cfg, main, suffix, tag)
         if control:
             c = lambda method, metric, sfx=suffix: per_seed(rows, method + sfx, metric, control)  # noqa: E731
-            base4, dyn4 = per_seed(rows, "base", "accuracy", control), c("rebalance", "accuracy")
-            if set(dyn4) == set(base4) == set(c("static", "accuracy")):
-                pd4, obs4 = paired("acc_rebalance_minus_static", dyn4, c("static", "accuracy"))
+            base4, dyn4, static4 = (
+                per_seed(rows, "base", "accuracy", control),
+                c("rebalance", "accuracy"),
+                c("static", "accuracy"),
+            )
+            if set(dyn4) == set(base4) == set(static4):
+                pd4, obs4 = paired("acc_rebalance_minus_static", dyn4, static4)
                 obs4["acc_rebalance_minus_base"] = paired_diff(dyn4, base4).mean
                 passed4 = pd4.high < ACC_TOL
             else:  # seeds whose calibration had no steering vector ran the base model only (premise 0d FAILs)
