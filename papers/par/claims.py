@@ -25,7 +25,7 @@ import numpy as np
 
 from reprozoo.common.results import Claim, select
 from reprozoo.common.stats import PairedDiff, final_mean, min_detectable_effect, moving_average, paired_diff
-from reprozoo.papers.par.experiment import METHODS, Config
+from reprozoo.papers.par.experiment import METHODS, Config, split_m1_block
 
 WINDOW = 3  # smoothed peak: moving average of 3 evaluations
 LAST = 3  # final: mean of the last 3 evaluations
@@ -87,6 +87,16 @@ def common(a: dict[int, float], b: dict[int, float]) -> PairedDiff:
     return paired_diff({s: a[s] for s in both}, {s: b[s] for s in both})
 
 
+def m1_minus_m(rows: list[dict], m1_rows: list[dict], cfg: Config) -> PairedDiff:
+    """Claim 4's paired difference of final win-rates, M = 1 − M = 10: over claim 4's own block of fresh seeds
+    (`m1_rows`) when the config has one (`m1_seeds`, pre-registration v5), else over the paired seeds both runs have
+    in `rows`."""
+    if cfg.m1_seed_list():
+        return common(final(m1_rows, "par_m1"), final(m1_rows, "par"))
+    paired = set(cfg.seed_list())
+    return common(*({s: v for s, v in final(rows, n).items() if s in paired} for n in ("par_m1", "par")))
+
+
 def mean(a: dict[int, float]) -> float:
     return float(np.mean(list(a.values())))
 
@@ -138,6 +148,7 @@ def beatable_1c(rows: list[dict], name: str) -> tuple[bool | None, dict]:
 
 def check(rows: list[dict], cfg: Config) -> list[Claim]:
     runs = set(cfg.runs)
+    rows, m1_rows = split_m1_block(rows, cfg)  # claim 4's own seeds (if any) are read by claim 4 alone
     claims = []
     paired = set(cfg.seed_list())  # the seeds every run has (`vanilla` also runs on cfg.premise_seed_list())
 
@@ -290,15 +301,23 @@ def check(rows: list[dict], cfg: Config) -> list[Claim]:
             )
         )
 
-    # 4. one reference suffices (equivalence within ±EQUIV)
+    # 4. one reference suffices (equivalence within ±EQUIV), on its own block of fresh seeds when there is one
     if need("par", "par_m1"):
-        diff = common(fin("par_m1"), fin("par"))
+        diff = m1_minus_m(rows, m1_rows, cfg)
+        obs = test_obs(diff, "m1_minus_m")
+        if block := cfg.m1_seed_list():
+            seeds = f" over claim 4's own fresh seeds {block[0]}–{block[-1]}"
+            if fin("par_m1"):  # not decided: the estimate on the paired seeds M = 1 also runs on (v4's, the pilot)
+                pilot = common(fin("par_m1"), fin("par"))
+                obs |= {"pilot_m1_minus_m": pilot.mean, "pilot_n_seeds": pilot.n}
+        else:
+            seeds = ""
         claims.append(
             Claim(
                 "4-one-reference",
                 f"PAR with M = 1 is equivalent to M = {cfg.n_refs}: the 95% CI of the paired difference of final "
-                f"win-rates lies inside ±{EQUIV}",
-                test_obs(diff, "m1_minus_m"),
+                f"win-rates{seeds} lies inside ±{EQUIV}",
+                obs,
                 bool(-EQUIV < diff.low and diff.high < EQUIV),
                 requires=requires,
             )
@@ -357,6 +376,7 @@ def power_tests(rows: list[dict], cfg: Config) -> dict[str, tuple[PairedDiff, fl
     paper's fall; PAR − rival the paper's gap (claim 2) or the gap + BEST_MARGIN (claim 3); claim 4 the margin at a
     true difference of 0 (power 0.9 per one-sided test ≈ 0.8 for both); claim 5 the paper's gap."""
     runs, out = set(cfg.runs) & {r["method"] for r in rows}, {}
+    rows, m1_rows = split_m1_block(rows, cfg)
     paired = set(cfg.seed_list())
 
     def fin(name: str) -> dict[int, float]:
@@ -375,7 +395,7 @@ def power_tests(rows: list[dict], cfg: Config) -> dict[str, tuple[PairedDiff, fl
                 out[f"2 PAR − {m}"] = (d, gap[m], 0.8)
             out[f"3 PAR − {m} > −margin"] = (d, gap[m] + BEST_MARGIN, 0.8)
     if {"par", "par_m1"} <= runs:
-        out["4 M=1 − M=10 within ±margin"] = (common(fin("par_m1"), fin("par")), EQUIV, 0.9)
+        out["4 M=1 − M=10 within ±margin"] = (m1_minus_m(rows, m1_rows, cfg), EQUIV, 0.9)
     if {"par", "sigmoid"} <= runs:
         out["5 PAR − σ(r)"] = (common(fin("par"), fin("sigmoid")), PAPER_CENTRED, 0.8)
     return out

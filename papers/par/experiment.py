@@ -74,15 +74,27 @@ class Config(PromptSetPPO, HubConfig):
     4's M = 1, underpowered at any affordable seed count); paired claims read the seeds both runs have."""
     few_seeds: int = 3
     """Seeds of the `few_seed_runs`."""
+    m1_seeds: int = 0
+    """Claim 4's own block of fresh seeds, after the premise seeds, on which only `par` and `par_m1` run (when both
+    are in `runs`): claim 4 (M = 1 vs M = 10) is decided on this block alone and every other claim, the table and
+    the figure ignore it (pre-registration v5, README). 0: claim 4 pairs `par_m1` with PAR over the seeds both have."""
 
     def premise_seed_list(self) -> list[int]:
         """The seeds on which only `vanilla` runs (premise 1), after `seed_list()`."""
         return super().premise_seed_list() if "vanilla" in self.runs else []
 
+    def m1_seed_list(self) -> list[int]:
+        """Claim 4's block: `m1_seeds` seeds after the premise seeds (whether or not `vanilla` runs, so the block
+        does not move with `--runs`); empty unless both `par` and `par_m1` run."""
+        start = self.first_seed + self.seeds + self.premise_seeds
+        return list(range(start, start + self.m1_seeds)) if {"par", "par_m1"} <= set(self.runs) else []
+
     def run_seeds(self, name: str) -> list[int]:
-        """The seeds run `name` runs on (`vanilla` also on `premise_seed_list()`)."""
+        """The seeds run `name` runs on (`vanilla` also on `premise_seed_list()`, `par` and `par_m1` also on
+        `m1_seed_list()`)."""
         seeds = self.seed_list()[: self.few_seeds] if name in self.few_seed_runs else self.seed_list()
-        return seeds + (self.premise_seed_list() if name == "vanilla" else [])
+        seeds = seeds + (self.premise_seed_list() if name == "vanilla" else [])
+        return seeds + (self.m1_seed_list() if name in ("par", "par_m1") else [])
 
     def validate(self) -> None:
         super().validate()
@@ -104,6 +116,7 @@ class Config(PromptSetPPO, HubConfig):
         ensure(not few, "few_seed_runs", f"unknown runs {few}; choose from {sorted(VARIANTS)}")
         ok = not self.few_seed_runs or 1 <= self.few_seeds <= self.seeds
         ensure(ok, "few_seeds", f"must be in 1..seeds with few_seed_runs, got {self.few_seeds}")
+        ensure(self.m1_seeds >= 0, "m1_seeds", f"must be >= 0, got {self.m1_seeds}")
         ensure(self.len_penalty >= 0, "len_penalty", f"must be >= 0, got {self.len_penalty}")
         ensure(self.reg_coef >= 0, "reg_coef", f"must be >= 0, got {self.reg_coef}")
         ensure(self.warm_k <= len(WARM_MEMBERS), "warm_k", f"must be <= {len(WARM_MEMBERS)} (the official members)")
@@ -148,6 +161,8 @@ PRESETS = {
     # claims 2, 3 and 5 compare (7 paired seeds), Vanilla also on 20-22 (premise 1: 10 seeds); the controls and
     # claim 4's M = 1 on seeds 13-15 only; 128 evaluation prompts. Claim 3's other rivals (WARM, ODIN, Minmax) are the
     # secondary setting `--runs par warm odin minmax --out runs/par/quick_rivals` (README).
+    # Pre-registration v5 (README, deviation 15): claim 4 is decided on its own block of fresh seeds 23-27, on which
+    # only PAR (M = 10) and M = 1 run (power from the v4 run's paired SD); the v4 records of seeds 13-22 are unchanged.
     "quick": Config(
         preset="quick",
         seeds=7,
@@ -158,6 +173,7 @@ PRESETS = {
         runs=["vanilla", "meanstd", "clip", "reg", "lsc", "par", "sigmoid", "par_m1", *CONTROLS, "vanilla_ctrl"],
         few_seed_runs=["par_m1", *CONTROLS, "vanilla_ctrl"],
         few_seeds=3,
+        m1_seeds=5,
         eval_prompts=128,
         proxy_offset=3.5,
     ),
@@ -185,6 +201,13 @@ PRESETS = {
 
 
 # --- the whole experiment ---
+
+
+def split_m1_block(rows: list[dict], cfg: Config) -> tuple[list[dict], list[dict]]:
+    """(the records of every seed but claim 4's block, the block's records): claim 4 reads only the block when
+    there is one; every other claim, the table and the figure read only the rest."""
+    block = set(cfg.m1_seed_list())
+    return [r for r in rows if r["seed"] not in block], [r for r in rows if r["seed"] in block]
 
 
 def world_of(cfg: Config, name: str) -> WorldConfig:

@@ -1,5 +1,6 @@
 """PAR's table and figure (pure functions of the records): per-run summaries with 95% CIs, and the win-rate, proxy
-and gold curves with the final win-rates.
+and gold curves with the final win-rates. Claim 4's own block of seeds (`m1_seeds`) has its own rows in the table
+and is left out of every other row and of the figure.
 
 `cfg` is the paper's `experiment.Config`.
 """
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from reprozoo.common.results import mean_ci95, select
+from reprozoo.papers.par.experiment import split_m1_block
 from reprozoo.papers.par.variants import METHODS
 
 
@@ -21,29 +23,35 @@ def mean_curve(rows: list[dict], name: str, metric: str) -> tuple[np.ndarray, np
     return np.array(steps, float), np.array([np.mean([r["value"] for r in sel if r.get("step") == s]) for s in steps])
 
 
+COLUMNS = [
+    ("winrate_peak", "win-rate peak"),
+    ("winrate_final", "win-rate final"),
+    ("gold_peak", "gold peak"),
+    ("gold_final", "gold final"),
+    ("proxy_final", "proxy final"),
+    ("kl_final", "KL final"),
+    ("features_final", "feature tokens final"),
+]
+
+
+def _row(rows: list[dict], name: str, label: str) -> str:
+    cells = [mean_ci95([r["value"] for r in select(rows, method=name, metric=m)]) for m, _ in COLUMNS]
+    return f"| {label} | " + " | ".join(f"{m:.2f} ± {h:.2f}" for m, h in cells) + " |"
+
+
 def table(rows: list[dict], cfg) -> str:
-    cols = [
-        ("winrate_peak", "win-rate peak"),
-        ("winrate_final", "win-rate final"),
-        ("gold_peak", "gold peak"),
-        ("gold_final", "gold final"),
-        ("proxy_final", "proxy final"),
-        ("kl_final", "KL final"),
-        ("features_final", "feature tokens final"),
-    ]
-    lines = ["| run | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for name in cfg.runs:
-        cells = []
-        for metric, _ in cols:
-            v = [r["value"] for r in select(rows, method=name, metric=metric)]
-            m, h = mean_ci95(v)
-            cells.append(f"{m:.2f} ± {h:.2f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    rows, m1_rows = split_m1_block(rows, cfg)
+    lines = ["| run | " + " | ".join(c[1] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    lines += [_row(rows, name, name) for name in cfg.runs]
+    if block := cfg.m1_seed_list():
+        lines += [_row(m1_rows, n, f"{n} (claim 4's seeds {block[0]}–{block[-1]})") for n in ("par", "par_m1")]
     return "\n".join(lines) + "\n"
 
 
 def figure(rows: list[dict], cfg, path: Path) -> None:
     import matplotlib.pyplot as plt
+
+    rows, _ = split_m1_block(rows, cfg)
 
     fig, ax = plt.subplots(1, 4, figsize=(20, 4.4))
     methods = [r for r in cfg.runs if r in METHODS] or cfg.runs
