@@ -36,6 +36,7 @@ from reprozoo.papers.power_dl.baselines import METHODS, Hyper
 from reprozoo.papers.power_dl.world import pair_types, preference_data, train_method
 
 DATASETS = (("type1", "rare"), ("type1", "covered"), ("type2", "rare"), ("type2", "covered"))
+CLEAN_PARTS = ("world_small", "world_clean")  # the clean-label data sets (`clean_eval_every`)
 
 
 @dataclass
@@ -94,6 +95,10 @@ class Config(HubConfig):
     """Adam learning rate on the world."""
     eval_every: int = 50
     """Evaluate every this many steps."""
+    clean_eval_every: int | None = None
+    """Evaluate the clean-label data sets (the small one, part=world_small, and its clean control, part=world_clean)
+    every this many steps instead (None: `eval_every`): DPO's gold peaks within ~50 steps on a small data set, which
+    a 3-evaluation smoothed peak on a 50-step grid averages with the start (README "Pre-registration v5")."""
     eval_prompts: int = 384
     """Held-out prompts of each evaluation (one sample each, against one SFT sample each)."""
     world_hp: Hyper = Hyper(power_beta=2.0, power_eta=20.0, dl_gamma=0.1)
@@ -113,6 +118,11 @@ class Config(HubConfig):
     """Also train `methods` on a clean-label data set of this many gold-labelled pairs (records part=world_small):
     a smaller sample of the same SFT pairs' distribution, so larger statistical fluctuation of its coverage (the
     paper's source of reward hacking). Claim 3 (clean labels) is decided there when set. None: skip."""
+    small_seeds: int | None = None
+    """Seeds of the small data set's runs (None: `seeds`); they start at `first_seed` + `small_seed_offset`."""
+    small_seed_offset: int = 0
+    """The small data set's first seed is `first_seed` + this offset (quick: 8, fresh seeds past the 0–7 whose runs
+    were seen before pre-registration v4 chose its size; a `--first-seed 1000` run stays on development seeds)."""
     threads: int = 1
     """torch CPU threads per process."""
     workers: int = 2
@@ -149,11 +159,18 @@ class Config(HubConfig):
         ensure({"dpo", "power_dl"} <= set(self.methods), "methods", "must include dpo and power_dl")
         check_fraction(self, "label_noises")
         ensure(self.world_steps % self.eval_every == 0, "eval_every", "must divide world_steps")
+        every = self.clean_eval_every
+        ensure(
+            every is None or every > 0 and self.world_steps % every == 0, "clean_eval_every", "must divide world_steps"
+        )
         ensure(self.world_batch <= self.world_pairs, "world_batch", "must be <= world_pairs")
         ensure(0 < self.coverage_quantile < 1, "coverage_quantile", f"must lie in (0, 1), got {self.coverage_quantile}")
         ensure(
             self.small_pairs is None or self.small_pairs >= self.world_batch, "small_pairs", "must be >= world_batch"
         )
+        n = self.small_seeds
+        ensure(n is None or n >= 1, "small_seeds", f"must be >= 1 or None, got {n}")
+        ensure(self.small_seed_offset >= 0, "small_seed_offset", f"must be >= 0, got {self.small_seed_offset}")
         p = self.control_feature_penalty
         ensure(p is None or p >= 0, "control_feature_penalty", f"must be >= 0 or None, got {p}")
         for name in ("bandit_hp", "world_hp", "sgd_hp"):
@@ -161,6 +178,15 @@ class Config(HubConfig):
             ensure(0 <= hp.dl_gamma <= 1, name, f"dl_gamma must lie in [0, 1], got {hp.dl_gamma}")
             ensure(0 <= hp.eps < 0.5, name, f"eps must lie in [0, 0.5), got {hp.eps}")
             ensure(min(hp.dpo_beta, hp.ipo_tau, hp.simpo_beta, hp.power_beta, hp.power_eta) > 0, name, "β, τ, η > 0")
+
+    def eval_interval(self, part: str) -> int:
+        """Evaluation interval of the runs of a world data set (`part`)."""
+        return self.clean_eval_every if self.clean_eval_every is not None and part in CLEAN_PARTS else self.eval_every
+
+    def small_seed_list(self) -> list[int]:
+        """Seeds of the small data set (part=world_small)."""
+        first = self.first_seed + self.small_seed_offset
+        return list(range(first, first + (self.seeds if self.small_seeds is None else self.small_seeds)))
 
 
 SMALL_PAIRS = 512  # claim 3 (clean labels): chosen by the dev-seed pilot (README "Pre-registration v3")
@@ -266,7 +292,7 @@ def _world_job(
         steps=cfg.world_steps,
         batch_size=cfg.world_batch,
         lr=cfg.world_lr,
-        eval_every=cfg.eval_every,
+        eval_every=cfg.eval_interval(setting["part"]),
         eval_prompts=eval_prompts,
         sft_gold=sft_gold,
         seed=seed,
@@ -328,7 +354,7 @@ def world_rows(cfg: Config, extras: bool = False, during: Callable[[], list[dict
     for part, world_cfg, n_pairs, noise, methods in world_settings(cfg, extras):
         key = repr(world_cfg)  # one world object per config: its memoised pairs are shared by the flip rates
         world = worlds[key] = worlds.get(key) or build_world(world_cfg, verbose=True)
-        for seed in cfg.seed_list():
+        for seed in cfg.small_seed_list() if part == "world_small" else cfg.seed_list():
             gen = torch.Generator().manual_seed(30_000 + seed)
             prompts = world.sample_prompts(cfg.eval_prompts, gen)
             g = world.sample(prompts, gen)

@@ -37,7 +37,9 @@ def _panels(cfg: Config) -> list[tuple[str, dict, list[str]]]:
         for noise in cfg.label_noises
     ]
     if cfg.small_pairs is not None:
-        out.append((f"{cfg.small_pairs} pairs, clean labels", dict(part="world_small", noise=0.0), cfg.methods))
+        seeds = cfg.small_seed_list()
+        own = f" (seeds {seeds[0]}–{seeds[-1]})" if seeds != cfg.seed_list() else ""  # pre-registration v4
+        out.append((f"{cfg.small_pairs} pairs, clean labels{own}", dict(part="world_small", noise=0.0), cfg.methods))
     if cfg.clean_control:
         out.append((f"{cfg.world_pairs} pairs, clean labels", dict(part="world_clean", noise=0.0), ["dpo"]))
     return out
@@ -103,8 +105,8 @@ def table(rows: list[dict], cfg: Config) -> str:
         lines.append(f"| {LABELS.get(m, 'initial π_0')} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"Preference world (mean over {cfg.seeds} seeds): gold win-rate over SFT at the start, at its peak (step) "
-        "and at the end of training; gold reward peak → final; KL at the end.",
+        f"Preference world (mean over {cfg.seeds} seeds unless the data set names its own): gold win-rate over SFT "
+        "at the start, at its peak (step) and at the end of training; gold reward peak → final; KL at the end.",
         "",
         "| data | method | win start | win peak (step) | win final | gold peak → final | KL final |",
         "|---|---|---|---|---|---|---|",
