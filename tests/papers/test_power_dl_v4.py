@@ -18,16 +18,19 @@ def test_small_seed_list_is_relative_to_first_seed():
     dev = dataclasses.replace(cfg, first_seed=1000)  # a development run stays on development seeds
     assert dev.small_seed_list() == [1008, 1009, 1010, 1011]
     assert dataclasses.replace(cfg, small_seeds=None, small_seed_offset=0).small_seed_list() == cfg.seed_list()
-    for bad in (["--small-seeds", "0"], ["--small-seed-offset", "-1"]):
+    for bad in (["--small-seeds", "0"], ["--small-seed-offset", "-1"], ["--clean-eval-every", "3"]):
         with pytest.raises(SystemExit):  # the CLI's clear error (exit 2)
             parse(Config, PRESETS, ["--preset", "smoke", *bad])
 
 
-def test_only_the_small_data_set_runs_on_its_own_seeds():
-    cfg = dataclasses.replace(PRESETS["smoke"], small_seeds=2, small_seed_offset=3)
+def test_only_the_small_data_set_runs_on_its_own_seeds_and_the_clean_ones_on_their_grid():
+    cfg = dataclasses.replace(PRESETS["smoke"], small_seeds=2, small_seed_offset=3, clean_eval_every=1)
     rows = world_rows(cfg, extras=True)
-    seeds = {p: {r["seed"] for r in rows if r.get("part") == p} for p in ("world", "world_clean", "world_small")}
+    parts = ("world", "world_clean", "world_small")
+    seeds = {p: {r["seed"] for r in rows if r.get("part") == p} for p in parts}
     assert seeds == {"world": {0}, "world_clean": {0}, "world_small": {3, 4}}
+    steps = {p: sorted({r["step"] for r in rows if r.get("part") == p}) for p in parts}
+    assert steps == {"world": [0, 2, 4], "world_clean": [0, 1, 2, 3, 4], "world_small": [0, 1, 2, 3, 4]}
     small_data = {r["seed"] for r in rows if r.get("part") == "world_data" and r.get("pairs") == cfg.small_pairs}
     assert small_data == {3, 4}  # its Type I / II counts are measured on the same seeds
     _, premise = dpo_overoptimises(world_curves(rows, "dpo", "gold", 0.0, part="world_small"))
