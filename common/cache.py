@@ -16,9 +16,32 @@ def cache_root() -> Path:
     return Path(os.environ.get("REPROZOO_CACHE", ROOT / ".cache"))
 
 
+OMIT_AT_DEFAULT = {"omit_at_default": True}
+"""`dataclasses.field(default=..., metadata=OMIT_AT_DEFAULT)`: a field added after configs were hashed and recorded;
+`recorded_fields` leaves it out while it holds its default, so every earlier cache key, recorded config (results/)
+and checkpoint fingerprint stays valid for the configs that do not use it."""
+
+
+def recorded_fields(obj) -> dict:
+    """`dataclasses.asdict(obj)` without the fields marked `OMIT_AT_DEFAULT` that hold their default (in `obj` and in
+    the dataclasses its fields hold): what cache keys, recorded configs and checkpoint fingerprints are made of."""
+    out = dataclasses.asdict(obj)
+    _drop_defaults(obj, out)
+    return out
+
+
+def _drop_defaults(obj, fields: dict) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.metadata.get("omit_at_default") and value == f.default:
+            del fields[f.name]
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            _drop_defaults(value, fields[f.name])
+
+
 def config_hash(obj) -> str:
     """Short stable hash of a dataclass's fields (the cache key): equal configs → equal keys."""
-    text = json.dumps(dataclasses.asdict(obj), sort_keys=True, default=str)
+    text = json.dumps(recorded_fields(obj), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

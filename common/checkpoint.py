@@ -57,6 +57,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from reprozoo.common.cache import recorded_fields
+
 T = TypeVar("T")
 FORMAT = 1
 # config fields that say where and how a run reports or checkpoints, not what it computes
@@ -70,7 +72,7 @@ class ResumeError(ValueError):
 
 def setup_of(config: Any) -> dict[str, Any]:
     """The config fields that decide what a run computes, as JSON-able values (the checkpoints' fingerprint)."""
-    fields = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    fields = recorded_fields(config) if dataclasses.is_dataclass(config) else dict(config)
     return json.loads(json.dumps({k: v for k, v in fields.items() if k not in NOT_SETUP}, default=str))
 
 

@@ -21,7 +21,6 @@ final files are in place the folder is deleted. The config recorded in summary.j
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import signal
 import sys
@@ -33,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from reprozoo.common.cache import recorded_fields
 from reprozoo.common.checkpoint import Checkpoints, ResumeError, active, setup_of
 from reprozoo.common.config import C, ConfigError, parse
 from reprozoo.common.distributed import is_main_process, world_size
@@ -183,7 +183,7 @@ def main(
             paper=paper,
             preset=cfg.preset,
             seeds=cfg.seed_list(),
-            config={k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_CONFIG},
+            config={k: v for k, v in recorded_fields(cfg).items() if k not in _NOT_CONFIG},
             rows=rows,
             claims=checked,
             wall_time_s=wall,

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from reprozoo.common.cache import recorded_fields
 from reprozoo.common.reproduce import compare, verdict_of
 
 RESERVED = ("method", "seed", "metric", "value")
@@ -317,7 +318,7 @@ def _fmt(v: Any) -> str:
 
 def _jsonable(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return _jsonable(dataclasses.asdict(obj))
+        return _jsonable(recorded_fields(obj))
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):

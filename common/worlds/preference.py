@@ -7,9 +7,9 @@ Tokens: content ids 0..V−1 (the first `n_features` are "feature" tokens), EOS 
   has `min_response_len` tokens). The base policy π_SFT, a tiny Llama, is SFT-trained on it.
 - Gold reward (plays the human): R*(x, y) = T(x, y) + b(c(y)), with T a frozen random transformer much larger than
   the proxies (standardised to mean 0, std 1 under π_SFT), c(y) the number of feature tokens and
-  b(c) = g · min(c, c₀) − p · max(c − c₀, 0)²: a few feature tokens help, many hurt. In base-policy data "more
-  features" usually wins, so proxies learn a monotone feature preference; the gold penalty lives in the tail
-  that optimisation reaches (see shared/papers/preference_world.md).
+  b(c) = g · min(c, c₀) − p · max(c − c₀, 0)^r (r = 2 unless set): a few feature tokens help, many hurt. In
+  base-policy data "more features" usually wins, so proxies learn a monotone feature preference; the gold penalty
+  lives in the tail that optimisation reaches (see shared/papers/preference_world.md).
 - Proxy reward models: small transformers trained with Bradley–Terry on gold-labelled pairs of base-policy
   samples, with optional label flips; random init, or a backbone LM-pre-trained on the corpus with its own seed
   ("pretrain-seed" ensembles) and a separate fine-tune seed.
@@ -24,7 +24,8 @@ Tokens: content ids 0..V−1 (the first `n_features` are "feature" tokens), EOS 
   labeller linearly costs gold when overused; (iii) a proxy bias λ · n_b(y) on one token b that every proxy scored
   through `PreferenceWorld.proxy_reward` carries (unbounded in the count, like a real RM's length bias; b ∈ Q, so
   its overuse costs gold): the error that keeps paying far past the SFT references (PAR's regime).
-  Channel (i), the shared feature error, is v1's b(c); its gold cost is the knob p = `feature_penalty`.
+  Channel (i), the shared feature error, is v1's b(c); its gold cost is the knob p = `feature_penalty`, its shape
+  r = `feature_cost_power` (2: quadratic, every world up to v2.2).
 - Best-of-n evaluator: `bon_curve` (unbiased estimator, KL_BoN = log n − (n − 1)/n).
 
 World artefacts (SFT policy, gold teacher and its normalisation, pre-trained backbones, proxies) are cached under
@@ -37,13 +38,13 @@ import copy
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from reprozoo.common.cache import cache_root, config_hash, save_atomic
+from reprozoo.common.cache import OMIT_AT_DEFAULT, cache_root, config_hash, recorded_fields, save_atomic
 from reprozoo.common.lm import generate, sft, tiny_lm
 from reprozoo.common.reward import RewardModel, best_of_n, kl_bon, score, train_bradley_terry
 
@@ -87,11 +88,15 @@ class WorldConfig:
     gold_init_std: float = 0.04
     """Initialiser std of the random gold teacher (larger = a less smooth function of the tokens)."""
     feature_gain: float = 0.7
-    """g in b(c) = g·min(c, c₀) − p·max(c − c₀, 0)²."""
+    """g in b(c) = g·min(c, c₀) − p·max(c − c₀, 0)^r."""
     feature_cap: int = 2
     """c₀ in b(c)."""
     feature_penalty: float = 1.0
     """p in b(c): the gold cost of the shared proxy error, error channel (i)."""
+    feature_cost_power: float = field(default=2.0, metadata=OMIT_AT_DEFAULT)
+    """r in b(c), the shape of channel (i)'s gold cost: 2, quadratic (every world so far); 1, linear; < 1, concave
+    (a milder tail: calibration round 8 in README_preference.md tried r ∈ {1, 0.75, 0.5}; no world uses them). Left
+    out of cache keys and recorded configs while 2, so every earlier world keeps its key and results still compare."""
     seed: int = 0
     """World seed (generator, policy init, gold teacher)."""
     quirk_cost: float = 0.0
@@ -132,8 +137,9 @@ class WorldConfig:
         for name in ("quirk_cost", "proxy_bias_gain", "feature_penalty"):
             if getattr(self, name) < 0:
                 raise ValueError(f"WorldConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 < self.quirk_cost_power <= 2:
-            raise ValueError(f"WorldConfig.quirk_cost_power must lie in (0, 2], got {self.quirk_cost_power}")
+        for name in ("quirk_cost_power", "feature_cost_power"):
+            if not 0 < getattr(self, name) <= 2:
+                raise ValueError(f"WorldConfig.{name} must lie in (0, 2], got {getattr(self, name)}")
         content = range(self.n_features, self.vocab)
         bad = [t for t in self.quirk_tokens if t not in content]
         if bad or len(set(self.quirk_tokens)) != len(self.quirk_tokens):
@@ -154,11 +160,11 @@ UNCACHED_FIELDS = ("proxy_bias_token", "proxy_bias_gain")
 
 def world_key(cfg: WorldConfig) -> str:
     """Cache key of a world: `config_hash` of its fields, without the proxy-bias fields (no cached artefact depends
-    on them), without the quirk-cost fields while κ = 0 (so every v1 world keeps its key) and without q while it is 1
-    (so every v2 world keeps its key)."""
+    on them), without the quirk-cost fields while κ = 0 (so every v1 world keeps its key), without q while it is 1
+    (so every v2 world keeps its key) and without r while it is 2 (`recorded_fields`)."""
     drop = set(UNCACHED_FIELDS) | (set(V2_FIELDS) if cfg.quirk_cost == 0 else set())
     drop |= {"quirk_cost_power"} if cfg.quirk_cost_power == 1 else set()
-    fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in drop}
+    fields = {k: v for k, v in recorded_fields(cfg).items() if k not in drop}
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -271,8 +277,8 @@ def sample_corpus_responses(cfg: WorldConfig, prompts: torch.Tensor, gen: torch.
 
 
 class GoldReward(nn.Module):
-    """R*(x, y) = (T(x ⊕ y) − μ)/σ + b(c(y)) − κ · Σ_{t∈Q} (n_t(y) − 1)₊, T a frozen random transformer, b the feature
-    bonus/penalty, the last term the quirk cost (v2; 0 in v1)."""
+    """R*(x, y) = (T(x ⊕ y) − μ)/σ + b(c(y)) − κ · Σ_{t∈Q} (n_t(y) − 1)₊^q, T a frozen random transformer, b the
+    feature bonus/penalty, the last term the quirk cost (v2; 0 in v1)."""
 
     def __init__(self, cfg: WorldConfig):
         super().__init__()
@@ -295,12 +301,12 @@ class GoldReward(nn.Module):
         self.requires_grad_(False)
 
     def bonus(self, c: torch.Tensor) -> torch.Tensor:
-        """b(c) = g · min(c, c₀) − p · max(c − c₀, 0)²."""
+        """b(c) = g · min(c, c₀) − p · max(c − c₀, 0)^r (r = `feature_cost_power`)."""
         cfg = self.cfg
         c = c.float()
         return (
             cfg.feature_gain * c.clamp_max(cfg.feature_cap)
-            - cfg.feature_penalty * (c - cfg.feature_cap).clamp_min(0) ** 2
+            - cfg.feature_penalty * (c - cfg.feature_cap).clamp_min(0) ** cfg.feature_cost_power
         )
 
     def quirk_penalty(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -664,7 +670,7 @@ def build_world(cfg: WorldConfig = WorldConfig(), *, cache: bool = True, verbose
     gold.sigma.fill_(float(t.std()))
     if cache:
         save_atomic(gold.state_dict(), path)
-        fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in UNCACHED_FIELDS}
+        fields = {k: v for k, v in recorded_fields(cfg).items() if k not in UNCACHED_FIELDS}
         (cache_dir / "config.json").write_text(json.dumps(fields, indent=2))
     return world
 
