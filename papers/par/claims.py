@@ -1,8 +1,8 @@
 """Claims v2: the paper's five headline claims, their premises and the control, as checks over the run records.
 
-Pre-registered (claims v2, README "Pre-registration v2") before the run that decides them (issue 31, preference
-world v2); the committed quick results are still v1. Metric: gold win-rate against the SFT policy's responses on
-held-out prompts. Rules (DESIGN "Results and claims"):
+Pre-registered (claims v2, README "Pre-registration v2"; seeds and settings revised by v3–v5, README Deviations
+13–15) before the runs that decided them (issue 31, preference world v2.2). Metric: gold win-rate against the SFT
+policy's responses on held-out prompts. Rules (DESIGN "Results and claims"):
 - every statistic is computed per seed and methods are compared as **paired differences over the same seeds** with a
   two-sided 95% Student-t CI (`common.stats.paired_diff`); a bound tested against the CI is a one-sided test at
   α = 0.025, and the minimum detectable effect (`*_mde`, power 0.8) reported beside each test uses that level;
