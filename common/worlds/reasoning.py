@@ -133,6 +133,10 @@ class WorldConfig:
     """False (v2, v3, v3.1): the boundary right after a reflective step always continues with a plain step (a certain,
     maximally confident step); True (v3.2): it has the rates of a boundary after one plain step (reflection ρ(1) is
     possible, END h(1) = 0 is not), so the confident plain steps are those of streaks, where END comes next."""
+    bos: bool = False
+    """True: every sequence starts with a BOS token (prompts, hence every SFT sequence, and the official TRAAC scorer
+    input, as DeepSeek-R1-Distill-Qwen's tokenizer prepends `<｜begin▁of▁sentence｜>`): a fixed first token where an
+    attention sink can form (v3.3; False: the first token is the prompt's "[", the scorer's THINK)."""
     corpus_size: int = 40_000
     """Number of SFT sequences."""
     d_model: int = 48
@@ -147,6 +151,8 @@ class WorldConfig:
     """SFT batch size."""
     sft_lr: float = 3e-3
     """SFT learning rate (AdamW, linear warm-up over the first 10%)."""
+    sft_weight_decay: float = 0.0
+    """AdamW weight decay of the SFT (0 up to v3.2; weight decay favours attention sinks, Gu et al. 2025)."""
     seed: int = 0
     """World seed (corpus and initialisation)."""
 
@@ -170,12 +176,14 @@ class WorldConfig:
             raise ValueError(f"answer must be one of {AGGREGATES}, got {self.answer!r}")
         if self.loop_word not in ("by_kind", "check"):
             raise ValueError(f"loop_word must be 'by_kind' or 'check', got {self.loop_word!r}")
+        if self.sft_weight_decay < 0:
+            raise ValueError(f"sft_weight_decay must be >= 0, got {self.sft_weight_decay}")
         if self.answer_weight <= 0:
             raise ValueError(f"answer_weight must be > 0, got {self.answer_weight}")
 
     @property
     def vocab(self) -> Vocab:
-        return Vocab(self.modulus)
+        return Vocab(self.modulus, self.bos)
 
     @property
     def op_signs(self) -> tuple[int, ...]:
@@ -183,7 +191,7 @@ class WorldConfig:
 
     @property
     def max_prompt_len(self) -> int:
-        return 3 * self.k_max + 4
+        return 3 * self.k_max + 4 + self.bos
 
     @property
     def max_new_tokens(self) -> int:
@@ -217,6 +225,8 @@ class Vocab:
     """Token ids: values 0..M−1, then the structural and special tokens."""
 
     modulus: int
+    has_bos: bool = False
+    """A BOS token exists (the last id; worlds without it keep their vocabulary, hence their models, unchanged)."""
 
     def _id(self, i: int) -> int:
         return self.modulus + i
@@ -234,7 +244,14 @@ class Vocab:
     end = property(lambda self: self._id(10), doc="end of thinking")
     eos = property(lambda self: self._id(11))
     pad = property(lambda self: self._id(12))
-    size = property(lambda self: self._id(13))
+    size = property(lambda self: self._id(13) + self.has_bos)
+
+    @property
+    def bos(self) -> int:
+        """Beginning of sequence (only in a world with `bos`)."""
+        if not self.has_bos:
+            raise ValueError("this world has no BOS token (WorldConfig.bos=False)")
+        return self._id(13)
 
     @property
     def reflection(self) -> tuple[int, ...]:
@@ -246,7 +263,7 @@ class Vocab:
 
     def decode(self, tokens) -> str:
         """Human-readable text of a token sequence (PAD dropped)."""
-        names = ["[", "+", "-", ",", "_", "<think>", ">", ";", "wait", "check", "</think>", "<eos>"]
+        names = ["[", "+", "-", ",", "_", "<think>", ">", ";", "wait", "check", "</think>", "<eos>", "<pad>", "<bos>"]
         return " ".join(
             str(t) if self.is_value(t) else names[t - self.modulus] for t in (int(x) for x in tokens) if t != self.pad
         )
@@ -305,13 +322,14 @@ def sample_problems(
 
 
 def prompt_tokens(p: Problem, v: Vocab, k_max: int) -> list[int]:
-    """Slots of three tokens, "[ a_0 ," then "op_i a_i ," for i ≤ k and "_ _ ," up to k_max, then THINK.
+    """Slots of three tokens, "[ a_0 ," then "op_i a_i ," for i ≤ k and "_ _ ," up to k_max, then THINK (after a BOS
+    in a world with `bos`).
 
     Every prompt has the same length, so step i of the thinking sits at a fixed distance from slot i.
     """
     if p.k > k_max:
         raise ValueError(f"problem has k={p.k} > k_max={k_max}")
-    toks = [v.start, p.operands[0], v.comma]
+    toks = ([v.bos] if v.has_bos else []) + [v.start, p.operands[0], v.comma]
     for op, a in zip(p.ops, p.operands[1:], strict=True):
         toks += [v.plus if op > 0 else v.minus, a, v.comma]
     toks += [v.nop, v.nop, v.comma] * (k_max - p.k)
@@ -319,7 +337,7 @@ def prompt_tokens(p: Problem, v: Vocab, k_max: int) -> list[int]:
 
 
 def encode_prompts(problems: list[Problem], v: Vocab, k_max: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prompts (B, 3 k_max + 4) and their mask (all ones: prompts share one length)."""
+    """Prompts (B, 3 k_max + 4, + 1 with a BOS) and their mask (all ones: prompts share one length)."""
     ids = torch.tensor([prompt_tokens(p, v, k_max) for p in problems], dtype=torch.long)
     return ids, torch.ones_like(ids)
 
@@ -732,7 +750,7 @@ def new_model(cfg: WorldConfig) -> nn.Module:
     )
 
 
-V3_FIELDS = ("answer", "loop_word", "answer_weight", "reflect_after_reflect")
+V3_FIELDS = ("answer", "loop_word", "answer_weight", "reflect_after_reflect", "bos", "sft_weight_decay")
 
 
 def world_key(cfg: WorldConfig) -> str:
@@ -758,7 +776,15 @@ def build_world(cfg: WorldConfig = WorldConfig(), *, cache: bool = True, verbose
     start = time.perf_counter()
     ids, am, lm = build_corpus(cfg)
     losses = sft(
-        model, ids, lm, steps=cfg.sft_steps, batch_size=cfg.sft_batch, lr=cfg.sft_lr, attention_mask=am, seed=cfg.seed
+        model,
+        ids,
+        lm,
+        steps=cfg.sft_steps,
+        batch_size=cfg.sft_batch,
+        lr=cfg.sft_lr,
+        weight_decay=cfg.sft_weight_decay,
+        attention_mask=am,
+        seed=cfg.seed,
     )
     if verbose:
         tail = float(np.mean(losses[-20:]))
@@ -793,10 +819,27 @@ are the steps right after a reflection, where END cannot come, so S points towar
 everywhere (README_reasoning "World v3.2")."""
 
 
+SINK = dict(bos=True, sft_weight_decay=0.1, sft_steps=4000)
+"""The sink options of v3.3 / v3.4 (issue 32, TRAAC's uniformity gate): a BOS token first in every sequence, AdamW
+weight decay 0.1 and 4000 SFT steps — the conditions under which language models form an attention sink on the first
+token, which is what opens TRAAC's gate in an LLM (README_reasoning "World v3.3")."""
+
+V3_3 = V3 | SINK
+"""World v3.3 (`WorldConfig(**V3_3)`): v3 (floored-mean answer, CHECK-only loops, 4 layers) with the sink options."""
+
+V3_4 = V3_3 | dict(n_layers=6)
+"""World v3.4: v3.3 with 6 layers (TRAAC's scorer reads the first 3)."""
+
+V2_SINK = dict(n_layers=4) | SINK
+"""TRAAC's control for v3.3 (`"v3.3-v2"`): world v2 (the answer is p_k, the loops restate it) at v3.3's depth with
+its sink options; `"v3.4-v2"` at v3.4's depth."""
+
+
 def world_config(name: str) -> WorldConfig:
     """Named worlds: "premise" (v2, WorldConfig()), "control" (v2, the premise switched off), "v3" and
     "v3-control" (world v3, premise and control), "v3.1" / "v3.1-control" and "v3.2" / "v3.2-control" (worlds v3.1
-    and v3.2), "smoke" and "v3-smoke" (seconds)."""
+    and v3.2), "v3.3" / "v3.3-v2" and "v3.4" / "v3.4-v2" (the sink worlds and TRAAC's v2 controls at their depth and
+    options), "smoke", "v3-smoke" and "sink-smoke" (seconds)."""
     worlds = {
         "premise": WorldConfig(),
         "control": WorldConfig(**CONTROL),
@@ -806,8 +849,13 @@ def world_config(name: str) -> WorldConfig:
         "v3.1-control": WorldConfig(**V3_1, **CONTROL),
         "v3.2": WorldConfig(**V3_2),
         "v3.2-control": WorldConfig(**V3_2, **CONTROL),
+        "v3.3": WorldConfig(**V3_3),
+        "v3.3-v2": WorldConfig(**V2_SINK),
+        "v3.4": WorldConfig(**V3_4),
+        "v3.4-v2": WorldConfig(**V2_SINK | dict(n_layers=6)),
         "smoke": SMOKE_WORLD,
         "v3-smoke": dataclasses.replace(SMOKE_WORLD, **V3),
+        "sink-smoke": dataclasses.replace(SMOKE_WORLD, **V3, bos=True, sft_weight_decay=0.1),
     }
     if name not in worlds:
         raise ValueError(f"unknown world {name!r}; choose one of {sorted(worlds)}")

@@ -43,11 +43,14 @@ def step_positions(response: list[int], world: ReasoningWorld) -> list[list[int]
 
 
 def official_steps(response: list[int], world: ReasoningWorld) -> tuple[list[list[int]], int]:
-    """Positions of each step in the official scorer input THINK + thinking + END (THINK, position 0, joins step 0
-    and END the last step, as the official splitter leaves them), and END's position."""
-    end = response.index(world.v.end) + 1
-    steps = [[t + 1 for t in s] for s in step_positions(response, world)]
-    steps[0] = [0] + steps[0]
+    """Positions of each step in the official scorer input [BOS +] THINK + thinking + END (THINK joins step 0 and END
+    the last step, as the official splitter leaves them; a world's BOS, position 0, also lands in step 0: the official
+    DeepSeek host reads the attention of `tokenize()` positions, which omit the BOS, from `tokenizer()` input ids,
+    which hold it, so the BOS column is read as `<think>`'s), and END's position."""
+    lead = 1 + world.v.has_bos  # [BOS,] THINK
+    end = response.index(world.v.end) + lead
+    steps = [[t + lead for t in s] for s in step_positions(response, world)]
+    steps[0] = list(range(lead)) + steps[0]
     steps[-1] = steps[-1] + [end]
     return steps, end
 
@@ -57,10 +60,11 @@ SCORER_INPUTS = ("official", "project")
 
 @torch.no_grad()
 def official_attentions(world: ReasoningWorld, responses: torch.Tensor, scorer: nn.Module) -> tuple[torch.Tensor, ...]:
-    """Attentions of every layer ((B, H, S, S)) over THINK + thinking + END alone (no question), right-padded,
-    positions from 0 (the official host's scorer input without the cue, which the world has no words for)."""
+    """Attentions of every layer ((B, H, S, S)) over THINK + thinking + END alone (no question; after a BOS in a world
+    with one, as DeepSeek-R1-Distill-Qwen's tokenizer prepends it), right-padded, positions from 0 (the official
+    host's scorer input without the cue, which the world has no words for)."""
     v = world.v
-    rows = [[v.think] + r[: r.index(v.end)] + [v.end] for r in responses.tolist()]
+    rows = [([v.bos] if v.has_bos else []) + [v.think] + r[: r.index(v.end)] + [v.end] for r in responses.tolist()]
     ids = torch.full((len(rows), max(map(len, rows))), v.pad, dtype=torch.long)
     mask = torch.zeros_like(ids)
     for b, r in enumerate(rows):

@@ -24,7 +24,8 @@ from reprozoo.papers.traac.evaluation import evaluate
 from reprozoo.papers.traac.premise import premise
 from reprozoo.papers.traac.training import train
 
-WORLDS = ("v3", "v3.1", "premise", "control", "v3-control", "v3.1-control", "smoke", "v3-smoke")
+WORLDS = ("v3", "v3.1", "v3.3", "v3.4", "premise", "control", "v3-control", "v3.1-control", "v3.3-v2", "v3.4-v2")
+WORLDS += ("smoke", "v3-smoke", "sink-smoke")
 
 
 @dataclass
@@ -34,8 +35,9 @@ class Config(RunConfig):
     world: str = "v3"
     """Reasoning world: v3 (TRAAC's premise world), premise (v2: TRAAC's control, END needs only the last step and
     the loops restate it), control (v2 without ReBalance's premises), v3-control, v3.1 / v3.1-control (ReBalance's
-    worlds: hesitant loops say WAIT; TRAAC's premise measured there, README "Findings: world v3.1"), smoke or
-    v3-smoke (seconds)."""
+    worlds: hesitant loops say WAIT; TRAAC's premise measured there, README "Findings: world v3.1"), v3.3 / v3.4 and
+    their v2 controls v3.3-v2 / v3.4-v2 (v3 with a BOS first token and the SFT options under which sinks form,
+    world README "World v3.3"), smoke, v3-smoke or sink-smoke (seconds)."""
     model: str = "world"
     """"world" (the reasoning world's SFT'd tiny LM) or a Hugging Face name loaded with from_pretrained (full)."""
     methods: list[str] = field(default_factory=lambda: list(METHODS))

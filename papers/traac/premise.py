@@ -166,19 +166,21 @@ def compression_rows(
 
 def gate_diagnosis(world, responses, step_roles, seed: int, method: str = "premise") -> list[dict]:
     """Why the uniformity gate stays shut, on the correct rollouts (official input, first-half layers):
-    `think_mass`, END's attention on THINK (position 0, an LLM's attention sink; a flat row gives it ≈ 1/length);
+    `think_mass`, END's attention on the input's first token (THINK, or BOS in a world with one: an LLM's attention
+    sink; a flat row gives it ≈ 1/length), first-half layers and each layer (`layer=`, heads averaged);
     `loop_leak`, the median over rollouts with loops of (median loop importance / median necessary-step importance);
     `gate_evict_ideal` with `leak=0.1`, an ideal END whose loops keep a tenth of a necessary step's importance; and,
-    per sink mass m in `SINK_MASSES` (a counterfactual: END's attention on THINK set to m, the rest of its row
+    per sink mass m in `SINK_MASSES` (a counterfactual: END's attention on the first token set to m, the rest of its row
     rescaled to 1 − m), `gate_evict_rate`, `evicted_loop_share` and `chain_loss_rate` with setting `sink=m` (A2, A3
     and the compressed rollouts that would lose a necessary step)."""
     attentions = official_attentions(world, responses, world.model)
-    rows, think = [], []
+    rows, think, ends = [], [], []
     for b, resp in enumerate(responses.tolist()):
         steps, end = official_steps(resp, world)
         scores = M.trigger_attention([a[b] for a in attentions], query=end)[: end + 1].double()
         rows.append((scores, steps, step_roles[b]))
         think.append(float(scores[0]))
+        ends.append((b, end))
     leak = [
         float(np.median([x for x, r in zip(i.tolist(), rl, strict=True) if r == "redundant"]))
         / float(np.median([x for x, r in zip(i.tolist(), rl, strict=True) if r != "redundant"]))
@@ -189,6 +191,10 @@ def gate_diagnosis(world, responses, step_roles, seed: int, method: str = "premi
     setting = {"input": "official"}
     out = [
         record(method, seed, "think_mass", float(np.mean(think)), **setting),
+        *[
+            record(method, seed, "think_mass", float(np.mean([float(a[b, :, e, 0].mean()) for b, e in ends])), layer=l)
+            for l, a in enumerate(attentions)
+        ],
         record(method, seed, "loop_leak", float(np.median(leak)) if leak else float("nan"), **setting),
         record(
             method,
