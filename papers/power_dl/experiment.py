@@ -189,7 +189,8 @@ class Config(HubConfig):
         return list(range(first, first + (self.seeds if self.small_seeds is None else self.small_seeds)))
 
 
-SMALL_PAIRS = 512  # claim 3 (clean labels): chosen by the dev-seed pilot (README "Pre-registration v3")
+SMALL_PAIRS = 512  # claim 3 (clean labels): chosen by the dev-seed pilots (README "Pre-registration v3", v4)
+SMALL_SEEDS = 8  # its fresh evaluation seeds 8 … 15: the v5 power pilot (README "Pre-registration v5")
 
 PRESETS = {
     "smoke": Config(
@@ -213,7 +214,8 @@ PRESETS = {
     # gold, whose shared feature error costs p = 0.1); the world runs trimmed to the two methods claim 3 reads, so
     # that the pre-registered 8 seeds fit the budget. Claims v3 (README "Pre-registration v3"): claim 3 at 25% flips
     # on 2048 pairs, claim 3 on clean labels on `small_pairs`, DPO on the 2048 pairs' clean labels as the control;
-    # the p = 0 control world is cut (README "Quick preset").
+    # the p = 0 control world is cut (README "Quick preset"). Pre-registration v5: the clean-label data sets (small set
+    # and its control) are evaluated every 10 steps; the small set runs on fresh seeds.
     "quick": Config(
         preset="quick",
         seeds=8,
@@ -223,6 +225,9 @@ PRESETS = {
         control_feature_penalty=None,
         clean_control=True,
         small_pairs=SMALL_PAIRS,
+        small_seeds=SMALL_SEEDS,
+        small_seed_offset=8,  # past the seeds 0–7 seen at 512 pairs before v4 / v5 (README "Pre-registration v5")
+        clean_eval_every=10,  # resolves DPO's early peak on the small data set; its control on the same grid
     ),
     # World v1 without issue 31's additions: the results committed before issue 31.
     "quick_v1": Config(preset="quick_v1", seeds=3, sgd_variant=False, control_feature_penalty=None),
