@@ -53,18 +53,17 @@ Demo (the world's properties, premise and control; it imports this module, never
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from reprozoo.common.cache import cache_root, save_atomic
+from reprozoo.common.cache import OMIT_AT_DEFAULT, cache_root, config_hash, save_atomic
 from reprozoo.common.lm import Generation, generate, positions, sft, tiny_lm
 from reprozoo.common.policy import response_mask, sample_from_logits
 
@@ -121,19 +120,19 @@ class WorldConfig:
     END token fell outside the top-p nucleus at T = 0.7 and the control model never under-thought)."""
     p_guess_partial: float = 0.5
     """A premature answer is the answer of the partials so far with this probability, else a random value."""
-    answer: str = "last"
+    answer: str = field(default="last", metadata=OMIT_AT_DEFAULT)
     """What the answer after END is: "last" = p_k, the left fold (v2); "mean" = ⌊(p_0 + … + p_k)/(k + 1)⌋, the
     floored mean of every partial (v3: every chain step is needed, and a loop read as a step would shift it)."""
-    loop_word: str = "by_kind"
+    loop_word: str = field(default="by_kind", metadata=OMIT_AT_DEFAULT)
     """Reflection word of the loops: "by_kind" (v2: hesitant loops say WAIT, brisk ones CHECK) or "check" (v3:
     every loop segment says CHECK, so loops are marked apart from the chain's WAIT steps)."""
-    answer_weight: float = 1.0
+    answer_weight: float = field(default=1.0, metadata=OMIT_AT_DEFAULT)
     """SFT loss weight of the answer token (the other response tokens weigh 1)."""
-    reflect_after_reflect: bool = False
+    reflect_after_reflect: bool = field(default=False, metadata=OMIT_AT_DEFAULT)
     """False (v2, v3, v3.1): the boundary right after a reflective step always continues with a plain step (a certain,
     maximally confident step); True (v3.2): it has the rates of a boundary after one plain step (reflection ρ(1) is
     possible, END h(1) = 0 is not), so the confident plain steps are those of streaks, where END comes next."""
-    bos: bool = False
+    bos: bool = field(default=False, metadata=OMIT_AT_DEFAULT)
     """True: every sequence starts with a BOS token (prompts, hence every SFT sequence, and the official TRAAC scorer
     input, as DeepSeek-R1-Distill-Qwen's tokenizer prepends `<｜begin▁of▁sentence｜>`): a fixed first token where an
     attention sink can form (v3.3; False: the first token is the prompt's "[", the scorer's THINK)."""
@@ -151,7 +150,7 @@ class WorldConfig:
     """SFT batch size."""
     sft_lr: float = 3e-3
     """SFT learning rate (AdamW, linear warm-up over the first 10%)."""
-    sft_weight_decay: float = 0.0
+    sft_weight_decay: float = field(default=0.0, metadata=OMIT_AT_DEFAULT)
     """AdamW weight decay of the SFT (0 up to v3.2; weight decay favours attention sinks, Gu et al. 2025)."""
     seed: int = 0
     """World seed (corpus and initialisation)."""
@@ -750,17 +749,10 @@ def new_model(cfg: WorldConfig) -> nn.Module:
     )
 
 
-V3_FIELDS = ("answer", "loop_word", "answer_weight", "reflect_after_reflect", "bos", "sft_weight_decay")
-
-
 def world_key(cfg: WorldConfig) -> str:
-    """Cache key: `config_hash` of the fields, the v3 fields left out at their defaults (v2 keys unchanged)."""
-    fields = dataclasses.asdict(cfg)
-    for name in V3_FIELDS:
-        if fields[name] == WorldConfig.__dataclass_fields__[name].default:
-            del fields[name]
-    text = json.dumps(fields, sort_keys=True, default=str)  # as config_hash does for a dataclass
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    """Cache key: `config_hash` of the fields; the fields added since v2 (v3's answer, loop word, answer weight and
+    reflection rule; v3.3's BOS and weight decay) are left out at their defaults, so earlier worlds keep their keys."""
+    return config_hash(cfg)
 
 
 def build_world(cfg: WorldConfig = WorldConfig(), *, cache: bool = True, verbose: bool = False) -> ReasoningWorld:
