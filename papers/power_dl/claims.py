@@ -15,6 +15,8 @@ them (issue 31, preference world v2). Rules (DESIGN "Results and claims"):
   behaves as predicted);
 - claims 2b repeat claim 2's premise, claim and control under full-batch gradient descent at the mechanism test's
   β/η (part bandit_sgd): a labelled variant, pre-registered with claim 2's thresholds.
+- pre-registrations v4 / v5 (README) change no check here, only what the quick preset runs: the small data set on
+  its own fresh seeds and the clean-label data sets on a finer evaluation grid (`experiment.Config`).
 The paper's numbers (AlpacaEval / Arena-Hard points) are not in these units, so every threshold is the project's own,
 with the reason beside it.
 """
