@@ -79,12 +79,20 @@ P_ATT, P_FIRES, P_BUCKETS, P_HEAD, P_ACC, P_EVICT, P_TASK, P_HARD = (
 )
 
 
+DIAGNOSTIC_KEYS = ("layer", "sink", "leak")
+"""Settings of `premise.gate_diagnosis`'s records (per layer, a counterfactual sink, an ideal END's leak): diagnoses,
+never a claim's input — the counterfactual `gate_evict_rate` rows share the premise's metric name."""
+
+
 def per_seed(rows: list[dict], method: str, metric: str, **setting) -> dict[int, float]:
-    """{seed: value} of an evaluation metric (rows without a training step; `k` absent unless given)."""
+    """{seed: value} of an evaluation metric (rows without a training step; `k` absent unless given; no diagnostic
+    setting). Two rows for one seed are an error: a claim must never read whichever came last."""
     out = {}
     for r in select(rows, method=method, metric=metric, **setting):
-        if "step" not in r and ("k" in setting or "k" not in r) and "layer" not in r:
-            out[r["seed"]] = float(r["value"])
+        if "step" not in r and ("k" in setting or "k" not in r) and not any(k in r for k in DIAGNOSTIC_KEYS):
+            if r["seed"] in out:
+                raise ValueError(f"two {method} {metric} rows {setting} for seed {r['seed']}")
+            out[r["seed"]] = float("nan") if r["value"] is None else float(r["value"])  # NaN is null in records.jsonl
     return out
 
 
