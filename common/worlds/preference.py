@@ -23,7 +23,8 @@ Tokens: content ids 0..V−1 (the first `n_features` are "feature" tokens), EOS 
   (ii) quirk cost κ: R* −= κ · Σ_{t∈Q} (n_t(y) − 1)₊ over the quirk tokens Q, so a labeller quirk that pays its
   labeller linearly costs gold when overused; (iii) a proxy bias λ · n_b(y) on one token b that every proxy scored
   through `PreferenceWorld.proxy_reward` carries (unbounded in the count, like a real RM's length bias; b ∈ Q, so
-  its overuse costs gold): the error that keeps paying far past the SFT references (PAR's regime).
+  its overuse costs gold): the error that keeps paying far past the SFT references (PAR's regime); with a count
+  threshold t = `proxy_bias_threshold` it is λ · (n_b(y) − t)₊ (0 unless set: the first t copies pay nothing).
   Channel (i), the shared feature error, is v1's b(c); its gold cost is the knob p = `feature_penalty`, its shape
   r = `feature_cost_power` (2: quadratic, every world up to v2.2).
 - Best-of-n evaluator: `bon_curve` (unbiased estimator, KL_BoN = log n − (n − 1)/n).
@@ -112,7 +113,11 @@ class WorldConfig:
     unbounded in the count of token b (like a real RM's length bias); None: no bias (v1). Not in the cache key
     (no cached artefact depends on it)."""
     proxy_bias_gain: float = 0.0
-    """λ of the proxy bias (per occurrence of `proxy_bias_token`)."""
+    """λ of the proxy bias (per occurrence of `proxy_bias_token` beyond the threshold t)."""
+    proxy_bias_threshold: int = field(default=0, metadata=OMIT_AT_DEFAULT)
+    """t of the proxy bias λ · (n_b(y) − t)₊: the first t copies of b pay nothing, so PPO finds the bias later
+    (calibration round 9 in README_preference.md); 0: λ · n_b, every world so far. Left out of cache keys (no cached
+    artefact depends on it) and, while 0, of recorded configs, so every earlier key and result still compares."""
 
     def __post_init__(self):
         for name in (
@@ -137,6 +142,8 @@ class WorldConfig:
         for name in ("quirk_cost", "proxy_bias_gain", "feature_penalty"):
             if getattr(self, name) < 0:
                 raise ValueError(f"WorldConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.proxy_bias_threshold < 0:
+            raise ValueError(f"WorldConfig.proxy_bias_threshold must be >= 0, got {self.proxy_bias_threshold}")
         for name in ("quirk_cost_power", "feature_cost_power"):
             if not 0 < getattr(self, name) <= 2:
                 raise ValueError(f"WorldConfig.{name} must lie in (0, 2], got {getattr(self, name)}")
@@ -155,7 +162,7 @@ class WorldConfig:
 
 
 V2_FIELDS = ("quirk_cost", "quirk_cost_power", "quirk_tokens", "proxy_bias_token", "proxy_bias_gain")
-UNCACHED_FIELDS = ("proxy_bias_token", "proxy_bias_gain")
+UNCACHED_FIELDS = ("proxy_bias_token", "proxy_bias_gain", "proxy_bias_threshold")
 
 
 def world_key(cfg: WorldConfig) -> str:
@@ -385,12 +392,14 @@ class PreferenceWorld:
     def proxy_reward(
         self, rm: nn.Module, prompts: torch.Tensor, responses: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        """r(x, y) = rm(x ⊕ y) + λ · n_b(y): the RM's score plus the world's proxy bias (channel iii; 0 in v1)."""
+        """r(x, y) = rm(x ⊕ y) + λ · (n_b(y) − t)₊: the RM's score plus the world's proxy bias (channel iii; 0 in v1;
+        t = `proxy_bias_threshold`, 0 unless set)."""
         ids, am = self.sequences(prompts, responses, mask)
         r = score(rm, ids, am)
         if self.cfg.proxy_bias_token is None:
             return r
-        return r + self.cfg.proxy_bias_gain * self.token_count(responses, mask, self.cfg.proxy_bias_token).float()
+        n_b = self.token_count(responses, mask, self.cfg.proxy_bias_token)
+        return r + self.cfg.proxy_bias_gain * (n_b - self.cfg.proxy_bias_threshold).clamp_min(0).float()
 
     def insert_tokens(self, responses: torch.Tensor, mask: torch.Tensor, token: int, k: int):
         """(responses, mask) with k copies of `token` put in front of each response (the response is cut to
