@@ -35,10 +35,12 @@ def test_power_outside_its_range_is_refused(r):
 
 
 def _before_the_field(cfg) -> dict:
-    """What a config recorded before the field existed looked like: asdict without it, at any depth."""
+    """What a config recorded before the field existed looked like: asdict without it (nor the later round-9 field
+    `proxy_bias_threshold`), at any depth."""
+    later = ("feature_cost_power", "proxy_bias_threshold")
 
     def drop(d):
-        return {k: drop(v) if isinstance(v, dict) else v for k, v in d.items() if k != "feature_cost_power"}
+        return {k: drop(v) if isinstance(v, dict) else v for k, v in d.items() if k not in later}
 
     return drop(dataclasses.asdict(cfg))
 
