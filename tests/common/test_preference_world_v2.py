@@ -1,4 +1,5 @@
-"""World v2 (issue 31): v1 cache keys unchanged, the quirk cost κ, the proxy bias λ, the insertion probe, validation."""
+"""World v2 (issue 31): v1 cache keys unchanged, the quirk cost κ, the proxy bias λ and its count threshold t, the
+insertion probe, validation."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import pytest
 import torch
 
+from reprozoo.common.cache import recorded_fields
 from reprozoo.common.lm import tiny_lm
 from reprozoo.common.reward import RewardModel
 from reprozoo.common.worlds import preference as W
@@ -132,3 +134,34 @@ def test_v2_1_args_rebuild_the_v2_1_world():
     cfg = parse(Config, PRESETS, ["--preset", "quick", *V2_1_ARGS.split()], prog="demo")
     assert cfg.world == W.WORLD_V2_1 and W.world_key(cfg.world) == "c1988ab1abbe"  # the v2.1 results' cache entry
     assert cfg.ppo_steps == 100 and PRESETS["quick"].ppo_steps == 75
+
+
+# channel (iii)'s count threshold t (calibration round 9)
+
+
+@pytest.mark.parametrize("t", [0, 1, 2])
+def test_bias_pays_lambda_per_copy_beyond_the_threshold(tmp_path, t):
+    cfg = dataclasses.replace(V2, proxy_bias_threshold=t)
+    w, off = _world(cfg, tmp_path), _world(dataclasses.replace(cfg, proxy_bias_gain=0.0), tmp_path)
+    rm = RewardModel.tiny(V2.vocab + 2, d_model=16, n_layers=1, max_len=w.max_len, seed=0).eval()
+    b = V2.proxy_bias_token
+    counts = [0, 1, 2, 3, 5]
+    tokens, mask = _responses(V2, [[b] * n + [20] for n in counts])
+    prompts = torch.zeros(len(counts), V2.prompt_len + 1, dtype=torch.long)
+    diff = w.proxy_reward(rm, prompts, tokens, mask) - off.proxy_reward(rm, prompts, tokens, mask)
+    expected = V2.proxy_bias_gain * torch.tensor([max(n - t, 0) for n in counts], dtype=torch.float)
+    assert torch.allclose(diff, expected, atol=1e-5)
+
+
+def test_threshold_keeps_every_key_and_recorded_config():
+    for cfg in (W.WorldConfig(), W.WORLD_V2, W.WORLD_V2_1, W.SMOKE_WORLD_V2):
+        assert "proxy_bias_threshold" not in recorded_fields(cfg)  # t = 0: recorded configs unchanged
+        shifted = dataclasses.replace(cfg, proxy_bias_threshold=2)
+        assert W.world_key(shifted) == W.world_key(cfg)  # no cached artefact depends on t
+        assert recorded_fields(shifted)["proxy_bias_threshold"] == 2
+    assert W.world_key(W.WORLD_V2_1) == "c1988ab1abbe"
+
+
+def test_negative_threshold_raises():
+    with pytest.raises(ValueError, match="proxy_bias_threshold"):
+        dataclasses.replace(W.WORLD_V2, proxy_bias_threshold=-1)
