@@ -126,20 +126,11 @@ def compression_rows(
             segs, _ = segments(responses[b].tolist(), world.v)
             rows.append(b)
             kept.append([t for j, s in enumerate(segs) if j not in evicted for t in s])
-    evicted_flat = [r for e in evicted_roles for r in e]
     ideal = [M.compress(ideal_importance(rl), PREMISE_TARGET)[0] != [] for rl in step_roles]
     out = [
         record(method, seed, "gate_evict_ideal", float(np.mean(ideal)), **setting),
         record(method, seed, "gate_open_rate", float(np.mean(gate)), **setting),
-        record(method, seed, "gate_evict_rate", len(rows) / len(imps), **setting),
-        record(method, seed, "evicted_loop_share", _share(evicted_flat, "redundant"), **setting),
-        record(
-            method,
-            seed,
-            "chain_loss_rate",
-            float(np.mean([any(r != "redundant" for r in e) for e in evicted_roles])) if rows else float("nan"),
-            **setting,
-        ),
+        *eviction_rows(method, seed, evicted_roles, len(imps), **setting),
     ]
     if rows:
         probs = [problems[b] for b in rows]
@@ -210,22 +201,20 @@ def gate_diagnosis(world, responses, step_roles, seed: int, method: str = "premi
         for scores, steps, rl in rows:
             sunk = torch.cat([scores.new_tensor([m]), scores[1:] * (1 - m) / (1 - scores[0])])
             evicted_roles.append([rl[j] for j in M.compress(M.step_importance(sunk, steps), PREMISE_TARGET)[0]])
-        hit = [e for e in evicted_roles if e]
-        out += [
-            record(method, seed, "gate_evict_rate", len(hit) / len(rows), sink=m, **setting),
-            record(
-                method, seed, "evicted_loop_share", _share([r for e in hit for r in e], "redundant"), sink=m, **setting
-            ),  # fmt: skip
-            record(
-                method,
-                seed,
-                "chain_loss_rate",
-                _share([any(r != "redundant" for r in e) for e in hit], True),
-                sink=m,
-                **setting,
-            ),  # fmt: skip
-        ]
+        out += eviction_rows(method, seed, [e for e in evicted_roles if e], len(rows), sink=m, **setting)
     return out
+
+
+def eviction_rows(method: str, seed: int, evicted: list[list[str]], n: int, **setting) -> list[dict]:
+    """A2 `gate_evict_rate` (rollouts that lost a step, of `n`), A3 `evicted_loop_share` (evicted steps that are
+    loops) and `chain_loss_rate` (compressed rollouts that lost a necessary step), from the roles of the steps each
+    compressed rollout lost (`evicted`: one non-empty list per compressed rollout)."""
+    lost_chain = [any(r != "redundant" for r in e) for e in evicted]
+    return [
+        record(method, seed, "gate_evict_rate", len(evicted) / n, **setting),
+        record(method, seed, "evicted_loop_share", _share([r for e in evicted for r in e], "redundant"), **setting),
+        record(method, seed, "chain_loss_rate", _share(lost_chain, True), **setting),
+    ]
 
 
 def ideal_importance(step_roles: list[str]) -> torch.Tensor:
