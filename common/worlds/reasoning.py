@@ -847,7 +847,7 @@ def world_config(name: str) -> WorldConfig:
         "v3.4-v2": WorldConfig(**V2_SINK | dict(n_layers=6)),
         "smoke": SMOKE_WORLD,
         "v3-smoke": dataclasses.replace(SMOKE_WORLD, **V3),
-        "sink-smoke": dataclasses.replace(SMOKE_WORLD, **V3, bos=True, sft_weight_decay=0.1),
+        "sink-smoke": dataclasses.replace(SMOKE_WORLD, **V3 | SINK | dict(sft_steps=SMOKE_WORLD.sft_steps)),
     }
     if name not in worlds:
         raise ValueError(f"unknown world {name!r}; choose one of {sorted(worlds)}")
